@@ -1,0 +1,1 @@
+"""Darknet models, their cut graph and split execution (ROS-free)."""
