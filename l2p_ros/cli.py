@@ -1,0 +1,214 @@
+"""The ``l2p`` command: assets, profiling, cuts, detection and the demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="yolov3-tiny",
+                        help="yolov3, yolov3-tiny or a Darknet .cfg path (default: yolov3-tiny)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="Darknet .weights (default: the cached pretrained yolov3-tiny)")
+    parser.add_argument("--size", type=int, default=416, help="network input side in pixels, a multiple of 32")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="seeded random weights: for latency/size profiling only, detections are meaningless")
+
+
+def _load(args):
+    from l2p_ros.model.darknet import load_model
+
+    model = load_model(args.model, input_size=args.size, weights=args.weights,
+                       random_weights=args.random_weights)
+    return model
+
+
+def _model_id(args) -> str:
+    return f"{Path(str(args.model)).stem}-{args.size}"
+
+
+def cmd_fetch_assets(args) -> int:
+    from l2p_ros.assets import fetch_assets
+
+    fetch_assets(args.dir)
+    return 0
+
+
+def cmd_cuts(args) -> int:
+    from l2p_ros.model.graph import crossing_bytes
+    from l2p_ros.model.runner import SplitRunner
+
+    runner = SplitRunner(_load(args))
+    model = runner.model
+    rows = []
+    for cut in runner.graph.chain_cuts():
+        rows.append({
+            "after_layer": cut.after_layer,
+            "name": cut.name(runner.graph.num_layers),
+            "crossing": list(cut.crossing),
+            "crossing_shapes": {str(k): list(v) for k, v in runner.expected_shapes(cut).items()},
+            "fp32_bytes": crossing_bytes(cut, model.output_shapes, runner.input_shape),
+        })
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+    else:
+        print(f"{'cut':>6} {'fp32 bytes':>12}  crossing")
+        for row in rows:
+            print(f"{row['name']:>6} {row['fp32_bytes']:>12,}  {row['crossing']}")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+    from l2p_ros.profiling import profile_model
+
+    model = _load(args)
+    capture = cv2.VideoCapture(str(args.frame_from or asset_path(SAMPLE_VIDEO)))
+    ok, frame = capture.read()
+    capture.release()
+    if not ok:
+        raise SystemExit(f"cannot read a frame from {args.frame_from or SAMPLE_VIDEO}")
+    profile = profile_model(
+        model, frame, device=args.device, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
+        model_info={"name": Path(str(args.model)).stem, "weights": "random" if args.random_weights else
+                    str(args.weights or "pretrained")},
+        progress_factory=lambda total: tqdm(total=total, desc="profiling", unit="step", file=sys.stderr))
+    profile.save(args.out)
+    print(f"wrote {args.out}: full pass {profile.measurement['full_pass_ms_median']:.1f} ms median "
+          f"({len(profile.layers)} layers, {len(profile.cuts)} cuts)")
+    return 0
+
+
+def _iter_frames(paths: list[Path], max_frames: int | None):
+    """(name, BGR image) for every image file and every frame of every video given."""
+    import cv2
+
+    count = 0
+    for path in paths:
+        if not path.exists():
+            raise SystemExit(f"input not found: {path}")
+        image = cv2.imread(str(path)) if path.suffix.lower() not in (".avi", ".mp4", ".mkv", ".mov") else None
+        if image is not None:
+            yield path.name, image
+            count += 1
+        else:
+            capture = cv2.VideoCapture(str(path))
+            if not capture.isOpened():
+                raise SystemExit(f"cannot open {path} as an image or a video")
+            index = 0
+            while max_frames is None or count < max_frames:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield f"{path.name}#{index}", frame
+                index += 1
+                count += 1
+            capture.release()
+        if max_frames is not None and count >= max_frames:
+            return
+
+
+def cmd_detect(args) -> int:
+    import cv2
+
+    from l2p_ros.codec import CodecSpec
+    from l2p_ros.model.postprocess import load_class_names
+    from l2p_ros.visualize import draw_detections
+    from l2p_ros.split import SplitDetector
+
+    detector = SplitDetector(_load(args), load_class_names(), _model_id(args),
+                             score_threshold=args.score_threshold)
+    spec = CodecSpec.parse(args.codec)
+    if args.split is not None:
+        detector.cut(args.split)  # fail early on a bad cut
+    if args.annotate_dir:
+        args.annotate_dir.mkdir(parents=True, exist_ok=True)
+    for name, image in _iter_frames(args.inputs, args.frames):
+        record = {"input": name}
+        if args.split is None:
+            detections = detector.detect(image)
+        else:
+            cut = detector.cut(args.split)
+            frame = detector.edge(image, cut, spec)
+            detections = detector.cloud(frame).detections
+            record.update(cut=cut.name(detector.num_layers), codec=str(spec), payload_bytes=frame.payload_bytes)
+        record["detections"] = [d.to_dict() for d in detections]
+        if args.json:
+            print(json.dumps(record))
+        else:
+            print(f"{name}: " + ", ".join(f"{d.label} {d.score:.2f}" for d in detections))
+        if args.annotate_dir:
+            out = args.annotate_dir / (name.replace("#", "_") + ".png")
+            cv2.imwrite(str(out), draw_detections(image, detections))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from l2p_ros.demo import run_demo
+
+    return run_demo(frames=args.frames, out_dir=args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="l2p", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch-assets", help="fetch and verify pretrained YOLOv3-tiny and the sample media")
+    p.add_argument("--dir", type=Path, default=None, help="cache directory (default: $L2P_CACHE_DIR or XDG cache)")
+    p.set_defaults(func=cmd_fetch_assets)
+
+    p = sub.add_parser("cuts", help="every cut with its crossing tensors and bytes")
+    _add_model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cuts)
+
+    p = sub.add_parser("profile", help="measure per-layer latency and per-cut payload sizes on this machine")
+    _add_model_args(p)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--frame-from", type=Path, default=None, help="image or video for payload sizes (default: sample video)")
+    p.add_argument("--out", type=Path, required=True, help="profile YAML to write")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("detect", help="detect objects in images or videos, optionally through a split")
+    _add_model_args(p)
+    p.add_argument("--split", default=None, help="cut: a layer index, 'edge', 'cloud' or 'dag:i,j,..'")
+    p.add_argument("--codec", default="fp32", help="fp32, fp16, int8-channel+zstd, jpeg-q75, ...")
+    p.add_argument("--score-threshold", type=float, default=0.25)
+    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--annotate-dir", type=Path, default=None, help="write annotated PNGs here")
+    p.add_argument("--json", action="store_true", help="one JSON object per frame")
+    p.add_argument("inputs", type=Path, nargs="+")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("demo", help="split detection on the sample video with pretrained YOLOv3-tiny")
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from l2p_ros.assets import AssetError
+    from l2p_ros.codec import PayloadError
+    from l2p_ros.model.cfg import CfgError
+    from l2p_ros.model.graph import CutError
+
+    try:
+        return args.func(args)
+    except (AssetError, PayloadError, CfgError, CutError, FileNotFoundError, ValueError) as error:
+        print(f"l2p {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""One frame through the split pipeline, without ROS: edge stage, wire encoding, cloud stage.
+
+The ROS nodes wrap exactly these two calls, and ``l2p detect --split`` uses them in one process,
+so what is tested here is what runs on the vehicle.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from l2p_ros import codec
+from l2p_ros.model.darknet import Darknet
+from l2p_ros.model.graph import INPUT, Cut
+from l2p_ros.model.postprocess import Detection, LetterboxInfo, letterbox, postprocess
+from l2p_ros.model.runner import SplitRunner
+
+
+@dataclass
+class EncodedFrame:
+    """What the edge sends to the next tier for one frame (maps onto l2p_msgs/FeatureMap)."""
+
+    model_id: str
+    cut_after_layer: int
+    codec: codec.CodecSpec
+    letterbox: LetterboxInfo
+    records: list[codec.TensorRecord] = field(default_factory=list)
+    image_jpeg: bytes = b""
+    edge_ms: float = 0.0
+    encode_ms: float = 0.0
+
+    @property
+    def payload_bytes(self) -> int:
+        return len(self.image_jpeg) if self.image_jpeg else codec.payload_size_bytes(self.records)
+
+
+@dataclass
+class CloudResult:
+    detections: list[Detection]
+    decode_ms: float
+    cloud_ms: float  # decode + tail + postprocess
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3
+
+
+class SplitDetector:
+    """A model with its runner and post-processing, able to run any cut on either side."""
+
+    def __init__(self, model: Darknet, class_names: list[str], model_id: str,
+                 score_threshold: float = 0.25, nms_iou: float = 0.45):
+        self.model = model
+        self.runner = SplitRunner(model)
+        self.class_names = class_names
+        self.model_id = model_id
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+
+    @property
+    def num_layers(self) -> int:
+        return self.runner.graph.num_layers
+
+    def cut(self, value: Cut | int | str) -> Cut:
+        return self.runner.cut(value)
+
+    def _postprocess(self, outputs: list[torch.Tensor], info: LetterboxInfo) -> list[Detection]:
+        return postprocess(outputs, info, self.class_names, self.score_threshold, self.nms_iou)
+
+    @torch.inference_mode()
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        """The reference: the full forward pass in one place."""
+        tensor, info = letterbox(image_bgr, self.model.input_size)
+        return self._postprocess(self.model(tensor), info)
+
+    @torch.inference_mode()
+    def edge(self, image_bgr: np.ndarray, cut: Cut | int | str, spec: codec.CodecSpec) -> EncodedFrame:
+        """Run the layers before ``cut`` and encode what crosses it."""
+        cut = self.cut(cut)
+        start = time.perf_counter()
+        if cut.is_image_offload and spec.dtype == "jpeg":
+            info = LetterboxInfo.for_image(image_bgr.shape[1], image_bgr.shape[0], self.model.input_size)
+            frame = EncodedFrame(self.model_id, INPUT, spec, info,
+                                 image_jpeg=codec.encode_image(image_bgr, spec.quality))
+            frame.encode_ms = _ms_since(start)
+            return frame
+        if spec.dtype == "jpeg":
+            raise ValueError(f"codec {spec} only applies to image offload (cut 'cloud'), not cut {cut.after_layer}")
+        tensor, info = letterbox(image_bgr, self.model.input_size)
+        payload = self.runner.head(tensor, cut)
+        edge_ms = _ms_since(start)
+        start = time.perf_counter()
+        records = codec.encode_tensors(payload, spec)
+        return EncodedFrame(self.model_id, cut.after_layer, spec, info, records,
+                            edge_ms=edge_ms, encode_ms=_ms_since(start))
+
+    @torch.inference_mode()
+    def cloud(self, frame: EncodedFrame) -> CloudResult:
+        """Validate and decode a received frame, run the rest of the network, post-process.
+
+        Raises ``codec.PayloadError`` for anything that does not fit this model at that cut.
+        """
+        if frame.model_id != self.model_id:
+            raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
+        start = time.perf_counter()
+        if frame.image_jpeg:
+            image = codec.decode_image(frame.image_jpeg)
+            decode_ms = _ms_since(start)
+            tensor, info = letterbox(image, self.model.input_size)
+            outputs = self.model(tensor)
+        else:
+            try:
+                cut = self.cut(frame.cut_after_layer)
+            except ValueError as error:
+                raise codec.PayloadError(f"invalid cut: {error}") from None
+            payload = codec.decode_tensors(frame.records, frame.codec, self.runner.expected_shapes(cut))
+            decode_ms = _ms_since(start)
+            outputs = self.runner.tail(payload, cut)
+            info = frame.letterbox
+        return CloudResult(self._postprocess(outputs, info), decode_ms, _ms_since(start))
