@@ -2,9 +2,11 @@
 SHELL := /bin/bash
 VENV := .venv
 ACT := source $(VENV)/bin/activate &&
-# Keep DDS on this machine: shared memory only (see config/dds/README.md).
+# Keep DDS on this machine: shared memory only (l2p_ros/fastdds_local.xml; every rclpy process the
+# project starts also applies l2p_ros.dds.local_dds_env). LOCALHOST discovery range would add UDP.
+export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/l2p_ros/fastdds_local.xml
 export FASTDDS_BUILTIN_TRANSPORTS := SHM
-export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+unexport ROS_AUTOMATIC_DISCOVERY_RANGE
 
 .PHONY: setup demo test bench clean
 setup:

@@ -1,0 +1,580 @@
+"""Wire format of the tensors that cross a cut and of offloaded images, and its validation.
+
+ROS-free. The edge calls :func:`encode_tensors` (and :func:`pack` when its transport carries one
+blob); the next tier calls :func:`unpack` / :func:`decode_tensors`. Nothing here unpickles or
+``torch.load``s: every received byte is parsed with ``struct``/``numpy`` after its magic, version,
+sizes, shapes, dtypes and quantization parameters have been checked against what the model expects
+at the cut. Anything malformed raises :class:`PayloadError` and nothing else.
+
+Blob layout (:func:`pack`), all integers little-endian::
+
+    header  "L2PF" | version u8 | dtype u8 | compression u8 | quality u8
+            | model_id_len u8 | model_id utf-8 | cut_after_layer i32 | record_count u16
+    record  layer_index i32 | wire dtype u8 | ndim u8 | shape ndim*u32
+            | param_count u32 | quant_scale param_count*f32 | quant_zero_point param_count*i32
+            | data_len u32 | data
+
+Record ``data`` is the C-order (NCHW) little-endian element array, compressed as a single lz4 or
+zstd frame whose header states the decompressed size.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import cv2
+import lz4.frame
+import numpy as np
+import torch
+import zstandard
+
+__all__ = [
+    "CODECS",
+    "DEFAULT_MAX_BYTES",
+    "CodecSpec",
+    "PayloadError",
+    "TensorRecord",
+    "decode_image",
+    "decode_tensors",
+    "encode_image",
+    "encode_tensors",
+    "pack",
+    "payload_size_bytes",
+    "unpack",
+]
+
+
+class PayloadError(ValueError):
+    """Received bytes (or a received codec name) that do not decode to what the cut expects."""
+
+
+DTYPES = ("fp32", "fp16", "int8-tensor", "int8-channel", "jpeg")
+COMPRESSIONS = ("none", "lz4", "zstd")
+DEFAULT_JPEG_QUALITY = 75
+ZSTD_LEVEL = 1  # level 1 compresses int8 activations nearly as well as 3 at about twice the speed
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # YOLOv3-608's largest crossing in fp32 is ~45 MB
+
+# Element type on the wire per codec dtype; "jpeg" carries an image, never tensors.
+_WIRE_DTYPE = {"fp32": "float32", "fp16": "float16", "int8-tensor": "int8", "int8-channel": "int8"}
+_NUMPY_DTYPE = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
+FP16_MAX = 65504.0
+INT8_MIN, INT8_MAX = -128, 127
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """How crossing tensors are encoded: element dtype, lossless compression, JPEG quality.
+
+    Names: ``fp32``, ``fp16+lz4``, ``int8-channel+zstd``, ``jpeg-q75``. ``quality`` applies to
+    ``jpeg`` only; JPEG is already compressed, so ``jpeg`` takes no further compression.
+    Invalid values raise :class:`PayloadError` (a ``ValueError``) so a codec named in a received
+    message is rejected like any other malformed payload.
+    """
+
+    dtype: str = "fp32"
+    compression: str = "none"
+    quality: int = DEFAULT_JPEG_QUALITY
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise PayloadError(f"codec dtype {self.dtype!r} unknown; allowed: {', '.join(DTYPES)}")
+        if self.compression not in COMPRESSIONS:
+            raise PayloadError(
+                f"compression {self.compression!r} unknown; allowed: {', '.join(COMPRESSIONS)}"
+            )
+        if type(self.quality) is not int or not 1 <= self.quality <= 100:
+            raise PayloadError(f"JPEG quality {self.quality!r} invalid; allowed: integers 1..100")
+        if self.dtype == "jpeg" and self.compression != "none":
+            raise PayloadError(f"codec jpeg takes no compression (got {self.compression!r}); allowed: none")
+        if self.dtype != "jpeg" and self.quality != DEFAULT_JPEG_QUALITY:
+            raise PayloadError(f"quality={self.quality} applies to jpeg only, not to {self.dtype!r}")
+
+    @classmethod
+    def parse(cls, name: str) -> CodecSpec:
+        """``"int8-channel+zstd"`` -> ``CodecSpec("int8-channel", "zstd")``; ``"jpeg-q90"`` -> quality 90."""
+        if not isinstance(name, str):
+            raise PayloadError(f"codec name must be a string, got {type(name).__name__}")
+        dtype, _, compression = name.strip().partition("+")
+        quality = DEFAULT_JPEG_QUALITY
+        head, sep, tail = dtype.rpartition("-q")
+        if sep and head == "jpeg":
+            if not tail.isdigit():
+                raise PayloadError(f"codec {name!r}: quality {tail!r} is not an integer 1..100")
+            dtype, quality = head, int(tail)
+        return cls(dtype, compression or "none", quality)
+
+    def __str__(self) -> str:
+        if self.dtype == "jpeg":
+            return f"jpeg-q{self.quality}"
+        return self.dtype if self.compression == "none" else f"{self.dtype}+{self.compression}"
+
+    @property
+    def wire_dtype(self) -> str:
+        """Element type of the encoded tensors: "float32", "float16" or "int8"."""
+        if self.dtype == "jpeg":
+            raise PayloadError("codec jpeg carries an image, not tensors")
+        return _WIRE_DTYPE[self.dtype]
+
+
+# Named codecs worth benchmarking (parse with CodecSpec.parse).
+CODECS = (
+    "fp32",
+    "fp32+lz4",
+    "fp32+zstd",
+    "fp16",
+    "fp16+zstd",
+    "int8-tensor+zstd",
+    "int8-channel",
+    "int8-channel+lz4",
+    "int8-channel+zstd",
+    "jpeg-q75",
+    "jpeg-q90",
+)
+
+
+@dataclass(frozen=True)
+class TensorRecord:
+    """One encoded tensor; field for field the ROS message ``l2p_msgs/CrossingTensor``.
+
+    ``shape`` is NCHW as produced by the model. For int8, ``real = scale * (q - zero_point)`` with
+    one (scale, zero_point) pair per tensor or one per channel (dim 1); both are empty for floats.
+    ``data`` is the little-endian C-order element array after the spec's compression.
+    """
+
+    layer_index: int
+    shape: tuple[int, ...]
+    dtype: str  # "float32" | "float16" | "int8"
+    quant_scale: tuple[float, ...]
+    quant_zero_point: tuple[int, ...]
+    data: bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding (edge side). Errors here are programming errors: plain ValueError/TypeError.
+
+
+def encode_tensors(tensors: dict[int, torch.Tensor], spec: CodecSpec) -> list[TensorRecord]:
+    """Encode every crossing tensor (any float dtype, any shape, NCHW for per-channel) by layer index.
+
+    Returns the records sorted by layer index. Non-finite values are not filtered here: they reach
+    the receiver, whose decoder rejects them, so a broken head costs a counted drop, not a crash.
+    """
+    wire_dtype = spec.wire_dtype
+    compress = _compressor(spec.compression)
+    records = []
+    for layer_index in sorted(tensors):
+        tensor = tensors[layer_index].detach().to("cpu", torch.float32).contiguous()
+        scale: tuple[float, ...] = ()
+        zero_point: tuple[int, ...] = ()
+        if wire_dtype == "float32":
+            array = tensor.numpy()
+        elif wire_dtype == "float16":
+            # Saturate instead of overflowing to inf: a large activation stays large.
+            array = tensor.clamp(-FP16_MAX, FP16_MAX).to(torch.float16).numpy()
+        else:
+            q, scale_t, zero_point_t = _quantize(tensor, per_channel=spec.dtype == "int8-channel")
+            array = q.numpy()
+            scale = tuple(scale_t.tolist())
+            zero_point = tuple(zero_point_t.tolist())
+        records.append(
+            TensorRecord(
+                layer_index=int(layer_index),
+                shape=tuple(tensor.shape),
+                dtype=wire_dtype,
+                quant_scale=scale,
+                quant_zero_point=zero_point,
+                data=compress(array.astype(_NUMPY_DTYPE[wire_dtype], copy=False)),
+            )
+        )
+    return records
+
+
+def _quantize(x: torch.Tensor, per_channel: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Affine int8 quantization of float32 ``x``; returns (q int8 like x, scale f32 [P], zero_point i32 [P]).
+
+    P is x.shape[1] per channel (a tensor of fewer than 2 dims gets one pair), else 1.
+
+    Asymmetric (uint8 range [min, max] shifted to int8 by a zero point) rather than symmetric:
+    crossing tensors are mostly leaky-ReLU outputs, whose negatives are 10x smaller than their
+    positives, so a symmetric [-|x|max, |x|max] grid would spend almost half its 256 levels on
+    values that never occur; asymmetric halves the step and hence the worst-case error. The range is
+    widened to include 0 so that the zero point is an int8 and 0 is exact. A channel whose range is
+    empty (all zeros) gets scale 1, never 0, so that dequantization stays defined.
+    """
+    per_channel = per_channel and x.dim() >= 2
+    channels = x.shape[1] if per_channel else 1
+    if x.numel() == 0:
+        low = high = torch.zeros(channels, dtype=torch.float64)
+    else:
+        rows = x.movedim(1, 0).reshape(channels, -1) if per_channel else x.reshape(1, -1)
+        low, high = torch.aminmax(rows, dim=1)
+        # float64: (max - min) of two large float32 values may overflow float32.
+        low, high = low.double().clamp(max=0.0), high.double().clamp(min=0.0)
+    span = high - low
+    # clamp: a subnormal span would give a scale that underflows to 0 in float32.
+    scale = torch.where(span > 0, span / (INT8_MAX - INT8_MIN), torch.ones_like(span))
+    scale = scale.clamp(min=torch.finfo(torch.float32).tiny).float()
+    zero_point = torch.round(INT8_MIN - low / scale.double()).clamp(INT8_MIN, INT8_MAX).int()
+    view = [1] * x.dim()
+    if per_channel:
+        view[1] = channels
+    q = torch.round(x / scale.view(view)) + zero_point.view(view).float()
+    return q.clamp_(INT8_MIN, INT8_MAX).to(torch.int8), scale, zero_point
+
+
+def _compressor(compression: str):
+    """bytes-like array -> compressed bytes. One zstd context per call: contexts are not thread-safe."""
+    if compression == "zstd":
+        context = zstandard.ZstdCompressor(level=ZSTD_LEVEL)  # writes the content size in the frame
+        return lambda array: context.compress(memoryview(array).cast("B"))
+    if compression == "lz4":
+        return lambda array: lz4.frame.compress(memoryview(array).cast("B"), store_size=True)
+    return lambda array: array.tobytes()
+
+
+def payload_size_bytes(records: list[TensorRecord]) -> int:
+    """Bytes the records put on the wire: data plus quantization parameters (4 B each), no framing."""
+    return sum(len(r.data) + 4 * (len(r.quant_scale) + len(r.quant_zero_point)) for r in records)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding (receiving side). Everything received is checked before use; failures: PayloadError.
+
+
+def decode_tensors(
+    records: list[TensorRecord],
+    spec: CodecSpec,
+    expected: dict[int, tuple[int, ...]],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> dict[int, torch.Tensor]:
+    """Decode records into float32 tensors ``{layer_index: tensor of shape expected[layer_index]}``.
+
+    ``expected`` (trusted: from the model's cut graph) names every layer that must cross and its
+    shape; it bounds every decompressed size. ``max_bytes`` bounds the total record data received.
+    """
+    if not isinstance(spec, CodecSpec):
+        raise PayloadError(f"spec must be a CodecSpec, got {type(spec).__name__}")
+    wire_dtype = spec.wire_dtype
+    try:
+        records = list(records)
+    except TypeError as error:
+        raise PayloadError(f"records must be a sequence of TensorRecord: {error}") from None
+    seen: set[int] = set()
+    total_bytes = 0
+    decoded = {}
+    for position, record in enumerate(records):
+        layer_index, shape, scale, zero_point, data = _record_fields(record, position)
+        where = f"tensor for layer {layer_index}"
+        if layer_index in seen:
+            raise PayloadError(f"{where}: sent twice")
+        seen.add(layer_index)
+        if layer_index not in expected:
+            raise PayloadError(
+                f"{where}: not crossing this cut (expected layers {sorted(expected)})"
+            )
+        expected_shape = tuple(expected[layer_index])
+        if shape != expected_shape:
+            raise PayloadError(f"{where}: shape {_fmt(expected_shape)} expected, got {_fmt(shape)}")
+        if record.dtype != wire_dtype:
+            raise PayloadError(f"{where}: dtype {wire_dtype!r} expected for codec {spec}, got {record.dtype!r}")
+        _check_quant_params(where, spec, shape, scale, zero_point)
+        total_bytes += len(data)
+        if total_bytes > max_bytes:
+            raise PayloadError(f"{where}: records exceed the {max_bytes} B limit")
+        numpy_dtype = _NUMPY_DTYPE[wire_dtype]
+        raw = _decompress(where, spec.compression, data, math.prod(shape) * numpy_dtype.itemsize)
+        decoded[layer_index] = _dequantize(where, raw, numpy_dtype, shape, scale, zero_point)
+    missing = sorted(set(expected) - seen)
+    if missing:
+        raise PayloadError(f"tensors for layers {missing} missing (expected layers {sorted(expected)})")
+    return decoded
+
+
+def _record_fields(record, position: int):
+    """Normalize one received record's fields to Python types, or raise PayloadError."""
+    try:
+        layer_index = record.layer_index
+        if type(layer_index) is bool or not isinstance(layer_index, (int, np.integer)):
+            raise TypeError(f"layer_index is {type(layer_index).__name__}")
+        shape = tuple(_as_int(s) for s in record.shape)
+        scale = tuple(float(s) for s in record.quant_scale)
+        zero_point = tuple(_as_int(z) for z in record.quant_zero_point)
+        if not isinstance(record.dtype, str):
+            raise TypeError(f"dtype is {type(record.dtype).__name__}")
+        data = memoryview(record.data).cast("B")  # bytes, bytearray, array('B'), numpy uint8
+    except (AttributeError, TypeError, ValueError) as error:
+        raise PayloadError(f"record {position}: malformed fields ({error})") from None
+    return int(layer_index), shape, scale, zero_point, data
+
+
+def _as_int(value) -> int:
+    if type(value) is bool or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{value!r} is not an integer")
+    return int(value)
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "(" + ",".join(str(s) for s in shape) + ")"
+
+
+def _check_quant_params(where, spec, shape, scale, zero_point) -> None:
+    if spec.dtype in ("fp32", "fp16"):
+        if scale or zero_point:
+            raise PayloadError(f"{where}: quantization parameters sent for float codec {spec}")
+        return
+    count = shape[1] if spec.dtype == "int8-channel" and len(shape) >= 2 else 1
+    if len(scale) != count or len(zero_point) != count:
+        raise PayloadError(
+            f"{where}: {count} scale/zero point pairs expected for {spec.dtype}, "
+            f"got {len(scale)} scales and {len(zero_point)} zero points"
+        )
+    for channel, (s, z) in enumerate(zip(scale, zero_point)):
+        if not (math.isfinite(s) and s > 0):
+            raise PayloadError(f"{where}: channel {channel} scale {s} is not a positive finite number")
+        if not INT8_MIN <= z <= INT8_MAX:
+            raise PayloadError(f"{where}: channel {channel} zero point {z} outside {INT8_MIN}..{INT8_MAX}")
+
+
+def _decompress(where: str, compression: str, data: memoryview, size_bytes: int) -> memoryview | bytes:
+    """Exactly ``size_bytes`` decompressed bytes; never allocates more than that (bomb-safe)."""
+    if compression == "none":
+        if len(data) != size_bytes:
+            raise PayloadError(f"{where}: {size_bytes} B expected, got {len(data)} B")
+        return data
+    try:
+        if compression == "zstd":
+            # decompress() allocates the frame header's content size: check it before decompressing.
+            declared = zstandard.frame_content_size(data)
+            if declared != size_bytes:
+                raise PayloadError(f"{where}: zstd frame declares {declared} B, {size_bytes} B expected")
+            raw = zstandard.ZstdDecompressor().decompress(
+                data, max_output_size=size_bytes, allow_extra_data=False
+            )
+        else:
+            decompressor = lz4.frame.LZ4FrameDecompressor()
+            raw = decompressor.decompress(data, max_length=size_bytes)
+            if not decompressor.eof or decompressor.unused_data:
+                raise PayloadError(f"{where}: lz4 frame does not end after {size_bytes} B of output")
+    except (zstandard.ZstdError, RuntimeError, ValueError, OverflowError, MemoryError) as error:
+        if isinstance(error, PayloadError):
+            raise
+        raise PayloadError(f"{where}: {compression} data corrupt ({error})") from None
+    if len(raw) != size_bytes:
+        raise PayloadError(f"{where}: {size_bytes} B expected after {compression}, got {len(raw)} B")
+    return raw
+
+
+def _dequantize(where, raw, numpy_dtype, shape, scale, zero_point) -> torch.Tensor:
+    """Float32 tensor of ``shape`` from the raw little-endian element bytes; must be finite."""
+    values = np.frombuffer(raw, dtype=numpy_dtype).reshape(shape)
+    if numpy_dtype.kind == "i":
+        view = [1] * len(shape)
+        if len(scale) > 1:
+            view[1] = len(scale)
+        offset = np.asarray(zero_point, np.float32).reshape(view)
+        with np.errstate(over="ignore"):  # a huge scale overflows to inf, rejected below
+            out = (values.astype(np.float32) - offset) * np.asarray(scale, np.float32).reshape(view)
+    else:
+        out = values.astype(np.float32)  # always a copy: the result must not alias the message
+    tensor = torch.from_numpy(out)
+    if not torch.isfinite(tensor).all():
+        raise PayloadError(f"{where}: contains NaN or infinite values")
+    return tensor
+
+
+# ---------------------------------------------------------------------------------------------
+# Byte container for single-blob transports.
+
+MAGIC = b"L2PF"
+VERSION = 1
+_HEADER = struct.Struct("<4sBBBBB")  # magic, version, dtype, compression, quality, model_id_len
+_CUT_COUNT = struct.Struct("<iH")  # cut_after_layer, record_count
+_RECORD_HEAD = struct.Struct("<iBB")  # layer_index, wire dtype, ndim
+_U32 = struct.Struct("<I")
+_WIRE_DTYPES = ("float32", "float16", "int8")
+MAX_NDIM = 8
+
+
+def pack(records: list[TensorRecord], spec: CodecSpec, cut_after_layer: int, model_id: str) -> bytes:
+    """One blob holding the codec, model id, cut and every record (layout in the module docstring)."""
+    model_id_bytes = model_id.encode("utf-8")
+    if len(model_id_bytes) > 255:
+        raise ValueError(f"model id {model_id!r} longer than 255 bytes")
+    if len(records) > 0xFFFF:
+        raise ValueError(f"{len(records)} records: at most 65535 fit the header")
+    parts = [
+        _HEADER.pack(
+            MAGIC, VERSION, DTYPES.index(spec.dtype), COMPRESSIONS.index(spec.compression),
+            spec.quality, len(model_id_bytes),
+        ),
+        model_id_bytes,
+        _CUT_COUNT.pack(cut_after_layer, len(records)),
+    ]
+    for r in records:
+        if len(r.shape) > MAX_NDIM or len(r.quant_scale) != len(r.quant_zero_point):
+            raise ValueError(f"record for layer {r.layer_index}: {len(r.shape)} dims or unpaired quant params")
+        count = len(r.quant_scale)
+        parts += [
+            _RECORD_HEAD.pack(r.layer_index, _WIRE_DTYPES.index(r.dtype), len(r.shape)),
+            struct.pack(f"<{len(r.shape)}I", *r.shape),
+            _U32.pack(count),
+            struct.pack(f"<{count}f{count}i", *r.quant_scale, *r.quant_zero_point),
+            _U32.pack(len(r.data)),
+            bytes(r.data),
+        ]
+    return b"".join(parts)
+
+
+class _Reader:
+    """Bounds-checked sequential reads from a received blob."""
+
+    def __init__(self, data: memoryview):
+        self.data = data
+        self.offset = 0
+
+    def take(self, size: int, what: str) -> memoryview:
+        if size > len(self.data) - self.offset:
+            raise PayloadError(
+                f"truncated payload: {what} needs {size} B at offset {self.offset}, "
+                f"{len(self.data) - self.offset} B left"
+            )
+        view = self.data[self.offset : self.offset + size]
+        self.offset += size
+        return view
+
+    def unpack(self, layout: struct.Struct | str, what: str) -> tuple:
+        layout = layout if isinstance(layout, struct.Struct) else struct.Struct(layout)
+        return layout.unpack(self.take(layout.size, what))
+
+
+def unpack(
+    data: bytes,
+    expected_model_id: str,
+    expected_cut: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[list[TensorRecord], CodecSpec]:
+    """Parse a :func:`pack` blob; checks framing, model id and cut. Shapes: :func:`decode_tensors`."""
+    try:
+        view = memoryview(data).cast("B")
+    except TypeError as error:
+        raise PayloadError(f"payload is not bytes-like: {error}") from None
+    if len(view) > max_bytes:
+        raise PayloadError(f"payload of {len(view)} B exceeds the {max_bytes} B limit")
+    reader = _Reader(view)
+    magic, version, dtype_code, compression_code, quality, id_len = reader.unpack(_HEADER, "header")
+    if magic != MAGIC:
+        raise PayloadError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
+    if version != VERSION:
+        raise PayloadError(f"payload version {version} unsupported (this decoder reads {VERSION})")
+    if dtype_code >= len(DTYPES) or compression_code >= len(COMPRESSIONS):
+        raise PayloadError(f"unknown codec code {dtype_code} or compression code {compression_code}")
+    spec = CodecSpec(DTYPES[dtype_code], COMPRESSIONS[compression_code], quality)
+    try:
+        model_id = str(reader.take(id_len, "model id"), "utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("model id is not UTF-8") from None
+    if model_id != expected_model_id:
+        raise PayloadError(f"model id {expected_model_id!r} expected, got {model_id!r}")
+    cut, count = reader.unpack(_CUT_COUNT, "cut and record count")
+    if cut != expected_cut:
+        raise PayloadError(f"cut after layer {expected_cut} expected, got {cut}")
+    records = []
+    for position in range(count):
+        what = f"record {position}"
+        layer_index, dtype_code, ndim = reader.unpack(_RECORD_HEAD, what)
+        if dtype_code >= len(_WIRE_DTYPES) or ndim > MAX_NDIM:
+            raise PayloadError(f"{what} (layer {layer_index}): dtype code {dtype_code} or {ndim} dims invalid")
+        shape = reader.unpack(f"<{ndim}I", f"{what} shape")
+        (param_count,) = reader.unpack(_U32, f"{what} parameter count")
+        reader_left = len(view) - reader.offset
+        if 8 * param_count > reader_left:  # before building a format string of that length
+            raise PayloadError(f"truncated payload: {what} claims {param_count} quantization parameters")
+        params = reader.unpack(f"<{param_count}f{param_count}i", f"{what} quantization parameters")
+        (data_len,) = reader.unpack(_U32, f"{what} data length")
+        records.append(
+            TensorRecord(
+                layer_index=layer_index,
+                shape=shape,
+                dtype=_WIRE_DTYPES[dtype_code],
+                quant_scale=params[:param_count],
+                quant_zero_point=params[param_count:],
+                data=bytes(reader.take(data_len, f"{what} data")),
+            )
+        )
+    if reader.offset != len(view):
+        raise PayloadError(f"{len(view) - reader.offset} B of trailing data after {count} records")
+    return records, spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Image offload.
+
+_JPEG_SOI = b"\xff\xd8\xff"
+_JPEG_EOI = b"\xff\xd9"
+# Start-of-frame markers (baseline, progressive, lossless, arithmetic); not DHT C4, JPG C8, DAC CC.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}  # RSTn, TEM: no length field
+
+
+def encode_image(image_bgr: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of an ``HxWx3`` uint8 BGR image at ``quality`` (1..100)."""
+    if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"HxWx3 uint8 BGR image expected, got {getattr(image_bgr, 'shape', None)} "
+                         f"{getattr(image_bgr, 'dtype', type(image_bgr).__name__)}")
+    if type(quality) is not int or not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality {quality!r} invalid; allowed: integers 1..100")
+    ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"cv2.imencode failed for a {image_bgr.shape} image")
+    return encoded.tobytes()
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """(height, width) declared by a JPEG's start-of-frame header, read without decoding."""
+    view = memoryview(data).cast("B")
+    if bytes(view[:3]) != _JPEG_SOI:
+        raise PayloadError(f"not a JPEG: starts with {bytes(view[:4])!r}, expected {_JPEG_SOI!r}")
+    offset = 2
+    while offset + 4 <= len(view):
+        if view[offset] != 0xFF:
+            raise PayloadError(f"JPEG: marker expected at offset {offset}, got byte {view[offset]:#04x}")
+        marker = view[offset + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            offset += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            offset += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
+            break
+        (length,) = struct.unpack_from(">H", view, offset + 2)
+        if length < 2 or offset + 2 + length > len(view):
+            raise PayloadError(f"JPEG: segment {marker:#04x} at offset {offset} has bad length {length}")
+        if marker in _JPEG_SOF:
+            if length < 8:
+                raise PayloadError(f"JPEG: frame header at offset {offset} too short ({length} B)")
+            height, width = struct.unpack_from(">HH", view, offset + 5)
+            return height, width
+        offset += 2 + length
+    raise PayloadError("JPEG: no frame header (SOF) before the image data")
+
+
+def decode_image(data: bytes, max_pixels: int = 4096 * 4096) -> np.ndarray:
+    """``HxWx3`` uint8 BGR image from JPEG bytes; size checked from the header before decoding."""
+    try:
+        view = memoryview(data).cast("B")
+    except TypeError as error:
+        raise PayloadError(f"image payload is not bytes-like: {error}") from None
+    height, width = _jpeg_size(view)
+    if height == 0 or width == 0 or height * width > max_pixels:
+        raise PayloadError(f"JPEG declares {width}x{height} pixels; allowed 1..{max_pixels} pixels")
+    # libjpeg "decodes" a truncated file into a grey-padded image with only a warning.
+    if bytes(view[-2:]) != _JPEG_EOI:
+        raise PayloadError("JPEG truncated: no end-of-image marker")
+    image = cv2.imdecode(np.frombuffer(view, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise PayloadError(f"JPEG of {len(view)} B failed to decode")
+    if image.shape[:2] != (height, width):
+        raise PayloadError(f"JPEG decoded to {image.shape[1]}x{image.shape[0]}, header said {width}x{height}")
+    return image

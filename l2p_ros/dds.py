@@ -1,0 +1,29 @@
+"""The default single-host DDS configuration: shared memory only, nothing leaves the machine."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Shipped inside the package so it is found under an editable pip install too, where setup.py
+# data_files (the ROS share folder) are not installed.
+LOCAL_PROFILE = Path(__file__).with_name("fastdds_local.xml")
+
+
+def local_dds_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a process that must keep DDS on this host (SHM transport only)."""
+    env = dict(os.environ if base is None else base)
+    env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(LOCAL_PROFILE)
+    env["FASTDDS_BUILTIN_TRANSPORTS"] = "SHM"  # belt and braces if the profile is not read
+    # Measured: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST makes rmw_fastrtps add a UDP transport
+    # (ports 7400+ on every interface) next to the profile's, so it must not be set here.
+    env.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
+    env.pop("ROS_STATIC_PEERS", None)
+    return env
+
+
+def use_local_dds() -> None:
+    """Apply ``local_dds_env`` to this process; call before ``rclpy.init``."""
+    os.environ.update(local_dds_env({}))
+    os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
+    os.environ.pop("ROS_STATIC_PEERS", None)

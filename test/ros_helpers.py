@@ -1,0 +1,14 @@
+"""Helpers for tests that start real rclpy processes on the shared-memory-only DDS profile."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from l2p_ros.dds import local_dds_env
+
+
+def start_python(code: str, *args: str) -> subprocess.Popen:
+    """Run ``code`` in a fresh interpreter with the local DDS environment."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=local_dds_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
