@@ -1,0 +1,58 @@
+"""Shared helpers for the benchmark scripts: real frames, timing, result files."""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+
+RESULTS_DIR = Path(__file__).with_name("results")
+
+
+def sample_frames(count: int, stride: int = 1, start: int = 0) -> list[np.ndarray]:
+    """``count`` real BGR frames of the sample video, every ``stride``-th from ``start``."""
+    capture = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
+    frames, index = [], 0
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index >= start and (index - start) % stride == 0:
+            frames.append(frame)
+        index += 1
+    capture.release()
+    if len(frames) < count:
+        raise SystemExit(f"sample video has fewer than {count} frames at stride {stride}")
+    return frames
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples), samples
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def save(name: str, data: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=1))
+    print(f"saved {path}")
+    return path
