@@ -120,7 +120,7 @@ def describe_machine(device: str, threads: int) -> dict:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "device": device,
     }
     if device.startswith("cuda"):

@@ -1,0 +1,196 @@
+"""DNN Surgery (DADS, Hu et al., INFOCOM 2019) on the real layer DAG, with its holes fixed.
+
+A placement puts a set ``S`` of DAG nodes on the edge and the rest in the cloud. Its three
+pipeline stages, in milliseconds: ``E`` (edge compute of ``S``), ``T`` (sending every output
+produced in ``S`` and read outside it, once per tensor however many readers), ``C`` (cloud
+compute of the rest). ``S`` must contain the input and be closed under predecessors.
+
+- Light load (DSL): minimise ``E + T + C`` per frame. An s-t min cut: ``s -> v`` costs v's cloud
+  time (cut when v runs in the cloud), ``v -> t`` its edge time, and ``v -> v' -> readers`` with
+  ``v -> v'`` costing the send time and ``v' -> reader`` infinite, so a tensor read by several
+  cloud layers is paid once. Two holes of the published construction are closed with infinite
+  capacities: ``s -> input`` pins the image to the edge, and ``reader -> v`` for every data edge
+  makes a cut from cloud back to edge infinitely expensive, so the edge side is always closed
+  under predecessors (a layer never runs on the edge without its inputs).
+- Heavy load (DSH): minimise the slowest stage ``max(E, T, C)`` for throughput. The paper proves
+  this NP-hard in general and gives a 3-approximation (the DSL placement alone is one, since
+  ``max <= sum <= 3 max``). YOLO graphs are nearly chains: their closed edge sets are few
+  (hundreds), so this module enumerates them once per graph and takes the exact optimum;
+  :class:`ClosedSets` refuses a graph with more than ``limit`` of them.
+- :class:`DadsPolicy` follows DADS's dynamic algorithm: DSL, and DSH when the DSL placement's
+  slowest stage cannot keep up with the frame interval.
+
+On the YOLO graph the sink node ``output`` (post-processing) is a zero-cost node whose cloud cost
+is the RTT: on the edge side it forces every layer there (edge only: nothing is sent, no RTT);
+on the cloud side the yolo outputs computed on the edge are sent and the frame pays one RTT.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Hashable, Mapping
+
+import networkx as nx
+import numpy as np
+
+from l2p_ros.model.graph import INPUT, OUTPUT
+from l2p_ros.policies.cost_model import CostModel, send_ms
+from l2p_ros.policies.types import DEFAULT_IMAGE_CODEC, DEFAULT_TENSOR_CODEC, Partition, Policy, SystemState
+
+_EDGE, _CLOUD, _SENT = "dads:edge", "dads:cloud", "dads:sent"  # min-cut terminals; aux-node tag
+
+
+@dataclass(frozen=True)
+class StageCosts:
+    """Per DAG node, milliseconds: computing it on the edge, in the cloud, sending its output once."""
+
+    edge_ms: Mapping[Hashable, float]
+    cloud_ms: Mapping[Hashable, float]
+    send_ms: Mapping[Hashable, float]
+
+
+class Surgery:
+    """Min-cut (light load) and exact min-max (heavy load) placements on one DAG."""
+
+    def __init__(self, dag: nx.DiGraph, source: Hashable, closed_set_limit: int = 100_000):
+        if dag.in_degree(source):
+            raise ValueError(f"source {source!r} must have no predecessors")
+        self.dag = dag
+        self.source = source
+        self.closed_set_limit = closed_set_limit
+
+    def stages(self, edge_set: frozenset, costs: StageCosts) -> tuple[float, float, float]:
+        """``(E, T, C)`` ms of placing ``edge_set`` on the edge."""
+        edge = sum(costs.edge_ms[v] for v in edge_set)
+        cloud = sum(costs.cloud_ms[v] for v in self.dag if v not in edge_set)
+        sent = sum(costs.send_ms[v] for v in edge_set
+                   if any(w not in edge_set for w in self.dag.successors(v)))
+        return edge, sent, cloud
+
+    def light(self, costs: StageCosts) -> frozenset:
+        """The closed edge set minimising ``E + T + C`` (DSL min cut, holes fixed)."""
+        flow = nx.DiGraph()
+        flow.add_edge(_EDGE, self.source)  # no capacity attribute: infinite, the image stays on the edge
+        for v in self.dag:
+            if v != self.source:
+                flow.add_edge(_EDGE, v, capacity=costs.cloud_ms[v])  # cut: v runs in the cloud
+            flow.add_edge(v, _CLOUD, capacity=costs.edge_ms[v])  # cut: v runs on the edge
+            readers = list(self.dag.successors(v))
+            if readers:
+                flow.add_edge(v, (_SENT, v), capacity=costs.send_ms[v])  # cut: v's output is sent
+                for w in readers:
+                    flow.add_edge((_SENT, v), w)  # infinite: one send serves every reader
+                    flow.add_edge(w, v)  # infinite: nothing flows back from cloud to edge
+        _, (edge_side, _) = nx.minimum_cut(flow, _EDGE, _CLOUD)
+        return frozenset(v for v in edge_side if v in self.dag)
+
+    def heavy(self, costs: StageCosts) -> frozenset:
+        """The closed edge set minimising ``max(E, T, C)``; ties go to the lower ``E + T + C``."""
+        table = self.closed_sets
+        edge, sent, cloud = table.stages(costs)
+        bottleneck = np.maximum(np.maximum(edge, sent), cloud)
+        best = np.lexsort((edge + sent + cloud, bottleneck))[0]
+        return table.sets[best]
+
+    @cached_property
+    def closed_sets(self) -> ClosedSets:
+        return ClosedSets(self.dag, self.source, self.closed_set_limit)
+
+
+class ClosedSets:
+    """Every node set that holds ``source`` and is closed under predecessors, as 0/1 matrices.
+
+    ``member[i, j]``: node j is in set i; ``sends[i, j]``: node j is in set i and read outside it.
+    """
+
+    def __init__(self, dag: nx.DiGraph, source: Hashable, limit: int):
+        self.nodes = list(nx.topological_sort(dag))
+        self.sets: list[frozenset] = []
+        self._enumerate(dag, source, limit)
+        index = {v: j for j, v in enumerate(self.nodes)}
+        self.member = np.zeros((len(self.sets), len(self.nodes)), dtype=bool)
+        for i, edge_set in enumerate(self.sets):
+            self.member[i, [index[v] for v in edge_set]] = True
+        self.sends = np.zeros_like(self.member)
+        for v, j in index.items():
+            readers = [index[w] for w in dag.successors(v)]
+            if readers:
+                self.sends[:, j] = self.member[:, j] & ~self.member[:, readers].all(axis=1)
+
+    def _enumerate(self, dag: nx.DiGraph, source: Hashable, limit: int) -> None:
+        """Depth first over nodes in topological order: a node may join only after its inputs."""
+        chosen: set = set()
+
+        def visit(position: int) -> None:
+            if position == len(self.nodes):
+                if len(self.sets) == limit:
+                    raise ValueError(f"more than {limit} closed edge sets: the exact heavy-load "
+                                     "search is meant for nearly-chain DAGs like YOLO's")
+                self.sets.append(frozenset(chosen))
+                return
+            v = self.nodes[position]
+            if all(u in chosen for u in dag.predecessors(v)):
+                chosen.add(v)
+                visit(position + 1)
+                chosen.discard(v)
+            if v != source:
+                visit(position + 1)
+
+        visit(0)
+
+    def stages(self, costs: StageCosts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(E, T, C)`` ms of every set."""
+        def total(mask, mapping):  # not a matrix product: 0 * inf (no link) must stay 0
+            return np.where(mask, np.array([mapping[v] for v in self.nodes], dtype=float), 0.0).sum(axis=1)
+        return total(self.member, costs.edge_ms), total(self.sends, costs.send_ms), total(~self.member, costs.cloud_ms)
+
+
+class DadsPolicy(Policy):
+    """DADS on the network's layer DAG with the cost model's per-layer costs at the current state.
+
+    ``mode``: ``light`` (minimise latency), ``heavy`` (minimise the slowest stage), or ``auto``
+    (DADS: light, unless its slowest stage is at least ``frame_interval_ms``, the camera period).
+    """
+
+    name = "dads"
+
+    def __init__(self, cost_model: CostModel, frame_interval_ms: float, mode: str = "auto",
+                 codec: str = DEFAULT_TENSOR_CODEC, image_codec: str = DEFAULT_IMAGE_CODEC):
+        if mode not in ("light", "heavy", "auto"):
+            raise ValueError(f"mode must be light, heavy or auto, got {mode!r}")
+        self.cost_model = cost_model
+        self.frame_interval_ms = frame_interval_ms
+        self.mode = mode
+        self.codec = codec
+        self.image_codec = image_codec
+        self.surgery = Surgery(cost_model.graph.dag, INPUT)
+
+    def stage_costs(self, state: SystemState, with_rtt: bool) -> StageCosts:
+        """Costs of the cost model at ``state``; the RTT, a latency, is left out for throughput."""
+        model = self.cost_model
+        layers = range(model.num_layers)
+        edge = model.edge_layer_ms * model.edge_slowdown(state.edge_load)
+        tensor_bytes = model.tensor_bytes(self.codec, state.frame_complexity)
+        image_bytes = model.payload_bytes(model.graph.chain_cut(INPUT), self.image_codec, state.frame_complexity)
+        edge_ms = {INPUT: 0.0, OUTPUT: 0.0, **{i: float(edge[i]) for i in layers}}
+        cloud_ms = {INPUT: 0.0, OUTPUT: state.rtt_ms if with_rtt else 0.0,
+                    **{i: float(model.cloud_layer_ms[i]) for i in layers}}
+        sent = {INPUT: send_ms(image_bytes, state.bandwidth_mbps), OUTPUT: 0.0,
+                **{i: send_ms(tensor_bytes[i], state.bandwidth_mbps) for i in layers}}
+        return StageCosts(edge_ms, cloud_ms, sent)
+
+    def to_partition(self, edge_set: frozenset) -> Partition:
+        if OUTPUT in edge_set:  # post-processing on the edge: everything ran there
+            return Partition.edge_only(self.cost_model.num_layers)
+        layers = edge_set - {INPUT}
+        if not layers:
+            return Partition.image_offload(self.image_codec)
+        return Partition.dag(layers, self.codec)
+
+    def decide(self, state: SystemState) -> Partition:
+        if self.mode != "heavy":
+            light = self.to_partition(self.surgery.light(self.stage_costs(state, with_rtt=True)))
+            if self.mode == "light" or \
+                    self.cost_model.predict(light, state).bottleneck_ms < self.frame_interval_ms:
+                return light
+        return self.to_partition(self.surgery.heavy(self.stage_costs(state, with_rtt=False)))
