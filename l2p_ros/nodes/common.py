@@ -1,0 +1,157 @@
+"""What every l2p node shares: QoS profiles, parameter declaration, diagnostics, image conversion.
+
+cv_bridge is not available as a wheel, and the conversion for the encodings used here is a
+reshape of the message buffer, so it is done by hand with numpy.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy,
+                       qos_profile_sensor_data)
+from sensor_msgs.msg import CompressedImage, Image
+
+# Images: sensor-data QoS, depth 1 — a late frame is worth less than the next one.
+IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                       reliability=ReliabilityPolicy.BEST_EFFORT,
+                       durability=DurabilityPolicy.VOLATILE)
+# Feature maps, decisions, detections: every frame must be accounted for, so reliable, with a
+# short queue (a long one would only hold stale frames).
+FRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.RELIABLE)
+# Monitors: the latest estimate is what matters.
+STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+SENSOR_QOS = qos_profile_sensor_data
+
+
+def declare(node: Node, name: str, default: Any, description: str) -> Any:
+    """Declare a parameter with a description and return its value (read once, at start)."""
+    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+
+def parameter_error(node: Node, name: str, value: Any, why: str) -> ValueError:
+    """A clear error for a wrong parameter: which one, its value, and why."""
+    message = f"{node.get_name()}: parameter '{name}'={value!r} is invalid: {why}"
+    node.get_logger().error(message)
+    return ValueError(message)
+
+
+def to_time_msg(seconds: float) -> Time:
+    whole = int(seconds)
+    return Time(sec=whole, nanosec=int(round((seconds - whole) * 1e9)) % 1_000_000_000)
+
+
+def from_time_msg(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def now_s() -> float:
+    return time.time()
+
+
+_CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
+
+
+def image_to_msg(image_bgr: np.ndarray, stamp_s: float, frame_id: str) -> Image:
+    """BGR uint8 (H, W, 3) -> sensor_msgs/Image bgr8."""
+    msg = Image()
+    msg.header.stamp = to_time_msg(stamp_s)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(image_bgr.shape[0]), int(image_bgr.shape[1])
+    msg.encoding = "bgr8"
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(image_bgr, dtype=np.uint8).tobytes()
+    return msg
+
+
+def msg_to_image(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image (bgr8, rgb8, mono8, bgra8, rgba8) -> BGR uint8 (H, W, 3).
+
+    Raises ValueError for unsupported encodings or a buffer that does not match the header.
+    """
+    import cv2
+
+    channels = _CHANNELS.get(msg.encoding)
+    if channels is None:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r}; supported: {sorted(_CHANNELS)}")
+    row_bytes = msg.width * channels
+    if msg.step < row_bytes or len(msg.data) < msg.step * msg.height or msg.height == 0 or msg.width == 0:
+        raise ValueError(f"image buffer of {len(msg.data)} B does not match {msg.width}x{msg.height} "
+                         f"{msg.encoding} with step {msg.step}")
+    buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8)[: msg.step * msg.height]
+    rows = buffer.reshape(msg.height, msg.step)[:, :row_bytes].reshape(msg.height, msg.width, channels)
+    if msg.encoding == "bgr8":
+        return np.ascontiguousarray(rows)
+    conversion = {"rgb8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_GRAY2BGR,
+                  "bgra8": cv2.COLOR_BGRA2BGR, "rgba8": cv2.COLOR_RGBA2BGR}[msg.encoding]
+    return cv2.cvtColor(rows, conversion)
+
+
+def compressed_to_image(msg: CompressedImage) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg/png) -> BGR uint8; ValueError if it does not decode."""
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(bytes(msg.data), dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"CompressedImage ({msg.format!r}, {len(msg.data)} B) does not decode")
+    return image
+
+
+class Diagnostics:
+    """Publishes one DiagnosticStatus for a node on /diagnostics at a fixed period."""
+
+    def __init__(self, node: Node, period_s: float = 1.0):
+        self._node = node
+        self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._values: dict[str, str] = {}
+        self._level = DiagnosticStatus.OK
+        self._message = "running"
+        node.create_timer(period_s, self.publish)
+
+    def update(self, level: bytes | int = DiagnosticStatus.OK, message: str | None = None, **values: Any) -> None:
+        self._level = level
+        if message is not None:
+            self._message = message
+        self._values.update({k: str(v) for k, v in values.items()})
+
+    def publish(self) -> None:
+        status = DiagnosticStatus(level=self._level, name=f"l2p_ros: {self._node.get_name()}",
+                                  message=self._message, hardware_id=self._node.get_fully_qualified_name())
+        status.values = [KeyValue(key=k, value=v) for k, v in sorted(self._values.items())]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        self._publisher.publish(array)
+
+
+def run_node(node_class, args=None) -> None:
+    """Entry point body shared by every node: init, spin, clean shutdown on Ctrl-C or SIGTERM.
+
+    The DDS configuration comes from the environment (``l2p run`` and the launch files set the
+    single-host default), so the same executable also runs in a real two-host deployment.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+__all__ = ["IMAGE_QOS", "FRAME_QOS", "STATE_QOS", "SENSOR_QOS", "declare", "parameter_error", "to_time_msg",
+           "from_time_msg", "now_s", "image_to_msg", "msg_to_image", "compressed_to_image", "Diagnostics",
+           "run_node"]
