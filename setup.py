@@ -25,6 +25,12 @@ setup(
     entry_points={
         "console_scripts": [
             "l2p = l2p_ros.cli:main",
+            "camera_node = l2p_ros.nodes.camera_node:main",
+            "partitioner_node = l2p_ros.nodes.partitioner_node:main",
+            "network_monitor_node = l2p_ros.nodes.network_monitor_node:main",
+            "load_monitor_node = l2p_ros.nodes.load_monitor_node:main",
+            "edge_node = l2p_ros.nodes.edge_node:main",
+            "cloud_node = l2p_ros.nodes.cloud_node:main",
         ],
     },
 )
