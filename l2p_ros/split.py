@@ -14,7 +14,7 @@ import torch
 from l2p_ros import codec
 from l2p_ros.model.darknet import Darknet
 from l2p_ros.model.graph import INPUT, Cut
-from l2p_ros.model.postprocess import Detection, LetterboxInfo, letterbox, postprocess
+from l2p_ros.model.postprocess import Detection, LetterboxInfo, letterbox, letterbox_info, postprocess
 from l2p_ros.model.runner import SplitRunner
 
 
@@ -23,11 +23,12 @@ class EncodedFrame:
     """What the edge sends to the next tier for one frame (maps onto l2p_msgs/FeatureMap)."""
 
     model_id: str
-    cut_after_layer: int
+    cut_after_layer: int  # -1 for image offload; for a DAG cut, see edge_layers
     codec: codec.CodecSpec
     letterbox: LetterboxInfo
     records: list[codec.TensorRecord] = field(default_factory=list)
     image_jpeg: bytes = b""
+    edge_layers: tuple[int, ...] = ()  # a general DAG cut's edge set; empty for a chain cut
     edge_ms: float = 0.0
     encode_ms: float = 0.0
 
@@ -66,6 +67,15 @@ class SplitDetector:
     def cut(self, value: Cut | int | str) -> Cut:
         return self.runner.cut(value)
 
+    def frame_cut(self, frame: EncodedFrame) -> Cut:
+        """The cut a received frame claims; PayloadError when it is not a cut of this model."""
+        try:
+            if frame.edge_layers:
+                return self.runner.graph.dag_cut(frame.edge_layers)
+            return self.cut(frame.cut_after_layer)
+        except ValueError as error:
+            raise codec.PayloadError(f"invalid cut: {error}") from None
+
     def _postprocess(self, outputs: list[torch.Tensor], info: LetterboxInfo) -> list[Detection]:
         return postprocess(outputs, info, self.class_names, self.score_threshold, self.nms_iou)
 
@@ -81,7 +91,7 @@ class SplitDetector:
         cut = self.cut(cut)
         start = time.perf_counter()
         if cut.is_image_offload and spec.dtype == "jpeg":
-            info = LetterboxInfo.for_image(image_bgr.shape[1], image_bgr.shape[0], self.model.input_size)
+            info = letterbox_info(image_bgr.shape[1], image_bgr.shape[0], self.model.input_size)
             frame = EncodedFrame(self.model_id, INPUT, spec, info,
                                  image_jpeg=codec.encode_image(image_bgr, spec.quality))
             frame.encode_ms = _ms_since(start)
@@ -93,8 +103,32 @@ class SplitDetector:
         edge_ms = _ms_since(start)
         start = time.perf_counter()
         records = codec.encode_tensors(payload, spec)
-        return EncodedFrame(self.model_id, cut.after_layer, spec, info, records,
+        after_layer = INPUT if cut.after_layer is None else cut.after_layer
+        edge_layers = () if cut.after_layer is not None else tuple(sorted(cut.edge_layers))
+        return EncodedFrame(self.model_id, after_layer, spec, info, records, edge_layers=edge_layers,
                             edge_ms=edge_ms, encode_ms=_ms_since(start))
+
+    def _decode(self, frame: EncodedFrame) -> tuple[Cut, dict]:
+        if frame.model_id != self.model_id:
+            raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
+        cut = self.frame_cut(frame)
+        return cut, codec.decode_tensors(frame.records, frame.codec, self.runner.expected_shapes(cut))
+
+    @torch.inference_mode()
+    def fog(self, frame: EncodedFrame, until_layer: int, spec: codec.CodecSpec) -> EncodedFrame:
+        """A middle tier: decode, run the layers up to ``until_layer``, encode what crosses there."""
+        start = time.perf_counter()
+        if frame.image_jpeg:
+            image = codec.decode_image(frame.image_jpeg)
+            return self.edge(image, until_layer, spec)
+        first, payload = self._decode(frame)
+        second = self.cut(until_layer)
+        middle = self.runner.middle(payload, first, second)
+        compute_ms = _ms_since(start)
+        start = time.perf_counter()
+        records = codec.encode_tensors(middle, spec)
+        return EncodedFrame(self.model_id, second.after_layer, spec, frame.letterbox, records,
+                            edge_ms=compute_ms, encode_ms=_ms_since(start))
 
     @torch.inference_mode()
     def cloud(self, frame: EncodedFrame) -> CloudResult:
@@ -102,20 +136,16 @@ class SplitDetector:
 
         Raises ``codec.PayloadError`` for anything that does not fit this model at that cut.
         """
-        if frame.model_id != self.model_id:
-            raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
         start = time.perf_counter()
         if frame.image_jpeg:
+            if frame.model_id != self.model_id:
+                raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
             image = codec.decode_image(frame.image_jpeg)
             decode_ms = _ms_since(start)
             tensor, info = letterbox(image, self.model.input_size)
             outputs = self.model(tensor)
         else:
-            try:
-                cut = self.cut(frame.cut_after_layer)
-            except ValueError as error:
-                raise codec.PayloadError(f"invalid cut: {error}") from None
-            payload = codec.decode_tensors(frame.records, frame.codec, self.runner.expected_shapes(cut))
+            cut, payload = self._decode(frame)
             decode_ms = _ms_since(start)
             outputs = self.runner.tail(payload, cut)
             info = frame.letterbox

@@ -115,7 +115,8 @@ class Diagnostics:
         node.create_timer(period_s, self.publish)
 
     def update(self, level: bytes | int = DiagnosticStatus.OK, message: str | None = None, **values: Any) -> None:
-        self._level = level
+        """Set the status (0 OK, 1 WARN, 2 ERROR, or DiagnosticStatus constants) and key values."""
+        self._level = bytes([level]) if isinstance(level, int) else level
         if message is not None:
             self._message = message
         self._values.update({k: str(v) for k, v in values.items()})

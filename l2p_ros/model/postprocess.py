@@ -1,0 +1,136 @@
+"""Image to network input (Darknet letterbox) and decoded yolo outputs to detections.
+
+Small pure functions in the style of torchvision.ops: ``letterbox`` before the network,
+``postprocess`` (threshold, class-aware NMS, back to original-image pixels) after it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision.ops import batched_nms, box_convert
+
+from l2p_ros.model.cfg import BUNDLED_CFG_DIR
+
+LETTERBOX_FILL = 0.5  # Darknet's letterbox_image fills with grey 0.5
+
+
+@dataclass
+class LetterboxInfo:
+    """How an image was fitted into the square network input.
+
+    A pixel (u, v) of the original image lands at (u * scale + pad_x, v * scale + pad_y) in the
+    ``input_size`` x ``input_size`` network input.
+    """
+
+    scale: float
+    pad_x: int
+    pad_y: int
+    image_width: int
+    image_height: int
+    input_size: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object; the box is in pixels of the original image (x1, y1 top-left)."""
+
+    class_id: int
+    label: str
+    score: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready: label, class_id, score and the box as x1, y1, x2, y2 pixels."""
+        return {"label": self.label, "class_id": self.class_id, "score": round(self.score, 5),
+                "box": [round(v, 2) for v in (self.x1, self.y1, self.x2, self.y2)]}
+
+
+def _fitted_size(width: int, height: int, input_size: int) -> tuple[float, int, int]:
+    """(scale, new width, new height): Darknet's integer arithmetic, the longer side becomes input_size."""
+    if width >= height:
+        return input_size / width, input_size, max(1, height * input_size // width)
+    return input_size / height, max(1, width * input_size // height), input_size
+
+
+def letterbox_info(width: int, height: int, input_size: int) -> LetterboxInfo:
+    """Where a ``width`` x ``height`` image lands in the square network input (no pixels touched)."""
+    scale, new_w, new_h = _fitted_size(width, height, input_size)
+    return LetterboxInfo(scale, (input_size - new_w) // 2, (input_size - new_h) // 2, width, height, input_size)
+
+
+def letterbox(image_bgr: np.ndarray, input_size: int) -> tuple[Tensor, LetterboxInfo]:
+    """Darknet-style letterbox: (H, W, 3) uint8 BGR -> (1, 3, S, S) float32 RGB in 0..1.
+
+    The image keeps its aspect ratio (bilinear resize), is centred, and the border is filled with 0.5.
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
+    height, width = image_bgr.shape[:2]
+    info = letterbox_info(width, height, input_size)
+    _, new_w, new_h = _fitted_size(width, height, input_size)
+    pad_x, pad_y = info.pad_x, info.pad_y
+    resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((input_size, input_size, 3), LETTERBOX_FILL, dtype=np.float32)
+    canvas[pad_y: pad_y + new_h, pad_x: pad_x + new_w] = resized[:, :, ::-1] * np.float32(1 / 255)
+    tensor = torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return tensor, info
+
+
+def unletterbox_boxes(boxes_xyxy: Tensor, info: LetterboxInfo) -> Tensor:
+    """(K, 4) x1y1x2y2 boxes in network-input pixels -> original-image pixels, clipped to the image."""
+    offset = boxes_xyxy.new_tensor([info.pad_x, info.pad_y, info.pad_x, info.pad_y])
+    boxes = (boxes_xyxy - offset) / info.scale
+    limit = boxes.new_tensor([info.image_width, info.image_height, info.image_width, info.image_height])
+    return boxes.clamp(min=0).minimum(limit)
+
+
+def candidate_scores(yolo_outputs: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Decoded yolo outputs (each (1, R_i, 5+C)) -> (R, 4) cxcywh boxes and (R, C) class scores.
+
+    A class score is objectness * class probability, as Darknet and OpenCV compute it.
+    """
+    rows = torch.cat([out[0] for out in yolo_outputs], dim=0)
+    return rows[:, :4], rows[:, 4:5] * rows[:, 5:]
+
+
+def postprocess(
+    yolo_outputs: list[Tensor],
+    info: LetterboxInfo,
+    class_names: list[str],
+    score_threshold: float = 0.25,
+    nms_iou: float = 0.45,
+) -> list[Detection]:
+    """Decoded yolo outputs of one image -> detections, best first.
+
+    Every (box, class) pair scoring above ``score_threshold`` is a candidate (Darknet keeps all
+    classes over the threshold, not only the best one); NMS is per class, IoU > ``nms_iou`` suppresses.
+    """
+    if any(out.shape[0] != 1 for out in yolo_outputs):
+        raise ValueError(f"postprocess takes one image, got batch sizes {[out.shape[0] for out in yolo_outputs]}")
+    boxes_cxcywh, scores = candidate_scores(yolo_outputs)
+    if scores.shape[1] != len(class_names):
+        raise ValueError(f"the model predicts {scores.shape[1]} classes but {len(class_names)} class names were given")
+    box_index, class_ids = torch.nonzero(scores > score_threshold, as_tuple=True)
+    picked_scores = scores[box_index, class_ids]
+    boxes = box_convert(boxes_cxcywh[box_index], "cxcywh", "xyxy")
+    # NMS in network-input pixels, before clipping, as Darknet does; IoU is scale-invariant.
+    keep = batched_nms(boxes, picked_scores, class_ids, nms_iou)
+    final = unletterbox_boxes(boxes[keep], info).tolist()
+    return [
+        Detection(int(c), class_names[int(c)], float(s), *box)
+        for c, s, box in zip(class_ids[keep].tolist(), picked_scores[keep].tolist(), final)
+    ]
+
+
+def load_class_names(path: str | Path | None = None) -> list[str]:
+    """Class names, one per line (blank lines ignored); defaults to the bundled COCO names."""
+    path = Path(path) if path is not None else BUNDLED_CFG_DIR / "coco.names"
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]

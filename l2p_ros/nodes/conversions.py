@@ -1,0 +1,79 @@
+"""Translations between core types (l2p_ros.split, l2p_ros.codec) and l2p_msgs messages.
+
+Decoding a received message never trusts it: anything malformed raises codec.PayloadError so the
+node can drop the frame and count it.
+"""
+from __future__ import annotations
+
+import math
+
+from l2p_msgs.msg import CrossingTensor, Detection as DetectionMsg, DetectionArray, DropCount, FeatureMap, PipelineStats
+
+from l2p_ros import codec
+from l2p_ros.model.postprocess import Detection, LetterboxInfo
+from l2p_ros.split import EncodedFrame
+
+
+def frame_to_msg(frame: EncodedFrame, msg: FeatureMap) -> FeatureMap:
+    """Fill ``msg`` (header, seq and timings set by the caller) from an encoded frame."""
+    msg.model_id = frame.model_id
+    msg.cut_after_layer = frame.cut_after_layer
+    msg.edge_layers = list(frame.edge_layers)
+    msg.codec = frame.codec.dtype if frame.codec.dtype != "jpeg" else str(frame.codec)
+    msg.compression = frame.codec.compression
+    msg.tensors = [CrossingTensor(layer_index=r.layer_index, shape=list(r.shape), dtype=r.dtype,
+                                  quant_scale=list(r.quant_scale), quant_zero_point=list(r.quant_zero_point),
+                                  data=r.data) for r in frame.records]
+    msg.image_data = frame.image_jpeg
+    msg.payload_bytes = frame.payload_bytes
+    info = frame.letterbox
+    msg.image_width, msg.image_height, msg.input_size = info.image_width, info.image_height, info.input_size
+    msg.letterbox_scale, msg.letterbox_pad_x, msg.letterbox_pad_y = info.scale, info.pad_x, info.pad_y
+    return msg
+
+
+def msg_to_frame(msg: FeatureMap, input_size: int) -> EncodedFrame:
+    """A received FeatureMap as an EncodedFrame; PayloadError when its framing is inconsistent.
+
+    Tensor contents, shapes and dtypes are validated later against the cut by ``codec.decode_tensors``.
+    """
+    name = msg.codec if msg.codec.startswith("jpeg") or msg.compression in ("", "none") \
+        else f"{msg.codec}+{msg.compression}"
+    spec = codec.CodecSpec.parse(name)
+    if msg.input_size != input_size:
+        raise codec.PayloadError(f"frame was letterboxed to {msg.input_size} px, this model runs {input_size} px")
+    if bool(msg.image_data) == bool(msg.tensors):
+        raise codec.PayloadError("a FeatureMap carries either tensors or an image, not both or neither")
+    if bool(msg.image_data) != (spec.dtype == "jpeg"):
+        raise codec.PayloadError(f"codec {spec} does not match the payload kind")
+    scale = float(msg.letterbox_scale)
+    if not (math.isfinite(scale) and scale > 0) or not 0 < msg.image_width <= 16384 or not 0 < msg.image_height <= 16384:
+        raise codec.PayloadError(f"implausible image geometry {msg.image_width}x{msg.image_height} scale {scale}")
+    info = LetterboxInfo(scale, int(msg.letterbox_pad_x), int(msg.letterbox_pad_y),
+                         int(msg.image_width), int(msg.image_height), int(msg.input_size))
+    records = [codec.TensorRecord(t.layer_index, tuple(int(d) for d in t.shape), t.dtype,
+                                  tuple(t.quant_scale), tuple(t.quant_zero_point), bytes(t.data))
+               for t in msg.tensors]
+    return EncodedFrame(msg.model_id, msg.cut_after_layer, spec, info, records, bytes(msg.image_data),
+                        edge_layers=tuple(int(i) for i in msg.edge_layers))
+
+
+def detections_to_msgs(detections: list[Detection]) -> list[DetectionMsg]:
+    return [DetectionMsg(class_id=d.class_id, label=d.label, score=float(d.score),
+                         center_x=(d.x1 + d.x2) / 2, center_y=(d.y1 + d.y2) / 2,
+                         size_x=d.x2 - d.x1, size_y=d.y2 - d.y1) for d in detections]
+
+
+def msgs_to_detections(array: DetectionArray) -> list[Detection]:
+    return [Detection(d.class_id, d.label, d.score, d.center_x - d.size_x / 2, d.center_y - d.size_y / 2,
+                      d.center_x + d.size_x / 2, d.center_y + d.size_y / 2) for d in array.detections]
+
+
+def stats_to_msg(snapshot: dict, msg: PipelineStats) -> PipelineStats:
+    """Fill ``msg`` (header set by the caller) from ``StageStats.snapshot()``."""
+    for name in ("frames_in", "frames_detected", "frames_offloaded", "frames_fallback", "frames_dropped"):
+        setattr(msg, name, int(snapshot[name]))
+    msg.drops = [DropCount(reason=reason, count=int(count)) for reason, count in sorted(snapshot["drops"].items())]
+    for name in ("latency_mean_ms", "latency_p95_ms", "payload_bytes_mean", "fps"):
+        setattr(msg, name, float(snapshot[name]))
+    return msg

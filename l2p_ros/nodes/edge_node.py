@@ -1,0 +1,260 @@
+"""Edge node: runs the head of the network on the latest frame and sends what crosses the cut.
+
+Latest frame wins: a frame replaced before the worker took it is dropped as ``stale_frame``.
+A frame sent to the next tier that gets no detections within ``cloud_timeout_s`` is finished
+locally from the image kept for it (invariant 5), and later frames stay local until a retry
+(one frame every ``retry_period_s``) is answered.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, UInt32
+
+from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
+from l2p_ros import codec
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, STATE_QOS, Diagnostics, declare, from_time_msg, msg_to_image,
+                                  now_s, parameter_error, run_node, to_time_msg)
+from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, stats_to_msg
+from l2p_ros.nodes.model_params import load_detector
+from l2p_ros.stats import StageStats
+
+StampKey = tuple[int, int]
+
+
+def stamp_key(header: Header) -> StampKey:
+    return header.stamp.sec, header.stamp.nanosec
+
+
+@dataclass
+class Pending:
+    """A frame waiting for the worker, or in flight to the next tier."""
+
+    header: Header
+    image: np.ndarray
+    received_s: float
+    decision: PartitionDecision | None = None
+    sent_monotonic: float = 0.0
+    decision_ms: float = 0.0
+
+
+class EdgeNode(Node):
+    def __init__(self):
+        super().__init__("edge_node")
+        self.detector = load_detector(self)
+        self.default_cut = declare(self, "default_cut", "edge",
+                                   "cut used until decisions arrive: a layer index, 'edge' or 'cloud'")
+        self.default_codec = declare(self, "default_codec", "fp32", "codec used with default_cut")
+        self.decision_wait_s = declare(self, "decision_wait_s", 0.05,
+                                       "how long a frame waits for its own partition decision, seconds")
+        self.cloud_timeout_s = declare(self, "cloud_timeout_s", 0.5,
+                                       "seconds without detections after which a sent frame is finished locally")
+        self.retry_period_s = declare(self, "retry_period_s", 2.0,
+                                      "while the next tier is silent, offload one frame this often, seconds")
+        image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
+        for name, value, check, why in (
+                ("decision_wait_s", self.decision_wait_s, self.decision_wait_s >= 0, "must be >= 0"),
+                ("cloud_timeout_s", self.cloud_timeout_s, self.cloud_timeout_s > 0, "must be > 0"),
+                ("retry_period_s", self.retry_period_s, self.retry_period_s > 0, "must be > 0")):
+            if not check:
+                raise parameter_error(self, name, value, why)
+        try:
+            self.detector.cut(self.default_cut)
+            codec.CodecSpec.parse(self.default_codec)
+        except ValueError as error:
+            raise parameter_error(self, "default_cut/default_codec", f"{self.default_cut}/{self.default_codec}",
+                                  str(error)) from None
+
+        self.stats = StageStats()
+        self._lock = threading.Condition()
+        self._latest: Pending | None = None
+        self._timed_out: list[Pending] = []
+        self._in_flight: OrderedDict[StampKey, Pending] = OrderedDict()
+        self._decisions: OrderedDict[StampKey, PartitionDecision] = OrderedDict()
+        self._last_decision: PartitionDecision | None = None
+        self._next_tier_silent = False
+        self._last_retry = 0.0
+        self._running = True
+
+        self.feature_pub = self.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
+        self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", FRAME_QOS)
+        self.stats_pub = self.create_publisher(PipelineStats, "l2p/edge/stats", STATE_QOS)
+        self.queue_pub = self.create_publisher(UInt32, "l2p/edge/queue_length", STATE_QOS)
+        self.create_subscription(Image, image_topic, self.on_image, IMAGE_QOS)
+        self.create_subscription(PartitionDecision, "l2p/decision", self.on_decision, FRAME_QOS)
+        self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, FRAME_QOS)
+        self.diagnostics = Diagnostics(self)
+        self.create_timer(0.02, self.check_timeouts)
+        self.create_timer(1.0, self.publish_stats)
+        self.worker = threading.Thread(target=self.work, name="edge_worker", daemon=True)
+        self.worker.start()
+        self.get_logger().info(f"edge ready: {self.detector.model_id}, default cut {self.default_cut}")
+
+    # -- callbacks (executor thread): store and wake the worker, never compute ----------------
+    def on_image(self, msg: Image) -> None:
+        self.stats.count_in()
+        try:
+            image = msg_to_image(msg)
+        except ValueError as error:
+            self.stats.drop("malformed_image")
+            self.get_logger().warning(f"dropped an image: {error}", throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            if self._latest is not None:
+                self.stats.drop("stale_frame")
+            self._latest = Pending(msg.header, image, now_s())
+            self._lock.notify()
+
+    def on_decision(self, msg: PartitionDecision) -> None:
+        with self._lock:
+            self._decisions[stamp_key(msg.header)] = msg
+            while len(self._decisions) > 64:
+                self._decisions.popitem(last=False)
+            self._last_decision = msg
+            self._lock.notify()
+
+    def on_detections(self, msg: DetectionArray) -> None:
+        if msg.executed_on.startswith("edge"):
+            return  # our own local results
+        with self._lock:
+            if self._in_flight.pop(stamp_key(msg.header), None) is not None or self._next_tier_silent:
+                self._next_tier_silent = False
+
+    def check_timeouts(self) -> None:
+        deadline = time.monotonic() - self.cloud_timeout_s
+        with self._lock:
+            while self._in_flight:
+                key, pending = next(iter(self._in_flight.items()))
+                if pending.sent_monotonic > deadline:
+                    break
+                del self._in_flight[key]
+                self._timed_out.append(pending)
+                if not self._next_tier_silent:
+                    self.get_logger().warning("next tier silent: finishing frames locally")
+                self._next_tier_silent = True
+            if self._timed_out:
+                self._lock.notify()
+
+    # -- worker thread ----------------------------------------------------------------------------
+    def _take(self) -> tuple[Pending | None, bool]:
+        """Next job: a timed-out frame first (bounded completion), else the latest frame."""
+        with self._lock:
+            while self._running and not self._timed_out and self._latest is None:
+                self._lock.wait(0.1)
+            if not self._running:
+                return None, False
+            if self._timed_out:
+                return self._timed_out.pop(0), True
+            pending, self._latest = self._latest, None
+            key = stamp_key(pending.header)
+            wait_until = time.monotonic() + self.decision_wait_s
+            while key not in self._decisions and time.monotonic() < wait_until and self._running:
+                self._lock.wait(max(0.0, wait_until - time.monotonic()))
+            pending.decision = self._decisions.pop(key, None) or self._last_decision
+            return pending, False
+
+    def work(self) -> None:
+        while True:
+            pending, is_fallback = self._take()
+            if pending is None:
+                return
+            try:
+                if is_fallback:
+                    self.finish_locally(pending, fallback=True)
+                else:
+                    self.process(pending)
+            except Exception as error:  # a frame must never take the worker down
+                self.stats.drop("edge_error")
+                self.get_logger().error(f"frame failed on the edge: {error!r}")
+
+    def _cut_and_codec(self, decision: PartitionDecision | None):
+        if decision is None:
+            return self.detector.cut(self.default_cut), codec.CodecSpec.parse(self.default_codec)
+        if len(decision.edge_layers):
+            cut = self.detector.runner.graph.dag_cut(int(i) for i in decision.edge_layers)
+        else:
+            cut = self.detector.cut(decision.cut_after_layer)
+        return cut, codec.CodecSpec.parse(decision.codec or self.default_codec)
+
+    def process(self, pending: Pending) -> None:
+        cut, spec = self._cut_and_codec(pending.decision)
+        edge_only = cut.after_layer == self.detector.num_layers - 1
+        with self._lock:
+            silent = self._next_tier_silent
+            retry = silent and time.monotonic() - self._last_retry >= self.retry_period_s
+            if retry:
+                self._last_retry = time.monotonic()
+        if edge_only or (silent and not retry):
+            self.finish_locally(pending, fallback=silent and not edge_only)
+            return
+        frame = self.detector.edge(pending.image, cut, spec)
+        msg = frame_to_msg(frame, FeatureMap(header=pending.header))
+        msg.run_until_layer = -1
+        if pending.decision is not None and pending.decision.fog_until_layer > cut.after_layer:
+            msg.run_until_layer = pending.decision.fog_until_layer
+        timings = msg.timings
+        timings.captured = pending.header.stamp
+        timings.decision_ms = pending.decision.decision_ms if pending.decision else 0.0
+        timings.edge_ms, timings.encode_ms = frame.edge_ms, frame.encode_ms
+        timings.edge_sent = to_time_msg(now_s())
+        pending.sent_monotonic = time.monotonic()
+        with self._lock:  # the image stays in the pending entry so a silent next tier cannot lose it
+            self._in_flight[stamp_key(pending.header)] = pending
+        try:
+            self.feature_pub.publish(msg)
+        except Exception as error:  # RELIABLE publish can raise when the queue is saturated
+            with self._lock:
+                self._in_flight.pop(stamp_key(pending.header), None)
+            self.get_logger().warning(f"publish failed ({error!r}); finishing locally")
+            self.finish_locally(pending, fallback=True)
+            return
+        self.stats.offloaded(frame.payload_bytes)
+
+    def finish_locally(self, pending: Pending, fallback: bool) -> None:
+        start = time.perf_counter()
+        detections = self.detector.detect(pending.image)
+        out = DetectionArray(header=pending.header, model_id=self.detector.model_id,
+                             cut_after_layer=self.detector.num_layers - 1, fog_until_layer=-1,
+                             codec="none", executed_on="edge (fallback)" if fallback else "edge")
+        out.detections = detections_to_msgs(detections)
+        out.timings.captured = pending.header.stamp
+        out.timings.decision_ms = pending.decision.decision_ms if pending.decision else 0.0
+        out.timings.edge_ms = (time.perf_counter() - start) * 1e3
+        out.timings.total_ms = (now_s() - from_time_msg(pending.header.stamp)) * 1e3
+        self.detections_pub.publish(out)
+        self.stats.detected(out.timings.total_ms, fallback=fallback)
+
+    def publish_stats(self) -> None:
+        snapshot = self.stats.snapshot()
+        msg = stats_to_msg(snapshot, PipelineStats())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.stats_pub.publish(msg)
+        with self._lock:
+            queue = len(self._timed_out) + int(self._latest is not None)
+            silent = self._next_tier_silent
+            in_flight = len(self._in_flight)
+        self.queue_pub.publish(UInt32(data=queue))
+        self.diagnostics.update(1 if silent else 0, "next tier silent: running locally" if silent else "running",
+                                in_flight=in_flight, **{k: v for k, v in snapshot.items() if k != "drops"},
+                                **{f"dropped_{k}": v for k, v in snapshot["drops"].items()})
+
+    def destroy_node(self):
+        with self._lock:
+            self._running = False
+            self._lock.notify_all()
+        self.worker.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> None:
+    run_node(EdgeNode, args)
+
+
+if __name__ == "__main__":
+    main()

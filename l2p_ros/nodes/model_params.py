@@ -1,0 +1,49 @@
+"""Model parameters shared by the nodes that run the network (edge, cloud/fog, partitioner)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rclpy.node import Node
+
+from l2p_ros.model.darknet import load_model
+from l2p_ros.model.postprocess import load_class_names
+from l2p_ros.nodes.common import declare, parameter_error
+from l2p_ros.split import SplitDetector
+
+
+def model_id(model: str, input_size: int) -> str:
+    return f"{Path(model).stem}-{input_size}"
+
+
+def declare_model(node: Node) -> tuple[str, int]:
+    model = declare(node, "model", "yolov3-tiny", "yolov3, yolov3-tiny or a Darknet .cfg path")
+    input_size = declare(node, "input_size", 416, "network input side in pixels, a multiple of 32")
+    if input_size <= 0 or input_size % 32:
+        raise parameter_error(node, "input_size", input_size, "must be a positive multiple of 32")
+    return model, input_size
+
+
+def load_detector(node: Node) -> SplitDetector:
+    """Declare the model parameters on ``node`` and load the model they name."""
+    model, input_size = declare_model(node)
+    weights = declare(node, "weights", "", "Darknet .weights file ('' = pretrained yolov3-tiny from the cache)")
+    random_weights = declare(node, "random_weights", False,
+                             "seeded random weights: for latency profiling only, detections are meaningless")
+    threads = declare(node, "threads", 0, "torch CPU threads (0 = torch default)")
+    score_threshold = declare(node, "score_threshold", 0.25, "minimum objectness x class probability")
+    nms_iou = declare(node, "nms_iou", 0.45, "IoU above which NMS suppresses a same-class box")
+    if threads < 0:
+        raise parameter_error(node, "threads", threads, "must be >= 0")
+    if not 0.0 <= score_threshold <= 1.0:
+        raise parameter_error(node, "score_threshold", score_threshold, "must be in 0..1")
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        darknet = load_model(model, input_size=input_size, weights=Path(weights) if weights else None,
+                             random_weights=random_weights)
+    except (ValueError, FileNotFoundError) as error:
+        raise parameter_error(node, "model/weights", f"{model}/{weights}", str(error)) from None
+    if random_weights:
+        node.get_logger().warning("random weights: detections are meaningless (profiling only)")
+    return SplitDetector(darknet, load_class_names(), model_id(model, input_size), score_threshold, nms_iou)

@@ -1,0 +1,113 @@
+"""network_monitor_node: estimates the uplink to the next tier and publishes NetworkState.
+
+Active: publishes ``l2p/probe`` every ``probe_period_s``, alternating an empty probe (RTT) and one
+of ``probe_payload_bytes`` (throughput), and matches the echoes on ``l2p/probe_echo``.
+Passive: every FeatureMap the next tier reports on ``l2p/transfer_receipt`` is a throughput sample
+at the real payload size (see :mod:`l2p_ros.nodes.probe_echo`).
+Publishes ``l2p/network_state`` (STATE_QOS) every ``publish_period_s``; ``link_up`` turns false
+when neither echo nor receipt arrived for ``timeout_s``. The estimation is
+:mod:`l2p_ros.monitoring`; this node only moves messages.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+
+from l2p_msgs.msg import NetworkState, Probe
+from l2p_ros.monitoring.estimators import LinkEstimator
+from l2p_ros.monitoring.probe import ProbeTracker
+from l2p_ros.nodes.common import (FRAME_QOS, STATE_QOS, Diagnostics, declare, from_time_msg, now_s,
+                                  parameter_error, run_node, to_time_msg)
+from l2p_ros.nodes.probe_echo import ECHO_TOPIC, PROBE_TOPIC, RECEIPT_TOPIC
+
+# The local DDS profile carries messages up to 16 MB; a probe should be far smaller anyway, since
+# it loads the link it measures.
+MAX_PROBE_PAYLOAD_BYTES = 16 * 1024 * 1024
+
+
+class NetworkMonitorNode(Node):
+    def __init__(self):
+        super().__init__("network_monitor")
+        probe_period_s = declare(self, "probe_period_s", 0.5,
+                                 "Seconds between probes; empty and payload probes alternate, so one "
+                                 "throughput sample takes two periods.")
+        payload_bytes = declare(self, "probe_payload_bytes", 65536,
+                                "Payload of every second probe in bytes. Its transfer time must exceed the "
+                                "link's RTT jitter: raise it on fast links.")
+        publish_period_s = declare(self, "publish_period_s", 0.5, "Seconds between NetworkState messages.")
+        timeout_s = declare(self, "timeout_s", 2.0,
+                            "Seconds without any echo or transfer receipt after which link_up is false; "
+                            "echoes later than this are dropped.")
+        smoothing = declare(self, "smoothing", 0.2,
+                            "Weight of a new observation in the smoothed estimates, in (0, 1].")
+        for name, value in (("probe_period_s", probe_period_s), ("publish_period_s", publish_period_s)):
+            if not value > 0:
+                raise parameter_error(self, name, value, "must be > 0")
+        if not 1 <= payload_bytes <= MAX_PROBE_PAYLOAD_BYTES:
+            raise parameter_error(self, "probe_payload_bytes", payload_bytes,
+                                  f"must be between 1 and {MAX_PROBE_PAYLOAD_BYTES}")
+        if not timeout_s > probe_period_s:
+            raise parameter_error(self, "timeout_s", timeout_s,
+                                  f"must exceed probe_period_s ({probe_period_s}), else the link reads "
+                                  "down between two probes")
+        if not 0 < smoothing <= 1:
+            raise parameter_error(self, "smoothing", smoothing, "must be in (0, 1]")
+
+        self._tracker = ProbeTracker(payload_bytes, timeout_s)
+        self._link = LinkEstimator(timeout_s, smoothing)
+        # Random filler: a link that compresses (VPN, modem) would make zeros look fast.
+        self._payload = os.urandom(payload_bytes)
+        self._link_was_up = False
+        self._probes = self.create_publisher(Probe, PROBE_TOPIC, FRAME_QOS)
+        self._state = self.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
+        self.create_subscription(Probe, ECHO_TOPIC, self._on_echo, FRAME_QOS)
+        self.create_subscription(Probe, RECEIPT_TOPIC, self._on_receipt, FRAME_QOS)
+        self._diagnostics = Diagnostics(self)
+        self.create_timer(probe_period_s, self._send_probe)
+        self.create_timer(publish_period_s, self._publish)
+
+    def _send_probe(self) -> None:
+        wall_s = now_s()
+        seq, payload_bytes = self._tracker.send(time.monotonic(), wall_s)
+        probe = Probe(seq=seq, payload_bytes=payload_bytes, payload=self._payload if payload_bytes else b"")
+        probe.header.stamp = to_time_msg(wall_s)
+        self._probes.publish(probe)
+
+    def _on_echo(self, echo: Probe) -> None:
+        result = self._tracker.match(echo.seq, echo.payload_bytes, from_time_msg(echo.received), time.monotonic())
+        if result is not None:
+            self._link.add_probe(result.payload_bytes, result.rtt_ms, result.apparent_one_way_ms, time.monotonic())
+
+    def _on_receipt(self, receipt: Probe) -> None:
+        apparent_one_way_ms = (from_time_msg(receipt.received) - from_time_msg(receipt.header.stamp)) * 1e3
+        self._link.add_transfer(receipt.payload_bytes, apparent_one_way_ms, time.monotonic())
+
+    def _publish(self) -> None:
+        state = self._link.state(time.monotonic())
+        msg = NetworkState(bandwidth_mbps=state.bandwidth_mbps, bandwidth_std_mbps=state.bandwidth_std_mbps,
+                           rtt_ms=state.rtt_ms, rtt_std_ms=state.rtt_std_ms, samples=state.samples,
+                           link_up=state.link_up)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._state.publish(msg)
+        if state.link_up != self._link_was_up:
+            if state.link_up:
+                self.get_logger().info("link up: the next tier answers")
+            else:
+                self.get_logger().warning(f"link down: no echo or receipt for {self._link.timeout_s} s")
+            self._link_was_up = state.link_up
+        self._diagnostics.update(
+            DiagnosticStatus.OK if state.link_up else DiagnosticStatus.WARN,
+            "link up" if state.link_up else "link down: the next tier does not answer",
+            bandwidth_mbps=f"{state.bandwidth_mbps:.3f}", rtt_ms=f"{state.rtt_ms:.3f}", samples=state.samples,
+            outliers=self._link.rtt_ms.outliers + self._link.bandwidth_mbps.outliers,
+            level_changes=self._link.rtt_ms.level_changes + self._link.bandwidth_mbps.level_changes,
+            unresolved_payload_probes=self._link.unresolved,
+            dropped_echoes=sum(self._tracker.dropped.values()),
+            **{f"dropped_echoes_{reason}": n for reason, n in self._tracker.dropped.items()})
+
+
+def main(args=None) -> None:
+    run_node(NetworkMonitorNode, args)

@@ -1,0 +1,49 @@
+"""Policies by name, as the partitioner node's ``policy`` parameter and ``l2p run --policy`` name them."""
+from __future__ import annotations
+
+from l2p_ros.model.graph import INPUT
+from l2p_ros.policies.baselines import CloudOnly, EdgeOnly, FixedCut, Greedy, StaticOptimal
+from l2p_ros.policies.cost_model import CostModel
+from l2p_ros.policies.dads import DadsPolicy
+from l2p_ros.policies.types import Partition, Policy, SystemState
+
+# ``greedy`` searches every chain cut (Neurosurgeon); ``dnnsplit`` is the same cost model over the
+# DNNSplit candidates only; ``fixed:K`` always cuts after layer K.
+POLICY_NAMES = ("edge-only", "cloud-only", "fixed:K", "static-optimal", "greedy", "dnnsplit", "dads",
+                "dads-light", "dads-heavy")
+NOMINAL_STATE = SystemState(bandwidth_mbps=20.0, rtt_ms=20.0, edge_load=0.0, frame_complexity=0.5)
+
+
+def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_codec: str = "jpeg-q75",
+                frame_interval_ms: float = 100.0, nominal: SystemState = NOMINAL_STATE) -> Policy:
+    """Build the policy called ``name``; ValueError naming the known policies otherwise."""
+    num_layers = cost_model.num_layers
+    if name == "edge-only":
+        return EdgeOnly(num_layers)
+    if name == "cloud-only":
+        return CloudOnly(image_codec)
+    if name.startswith("fixed:"):
+        value = name.split(":", 1)[1]
+        cut = {"edge": num_layers - 1, "cloud": INPUT}.get(value)
+        if cut is None:
+            if not value.lstrip("-").isdigit() or not INPUT <= int(value) < num_layers:
+                raise ValueError(f"policy {name!r}: the cut must be 'edge', 'cloud' or -1..{num_layers - 1}")
+            cut = int(value)
+        partition = Partition.image_offload(image_codec) if cut == INPUT else Partition.chain(cut, codec)
+        policy = FixedCut(partition)
+        policy.name = name
+        return policy
+    if name == "static-optimal":
+        return StaticOptimal(cost_model, nominal, codec=codec, image_codec=image_codec)
+    if name == "greedy":
+        return Greedy(cost_model, candidates=range(INPUT, num_layers), codec=codec, image_codec=image_codec)
+    if name == "dnnsplit":
+        policy = Greedy(cost_model, codec=codec, image_codec=image_codec)
+        policy.name = "dnnsplit"
+        return policy
+    if name in ("dads", "dads-light", "dads-heavy"):
+        mode = {"dads": "auto", "dads-light": "light", "dads-heavy": "heavy"}[name]
+        policy = DadsPolicy(cost_model, frame_interval_ms, mode, codec, image_codec)
+        policy.name = name
+        return policy
+    raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")

@@ -1,0 +1,72 @@
+"""Running per-stage statistics: every frame is counted as detected, offloaded or dropped (with a reason)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class StageStats:
+    """Thread-safe counters of one stage; latency and payload statistics over a recent window."""
+
+    window: int = 300
+    frames_in: int = 0
+    frames_detected: int = 0
+    frames_offloaded: int = 0
+    frames_fallback: int = 0
+    drops: Counter = field(default_factory=Counter)
+    _latencies_ms: deque = field(default_factory=deque)
+    _payload_bytes: deque = field(default_factory=deque)
+    _detected_times_s: deque = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_in(self) -> None:
+        with self._lock:
+            self.frames_in += 1
+
+    def drop(self, reason: str) -> None:
+        with self._lock:
+            self.drops[reason] += 1
+
+    def offloaded(self, payload_bytes: int) -> None:
+        with self._lock:
+            self.frames_offloaded += 1
+            self._push(self._payload_bytes, payload_bytes)
+
+    def detected(self, latency_ms: float, payload_bytes: int | None = None, fallback: bool = False) -> None:
+        with self._lock:
+            self.frames_detected += 1
+            self.frames_fallback += int(fallback)
+            self._push(self._latencies_ms, latency_ms)
+            self._push(self._detected_times_s, time.monotonic())
+            if payload_bytes is not None:
+                self._push(self._payload_bytes, payload_bytes)
+
+    def _push(self, values: deque, value: float) -> None:
+        values.append(value)
+        if len(values) > self.window:
+            values.popleft()
+
+    @property
+    def frames_dropped(self) -> int:
+        return sum(self.drops.values())
+
+    def snapshot(self) -> dict:
+        """A consistent copy: counters, drops by reason, latency mean/p95 (ms), bytes mean, fps."""
+        with self._lock:
+            latencies = np.asarray(self._latencies_ms, dtype=np.float64)
+            times = list(self._detected_times_s)
+            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+            return {
+                "frames_in": self.frames_in, "frames_detected": self.frames_detected,
+                "frames_offloaded": self.frames_offloaded, "frames_fallback": self.frames_fallback,
+                "frames_dropped": self.frames_dropped, "drops": dict(self.drops),
+                "latency_mean_ms": float(latencies.mean()) if latencies.size else 0.0,
+                "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies.size else 0.0,
+                "payload_bytes_mean": float(np.mean(self._payload_bytes)) if self._payload_bytes else 0.0,
+                "fps": fps,
+            }
