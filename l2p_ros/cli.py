@@ -149,6 +149,16 @@ def cmd_detect(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from l2p_ros.pipeline_run import print_summary, run_pipeline
+
+    summary = run_pipeline(config=args.config, source=args.source, image_topic=args.image_topic,
+                           frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,
+                           summary_json=args.summary_json, print_frames=not args.quiet)
+    print_summary(summary)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from l2p_ros.demo import run_demo
 
@@ -188,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per frame")
     p.add_argument("inputs", type=Path, nargs="+")
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("run", help="start the node set as separate processes (no ros2cli needed)")
+    p.add_argument("--config", type=Path, default=None, help="parameter YAML (default: config/pipeline.yaml)")
+    p.add_argument("--source", default=None, help="V4L2 device, video, image folder or rosbag2 bag")
+    p.add_argument("--image-topic", default=None, help="bag sources: the image topic to replay")
+    p.add_argument("--frames", type=int, default=0, help="stop after N frames (0 = until the source ends)")
+    p.add_argument("--rate-hz", type=float, default=None, help="camera rate (default from the YAML)")
+    p.add_argument("--policy", default=None, help="partitioning policy (default from the YAML)")
+    p.add_argument("--record", type=Path, default=None, help="record detections, decisions and stats to this bag")
+    p.add_argument("--summary-json", type=Path, default=None, help="write the summary and timeline here")
+    p.add_argument("--quiet", action="store_true", help="no per-frame lines")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="split detection on the sample video with pretrained YOLOv3-tiny")
     p.add_argument("--frames", type=int, default=60)

@@ -244,3 +244,37 @@ def profile_model(model: Darknet, image_bgr: np.ndarray, *, device: str = "cpu",
                      "full_pass_ms_p90": round(_percentile(totals, 90), 4)},
         layers=layers, cuts=cut_profiles,
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def default_profile_path(model_id: str, device: str, threads: int) -> Path:
+    """Where ``ensure_profile`` keeps the profile of a model on this host."""
+    from l2p_ros.assets import cache_dir
+
+    return cache_dir() / "profiles" / f"{model_id}-{device}-t{threads}-{socket.gethostname()}.yaml"
+
+
+def ensure_profile(model_name: str, input_size: int, *, threads: int, device: str = "cpu",
+                   weights: Path | None = None, repeats: int = 10, log=print) -> Path:
+    """The cached profile of this model on this host, measured now if there is none yet."""
+    import cv2
+
+    from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+    from l2p_ros.model.darknet import load_model
+
+    model_id = f"{Path(model_name).stem}-{input_size}"
+    path = default_profile_path(model_id, device, threads)
+    if path.is_file():
+        return path
+    random_weights = weights is None and Path(model_name).stem != "yolov3-tiny"
+    log(f"profiling {model_id} on this host ({threads} threads, {device}) into {path} ...")
+    model = load_model(model_name, input_size=input_size, weights=weights, random_weights=random_weights)
+    capture = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
+    ok, frame = capture.read()
+    capture.release()
+    if not ok:
+        raise ProfileError(f"cannot read a frame of {SAMPLE_VIDEO} to profile payload sizes")
+    profile = profile_model(model, frame, device=device, threads=threads, repeats=repeats, warmup=2,
+                            model_info={"name": Path(model_name).stem,
+                                        "weights": "random" if random_weights else str(weights or "pretrained")})
+    profile.save(path)
+    return path

@@ -79,6 +79,10 @@ class SplitDetector:
     def _postprocess(self, outputs: list[torch.Tensor], info: LetterboxInfo) -> list[Detection]:
         return postprocess(outputs, info, self.class_names, self.score_threshold, self.nms_iou)
 
+    def warm_up(self) -> None:
+        """One pass on a grey frame, so the first real frame does not pay for lazy initialisation."""
+        self.detect(np.full((self.model.input_size, self.model.input_size, 3), 127, dtype=np.uint8))
+
     @torch.inference_mode()
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """The reference: the full forward pass in one place."""

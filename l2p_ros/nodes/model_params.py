@@ -46,4 +46,6 @@ def load_detector(node: Node) -> SplitDetector:
         raise parameter_error(node, "model/weights", f"{model}/{weights}", str(error)) from None
     if random_weights:
         node.get_logger().warning("random weights: detections are meaningless (profiling only)")
-    return SplitDetector(darknet, load_class_names(), model_id(model, input_size), score_threshold, nms_iou)
+    detector = SplitDetector(darknet, load_class_names(), model_id(model, input_size), score_threshold, nms_iou)
+    detector.warm_up()
+    return detector

@@ -1,0 +1,137 @@
+"""``l2p run``: start the node set as separate processes from one parameter YAML, without ros2cli.
+
+Mirrors ``launch/pipeline.launch.py`` for installs that have no ``ros2 launch`` (like the PyPI
+wheels): the same executables, the same parameter file, the single-host DDS profile.
+"""
+from __future__ import annotations
+
+import copy
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from l2p_ros.dds import local_dds_env
+
+NODES = ("camera_node", "load_monitor_node", "network_monitor_node", "partitioner_node", "cloud_node", "edge_node")
+
+
+def config_dir() -> Path:
+    """The installed share/l2p_ros/config, else the source tree's config/ (editable installs)."""
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("l2p_ros")) / "config")
+    except Exception:  # not a ROS install, or the package index does not know l2p_ros
+        pass
+    candidates += [Path(sys.prefix) / "share" / "l2p_ros" / "config", Path(__file__).resolve().parents[1] / "config"]
+    for candidate in candidates:
+        if (candidate / "pipeline.yaml").is_file():
+            return candidate
+    raise FileNotFoundError("pipeline.yaml not found in " + ", ".join(map(str, candidates)))
+
+
+def load_parameters(path: Path | None = None) -> dict:
+    path = path or config_dir() / "pipeline.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    for node, section in data.items():
+        if not isinstance(section, dict) or "ros__parameters" not in section:
+            raise ValueError(f"{path}: section '{node}' must hold 'ros__parameters'")
+    return data
+
+
+def set_parameter(params: dict, node: str, name: str, value) -> None:
+    params.setdefault(node, {}).setdefault("ros__parameters", {})[name] = value
+
+
+@dataclass
+class RunningNode:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+
+class NodeSet:
+    """The pipeline's processes; stops them all on exit (SIGINT, then SIGTERM, then SIGKILL)."""
+
+    def __init__(self, params: dict, work_dir: Path, nodes: tuple[str, ...] = NODES):
+        self.params_file = work_dir / "params.yaml"
+        self.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        self.work_dir = work_dir
+        self.nodes = nodes
+        self.running: dict[str, RunningNode] = {}
+
+    def start(self, name: str) -> RunningNode:
+        log_path = self.work_dir / f"{name}.log"
+        log = log_path.open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"l2p_ros.nodes.{name}", "--ros-args",
+             "--params-file", str(self.params_file)],
+            env=local_dds_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.running[name] = RunningNode(name, process, log_path)
+        return self.running[name]
+
+    def start_all(self, except_nodes: tuple[str, ...] = ()) -> None:
+        for name in self.nodes:
+            if name not in except_nodes:
+                self.start(name)
+
+    def failed(self) -> list[str]:
+        """Nodes that exited with an error, with the tail of their log."""
+        failures = []
+        for node in self.running.values():
+            code = node.process.poll()
+            if code not in (None, 0):
+                tail = node.log_path.read_text()[-1500:]
+                failures.append(f"{node.name} exited with {code}:\n{tail}")
+        return failures
+
+    def stop(self, name: str, timeout_s: float = 5.0) -> int | None:
+        node = self.running.get(name)
+        if node is None or node.process.poll() is not None:
+            return None if node is None else node.process.returncode
+        for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            node.process.send_signal(sig)
+            try:
+                return node.process.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                continue
+        return node.process.returncode
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.running)):
+            self.stop(name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_all()
+
+
+def prepared_parameters(config: Path | None, overrides: dict[tuple[str, str], object]) -> dict:
+    params = copy.deepcopy(load_parameters(config))
+    for (node, name), value in overrides.items():
+        set_parameter(params, node, name, value)
+    return params
+
+
+def temporary_work_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="l2p-run-"))
+
+
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()

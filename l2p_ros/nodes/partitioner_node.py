@@ -1,0 +1,144 @@
+"""Partitioner node: per frame, measures complexity, reads the monitors' state, runs the policy.
+
+Publishes one PartitionDecision per camera frame (same header stamp, so the edge can match them)
+and the frame's FrameComplexity.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecision
+from l2p_ros.complexity import ComplexityMeter
+from l2p_ros.model.cfg import bundled_cfg, parse_cfg
+from l2p_ros.model.graph import LayerGraph
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, STATE_QOS, Diagnostics, declare, msg_to_image,
+                                  parameter_error, run_node)
+from l2p_ros.nodes.model_params import declare_model, model_id
+from l2p_ros.policies.cost_model import CostModel, derive_profile
+from l2p_ros.policies.registry import make_policy
+from l2p_ros.policies.types import SystemState
+from l2p_ros.profiling import ProfileError, ensure_profile, load_profile
+
+
+class PartitionerNode(Node):
+    def __init__(self):
+        super().__init__("partitioner_node")
+        model, input_size = declare_model(self)
+        self.model_id = model_id(model, input_size)
+        policy_name = declare(self, "policy", "greedy",
+                              "edge-only, cloud-only, fixed:K, static-optimal, greedy, dnnsplit, dads, dads-light, dads-heavy")
+        edge_profile = declare(self, "edge_profile", "", "edge profile YAML ('' = measure or reuse this host's)")
+        cloud_profile = declare(self, "cloud_profile", "",
+                                "cloud profile YAML ('' = the edge profile sped up by cloud_speed_factor, labelled derived)")
+        cloud_speed_factor = declare(self, "cloud_speed_factor", 1.0, "cloud speed relative to the edge profile")
+        self.codec = declare(self, "codec", "fp32", "codec for tensor cuts")
+        image_codec = declare(self, "image_codec", "jpeg-q75", "codec for image offload")
+        frame_interval_ms = declare(self, "frame_interval_ms", 100.0, "camera period, for throughput-aware policies")
+        self.default_bandwidth_mbps = declare(self, "default_bandwidth_mbps", 20.0,
+                                              "uplink assumed until a NetworkState arrives")
+        self.default_rtt_ms = declare(self, "default_rtt_ms", 20.0, "RTT assumed until a NetworkState arrives")
+        threads = declare(self, "profile_threads", 2, "torch threads when this node measures the edge profile")
+        image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
+        if cloud_speed_factor <= 0:
+            raise parameter_error(self, "cloud_speed_factor", cloud_speed_factor, "must be > 0")
+        for name, value in (("default_bandwidth_mbps", self.default_bandwidth_mbps),
+                            ("default_rtt_ms", self.default_rtt_ms), ("frame_interval_ms", frame_interval_ms)):
+            if not value >= 0:
+                raise parameter_error(self, name, value, "must be >= 0")
+
+        graph = LayerGraph(parse_cfg(model if model.endswith(".cfg") else bundled_cfg(model)))
+        try:
+            edge_path = Path(edge_profile) if edge_profile else ensure_profile(
+                model, input_size, threads=threads, log=self.get_logger().info)
+            edge = load_profile(edge_path)
+            cloud = load_profile(cloud_profile) if cloud_profile else derive_profile(
+                edge, cloud_speed_factor, f"edge profile x{cloud_speed_factor}")
+            self.cost_model = CostModel(graph, edge, cloud)
+            self.policy = make_policy(policy_name, self.cost_model, codec=self.codec, image_codec=image_codec,
+                                      frame_interval_ms=frame_interval_ms)
+        except ProfileError as error:
+            raise parameter_error(self, "edge_profile/cloud_profile", f"{edge_profile}/{cloud_profile}",
+                                  str(error)) from None
+        except ValueError as error:
+            raise parameter_error(self, "policy/codec", f"{policy_name}/{self.codec}", str(error)) from None
+
+        self.meter = ComplexityMeter()
+        self.network: NetworkState | None = None
+        self.load: EdgeLoad | None = None
+        self.decisions = 0
+        self.decision_pub = self.create_publisher(PartitionDecision, "l2p/decision", FRAME_QOS)
+        self.complexity_pub = self.create_publisher(FrameComplexity, "l2p/frame_complexity", STATE_QOS)
+        self.create_subscription(Image, image_topic, self.on_image, IMAGE_QOS)
+        self.create_subscription(NetworkState, "l2p/network_state", self.on_network, STATE_QOS)
+        self.create_subscription(EdgeLoad, "l2p/edge_load", self.on_load, STATE_QOS)
+        self.diagnostics = Diagnostics(self)
+        self.get_logger().info(f"partitioner ready: policy {self.policy.name}, profile {edge_path}")
+
+    def on_network(self, msg: NetworkState) -> None:
+        self.network = msg
+
+    def on_load(self, msg: EdgeLoad) -> None:
+        self.load = msg
+
+    def state(self, complexity: float) -> SystemState:
+        bandwidth, rtt = self.default_bandwidth_mbps, self.default_rtt_ms
+        if self.network is not None:
+            bandwidth = self.network.bandwidth_mbps if self.network.link_up else 0.0
+            rtt = self.network.rtt_ms
+        load, queue = 0.0, 0
+        if self.load is not None:
+            busy = [v for v in (self.load.cpu_percent, self.load.gpu_percent) if math.isfinite(v)]
+            load = min(max(busy, default=0.0) / 100.0, 1.0)
+            queue = int(self.load.queue_length)
+        return SystemState(bandwidth_mbps=max(bandwidth, 0.0) if math.isfinite(bandwidth) else 0.0,
+                           rtt_ms=max(rtt, 0.0) if math.isfinite(rtt) else self.default_rtt_ms,
+                           edge_load=load, edge_queue_length=queue, frame_complexity=min(max(complexity, 0.0), 1.0))
+
+    def on_image(self, msg: Image) -> None:
+        start = time.perf_counter()
+        try:
+            image = msg_to_image(msg)
+        except ValueError as error:
+            self.get_logger().warning(f"cannot decide for a malformed image: {error}", throttle_duration_sec=5.0)
+            return  # the edge drops and counts the same frame
+        metrics = self.meter.measure(image)
+        state = self.state(metrics.complexity)
+        partition = self.policy.decide(state)
+        prediction = self.cost_model.predict(partition, state)
+        decision_ms = (time.perf_counter() - start) * 1e3
+
+        out = PartitionDecision(header=msg.header, frame_seq=self.decisions, policy=self.policy.name,
+                                cut_after_layer=partition.cut_after_layer if partition.cut_after_layer is not None else -1,
+                                fog_until_layer=partition.fog_until_layer if partition.fog_until_layer is not None else -1,
+                                codec=partition.codec)
+        if partition.edge_layers is not None:
+            out.edge_layers = sorted(partition.edge_layers)
+        out.predicted_edge_ms, out.predicted_transfer_ms = prediction.edge_ms, prediction.transfer_ms
+        out.predicted_cloud_ms, out.predicted_total_ms = prediction.cloud_ms, prediction.total_ms
+        out.predicted_edge_energy_j = prediction.edge_energy_j
+        out.predicted_payload_bytes = int(min(prediction.payload_bytes, 2**32 - 1))
+        out.bandwidth_mbps, out.rtt_ms, out.frame_complexity = state.bandwidth_mbps, state.rtt_ms, metrics.complexity
+        out.edge_cpu_percent = self.load.cpu_percent if self.load else float("nan")
+        out.edge_gpu_percent = self.load.gpu_percent if self.load else float("nan")
+        out.decision_ms = decision_ms
+        self.decision_pub.publish(out)
+        self.complexity_pub.publish(FrameComplexity(
+            header=msg.header, frame_seq=self.decisions, entropy_bits=metrics.entropy_bits,
+            jpeg_bytes=float(metrics.jpeg_bytes), spatial_information=metrics.spatial_information,
+            temporal_information=metrics.temporal_information, complexity=metrics.complexity))
+        self.decisions += 1
+        self.diagnostics.update(0, "running", decisions=self.decisions, last_cut=out.cut_after_layer,
+                                last_decision_ms=round(decision_ms, 3), policy=self.policy.name)
+
+
+def main(args=None) -> None:
+    run_node(PartitionerNode, args)
+
+
+if __name__ == "__main__":
+    main()

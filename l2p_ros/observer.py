@@ -1,0 +1,125 @@
+"""The in-process observer of ``l2p run``: per-frame lines, the summary, optional bag recording.
+
+Every camera frame is accounted for (invariant 4): detected (by the edge, the cloud, or the edge
+after a cloud timeout), dropped with a reason counted by the stage that dropped it, or still in
+flight when the run ended.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rclpy.node import Node
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Image
+
+from l2p_msgs.msg import DetectionArray, PartitionDecision, PipelineStats
+from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS, from_time_msg
+
+RECORDED = (("l2p/detections", DetectionArray, "l2p_msgs/msg/DetectionArray"),
+            ("l2p/decision", PartitionDecision, "l2p_msgs/msg/PartitionDecision"),
+            ("l2p/pipeline_stats", PipelineStats, "l2p_msgs/msg/PipelineStats"),
+            ("l2p/edge/stats", PipelineStats, "l2p_msgs/msg/PipelineStats"))
+
+
+@dataclass
+class FrameRecord:
+    stamp_s: float
+    cut: int = 0
+    codec: str = ""
+    executed_on: str = ""
+    detections: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    decision_cut: int | None = None
+
+
+class PipelineObserver(Node):
+    def __init__(self, image_topic: str = "camera/image_raw", recorder=None, print_frames: bool = True):
+        super().__init__("l2p_observer")
+        self.recorder = recorder
+        self.print_frames = print_frames
+        self.lock = threading.Lock()
+        self.frames_seen: set[tuple[int, int]] = set()
+        self.results: dict[tuple[int, int], FrameRecord] = {}
+        self.duplicates = 0
+        self.decisions: dict[tuple[int, int], PartitionDecision] = {}
+        self.stats: dict[str, PipelineStats] = {}
+        self.create_subscription(Image, image_topic, self.on_image, IMAGE_QOS)
+        for topic, msg_type, type_name in RECORDED:
+            qos = STATE_QOS if msg_type is PipelineStats else FRAME_QOS
+            self.create_subscription(msg_type, topic, lambda m, t=topic, n=type_name: self.on_message(t, n, m), qos)
+
+    def on_image(self, msg: Image) -> None:
+        with self.lock:
+            self.frames_seen.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
+
+    def on_message(self, topic: str, type_name: str, msg) -> None:
+        if self.recorder is not None:
+            stamp_ns = self.get_clock().now().nanoseconds
+            with self.lock:
+                self.recorder.write(topic, type_name, serialize_message(msg), stamp_ns)
+        if isinstance(msg, PipelineStats):
+            self.stats[topic] = msg
+        elif isinstance(msg, PartitionDecision):
+            self.decisions[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        else:
+            self.on_detections(msg)
+
+    def on_detections(self, msg: DetectionArray) -> None:
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        t = msg.timings
+        record = FrameRecord(from_time_msg(msg.header.stamp), msg.cut_after_layer, msg.codec, msg.executed_on,
+                             [(d.label, round(d.score, 2)) for d in msg.detections],
+                             {"edge_ms": t.edge_ms, "encode_ms": t.encode_ms, "transfer_ms": t.transfer_ms,
+                              "decode_ms": t.decode_ms, "cloud_ms": t.cloud_ms, "total_ms": t.total_ms,
+                              "decision_ms": t.decision_ms})
+        decision = self.decisions.get(key)
+        record.decision_cut = decision.cut_after_layer if decision else None
+        with self.lock:
+            if key in self.results:
+                self.duplicates += 1  # a late cloud answer for a frame the edge already finished
+                return
+            self.results[key] = record
+            index = len(self.results)
+        if self.print_frames:
+            labels = Counter(label for label, _ in record.detections)
+            print(f"{index:>5} cut {record.cut:>4} {record.executed_on:<16} {record.codec:<18} "
+                  f"edge {t.edge_ms:6.1f} enc {t.encode_ms:5.2f} xfer {t.transfer_ms:6.1f} "
+                  f"cloud {t.cloud_ms:6.1f} total {t.total_ms:7.1f} ms  "
+                  + ", ".join(f"{n} {label}" for label, n in sorted(labels.items())), flush=True)
+
+    def summary(self) -> dict:
+        with self.lock:
+            records = list(self.results.values())
+            seen = set(self.frames_seen)
+            detected = set(self.results)
+        drops: Counter = Counter()
+        for topic, stats in self.stats.items():
+            for drop in stats.drops:
+                drops[f"{topic.split('/')[1] if topic != 'l2p/pipeline_stats' else 'cloud'}:{drop.reason}"] += drop.count
+        totals = [r.timings["total_ms"] for r in records]
+        edge_stats = self.stats.get("l2p/edge/stats")
+        frames_in = edge_stats.frames_in if edge_stats else len(seen)
+        dropped = sum(drops.values())
+        return {
+            "frames_captured_seen": len(seen),
+            "frames_in_edge": int(frames_in),
+            "frames_detected": len(detected),
+            "frames_dropped": int(dropped),
+            "drops": dict(drops),
+            "unaccounted": int(frames_in) - len(detected) - int(dropped),
+            "late_duplicate_results": self.duplicates,
+            "executed_on": dict(Counter(r.executed_on for r in records)),
+            "cuts": dict(Counter(str(r.cut) for r in records)),
+            "latency_mean_ms": statistics.mean(totals) if totals else None,
+            "latency_p95_ms": sorted(totals)[int(0.95 * (len(totals) - 1))] if totals else None,
+            "cloud_payload_bytes_mean": self.stats["l2p/pipeline_stats"].payload_bytes_mean
+            if "l2p/pipeline_stats" in self.stats else None,
+        }
+
+    def timeline(self) -> list[dict]:
+        with self.lock:
+            return [{"stamp_s": r.stamp_s, "cut": r.cut, "executed_on": r.executed_on, **r.timings,
+                     "detections": len(r.detections)} for r in sorted(self.results.values(), key=lambda r: r.stamp_s)]

@@ -1,0 +1,123 @@
+"""One run of the live pipeline: start the nodes, watch every frame through, stop, summarise."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from l2p_ros.dds import use_local_dds
+from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir
+
+READY_TIMEOUT_S = 120.0
+
+
+def _overrides(source, image_topic, frames, policy, rate_hz) -> dict:
+    overrides = {}
+    if source:
+        overrides[("camera_node", "source")] = str(source)
+    if image_topic:
+        overrides[("camera_node", "image_topic")] = image_topic
+    if frames:
+        overrides[("camera_node", "max_frames")] = int(frames)
+    if rate_hz is not None:
+        overrides[("camera_node", "rate_hz")] = float(rate_hz)
+        if rate_hz > 0:
+            overrides[("partitioner_node", "frame_interval_ms")] = 1000.0 / rate_hz
+    if policy:
+        overrides[("partitioner_node", "policy")] = policy
+    return overrides
+
+
+def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
+                 policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
+                 summary_json: Path | None = None, print_frames: bool = True, drain_s: float = 3.0,
+                 extra: dict | None = None, log=print) -> dict:
+    """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary."""
+    use_local_dds()
+    import rclpy
+
+    from l2p_ros.observer import PipelineObserver
+    from l2p_ros.profiling import ensure_profile
+
+    params = prepared_parameters(config, {**_overrides(source, image_topic, frames, policy, rate_hz),
+                                          **(extra or {})})
+    partitioner = params["partitioner_node"]["ros__parameters"]
+    if not partitioner.get("edge_profile"):
+        ensure_profile(partitioner.get("model", "yolov3-tiny"), int(partitioner.get("input_size", 416)),
+                       threads=int(partitioner.get("profile_threads", 1)), log=log)
+    work_dir = temporary_work_dir()
+    recorder = None
+    if record:
+        from l2p_ros.bag import BagRecorder
+
+        recorder = BagRecorder(record)
+    rclpy.init()
+    observer = PipelineObserver(params["camera_node"]["ros__parameters"].get("output_topic", "camera/image_raw"),
+                                recorder, print_frames)
+    nodes = NodeSet(params, work_dir)
+    started = time.monotonic()
+    interrupted = False
+    try:
+        nodes.start_all(except_nodes=("camera_node",))
+        log(f"starting nodes (logs in {work_dir}) ...")
+
+        def ready() -> bool:
+            rclpy.spin_once(observer, timeout_sec=0.1)
+            return (observer.count_subscribers("camera/image_raw") >= 3  # edge, partitioner, observer
+                    and observer.count_publishers("l2p/detections") >= 2  # edge, cloud
+                    and observer.count_subscribers("l2p/feature_map") >= 1)
+
+        while not ready():
+            failures = nodes.failed()
+            if failures:
+                raise RuntimeError("a node failed to start:\n" + "\n".join(failures))
+            if time.monotonic() - started > READY_TIMEOUT_S:
+                raise RuntimeError(f"nodes not ready after {READY_TIMEOUT_S:.0f} s; logs in {work_dir}")
+        log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera")
+        camera = nodes.start("camera_node").process
+        while camera.poll() is None:
+            rclpy.spin_once(observer, timeout_sec=0.1)
+            failures = nodes.failed()
+            if failures:
+                raise RuntimeError("a node failed:\n" + "\n".join(failures))
+        # Drain: frames still in the edge or the cloud finish (or time out and finish locally).
+        last_count, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < drain_s:
+            rclpy.spin_once(observer, timeout_sec=0.1)
+            count = len(observer.results)
+            if count != last_count:
+                last_count, quiet_since = count, time.monotonic()
+        end = time.monotonic() + 1.5  # one more stats period so the final counters arrive
+        while time.monotonic() < end:
+            rclpy.spin_once(observer, timeout_sec=0.1)
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: stopping the nodes")
+    finally:
+        nodes.stop_all()
+        summary = observer.summary()
+        summary["interrupted"] = interrupted
+        summary["wall_s"] = round(time.monotonic() - started, 2)
+        summary["policy"] = partitioner.get("policy")
+        summary["logs"] = str(work_dir)
+        timeline = observer.timeline()
+        observer.destroy_node()
+        rclpy.shutdown()
+        if recorder is not None:
+            recorder.close()
+    if summary_json:
+        Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(summary_json).write_text(json.dumps({"summary": summary, "timeline": timeline}, indent=1))
+    summary["timeline"] = timeline
+    return summary
+
+
+def print_summary(summary: dict, log=print) -> None:
+    log("\nsummary")
+    for key in ("policy", "frames_in_edge", "frames_detected", "frames_dropped", "drops", "unaccounted",
+                "late_duplicate_results", "executed_on", "cuts", "latency_mean_ms", "latency_p95_ms",
+                "cloud_payload_bytes_mean", "wall_s"):
+        value = summary.get(key)
+        if isinstance(value, float):
+            value = round(value, 2)
+        log(f"  {key:<26} {value}")
