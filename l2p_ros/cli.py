@@ -162,7 +162,7 @@ def cmd_run(args) -> int:
 def cmd_demo(args) -> int:
     from l2p_ros.demo import run_demo
 
-    return run_demo(frames=args.frames, out_dir=args.out)
+    return run_demo(frames=args.frames, out_dir=args.out, policy=args.policy)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no per-frame lines")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="split detection on the sample video with pretrained YOLOv3-tiny")
-    p.add_argument("--frames", type=int, default=60)
+    p = sub.add_parser("demo", help="the live pipeline on the sample video with pretrained YOLOv3-tiny")
+    p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--policy", default=None, help="partitioning policy (default from config/pipeline.yaml)")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.set_defaults(func=cmd_demo)
     return parser

@@ -1,75 +1,75 @@
-"""``l2p demo``: split detection on the sample video with pretrained YOLOv3-tiny, in one process.
+"""``l2p demo``: the live pipeline on the sample video with pretrained YOLOv3-tiny.
 
-Each frame is run through a different cut (rotating over image offload, inner cuts and edge-only)
-with a compressed int8 codec, and its detections are compared with the full forward pass on the
-same frame. This is the split engine the ROS pipeline runs, shown without ROS.
+Starts every node as its own process (``l2p run``), prints each frame's split, latency breakdown
+and detections, then the summary; writes an annotated frame and a timeline plot of the split and
+the latency over time.
 """
 from __future__ import annotations
 
-import statistics
-import time
-from collections import defaultdict
+import shutil
 from pathlib import Path
 
 import cv2
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
-from l2p_ros.codec import CodecSpec
-from l2p_ros.model.darknet import load_model
-from l2p_ros.model.matching import match_detections
-from l2p_ros.model.postprocess import load_class_names
+from l2p_ros.pipeline_run import print_summary, run_pipeline
+from l2p_ros.model.postprocess import Detection
 from l2p_ros.visualize import draw_detections
-from l2p_ros.split import SplitDetector
-
-# (cut, codec): image offload as JPEG, two inner cuts (after the 4th and 5th maxpool), edge only.
-DEMO_PLAN = (("cloud", "jpeg-q75"), ("7", "int8-channel+zstd"), ("9", "int8-channel+zstd"),
-             ("edge", "fp32"))
 
 
-def run_demo(frames: int = 60, out_dir: Path = Path("out/demo"), model_name: str = "yolov3-tiny",
-             size: int = 416) -> int:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    detector = SplitDetector(load_model(model_name, input_size=size), load_class_names(), f"{model_name}-{size}")
-    capture = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
-    per_cut: dict[str, list[dict]] = defaultdict(list)
-    print(f"{'frame':>5} {'cut':>6} {'codec':>18} {'bytes':>9} {'edge ms':>8} {'enc ms':>7} "
-          f"{'cloud ms':>8} {'dets':>4} {'same':>5}  labels")
-    annotated_written = False
-    for index in range(frames):
-        ok, image = capture.read()
-        if not ok:
-            break
-        cut_name, codec_name = DEMO_PLAN[index % len(DEMO_PLAN)]
-        reference = detector.detect(image)
-        start = time.perf_counter()
-        frame = detector.edge(image, cut_name, CodecSpec.parse(codec_name))
-        result = detector.cloud(frame)
-        total_ms = (time.perf_counter() - start) * 1e3
-        matched = match_detections(reference, result.detections)
-        row = {"bytes": frame.payload_bytes, "edge_ms": frame.edge_ms, "encode_ms": frame.encode_ms,
-               "cloud_ms": result.cloud_ms, "total_ms": total_ms, "detections": len(result.detections),
-               "reference": len(reference), "matched": matched}
-        per_cut[f"{cut_name} {codec_name}"].append(row)
-        labels = ", ".join(sorted({d.label for d in result.detections}))
-        print(f"{index:>5} {cut_name:>6} {codec_name:>18} {frame.payload_bytes:>9,} {frame.edge_ms:>8.1f} "
-              f"{frame.encode_ms:>7.2f} {result.cloud_ms:>8.1f} {len(result.detections):>4} "
-              f"{matched:>2}/{len(reference):<2}  {labels}")
-        if not annotated_written and result.detections:
-            cv2.imwrite(str(out_dir / "annotated.png"), draw_detections(image, result.detections))
-            annotated_written = True
+def _frame(video: Path, index: int):
+    capture = cv2.VideoCapture(str(video))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, frame = capture.read()
     capture.release()
-    if not per_cut:
-        raise SystemExit(f"no frames could be read from {asset_path(SAMPLE_VIDEO)}")
+    return frame if ok else None
 
-    print(f"\n{'cut + codec':>26} {'frames':>6} {'bytes/frame':>12} {'edge ms':>8} {'cloud ms':>9} "
-          f"{'total ms':>9} {'agreement':>9}")
-    for key, rows in per_cut.items():
-        reference = sum(r["reference"] for r in rows)
-        agreement = sum(r["matched"] for r in rows) / reference if reference else 1.0
-        print(f"{key:>26} {len(rows):>6} {statistics.mean(r['bytes'] for r in rows):>12,.0f} "
-              f"{statistics.mean(r['edge_ms'] for r in rows):>8.1f} "
-              f"{statistics.mean(r['cloud_ms'] for r in rows):>9.1f} "
-              f"{statistics.mean(r['total_ms'] for r in rows):>9.1f} {agreement:>9.1%}")
-    if annotated_written:
-        print(f"\nannotated frame: {out_dir / 'annotated.png'}")
+
+def plot_timeline(timeline: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = timeline[0]["stamp_s"]
+    times = [r["stamp_s"] - t0 for r in timeline]
+    fig, (ax_cut, ax_ms) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
+    ax_cut.step(times, [r["cut"] for r in timeline], where="post")
+    ax_cut.set_ylabel("cut after layer\n(-1 image, last = edge)")
+    ax_cut.set_title(title)
+    bottom = [0.0] * len(timeline)
+    for key in ("edge_ms", "encode_ms", "transfer_ms", "decode_ms", "cloud_ms"):
+        values = [max(r[key], 0.0) for r in timeline]
+        ax_ms.bar(times, values, bottom=bottom, width=0.08, label=key.removesuffix("_ms"))
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax_ms.plot(times, [r["total_ms"] for r in timeline], color="black", linewidth=1, label="end to end")
+    ax_ms.set_ylabel("ms")
+    ax_ms.set_xlabel("capture time (s)")
+    ax_ms.legend(loc="upper right", fontsize="small", ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_demo(frames: int = 200, out_dir: Path = Path("out/demo"), policy: str | None = None) -> int:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_dir / "results_bag", ignore_errors=True)  # the demo's own output of a previous run
+    summary = run_pipeline(frames=frames, policy=policy, summary_json=out_dir / "summary.json",
+                           record=out_dir / "results_bag")
+    print_summary(summary)
+    timeline = summary["timeline"]
+    if not timeline:
+        print("no frame was detected; see the node logs in", summary["logs"])
+        return 1
+    plot_timeline(timeline, out_dir / "timeline.png", f"policy {summary['policy']}, {len(timeline)} frames")
+    # The camera publishes the video from frame 0 in order, so the k-th frame stamp is video frame k.
+    stamps = sorted(summary["frame_stamps"])
+    best = max(timeline, key=lambda r: len(r["boxes"]))
+    index = min(range(len(stamps)), key=lambda i: abs(stamps[i] - best["stamp_s"])) if stamps else 0
+    image = _frame(asset_path(SAMPLE_VIDEO), index)
+    if image is not None:
+        detections = [Detection(*box) for box in best["boxes"]]
+        cv2.imwrite(str(out_dir / "annotated.png"), draw_detections(image, detections))
+        print(f"annotated frame {index}: {out_dir / 'annotated.png'}")
+    print(f"timeline plot: {out_dir / 'timeline.png'}\nrecorded bag: {out_dir / 'results_bag'}")
     return 0

@@ -16,7 +16,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import DetectionArray, PartitionDecision, PipelineStats
-from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS, from_time_msg
+from l2p_ros.nodes.common import FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, from_time_msg
 
 RECORDED = (("l2p/detections", DetectionArray, "l2p_msgs/msg/DetectionArray"),
             ("l2p/decision", PartitionDecision, "l2p_msgs/msg/PartitionDecision"),
@@ -31,6 +31,7 @@ class FrameRecord:
     codec: str = ""
     executed_on: str = ""
     detections: list = field(default_factory=list)
+    boxes: list = field(default_factory=list)  # (class_id, label, score, x1, y1, x2, y2) pixels
     timings: dict = field(default_factory=dict)
     decision_cut: int | None = None
 
@@ -46,7 +47,7 @@ class PipelineObserver(Node):
         self.duplicates = 0
         self.decisions: dict[tuple[int, int], PartitionDecision] = {}
         self.stats: dict[str, PipelineStats] = {}
-        self.create_subscription(Image, image_topic, self.on_image, IMAGE_QOS)
+        self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         for topic, msg_type, type_name in RECORDED:
             qos = STATE_QOS if msg_type is PipelineStats else FRAME_QOS
             self.create_subscription(msg_type, topic, lambda m, t=topic, n=type_name: self.on_message(t, n, m), qos)
@@ -72,6 +73,8 @@ class PipelineObserver(Node):
         t = msg.timings
         record = FrameRecord(from_time_msg(msg.header.stamp), msg.cut_after_layer, msg.codec, msg.executed_on,
                              [(d.label, round(d.score, 2)) for d in msg.detections],
+                             [(d.class_id, d.label, d.score, d.center_x - d.size_x / 2, d.center_y - d.size_y / 2,
+                               d.center_x + d.size_x / 2, d.center_y + d.size_y / 2) for d in msg.detections],
                              {"edge_ms": t.edge_ms, "encode_ms": t.encode_ms, "transfer_ms": t.transfer_ms,
                               "decode_ms": t.decode_ms, "cloud_ms": t.cloud_ms, "total_ms": t.total_ms,
                               "decision_ms": t.decision_ms})
@@ -122,4 +125,10 @@ class PipelineObserver(Node):
     def timeline(self) -> list[dict]:
         with self.lock:
             return [{"stamp_s": r.stamp_s, "cut": r.cut, "executed_on": r.executed_on, **r.timings,
-                     "detections": len(r.detections)} for r in sorted(self.results.values(), key=lambda r: r.stamp_s)]
+                     "detections": len(r.detections), "boxes": r.boxes}
+                    for r in sorted(self.results.values(), key=lambda r: r.stamp_s)]
+
+    def frame_stamps(self) -> list[float]:
+        """Capture stamps of every camera frame seen, in seconds."""
+        with self.lock:
+            return sorted(sec + nsec * 1e-9 for sec, nsec in self.frames_seen)

@@ -101,6 +101,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         summary["policy"] = partitioner.get("policy")
         summary["logs"] = str(work_dir)
         timeline = observer.timeline()
+        summary["frame_stamps"] = observer.frame_stamps()
         observer.destroy_node()
         rclpy.shutdown()
         if recorder is not None:
@@ -114,7 +115,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
 
 def print_summary(summary: dict, log=print) -> None:
     log("\nsummary")
-    for key in ("policy", "frames_in_edge", "frames_detected", "frames_dropped", "drops", "unaccounted",
+    for key in ("policy", "frames_captured_seen", "frames_in_edge", "frames_detected", "frames_dropped", "drops", "unaccounted",
                 "late_duplicate_results", "executed_on", "cuts", "latency_mean_ms", "latency_p95_ms",
                 "cloud_payload_bytes_mean", "wall_s"):
         value = summary.get(key)

@@ -45,10 +45,129 @@ def _apply_activation(x: Tensor, activation: str) -> Tensor:
     return F.leaky_relu_(x, LEAKY_SLOPE) if activation == "leaky" else x
 
 
+# oneDNN's fused convolution (the op PyTorch's own CPU compiler emits): weights reordered once into
+# its blocked layout instead of on every call, activation fused. Absent on some builds: plain conv2d then.
+_ONEDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+# Winograd F(4x4, 3x3) (Lavin & Gray, 2016): Y = A^T [(G g G^T) * (B^T d B)] A, per 6x6 input tile.
+WINOGRAD_TILE = 4
+_WINOGRAD_BT = (
+    (4, 0, -5, 0, 1, 0),
+    (0, -4, -4, 1, 1, 0),
+    (0, 4, -4, -1, 1, 0),
+    (0, -2, -1, 2, 1, 0),
+    (0, 2, -1, -2, 1, 0),
+    (0, 4, 0, -5, 0, 1),
+)
+_WINOGRAD_G = (
+    (1 / 4, 0, 0),
+    (-1 / 6, -1 / 6, -1 / 6),
+    (-1 / 6, 1 / 6, -1 / 6),
+    (1 / 24, 1 / 12, 1 / 6),
+    (1 / 24, -1 / 12, 1 / 6),
+    (0, 0, 1),
+)
+_WINOGRAD_AT = (
+    (1, 1, 1, 1, 1, 0),
+    (0, 1, -1, 2, -2, 0),
+    (0, 1, 1, 4, 4, 0),
+    (0, 1, -1, 8, -8, 1),
+)
+_POINTWISE = ((0, 0), (1, 1), (1, 1))  # (padding, stride, dilation) of a 1x1 convolution
+# Below this many channels the tile transforms cost more than the multiplications they save.
+WINOGRAD_MIN_CHANNELS = 64
+
+
+def _fused_conv(
+    x: Tensor, weight: Tensor, bias: Tensor | None, geometry: tuple, groups: int, activation: str
+) -> Tensor:
+    """oneDNN convolution; ``geometry`` is (padding, stride, dilation)."""
+    attr, scalars = ("leaky_relu", [LEAKY_SLOPE]) if activation == "leaky" else ("none", [])
+    return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, groups, attr, scalars, None)
+
+
+class _PackedConv:
+    """Direct convolution, weights in oneDNN's layout for input shape ``in_shape``."""
+
+    def __init__(self, conv: nn.Conv2d, activation: str, in_shape: tuple[int, ...]):
+        self.conv, self.activation = conv, activation
+        self.weight = torch.ops.mkldnn._reorder_convolution_weight(
+            conv.weight, conv.padding, conv.stride, conv.dilation, conv.groups, list(in_shape)
+        )
+
+    def __call__(self, x: Tensor) -> Tensor:
+        conv = self.conv
+        return _fused_conv(x, self.weight, conv.bias, (conv.padding, conv.stride, conv.dilation), conv.groups, self.activation)
+
+
+class _WinogradConv:
+    """3x3 stride-1 pad-1 convolution as Winograd F(4x4, 3x3): ~2x faster than direct on CPU here.
+
+    Input (N, C, H, W) channels-last is cut into overlapping 6x6 tiles (P of them), each tile
+    transformed (B^T d B, one batched matmul), multiplied per tile position (36 independent
+    (P x C) @ (C x K) products, run as one oneDNN 1x1 convolution with 36 groups) and transformed
+    back to 4x4 outputs (A^T m A). Output (N, K, H, W) channels-last. Rounding differs from direct
+    convolution by about 1e-5 relative; results are deterministic.
+    """
+
+    def __init__(self, conv: nn.Conv2d, activation: str, in_shape: tuple[int, ...]):
+        self.conv, self.activation = conv, activation
+        n, channels, height, width = in_shape
+        m = WINOGRAD_TILE
+        t = m + 2
+        self.tiles_hw = (-(-height // m), -(-width // m))
+        tile_count = n * self.tiles_hw[0] * self.tiles_hw[1]
+        g = torch.tensor(_WINOGRAD_G, dtype=torch.float32)
+        bt = torch.tensor(_WINOGRAD_BT, dtype=torch.float32)
+        at = torch.tensor(_WINOGRAD_AT, dtype=torch.float32)
+        # Transformed filters U[a, b, k, c] = (G g_kc G^T)[a, b] (float64 would change them by <= 1 ulp).
+        u = torch.einsum("ai,kcij,bj->abkc", g, conv.weight, g).reshape(t * t * conv.out_channels, channels, 1, 1)
+        self.weight = torch.ops.mkldnn._reorder_convolution_weight(u, *_POINTWISE, t * t, [1, t * t * channels, tile_count, 1])
+        self.input_transform = torch.kron(bt, bt)  # (36, 36): vec(B^T d B) = kron @ vec(d)
+        self.output_transform = torch.kron(at, at)  # (16, 36)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        n, c, height, width = x.shape
+        k = self.conv.out_channels
+        m = WINOGRAD_TILE
+        t = m + 2
+        th, tw = self.tiles_hw
+        p = n * th * tw
+        # NHWC view of the channels-last input, zero padded by 1 plus the round-up to whole tiles.
+        padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, tw * m + 1 - width, 1, th * m + 1 - height)).contiguous()
+        hp, wp = padded.shape[1:3]
+        tiles = padded.as_strided((n, th, tw, t, t, c), (hp * wp * c, m * wp * c, m * c, wp * c, c, 1))
+        v = torch.matmul(self.input_transform, tiles.reshape(p, t * t, c))  # (P, 36, C)
+        v = v.view(1, p, 1, t * t * c).permute(0, 3, 1, 2)  # (1, 36*C, P, 1) channels-last
+        products = _fused_conv(v, self.weight, None, _POINTWISE, t * t, "linear")  # (P, 36, K) in memory
+        y = torch.matmul(self.output_transform, products.permute(0, 2, 3, 1).reshape(p, t * t, k))  # (P, 16, K)
+        y = _apply_activation(y.add_(self.conv.bias), self.activation)
+        y = y.view(n, th, tw, m, m, k).transpose(2, 3).reshape(n, th * m, tw * m, k)[:, :height, :width]
+        return y.permute(0, 3, 1, 2)
+
+
+def _version(t: Tensor) -> int:
+    # In-place writes bump it; tensors made under inference_mode have none (and can't be written outside it).
+    return 0 if t.is_inference() else t._version
+
+
+def _uses_winograd(conv: nn.Conv2d) -> bool:
+    return (
+        conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and min(conv.in_channels, conv.out_channels) >= WINOGRAD_MIN_CHANNELS
+    )
+
+
 class ConvLayer(nn.Module):
     """Darknet [convolutional]: conv (batch norm folded into weight and bias) + leaky/linear.
 
-    Input (N, C_in, H, W) -> output (N, filters, H', W'), computed in channels-last memory format.
+    Input (N, C_in, H, W) -> output (N, filters, H', W'). On CPU it runs through oneDNN with
+    weights packed on the first call for each input shape (and again if the weights change):
+    Winograd for 3x3 stride-1 layers with >= 64 channels, direct convolution otherwise.
     """
 
     def __init__(self, spec: LayerSpec, in_channels: int):
@@ -61,19 +180,28 @@ class ConvLayer(nn.Module):
         self.activation = _activation(spec)
         if in_channels % self.groups:
             raise CfgError(f"layer {spec.index}: {in_channels} input channels not divisible by groups={self.groups}")
-        # skip_init: weights come from a file or init_random_weights; default init would only cost time.
-        self.conv = torch.nn.utils.skip_init(
-            nn.Conv2d, in_channels, spec.get_int("filters"), size, stride, padding, groups=self.groups, bias=True
-        )
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.bias.zero_()
-        self.conv.to(memory_format=torch.channels_last)
+        # Built on "meta" (no memory, no default init), then zero weights: the real ones come from a
+        # .weights file or init_random_weights.
+        self.conv = nn.Conv2d(in_channels, spec.get_int("filters"), size, stride, padding, groups=self.groups, device="meta")
+        shape = self.conv.weight.shape
+        self.conv.weight = nn.Parameter(torch.empty(shape, memory_format=torch.channels_last).zero_())
+        self.conv.bias = nn.Parameter(torch.zeros(shape[0]))
+        self._packed: tuple[tuple, _PackedConv | _WinogradConv] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         # Canonical layout first: the same data in any layout gives the same bits.
         x = x.contiguous(memory_format=torch.channels_last)
-        return _apply_activation(self.conv(x), self.activation)
+        if not (_ONEDNN_CONV and x.device.type == "cpu" and x.dtype == torch.float32):
+            return _apply_activation(self.conv(x), self.activation)
+        return self._packed_for(x)(x)
+
+    def _packed_for(self, x: Tensor) -> _PackedConv | _WinogradConv:
+        weight, bias = self.conv.weight, self.conv.bias
+        key = (tuple(x.shape), weight.data_ptr(), _version(weight), bias.data_ptr(), _version(bias))
+        if self._packed is None or self._packed[0] != key:
+            kind = _WinogradConv if _uses_winograd(self.conv) else _PackedConv
+            self._packed = (key, kind(self.conv, self.activation, tuple(x.shape)))
+        return self._packed[1]
 
     def darknet_float_count(self) -> int:
         out_channels = self.conv.out_channels
@@ -125,6 +253,8 @@ class UpsampleLayer(nn.Module):
     def __init__(self, spec: LayerSpec):
         super().__init__()
         self.stride = spec.get_int("stride", 2)
+        if self.stride < 1:
+            raise CfgError(f"layer {spec.index}: upsample stride must be >= 1, got {self.stride}")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.interpolate(x, scale_factor=self.stride, mode="nearest")
@@ -165,21 +295,20 @@ class YoloLayer(nn.Module):
 
     def __init__(self, spec: LayerSpec, in_hw: tuple[int, int], input_size: int):
         super().__init__()
-        self.num_classes = spec.get_int("classes", 80)
+        self.num_classes = spec.get_int("classes", 20)  # Darknet's default
         anchors = spec.get_ints("anchors")
         mask = spec.get_ints("mask") if "mask" in spec.options else list(range(len(anchors) // 2))
         if float(spec.options.get("scale_x_y", 1)) != 1 or int(spec.options.get("new_coords", 0)):
             raise CfgError(f"layer {spec.index}: scale_x_y/new_coords (YOLOv4 decoding) are not supported")
         self.num_anchors = len(mask)
         height, width = in_hw
-        self.stride_px = (input_size / width, input_size / height)
         ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
         cells = torch.stack([xs, ys], dim=-1).float().reshape(height * width, 1, 2)
         anchor_wh = torch.tensor([[anchors[2 * m], anchors[2 * m + 1]] for m in mask], dtype=torch.float32)
         rows = height * width * self.num_anchors
         self.register_buffer("cell_xy", cells.expand(-1, self.num_anchors, -1).reshape(rows, 2))
         self.register_buffer("anchor_wh_px", anchor_wh.expand(height * width, -1, -1).reshape(rows, 2))
-        self.register_buffer("stride_xy_px", torch.tensor(self.stride_px, dtype=torch.float32))
+        self.register_buffer("stride_xy_px", torch.tensor([input_size / width, input_size / height]))
 
     def forward(self, x: Tensor) -> Tensor:
         n = x.shape[0]
@@ -190,16 +319,16 @@ class YoloLayer(nn.Module):
         return torch.cat([xy, wh, p[..., 4:].sigmoid()], dim=-1)
 
 
-def _out_hw(shape: tuple[int, ...]) -> tuple[int, int]:
-    return shape[2], shape[3]
-
-
 class Darknet(nn.Module):
     """A Darknet cfg as PyTorch layers; ``layers[i]`` is Darknet layer i.
 
     Weights are zero until :meth:`load_darknet_weights` or :meth:`init_random_weights`; use
     :func:`load_model` for a ready, eval-mode network. Input: (N, 3, S, S) float32 RGB in 0..1 with
     S = ``input_size``; output: one (N, H*W*A, 5+C) tensor per yolo layer (see :class:`YoloLayer`).
+    ``output_shapes[i]`` is layer i's batch-1 output shape, known without running the network.
+
+    Same input, same bits: results are deterministic for a given machine and thread count
+    (``torch.set_num_threads``); a different thread count may change the last bits.
     """
 
     def __init__(self, spec: NetworkSpec, input_size: int = 416):
@@ -247,8 +376,10 @@ class Darknet(nn.Module):
             return module, (n, c, h * module.stride, w * module.stride)
         if spec.type == "route":
             module = RouteLayer(spec)
-            if any(_out_hw(s) != (h, w) for s in in_shapes):
+            if any(s[2:] != (h, w) for s in in_shapes):
                 raise CfgError(f"layer {spec.index}: route inputs {spec.inputs} differ in size: {in_shapes}")
+            if any(s[1] % module.groups for s in in_shapes):
+                raise CfgError(f"layer {spec.index}: route input channels {in_shapes} not divisible by groups")
             return module, (n, sum(s[1] for s in in_shapes) // module.groups, h, w)
         if spec.type == "shortcut":
             if in_shapes[0] != in_shapes[1]:
@@ -265,12 +396,16 @@ class Darknet(nn.Module):
         raise CfgError(f"layer {spec.index}: unsupported type [{spec.type}]")
 
     def layer_forward(self, i: int, inputs: list[Tensor]) -> Tensor:
-        """Run layer i on the outputs of ``spec.layers[i].inputs``, in that order (the image for -1)."""
+        """Run layer i on the outputs of ``spec.layers[i].inputs``, in that order (the image for -1).
+
+        Inputs may come in any memory layout (e.g. NCHW-contiguous from a decoder): the result is
+        bit-identical. Call it under ``torch.inference_mode()`` for speed, as :meth:`forward` does.
+        """
         return self.layers[i](*inputs)
 
     @torch.inference_mode()
     def forward(self, x: Tensor) -> list[Tensor]:
-        """(N, 3, S, S) image batch -> yolo outputs in ``yolo_indices`` order."""
+        """(N, 3, S, S) image batch -> yolo outputs in ``yolo_indices`` order (inference tensors)."""
         outputs: dict[int, Tensor] = {-1: x}
         for layer in self.spec.layers:
             outputs[layer.index] = self.layer_forward(layer.index, [outputs[i] for i in layer.inputs])
@@ -289,24 +424,29 @@ class Darknet(nn.Module):
     def load_darknet_weights(self, path: str | Path) -> None:
         """Load a Darknet .weights file, folding batch norm into the convolutions.
 
-        Raises WeightsError when the file does not hold exactly this network's weights.
+        Raises FileNotFoundError, or WeightsError when the file does not hold exactly this network's
+        weights (the message names the file and both float counts).
         """
         path = Path(path)
         if not path.is_file():
-            raise WeightsError(f"Darknet weights not found: {path}")
-        with path.open("rb") as f:
-            major, minor, _revision = np.fromfile(f, dtype=np.int32, count=3)
-            seen_dtype = np.int64 if major * 10 + minor >= 2 and major < 1000 and minor < 1000 else np.int32
-            header_bytes = 12 + np.dtype(seen_dtype).itemsize
-            values = np.fromfile(f, dtype=np.float32, offset=np.dtype(seen_dtype).itemsize)
+            raise FileNotFoundError(f"Darknet weights not found: {path}")
         expected = self.darknet_float_count()
-        body_bytes = path.stat().st_size - header_bytes
-        if body_bytes != 4 * expected:
-            raise WeightsError(
-                f"{path} does not match {self.spec.name}: expected {expected} float32 weights after the "
-                f"{header_bytes}-byte header, found {body_bytes / 4:g}"
-            )
-        weights = torch.from_numpy(values)
+        with path.open("rb") as f:
+            version = np.fromfile(f, dtype=np.int32, count=3)  # major, minor, revision
+            if version.size < 3:
+                raise WeightsError(f"{path} is too short to be a Darknet .weights file")
+            major, minor = int(version[0]), int(version[1])
+            # Darknet's rule: "seen" (images trained on) is 64-bit from version 0.2 on.
+            seen_bytes = 8 if major * 10 + minor >= 2 and major < 1000 and minor < 1000 else 4
+            header_bytes = 12 + seen_bytes
+            body_bytes = path.stat().st_size - header_bytes
+            if body_bytes != 4 * expected:
+                raise WeightsError(
+                    f"{path} does not match {self.spec.name}: expected {expected} float32 weights after the "
+                    f"{header_bytes}-byte header, found {body_bytes / 4:.12g}"
+                )
+            f.seek(header_bytes)
+            weights = torch.from_numpy(np.fromfile(f, dtype=np.float32, count=expected))
         offset = 0
 
         def take(like: Tensor) -> Tensor:
@@ -356,7 +496,7 @@ class Darknet(nn.Module):
         YOLOv3's 23 residual additions (detections remain meaningless).
         """
         generator = torch.Generator().manual_seed(seed)
-        feeds_shortcut = {l.inputs[0] for l in self.spec.layers if l.type == "shortcut"}
+        feeds_shortcut = {spec.inputs[0] for spec in self.spec.layers if spec.type == "shortcut"}
         for index, layer in enumerate(self.layers):
             if not isinstance(layer, ConvLayer):
                 continue
@@ -389,7 +529,9 @@ def load_model(
     if weights is not None and random_weights:
         raise ValueError("pass either weights or random_weights, not both")
     name = str(model)
-    cfg_path = bundled_cfg(name) if name in BUNDLED_MODELS else Path(model)
+    if name not in BUNDLED_MODELS and not Path(name).is_file():
+        raise ValueError(f"model must be one of {BUNDLED_MODELS} or an existing .cfg file, got {name!r}")
+    cfg_path = bundled_cfg(name) if name in BUNDLED_MODELS else Path(name)
     net = Darknet(parse_cfg(cfg_path), input_size)
     if weights is not None:
         net.load_darknet_weights(weights)

@@ -16,7 +16,8 @@ from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import DetectionArray, FeatureMap, PipelineStats
 from l2p_ros import codec
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, STATE_QOS, Diagnostics, declare, from_time_msg,
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare,
+                                  from_time_msg,
                                   image_to_msg, msg_to_image, now_s, parameter_error, run_node, to_time_msg)
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, stats_to_msg
 from l2p_ros.nodes.model_params import load_detector
@@ -57,7 +58,7 @@ class CloudNode(Node):
         self._images: OrderedDict = OrderedDict()  # stamp -> Image, for annotation
         if annotate_topic:
             self.annotated_pub = self.create_publisher(Image, "l2p/annotated", IMAGE_QOS)
-            self.create_subscription(Image, annotate_topic, self.on_image, IMAGE_QOS)
+            self.create_subscription(Image, annotate_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(FeatureMap, input_topic, self.on_feature_map, FRAME_QOS)
         self.diagnostics = Diagnostics(self)
         self.create_timer(1.0, self.publish_stats)

@@ -21,6 +21,12 @@ from sensor_msgs.msg import CompressedImage, Image
 IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                        reliability=ReliabilityPolicy.BEST_EFFORT,
                        durability=DurabilityPolicy.VOLATILE)
+# Subscribers keep a few images: with depth 1, DDS silently overwrites a frame the callback has not
+# taken yet; with a short history every frame reaches the node, which drops stale ones itself and
+# counts them (invariant 4). Compatible with the depth-1 publisher.
+IMAGE_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                           reliability=ReliabilityPolicy.BEST_EFFORT,
+                           durability=DurabilityPolicy.VOLATILE)
 # Feature maps, decisions, detections: every frame must be accounted for, so reliable, with a
 # short queue (a long one would only hold stale frames).
 FRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.RELIABLE)
@@ -153,6 +159,6 @@ def run_node(node_class, args=None) -> None:
             rclpy.shutdown()
 
 
-__all__ = ["IMAGE_QOS", "FRAME_QOS", "STATE_QOS", "SENSOR_QOS", "declare", "parameter_error", "to_time_msg",
+__all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "STATE_QOS", "SENSOR_QOS", "declare", "parameter_error", "to_time_msg",
            "from_time_msg", "now_s", "image_to_msg", "msg_to_image", "compressed_to_image", "Diagnostics",
            "run_node"]

@@ -27,8 +27,9 @@ def frame_to_msg(frame: EncodedFrame, msg: FeatureMap) -> FeatureMap:
     msg.image_data = frame.image_jpeg
     msg.payload_bytes = frame.payload_bytes
     info = frame.letterbox
-    msg.image_width, msg.image_height, msg.input_size = info.image_width, info.image_height, info.input_size
-    msg.letterbox_scale, msg.letterbox_pad_x, msg.letterbox_pad_y = info.scale, info.pad_x, info.pad_y
+    msg.image_width, msg.image_height, msg.input_size = int(info.image_width), int(info.image_height), int(info.input_size)
+    # Explicit casts: a Python int in a float field aborts the process inside rosidl's C conversion.
+    msg.letterbox_scale, msg.letterbox_pad_x, msg.letterbox_pad_y = float(info.scale), float(info.pad_x), float(info.pad_y)
     return msg
 
 
@@ -59,9 +60,9 @@ def msg_to_frame(msg: FeatureMap, input_size: int) -> EncodedFrame:
 
 
 def detections_to_msgs(detections: list[Detection]) -> list[DetectionMsg]:
-    return [DetectionMsg(class_id=d.class_id, label=d.label, score=float(d.score),
-                         center_x=(d.x1 + d.x2) / 2, center_y=(d.y1 + d.y2) / 2,
-                         size_x=d.x2 - d.x1, size_y=d.y2 - d.y1) for d in detections]
+    return [DetectionMsg(class_id=int(d.class_id), label=d.label, score=float(d.score),
+                         center_x=float(d.x1 + d.x2) / 2, center_y=float(d.y1 + d.y2) / 2,
+                         size_x=float(d.x2 - d.x1), size_y=float(d.y2 - d.y1)) for d in detections]
 
 
 def msgs_to_detections(array: DetectionArray) -> list[Detection]:

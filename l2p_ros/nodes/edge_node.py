@@ -19,7 +19,8 @@ from std_msgs.msg import Header, UInt32
 
 from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
 from l2p_ros import codec
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, STATE_QOS, Diagnostics, declare, from_time_msg, msg_to_image,
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, from_time_msg,
+                                  msg_to_image,
                                   now_s, parameter_error, run_node, to_time_msg)
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, stats_to_msg
 from l2p_ros.nodes.model_params import load_detector
@@ -86,7 +87,7 @@ class EdgeNode(Node):
         self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", FRAME_QOS)
         self.stats_pub = self.create_publisher(PipelineStats, "l2p/edge/stats", STATE_QOS)
         self.queue_pub = self.create_publisher(UInt32, "l2p/edge/queue_length", STATE_QOS)
-        self.create_subscription(Image, image_topic, self.on_image, IMAGE_QOS)
+        self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(PartitionDecision, "l2p/decision", self.on_decision, FRAME_QOS)
         self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, FRAME_QOS)
         self.diagnostics = Diagnostics(self)

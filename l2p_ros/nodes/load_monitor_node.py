@@ -19,7 +19,7 @@ from l2p_ros.nodes.common import STATE_QOS, Diagnostics, declare, parameter_erro
 
 class LoadMonitorNode(Node):
     def __init__(self):
-        super().__init__("load_monitor")
+        super().__init__("load_monitor_node")
         period_s = declare(self, "period_s", 1.0,
                            "Seconds between EdgeLoad messages; CPU percent and package power are averages "
                            "over this period.")
@@ -36,7 +36,6 @@ class LoadMonitorNode(Node):
         self._load = self.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
         self.create_subscription(UInt32, "l2p/edge/queue_length", self._on_queue_length, STATE_QOS)
         self._diagnostics = Diagnostics(self)
-        self._diagnostics.update(unavailable="; ".join(self._sampler.unavailable) or "none")
         self.create_timer(period_s, self._publish)
 
     def _on_queue_length(self, msg: UInt32) -> None:
@@ -61,3 +60,7 @@ class LoadMonitorNode(Node):
 
 def main(args=None) -> None:
     run_node(LoadMonitorNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,7 +30,7 @@ MAX_PROBE_PAYLOAD_BYTES = 16 * 1024 * 1024
 
 class NetworkMonitorNode(Node):
     def __init__(self):
-        super().__init__("network_monitor")
+        super().__init__("network_monitor_node")
         probe_period_s = declare(self, "probe_period_s", 0.5,
                                  "Seconds between probes; empty and payload probes alternate, so one "
                                  "throughput sample takes two periods.")
@@ -111,3 +111,7 @@ class NetworkMonitorNode(Node):
 
 def main(args=None) -> None:
     run_node(NetworkMonitorNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecis
 from l2p_ros.complexity import ComplexityMeter
 from l2p_ros.model.cfg import bundled_cfg, parse_cfg
 from l2p_ros.model.graph import LayerGraph
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, STATE_QOS, Diagnostics, declare, msg_to_image,
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, msg_to_image,
                                   parameter_error, run_node)
 from l2p_ros.nodes.model_params import declare_model, model_id
 from l2p_ros.policies.cost_model import CostModel, derive_profile
@@ -73,7 +73,7 @@ class PartitionerNode(Node):
         self.decisions = 0
         self.decision_pub = self.create_publisher(PartitionDecision, "l2p/decision", FRAME_QOS)
         self.complexity_pub = self.create_publisher(FrameComplexity, "l2p/frame_complexity", STATE_QOS)
-        self.create_subscription(Image, image_topic, self.on_image, IMAGE_QOS)
+        self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(NetworkState, "l2p/network_state", self.on_network, STATE_QOS)
         self.create_subscription(EdgeLoad, "l2p/edge_load", self.on_load, STATE_QOS)
         self.diagnostics = Diagnostics(self)
@@ -118,14 +118,16 @@ class PartitionerNode(Node):
                                 codec=partition.codec)
         if partition.edge_layers is not None:
             out.edge_layers = sorted(partition.edge_layers)
-        out.predicted_edge_ms, out.predicted_transfer_ms = prediction.edge_ms, prediction.transfer_ms
-        out.predicted_cloud_ms, out.predicted_total_ms = prediction.cloud_ms, prediction.total_ms
-        out.predicted_edge_energy_j = prediction.edge_energy_j
+        # float()/int() everywhere: a wrong Python type aborts the process in rosidl's C conversion.
+        out.predicted_edge_ms, out.predicted_transfer_ms = float(prediction.edge_ms), float(prediction.transfer_ms)
+        out.predicted_cloud_ms, out.predicted_total_ms = float(prediction.cloud_ms), float(prediction.total_ms)
+        out.predicted_edge_energy_j = float(prediction.edge_energy_j)
         out.predicted_payload_bytes = int(min(prediction.payload_bytes, 2**32 - 1))
-        out.bandwidth_mbps, out.rtt_ms, out.frame_complexity = state.bandwidth_mbps, state.rtt_ms, metrics.complexity
-        out.edge_cpu_percent = self.load.cpu_percent if self.load else float("nan")
-        out.edge_gpu_percent = self.load.gpu_percent if self.load else float("nan")
-        out.decision_ms = decision_ms
+        out.bandwidth_mbps, out.rtt_ms = float(state.bandwidth_mbps), float(state.rtt_ms)
+        out.frame_complexity = float(metrics.complexity)
+        out.edge_cpu_percent = float(self.load.cpu_percent) if self.load else float("nan")
+        out.edge_gpu_percent = float(self.load.gpu_percent) if self.load else float("nan")
+        out.decision_ms = float(decision_ms)
         self.decision_pub.publish(out)
         self.complexity_pub.publish(FrameComplexity(
             header=msg.header, frame_seq=self.decisions, entropy_bits=metrics.entropy_bits,

@@ -6,7 +6,8 @@ Topics (all l2p_msgs/Probe, FRAME_QOS):
   arrival (system time of this host).
 - out ``l2p/transfer_receipt``: one per FeatureMap this tier received, reported by the node that
   received it through :meth:`ProbeEcho.report_transfer`: ``seq`` = frame_seq, ``header.stamp`` =
-  the edge's send stamp, ``payload_bytes`` = the FeatureMap's payload, ``received`` = arrival. The
+  the edge's send stamp (``timings.edge_sent``), ``header.frame_id`` = the FeatureMap's,
+  ``payload_bytes`` = the FeatureMap's payload, ``received`` = arrival. The
   network monitor turns these into passive throughput samples.
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ class ProbeEchoNode(Node):
     """A node that only echoes probes: for a cloud host without the cloud node, and for tests."""
 
     def __init__(self):
-        super().__init__("probe_echo")
+        super().__init__("probe_echo_node")
         self.echo = ProbeEcho(self)
         diagnostics = Diagnostics(self)
         self.create_timer(1.0, lambda: diagnostics.update(echoed=self.echo.echoed))
@@ -67,3 +68,7 @@ class ProbeEchoNode(Node):
 
 def main(args=None) -> None:
     run_node(ProbeEchoNode, args)
+
+
+if __name__ == "__main__":
+    main()

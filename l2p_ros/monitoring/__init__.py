@@ -1,0 +1,7 @@
+"""Link and load monitoring (ROS-free).
+
+``estimators`` smooths bandwidth and RTT observations into an estimate with its uncertainty;
+``probe`` numbers probes and matches their echoes; ``load`` samples CPU, memory, GPU and RAPL
+power. The ROS nodes in ``l2p_ros.nodes`` (network_monitor_node, load_monitor_node, probe_echo)
+only translate messages to these.
+"""

@@ -1,0 +1,185 @@
+"""Uplink bandwidth and round-trip-time estimation from probe echoes and observed transfers (ROS-free).
+
+Two kinds of observations feed one :class:`LinkEstimator`:
+
+- Active probes (:mod:`l2p_ros.monitoring.probe`). A probe without payload measures the RTT. A probe
+  carrying ``payload_bytes`` comes back later by the time those bytes need on the uplink (the echo
+  returns without the payload, so the downlink does not enter), so
+  ``payload_bits / (rtt_with_payload - rtt)`` is a throughput sample.
+- Passive transfers: the next tier reports when it received a real FeatureMap of ``payload_bytes``
+  that the edge stamped when sending. The two stamps come from two clocks, but the empty probes
+  measure the same apparent one-way delay (latency plus the clock offset between the same two
+  hosts), so ``observed - apparent one-way delay`` is the transfer time with the offset cancelled.
+
+Every quantity is smoothed by a :class:`RobustEwma`, which also gives its uncertainty.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["RobustEwma", "LinkEstimator", "LinkState"]
+
+# Outliers are judged only once this many samples have set a level and a spread.
+_TRUST_SAMPLES = 3
+
+
+@dataclass
+class RobustEwma:
+    """Exponentially weighted mean of a noisy quantity, with the standard deviation of that mean.
+
+    - The first samples are averaged (weight ``1/n``), so the estimate is usable from the first
+      sample; after that a new sample weighs ``alpha``.
+    - A sample farther than ``outlier_std`` spreads from the mean is an outlier: it moves the mean
+      only as far as a sample at that distance would (Huber clipping), so one spike barely shows.
+    - ``step_samples`` outliers in a row on the same side are a change of level, not noise: the
+      estimate restarts from them (and its uncertainty grows again, because it rests on few samples).
+    - The spread used to judge outliers is at least ``relative_floor * |mean|`` and
+      ``absolute_floor`` (in the quantity's unit): a perfectly steady stream would otherwise call
+      its first tiny change an outlier.
+    """
+
+    alpha: float = 0.2
+    outlier_std: float = 3.0
+    step_samples: int = 3
+    relative_floor: float = 0.05
+    absolute_floor: float = 0.0
+    samples: int = field(default=0, init=False)  # samples behind the estimate (since the last restart)
+    outliers: int = field(default=0, init=False)  # clipped samples, counted since creation
+    level_changes: int = field(default=0, init=False)  # restarts, counted since creation
+    _mean: float = field(default=math.nan, init=False)
+    _variance: float = field(default=0.0, init=False)  # of one sample around the mean
+    _run: list[float] = field(default_factory=list, init=False)  # consecutive outliers, same side
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+        if self.outlier_std <= 0 or self.step_samples < 1:
+            raise ValueError("outlier_std must be > 0 and step_samples >= 1")
+
+    @property
+    def value(self) -> float:
+        """The smoothed estimate; NaN before the first sample."""
+        return self._mean
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of :attr:`value`; NaN before two samples.
+
+        For an average of n samples of spread s it is s / sqrt(n); an EWMA of weight alpha behaves
+        like an average of (2 - alpha) / alpha samples, so the uncertainty shrinks with samples
+        down to that floor and does not vanish on a link that keeps changing.
+        """
+        if self.samples < 2:
+            return math.nan
+        effective_samples = min(self.samples, (2.0 - self.alpha) / self.alpha)
+        return math.sqrt(self._variance / effective_samples)
+
+    def add(self, x: float) -> bool:
+        """Take one sample; returns False when it was clipped as an outlier. Non-finite x is refused."""
+        if not math.isfinite(x):
+            raise ValueError(f"sample must be finite, got {x}")
+        if self.samples >= _TRUST_SAMPLES:
+            threshold = self.outlier_std * max(math.sqrt(self._variance), self.relative_floor * abs(self._mean),
+                                               self.absolute_floor)
+            deviation = x - self._mean
+            if abs(deviation) > threshold:
+                self.outliers += 1
+                if self._run and (self._run[0] > self._mean) != (deviation > 0):
+                    self._run.clear()
+                self._run.append(x)
+                if len(self._run) >= self.step_samples:
+                    self._restart(self._run)
+                else:
+                    self._update(self._mean + math.copysign(threshold, deviation))
+                return False
+        self._run.clear()
+        self._update(x)
+        return True
+
+    def _update(self, x: float) -> None:
+        self.samples += 1
+        weight = max(self.alpha, 1.0 / self.samples)
+        deviation = x - self._mean if self.samples > 1 else 0.0
+        self._mean = x if self.samples == 1 else self._mean + weight * deviation
+        # West's incremental weighted variance: exact for the 1/n phase, exponential after it.
+        self._variance = (1.0 - weight) * (self._variance + weight * deviation * deviation)
+
+    def _restart(self, run: list[float]) -> None:
+        self.level_changes += 1
+        self.samples = len(run)
+        self._mean = sum(run) / len(run)
+        self._variance = sum((x - self._mean) ** 2 for x in run) / len(run)
+        run.clear()
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """One snapshot of the uplink estimate; NaN where no observation supports a value yet."""
+
+    bandwidth_mbps: float
+    bandwidth_std_mbps: float
+    rtt_ms: float
+    rtt_std_ms: float
+    samples: int  # RTT and throughput samples behind the two estimates
+    link_up: bool
+
+
+class LinkEstimator:
+    """Uplink throughput and RTT of the link to the next tier, and whether it still answers.
+
+    ``timeout_s``: the link is down when nothing (echo or transfer receipt) arrived for that long.
+    Times passed in as ``now_s`` are seconds on one monotonic clock of the caller's choice.
+    """
+
+    def __init__(self, timeout_s: float = 2.0, alpha: float = 0.2):
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.timeout_s = timeout_s
+        self.rtt_ms = RobustEwma(alpha, absolute_floor=0.05)
+        # Receive stamp (next tier's clock) minus send stamp (ours) of empty probes: one-way
+        # latency plus clock offset; only ever used as a difference, so the offset cancels.
+        self.apparent_one_way_ms = RobustEwma(alpha, absolute_floor=0.05)
+        self.bandwidth_mbps = RobustEwma(alpha)
+        # Payload transfers that took no longer than an empty probe: the payload is too small for
+        # the link's jitter, so they say nothing about throughput.
+        self.unresolved = 0
+        self._last_answer_s: float | None = None
+
+    def add_probe(self, payload_bytes: int, rtt_ms: float, apparent_one_way_ms: float, now_s: float) -> bool:
+        """An answered probe: empty ones update the RTT, payload ones the throughput.
+
+        Returns False when the observation could not be used (a payload probe before any RTT is
+        known, or one not measurably slower than an empty probe).
+        """
+        self._last_answer_s = now_s
+        if payload_bytes == 0:
+            self.rtt_ms.add(rtt_ms)
+            self.apparent_one_way_ms.add(apparent_one_way_ms)
+            return True
+        return self._add_throughput(payload_bytes, rtt_ms - self.rtt_ms.value)
+
+    def add_transfer(self, payload_bytes: int, apparent_one_way_ms: float, now_s: float) -> bool:
+        """A real transfer of ``payload_bytes`` that the next tier received ``apparent_one_way_ms``
+        (its receive stamp minus our send stamp) after we sent it. Returns False when unusable."""
+        self._last_answer_s = now_s
+        if payload_bytes <= 0:
+            return False
+        return self._add_throughput(payload_bytes, apparent_one_way_ms - self.apparent_one_way_ms.value)
+
+    def _add_throughput(self, payload_bytes: int, transfer_ms: float) -> bool:
+        if math.isnan(transfer_ms):  # no empty probe answered yet: nothing to subtract
+            return False
+        if transfer_ms <= 0:
+            self.unresolved += 1
+            return False
+        self.bandwidth_mbps.add(payload_bytes * 8 / (transfer_ms * 1e3))  # bits per ms / 1e3 = Mbit/s
+        return True
+
+    def link_up(self, now_s: float) -> bool:
+        return self._last_answer_s is not None and now_s - self._last_answer_s <= self.timeout_s
+
+    def state(self, now_s: float) -> LinkState:
+        return LinkState(bandwidth_mbps=self.bandwidth_mbps.value, bandwidth_std_mbps=self.bandwidth_mbps.std,
+                         rtt_ms=self.rtt_ms.value, rtt_std_ms=self.rtt_ms.std,
+                         samples=self.rtt_ms.samples + self.bandwidth_mbps.samples, link_up=self.link_up(now_s))

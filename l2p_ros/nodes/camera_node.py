@@ -1,0 +1,169 @@
+"""camera_node: frames of a V4L2 device, a video file, an image folder or a rosbag2 bag, published as
+sensor_msgs/Image (bgr8) on ``output_topic`` with sensor-data QoS (best effort, depth 1).
+
+Stamps and frame identity. ``header.stamp`` is when the frame entered the ROS graph, on this
+machine's system clock, because downstream nodes measure end-to-end latency from it:
+- a live device: the capture (read) time;
+- a replay (video file, image folder, bag): the publish time. The source's own stamp (a bag's
+  recorded header stamp) is reported as ``last_source_stamp_s`` in the diagnostics, and
+  ``use_recorded_stamps:=true`` publishes it instead (to line frames up with other recorded
+  topics; latencies then include the bag's age, and it cannot be combined with ``loop``).
+Stamps strictly increase (nudged by 1 ns if the clock repeats), so a stamp identifies one frame:
+sensor_msgs/Image has no sequence number, and downstream nodes key frames by ``header.stamp``, the
+ROS convention. ``header.frame_id`` is the ``frame_id`` parameter (a bag's recorded frame id when set).
+
+Frames are read and paced by ``l2p_ros.sources`` in a worker thread; the executor thread only runs
+the diagnostics timer and the end-of-source callback. When a finite source ends (loop false) the
+node logs a summary and shuts its context down, so the process exits 0.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+from l2p_ros.nodes.common import IMAGE_QOS, Diagnostics, declare, image_to_msg, now_s, parameter_error, run_node
+from l2p_ros.sources import SourceError, open_source
+
+# After the last frame: best-effort delivery has no acknowledgement to wait for, so give the last
+# message time to reach the subscribers before the process tears its transport down.
+LINGER_S = 0.5
+
+
+def _declare_float(node: Node, name: str, default: float, description: str) -> float:
+    """Like ``common.declare`` for a float, but also accepting an integer (``-p rate_hz:=20``)."""
+    descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
+    value = node.declare_parameter(name, default, descriptor).value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise parameter_error(node, name, value, "must be a number")
+    return float(value)
+
+
+class CameraNode(Node):
+    def __init__(self):
+        super().__init__("camera_node")
+        # Set first: the context's cleanup calls destroy_node even on a node whose __init__ failed.
+        self._stopping = threading.Event()
+        self._source = self._worker = None
+        source = declare(self, "source", "", "V4L2 device (/dev/video0 or an index), video file, image folder "
+                         "or rosbag2 bag (directory, .mcap or .db3); empty = the sample video")
+        image_topic = declare(self, "image_topic", "", "bag only: the Image/CompressedImage topic to read "
+                              "(may be empty when the bag has one)")
+        output_topic = declare(self, "output_topic", "camera/image_raw", "topic the frames are published on")
+        frame_id = declare(self, "frame_id", "camera", "header.frame_id of the frames (a bag's own is kept)")
+        rate_hz = _declare_float(self, "rate_hz", 10.0, "frames per second at most; 0 = as fast as possible")
+        loop = declare(self, "loop", False, "start the source over at its end (not for devices)")
+        max_frames = declare(self, "max_frames", 0, "stop after this many frames; 0 = no limit")
+        realtime = declare(self, "realtime", False, "bags and videos: replay with the recorded timing "
+                           "(overrides rate_hz)")
+        self._use_recorded = declare(self, "use_recorded_stamps", False, "replay: publish the source's "
+                                     "recorded stamps instead of the publish time")
+        min_subscribers = declare(self, "min_subscribers", 0, "start publishing once output_topic has this "
+                                  "many subscribers, so a replay loses no frame to discovery")
+        if self._use_recorded and loop:
+            raise parameter_error(self, "use_recorded_stamps", True, "recorded stamps would repeat with loop:=true")
+        if min_subscribers < 0:
+            raise parameter_error(self, "min_subscribers", min_subscribers, "must be >= 0")
+        source = source or str(asset_path(SAMPLE_VIDEO))
+        values = {"source": source, "image_topic": image_topic, "rate_hz": rate_hz, "loop": loop,
+                  "max_frames": max_frames, "realtime": realtime}
+        try:
+            self._source = open_source(source, image_topic=image_topic, frame_id=frame_id, rate_hz=rate_hz,
+                                       realtime=realtime, loop=loop, max_frames=max_frames)
+        except SourceError as error:
+            raise parameter_error(self, error.parameter, values.get(error.parameter), str(error)) from error
+
+        self._stamps = ("capture time" if self._source.live else
+                        "recorded stamps" if self._use_recorded else "publish time")
+        self._min_subscribers = min_subscribers
+        self._publisher = self.create_publisher(Image, output_topic, IMAGE_QOS)
+        self._diagnostics = Diagnostics(self)
+        self._published = 0
+        self._last_stamp_ns = 0
+        self._publish_times_s = deque(maxlen=20)  # monotonic, for the achieved rate
+        self._first_publish_s = None  # monotonic
+        self._update_diagnostics(message="running", last_source_stamp_s=0.0)
+        self._error: Exception | None = None
+        # The worker hands the end of the source back to the executor thread through this.
+        self._source_done = self.create_guard_condition(self._finish)
+        self._worker = threading.Thread(target=self._run, name="camera_source", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"publishing {self._source.description} on {self._publisher.topic_name} "
+                               f"(rate_hz={rate_hz:g}, realtime={realtime}, loop={loop}, max_frames={max_frames}); "
+                               f"header.stamp = {self._stamps}")
+
+    def _achieved_rate_hz(self) -> float:
+        times = self._publish_times_s
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+
+    def _update_diagnostics(self, message: str | None = None, **values) -> None:
+        self._diagnostics.update(message=message, source=self._source.description, stamps=self._stamps,
+                                 frames_published=self._published, frames_skipped=self._source.skipped,
+                                 rate_hz_achieved=f"{self._achieved_rate_hz():.2f}", **values)
+
+    def _wait_for_subscribers(self) -> None:
+        if self._publisher.get_subscription_count() >= self._min_subscribers:
+            return
+        self.get_logger().info(f"waiting for {self._min_subscribers} subscriber(s) on {self._publisher.topic_name}")
+        while self._publisher.get_subscription_count() < self._min_subscribers:
+            if self._stopping.wait(0.05):
+                return
+
+    def _publish(self, stamp_s: float, frame_id: str, image_bgr) -> None:
+        use_source_stamp = self._source.live or self._use_recorded
+        stamp_ns = max(round((stamp_s if use_source_stamp else now_s()) * 1e9), self._last_stamp_ns + 1)
+        self._last_stamp_ns = stamp_ns
+        self._publisher.publish(image_to_msg(image_bgr, stamp_ns * 1e-9, frame_id))
+        self._published += 1
+        self._publish_times_s.append(time.monotonic())
+        self._first_publish_s = self._first_publish_s or self._publish_times_s[-1]
+        self._update_diagnostics(last_source_stamp_s=f"{stamp_s:.9f}")
+
+    def _run(self) -> None:
+        """Worker thread: read, pace and publish until the source ends or the node stops."""
+        try:
+            self._wait_for_subscribers()
+            for frame in self._source:
+                self._publish(*frame)
+            if self._stopping.wait(LINGER_S):
+                return
+        except Exception as error:
+            if self._stopping.is_set() or not self.context.ok():  # shutting down under us: not a failure
+                return
+            self._error = error
+        self._source_done.trigger()
+
+    def _finish(self) -> None:
+        """Executor thread, once the source has ended: report, then end the process (exit 0) or fail."""
+        if self._error is not None:
+            raise self._error
+        span_s = self._publish_times_s[-1] - self._first_publish_s if self._published > 1 else 0.0
+        rate_hz = (self._published - 1) / span_s if span_s > 0 else 0.0
+        self._update_diagnostics(message="source ended")
+        self._diagnostics.publish()
+        self.get_logger().info(f"source ended: published {self._published} frames in {span_s:.2f} s "
+                               f"({rate_hz:.1f} Hz), skipped {self._source.skipped} undecodable, "
+                               f"from {self._source.description}")
+        rclpy.try_shutdown(context=self.context)
+
+    def destroy_node(self) -> None:
+        self._stopping.set()
+        if self._source is not None:
+            self._source.close()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    run_node(CameraNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Launch files and parameter files agree with what the nodes declare.
+
+``launch``/``launch_ros`` are not installable here, so the launch files are compiled and checked
+against the nodes' declared parameters and setup.py's executables instead of being executed.
+"""
+import ast
+import py_compile
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from l2p_ros.launch_support import CLOUD_NODES, EDGE_NODES, launch_arguments
+
+ROOT = Path(__file__).resolve().parents[1]
+NODES = EDGE_NODES + CLOUD_NODES
+SHARED_DECLARERS = {"load_detector": "model_params.py", "declare_model": "model_params.py"}
+
+
+def _declared_in(path: Path, function: str | None = None) -> set[str]:
+    tree = ast.parse(path.read_text())
+    scope = tree
+    if function:
+        scope = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
+    names = set()
+    for call in ast.walk(scope):
+        if isinstance(call, ast.Call):
+            callee = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
+            if callee in ("declare", "declare_parameter") and len(call.args) >= 2 \
+                    and isinstance(call.args[1], ast.Constant) and isinstance(call.args[1].value, str):
+                names.add(call.args[1].value)
+            elif callee in ("declare_parameter",) and call.args and isinstance(call.args[0], ast.Constant):
+                names.add(call.args[0].value)
+            elif callee in SHARED_DECLARERS:
+                names |= _declared_in(ROOT / "l2p_ros" / "nodes" / SHARED_DECLARERS[callee], callee)
+                if callee == "load_detector":
+                    names |= _declared_in(ROOT / "l2p_ros" / "nodes" / "model_params.py", "declare_model")
+    return names
+
+
+def declared_parameters(node: str) -> set[str]:
+    return _declared_in(ROOT / "l2p_ros" / "nodes" / f"{node}.py")
+
+
+@pytest.fixture(scope="module")
+def config():
+    return yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text())
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_parameter_file_mirrors_declared_parameters(node, config):
+    declared = declared_parameters(node)
+    in_file = set((config[node]["ros__parameters"] or {}).keys())
+    assert in_file == declared, (f"{node}: only in pipeline.yaml {sorted(in_file - declared)}, "
+                                 f"declared but missing from pipeline.yaml {sorted(declared - in_file)}")
+
+
+def test_every_node_is_an_executable():
+    setup = (ROOT / "setup.py").read_text()
+    for node in NODES:
+        assert re.search(rf'"{node} = l2p_ros\.nodes\.{node}:main"', setup), node
+        assert (ROOT / "l2p_ros" / "nodes" / f"{node}.py").is_file()
+
+
+@pytest.mark.parametrize("launch_file", sorted((ROOT / "launch").glob("*.launch.py")))
+def test_launch_files_compile_and_name_real_nodes(launch_file, tmp_path):
+    py_compile.compile(str(launch_file), cfile=str(tmp_path / "out.pyc"), doraise=True)
+    tree = ast.parse(launch_file.read_text())
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+
+
+def test_launch_arguments_cover_every_parameter_once():
+    arguments = launch_arguments(ROOT / "config" / "pipeline.yaml", NODES)
+    targets = [t for entry in arguments.values() for t in entry["targets"]]
+    assert len(targets) == len(set(targets))
+    for node in NODES:
+        assert {p for n, p in targets if n == node} == declared_parameters(node)
+    # A shared argument must mean the same thing: same default in every node it sets.
+    config = yaml.safe_load((ROOT / "config" / "pipeline.yaml").read_text())
+    for name, entry in arguments.items():
+        values = {str(config[n]["ros__parameters"][p]) for n, p in entry["targets"]}
+        assert len(values) == 1, f"launch argument {name} sets different defaults {values}"
+
+
+def test_setup_installs_launch_and_config():
+    setup = (ROOT / "setup.py").read_text()
+    assert 'glob("launch/*.py")' in setup and 'glob("config/*.yaml")' in setup
