@@ -14,7 +14,10 @@ def local_dds_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
     env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(LOCAL_PROFILE)
-    env["FASTDDS_BUILTIN_TRANSPORTS"] = "SHM"  # belt and braces if the profile is not read
+    # Measured: FASTDDS_BUILTIN_TRANSPORTS=SHM overrides the profile's 64 MB segment with the 512 KB
+    # default, and BEST_EFFORT images larger than a segment are then lost. The profile alone opens
+    # no UDP socket (tested), so the variable must not be set.
+    env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
     # Measured: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST makes rmw_fastrtps add a UDP transport
     # (ports 7400+ on every interface) next to the profile's, so it must not be set here.
     env.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
@@ -25,5 +28,5 @@ def local_dds_env(base: dict[str, str] | None = None) -> dict[str, str]:
 def use_local_dds() -> None:
     """Apply ``local_dds_env`` to this process; call before ``rclpy.init``."""
     os.environ.update(local_dds_env({}))
-    os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
-    os.environ.pop("ROS_STATIC_PEERS", None)
+    for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "FASTDDS_BUILTIN_TRANSPORTS"):
+        os.environ.pop(name, None)

@@ -28,6 +28,24 @@ def _overrides(source, image_topic, frames, policy, rate_hz) -> dict:
     return overrides
 
 
+def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Spin ``observer`` until the edge, partitioner and cloud are subscribed and publishing."""
+    import rclpy
+
+    def ready() -> bool:
+        rclpy.spin_once(observer, timeout_sec=0.1)
+        return (observer.count_subscribers("camera/image_raw") >= 3  # edge, partitioner, observer
+                and observer.count_publishers("l2p/detections") >= 2  # edge, cloud
+                and observer.count_subscribers("l2p/feature_map") >= 1)
+
+    while not ready():
+        failures = nodes.failed()
+        if failures:
+            raise RuntimeError("a node failed to start:\n" + "\n".join(failures))
+        if time.monotonic() - started > timeout_s:
+            raise RuntimeError(f"nodes not ready after {timeout_s:.0f} s; logs in {nodes.work_dir}")
+
+
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
                  summary_json: Path | None = None, print_frames: bool = True, drain_s: float = 3.0,
@@ -39,7 +57,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     from l2p_ros.observer import PipelineObserver
     from l2p_ros.profiling import ensure_profile
 
-    params = prepared_parameters(config, {**_overrides(source, image_topic, frames, policy, rate_hz),
+    # The camera waits for the edge, the partitioner and the observer: no frame lost to discovery.
+    params = prepared_parameters(config, {("camera_node", "min_subscribers"): 3,
+                                          **_overrides(source, image_topic, frames, policy, rate_hz),
                                           **(extra or {})})
     partitioner = params["partitioner_node"]["ros__parameters"]
     if not partitioner.get("edge_profile"):
@@ -60,19 +80,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     try:
         nodes.start_all(except_nodes=("camera_node",))
         log(f"starting nodes (logs in {work_dir}) ...")
-
-        def ready() -> bool:
-            rclpy.spin_once(observer, timeout_sec=0.1)
-            return (observer.count_subscribers("camera/image_raw") >= 3  # edge, partitioner, observer
-                    and observer.count_publishers("l2p/detections") >= 2  # edge, cloud
-                    and observer.count_subscribers("l2p/feature_map") >= 1)
-
-        while not ready():
-            failures = nodes.failed()
-            if failures:
-                raise RuntimeError("a node failed to start:\n" + "\n".join(failures))
-            if time.monotonic() - started > READY_TIMEOUT_S:
-                raise RuntimeError(f"nodes not ready after {READY_TIMEOUT_S:.0f} s; logs in {work_dir}")
+        wait_ready(observer, nodes, started)
         log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera")
         camera = nodes.start("camera_node").process
         while camera.poll() is None:

@@ -191,7 +191,8 @@ class _BagReader:
         if not image_topics:
             listing = ", ".join(f"{t} ({m})" for t, m in sorted(all_topics.items())) or "none"
             raise SourceError("source", f"the bag has no {IMAGE_TYPE} or {COMPRESSED_TYPE} topic; topics: {listing}")
-        raise SourceError("image_topic", f"the bag has several image topics, choose one with image_topic: {image_topics}")
+        raise SourceError("image_topic", f"the bag has several image topics, choose one with image_topic: "
+                          f"{image_topics}")
 
     def _check_encoding(self, reader, connections) -> None:
         """Fail at open time when the topic's images use an encoding we cannot decode."""
@@ -324,7 +325,8 @@ def open_source(source: str | int | Path, *, image_topic: str = "", frame_id: st
     device = _device_target(text) if isinstance(source, (str, int)) else None
     if device is not None:
         if loop or realtime:
-            raise SourceError("loop" if loop else "realtime", f"a live device {text} cannot loop or replay in real time")
+            raise SourceError("loop" if loop else "realtime",
+                              f"a live device {text} cannot loop or replay in real time")
         reader = _VideoReader(device, frame_id, live=True)
     else:
         path = Path(text).expanduser()

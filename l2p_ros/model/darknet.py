@@ -97,7 +97,8 @@ class _PackedConv:
 
     def __call__(self, x: Tensor) -> Tensor:
         conv = self.conv
-        return _fused_conv(x, self.weight, conv.bias, (conv.padding, conv.stride, conv.dilation), conv.groups, self.activation)
+        geometry = (conv.padding, conv.stride, conv.dilation)
+        return _fused_conv(x, self.weight, conv.bias, geometry, conv.groups, self.activation)
 
 
 class _WinogradConv:
@@ -122,7 +123,9 @@ class _WinogradConv:
         at = torch.tensor(_WINOGRAD_AT, dtype=torch.float32)
         # Transformed filters U[a, b, k, c] = (G g_kc G^T)[a, b] (float64 would change them by <= 1 ulp).
         u = torch.einsum("ai,kcij,bj->abkc", g, conv.weight, g).reshape(t * t * conv.out_channels, channels, 1, 1)
-        self.weight = torch.ops.mkldnn._reorder_convolution_weight(u, *_POINTWISE, t * t, [1, t * t * channels, tile_count, 1])
+        self.weight = torch.ops.mkldnn._reorder_convolution_weight(
+            u, *_POINTWISE, t * t, [1, t * t * channels, tile_count, 1]
+        )
         self.input_transform = torch.kron(bt, bt)  # (36, 36): vec(B^T d B) = kron @ vec(d)
         self.output_transform = torch.kron(at, at)  # (16, 36)
 
@@ -179,10 +182,11 @@ class ConvLayer(nn.Module):
         self.batch_normalize = bool(spec.get_int("batch_normalize", 0))
         self.activation = _activation(spec)
         if in_channels % self.groups:
-            raise CfgError(f"layer {spec.index}: {in_channels} input channels not divisible by groups={self.groups}")
+            raise CfgError(f"layer {spec.index}: {in_channels} input channels, not divisible by groups={self.groups}")
         # Built on "meta" (no memory, no default init), then zero weights: the real ones come from a
         # .weights file or init_random_weights.
-        self.conv = nn.Conv2d(in_channels, spec.get_int("filters"), size, stride, padding, groups=self.groups, device="meta")
+        filters = spec.get_int("filters")
+        self.conv = nn.Conv2d(in_channels, filters, size, stride, padding, groups=self.groups, device="meta")
         shape = self.conv.weight.shape
         self.conv.weight = nn.Parameter(torch.empty(shape, memory_format=torch.channels_last).zero_())
         self.conv.bias = nn.Parameter(torch.zeros(shape[0]))
@@ -313,7 +317,8 @@ class YoloLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         # channels-last memory is (N, H, W, A*(5+C)): the permute+reshape below is a view.
-        p = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(n, -1, 5 + self.num_classes)
+        nhwc = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
+        p = nhwc.reshape(n, -1, 5 + self.num_classes)
         xy = (p[..., 0:2].sigmoid() + self.cell_xy) * self.stride_xy_px
         wh = p[..., 2:4].exp() * self.anchor_wh_px
         return torch.cat([xy, wh, p[..., 4:].sigmoid()], dim=-1)
@@ -346,7 +351,7 @@ class Darknet(nn.Module):
             self.output_shapes.append(shape)
         classes = {self.layers[i].num_classes for i in self.yolo_indices}
         if len(classes) != 1:
-            raise CfgError(f"{spec.name}: yolo layers must agree on one class count, found {sorted(classes)}")
+            raise CfgError(f"{spec.name}: needs [yolo] layers that agree on one class count, found {sorted(classes)}")
         self.num_classes = classes.pop()
         # Layer i's output is dropped after the last layer that reads it; yolo outputs are kept.
         self._last_consumer = {i: i for i in range(len(spec.layers))}
@@ -388,9 +393,8 @@ class Darknet(nn.Module):
         if spec.type == "yolo":
             module = YoloLayer(spec, (h, w), self.input_size)
             if c != module.num_anchors * (5 + module.num_classes):
-                raise CfgError(
-                    f"layer {spec.index}: yolo expects {module.num_anchors}*(5+{module.num_classes}) channels, gets {c}"
-                )
+                expected = module.num_anchors * (5 + module.num_classes)
+                raise CfgError(f"layer {spec.index}: yolo expects {expected} input channels, gets {c}")
             self.yolo_indices.append(spec.index)
             return module, (n, h * w * module.num_anchors, 5 + module.num_classes)
         raise CfgError(f"layer {spec.index}: unsupported type [{spec.type}]")

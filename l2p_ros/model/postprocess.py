@@ -117,7 +117,7 @@ def postprocess(
         raise ValueError(f"postprocess takes one image, got batch sizes {[out.shape[0] for out in yolo_outputs]}")
     boxes_cxcywh, scores = candidate_scores(yolo_outputs)
     if scores.shape[1] != len(class_names):
-        raise ValueError(f"the model predicts {scores.shape[1]} classes but {len(class_names)} class names were given")
+        raise ValueError(f"the model predicts {scores.shape[1]} classes but {len(class_names)} names were given")
     box_index, class_ids = torch.nonzero(scores > score_threshold, as_tuple=True)
     picked_scores = scores[box_index, class_ids]
     boxes = box_convert(boxes_cxcywh[box_index], "cxcywh", "xyxy")

@@ -12,6 +12,9 @@ Stamps strictly increase (nudged by 1 ns if the clock repeats), so a stamp ident
 sensor_msgs/Image has no sequence number, and downstream nodes key frames by ``header.stamp``, the
 ROS convention. ``header.frame_id`` is the ``frame_id`` parameter (a bag's recorded frame id when set).
 
+Frames published before a subscriber has matched are lost (best effort, volatile), so
+``min_subscribers`` holds the first frame until that many subscribers are matched on ``output_topic``.
+
 Frames are read and paced by ``l2p_ros.sources`` in a worker thread; the executor thread only runs
 the diagnostics timer and the end-of-source callback. When a finite source ends (loop false) the
 node logs a summary and shuts its context down, so the process exits 0.
@@ -23,26 +26,16 @@ import time
 from collections import deque
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+from l2p_ros.assets import SAMPLE_VIDEO, AssetError, asset_path
 from l2p_ros.nodes.common import IMAGE_QOS, Diagnostics, declare, image_to_msg, now_s, parameter_error, run_node
 from l2p_ros.sources import SourceError, open_source
 
 # After the last frame: best-effort delivery has no acknowledgement to wait for, so give the last
 # message time to reach the subscribers before the process tears its transport down.
 LINGER_S = 0.5
-
-
-def _declare_float(node: Node, name: str, default: float, description: str) -> float:
-    """Like ``common.declare`` for a float, but also accepting an integer (``-p rate_hz:=20``)."""
-    descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
-    value = node.declare_parameter(name, default, descriptor).value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise parameter_error(node, name, value, "must be a number")
-    return float(value)
 
 
 class CameraNode(Node):
@@ -57,7 +50,7 @@ class CameraNode(Node):
                               "(may be empty when the bag has one)")
         output_topic = declare(self, "output_topic", "camera/image_raw", "topic the frames are published on")
         frame_id = declare(self, "frame_id", "camera", "header.frame_id of the frames (a bag's own is kept)")
-        rate_hz = _declare_float(self, "rate_hz", 10.0, "frames per second at most; 0 = as fast as possible")
+        rate_hz = declare(self, "rate_hz", 10.0, "frames per second at most; 0 = as fast as possible")
         loop = declare(self, "loop", False, "start the source over at its end (not for devices)")
         max_frames = declare(self, "max_frames", 0, "stop after this many frames; 0 = no limit")
         realtime = declare(self, "realtime", False, "bags and videos: replay with the recorded timing "
@@ -70,7 +63,11 @@ class CameraNode(Node):
             raise parameter_error(self, "use_recorded_stamps", True, "recorded stamps would repeat with loop:=true")
         if min_subscribers < 0:
             raise parameter_error(self, "min_subscribers", min_subscribers, "must be >= 0")
-        source = source or str(asset_path(SAMPLE_VIDEO))
+        if not source:
+            try:
+                source = str(asset_path(SAMPLE_VIDEO))
+            except AssetError as error:
+                raise parameter_error(self, "source", source, str(error)) from error
         values = {"source": source, "image_topic": image_topic, "rate_hz": rate_hz, "loop": loop,
                   "max_frames": max_frames, "realtime": realtime}
         try:

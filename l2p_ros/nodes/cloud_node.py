@@ -21,6 +21,7 @@ from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS
                                   image_to_msg, msg_to_image, now_s, parameter_error, run_node, to_time_msg)
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, stats_to_msg
 from l2p_ros.nodes.model_params import load_detector
+from l2p_ros.nodes.probe_echo import ProbeEcho
 from l2p_ros.stats import StageStats
 from l2p_ros.visualize import draw_detections
 
@@ -60,6 +61,11 @@ class CloudNode(Node):
             self.annotated_pub = self.create_publisher(Image, "l2p/annotated", IMAGE_QOS)
             self.create_subscription(Image, annotate_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(FeatureMap, input_topic, self.on_feature_map, FRAME_QOS)
+        # Answers the edge's link probes and reports each FeatureMap's arrival (passive bandwidth).
+        # In three tiers only the tier right after the edge should answer: the fog.
+        answer_probes = declare(self, "answer_probes", self.role == "fog" or input_topic == "l2p/feature_map",
+                                "answer network probes and report transfers (the tier right after the edge)")
+        self.probe_echo = ProbeEcho(self) if answer_probes else None
         self.diagnostics = Diagnostics(self)
         self.create_timer(1.0, self.publish_stats)
         self.worker = threading.Thread(target=self.work, name=f"{self.role}_worker", daemon=True)
@@ -72,8 +78,10 @@ class CloudNode(Node):
             self._images.popitem(last=False)
 
     def on_feature_map(self, msg: FeatureMap) -> None:
-        self.stats.count_in()
         received_s = now_s()
+        if self.probe_echo is not None:
+            self.probe_echo.report_transfer(msg, received_s)
+        self.stats.count_in()
         try:
             self._queue.put_nowait((msg, received_s))
         except queue.Full:

@@ -1,7 +1,6 @@
 """What every l2p node shares: QoS profiles, parameter declaration, diagnostics, image conversion.
 
-cv_bridge is not available as a wheel, and the conversion for the encodings used here is a
-reshape of the message buffer, so it is done by hand with numpy.
+cv_bridge is not available as a wheel; image buffers are decoded by ``l2p_ros.sources``.
 """
 from __future__ import annotations
 
@@ -16,6 +15,8 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy,
                        qos_profile_sensor_data)
 from sensor_msgs.msg import CompressedImage, Image
+
+from l2p_ros.sources import decode_compressed, decode_image_buffer
 
 # Images: sensor-data QoS, depth 1 — a late frame is worth less than the next one.
 IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -36,7 +37,17 @@ SENSOR_QOS = qos_profile_sensor_data
 
 
 def declare(node: Node, name: str, default: Any, description: str) -> Any:
-    """Declare a parameter with a description and return its value (read once, at start)."""
+    """Declare a parameter with a description and return its value (read once, at start).
+
+    A float parameter also accepts an integer (``-p rate_hz:=20``), which rclpy would otherwise
+    reject as a type mismatch; any other type is refused with an error naming the parameter.
+    """
+    if isinstance(default, float):
+        value = node.declare_parameter(name, default, ParameterDescriptor(
+            description=description, dynamic_typing=True)).value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise parameter_error(node, name, value, "must be a number")
+        return float(value)
     return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
 
@@ -60,9 +71,6 @@ def now_s() -> float:
     return time.time()
 
 
-_CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
-
-
 def image_to_msg(image_bgr: np.ndarray, stamp_s: float, frame_id: str) -> Image:
     """BGR uint8 (H, W, 3) -> sensor_msgs/Image bgr8."""
     msg = Image()
@@ -81,32 +89,12 @@ def msg_to_image(msg: Image) -> np.ndarray:
 
     Raises ValueError for unsupported encodings or a buffer that does not match the header.
     """
-    import cv2
-
-    channels = _CHANNELS.get(msg.encoding)
-    if channels is None:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r}; supported: {sorted(_CHANNELS)}")
-    row_bytes = msg.width * channels
-    if msg.step < row_bytes or len(msg.data) < msg.step * msg.height or msg.height == 0 or msg.width == 0:
-        raise ValueError(f"image buffer of {len(msg.data)} B does not match {msg.width}x{msg.height} "
-                         f"{msg.encoding} with step {msg.step}")
-    buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8)[: msg.step * msg.height]
-    rows = buffer.reshape(msg.height, msg.step)[:, :row_bytes].reshape(msg.height, msg.width, channels)
-    if msg.encoding == "bgr8":
-        return np.ascontiguousarray(rows)
-    conversion = {"rgb8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_GRAY2BGR,
-                  "bgra8": cv2.COLOR_BGRA2BGR, "rgba8": cv2.COLOR_RGBA2BGR}[msg.encoding]
-    return cv2.cvtColor(rows, conversion)
+    return decode_image_buffer(bytes(msg.data), msg.height, msg.width, msg.step, msg.encoding)
 
 
 def compressed_to_image(msg: CompressedImage) -> np.ndarray:
     """sensor_msgs/CompressedImage (jpeg/png) -> BGR uint8; ValueError if it does not decode."""
-    import cv2
-
-    image = cv2.imdecode(np.frombuffer(bytes(msg.data), dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"CompressedImage ({msg.format!r}, {len(msg.data)} B) does not decode")
-    return image
+    return decode_compressed(bytes(msg.data))
 
 
 class Diagnostics:

@@ -27,6 +27,8 @@ from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.stats import StageStats
 
 StampKey = tuple[int, int]
+EXECUTED_ON_EDGE = "edge"
+EXECUTED_ON_EDGE_FALLBACK = "edge (fallback)"
 
 
 def stamp_key(header: Header) -> StampKey:
@@ -121,7 +123,7 @@ class EdgeNode(Node):
             self._lock.notify()
 
     def on_detections(self, msg: DetectionArray) -> None:
-        if msg.executed_on.startswith("edge"):
+        if msg.executed_on in (EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK):
             return  # our own local results
         with self._lock:
             if self._in_flight.pop(stamp_key(msg.header), None) is not None or self._next_tier_silent:
@@ -195,7 +197,8 @@ class EdgeNode(Node):
             self.finish_locally(pending, fallback=silent and not edge_only)
             return
         frame = self.detector.edge(pending.image, cut, spec)
-        msg = frame_to_msg(frame, FeatureMap(header=pending.header))
+        msg = frame_to_msg(frame, FeatureMap(header=pending.header,
+                                             frame_seq=pending.decision.frame_seq if pending.decision else 0))
         msg.run_until_layer = -1
         if pending.decision is not None and pending.decision.fog_until_layer > cut.after_layer:
             msg.run_until_layer = pending.decision.fog_until_layer
@@ -222,7 +225,7 @@ class EdgeNode(Node):
         detections = self.detector.detect(pending.image)
         out = DetectionArray(header=pending.header, model_id=self.detector.model_id,
                              cut_after_layer=self.detector.num_layers - 1, fog_until_layer=-1,
-                             codec="none", executed_on="edge (fallback)" if fallback else "edge")
+                             codec="none", executed_on=EXECUTED_ON_EDGE_FALLBACK if fallback else EXECUTED_ON_EDGE)
         out.detections = detections_to_msgs(detections)
         out.timings.captured = pending.header.stamp
         out.timings.decision_ms = pending.decision.decision_ms if pending.decision else 0.0

@@ -49,10 +49,10 @@ class NetworkMonitorNode(Node):
         if not 1 <= payload_bytes <= MAX_PROBE_PAYLOAD_BYTES:
             raise parameter_error(self, "probe_payload_bytes", payload_bytes,
                                   f"must be between 1 and {MAX_PROBE_PAYLOAD_BYTES}")
-        if not timeout_s > probe_period_s:
+        if not timeout_s >= 2 * probe_period_s:
             raise parameter_error(self, "timeout_s", timeout_s,
-                                  f"must exceed probe_period_s ({probe_period_s}), else the link reads "
-                                  "down between two probes")
+                                  f"must be at least twice probe_period_s ({probe_period_s}): echoes come once "
+                                  "per period, so a shorter timeout reads the link down on one late echo")
         if not 0 < smoothing <= 1:
             raise parameter_error(self, "smoothing", smoothing, "must be in (0, 1]")
 

@@ -1,0 +1,51 @@
+"""A live pipeline for tests: real node processes on the local DDS profile, watched in-process."""
+from __future__ import annotations
+
+import contextlib
+import time
+
+from l2p_ros.dds import use_local_dds
+
+use_local_dds()
+
+import rclpy  # noqa: E402
+
+from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
+from l2p_ros.observer import PipelineObserver  # noqa: E402
+from l2p_ros.pipeline_run import wait_ready  # noqa: E402
+from l2p_ros.profiling import ensure_profile  # noqa: E402
+
+
+@contextlib.contextmanager
+def live_pipeline(overrides: dict, start_camera: bool = True):
+    """Yields (nodes, observer) with every node but the camera running and ready; camera started last."""
+    # The camera waits for the edge, the partitioner and this observer: no frame lost to discovery.
+    params = prepared_parameters(None, {("camera_node", "min_subscribers"): 3, **overrides})
+    partitioner = params["partitioner_node"]["ros__parameters"]
+    ensure_profile(partitioner["model"], int(partitioner["input_size"]), threads=int(partitioner["profile_threads"]))
+    rclpy.init()
+    observer = PipelineObserver(print_frames=False)
+    nodes = NodeSet(params, temporary_work_dir())
+    try:
+        nodes.start_all(except_nodes=("camera_node",))
+        wait_ready(observer, nodes, time.monotonic())
+        if start_camera:
+            nodes.start("camera_node")
+        yield nodes, observer
+    finally:
+        nodes.stop_all()
+        observer.destroy_node()
+        rclpy.shutdown()
+
+
+def spin_until(observer, predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rclpy.spin_once(observer, timeout_sec=0.05)
+        if predicate():
+            return True
+    return predicate()
+
+
+def spin_for(observer, seconds: float) -> None:
+    spin_until(observer, lambda: False, seconds)

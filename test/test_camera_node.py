@@ -1,0 +1,110 @@
+"""camera_node as its own process on the shared-memory DDS profile: it publishes a real video and a bag,
+then exits 0 by itself; a wrong parameter makes it fail naming the parameter."""
+import os
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import psutil
+import pytest
+
+from l2p_ros.dds import local_dds_env, use_local_dds
+
+use_local_dds()  # before rclpy is imported anywhere in this process
+
+rclpy = pytest.importorskip("rclpy")
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path  # noqa: E402
+from l2p_ros.bag import write_image_bag  # noqa: E402
+from l2p_ros.nodes.common import from_time_msg, msg_to_image  # noqa: E402
+from l2p_ros.sources import Frame  # noqa: E402
+
+# Other test runs on this host share the shared-memory transport; a domain of our own keeps their
+# cameras off our topics (and ours off theirs).
+DOMAIN_ID = 1 + os.getpid() % 200
+
+
+def _env() -> dict[str, str]:
+    return {**local_dds_env(), "ROS_DOMAIN_ID": str(DOMAIN_ID)}
+
+
+def _start_camera(topic: str, *parameters: str) -> subprocess.Popen:
+    # min_subscribers:=1 — publishing starts once our subscriber is matched, so no frame is lost to discovery.
+    args = ["-p", f"output_topic:={topic}", "-p", "min_subscribers:=1"]
+    for parameter in parameters:
+        args += ["-p", parameter]
+    return subprocess.Popen([sys.executable, "-m", "l2p_ros.nodes.camera_node", "--ros-args", *args],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _receive(topic: str, *parameters: str, timeout_s: float = 30.0):
+    """Start the camera node, collect what it publishes until it exits; (messages, return code, log)."""
+    rclpy.init(domain_id=DOMAIN_ID)
+    try:
+        node = rclpy.create_node("camera_test_subscriber")
+        received = []
+        # Best effort like the publisher; a deeper queue so this test's own spinning drops nothing.
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        node.create_subscription(Image, topic, received.append, qos)
+        camera = _start_camera(topic, *parameters)
+        deadline = time.monotonic() + timeout_s
+        camera_udp_sockets = None
+        while camera.poll() is None and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            if received and camera_udp_sockets is None:  # the node is up and publishing
+                camera_udp_sockets = len(psutil.Process(camera.pid).net_connections(kind="udp"))
+        for _ in range(10):  # anything still queued
+            rclpy.spin_once(node, timeout_sec=0.02)
+        if camera.poll() is None:
+            camera.kill()
+        log = camera.communicate(timeout=10)[0]
+        # The safety rule: neither process opened a UDP socket (no multicast discovery).
+        assert camera_udp_sockets == 0 and len(psutil.Process(os.getpid()).net_connections(kind="udp")) == 0
+        node.destroy_node()
+        return received, camera.returncode, log
+    finally:
+        rclpy.shutdown()
+
+
+def test_publishes_video_frames_and_exits_cleanly():
+    start_s = time.time()
+    received, returncode, log = _receive("/camera_test/video", f"source:={asset_path(SAMPLE_VIDEO)}",
+                                         "max_frames:=5", "rate_hz:=20")
+    assert returncode == 0, log
+    assert len(received) == 5, log
+    capture = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
+    for msg in received:
+        assert (msg.width, msg.height, msg.encoding, msg.step) == (768, 576, "bgr8", 768 * 3)
+        assert msg.header.frame_id == "camera"
+        assert np.array_equal(msg_to_image(msg), capture.read()[1])
+    capture.release()
+    stamps_s = [from_time_msg(m.header.stamp) for m in received]
+    # Replay: stamps are publish times, strictly increasing, paced at about 20 Hz.
+    assert all(b > a for a, b in zip(stamps_s, stamps_s[1:]))
+    assert start_s < stamps_s[0] and stamps_s[-1] - stamps_s[0] >= 0.15
+    assert "published 5 frames" in log and "header.stamp = publish time" in log
+
+
+def test_replays_a_compressed_bag_keeping_its_frame_id(tmp_path):
+    capture = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
+    frames = [Frame(1_700_000_000.0 + 0.1 * i, "front", capture.read()[1]) for i in range(5)]
+    capture.release()
+    write_image_bag(tmp_path / "bag", frames, storage="sqlite3", compressed=True)
+    received, returncode, log = _receive("/camera_test/bag", f"source:={tmp_path / 'bag'}", "rate_hz:=0",
+                                         "use_recorded_stamps:=true")
+    assert returncode == 0, log
+    assert len(received) == 5, log
+    assert all((m.width, m.height, m.encoding, m.header.frame_id) == (768, 576, "bgr8", "front") for m in received)
+    assert [from_time_msg(m.header.stamp) for m in received] == pytest.approx([f.stamp_s for f in frames], abs=1e-6)
+
+
+def test_wrong_parameter_fails_naming_it():
+    result = subprocess.run([sys.executable, "-m", "l2p_ros.nodes.camera_node", "--ros-args",
+                             "-p", "source:=/nonexistent/clip.avi"],
+                            env=_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "parameter 'source'='/nonexistent/clip.avi' is invalid" in result.stderr

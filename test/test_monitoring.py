@@ -1,0 +1,295 @@
+"""The ROS-free monitoring core: estimators, the probe protocol, load and power sampling."""
+import math
+import random
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from l2p_ros.monitoring.estimators import LinkEstimator, RobustEwma
+from l2p_ros.monitoring.load import LoadSampler, NvmlReader, RaplReader
+from l2p_ros.monitoring.probe import ProbeTracker
+
+PAYLOAD_BYTES = 65536
+
+
+def noisy(rng, mean, relative_std, n):
+    return [rng.gauss(mean, relative_std * mean) for _ in range(n)]
+
+
+# --- RobustEwma -------------------------------------------------------------------------------
+
+def test_converges_and_uncertainty_shrinks_with_samples():
+    rng = random.Random(1)
+    estimate = RobustEwma(alpha=0.1)
+    assert math.isnan(estimate.value) and math.isnan(estimate.std)
+    stds = {}
+    for n, x in enumerate(noisy(rng, 50.0, 0.05, 300), start=1):
+        estimate.add(x)
+        stds[n] = estimate.std
+    assert estimate.value == pytest.approx(50.0, rel=0.03)
+    assert stds[3] > stds[10] > stds[30]
+    # Steady state: an EWMA of weight a has the spread of an average of (2 - a) / a samples.
+    assert estimate.std == pytest.approx(2.5 * math.sqrt(0.1 / 1.9), rel=0.4)
+
+
+def test_isolated_outliers_barely_move_the_estimate():
+    rng = random.Random(2)
+    estimate = RobustEwma()
+    for i, x in enumerate(noisy(rng, 20.0, 0.03, 200)):
+        estimate.add(x * 10 if i % 10 == 5 else x)  # a 10x spike every tenth sample
+    assert estimate.value == pytest.approx(20.0, rel=0.05)
+    assert estimate.outliers >= 19 and estimate.level_changes == 0
+
+
+def test_follows_a_step_change_within_a_few_samples():
+    rng = random.Random(3)
+    estimate = RobustEwma(step_samples=3)
+    for x in noisy(rng, 50.0, 0.03, 100):
+        estimate.add(x)
+    after = noisy(rng, 10.0, 0.03, 20)
+    for x in after[:3]:
+        estimate.add(x)
+    assert estimate.value == pytest.approx(10.0, rel=0.05)
+    assert estimate.level_changes == 1 and estimate.samples == 3  # restarted from the three new samples
+    for x in after[3:]:
+        estimate.add(x)
+    assert estimate.value == pytest.approx(10.0, rel=0.05)
+
+
+def test_small_drift_is_tracked_without_calling_it_a_step():
+    estimate = RobustEwma(alpha=0.2)
+    for x in [50.0, 51.0, 49.0] * 10 + [46.0, 45.0, 44.0] * 10:
+        estimate.add(x)
+    assert estimate.value == pytest.approx(45.0, abs=1.0) and estimate.level_changes == 0
+
+
+def test_refuses_non_finite_samples():
+    with pytest.raises(ValueError):
+        RobustEwma().add(math.inf)
+    with pytest.raises(ValueError):
+        RobustEwma(alpha=0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=1, max_size=60))
+def test_estimate_stays_within_the_samples_seen(samples):
+    estimate = RobustEwma()
+    for x in samples:
+        estimate.add(x)
+    span = max(samples) - min(samples)
+    assert min(samples) - 1e-9 * span - 1e-9 <= estimate.value <= max(samples) + 1e-9 * span + 1e-9
+    assert math.isnan(estimate.std) or estimate.std >= 0
+
+
+# --- LinkEstimator ----------------------------------------------------------------------------
+
+def probe_stream(link, rng, *, rtt_ms, bandwidth_mbps, clock_offset_ms, n, start_s=0.0):
+    """Feed ``n`` probe pairs of a synthetic link: jittered RTT, payload time = bits / bandwidth."""
+    for i in range(n):
+        now_s = start_s + i * 0.5
+        jitter_ms = rng.gauss(0.0, 0.5)
+        link.add_probe(0, rtt_ms + jitter_ms, rtt_ms / 2 + clock_offset_ms + jitter_ms / 2, now_s)
+        transfer_ms = PAYLOAD_BYTES * 8 / (bandwidth_mbps * 1e3)
+        link.add_probe(PAYLOAD_BYTES, rtt_ms + transfer_ms + rng.gauss(0.0, 0.5), math.nan, now_s + 0.25)
+
+
+def test_link_estimator_from_active_probes():
+    link = LinkEstimator(timeout_s=2.0)
+    probe_stream(link, random.Random(4), rtt_ms=20.0, bandwidth_mbps=10.0, clock_offset_ms=0.0, n=40)
+    state = link.state(20.0)
+    assert state.rtt_ms == pytest.approx(20.0, abs=0.5)
+    assert state.bandwidth_mbps == pytest.approx(10.0, rel=0.05)
+    assert 0 < state.bandwidth_std_mbps < 0.5 and 0 < state.rtt_std_ms < 0.5
+    assert state.samples == 80 and state.link_up
+
+
+def test_passive_transfers_cancel_the_clock_offset_between_hosts():
+    link = LinkEstimator()
+    # The next tier's clock runs 3.7 s ahead: the probes' apparent one-way delay carries the offset.
+    probe_stream(link, random.Random(5), rtt_ms=30.0, bandwidth_mbps=8.0, clock_offset_ms=3700.0, n=5)
+    link.bandwidth_mbps = RobustEwma()  # only the passive samples below
+    rng = random.Random(6)
+    for _ in range(30):
+        payload_bytes = rng.choice([300_000, 1_000_000, 2_770_000])
+        observed_ms = 15.0 + 3700.0 + payload_bytes * 8 / 50e3 + rng.gauss(0, 1)  # 50 Mbit/s
+        assert link.add_transfer(payload_bytes, observed_ms, 3.0)
+    assert link.bandwidth_mbps.value == pytest.approx(50.0, rel=0.05)
+
+
+def test_unresolvable_and_premature_observations_are_not_used():
+    link = LinkEstimator()
+    assert not link.add_probe(PAYLOAD_BYTES, 5.0, 1.0, 0.0)  # no RTT yet to subtract
+    assert not link.add_transfer(100_000, 10.0, 0.0)  # no apparent one-way delay yet
+    link.add_probe(0, 20.0, 10.0, 0.1)
+    assert not link.add_probe(PAYLOAD_BYTES, 19.0, math.nan, 0.2)  # payload faster than an empty probe
+    assert not link.add_transfer(0, 12.0, 0.3)
+    assert link.unresolved == 1 and math.isnan(link.state(0.3).bandwidth_mbps)
+
+
+def test_link_goes_down_after_timeout_without_answers():
+    link = LinkEstimator(timeout_s=1.5)
+    assert not link.link_up(0.0)
+    link.add_probe(0, 10.0, 5.0, now_s=100.0)
+    assert link.link_up(101.5)
+    assert not link.link_up(101.6)
+    assert link.state(101.6).rtt_ms == 10.0  # the last estimate is kept for when it comes back
+    link.add_transfer(1000, 6.0, now_s=102.0)  # a transfer receipt also proves the link answers
+    assert link.link_up(102.5)
+
+
+# --- ProbeTracker -----------------------------------------------------------------------------
+
+def test_probes_alternate_and_echoes_give_rtt_and_apparent_delay():
+    tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0)
+    assert tracker.send(10.0, 1000.0) == (0, 0)
+    assert tracker.send(10.5, 1000.5) == (1, PAYLOAD_BYTES)
+    result = tracker.match(1, PAYLOAD_BYTES, received_wall_s=1000.52, monotonic_s=10.56)
+    assert result.seq == 1 and result.payload_bytes == PAYLOAD_BYTES
+    assert result.rtt_ms == pytest.approx(60.0) and result.apparent_one_way_ms == pytest.approx(20.0)
+    assert tracker.match(0, 0, 1000.01, 10.6).rtt_ms == pytest.approx(600.0)
+
+
+def test_duplicate_late_unknown_and_mismatched_echoes_are_dropped():
+    tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0)
+    tracker.send(0.0, 0.0)
+    tracker.send(0.5, 0.5)
+    assert tracker.match(0, 0, 0.0, 0.1) is not None
+    assert tracker.match(0, 0, 0.0, 0.2) is None  # duplicate
+    assert tracker.match(1, 0, 0.5, 0.6) is None  # says it carried no payload
+    assert tracker.match(7, 0, 0.5, 0.6) is None  # never sent
+    assert tracker.match(1, PAYLOAD_BYTES, 0.5, 1.6) is None  # 1.1 s after sending: late
+    tracker.send(5.0, 5.0)
+    assert dict(tracker.dropped) == {"duplicate": 1, "mismatched": 1, "unknown": 1, "late": 1}
+    assert list(tracker._pending) == [2]  # the expired probe was forgotten
+
+
+# --- RAPL -------------------------------------------------------------------------------------
+
+def fake_rapl_zone(tmp_path, energy_uj, max_range_uj=262143328850):
+    """A powercap zone laid out as the kernel's intel-rapl driver lays it out."""
+    zone = tmp_path / "intel-rapl:0"
+    zone.mkdir(exist_ok=True)
+    (zone / "name").write_text("package-0\n")
+    (zone / "max_energy_range_uj").write_text(f"{max_range_uj}\n")
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+    return zone
+
+
+def test_rapl_power_from_energy_counter_differences(tmp_path):
+    zone = fake_rapl_zone(tmp_path, 5_000_000)
+    reader = RaplReader(zone, warn=pytest.fail)
+    assert math.isnan(reader.power_w(100.0))  # no interval yet
+    (zone / "energy_uj").write_text("35000000\n")  # +30 J
+    assert reader.power_w(102.0) == pytest.approx(15.0)
+    (zone / "energy_uj").write_text("35000000\n")
+    assert reader.power_w(103.0) == 0.0
+
+
+def test_rapl_counter_wrap_around(tmp_path):
+    zone = fake_rapl_zone(tmp_path, 262_140_000_000, max_range_uj=262_143_328_850)
+    reader = RaplReader(zone, warn=pytest.fail)
+    reader.power_w(0.0)
+    (zone / "energy_uj").write_text("6671150\n")  # wrapped: 3.32885 J before the wrap + 6.67115 J after
+    assert reader.power_w(0.5) == pytest.approx(20.0)
+
+
+def test_rapl_unreadable_is_nan_and_said_once(tmp_path):
+    warnings = []
+    missing = RaplReader(tmp_path / "intel-rapl:9", warn=warnings.append)
+    assert math.isnan(missing.power_w(0.0)) and math.isnan(missing.power_w(1.0))
+    assert len(warnings) == 1 and "intel-rapl:9" in warnings[0]
+
+    zone = fake_rapl_zone(tmp_path, 1000)
+    reader = RaplReader(zone, warn=warnings.append)
+    reader.power_w(0.0)
+    (zone / "energy_uj").unlink()  # e.g. the counter made root-only
+    assert math.isnan(reader.power_w(1.0)) and math.isnan(reader.power_w(2.0))
+    assert len(warnings) == 2
+
+
+# --- NVML -------------------------------------------------------------------------------------
+
+def nvml_present():
+    pynvml = pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed")
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return False
+    pynvml.nvmlShutdown()
+    return True
+
+
+def test_without_a_gpu_the_gpu_fields_are_nan_and_said_once():
+    if nvml_present():
+        pytest.skip("this machine has NVML and a GPU; test_real_gpu_reading covers it")
+    warnings = []
+    reader = NvmlReader(0, warn=warnings.append)
+    assert all(math.isnan(v) for v in reader.read() + reader.read())
+    assert len(warnings) == 1 and "NaN" in warnings[0]
+    reader.close()
+
+
+def test_real_gpu_reading():
+    if not nvml_present():
+        pytest.skip("no NVIDIA GPU or NVML library on this machine")
+    reader = NvmlReader(0, warn=lambda message: None)
+    percent, memory_percent, power_w = reader.read()
+    reader.close()
+    assert 0 <= percent <= 100 and 0 <= memory_percent <= 100
+    assert math.isnan(power_w) or 0 < power_w < 2000
+
+
+def test_nvml_units_and_unsupported_queries(monkeypatch):
+    """NVML gives memory in bytes and power in mW; a query the GPU lacks becomes NaN, said once."""
+    real = pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed")
+
+    class NVMLError(Exception):
+        pass
+
+    def unsupported(handle):
+        raise NVMLError("Not Supported")
+
+    fake = types.SimpleNamespace(
+        NVMLError=NVMLError, nvmlInit=lambda: None, nvmlShutdown=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda index: ("gpu", index),
+        nvmlDeviceGetUtilizationRates=lambda handle: types.SimpleNamespace(gpu=37, memory=12),
+        nvmlDeviceGetMemoryInfo=lambda handle: types.SimpleNamespace(total=8 << 30, used=2 << 30, free=6 << 30),
+        nvmlDeviceGetPowerUsage=unsupported)
+    assert all(hasattr(real, name) for name in vars(fake))  # the fake only uses the real API's names
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    warnings = []
+    reader = NvmlReader(0, warn=warnings.append)
+    percent, memory_percent, power_w = reader.read()
+    assert (percent, memory_percent) == (37.0, 25.0) and math.isnan(power_w)
+    fake.nvmlDeviceGetPowerUsage = lambda handle: 45_250  # mW
+    assert math.isnan(reader.read()[2])  # an unsupported query is not retried
+    assert len(warnings) == 1 and "power" in warnings[0]
+
+
+# --- LoadSampler on this machine --------------------------------------------------------------
+
+def test_load_sampler_sees_a_busy_machine():
+    sampler = LoadSampler(rapl_zone="/nonexistent/intel-rapl:0", warn=lambda message: None)
+    time.sleep(0.2)
+    idle = sampler.sample()
+    assert 0 <= idle.cpu_percent <= 100 and 0 < idle.memory_percent < 100
+    assert math.isnan(idle.cpu_package_power_w)
+    assert any("CPU package power" in note for note in sampler.unavailable)
+    # Keep every core busy: the machine's CPU percent cannot then be low, whatever else runs.
+    import psutil
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(psutil.cpu_count())]
+    try:
+        time.sleep(0.3)  # let them start
+        sampler.sample()
+        time.sleep(1.0)
+        busy = sampler.sample()
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert 80 <= busy.cpu_percent <= 100

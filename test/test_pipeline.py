@@ -1,0 +1,108 @@
+"""The live pipeline: real node processes over (shared-memory) DDS, real video, real weights."""
+import signal
+import time
+
+import cv2
+import pytest
+import torch
+
+from test.pipeline_harness import live_pipeline, spin_for, spin_until
+
+from l2p_msgs.msg import CrossingTensor, FeatureMap  # noqa: E402
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path  # noqa: E402
+from l2p_ros.model.darknet import load_model  # noqa: E402
+from l2p_ros.model.postprocess import load_class_names  # noqa: E402
+from l2p_ros.nodes.common import FRAME_QOS  # noqa: E402
+from l2p_ros.split import SplitDetector  # noqa: E402
+
+FRAMES = 10
+
+
+def _overrides(policy: str, frames: int, rate_hz: float, more: dict | None = None) -> dict:
+    base = {("camera_node", "max_frames"): frames, ("camera_node", "rate_hz"): rate_hz,
+            ("partitioner_node", "policy"): policy, ("partitioner_node", "codec"): "fp32",
+            ("edge_node", "threads"): 1, ("cloud_node", "threads"): 1}
+    base.update(more or {})
+    return base
+
+
+def _video_frames(count: int):
+    capture = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
+    frames = [capture.read()[1] for _ in range(count)]
+    capture.release()
+    return frames
+
+
+def test_split_pipeline_detects_what_the_full_model_detects():
+    """Frames cut after layer 9 with fp32 on the wire give the in-process full model's detections."""
+    with live_pipeline(_overrides("fixed:9", FRAMES, rate_hz=3.0)) as (nodes, observer):
+        assert spin_until(observer, lambda: len(observer.results) >= FRAMES, timeout_s=60)
+        spin_for(observer, 1.5)  # final stats
+        summary = observer.summary()
+        stamps = observer.frame_stamps()
+        timeline = observer.timeline()
+    assert summary["frames_detected"] == FRAMES and summary["unaccounted"] == 0, summary
+    assert summary["executed_on"] == {"edge+cloud": FRAMES} and summary["cuts"] == {"9": FRAMES}
+    torch.set_num_threads(1)
+    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
+    for index, frame in enumerate(_video_frames(FRAMES)):
+        record = min(timeline, key=lambda r: abs(r["stamp_s"] - stamps[index]))
+        expected = detector.detect(frame)
+        got = sorted(record["boxes"], key=lambda b: -b[2])
+        assert [b[0] for b in got] == [d.class_id for d in expected], index
+        for box, det in zip(got, expected):
+            assert box[2] == pytest.approx(det.score, abs=1e-4)  # float32 on the wire
+            assert box[3:] == pytest.approx([det.x1, det.y1, det.x2, det.y2], abs=0.05)
+
+
+def test_killing_the_cloud_makes_the_edge_finish_frames_locally():
+    frames, rate_hz = 40, 5.0
+    overrides = _overrides("fixed:9", frames, rate_hz, {("edge_node", "cloud_timeout_s"): 0.5,
+                                                       ("edge_node", "retry_period_s"): 30.0})
+    with live_pipeline(overrides) as (nodes, observer):
+        assert spin_until(observer, lambda: len(observer.results) >= 8, timeout_s=60)
+        nodes.running["cloud_node"].process.send_signal(signal.SIGKILL)
+        killed_s = time.time()
+        camera = nodes.running["camera_node"].process
+        assert spin_until(observer, lambda: camera.poll() is not None, timeout_s=60)
+        spin_for(observer, 3.0)  # drain, and one more stats period
+        summary = observer.summary()
+        timeline = observer.timeline()
+    fallback = [r for r in timeline if r["executed_on"].startswith("edge")]
+    assert fallback, summary
+    # Every frame captured after the kill was finished, within the cloud timeout plus one local run.
+    after_kill = [r for r in timeline if r["stamp_s"] >= killed_s]
+    assert after_kill and all(r["executed_on"].startswith("edge") for r in after_kill)
+    assert max(r["total_ms"] for r in fallback) < 1000.0, [r["total_ms"] for r in fallback]
+    assert summary["unaccounted"] == 0, summary
+    assert summary["frames_in_edge"] == frames, summary
+
+
+def test_malformed_feature_maps_are_dropped_and_counted_while_frames_flow():
+    frames, rate_hz = 16, 4.0
+    with live_pipeline(_overrides("fixed:7", frames, rate_hz)) as (nodes, observer):
+        attacker = observer.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
+        assert spin_until(observer, lambda: len(observer.results) >= 3, timeout_s=60)
+        bad = [
+            FeatureMap(model_id="yolov3-tiny-416", cut_after_layer=7, codec="fp32", compression="none",
+                       input_size=416, image_width=768, image_height=576, letterbox_scale=0.54,
+                       tensors=[CrossingTensor(layer_index=7, shape=[1, 128, 26, 25], dtype="float32",
+                                               data=b"\0" * 16)]),  # wrong shape, short data
+            FeatureMap(model_id="yolov3-tiny-416", cut_after_layer=99, codec="fp32", input_size=416,
+                       image_width=768, image_height=576, letterbox_scale=0.54,
+                       tensors=[CrossingTensor(layer_index=7, shape=[1], dtype="float32")]),  # no such cut
+            FeatureMap(model_id="yolov3-tiny-416", cut_after_layer=-1, codec="jpeg-q75", input_size=416,
+                       image_width=768, image_height=576, letterbox_scale=0.54,
+                       image_data=b"\xff\xd8 not a jpeg"),
+            FeatureMap(model_id="other-model", codec="nonsense"),
+        ]
+        for msg in bad:
+            attacker.publish(msg)
+        camera = nodes.running["camera_node"].process
+        assert spin_until(observer, lambda: camera.poll() is not None, timeout_s=60)
+        spin_for(observer, 3.0)
+        summary = observer.summary()
+        cloud_alive = nodes.running["cloud_node"].process.poll() is None
+    assert cloud_alive
+    assert summary["drops"].get("cloud:malformed_payload") == len(bad), summary
+    assert summary["frames_detected"] + summary["drops"].get("edge:stale_frame", 0) == frames, summary
