@@ -60,7 +60,8 @@ class PipelineObserver(Node):
         if self.recorder is not None:
             stamp_ns = self.get_clock().now().nanoseconds
             with self.lock:
-                self.recorder.write(topic, type_name, serialize_message(msg), stamp_ns)
+                # Recorded under the fully qualified name, as `ros2 bag record` would.
+                self.recorder.write("/" + topic.lstrip("/"), type_name, serialize_message(msg), stamp_ns)
         if isinstance(msg, PipelineStats):
             self.stats[topic] = msg
         elif isinstance(msg, PartitionDecision):
