@@ -21,7 +21,6 @@ setup(
     maintainer_email="dev@l2p-ros.invalid",
     description="Adaptive split inference of YOLOv3 between a vehicle's edge computer and a cloud GPU server.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "l2p = l2p_ros.cli:main",
@@ -31,6 +30,7 @@ setup(
             "load_monitor_node = l2p_ros.nodes.load_monitor_node:main",
             "edge_node = l2p_ros.nodes.edge_node:main",
             "cloud_node = l2p_ros.nodes.cloud_node:main",
+            "probe_echo_node = l2p_ros.nodes.probe_echo:main",
         ],
     },
 )

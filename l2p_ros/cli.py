@@ -73,7 +73,7 @@ def cmd_profile(args) -> int:
     ok, frame = capture.read()
     capture.release()
     if not ok:
-        raise SystemExit(f"cannot read a frame from {args.frame_from or SAMPLE_VIDEO}")
+        raise ValueError(f"cannot read a frame from {args.frame_from or SAMPLE_VIDEO}")
     profile = profile_model(
         model, frame, device=args.device, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
         model_info={"name": Path(str(args.model)).stem, "weights": "random" if args.random_weights else
@@ -92,7 +92,7 @@ def _iter_frames(paths: list[Path], max_frames: int | None):
     count = 0
     for path in paths:
         if not path.exists():
-            raise SystemExit(f"input not found: {path}")
+            raise FileNotFoundError(f"input not found: {path}")
         image = cv2.imread(str(path)) if path.suffix.lower() not in (".avi", ".mp4", ".mkv", ".mov") else None
         if image is not None:
             yield path.name, image
@@ -100,7 +100,7 @@ def _iter_frames(paths: list[Path], max_frames: int | None):
         else:
             capture = cv2.VideoCapture(str(path))
             if not capture.isOpened():
-                raise SystemExit(f"cannot open {path} as an image or a video")
+                raise ValueError(f"cannot open {path} as an image or a video")
             index = 0
             while max_frames is None or count < max_frames:
                 ok, frame = capture.read()
@@ -159,10 +159,56 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_make_bag(args) -> int:
+    from l2p_ros.bag import write_image_bag
+    from l2p_ros.sources import open_source
+
+    count = write_image_bag(args.out, open_source(args.source, max_frames=args.frames), storage=args.storage,
+                            compressed=args.compressed, topic=args.topic)
+    print(f"wrote {count} frames to {args.out} ({args.storage}, topic {args.topic})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from l2p_ros.demo import run_demo
 
     return run_demo(frames=args.frames, out_dir=args.out, policy=args.policy)
+
+
+def cmd_evaluate(args) -> int:
+    from l2p_ros.simulation.evaluation import evaluate
+    from l2p_ros.simulation.report import write_report
+    from l2p_ros.simulation.scenarios import trace_scenario
+
+    policies = [name.strip() for name in args.policies.split(",") if name.strip()] if args.policies else None
+    evaluation = evaluate(trace_scenario(args.trace) if args.trace else args.scenario, args.model, policies,
+                          args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
+                          cloud_speed_factor=args.cloud_speed_factor, fps=args.fps, deadline_ms=args.deadline_ms,
+                          frames_per_clip=args.video_frames, log=lambda text: print(text, file=sys.stderr))
+    paths = write_report(evaluation, args.out)
+    print(paths["markdown"].read_text())
+    print("wrote " + ", ".join(str(path) for path in paths.values()))
+    return 0
+
+
+def _add_evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="simulate policies on a scenario or trace; write results.json, table, plots")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--scenario", default="l2p-paper", help="l2p-paper or three-tier-throttle (default: l2p-paper)")
+    source.add_argument("--trace", type=Path, default=None, help="CSV time_s,bandwidth_mbps[,rtt_ms][,edge_load]")
+    p.add_argument("--model", default="yolov3-tiny", help="yolov3, yolov3-tiny or a Darknet .cfg path")
+    p.add_argument("--policies", default=None, help="comma list, e.g. greedy,dads,oracle (default: every available "
+                   "one: edge-only, cloud-only, static-optimal, best-fixed, heuristic, greedy, dads, dnnsplit, score, oracle)")
+    p.add_argument("--minutes", type=float, default=None, help="simulated minutes (default: the scenario's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--edge-profile", type=Path, default=None, help="default: measured on this host")
+    p.add_argument("--cloud-profile", type=Path, default=None, help="default: derived from the edge profile")
+    p.add_argument("--cloud-speed-factor", type=float, default=20.0, help="cloud speed / edge speed when derived")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (default: the scenario's)")
+    p.add_argument("--deadline-ms", type=float, default=None, help="deadline (default: the scenario's)")
+    p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
+    p.add_argument("--out", type=Path, default=Path("out/evaluate"))
+    p.set_defaults(func=cmd_evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,11 +257,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no per-frame lines")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("make-bag", help="write a rosbag2 image bag from a video, image folder or device")
+    p.add_argument("source", help="video file, image folder or V4L2 device")
+    p.add_argument("out", type=Path, help="bag directory to create")
+    p.add_argument("--frames", type=int, default=0, help="at most this many frames (0 = all)")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    p.add_argument("--compressed", action="store_true", help="sensor_msgs/CompressedImage (JPEG) instead of Image")
+    p.add_argument("--topic", default="/camera/image_raw")
+    p.set_defaults(func=cmd_make_bag)
+
     p = sub.add_parser("demo", help="the live pipeline on the sample video with pretrained YOLOv3-tiny")
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--policy", default=None, help="partitioning policy (default from config/pipeline.yaml)")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.set_defaults(func=cmd_demo)
+
+    _add_evaluate_parser(sub)
     return parser
 
 
