@@ -47,6 +47,8 @@ MEDIA_ASSETS = (
     Asset("messi5.jpg", 72_937, "dc330e92d7e0058777afcd2535cc0831", DEB_ROOT + "messi5.jpg"),
     Asset("basketball1.png", 132_826, "bf81d51c6b17ff5f8c31ab2b9d2ce656", DEB_ROOT + "basketball1.png"),
     Asset("fruits.jpg", 82_429, "6fea5aca5c69aac4e76ab4fe82617795", DEB_ROOT + "fruits.jpg"),
+    # An animated film clip (720x528): real frames of low complexity beside vtest.avi's busy street.
+    Asset("Megamind.avi", 1_189_270, "4fe94c02f0d225c98f82c2975eeb3b6a", DEB_ROOT + "Megamind.avi"),
 )
 
 SAMPLE_VIDEO = "vtest.avi"

@@ -82,12 +82,16 @@ class CloudNode(Node):
         if self.probe_echo is not None:
             self.probe_echo.report_transfer(msg, received_s)
         self.stats.count_in()
-        try:
-            self._queue.put_nowait((msg, received_s))
-        except queue.Full:
-            self._queue.get_nowait()  # the oldest frame is the least useful one
-            self.stats.drop("cloud_backlog")
-            self._queue.put_nowait((msg, received_s))
+        while True:
+            try:
+                self._queue.put_nowait((msg, received_s))
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()  # the oldest frame is the least useful one
+                    self.stats.drop("cloud_backlog")
+                except queue.Empty:  # the worker took it meanwhile
+                    pass
 
     def work(self) -> None:
         while self._running:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from l2p_ros.model.graph import INPUT
 from l2p_ros.policies.cost_model import CostModel
 from l2p_ros.policies.dads import DadsPolicy
@@ -67,7 +69,8 @@ class StaticOptimal(FixedCut):
 class Greedy(Policy):
     """Neurosurgeon: every frame, the candidate cut of least predicted latency at the live estimates.
 
-    ``candidates``: cut indices (default: DNNSplit candidates of the edge profile's shapes).
+    ``candidates``: cut indices (default: DNNSplit candidates of the edge profile's shapes). The
+    candidates are predicted together (:class:`PartitionTable`); ties go to the first.
     """
 
     name = "greedy"
@@ -78,9 +81,10 @@ class Greedy(Policy):
         if candidates is None:
             candidates = profile_candidates(cost_model.graph, cost_model.edge_profile)
         self.partitions = chain_partitions(candidates, codec, image_codec)
+        self.table = cost_model.table(self.partitions)
 
     def decide(self, state: SystemState) -> Partition:
-        return fastest(self.cost_model, self.partitions, state)
+        return self.partitions[int(np.argmin(self.table.predict(state).total_ms))]
 
 
 class OraclePolicy(Policy):

@@ -1,4 +1,4 @@
-"""Predicted latency and edge energy of any partition, from measured (or labelled derived) profiles.
+"""Predicted latency and energy of any partition, from measured (or labelled derived) profiles.
 
 For a frame cut by a partition, with the monitors' state:
 
@@ -6,30 +6,51 @@ For a frame cut by a partition, with the monitors' state:
   work holding a fraction ``u`` of the edge leaves this inference ``1 - u`` of it (processor
   sharing), so it takes ``1 / (1 - u)`` times as long. ``u`` is capped (``max_edge_load``) so a
   saturated edge is very slow but not infinitely so. Profiles are measured on an idle machine.
+- ``queue_ms``: the frame waits for the ``edge_queue_length`` frames ahead of it at the edge,
+  each taken to need this partition's ``edge_ms`` (as they do when the policy keeps its choice
+  while the queue drains). This is why offloading pays off as a queue builds: the edge part of
+  every waiting frame shrinks too. It delays the frame but costs it no energy (the edge is busy
+  with the other frames, whose energy they carry).
 - ``send_ms``: ``payload_bytes * 8 / bandwidth``: the link is busy this long (a pipeline stage).
 - ``rtt_ms``: paid once per offloaded frame (payload out, detections back); it delays the frame
   but does not occupy the link, so it counts in latency and not in throughput.
 - ``cloud_ms``: cloud-profile medians of the remaining layers.
 - Edge only sends nothing: the edge post-processes locally (issue 3's edge fallback), so send,
-  RTT and cloud are 0. Three-tier partitions are not predicted here yet.
+  RTT and cloud are 0.
+
+Three tiers (``fog_profile`` given): the deployment is edge -> fog -> cloud, and every offloaded
+frame crosses both links, as in the live pipeline (the fog answers the edge's probes and passes a
+frame it has nothing to run on unchanged). A partition ``(k, j)`` runs 0..k on the edge, k+1..j on
+the fog (``fog_ms``, fog-profile medians), then ``fog_send_ms`` puts the crossing at j, encoded
+with ``fog_codec`` (the fog node's parameter), on the fog -> cloud link and ``fog_rtt_ms`` is that
+link's RTT; the cloud runs the rest and post-processes. A two-tier partition ``k`` on a fog
+deployment is ``(k, k)``: the fog forwards the edge's payload as it is.
+
+Energy: ``edge_energy_j`` from the edge power model (compute, transmit, idle while waiting for the
+answer). ``offload_energy_j`` is what the fog (compute and transmit) and the cloud (compute) spend
+on the frame; their idle power is not charged, as they are shared. ``total_energy_j`` adds both.
 
 Payload bytes come from ``payload_bytes_fn(cut, codec, complexity)`` for chain cuts; by default
-the edge profile's bytes for its one profiled frame (complexity ignored) — a fit on real frames
-replaces it. Every crossing tensor is encoded as its own record, so payload bytes add up over
-tensors, and per-tensor bytes follow exactly from the chain cuts (:meth:`CostModel.tensor_bytes`);
-DAG cuts and the DADS min-cut use those.
+the edge profile's bytes for its one profiled frame (complexity ignored);
+``payload_fit.PayloadFit.payload_bytes`` fits them on real frames. Every crossing tensor is
+encoded as its own record, so payload bytes add up over tensors, and per-tensor bytes follow
+exactly from the chain cuts (:meth:`CostModel.tensor_bytes`); DAG cuts and the DADS min-cut use those.
+
+:class:`PartitionTable` predicts a fixed list of partitions at once with numpy, for the policies
+that search one every frame; :meth:`CostModel.predict` is the one-partition reference it equals.
 """
 from __future__ import annotations
 
 import copy
 import functools
 from dataclasses import dataclass, replace
-from typing import Callable
+from functools import cached_property
+from typing import Callable, Sequence
 
 import numpy as np
 
 from l2p_ros.model.graph import INPUT, Cut, LayerGraph
-from l2p_ros.policies.types import Partition, SystemState
+from l2p_ros.policies.types import DEFAULT_TENSOR_CODEC, Partition, SystemState
 from l2p_ros.profiling import Profile, ProfileError
 
 PayloadBytesFn = Callable[[Cut, str, float], float]  # (chain cut, codec, complexity 0..1) -> bytes
@@ -63,11 +84,11 @@ def is_derived(profile: Profile) -> bool:
 
 @dataclass(frozen=True)
 class PowerModel:
-    """Whole-edge-device power draw in each phase of a frame, watts.
+    """A device's power draw in each phase of a frame, watts.
 
-    ``active_w`` while computing layers, ``transmit_w`` while the radio sends, ``idle_w`` while
-    waiting for the cloud. The defaults are nominal values for a Jetson-class vehicle computer,
-    not measurements (``source`` says so); a later slice fills them from RAPL/NVML.
+    ``active_w`` while computing layers, ``transmit_w`` while sending, ``idle_w`` while waiting for
+    the next tier. The defaults are nominal values for a Jetson-class vehicle computer, not
+    measurements (``source`` says so); a later slice fills them from RAPL/NVML.
     """
 
     active_w: float = 15.0
@@ -75,13 +96,24 @@ class PowerModel:
     idle_w: float = 5.0
     source: str = "assumed"
 
-    def energy_j(self, compute_ms: float, send_ms: float, wait_ms: float) -> float:
+    def energy_j(self, compute_ms, send_ms, wait_ms):
+        """Joules for these phase durations (ms); floats or numpy arrays alike."""
         return (self.active_w * compute_ms + self.transmit_w * send_ms + self.idle_w * wait_ms) / 1e3
+
+
+# Nominal, not measured: a fog of laptop/MEC class and a data-centre GPU board. Only their compute
+# (and the fog's sending) is charged to a frame.
+FOG_POWER = PowerModel(active_w=45.0, transmit_w=5.0, idle_w=0.0, source="assumed: laptop-class fog")
+CLOUD_POWER = PowerModel(active_w=300.0, transmit_w=0.0, idle_w=0.0, source="assumed: data-centre GPU board")
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One frame's predicted stage times (ms), bytes on the wire and edge energy (J)."""
+    """One frame's predicted stage times (ms), bytes on the wire and energy (J).
+
+    Fields are floats for one partition (:meth:`CostModel.predict`), or arrays with one entry per
+    partition (:meth:`PartitionTable.predict`). The ``fog_*`` fields are 0 in two tiers.
+    """
 
     edge_ms: float
     send_ms: float
@@ -89,19 +121,31 @@ class Prediction:
     cloud_ms: float
     payload_bytes: float
     edge_energy_j: float
+    queue_ms: float = 0.0
+    fog_ms: float = 0.0
+    fog_send_ms: float = 0.0
+    fog_rtt_ms: float = 0.0
+    fog_payload_bytes: float = 0.0
+    offload_energy_j: float = 0.0
 
     @property
-    def transfer_ms(self) -> float:
-        return self.send_ms + self.rtt_ms
+    def transfer_ms(self):
+        return self.send_ms + self.rtt_ms + self.fog_send_ms + self.fog_rtt_ms
 
     @property
-    def total_ms(self) -> float:
-        return self.edge_ms + self.transfer_ms + self.cloud_ms
+    def total_ms(self):
+        """Latency from the frame's arrival at the edge to its detections."""
+        return self.queue_ms + self.edge_ms + self.transfer_ms + self.fog_ms + self.cloud_ms
 
     @property
-    def bottleneck_ms(self) -> float:
+    def bottleneck_ms(self):
         """The slowest pipeline stage: frames can be processed no faster than one per this."""
-        return max(self.edge_ms, self.send_ms, self.cloud_ms)
+        return np.maximum.reduce([self.edge_ms, self.send_ms, self.fog_ms, self.fog_send_ms, self.cloud_ms])
+
+    @property
+    def total_energy_j(self):
+        """Edge, fog and cloud energy of the frame."""
+        return self.edge_energy_j + self.offload_energy_j
 
 
 def send_ms(payload_bytes: float, bandwidth_mbps: float) -> float:
@@ -111,55 +155,110 @@ def send_ms(payload_bytes: float, bandwidth_mbps: float) -> float:
     return payload_bytes * 8 / (bandwidth_mbps * 1e3) if bandwidth_mbps > 0 else float("inf")
 
 
+def send_ms_array(payload_bytes: np.ndarray, bandwidth_mbps: float) -> np.ndarray:
+    """:func:`send_ms` of every entry."""
+    if bandwidth_mbps > 0:
+        return np.where(payload_bytes > 0, payload_bytes * (8 / (bandwidth_mbps * 1e3)), 0.0)
+    return np.where(payload_bytes > 0, np.inf, 0.0)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What a partition fixes whatever the state: where it is cut and its compute times (ms).
+
+    ``cut``: edge -> next tier. ``handover``: where the cloud takes over in three tiers (``cut``
+    itself when the fog only forwards); None in two tiers and for edge only. ``edge_ms`` is on an
+    idle edge. ``local``: edge only, nothing is sent.
+    """
+
+    cut: Cut
+    handover: Cut | None
+    edge_ms: float
+    fog_ms: float
+    cloud_ms: float
+    local: bool
+
+
 class CostModel:
-    """Predicts any two-tier partition of ``graph`` from an edge and a cloud profile."""
+    """Predicts any partition of ``graph`` from an edge and a cloud profile (and a fog profile for
+    three tiers, whose crossing at the fog is encoded with ``fog_codec``)."""
 
     def __init__(self, graph: LayerGraph, edge_profile: Profile, cloud_profile: Profile,
                  power: PowerModel = PowerModel(), payload_bytes_fn: PayloadBytesFn | None = None,
-                 max_edge_load: float = 0.95):
-        for role, profile in (("edge", edge_profile), ("cloud", cloud_profile)):
-            if len(profile.layers) != graph.num_layers:
+                 max_edge_load: float = 0.95, *, cloud_power: PowerModel = CLOUD_POWER,
+                 fog_profile: Profile | None = None, fog_power: PowerModel = FOG_POWER,
+                 fog_codec: str = DEFAULT_TENSOR_CODEC):
+        profiles = {"edge": edge_profile, "cloud": cloud_profile, "fog": fog_profile}
+        for role, profile in profiles.items():
+            if profile is not None and len(profile.layers) != graph.num_layers:
                 raise ProfileError(f"{role} profile has {len(profile.layers)} layers, "
                                    f"the network {graph.num_layers}")
         self.graph = graph
         self.edge_profile = edge_profile
         self.cloud_profile = cloud_profile
+        self.fog_profile = fog_profile
         self.power = power
+        self.cloud_power = cloud_power
+        self.fog_power = fog_power
+        self.fog_codec = fog_codec
         self.max_edge_load = max_edge_load
         self.edge_layer_ms = np.array([l.latency_ms_median for l in edge_profile.layers])
         self.cloud_layer_ms = np.array([l.latency_ms_median for l in cloud_profile.layers])
+        self.fog_layer_ms = None if fog_profile is None else np.array([l.latency_ms_median for l in fog_profile.layers])
         self.payload_bytes_fn = payload_bytes_fn or self.profiled_payload_bytes
-        # Complexity is a float; bound the cache rather than grow it with every frame.
+        self._profiled_bytes = {cut.after_layer: cut.payload_bytes for cut in edge_profile.cuts}
+        self.chain_cuts = self.graph.chain_cuts()  # index k + 1 is the cut after layer k
+        # Complexity is a float; bound the caches rather than grow them with every frame.
         self.tensor_bytes = functools.lru_cache(maxsize=64)(self._tensor_bytes)
+        self.placement = functools.lru_cache(maxsize=4096)(self._placement)
 
     @property
     def num_layers(self) -> int:
         return self.graph.num_layers
 
+    @property
+    def has_fog(self) -> bool:
+        return self.fog_layer_ms is not None
+
+    def chain_cut(self, after_layer: int) -> Cut:
+        return self.chain_cuts[after_layer + 1]
+
     def profiled_payload_bytes(self, cut: Cut, codec: str, complexity: float) -> float:
         """The edge profile's bytes for its one profiled frame; ``complexity`` is not used."""
-        sizes = self.edge_profile.cut(cut.after_layer).payload_bytes
+        sizes = self._profiled_bytes.get(cut.after_layer)
+        if sizes is None:
+            raise ProfileError(f"profile has no cut after layer {cut.after_layer}")
         if codec not in sizes:
             raise ProfileError(f"profile has no payload size for codec {codec} at cut {cut.after_layer}; "
                                f"it has {sorted(sizes)}")
         return float(sizes[codec])
 
-    def _tensor_bytes(self, codec: str, complexity: float) -> np.ndarray:
-        """Bytes of each layer's output (index = layer) on the wire under ``codec``.
+    @cached_property
+    def _tensors_from_chain(self) -> np.ndarray:
+        """``T`` with ``tensor bytes = T @ chain-cut payloads`` (cuts 0..last).
 
-        Chain cut k carries tensor k and tensors of earlier layers still needed later, so
-        ``bytes(k) = payload(k) - sum(bytes(t) for the earlier crossing t)``, solved in order.
+        Chain cut k carries tensor k and the tensors of earlier layers still needed later, so
+        ``payload = M @ tensor bytes`` with ``M`` unit lower triangular (``M[k, t] = 1`` when t
+        crosses cut k); its inverse has integer entries, so ``T`` is exact.
         """
-        sizes = np.zeros(self.num_layers)
-        for k in range(self.num_layers):
-            cut = self.graph.chain_cut(k)
+        n = self.num_layers
+        crossing = np.eye(n)
+        for k in range(n):
+            cut = self.chain_cut(k)
             if INPUT in cut.crossing:
                 raise ProfileError(f"the image crosses cut {k}: per-tensor sizes need it read by layer 0 only")
-            earlier = [t for t in cut.crossing if t != k]
-            sizes[k] = self.payload_bytes_fn(cut, codec, complexity) - sizes[earlier].sum()
-            if sizes[k] < 0:
-                raise ProfileError(f"{codec}: cut {k} sends fewer bytes than its earlier tensors alone; "
-                                   "payload sizes must add up over the crossing tensors")
+            crossing[k, list(cut.crossing)] = 1.0
+        return np.rint(np.linalg.inv(crossing))
+
+    def _tensor_bytes(self, codec: str, complexity: float) -> np.ndarray:
+        """Bytes of each layer's output (index = layer) on the wire under ``codec``."""
+        payloads = np.array([self.payload_bytes_fn(self.chain_cut(k), codec, complexity)
+                             for k in range(self.num_layers)])
+        sizes = self._tensors_from_chain @ payloads
+        negative = np.flatnonzero(sizes < 0)
+        if negative.size:
+            raise ProfileError(f"{codec}: cut {negative[0]} sends fewer bytes than its earlier tensors alone; "
+                               "payload sizes must add up over the crossing tensors")
         sizes.flags.writeable = False  # shared through the cache
         return sizes
 
@@ -172,21 +271,103 @@ class CostModel:
         """How many times longer the edge takes at this load than when profiled (idle)."""
         return 1.0 / (1.0 - min(edge_load, self.max_edge_load))
 
+    def _placement(self, partition: Partition) -> Placement:
+        if partition.fog_until_layer is not None and not self.has_fog:
+            raise ValueError("three-tier partitions need a fog profile (CostModel(..., fog_profile=...))")
+        if partition.cut_after_layer is not None:
+            cut = self.chain_cut(partition.cut_after_layer)
+        else:
+            cut = partition.to_cut(self.graph)
+        on_edge = np.zeros(self.num_layers, dtype=bool)
+        on_edge[list(cut.edge_layers)] = True
+        edge_ms = float(self.edge_layer_ms[on_edge].sum())
+        if on_edge.all():
+            return Placement(cut, None, edge_ms, 0.0, 0.0, True)
+        if not self.has_fog:
+            return Placement(cut, None, edge_ms, 0.0, float(self.cloud_layer_ms[~on_edge].sum()), False)
+        handover = cut if partition.fog_until_layer is None else self.chain_cut(partition.fog_until_layer)
+        before_cloud = np.zeros(self.num_layers, dtype=bool)
+        before_cloud[list(handover.edge_layers)] = True
+        return Placement(cut, handover, edge_ms, float(self.fog_layer_ms[before_cloud & ~on_edge].sum()),
+                         float(self.cloud_layer_ms[~before_cloud].sum()), False)
+
     def predict(self, partition: Partition, state: SystemState) -> Prediction:
-        if partition.fog_until_layer is not None:
-            raise ValueError("three-tier partitions are not predicted yet (no fog profile)")
-        cut = partition.to_cut(self.graph)
-        edge_ms = float(self.edge_layer_ms[sorted(cut.edge_layers)].sum()) * self.edge_slowdown(state.edge_load)
-        if len(cut.edge_layers) == self.num_layers:
-            return Prediction(edge_ms, 0.0, 0.0, 0.0, 0.0, self.power.energy_j(edge_ms, 0.0, 0.0))
-        payload = self.payload_bytes(cut, partition.codec, state.frame_complexity)
+        place = self.placement(partition)
+        edge_ms = place.edge_ms * self.edge_slowdown(state.edge_load)
+        queue_ms = state.edge_queue_length * edge_ms
+        if place.local:
+            return Prediction(edge_ms, 0.0, 0.0, 0.0, 0.0, self.power.energy_j(edge_ms, 0.0, 0.0), queue_ms=queue_ms)
+        payload = self.payload_bytes(place.cut, partition.codec, state.frame_complexity)
         sending_ms = send_ms(payload, state.bandwidth_mbps)
-        cloud_ms = self.cloud_ms(cut)
-        energy = self.power.energy_j(edge_ms, sending_ms, state.rtt_ms + cloud_ms)
-        return Prediction(edge_ms, sending_ms, state.rtt_ms, cloud_ms, payload, energy)
+        fog_payload = fog_sending_ms = fog_rtt_ms = 0.0
+        if place.handover is place.cut:  # the fog forwards the payload as it is
+            fog_payload = payload
+        elif place.handover is not None:
+            fog_payload = self.payload_bytes(place.handover, self.fog_codec, state.frame_complexity)
+        if place.handover is not None:
+            fog_sending_ms = send_ms(fog_payload, state.fog_cloud_bandwidth_mbps)
+            fog_rtt_ms = state.fog_cloud_rtt_ms
+        wait_ms = state.rtt_ms + place.fog_ms + fog_sending_ms + fog_rtt_ms + place.cloud_ms
+        return Prediction(
+            edge_ms, sending_ms, state.rtt_ms, place.cloud_ms, payload,
+            self.power.energy_j(edge_ms, sending_ms, wait_ms), queue_ms, place.fog_ms, fog_sending_ms,
+            fog_rtt_ms, fog_payload,
+            self.fog_power.energy_j(place.fog_ms, fog_sending_ms, 0.0) + self.cloud_power.energy_j(place.cloud_ms, 0.0, 0.0))
 
     def cloud_ms(self, cut: Cut) -> float:
         """Cloud-profile milliseconds of the layers after ``cut``."""
         on_cloud = np.ones(self.num_layers, dtype=bool)
         on_cloud[sorted(cut.edge_layers)] = False
         return float(self.cloud_layer_ms[on_cloud].sum())
+
+    def table(self, partitions: Sequence[Partition]) -> PartitionTable:
+        return PartitionTable(self, partitions)
+
+
+class PartitionTable:
+    """:meth:`CostModel.predict` of a fixed list of partitions at once, with numpy.
+
+    What a policy that searches the same candidates every frame uses: the state-independent
+    parts (placements, cuts) are resolved once, and a state costs one payload look-up per
+    offloaded partition plus a few array operations.
+    """
+
+    def __init__(self, model: CostModel, partitions: Sequence[Partition]):
+        self.model = model
+        self.partitions = tuple(partitions)
+        places = [model.placement(p) for p in self.partitions]
+        self._edge_ms = np.array([p.edge_ms for p in places])
+        self._fog_ms = np.array([p.fog_ms for p in places])
+        self._cloud_ms = np.array([p.cloud_ms for p in places])
+        self._offloaded = np.array([not p.local for p in places])
+        self._two_hops = np.array([p.handover is not None for p in places])
+        self._first_hop = [(i, p.cut, part.codec) for i, (p, part) in enumerate(zip(places, self.partitions))
+                           if not p.local]
+        self._forwarded = np.array([i for i, p in enumerate(places) if p.handover is p.cut], dtype=int)
+        self._fog_hop = [(i, p.handover) for i, p in enumerate(places)
+                         if p.handover is not None and p.handover is not p.cut]
+
+    def __len__(self) -> int:
+        return len(self.partitions)
+
+    def predict(self, state: SystemState) -> Prediction:
+        """One :class:`Prediction` whose fields are arrays in the order of ``partitions``."""
+        model = self.model
+        complexity = state.frame_complexity
+        edge_ms = self._edge_ms * model.edge_slowdown(state.edge_load)
+        payload = np.zeros(len(self))
+        for i, cut, codec in self._first_hop:
+            payload[i] = model.payload_bytes(cut, codec, complexity)
+        fog_payload = np.zeros(len(self))
+        fog_payload[self._forwarded] = payload[self._forwarded]
+        for i, cut in self._fog_hop:
+            fog_payload[i] = model.payload_bytes(cut, model.fog_codec, complexity)
+        sending_ms = send_ms_array(payload, state.bandwidth_mbps)
+        rtt_ms = np.where(self._offloaded, state.rtt_ms, 0.0)
+        fog_sending_ms = send_ms_array(fog_payload, state.fog_cloud_bandwidth_mbps)  # 0 where one hop
+        fog_rtt_ms = np.where(self._two_hops, state.fog_cloud_rtt_ms, 0.0)
+        wait_ms = rtt_ms + self._fog_ms + fog_sending_ms + fog_rtt_ms + self._cloud_ms
+        return Prediction(
+            edge_ms, sending_ms, rtt_ms, self._cloud_ms, payload, model.power.energy_j(edge_ms, sending_ms, wait_ms),
+            state.edge_queue_length * edge_ms, self._fog_ms, fog_sending_ms, fog_rtt_ms, fog_payload,
+            model.fog_power.energy_j(self._fog_ms, fog_sending_ms, 0.0) + model.cloud_power.energy_j(self._cloud_ms, 0.0, 0.0))

@@ -5,18 +5,28 @@ from l2p_ros.model.graph import INPUT
 from l2p_ros.policies.baselines import CloudOnly, EdgeOnly, FixedCut, Greedy, StaticOptimal
 from l2p_ros.policies.cost_model import CostModel
 from l2p_ros.policies.dads import DadsPolicy
+from l2p_ros.policies.heuristic import HeuristicPolicy
+from l2p_ros.policies.score import ScorePolicy, ScoreWeights
 from l2p_ros.policies.types import Partition, Policy, SystemState
 
 # ``greedy`` searches every chain cut (Neurosurgeon); ``dnnsplit`` is the same cost model over the
-# DNNSplit candidates only; ``fixed:K`` always cuts after layer K.
-POLICY_NAMES = ("edge-only", "cloud-only", "fixed:K", "static-optimal", "greedy", "dnnsplit", "dads",
-                "dads-light", "dads-heavy")
+# DNNSplit candidates only; ``fixed:K`` always cuts after layer K; ``heuristic`` moves the cut by
+# bandwidth thresholds derived at ``nominal``; ``score`` weighs energy and latency under a cap over
+# two- and three-tier cuts (three only when the cost model has a fog).
+POLICY_NAMES = ("edge-only", "cloud-only", "fixed:K", "static-optimal", "heuristic", "greedy", "dnnsplit",
+                "dads", "dads-light", "dads-heavy", "score")
 NOMINAL_STATE = SystemState(bandwidth_mbps=20.0, rtt_ms=20.0, edge_load=0.0, frame_complexity=0.5)
 
 
 def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_codec: str = "jpeg-q75",
-                frame_interval_ms: float = 100.0, nominal: SystemState = NOMINAL_STATE) -> Policy:
-    """Build the policy called ``name``; ValueError naming the known policies otherwise."""
+                frame_interval_ms: float = 100.0, nominal: SystemState = NOMINAL_STATE,
+                score_weights: ScoreWeights = ScoreWeights(), max_latency_ms: float | None = None,
+                period_frames: int = 10) -> Policy:
+    """Build the policy called ``name``; ValueError naming the known policies otherwise.
+
+    ``score`` only: ``score_weights``, ``max_latency_ms`` (default ``frame_interval_ms``: a frame
+    should be done before the next one arrives) and ``period_frames`` (re-evaluation period).
+    """
     num_layers = cost_model.num_layers
     if name == "edge-only":
         return EdgeOnly(num_layers)
@@ -35,6 +45,11 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
         return policy
     if name == "static-optimal":
         return StaticOptimal(cost_model, nominal, codec=codec, image_codec=image_codec)
+    if name == "heuristic":
+        return HeuristicPolicy(cost_model, nominal, codec=codec, image_codec=image_codec)
+    if name == "score":
+        cap_ms = frame_interval_ms if max_latency_ms is None else max_latency_ms
+        return ScorePolicy(cost_model, cap_ms, score_weights, period_frames, codec=codec, image_codec=image_codec)
     if name == "greedy":
         return Greedy(cost_model, candidates=range(INPUT, num_layers), codec=codec, image_codec=image_codec)
     if name == "dnnsplit":

@@ -104,12 +104,16 @@ class Partition:
 class SystemState:
     """What a policy knows when it decides for one frame (estimates, or the truth for an oracle).
 
-    - ``bandwidth_mbps``: uplink edge -> cloud, megabits (1e6 bit) per second; 0 means no link.
-    - ``rtt_ms``: round-trip time, milliseconds.
+    - ``bandwidth_mbps``: the edge's uplink to the next tier, megabits (1e6 bit) per second; 0
+      means no link. The next tier is the cloud, or the fog in a three-tier deployment (there the
+      fog answers the network monitor's probes, so this is the edge -> fog link).
+    - ``rtt_ms``: round-trip time of that link, milliseconds.
     - ``edge_load``: fraction 0..1 of the edge's CPU/GPU taken by other work.
     - ``edge_queue_length``: frames waiting at the edge, count.
     - ``frame_complexity``: 0..1 (``l2p_ros.complexity``); drives compressed payload sizes.
     - ``time_s``: when the state holds, seconds (trace time in the simulator).
+    - ``fog_cloud_bandwidth_mbps``, ``fog_cloud_rtt_ms``: the fog -> cloud link of a three-tier
+      deployment; unused in two tiers. The defaults are a nominal wired backhaul, not a measurement.
     """
 
     bandwidth_mbps: float
@@ -118,10 +122,13 @@ class SystemState:
     edge_queue_length: int = 0
     frame_complexity: float = 0.5
     time_s: float = 0.0
+    fog_cloud_bandwidth_mbps: float = 1000.0
+    fog_cloud_rtt_ms: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.bandwidth_mbps < 0 or self.rtt_ms < 0 or self.edge_queue_length < 0:
-            raise ValueError(f"bandwidth, RTT and queue length must be >= 0: {self}")
+        if min(self.bandwidth_mbps, self.rtt_ms, self.edge_queue_length,
+               self.fog_cloud_bandwidth_mbps, self.fog_cloud_rtt_ms) < 0:
+            raise ValueError(f"bandwidths, RTTs and queue length must be >= 0: {self}")
         for name in ("edge_load", "frame_complexity"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in 0..1: {self}")
