@@ -197,8 +197,8 @@ def _add_evaluate_parser(sub) -> None:
     source.add_argument("--scenario", default="l2p-paper", help="l2p-paper or three-tier-throttle (default: l2p-paper)")
     source.add_argument("--trace", type=Path, default=None, help="CSV time_s,bandwidth_mbps[,rtt_ms][,edge_load]")
     p.add_argument("--model", default="yolov3-tiny", help="yolov3, yolov3-tiny or a Darknet .cfg path")
-    p.add_argument("--policies", default=None, help="comma list, e.g. greedy,dads,oracle (default: every available "
-                   "one: edge-only, cloud-only, static-optimal, best-fixed, heuristic, greedy, dads, dnnsplit, score, oracle)")
+    p.add_argument("--policies", default=None, help="comma list, e.g. greedy,dads,oracle (default: edge-only, "
+                   "cloud-only, static-optimal, best-fixed, heuristic, greedy, dads, dnnsplit, score, oracle)")
     p.add_argument("--minutes", type=float, default=None, help="simulated minutes (default: the scenario's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--edge-profile", type=Path, default=None, help="default: measured on this host")

@@ -31,8 +31,11 @@ answer). ``offload_energy_j`` is what the fog (compute and transmit) and the clo
 on the frame; their idle power is not charged, as they are shared. ``total_energy_j`` adds both.
 
 Payload bytes come from ``payload_bytes_fn(cut, codec, complexity)`` for chain cuts; by default
-the edge profile's bytes for its one profiled frame (complexity ignored);
-``payload_fit.PayloadFit.payload_bytes`` fits them on real frames. Every crossing tensor is
+the edge profile's bytes for its one profiled frame (complexity ignored); a
+``payload_fit.PayloadFit`` fits them on real frames. A payload function may also offer
+``payload_bytes_many(after_layers, codec, complexity)`` (an array of chain cut indices in, their
+bytes out), as a PayloadFit does: then the per-frame searches ask for all their cuts in one numpy
+call instead of one Python call each. Every crossing tensor is
 encoded as its own record, so payload bytes add up over tensors, and per-tensor bytes follow
 exactly from the chain cuts (:meth:`CostModel.tensor_bytes`); DAG cuts and the DADS min-cut use those.
 
@@ -206,6 +209,7 @@ class CostModel:
         self.cloud_layer_ms = np.array([l.latency_ms_median for l in cloud_profile.layers])
         self.fog_layer_ms = None if fog_profile is None else np.array([l.latency_ms_median for l in fog_profile.layers])
         self.payload_bytes_fn = payload_bytes_fn or self.profiled_payload_bytes
+        self._payload_bytes_many = getattr(payload_bytes_fn, "payload_bytes_many", None)
         self._profiled_bytes = {cut.after_layer: cut.payload_bytes for cut in edge_profile.cuts}
         self.chain_cuts = self.graph.chain_cuts()  # index k + 1 is the cut after layer k
         # Complexity is a float; bound the caches rather than grow them with every frame.
@@ -252,15 +256,20 @@ class CostModel:
 
     def _tensor_bytes(self, codec: str, complexity: float) -> np.ndarray:
         """Bytes of each layer's output (index = layer) on the wire under ``codec``."""
-        payloads = np.array([self.payload_bytes_fn(self.chain_cut(k), codec, complexity)
-                             for k in range(self.num_layers)])
-        sizes = self._tensors_from_chain @ payloads
-        negative = np.flatnonzero(sizes < 0)
+        sizes = self._tensors_from_chain @ self.chain_payload_bytes(np.arange(self.num_layers), codec, complexity)
+        negative = np.flatnonzero(sizes < -1e-6)  # below round-off of fitted (fractional) bytes
         if negative.size:
             raise ProfileError(f"{codec}: cut {negative[0]} sends fewer bytes than its earlier tensors alone; "
                                "payload sizes must add up over the crossing tensors")
+        sizes = np.maximum(sizes, 0.0)
         sizes.flags.writeable = False  # shared through the cache
         return sizes
+
+    def chain_payload_bytes(self, after_layers: np.ndarray, codec: str, complexity: float) -> np.ndarray:
+        """Payload bytes of the chain cuts after ``after_layers`` (an int array)."""
+        if self._payload_bytes_many is not None:
+            return np.asarray(self._payload_bytes_many(after_layers, codec, complexity), dtype=float)
+        return np.array([self.payload_bytes_fn(self.chain_cut(k), codec, complexity) for k in after_layers], dtype=float)
 
     def payload_bytes(self, cut: Cut, codec: str, complexity: float) -> float:
         if cut.after_layer is not None:
@@ -312,7 +321,11 @@ class CostModel:
             edge_ms, sending_ms, state.rtt_ms, place.cloud_ms, payload,
             self.power.energy_j(edge_ms, sending_ms, wait_ms), queue_ms, place.fog_ms, fog_sending_ms,
             fog_rtt_ms, fog_payload,
-            self.fog_power.energy_j(place.fog_ms, fog_sending_ms, 0.0) + self.cloud_power.energy_j(place.cloud_ms, 0.0, 0.0))
+            self.offload_energy_j(place.fog_ms, fog_sending_ms, place.cloud_ms))
+
+    def offload_energy_j(self, fog_ms, fog_send_ms, cloud_ms):
+        """Joules the fog (computing, sending) and the cloud (computing) spend on a frame."""
+        return self.fog_power.energy_j(fog_ms, fog_send_ms, 0.0) + self.cloud_power.energy_j(cloud_ms, 0.0, 0.0)
 
     def cloud_ms(self, cut: Cut) -> float:
         """Cloud-profile milliseconds of the layers after ``cut``."""
@@ -341,11 +354,14 @@ class PartitionTable:
         self._cloud_ms = np.array([p.cloud_ms for p in places])
         self._offloaded = np.array([not p.local for p in places])
         self._two_hops = np.array([p.handover is not None for p in places])
-        self._first_hop = [(i, p.cut, part.codec) for i, (p, part) in enumerate(zip(places, self.partitions))
-                           if not p.local]
+        # Payload look-ups, grouped so that chain cuts of one codec are asked for in one call.
+        first_hop = [(i, p.cut, part.codec) for i, (p, part) in enumerate(zip(places, self.partitions)) if not p.local]
+        self._chain_hops = _by_codec((i, cut.after_layer, codec) for i, cut, codec in first_hop
+                                     if cut.after_layer is not None)
+        self._dag_hops = [(i, cut, codec) for i, cut, codec in first_hop if cut.after_layer is None]
         self._forwarded = np.array([i for i, p in enumerate(places) if p.handover is p.cut], dtype=int)
-        self._fog_hop = [(i, p.handover) for i, p in enumerate(places)
-                         if p.handover is not None and p.handover is not p.cut]
+        self._fog_hops = _by_codec((i, p.handover.after_layer, model.fog_codec) for i, p in enumerate(places)
+                                   if p.handover is not None and p.handover is not p.cut)
 
     def __len__(self) -> int:
         return len(self.partitions)
@@ -356,12 +372,14 @@ class PartitionTable:
         complexity = state.frame_complexity
         edge_ms = self._edge_ms * model.edge_slowdown(state.edge_load)
         payload = np.zeros(len(self))
-        for i, cut, codec in self._first_hop:
+        for codec, rows, after_layers in self._chain_hops:
+            payload[rows] = model.chain_payload_bytes(after_layers, codec, complexity)
+        for i, cut, codec in self._dag_hops:
             payload[i] = model.payload_bytes(cut, codec, complexity)
         fog_payload = np.zeros(len(self))
         fog_payload[self._forwarded] = payload[self._forwarded]
-        for i, cut in self._fog_hop:
-            fog_payload[i] = model.payload_bytes(cut, model.fog_codec, complexity)
+        for codec, rows, after_layers in self._fog_hops:
+            fog_payload[rows] = model.chain_payload_bytes(after_layers, codec, complexity)
         sending_ms = send_ms_array(payload, state.bandwidth_mbps)
         rtt_ms = np.where(self._offloaded, state.rtt_ms, 0.0)
         fog_sending_ms = send_ms_array(fog_payload, state.fog_cloud_bandwidth_mbps)  # 0 where one hop
@@ -370,4 +388,12 @@ class PartitionTable:
         return Prediction(
             edge_ms, sending_ms, rtt_ms, self._cloud_ms, payload, model.power.energy_j(edge_ms, sending_ms, wait_ms),
             state.edge_queue_length * edge_ms, self._fog_ms, fog_sending_ms, fog_rtt_ms, fog_payload,
-            model.fog_power.energy_j(self._fog_ms, fog_sending_ms, 0.0) + model.cloud_power.energy_j(self._cloud_ms, 0.0, 0.0))
+            model.offload_energy_j(self._fog_ms, fog_sending_ms, self._cloud_ms))
+
+
+def _by_codec(lookups) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(row, chain cut index, codec)`` triples grouped as ``(codec, rows, cut indices)``."""
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for row, after_layer, codec in lookups:
+        groups.setdefault(codec, []).append((row, after_layer))
+    return [(codec, np.array([r for r, _ in pairs]), np.array([k for _, k in pairs])) for codec, pairs in groups.items()]

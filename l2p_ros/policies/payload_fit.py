@@ -105,6 +105,7 @@ class PayloadFit:
         self.content_dependence = content_dependence or {}
         self.created_utc = created_utc
         self._lines = {key: (f.intercept_bytes, f.slope_bytes) for key, f in self.fits.items()}
+        self._arrays: dict[str, np.ndarray] = {}  # codec -> (intercepts, slopes) by cut, built on first use
 
     def fit(self, after_layer: int, codec_name: str) -> CutFit:
         try:
@@ -125,6 +126,24 @@ class PayloadFit:
             self.fit(after_layer, codec_name)  # raises, naming what there is
         low, high = self.complexity_range
         return line[0] + line[1] * min(max(complexity, low), high)
+
+    __call__ = payload_bytes  # the fit itself is a payload function, with the fast path below
+
+    def payload_bytes_many(self, after_layers: np.ndarray, codec_name: str, complexity: float) -> np.ndarray:
+        """:meth:`payload_bytes` of the chain cuts after ``after_layers`` (int array), at once."""
+        if codec_name not in self._arrays:
+            cuts = sorted({k for k, c in self.fits if c == codec_name})
+            lines = np.full((2, max(cuts, default=INPUT) + 2), np.nan)  # column k + 1: cut k
+            for k in cuts:
+                lines[:, k + 1] = self._lines[k, codec_name]
+            self._arrays[codec_name] = lines
+        intercept, slope = self._arrays[codec_name][:, np.asarray(after_layers) + 1] \
+            if np.max(after_layers, initial=INPUT) + 1 < self._arrays[codec_name].shape[1] else (None, None)
+        if intercept is None or np.isnan(intercept).any():
+            for k in after_layers:
+                self.fit(int(k), codec_name)  # raises, naming what there is
+        low, high = self.complexity_range
+        return intercept + slope * min(max(complexity, low), high)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created_utc": self.created_utc, "model": self.model, "source": self.source,
@@ -266,6 +285,7 @@ def measure_payloads(model: Darknet, frames: Sequence[np.ndarray], complexity: S
     tensor_cuts = [runner.graph.chain_cut(k) for k in cuts if k != INPUT]
     needed = sorted({t for cut in tensor_cuts for t in cut.crossing})
     specs = {name: codec.CodecSpec.parse(name) for name in tensor_codecs}
+    image_quality = {name: codec.CodecSpec.parse(name).quality for name in image_codecs if name != RAW_IMAGE}
     raw_bytes = crossing_bytes(runner.graph.chain_cut(INPUT), model.output_shapes, runner.input_shape, 1)
     layers = range(max((c.after_layer for c in tensor_cuts), default=INPUT) + 1)
     if tensor_cuts and frames:  # untimed warm-up: the first pass pays for lazy initialisation
@@ -275,7 +295,7 @@ def measure_payloads(model: Darknet, frames: Sequence[np.ndarray], complexity: S
     for frame in frames:
         if INPUT in cuts:
             for name in image_codecs:
-                size = raw_bytes if name == RAW_IMAGE else len(codec.encode_image(frame, codec.CodecSpec.parse(name).quality))
+                size = raw_bytes if name == RAW_IMAGE else len(codec.encode_image(frame, image_quality[name]))
                 samples.setdefault((INPUT, name), []).append(size)
         if tensor_cuts:
             tensor, _ = letterbox(frame, model.input_size)
@@ -288,9 +308,10 @@ def measure_payloads(model: Darknet, frames: Sequence[np.ndarray], complexity: S
                     samples.setdefault((cut.after_layer, name), []).append(sum(sizes[t] for t in cut.crossing))
         if progress:
             progress(1)
-    return PayloadSamples(np.asarray(complexity, dtype=float), {k: np.array(v, dtype=float) for k, v in samples.items()},
-                          np.array(compute_ms), {**(source or {}), "frames": len(frames), "cuts": cuts,
-                                                 "codecs": list(codecs), "torch_threads": torch.get_num_threads()})
+    return PayloadSamples(np.asarray(complexity, dtype=float),
+                          {key: np.array(sizes, dtype=float) for key, sizes in samples.items()}, np.array(compute_ms),
+                          {**(source or {}), "frames": len(frames), "cuts": cuts, "codecs": list(codecs),
+                           "torch_threads": torch.get_num_threads()})
 
 
 def default_fit_path(model_id: str, weights: str) -> Path:

@@ -1,0 +1,271 @@
+"""Trace-driven simulation of the split pipeline, frame by frame, deterministic for a seed.
+
+Frames arrive at a fixed rate. For each one a policy chooses a partition from the state it may
+know: the monitors' ESTIMATES (:mod:`l2p_ros.simulation.estimator`), or the TRUE state for a
+policy with ``needs_true_state`` (the oracle). The frame is then played through three FIFO
+servers with the TRUE conditions:
+
+- edge: the layers before the cut, idle-machine time from the edge profile, stretched by the
+  trace's edge load while it runs (processor sharing, as in the cost model);
+- link: the crossing bytes of THIS frame (from the video table) drained at the trace's
+  bandwidth while they are sent (a dead link stalls them); then half the RTT to the cloud;
+- cloud: the remaining layers (cloud profile), then half the RTT back.
+
+Edge-only frames finish on the edge and use neither link nor cloud. A frame waits when the
+server before it is busy, so latency grows when frames come faster than a stage runs. Frames not
+yet through the vehicle's servers (edge and uplink) form the vehicle queue; a frame arriving to
+more than ``max_vehicle_queue`` of them is skipped (never processed, counted). Encoding time and
+the decision's own compute time are not simulated (decision time is measured separately).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from l2p_ros.policies.cost_model import CostModel
+from l2p_ros.policies.types import Partition, Policy, SystemState
+from l2p_ros.simulation.estimator import EstimatorConfig, EwmaEstimator
+from l2p_ros.simulation.traces import Trace
+from l2p_ros.simulation.video import FramePayloads, VideoTable
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """``fps``: frame arrival rate; ``deadline_ms``: a frame slower than this misses its deadline;
+    ``max_vehicle_queue``: frames allowed ahead on the vehicle before an arriving frame is skipped."""
+
+    fps: float = 10.0
+    deadline_ms: float = 100.0
+    max_vehicle_queue: int = 3
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0 or self.deadline_ms <= 0 or self.max_vehicle_queue < 0:
+            raise ValueError(f"need fps > 0, deadline_ms > 0, max_vehicle_queue >= 0: {self}")
+
+
+@dataclass(frozen=True)
+class FrameContext:
+    """The frame awaiting a decision: its index, arrival time (s), video-table row, and the state
+    as it truly is and as the monitors estimate it. Complexity and queue are known exactly; the
+    state's ``edge_queue_length`` is the vehicle queue (frames ahead still at the edge or in the
+    uplink's send buffer)."""
+
+    index: int
+    time_s: float
+    row: int
+    true_state: SystemState
+    estimated_state: SystemState
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    """What happened to one decided frame. Times in ms; ``queue_ms`` is the time spent waiting
+    for busy servers; ``skipped_after``: frames skipped between this one and the next decision."""
+
+    index: int
+    partition: Partition
+    latency_ms: float
+    edge_ms: float
+    send_ms: float
+    cloud_ms: float
+    queue_ms: float
+    payload_bytes: float
+    edge_energy_j: float
+    deadline_miss: bool
+    skipped_after: int
+
+
+@dataclass
+class SimulationLog:
+    """Per-frame record of one run, arrays of length N (frames). Skipped frames have
+    ``partition == -1`` and NaN latency, energy and decision time.
+
+    ``partition`` indexes ``partitions``; ``decide_s`` is the wall-clock time of the policy's
+    decision (the only non-deterministic field); ``latency_ms`` is ``inf`` for a frame whose
+    bytes never got through (the link stayed down until the end of the trace).
+    """
+
+    time_s: np.ndarray
+    row: np.ndarray
+    complexity: np.ndarray
+    bandwidth_mbps: np.ndarray
+    bandwidth_estimate_mbps: np.ndarray
+    rtt_ms: np.ndarray
+    edge_load: np.ndarray
+    edge_load_estimate: np.ndarray
+    vehicle_queue: np.ndarray
+    skipped: np.ndarray
+    partition: np.ndarray
+    latency_ms: np.ndarray
+    edge_ms: np.ndarray
+    send_ms: np.ndarray
+    cloud_ms: np.ndarray
+    queue_ms: np.ndarray
+    payload_bytes: np.ndarray
+    edge_energy_j: np.ndarray
+    deadline_miss: np.ndarray
+    decide_s: np.ndarray
+    partitions: list[Partition]
+    num_layers: int
+    deadline_ms: float
+
+    @classmethod
+    def empty(cls, n: int, num_layers: int, deadline_ms: float) -> SimulationLog:
+        def nan():
+            return np.full(n, np.nan)
+        return cls(nan(), np.zeros(n, dtype=np.int64), nan(), nan(), nan(), nan(), nan(), nan(),
+                   np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool), np.full(n, -1, dtype=np.int64),
+                   nan(), nan(), nan(), nan(), nan(), nan(), nan(), np.zeros(n, dtype=bool), nan(), [],
+                   num_layers, deadline_ms)
+
+    @property
+    def processed(self) -> np.ndarray:
+        return ~self.skipped
+
+    def partition_labels(self) -> list[str]:
+        """Label of each entry of ``partitions`` (``cloud``, ``edge``, ``k``, ``dag:...``)."""
+        return [p.name(self.num_layers) for p in self.partitions]
+
+
+class Simulator:
+    """One episode: ``rows`` (N,) gives the video-table row of each frame; ``model`` supplies the
+    profiles and power model; ``seed`` drives the estimator's noise.
+
+    Step by step (the gymnasium env): read :attr:`pending`, call :meth:`step` with a partition,
+    until :attr:`done`. All at once: :meth:`run` with a policy.
+    """
+
+    def __init__(self, model: CostModel, table: VideoTable, trace: Trace, rows: np.ndarray,
+                 config: SimulationConfig, seed: int | np.random.SeedSequence):
+        if table.model["num_layers"] != model.num_layers:
+            raise ValueError(f"video table is of a {table.model['num_layers']}-layer model, "
+                             f"the cost model of a {model.num_layers}-layer one")
+        self.config = config
+        self.table = table
+        self.trace = trace
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.payloads = FramePayloads(table)
+        # The truth for this episode: this frame's own bytes. Each simulator has its own, so
+        # several can run side by side (vectorised environments) without sharing a current row.
+        self.true_model = CostModel(model.graph, model.edge_profile, model.cloud_profile, model.power,
+                                    self.payloads, model.max_edge_load)
+        self.estimator = EwmaEstimator(trace, config.estimator, np.random.default_rng(seed))
+        self._link_bytes_per_s = trace.bandwidth_mbps * 1e6 / 8
+        self._edge_rate = 1.0 / np.array([model.edge_slowdown(u) for u in trace.edge_load])
+        self._partition_ids: dict[Partition, int] = {}
+        self.log = SimulationLog.empty(len(self.rows), model.num_layers, config.deadline_ms)
+        self._edge_free_s = self._link_free_s = self._cloud_free_s = 0.0
+        self._vehicle_done_s: list[float] = []  # when each accepted frame leaves the vehicle
+        self._next = 0
+        self.pending: FrameContext | None = None
+        self._advance()
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.rows)
+
+    @property
+    def done(self) -> bool:
+        return self.pending is None
+
+    def _advance(self) -> int:
+        """Make the next frame that is not skipped pending; returns how many were skipped."""
+        skipped = 0
+        fps = self.config.fps
+        while self._next < self.num_frames:
+            n, t = self._next, self._next / fps
+            row = int(self.rows[n])
+            self._vehicle_done_s = [d for d in self._vehicle_done_s if d > t]
+            queue = len(self._vehicle_done_s)
+            bandwidth, rtt, load = self.trace.at(t)
+            est_bandwidth, est_rtt, est_load = self.estimator.estimate(t)
+            complexity = float(self.table.complexity[row])
+            log = self.log
+            log.time_s[n], log.row[n], log.complexity[n], log.vehicle_queue[n] = t, row, complexity, queue
+            log.bandwidth_mbps[n], log.rtt_ms[n], log.edge_load[n] = bandwidth, rtt, load
+            log.bandwidth_estimate_mbps[n], log.edge_load_estimate[n] = est_bandwidth, est_load
+            if queue > self.config.max_vehicle_queue:
+                log.skipped[n] = True
+                skipped += 1
+                self._next += 1
+                continue
+            if self.payloads.row != row:
+                self.payloads.row = row
+                self.true_model.tensor_bytes.cache_clear()  # its per-tensor bytes were another frame's
+            self.pending = FrameContext(
+                n, t, row,
+                SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=queue,
+                            frame_complexity=complexity, time_s=t),
+                SystemState(bandwidth_mbps=est_bandwidth, rtt_ms=est_rtt, edge_load=est_load,
+                            edge_queue_length=queue, frame_complexity=complexity, time_s=t))
+            return skipped
+        self.pending = None
+        return skipped
+
+    def step(self, partition: Partition, decide_s: float = math.nan) -> FrameOutcome:
+        """Play the pending frame with ``partition`` under the true conditions, then move on."""
+        if self.pending is None:
+            raise RuntimeError("the simulation is over: no frame is pending")
+        frame = self.pending
+        if partition.fog_until_layer is not None:
+            raise ValueError("three-tier partitions are not simulated (the simulator has no fog tier)")
+        plan = self.true_model.placement(partition)  # cut, idle-edge ms, cloud ms
+        t = frame.time_s
+        trace = self.trace
+        edge_start = max(t, self._edge_free_s)
+        edge_done = trace.time_to_complete(self._edge_rate, edge_start, plan.edge_ms / 1e3)
+        self._edge_free_s = edge_done
+        if plan.local:
+            payload, send_s, rtt_ms, finish = 0.0, 0.0, 0.0, edge_done
+            self._vehicle_done_s.append(edge_done)
+        else:
+            payload = float(self.table.payload_bytes(frame.row, plan.cut, partition.codec))
+            link_start = max(edge_done, self._link_free_s)
+            link_done = trace.time_to_complete(self._link_bytes_per_s, link_start, payload)
+            self._link_free_s = link_done
+            self._vehicle_done_s.append(link_done)
+            send_s = link_done - link_start
+            rtt_ms = trace.at(link_start)[1]
+            cloud_start = max(link_done + rtt_ms / 2e3, self._cloud_free_s)
+            self._cloud_free_s = cloud_start + plan.cloud_ms / 1e3
+            finish = self._cloud_free_s + rtt_ms / 2e3
+        edge_ms = (edge_done - edge_start) * 1e3
+        latency_ms = (finish - t) * 1e3
+        service_ms = edge_ms + send_s * 1e3 + rtt_ms + plan.cloud_ms
+        energy = self.true_model.power.energy_j(edge_ms, send_s * 1e3, rtt_ms + plan.cloud_ms)
+        n, log = frame.index, self.log
+        partition_id = self._partition_ids.get(partition)
+        if partition_id is None:
+            partition_id = self._partition_ids[partition] = len(log.partitions)
+            log.partitions.append(partition)
+        log.partition[n] = partition_id
+        log.latency_ms[n], log.edge_ms[n], log.send_ms[n] = latency_ms, edge_ms, send_s * 1e3
+        log.cloud_ms[n], log.queue_ms[n], log.payload_bytes[n] = plan.cloud_ms, latency_ms - service_ms, payload
+        log.edge_energy_j[n], log.deadline_miss[n] = energy, latency_ms > self.config.deadline_ms
+        log.decide_s[n] = decide_s
+        self._next = n + 1
+        skipped = self._advance()
+        return FrameOutcome(n, partition, latency_ms, edge_ms, send_s * 1e3, plan.cloud_ms,
+                            latency_ms - service_ms, payload, energy, bool(log.deadline_miss[n]), skipped)
+
+    def run(self, policy: Policy, on_frames: Callable[[int], None] | None = None) -> SimulationLog:
+        """Let ``policy`` decide every frame; ``on_frames(k)`` reports progress (k frames passed)."""
+        policy.reset()
+        passed = 0
+        while self.pending is not None:
+            frame = self.pending
+            state = frame.true_state if policy.needs_true_state else frame.estimated_state
+            start = time.perf_counter()
+            partition = policy.decide(state)
+            decide_s = time.perf_counter() - start
+            self.step(partition, decide_s)
+            if on_frames:
+                advanced = self._next - passed
+                passed = self._next
+                on_frames(advanced)
+        return self.log

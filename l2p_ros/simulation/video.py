@@ -1,0 +1,302 @@
+"""The simulator's video: per-frame complexity and bytes on the wire measured on REAL frames.
+
+A :class:`VideoTable` holds, for frames of real clips, the frame complexity the live pipeline
+computes (:class:`l2p_ros.complexity.ComplexityMeter`) and the bytes every layer's output takes on
+the wire under every codec (the real model run on the real frame, each output encoded by
+``l2p_ros.codec`` as the edge would), plus the frame's size as JPEG. Crossing tensors are encoded
+one record each, so the payload of any cut is the sum over its crossing tensors. Building a table
+runs the model on every chosen frame, so it is cached under ``cache_dir()/simulation``.
+
+The clips are real footage of different complexity: ``vtest.avi`` (a busy street, 768x576) and
+``Megamind.avi`` (an animated film clip, 720x528), both from Debian's opencv-doc. Models other
+than yolov3-tiny have no pretrained weights offline; their tables come from random weights and
+say so: compressed sizes of random-weight activations do not show how real ones compress.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from l2p_ros import codec
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path, cache_dir
+from l2p_ros.complexity import ComplexityMeter
+from l2p_ros.model.graph import INPUT, Cut, LayerGraph
+from l2p_ros.policies.payload_fit import PayloadSamples
+
+SCHEMA = "l2p-video-table/2"
+HIGH_COMPLEXITY_CLIP = SAMPLE_VIDEO  # vtest.avi: pedestrians on a street, complexity ~0.52
+LOW_COMPLEXITY_CLIP = "Megamind.avi"  # animated film, complexity ~0.39
+DEFAULT_CLIPS = (HIGH_COMPLEXITY_CLIP, LOW_COMPLEXITY_CLIP)
+TENSOR_CODECS = tuple(name for name in codec.CODECS if not name.startswith("jpeg"))
+IMAGE_CODECS = tuple(name for name in codec.CODECS if name.startswith("jpeg"))
+
+
+@dataclass(frozen=True)
+class VideoTable:
+    """Measured frames (R rows) of a model (L layers) under C tensor codecs and J image codecs.
+
+    - ``clip_index`` (R,): index into ``clips``; ``frame_index`` (R,): frame number in that clip.
+    - ``complexity`` (R,): ComplexityMeter's score 0..1, measured on the clip's consecutive frames.
+    - ``tensor_bytes`` (R, C, L): bytes of layer l's output encoded alone under codec c
+      (data plus quantization parameters, as ``codec.payload_size_bytes`` counts them).
+    - ``image_bytes`` (R, J): the whole frame as JPEG at each image codec's quality.
+    - ``model``: name, input_size, num_layers, weights ("pretrained", "random" or a path).
+    """
+
+    model: dict
+    clips: tuple[str, ...]
+    clip_index: np.ndarray
+    frame_index: np.ndarray
+    complexity: np.ndarray
+    tensor_codecs: tuple[str, ...]
+    tensor_bytes: np.ndarray
+    image_codecs: tuple[str, ...]
+    image_bytes: np.ndarray
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        rows = len(self.complexity)
+        expected = {"clip_index": (rows,), "frame_index": (rows,),
+                    "tensor_bytes": (rows, len(self.tensor_codecs), self.model["num_layers"]),
+                    "image_bytes": (rows, len(self.image_codecs))}
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"video table: {name} has shape {getattr(self, name).shape}, expected {shape}")
+
+    @cached_property
+    def _codec_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.tensor_codecs)}
+
+    @cached_property
+    def _image_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.image_codecs)}
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.complexity)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.model.get("weights") == "random"
+
+    def rows_of(self, clip: str) -> np.ndarray:
+        """Row indices of ``clip``, in frame order."""
+        if clip not in self.clips:
+            raise ValueError(f"clip {clip!r} is not in the video table (it has {', '.join(self.clips)})")
+        return np.flatnonzero(self.clip_index == self.clips.index(clip))
+
+    def codec_index(self, name: str) -> int:
+        try:
+            return self._codec_index[name]
+        except KeyError:
+            raise ValueError(f"the video table has no tensor codec {name!r}; it has "
+                             f"{', '.join(self.tensor_codecs)}") from None
+
+    def image_index(self, name: str) -> int:
+        try:
+            return self._image_index[name]
+        except KeyError:
+            raise ValueError(f"the video table has no image codec {name!r}; it has "
+                             f"{', '.join(self.image_codecs)}") from None
+
+    def payload_bytes(self, row: int, cut: Cut, codec_name: str) -> int:
+        """Bytes the frame of ``row`` puts on the wire for ``cut`` under ``codec_name``."""
+        if cut.crossing == (INPUT,):
+            return int(self.image_bytes[row, self.image_index(codec_name)])
+        if INPUT in cut.crossing:
+            raise ValueError(f"cut {cut.crossing}: the image crosses together with tensors")
+        return int(self.tensor_bytes[row, self.codec_index(codec_name), list(cut.crossing)].sum())
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"schema": SCHEMA, "model": self.model, "clips": list(self.clips), "note": self.note,
+                "tensor_codecs": list(self.tensor_codecs), "image_codecs": list(self.image_codecs)}
+        tmp = path.with_name(path.name + ".part.npz")
+        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), clip_index=self.clip_index,
+                            frame_index=self.frame_index, complexity=self.complexity,
+                            tensor_bytes=self.tensor_bytes, image_bytes=self.image_bytes)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a table
+
+
+def load_table(path: str | Path) -> VideoTable:
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta.get("schema") != SCHEMA:
+            raise ValueError(f"{path}: schema {meta.get('schema')!r} is not {SCHEMA!r}")
+        return VideoTable(meta["model"], tuple(meta["clips"]), data["clip_index"], data["frame_index"],
+                          data["complexity"], tuple(meta["tensor_codecs"]), data["tensor_bytes"],
+                          tuple(meta["image_codecs"]), data["image_bytes"], meta["note"])
+
+
+def _clip_complexity(path: Path) -> np.ndarray:
+    """ComplexityMeter's score of every decodable frame of a clip, in order (TI needs the sequence)."""
+    capture = cv2.VideoCapture(str(path))
+    meter, scores = ComplexityMeter(), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        scores.append(meter.measure(frame).complexity)
+    capture.release()
+    if not scores:
+        raise ValueError(f"cannot decode any frame of {path}")
+    return np.array(scores)
+
+
+def _read_frames(path: Path, indices: Iterable[int]) -> Iterable[tuple[int, np.ndarray]]:
+    wanted = set(int(i) for i in indices)
+    capture = cv2.VideoCapture(str(path))
+    index = 0
+    while wanted:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index in wanted:
+            wanted.discard(index)
+            yield index, frame
+        index += 1
+    capture.release()
+
+
+def measure_table(model_name: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
+                  clips: Sequence[str] = DEFAULT_CLIPS, weights: Path | None = None,
+                  tensor_codecs: Sequence[str] = TENSOR_CODECS, image_codecs: Sequence[str] = IMAGE_CODECS,
+                  progress_factory: Callable | None = None) -> VideoTable:
+    """Run the model on ``frames_per_clip`` real frames spread over each clip and measure them."""
+    import torch
+
+    from l2p_ros.model.darknet import load_model
+    from l2p_ros.model.postprocess import letterbox
+    from l2p_ros.model.runner import SplitRunner
+
+    if frames_per_clip < 1:
+        raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
+    random_weights = weights is None and Path(model_name).stem != "yolov3-tiny"
+    model = load_model(model_name, input_size=input_size, weights=weights, random_weights=random_weights)
+    runner = SplitRunner(model)
+    num_layers = runner.graph.num_layers
+    specs = [codec.CodecSpec.parse(name) for name in tensor_codecs]
+    qualities = [codec.CodecSpec.parse(name).quality for name in image_codecs]
+    bar = progress_factory(total=frames_per_clip * len(clips)) if progress_factory else None
+    clip_index, frame_index, complexity, tensor_bytes, image_bytes = [], [], [], [], []
+    for c, clip in enumerate(clips):
+        path = asset_path(clip)
+        scores = _clip_complexity(path)
+        # Frame 0 is left out: it has no motion term (and Megamind.avi's is black).
+        chosen = np.unique(np.linspace(1, len(scores) - 1, frames_per_clip).round().astype(int))
+        for index, frame in _read_frames(path, chosen):
+            image, _ = letterbox(frame, input_size)
+            with torch.inference_mode():
+                outputs = runner.run_segment(runner.head(image, INPUT), range(num_layers), range(num_layers))
+            sizes = np.zeros((len(specs), num_layers), dtype=np.int64)
+            for layer, tensor in outputs.items():
+                for s, spec in enumerate(specs):
+                    sizes[s, layer] = codec.payload_size_bytes(codec.encode_tensors({layer: tensor}, spec))
+            clip_index.append(c)
+            frame_index.append(index)
+            complexity.append(scores[index])
+            tensor_bytes.append(sizes)
+            image_bytes.append([len(codec.encode_image(frame, q)) for q in qualities])
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    weights_label = "random" if random_weights else str(weights or "pretrained")
+    note = (f"{model_name}-{input_size} ({weights_label} weights) on real frames of {', '.join(clips)}; "
+            "tensor bytes per layer output, each encoded alone")
+    if random_weights:
+        note += "; RANDOM WEIGHTS: compressed sizes do not show how trained activations compress"
+    return VideoTable({"name": Path(model_name).stem, "input_size": input_size, "num_layers": num_layers,
+                       "weights": weights_label}, tuple(clips), np.array(clip_index), np.array(frame_index),
+                      np.array(complexity), tuple(tensor_codecs), np.stack(tensor_bytes),
+                      tuple(image_codecs), np.array(image_bytes, dtype=np.int64), note)
+
+
+def default_table_path(model_name: str, input_size: int, frames_per_clip: int, clips: Sequence[str],
+                       weights: Path | None) -> Path:
+    tag = "pretrained" if weights is None and Path(model_name).stem == "yolov3-tiny" else \
+        (Path(weights).stem if weights else "random")
+    clip_tag = "+".join(Path(clip).stem for clip in clips)
+    name = f"video-{Path(model_name).stem}-{input_size}-{tag}-{clip_tag}-n{frames_per_clip}.npz"
+    return cache_dir() / "simulation" / name
+
+
+def video_table(model_name: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
+                clips: Sequence[str] = DEFAULT_CLIPS, weights: Path | None = None, log=print,
+                progress_factory: Callable | None = None) -> VideoTable:
+    """The cached table for these settings, measured now (and cached) if there is none yet."""
+    path = default_table_path(model_name, input_size, frames_per_clip, clips, weights)
+    if path.is_file():
+        return load_table(path)
+    log(f"measuring the simulator's video table into {path} ({frames_per_clip} real frames per clip) ...")
+    table = measure_table(model_name, input_size, frames_per_clip, clips, weights,
+                          progress_factory=progress_factory)
+    table.save(path)
+    return table
+
+
+class FramePayloads:
+    """A ``CostModel`` payload function giving one table row's true bytes (``row``, set by the
+    simulator for the frame at hand); the complexity argument is not needed for the truth."""
+
+    def __init__(self, table: VideoTable):
+        self.table = table
+        self.row = 0
+
+    def __call__(self, cut: Cut, codec_name: str, complexity: float) -> float:
+        return float(self.table.payload_bytes(self.row, cut, codec_name))
+
+
+def payload_samples(table: VideoTable, graph: LayerGraph) -> PayloadSamples:
+    """The table as ``(complexity, bytes)`` samples of every chain cut and codec, for
+    ``payload_fit.fit_payloads``: the complexity fit the policies predict payloads with."""
+    samples = {(INPUT, name): table.image_bytes[:, j].astype(float) for j, name in enumerate(table.image_codecs)}
+    for cut in graph.chain_cuts()[1:]:
+        crossing = list(cut.crossing)
+        for c, name in enumerate(table.tensor_codecs):
+            samples[cut.after_layer, name] = table.tensor_bytes[:, c, crossing].sum(axis=1).astype(float)
+    return PayloadSamples(table.complexity.astype(float), samples, np.array([]),
+                          {"video_table": table.note, "frames": table.num_rows})
+
+
+def alternating_scenes(duration_s: float, rng: np.random.Generator, clips: Sequence[str] = DEFAULT_CLIPS,
+                       mean_scene_s: float = 30.0, min_scene_s: float = 5.0) -> list[tuple[float, str]]:
+    """Scenes ``(start_s, clip)`` cycling through ``clips`` from a random one, each lasting
+    ``min_scene_s`` plus an exponential time of mean ``mean_scene_s - min_scene_s``."""
+    if not 0 < min_scene_s <= mean_scene_s:
+        raise ValueError(f"need 0 < min_scene_s <= mean_scene_s, got {min_scene_s}, {mean_scene_s}")
+    scenes, t = [], 0.0
+    position = int(rng.integers(len(clips)))
+    while t < duration_s:
+        scenes.append((t, clips[position % len(clips)]))
+        t += min_scene_s + rng.exponential(mean_scene_s - min_scene_s)
+        position += 1
+    return scenes
+
+
+def playback_rows(table: VideoTable, scenes: Sequence[tuple[float, str]], n_frames: int, fps: float) -> np.ndarray:
+    """The table row shown at each of ``n_frames`` frames at ``fps`` (n_frames,).
+
+    Within a scene its clip's measured frames play in order, one per simulated frame, looping;
+    each clip resumes where it stopped when its scene comes back.
+    """
+    if not scenes or scenes[0][0] > 0:
+        raise ValueError("scenes must start at time 0")
+    starts = np.array([start for start, _ in scenes])
+    clip_rows = {clip: table.rows_of(clip) for _, clip in scenes}
+    cursor = dict.fromkeys(clip_rows, 0)
+    rows = np.empty(n_frames, dtype=np.int64)
+    scene_of_frame = np.searchsorted(starts, np.arange(n_frames) / fps, side="right") - 1
+    for n, scene in enumerate(scene_of_frame):
+        clip = scenes[scene][1]
+        rows[n] = clip_rows[clip][cursor[clip] % len(clip_rows[clip])]
+        cursor[clip] += 1
+    return rows

@@ -1,0 +1,109 @@
+"""Everything a simulation needs besides a policy: profiles, cost models, the measured video.
+
+:func:`build_world` assembles it once (profiles and the video table are cached files, measured
+on first use); :meth:`World.simulator` then draws one scenario instance per seed. The evaluation
+and the gymnasium environment (and PPO training on it) share this entry point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from l2p_ros.model.cfg import bundled_cfg, parse_cfg
+from l2p_ros.model.darknet import BUNDLED_MODELS
+from l2p_ros.model.graph import LayerGraph
+from l2p_ros.policies.baselines import chain_partitions
+from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn, PowerModel, derive_profile, is_derived
+from l2p_ros.policies.dnnsplit import profile_candidates
+from l2p_ros.policies.payload_fit import fit_payloads
+from l2p_ros.policies.types import Partition
+from l2p_ros.profiling import Profile, ensure_profile, load_profile
+from l2p_ros.simulation.scenarios import Scenario
+from l2p_ros.simulation.simulator import SimulationConfig, Simulator
+from l2p_ros.simulation.video import VideoTable, payload_samples, playback_rows, video_table
+
+DEFAULT_CLOUD_SPEED_FACTOR = 20.0  # a cloud GPU against one CPU core of this host (stated, not measured)
+
+
+@dataclass
+class World:
+    """The model's layer graph, edge and cloud profiles, the measured video table, and the cost
+    model the policies predict with (``policy_model``: the profiles and a payload function, by
+    default :func:`complexity_fit`). ``sources`` describes where each came from."""
+
+    model_name: str
+    graph: LayerGraph
+    edge_profile: Profile
+    cloud_profile: Profile
+    table: VideoTable
+    policy_model: CostModel
+    sources: dict
+
+    def candidates(self, codec: str, image_codec: str) -> list[Partition]:
+        """DNNSplit's candidate chain cuts (image offload and edge only included) as partitions."""
+        return chain_partitions(profile_candidates(self.graph, self.edge_profile), codec, image_codec)
+
+    def simulator(self, scenario: Scenario, duration_s: float, seed: int,
+                  config: SimulationConfig | None = None) -> Simulator:
+        """One instance of ``scenario``: trace, scenes and estimator noise all drawn from ``seed``."""
+        if duration_s <= 0:
+            raise ValueError(f"duration_s must be > 0, got {duration_s}")
+        config = config or SimulationConfig(fps=scenario.fps, deadline_ms=scenario.deadline_ms)
+        trace_seed, scene_seed, estimator_seed = np.random.SeedSequence(seed).spawn(3)
+        trace = scenario.make_trace(duration_s, np.random.default_rng(trace_seed))
+        scenes = scenario.make_scenes(duration_s, np.random.default_rng(scene_seed))
+        rows = playback_rows(self.table, scenes, max(round(duration_s * config.fps), 1), config.fps)
+        # The simulator takes profiles and power from the policies' model; its truth is the table's bytes.
+        return Simulator(self.policy_model, self.table, trace, rows, config, estimator_seed)
+
+
+def model_graph(model_name: str) -> LayerGraph:
+    cfg = bundled_cfg(model_name) if model_name in BUNDLED_MODELS else Path(model_name)
+    return LayerGraph(parse_cfg(cfg))
+
+
+def complexity_fit(table: VideoTable, graph: LayerGraph) -> PayloadBytesFn:
+    """``payload_fit``'s line per chain cut and codec (bytes = a + b * complexity), fitted on the
+    table's real frames: two parameters per cut and codec over all rows, so replaying the same
+    frames in the simulator hardly flatters it."""
+    return fit_payloads(payload_samples(table, graph), table.model).payload_bytes
+
+
+def build_world(model_name: str = "yolov3-tiny", input_size: int = 416, *, edge_profile: Path | None = None,
+                cloud_profile: Path | None = None, cloud_speed_factor: float = DEFAULT_CLOUD_SPEED_FACTOR,
+                frames_per_clip: int = 60, threads: int = 1, power: PowerModel = PowerModel(),
+                policy_payloads: Callable[[VideoTable, LayerGraph], PayloadBytesFn] | None = None,
+                log=print, progress_factory=None) -> World:
+    """Profiles (given files, or this host's measured edge profile and a cloud profile derived from
+    it by ``cloud_speed_factor``), the video table, and the policies' cost model.
+
+    ``policy_payloads(table, graph)`` makes the payload function the policies predict with;
+    by default :func:`complexity_fit` (bytes linear in frame complexity, fitted on the table).
+    """
+    edge = load_profile(edge_profile or ensure_profile(model_name, input_size, threads=threads, log=log))
+    if cloud_profile is not None:
+        cloud = load_profile(cloud_profile)
+        cloud_source = {"file": str(cloud_profile), "derived": is_derived(cloud)}
+    else:
+        cloud = derive_profile(edge, cloud_speed_factor,
+                               f"cloud GPU, derived: {cloud_speed_factor:g}x the edge profile's speed")
+        cloud_source = {"derived": True, "speed_factor": cloud_speed_factor, "from": "edge profile"}
+    graph = model_graph(model_name)
+    table = video_table(model_name, input_size, frames_per_clip, log=log, progress_factory=progress_factory)
+    policy_payloads = policy_payloads or complexity_fit
+    policy_model = CostModel(graph, edge, cloud, power, policy_payloads(table, graph))
+    sources = {
+        "edge_profile": {"file": str(edge_profile) if edge_profile else "measured on this host (ensure_profile)",
+                         "derived": is_derived(edge), "machine": edge.machine,
+                         "full_pass_ms_median": edge.measurement.get("full_pass_ms_median")},
+        "cloud_profile": {**cloud_source, "full_pass_ms": round(cloud.total_ms, 3)},
+        "video_table": {"note": table.note, "model": table.model, "clips": list(table.clips),
+                        "frames": table.num_rows, "random_weights": table.random_weights},
+        "power_model": {"active_w": power.active_w, "transmit_w": power.transmit_w, "idle_w": power.idle_w,
+                        "source": power.source},
+        "policy_payloads": getattr(policy_payloads, "__name__", str(policy_payloads)),
+    }
+    return World(str(model_name), graph, edge, cloud, table, policy_model, sources)

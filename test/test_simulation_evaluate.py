@@ -1,0 +1,63 @@
+"""``l2p evaluate``: results.json keyed by policy, the paper-layout table, the plots."""
+import json
+
+import numpy as np
+
+from l2p_ros.cli import main
+from l2p_ros.simulation import traces
+from l2p_ros.simulation.evaluation import evaluate
+from l2p_ros.simulation.traces import Trace
+from test.simulation_fixtures import FRAMES_PER_CLIP, small_world
+
+EXPECTED = {"edge-only", "cloud-only", "static-optimal", "best-fixed", "heuristic", "greedy", "dads", "dnnsplit",
+            "score", "oracle"}
+
+
+def test_evaluate_writes_results_table_and_plots(tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--minutes", "0.2", "--seed", "3", "--video-frames", str(FRAMES_PER_CLIP),
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["simulated"] is True and results["scenario"]["name"] == "l2p-paper"
+    assert set(results["policies"]) == EXPECTED
+    assert results["sources"]["cloud_profile"]["derived"] is True
+    assert results["sources"]["cloud_profile"]["speed_factor"] == 20.0
+    assert results["sources"]["edge_profile"]["derived"] is False
+    for name, summary in results["policies"].items():
+        latency = summary["latency_ms"]
+        assert latency["p50"] <= latency["p95"] <= latency["p99"], name
+        assert summary["frames"] == 120 and sum(summary["cut_histogram"].values()) == summary["processed_frames"]
+        assert summary["edge_energy_j_per_frame"] > 0 and summary["decisions_per_s"] > 0
+        assert {"deadline_misses", "skipped_frames", "improvement_over_static_optimal_pct"} <= set(summary)
+    assert results["policies"]["static-optimal"]["improvement_over_static_optimal_pct"] == 0.0
+    table = (out / "results.md").read_text()
+    assert "| Method | Mean latency (ms) | Std (ms) | Improvement over static optimal |" in table
+    assert all(f"| {name} |" in table for name in EXPECTED)
+    for plot in ("latency_cdf.png", "timeline.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Improvement over static optimal" in capsys.readouterr().out
+
+
+def test_evaluate_a_trace_file(tmp_path):
+    t = traces.time_grid(20.0, 1.0)
+    path = tmp_path / "link.csv"
+    Trace(t, traces.throttled_mbps(t, 40.0, 2.0, 5.0, 15.0), np.full(len(t), 10.0), np.zeros(len(t))).save(path)
+    evaluation = evaluate(path, policies=["cloud-only", "greedy", "oracle"], seed=1, world=small_world(),
+                          progress=False)
+    assert evaluation.meta["scenario"]["name"] == "trace:link.csv"
+    assert evaluation.meta["scenario"]["minutes"] == 20.0 / 60
+    greedy = evaluation.runs["greedy"].log
+    throttled = (greedy.time_s >= 6) & (greedy.time_s < 15)
+    labels = greedy.partition_labels()
+    assert {labels[p] for p in greedy.partition[throttled & greedy.processed]} == {"edge"}  # 2 Mbit/s: stay home
+    assert evaluation.mean_ms("oracle") <= evaluation.mean_ms("cloud-only")
+
+
+def test_evaluate_reports_bad_input(tmp_path, capsys):
+    assert main(["evaluate", "--scenario", "nowhere", "--video-frames", str(FRAMES_PER_CLIP),
+                 "--out", str(tmp_path)]) == 2
+    assert "unknown scenario 'nowhere'" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time_s,bandwidth_mbps\n0,x\n")
+    assert main(["evaluate", "--trace", str(bad), "--out", str(tmp_path)]) == 2
+    assert "bad.csv:2: column 'bandwidth_mbps'" in capsys.readouterr().err

@@ -1,0 +1,117 @@
+"""The trace-driven simulator on this host's measured yolov3-tiny profile and real-frame payloads."""
+import numpy as np
+import pytest
+
+from l2p_ros.policies.baselines import FixedCut, OraclePolicy
+from l2p_ros.policies.registry import make_policy
+from l2p_ros.policies.types import Partition
+from l2p_ros.simulation.estimator import EstimatorConfig, EwmaEstimator
+from l2p_ros.simulation.scenarios import get_scenario
+from l2p_ros.simulation.simulator import SimulationConfig
+from l2p_ros.simulation.traces import Trace
+from test.simulation_fixtures import constant_scenario, small_world
+
+PAPER = get_scenario("l2p-paper")
+DETERMINISTIC_FIELDS = ("time_s", "row", "bandwidth_mbps", "bandwidth_estimate_mbps", "edge_load", "skipped",
+                        "partition", "latency_ms", "edge_energy_j", "payload_bytes", "deadline_miss", "queue_ms")
+
+
+def greedy():
+    return make_policy("greedy", small_world().policy_model, codec=PAPER.codec, image_codec=PAPER.image_codec)
+
+
+def run(scenario, policy, seed=0, duration_s=60.0, config=None):
+    return small_world().simulator(scenario, duration_s, seed, config).run(policy)
+
+
+def test_same_seed_gives_identical_results():
+    first, second, other = run(PAPER, greedy(), 5), run(PAPER, greedy(), 5), run(PAPER, greedy(), 6)
+    for name in DETERMINISTIC_FIELDS:
+        assert np.array_equal(getattr(first, name), getattr(second, name), equal_nan=True), name
+    assert first.partitions == second.partitions
+    assert not np.array_equal(first.bandwidth_mbps, other.bandwidth_mbps)
+
+
+def test_frames_faster_than_the_edge_queue_up_and_get_skipped():
+    edge_only = FixedCut(Partition.edge_only(small_world().graph.num_layers))
+    edge_ms = small_world().edge_profile.total_ms
+    fast = constant_scenario(20.0, fps=2.0 * 1e3 / edge_ms)  # two frames per edge pass
+    unbounded = run(fast, edge_only, duration_s=5.0, config=SimulationConfig(fps=fast.fps, max_vehicle_queue=10**6))
+    assert not unbounded.skipped.any()
+    assert (np.diff(unbounded.latency_ms) > 0).all()  # every frame waits longer than the one before
+    assert unbounded.latency_ms[-1] > 10 * edge_ms
+    bounded = run(fast, edge_only, duration_s=5.0, config=SimulationConfig(fps=fast.fps, max_vehicle_queue=2))
+    assert bounded.skipped.sum() > 0.4 * len(bounded.skipped)  # about every other frame
+    assert np.nanmax(bounded.latency_ms) <= 4 * edge_ms * 1.01  # at most 2 ahead + its own, + one in service
+    slow = run(constant_scenario(20.0, fps=0.5 * 1e3 / edge_ms), edge_only, duration_s=5.0)
+    assert not slow.skipped.any() and slow.queue_ms.max() < 1e-6
+    assert np.allclose(slow.latency_ms, edge_ms)  # idle edge: the profile's full pass
+
+
+def test_edge_only_ignores_bandwidth_and_cloud_only_does_not():
+    layers = small_world().graph.num_layers
+    # 5 frames/s: no stage is a bottleneck, so every frame is processed at either bandwidth.
+    edge = [run(constant_scenario(bw, fps=5.0), FixedCut(Partition.edge_only(layers))) for bw in (5.0, 50.0)]
+    cloud = [run(constant_scenario(bw, fps=5.0), FixedCut(Partition.image_offload())) for bw in (5.0, 50.0)]
+    assert not any(log.skipped.any() for log in edge + cloud)
+    assert np.array_equal(edge[0].latency_ms, edge[1].latency_ms)
+    assert cloud[0].latency_ms.mean() > cloud[1].latency_ms.mean() + 50  # a JPEG frame at 5 vs 50 Mbit/s
+    # The sent bytes are the real frame's own: they vary with the frame, not with the link.
+    assert np.array_equal(cloud[0].payload_bytes, cloud[1].payload_bytes) and np.ptp(cloud[0].payload_bytes) > 0
+
+
+def test_edge_load_stretches_edge_time():
+    edge_only = FixedCut(Partition.edge_only(small_world().graph.num_layers))
+    idle, loaded = (run(constant_scenario(20.0, edge_load=load, fps=2.0), edge_only) for load in (0.0, 0.5))
+    assert np.allclose(loaded.edge_ms, 2 * idle.edge_ms)
+
+
+def test_oracle_is_at_most_every_policy():
+    world = small_world()
+    names = ["edge-only", "cloud-only", "static-optimal", "heuristic", "greedy", "dads", "dnnsplit", "score"]
+    means = {name: np.nanmean(run(PAPER, make_policy(name, world.policy_model, codec=PAPER.codec,
+                                                       image_codec=PAPER.image_codec), seed=2).latency_ms)
+             for name in names}
+    for partition in world.candidates(PAPER.codec, PAPER.image_codec):
+        means[partition.name(world.graph.num_layers)] = np.nanmean(run(PAPER, FixedCut(partition), seed=2).latency_ms)
+    sim = world.simulator(PAPER, 60.0, 2)
+    oracle = np.nanmean(sim.run(OraclePolicy(sim.true_model, (PAPER.codec,), PAPER.image_codec)).latency_ms)
+    assert all(oracle <= mean for mean in means.values()), (oracle, means)
+
+
+def test_policies_see_estimates_and_the_oracle_the_truth():
+    world = small_world()
+    seen = {}
+
+    class Recorder(FixedCut):
+        def __init__(self, key, needs_truth):
+            super().__init__(Partition.image_offload())
+            self.key, self.needs_true_state = key, needs_truth
+
+        def decide(self, state):
+            seen.setdefault(self.key, []).append(state.bandwidth_mbps)
+            return super().decide(state)
+
+    for key, truth in (("estimate", False), ("truth", True)):
+        log = world.simulator(PAPER, 30.0, 1).run(Recorder(key, truth))
+    assert np.array_equal(seen["truth"], log.bandwidth_mbps)
+    assert np.array_equal(seen["estimate"], log.bandwidth_estimate_mbps)
+    assert not np.array_equal(seen["estimate"], seen["truth"])
+
+
+def test_estimator_lags_a_step_then_follows_it():
+    trace = Trace(np.array([0.0, 10.0]), np.array([50.0, 5.0]), np.array([20.0, 20.0]), np.array([0.1, 0.8]))
+    estimator = EwmaEstimator(trace, EstimatorConfig(), np.random.default_rng(0))
+    before = estimator.estimate(9.9)
+    just_after = estimator.estimate(10.0)
+    later = estimator.estimate(20.0)
+    assert 35 < before[0] < 70 and just_after[0] > 20  # one probe of the new level is not believed yet
+    assert 3.5 < later[0] < 7.0 and 0.7 < later[2] < 0.9
+    perfect = EwmaEstimator(trace, EstimatorConfig(perfect=True), np.random.default_rng(0))
+    assert perfect.estimate(10.0) == trace.at(10.0)
+
+
+def test_three_tier_partitions_are_refused():
+    sim = small_world().simulator(PAPER, 1.0, 0)
+    with pytest.raises(ValueError, match="three-tier"):
+        sim.step(Partition(cut_after_layer=3, fog_until_layer=7, codec=PAPER.codec))
