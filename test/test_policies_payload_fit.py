@@ -111,6 +111,25 @@ def test_as_the_cost_models_payload_function(fit):
         fit.payload_bytes(chosen.cut_after_layer, chosen.codec, 0.5)
 
 
+def test_many_cuts_at_once_equal_one_by_one(fit):
+    cuts = np.array([3, 7, 5, 3])
+    for complexity in (0.0, 0.5, 1.0):
+        assert list(fit.payload_bytes_many(cuts, "int8-channel+zstd", complexity)) == \
+            [fit.payload_bytes(int(k), "int8-channel+zstd", complexity) for k in cuts]
+    with pytest.raises(ProfileError, match="no codec jpeg-q75 at cut 3"):
+        fit.payload_bytes_many(np.array([-1, 3]), "jpeg-q75", 0.5)
+    with pytest.raises(ProfileError, match="cut 9"):
+        fit.payload_bytes_many(np.array([9]), "fp32", 0.5)
+    # The fit object itself is a payload function whose tables take the vectorised path.
+    graph, profile = LayerGraph(load_model("yolov3-tiny").spec), synthetic_profile("yolov3-tiny")
+    fast = CostModel(graph, profile, profile, payload_bytes_fn=fit)
+    slow = CostModel(graph, profile, profile, payload_bytes_fn=fit.payload_bytes)
+    partitions = Greedy(fast, candidates=CUTS, codec="fp16+zstd").partitions
+    state = SystemState(bandwidth_mbps=20, rtt_ms=10, frame_complexity=0.51)
+    assert list(fast.table(partitions).predict(state).total_ms) == \
+        pytest.approx([slow.predict(p, state).total_ms for p in partitions], rel=1e-12)
+
+
 def test_exact_codecs_must_not_vary(measured):
     samples = measured[0]
     broken = dict(samples.payload_bytes)

@@ -341,8 +341,9 @@ class PartitionTable:
     """:meth:`CostModel.predict` of a fixed list of partitions at once, with numpy.
 
     What a policy that searches the same candidates every frame uses: the state-independent
-    parts (placements, cuts) are resolved once, and a state costs one payload look-up per
-    offloaded partition plus a few array operations.
+    parts (placements, cuts) are resolved once, and a state costs one payload look-up per codec
+    (per partition when the payload function has no ``payload_bytes_many``) plus a few array
+    operations.
     """
 
     def __init__(self, model: CostModel, partitions: Sequence[Partition]):

@@ -131,19 +131,18 @@ class PayloadFit:
 
     def payload_bytes_many(self, after_layers: np.ndarray, codec_name: str, complexity: float) -> np.ndarray:
         """:meth:`payload_bytes` of the chain cuts after ``after_layers`` (int array), at once."""
-        if codec_name not in self._arrays:
-            cuts = sorted({k for k, c in self.fits if c == codec_name})
-            lines = np.full((2, max(cuts, default=INPUT) + 2), np.nan)  # column k + 1: cut k
-            for k in cuts:
-                lines[:, k + 1] = self._lines[k, codec_name]
+        if codec_name not in self._arrays:  # intercepts and slopes by cut index + 1, NaN where not fitted
+            lines = np.full((2, max(k for k, _ in self.fits) + 2), np.nan)
+            for (k, name), line in self._lines.items():
+                if name == codec_name:
+                    lines[:, k + 1] = line
             self._arrays[codec_name] = lines
-        intercept, slope = self._arrays[codec_name][:, np.asarray(after_layers) + 1] \
-            if np.max(after_layers, initial=INPUT) + 1 < self._arrays[codec_name].shape[1] else (None, None)
-        if intercept is None or np.isnan(intercept).any():
+        lines, columns = self._arrays[codec_name], np.asarray(after_layers) + 1
+        if columns.size and (columns.max() >= lines.shape[1] or np.isnan(lines[0, columns]).any()):
             for k in after_layers:
                 self.fit(int(k), codec_name)  # raises, naming what there is
         low, high = self.complexity_range
-        return intercept + slope * min(max(complexity, low), high)
+        return lines[0, columns] + lines[1, columns] * min(max(complexity, low), high)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created_utc": self.created_utc, "model": self.model, "source": self.source,
