@@ -20,6 +20,7 @@ from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnosti
                                   parameter_error, run_node)
 from l2p_ros.nodes.model_params import declare_model, model_id
 from l2p_ros.policies.cost_model import CostModel, derive_profile
+from l2p_ros.policies.payload_fit import ensure_payload_fit, load_payload_fit
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import SystemState
 from l2p_ros.profiling import ProfileError, ensure_profile, load_profile
@@ -36,6 +37,9 @@ class PartitionerNode(Node):
         cloud_profile = declare(self, "cloud_profile", "",
                                 "cloud profile YAML ('' = the edge profile sped up by cloud_speed_factor, labelled derived)")
         cloud_speed_factor = declare(self, "cloud_speed_factor", 1.0, "cloud speed relative to the edge profile")
+        payload_fit = declare(self, "payload_fit", "",
+                              "payload bytes by frame complexity: a fit YAML, 'auto' (measure on real frames "
+                              "once and cache) or '' (the profile's single-frame sizes)")
         self.codec = declare(self, "codec", "fp32", "codec for tensor cuts")
         image_codec = declare(self, "image_codec", "jpeg-q75", "codec for image offload")
         frame_interval_ms = declare(self, "frame_interval_ms", 100.0, "camera period, for throughput-aware policies")
@@ -58,12 +62,16 @@ class PartitionerNode(Node):
             edge = load_profile(edge_path)
             cloud = load_profile(cloud_profile) if cloud_profile else derive_profile(
                 edge, cloud_speed_factor, f"edge profile x{cloud_speed_factor}")
-            self.cost_model = CostModel(graph, edge, cloud)
+            fit = None
+            if payload_fit:
+                fit = load_payload_fit(ensure_payload_fit(model, input_size, log=self.get_logger().info)
+                                       if payload_fit == "auto" else payload_fit)
+            self.cost_model = CostModel(graph, edge, cloud, payload_bytes_fn=fit)
             self.policy = make_policy(policy_name, self.cost_model, codec=self.codec, image_codec=image_codec,
                                       frame_interval_ms=frame_interval_ms)
         except ProfileError as error:
-            raise parameter_error(self, "edge_profile/cloud_profile", f"{edge_profile}/{cloud_profile}",
-                                  str(error)) from None
+            raise parameter_error(self, "edge_profile/cloud_profile/payload_fit",
+                                  f"{edge_profile}/{cloud_profile}/{payload_fit}", str(error)) from None
         except ValueError as error:
             raise parameter_error(self, "policy/codec", f"{policy_name}/{self.codec}", str(error)) from None
 
