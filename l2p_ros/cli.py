@@ -181,10 +181,12 @@ def cmd_evaluate(args) -> int:
     from l2p_ros.simulation.scenarios import trace_scenario
 
     policies = [name.strip() for name in args.policies.split(",") if name.strip()] if args.policies else None
+    extra = _load_ppo_policies(args.ppo, args.model) if args.ppo else None
     evaluation = evaluate(trace_scenario(args.trace) if args.trace else args.scenario, args.model, policies,
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                           cloud_speed_factor=args.cloud_speed_factor, fps=args.fps, deadline_ms=args.deadline_ms,
-                          frames_per_clip=args.video_frames, log=lambda text: print(text, file=sys.stderr))
+                          frames_per_clip=args.video_frames, extra_policies=extra,
+                          log=lambda text: print(text, file=sys.stderr))
     paths = write_report(evaluation, args.out)
     print(paths["markdown"].read_text())
     print("wrote " + ", ".join(str(path) for path in paths.values()))
@@ -207,8 +209,73 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: the scenario's)")
     p.add_argument("--deadline-ms", type=float, default=None, help="deadline (default: the scenario's)")
     p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
+    p.add_argument("--ppo", default=None, help="trained policy files (l2p train-ppo), comma separated; each is "
+                   "reported under its own name (ppo, ppo-resource-only, ...)")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"))
     p.set_defaults(func=cmd_evaluate)
+
+
+def _load_ppo_policies(files: str, model: str) -> dict:
+    """``--ppo a.npz,b.npz``: the policies by report name (a repeated name gets the file's stem),
+    each checked to fit ``model``."""
+    from l2p_ros.policies.learned import LearnedPolicy
+    from l2p_ros.simulation.world import model_graph
+
+    num_layers = model_graph(model).num_layers
+    policies = {}
+    for file in filter(None, (f.strip() for f in files.split(","))):
+        policy = LearnedPolicy.load(file, num_layers)
+        name = policy.name if policy.name not in policies else f"{policy.name}:{Path(file).stem}"
+        policy.name = name
+        policies[name] = policy
+    return policies
+
+
+def cmd_train_ppo(args) -> int:
+    import shlex
+
+    from l2p_ros.simulation.scenarios import get_scenario
+    from l2p_ros.simulation.training import PpoConfig, train_ppo
+    from l2p_ros.simulation.world import build_world
+
+    scenario = get_scenario(args.scenario)
+    world = build_world(args.model, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
+                        cloud_speed_factor=args.cloud_speed_factor, frames_per_clip=args.video_frames,
+                        log=lambda text: print(text, file=sys.stderr))
+    config = PpoConfig(**({"timesteps": args.timesteps} if args.timesteps else {}), seed=args.seed,
+                       torch_threads=args.threads)
+    # Recorded in the file: the command that reproduces it, every setting spelled out.
+    command = ["l2p", "train-ppo", "--scenario", scenario.name, "--ablation", args.ablation,
+               "--timesteps", str(config.timesteps), "--seed", str(config.seed), "--threads", str(args.threads),
+               "--model", str(args.model), "--cloud-speed-factor", f"{args.cloud_speed_factor:g}",
+               "--video-frames", str(args.video_frames), "--out", str(args.out)]
+    for flag, path in (("--edge-profile", args.edge_profile), ("--cloud-profile", args.cloud_profile)):
+        command += [flag, str(path)] if path else []
+    policy = train_ppo(world, scenario, args.ablation, config, command=shlex.join(command),
+                       log=lambda text: print(text, file=sys.stderr)).policy
+    path = policy.save(args.out)
+    training = policy.metadata["training"]
+    check = training["verification"]
+    print(f"wrote {path} ({policy.name}): {training['timesteps']} timesteps in {training['wall_time_s']:.0f} s; "
+          f"numpy inference matches stable-baselines3 on {check['same_action']}/{check['observations']} observations")
+    return 0
+
+
+def _add_train_ppo_parser(sub) -> None:
+    p = sub.add_parser("train-ppo", help="train the learning-to-partition PPO policy in the simulator")
+    p.add_argument("--scenario", default="l2p-paper", help="scenario to train on (default: l2p-paper)")
+    p.add_argument("--ablation", default="full",
+                   help="observation: full, or the paper's ablations resource-only, no-network, complexity-only")
+    p.add_argument("--timesteps", type=int, default=None, help="simulated frames to train on (default: 600000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--model", default="yolov3-tiny", help="yolov3, yolov3-tiny or a Darknet .cfg path")
+    p.add_argument("--edge-profile", type=Path, default=None, help="default: measured on this host")
+    p.add_argument("--cloud-profile", type=Path, default=None, help="default: derived from the edge profile")
+    p.add_argument("--cloud-speed-factor", type=float, default=20.0, help="cloud speed / edge speed when derived")
+    p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
+    p.add_argument("--out", type=Path, required=True, help="policy file to write (.npz)")
+    p.set_defaults(func=cmd_train_ppo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     _add_evaluate_parser(sub)
+    _add_train_ppo_parser(sub)
     return parser
 
 

@@ -6,15 +6,17 @@ from l2p_ros.policies.baselines import CloudOnly, EdgeOnly, FixedCut, Greedy, St
 from l2p_ros.policies.cost_model import CostModel
 from l2p_ros.policies.dads import DadsPolicy
 from l2p_ros.policies.heuristic import HeuristicPolicy
+from l2p_ros.policies.learned import LearnedPolicy
 from l2p_ros.policies.score import ScorePolicy, ScoreWeights
 from l2p_ros.policies.types import Partition, Policy, SystemState
 
 # ``greedy`` searches every chain cut (Neurosurgeon); ``dnnsplit`` is the same cost model over the
 # DNNSplit candidates only; ``fixed:K`` always cuts after layer K; ``heuristic`` moves the cut by
 # bandwidth thresholds derived at ``nominal``; ``score`` weighs energy and latency under a cap over
-# two- and three-tier cuts (three only when the cost model has a fog).
+# two- and three-tier cuts (three only when the cost model has a fog); ``ppo:FILE`` loads a trained
+# policy file (``l2p train-ppo``), which brings its own candidate partitions and codecs.
 POLICY_NAMES = ("edge-only", "cloud-only", "fixed:K", "static-optimal", "heuristic", "greedy", "dnnsplit",
-                "dads", "dads-light", "dads-heavy", "score")
+                "dads", "dads-light", "dads-heavy", "score", "ppo:FILE")
 NOMINAL_STATE = SystemState(bandwidth_mbps=20.0, rtt_ms=20.0, edge_load=0.0, frame_complexity=0.5)
 
 
@@ -56,6 +58,8 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
         policy = Greedy(cost_model, codec=codec, image_codec=image_codec)
         policy.name = "dnnsplit"
         return policy
+    if name.startswith("ppo:"):
+        return LearnedPolicy.load(name.split(":", 1)[1], num_layers)
     if name in ("dads", "dads-light", "dads-heavy"):
         mode = {"dads": "auto", "dads-light": "light", "dads-heavy": "heavy"}[name]
         policy = DadsPolicy(cost_model, frame_interval_ms, mode, codec, image_codec)
