@@ -88,19 +88,30 @@ class Profile:
         }
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=120))
+        save_yaml(path, self.to_dict())
+
+
+def save_yaml(path: str | Path, data: dict) -> None:
+    """Write a measurement file (profile, payload fit), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, width=120))
+
+
+def read_versioned_yaml(path: str | Path, schema: str, what: str) -> dict:
+    """The mapping in a measurement file; ProfileError naming the file when missing or of another schema."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProfileError(f"{what} not found: {path}")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or data.get("schema") != schema:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise ProfileError(f"{path}: schema {found!r} is not {schema!r}")
+    return data
 
 
 def load_profile(path: str | Path) -> Profile:
-    path = Path(path)
-    if not path.is_file():
-        raise ProfileError(f"profile not found: {path}")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise ProfileError(f"{path}: schema {found!r} is not {SCHEMA!r}")
+    data = read_versioned_yaml(path, SCHEMA, "profile")
     try:
         layers = [LayerProfile(**entry) for entry in data["layers"]]
         cuts = [CutProfile(**entry) for entry in data["cuts"]]

@@ -34,7 +34,6 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 import torch
-import yaml
 
 from l2p_ros import codec
 from l2p_ros.complexity import ComplexityMeter
@@ -42,7 +41,7 @@ from l2p_ros.model.darknet import Darknet
 from l2p_ros.model.graph import INPUT, Cut, crossing_bytes
 from l2p_ros.model.postprocess import letterbox
 from l2p_ros.model.runner import SplitRunner
-from l2p_ros.profiling import ProfileError
+from l2p_ros.profiling import ProfileError, read_versioned_yaml, save_yaml
 
 SCHEMA = "l2p-payload-fit/1"
 RAW_IMAGE = "raw"  # image offload as uncompressed uint8 pixels (the profile's name for it)
@@ -151,19 +150,11 @@ class PayloadFit:
                 "fits": [asdict(f) for f in self.fits.values()]}
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=120))
+        save_yaml(path, self.to_dict())
 
 
 def load_payload_fit(path: str | Path) -> PayloadFit:
-    path = Path(path)
-    if not path.is_file():
-        raise ProfileError(f"payload fit not found: {path}")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise ProfileError(f"{path}: schema {found!r} is not {SCHEMA!r}")
+    data = read_versioned_yaml(path, SCHEMA, "payload fit")
     try:
         return PayloadFit(data["model"], data["source"], data["complexity_range"],
                           [CutFit(**entry) for entry in data["fits"]], data.get("content_dependence"),
