@@ -173,8 +173,12 @@ class EdgeNode(Node):
                 else:
                     self.process(pending)
             except Exception as error:  # a frame must never take the worker down
-                self.stats.drop("edge_error")
-                self.get_logger().error(f"frame failed on the edge: {error!r}")
+                self.get_logger().error(f"frame failed on the edge path ({error!r}); running it locally")
+                try:  # e.g. a decision naming a cut or codec this model cannot use: the frame is not lost
+                    self.finish_locally(pending, fallback=False)
+                except Exception as local_error:
+                    self.stats.drop("edge_error")
+                    self.get_logger().error(f"frame failed locally too: {local_error!r}")
 
     def _cut_and_codec(self, decision: PartitionDecision | None):
         if decision is None:
@@ -200,7 +204,8 @@ class EdgeNode(Node):
         msg = frame_to_msg(frame, FeatureMap(header=pending.header,
                                              frame_seq=pending.decision.frame_seq if pending.decision else 0))
         msg.run_until_layer = -1
-        if pending.decision is not None and pending.decision.fog_until_layer > cut.after_layer:
+        if (pending.decision is not None and cut.after_layer is not None
+                and pending.decision.fog_until_layer > cut.after_layer):
             msg.run_until_layer = pending.decision.fog_until_layer
         timings = msg.timings
         timings.captured = pending.header.stamp
