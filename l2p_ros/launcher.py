@@ -69,11 +69,13 @@ class NodeSet:
         self.nodes = nodes
         self.running: dict[str, RunningNode] = {}
 
-    def start(self, name: str) -> RunningNode:
+    def start(self, name: str, executable: str | None = None) -> RunningNode:
+        """Start node ``name``; ``executable`` (default: the same) lets one run twice, e.g. a fog cloud_node."""
         log_path = self.work_dir / f"{name}.log"
         log = log_path.open("w")
+        rename = ["-r", f"__node:={name}"] if executable not in (None, name) else []
         process = subprocess.Popen(
-            [sys.executable, "-m", f"l2p_ros.nodes.{name}", "--ros-args",
+            [sys.executable, "-m", f"l2p_ros.nodes.{executable or name}", "--ros-args", *rename,
              "--params-file", str(self.params_file)],
             env=local_dds_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.running[name] = RunningNode(name, process, log_path)

@@ -17,10 +17,16 @@ from l2p_ros.profiling import ensure_profile  # noqa: E402
 
 
 @contextlib.contextmanager
-def live_pipeline(overrides: dict, start_camera: bool = True):
-    """Yields (nodes, observer) with every node but the camera running and ready; camera started last."""
+def live_pipeline(overrides: dict, start_camera: bool = True, extra_nodes: dict | None = None):
+    """Yields (nodes, observer) with every node but the camera running and ready; camera started last.
+
+    ``extra_nodes``: {name: (executable, {parameter: value})}, e.g. a fog instance of cloud_node,
+    whose parameters start as a copy of the executable's own section.
+    """
     # The camera waits for the edge, the partitioner and this observer: no frame lost to discovery.
     params = prepared_parameters(None, {("camera_node", "min_subscribers"): 3, **overrides})
+    for name, (executable, node_overrides) in (extra_nodes or {}).items():
+        params[name] = {"ros__parameters": {**params[executable]["ros__parameters"], **node_overrides}}
     partitioner = params["partitioner_node"]["ros__parameters"]
     ensure_profile(partitioner["model"], int(partitioner["input_size"]), threads=int(partitioner["profile_threads"]))
     rclpy.init()
@@ -28,6 +34,8 @@ def live_pipeline(overrides: dict, start_camera: bool = True):
     nodes = NodeSet(params, temporary_work_dir())
     try:
         nodes.start_all(except_nodes=("camera_node",))
+        for name, (executable, _) in (extra_nodes or {}).items():
+            nodes.start(name, executable)
         wait_ready(observer, nodes, time.monotonic())
         if start_camera:
             nodes.start("camera_node")

@@ -117,6 +117,8 @@ class CloudNode(Node):
             out_frame = self.detector.fog(frame, msg.run_until_layer, self.fog_spec)
             out = frame_to_msg(out_frame, FeatureMap(header=msg.header, frame_seq=msg.frame_seq))
             out.run_until_layer = -1
+            out.edge_cut_after_layer = msg.edge_cut_after_layer
+            out.executed_on = f"{msg.executed_on}+fog" if msg.executed_on else "fog"
             out.timings = timings
             out.timings.edge_ms += out_frame.edge_ms  # fog compute counts as pre-cloud work
             out.timings.encode_ms += out_frame.encode_ms
@@ -129,10 +131,12 @@ class CloudNode(Node):
             self.stats.offloaded(msg.payload_bytes)
             return
         result = self.detector.cloud(frame)
+        via_fog = "fog" in msg.executed_on
         out = DetectionArray(header=msg.header, frame_seq=msg.frame_seq, model_id=msg.model_id,
-                             cut_after_layer=msg.cut_after_layer, fog_until_layer=-1,
+                             cut_after_layer=msg.edge_cut_after_layer if via_fog else msg.cut_after_layer,
+                             fog_until_layer=msg.cut_after_layer if via_fog else -1,
                              codec=msg.codec if msg.compression in ("", "none") else f"{msg.codec}+{msg.compression}",
-                             executed_on="edge+cloud" if msg.cut_after_layer >= 0 else "cloud")
+                             executed_on=f"{msg.executed_on}+cloud" if msg.executed_on else "cloud")
         out.detections = detections_to_msgs(result.detections)
         timings.decode_ms, timings.cloud_ms = result.decode_ms, result.cloud_ms
         timings.total_ms = (now_s() - from_time_msg(timings.captured)) * 1e3

@@ -204,6 +204,8 @@ class EdgeNode(Node):
         msg = frame_to_msg(frame, FeatureMap(header=pending.header,
                                              frame_seq=pending.decision.frame_seq if pending.decision else 0))
         msg.run_until_layer = -1
+        msg.edge_cut_after_layer = msg.cut_after_layer
+        msg.executed_on = "" if cut.is_image_offload else "edge"
         if (pending.decision is not None and cut.after_layer is not None
                 and pending.decision.fog_until_layer > cut.after_layer):
             msg.run_until_layer = pending.decision.fog_until_layer

@@ -117,7 +117,11 @@ class PartitionerNode(Node):
         metrics = self.meter.measure(image)
         state = self.state(metrics.complexity)
         partition = self.policy.decide(state)
-        prediction = self.cost_model.predict(partition, state)
+        try:
+            prediction = self.cost_model.predict(partition, state)
+        except ValueError as error:  # e.g. a fixed three-tier split without a fog profile to predict it
+            prediction = None
+            self.get_logger().warning(f"no prediction for {partition}: {error}", throttle_duration_sec=30.0)
         decision_ms = (time.perf_counter() - start) * 1e3
 
         out = PartitionDecision(header=msg.header, frame_seq=self.decisions, policy=self.policy.name,
@@ -127,10 +131,13 @@ class PartitionerNode(Node):
         if partition.edge_layers is not None:
             out.edge_layers = sorted(partition.edge_layers)
         # float()/int() everywhere: a wrong Python type aborts the process in rosidl's C conversion.
-        out.predicted_edge_ms, out.predicted_transfer_ms = float(prediction.edge_ms), float(prediction.transfer_ms)
-        out.predicted_cloud_ms, out.predicted_total_ms = float(prediction.cloud_ms), float(prediction.total_ms)
-        out.predicted_edge_energy_j = float(prediction.edge_energy_j)
-        out.predicted_payload_bytes = int(min(prediction.payload_bytes, 2**32 - 1))
+        nan = float("nan")
+        out.predicted_edge_ms = float(prediction.edge_ms) if prediction else nan
+        out.predicted_transfer_ms = float(prediction.transfer_ms) if prediction else nan
+        out.predicted_cloud_ms = float(prediction.cloud_ms) if prediction else nan
+        out.predicted_total_ms = float(prediction.total_ms) if prediction else nan
+        out.predicted_edge_energy_j = float(prediction.edge_energy_j) if prediction else nan
+        out.predicted_payload_bytes = int(min(prediction.payload_bytes, 2**32 - 1)) if prediction else 0
         out.bandwidth_mbps, out.rtt_ms = float(state.bandwidth_mbps), float(state.rtt_ms)
         out.frame_complexity = float(metrics.complexity)
         out.edge_cpu_percent = float(self.load.cpu_percent) if self.load else float("nan")

@@ -35,16 +35,7 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
     if name == "cloud-only":
         return CloudOnly(image_codec)
     if name.startswith("fixed:"):
-        value = name.split(":", 1)[1]
-        cut = {"edge": num_layers - 1, "cloud": INPUT}.get(value)
-        if cut is None:
-            if not value.lstrip("-").isdigit() or not INPUT <= int(value) < num_layers:
-                raise ValueError(f"policy {name!r}: the cut must be 'edge', 'cloud' or -1..{num_layers - 1}")
-            cut = int(value)
-        partition = Partition.image_offload(image_codec) if cut == INPUT else Partition.chain(cut, codec)
-        policy = FixedCut(partition)
-        policy.name = name
-        return policy
+        return _fixed(name, num_layers, codec, image_codec)
     if name == "static-optimal":
         return StaticOptimal(cost_model, nominal, codec=codec, image_codec=image_codec)
     if name == "heuristic":
@@ -66,3 +57,31 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
         policy.name = name
         return policy
     raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
+
+
+def _fixed(name: str, num_layers: int, codec: str, image_codec: str) -> Policy:
+    """``fixed:K`` (two tiers) or ``fixed:K:J`` (layers K+1..J on a fog tier); K may be edge or cloud."""
+    parts = name.split(":")[1:]
+
+    def layer(value: str) -> int:
+        cut = {"edge": num_layers - 1, "cloud": INPUT}.get(value)
+        if cut is None:
+            if not value.lstrip("-").isdigit() or not INPUT <= int(value) < num_layers:
+                raise ValueError(f"policy {name!r}: a cut must be 'edge', 'cloud' or -1..{num_layers - 1}")
+            cut = int(value)
+        return cut
+
+    if not 1 <= len(parts) <= 2:
+        raise ValueError(f"policy {name!r}: expected fixed:K or fixed:K:J")
+    cut = layer(parts[0])
+    fog = layer(parts[1]) if len(parts) == 2 else None
+    if fog is not None and not cut < fog < num_layers - 1:
+        raise ValueError(f"policy {name!r}: the fog range must end after the edge cut and before the last layer")
+    if fog is None:
+        partition = Partition.image_offload(image_codec) if cut == INPUT else Partition.chain(cut, codec)
+    else:
+        partition = Partition(cut_after_layer=cut, fog_until_layer=fog,
+                              codec=image_codec if cut == INPUT else codec)
+    policy = FixedCut(partition)
+    policy.name = name
+    return policy
