@@ -105,7 +105,8 @@ class PipelineObserver(Node):
                 drops[f"{topic.split('/')[1] if topic != 'l2p/pipeline_stats' else 'cloud'}:{drop.reason}"] += drop.count
         totals = [r.timings["total_ms"] for r in records]
         edge_stats = self.stats.get("l2p/edge/stats")
-        frames_in = edge_stats.frames_in if edge_stats else len(seen)
+        # The edge's counters arrive once a second; the frames this observer saw are never older.
+        frames_in = max(edge_stats.frames_in if edge_stats else 0, len(seen))
         dropped = sum(drops.values())
         return {
             "frames_captured_seen": len(seen),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -9,6 +10,10 @@ from l2p_ros.dds import use_local_dds
 from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir
 
 READY_TIMEOUT_S = 120.0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _overrides(source, image_topic, frames, policy, rate_hz) -> dict:
@@ -53,6 +58,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary."""
     use_local_dds()
     import rclpy
+    import rclpy.signals
 
     from l2p_ros.observer import PipelineObserver
     from l2p_ros.profiling import ensure_profile
@@ -71,7 +77,11 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         from l2p_ros.bag import BagRecorder
 
         recorder = BagRecorder(record)
-    rclpy.init()
+    # Ctrl-C must reach this loop as KeyboardInterrupt (to stop the nodes and print the summary),
+    # not shut the rclpy context down under it, which is what rclpy's own SIGINT handler does.
+    rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (&)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the nodes too, not only Ctrl-C
     observer = PipelineObserver(params["camera_node"]["ros__parameters"].get("output_topic", "camera/image_raw"),
                                 recorder, print_frames)
     nodes = NodeSet(params, work_dir)
@@ -111,7 +121,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         timeline = observer.timeline()
         summary["frame_stamps"] = observer.frame_stamps()
         observer.destroy_node()
-        rclpy.shutdown()
+        if rclpy.ok():
+            rclpy.shutdown()
         if recorder is not None:
             recorder.close()
     if summary_json:
