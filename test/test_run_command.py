@@ -1,0 +1,31 @@
+"""`l2p run` as a user runs it: Ctrl-C stops every node process and still prints the summary."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+
+def test_ctrl_c_stops_the_nodes_and_prints_the_summary(tmp_path):
+    summary_json = tmp_path / "summary.json"
+    process = subprocess.Popen([sys.executable, "-m", "l2p_ros.cli", "run", "--frames", "0", "--quiet",
+                                "--summary-json", str(summary_json)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 120
+    for line in process.stdout:  # until the camera runs
+        lines.append(line)
+        if "starting the camera" in line or time.monotonic() > deadline:
+            break
+    work_dir = next(line.split("logs in ")[1].split(")")[0] for line in lines if "logs in" in line)
+    time.sleep(4.0)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=90)
+    assert process.returncode == 0, "".join(lines) + out
+    assert "interrupted: stopping the nodes" in out and "summary" in out
+    nodes_left = [p for p in psutil.process_iter(["cmdline"]) if work_dir in " ".join(p.info["cmdline"] or [])]
+    assert nodes_left == []
+    summary = json.loads(summary_json.read_text())["summary"]
+    assert summary["interrupted"] is True and summary["frames_detected"] > 0
