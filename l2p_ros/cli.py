@@ -256,7 +256,8 @@ def cmd_train_ppo(args) -> int:
     path = policy.save(args.out)
     training = policy.metadata["training"]
     check = training["verification"]
-    print(f"wrote {path} ({policy.name}): {training['timesteps']} timesteps in {training['wall_time_s']:.0f} s; "
+    print(f"wrote {path} ({policy.name}): {training['timesteps']} timesteps in {training['wall_time_s']:.0f} s "
+          f"({training['cpu_time_s']:.0f} s CPU); "
           f"numpy inference matches stable-baselines3 on {check['same_action']}/{check['observations']} observations")
     return 0
 
@@ -266,7 +267,7 @@ def _add_train_ppo_parser(sub) -> None:
     p.add_argument("--scenario", default="l2p-paper", help="scenario to train on (default: l2p-paper)")
     p.add_argument("--ablation", default="full",
                    help="observation: full, or the paper's ablations resource-only, no-network, complexity-only")
-    p.add_argument("--timesteps", type=int, default=None, help="simulated frames to train on (default: 600000)")
+    p.add_argument("--timesteps", type=int, default=None, help="simulated frames to train on (default: 2000000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--model", default="yolov3-tiny", help="yolov3, yolov3-tiny or a Darknet .cfg path")

@@ -7,11 +7,13 @@ one of the candidate partitions the policy was trained over.
 File format (``schema: l2p-ppo-policy/1``): one ``.npz`` (zip of ``.npy`` arrays, read with
 ``allow_pickle=False``) holding
 
-- ``metadata``: uint8, the UTF-8 bytes of a JSON object: ``schema``; ``observation``
-  (:meth:`ObservationSpec.to_dict`); ``network`` (``activation``: ``tanh`` or ``relu``,
-  ``num_layers``); ``candidates`` (one object per action: ``cut_after_layer``, ``edge_layers``,
-  ``fog_until_layer``, ``codec``, ``label``); ``model`` (``name``, ``num_layers``); ``training``
-  (free-form: scenario, ablation, timesteps, seed, wall time, hyperparameters, verification);
+- ``metadata``: uint8, the UTF-8 bytes of a JSON object: ``schema``; ``name`` (the report name,
+  ``ppo`` or ``ppo-<ablation>``, for readers: loading derives it from the observation);
+  ``observation`` (:meth:`ObservationSpec.to_dict`); ``network`` (``activation``: ``tanh`` or
+  ``relu``, ``num_layers``, ``sizes``: inputs then each layer's outputs); ``candidates`` (one
+  object per action: ``cut_after_layer``, ``edge_layers``, ``fog_until_layer``, ``codec``,
+  ``label``); ``model`` (``name``, ``num_layers``); ``training`` (free-form provenance: scenario,
+  ablation, timesteps, seed, wall time, command, hyperparameters, learning curve, verification);
 - ``weight_i``, ``bias_i`` for i = 0..num_layers-1: float32 dense layers, ``weight_i`` of shape
   (out, in) as in ``torch.nn.Linear``; ``activation`` follows every layer but the last.
 
@@ -183,6 +185,7 @@ class LearnedPolicy(Policy):
             depth = int(network["num_layers"])
             activation = str(network["activation"])
             candidates = [partition_from_dict(c) for c in metadata["candidates"]]
+            model = dict(metadata.get("model") or {})
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise PolicyFileError(f"bad metadata: {type(error).__name__}: {error}") from None
         if not 1 <= depth <= MAX_LAYERS:
@@ -194,13 +197,16 @@ class LearnedPolicy(Policy):
         for i in range(depth):
             for kind, target in (("weight", weights), ("bias", biases)):
                 array = arrays[f"{kind}_{i}"]
-                if array.dtype != np.float32 or max(array.shape, default=0) > MAX_WIDTH:
-                    raise PolicyFileError(f"{kind}_{i}: {array.dtype} {array.shape}, expected float32 "
-                                          f"with dimensions <= {MAX_WIDTH}")
+                ndim = 2 if kind == "weight" else 1
+                if array.dtype != np.float32 or array.ndim != ndim or max(array.shape) > MAX_WIDTH:
+                    raise PolicyFileError(f"{kind}_{i}: {array.dtype} {array.shape}, expected {ndim}-D "
+                                          f"float32 with dimensions <= {MAX_WIDTH}")
                 if not np.all(np.isfinite(array)):
                     raise PolicyFileError(f"{kind}_{i} holds NaN or infinity")
                 target.append(array)
-        model = metadata.get("model", {})
+        sizes = [spec.size] + [w.shape[0] for w in weights]
+        if network.get("sizes", sizes) != sizes:
+            raise PolicyFileError(f"network.sizes {network['sizes']} but the arrays have {sizes}")
         if num_layers is not None:
             if model.get("num_layers") not in (None, num_layers):
                 raise PolicyFileError(f"trained for a {model.get('num_layers')}-layer model "
