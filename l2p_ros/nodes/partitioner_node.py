@@ -16,6 +16,7 @@ from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecis
 from l2p_ros.complexity import ComplexityMeter
 from l2p_ros.model.cfg import bundled_cfg, parse_cfg
 from l2p_ros.model.graph import LayerGraph
+from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, msg_to_image,
                                   parameter_error, run_node)
 from l2p_ros.nodes.model_params import declare_model, model_id
@@ -76,6 +77,7 @@ class PartitionerNode(Node):
             raise parameter_error(self, "policy/codec", f"{policy_name}/{self.codec}", str(error)) from None
 
         self.meter = ComplexityMeter()
+        self.power_calibrator = PowerCalibrator()
         self.network: NetworkState | None = None
         self.load: EdgeLoad | None = None
         self.decisions = 0
@@ -92,6 +94,19 @@ class PartitionerNode(Node):
 
     def on_load(self, msg: EdgeLoad) -> None:
         self.load = msg
+        # Measured edge power when the load monitor can read it: NVML on a GPU edge, else RAPL.
+        if math.isfinite(msg.gpu_power_w) and math.isfinite(msg.gpu_percent):
+            self.power_calibrator.sensor = "NVML"
+            self.power_calibrator.add(msg.gpu_percent / 100.0, msg.gpu_power_w)
+        elif math.isfinite(msg.cpu_package_power_w):
+            self.power_calibrator.add(msg.cpu_percent / 100.0, msg.cpu_package_power_w)
+        if len(self.power_calibrator) and len(self.power_calibrator) % 10 == 0:
+            measured = self.power_calibrator.model(self.cost_model.power)
+            if measured is not None:
+                if not self.cost_model.power.source.startswith("measured"):
+                    self.get_logger().info(f"edge power model now {measured.source}: idle "
+                                           f"{measured.idle_w:.1f} W, active {measured.active_w:.1f} W")
+                self.cost_model.power = measured
 
     def state(self, complexity: float) -> SystemState:
         bandwidth, rtt = self.default_bandwidth_mbps, self.default_rtt_ms

@@ -1,0 +1,77 @@
+"""The partitioner node in its own process: decisions per frame, and a measured edge power model."""
+import time
+
+import numpy as np
+import pytest
+
+from l2p_ros.dds import use_local_dds
+
+use_local_dds()
+
+import rclpy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from l2p_msgs.msg import EdgeLoad, PartitionDecision  # noqa: E402
+from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
+from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS, image_to_msg  # noqa: E402
+from l2p_ros.profiling import ensure_profile  # noqa: E402
+
+
+@pytest.fixture()
+def partitioner():
+    params = prepared_parameters(None, {("partitioner_node", "policy"): "fixed:edge"})
+    ensure_profile("yolov3-tiny", 416, threads=int(params["partitioner_node"]["ros__parameters"]["profile_threads"]))
+    rclpy.init()
+    node = rclpy.create_node("test_partitioner_peer")
+    nodes = NodeSet(params, temporary_work_dir(), nodes=("partitioner_node",))
+    nodes.start_all()
+    try:
+        yield node, nodes
+    finally:
+        nodes.stop_all()
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+def _spin_until(node, predicate, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not predicate():
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return predicate()
+
+
+def test_edge_energy_follows_the_measured_power_model(partitioner):
+    node, nodes = partitioner
+    decisions = []
+    node.create_subscription(PartitionDecision, "l2p/decision", decisions.append, FRAME_QOS)
+    load_pub = node.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
+    image_pub = node.create_publisher(Image, "camera/image_raw", IMAGE_QOS)
+    assert _spin_until(node, lambda: image_pub.get_subscription_count() > 0 or bool(nodes.failed()), 90), \
+        nodes.failed()
+    frame = np.zeros((480, 640, 3), np.uint8)
+
+    def decide():
+        """Publish frames until one gets its decision (the first may race DDS discovery)."""
+        count = len(decisions)
+        for _ in range(20):
+            image_pub.publish(image_to_msg(frame, time.time(), "camera"))
+            if _spin_until(node, lambda: len(decisions) > count, 0.5):
+                return decisions[-1]
+        raise AssertionError("no PartitionDecision within 10 s")
+
+    assumed = decide()
+    assert assumed.cut_after_layer == 23 and assumed.policy == "fixed:edge"
+    assert assumed.predicted_edge_energy_j / assumed.predicted_edge_ms * 1e3 == pytest.approx(15.0)  # assumed W
+    # A RAPL-like sensor: 5 W idle, 25 W flat out; the load monitor's samples as it would publish them.
+    for cpu_percent in np.linspace(10, 90, 30):
+        load_pub.publish(EdgeLoad(cpu_percent=float(cpu_percent), memory_percent=40.0,
+                                  cpu_package_power_w=5.0 + 0.2 * float(cpu_percent), gpu_percent=float("nan"),
+                                  gpu_memory_percent=float("nan"), gpu_power_w=float("nan")))
+        rclpy.spin_once(node, timeout_sec=0.02)
+    time.sleep(0.5)
+    load_pub.publish(EdgeLoad(cpu_percent=0.0, cpu_package_power_w=float("nan"), gpu_percent=float("nan"),
+                              gpu_power_w=float("nan")))  # back to idle for the frame itself
+    time.sleep(0.3)
+    measured = decide()
+    assert measured.predicted_edge_energy_j / measured.predicted_edge_ms * 1e3 == pytest.approx(25.0, rel=0.02)
+    assert "power model now measured: RAPL" in (nodes.running["partitioner_node"].log_path.read_text())
