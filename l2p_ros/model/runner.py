@@ -2,6 +2,8 @@
 
 Both halves call ``Darknet.layer_forward`` on the same inputs in the same order as the full
 forward pass, so ``tail(head(x))`` is bit-identical to ``model(x)`` in fp32 (invariant 1).
+``layer_forward`` gives the same bits whatever the memory layout of its inputs (tested), so
+tensors decoded from the wire need no conversion.
 """
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ class SplitRunner:
     def __init__(self, model: Darknet):
         self.model = model
         self.graph = LayerGraph(model.spec)
-        self._memory_format = _memory_format_of(model)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -72,7 +73,7 @@ class SplitRunner:
     def head(self, image: torch.Tensor, cut: Cut | int | str) -> Payload:
         """Layers before the cut on a preprocessed image (1,3,S,S); returns the crossing tensors."""
         cut = self.cut(cut)
-        return self.run_segment({INPUT: self._prepare(image)}, cut.edge_layers, cut.crossing)
+        return self.run_segment({INPUT: image}, cut.edge_layers, cut.crossing)
 
     def middle(self, payload: Payload, first: Cut | int | str, second: Cut | int | str) -> Payload:
         """A fog tier: the layers between two cuts, from the first cut's tensors to the second's."""
@@ -80,36 +81,16 @@ class SplitRunner:
         if not first.edge_layers <= second.edge_layers:
             raise ValueError("the second cut must contain every layer of the first")
         self._check_payload(payload, first)
-        return self.run_segment(self._prepared(payload), second.edge_layers - first.edge_layers,
-                                second.crossing)
+        return self.run_segment(payload, second.edge_layers - first.edge_layers, second.crossing)
 
     def tail(self, payload: Payload, cut: Cut | int | str) -> list[torch.Tensor]:
         """Layers after the cut; returns the yolo outputs in ``model.yolo_indices`` order."""
         cut = self.cut(cut)
         self._check_payload(payload, cut)
         rest = set(range(self.graph.num_layers)) - cut.edge_layers
-        outputs = self.run_segment(self._prepared(payload), rest, self.graph.yolo_layers)
+        outputs = self.run_segment(payload, rest, self.graph.yolo_layers)
         return [outputs[i] for i in self.model.yolo_indices]
 
     def _check_payload(self, payload: Payload, cut: Cut) -> None:
         if set(payload) != set(cut.crossing):
             raise ValueError(f"payload carries layers {sorted(payload)}, cut needs {list(cut.crossing)}")
-
-    def _prepare(self, tensor: torch.Tensor) -> torch.Tensor:
-        # Received tensors may come back in another memory layout; convolutions must see the same
-        # layout as in the full forward pass to produce the same bits. The copy is exact.
-        if tensor.dim() == 4:
-            return tensor.contiguous(memory_format=self._memory_format)
-        return tensor
-
-    def _prepared(self, payload: Payload) -> Payload:
-        return {node: self._prepare(t) for node, t in payload.items()}
-
-
-def _memory_format_of(model: Darknet) -> torch.memory_format:
-    for parameter in model.parameters():
-        if parameter.dim() == 4:
-            if parameter.is_contiguous(memory_format=torch.channels_last) and not parameter.is_contiguous():
-                return torch.channels_last
-            return torch.contiguous_format
-    return torch.contiguous_format

@@ -195,7 +195,7 @@ def measure_table(model_name: str = "yolov3-tiny", input_size: int = 416, frames
         for index, frame in _read_frames(path, chosen):
             image, _ = letterbox(frame, input_size)
             with torch.inference_mode():
-                outputs = runner.run_segment(runner.head(image, INPUT), range(num_layers), range(num_layers))
+                outputs = runner.run_segment({INPUT: image}, range(num_layers), range(num_layers))
             sizes = np.zeros((len(specs), num_layers), dtype=np.int64)
             for layer, tensor in outputs.items():
                 for s, spec in enumerate(specs):
