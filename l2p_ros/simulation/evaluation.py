@@ -5,7 +5,10 @@ differ. Policies come from ``l2p_ros.policies.registry`` by name; ``oracle`` is 
 because it needs the simulator's true cost model; ``best-fixed`` is the best single candidate
 partition in hindsight (every DNNSplit candidate run fixed, the lowest mean kept), a stronger
 static baseline than ``static-optimal`` (chosen before the run under nominal conditions). A
-trained policy (PPO and its ablations) is passed in ``extra_policies``.
+trained policy (PPO and its ablations) is passed in ``extra_policies``. A scenario with a fog
+tier is played on the world's three-tier version (:meth:`World.for_scenario`): every policy
+predicts with the fog (``score`` then searches (i, j) pairs) and the scenario's
+``extra_policies`` (a fixed three-tier split) join the default set.
 
 All numbers are simulated (trace-driven, from measured profiles and real-frame payload sizes)
 and labelled so in the results.
@@ -128,10 +131,12 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
     world = world or build_world(model, edge_profile=edge_profile, cloud_profile=cloud_profile,
                                  cloud_speed_factor=cloud_speed_factor, frames_per_clip=frames_per_clip,
                                  log=log, progress_factory=progress_factory)
+    world = world.for_scenario(scenario)  # a fog tier when the scenario has one
     config = SimulationConfig(fps=scenario.fps if fps is None else fps,
                               deadline_ms=scenario.deadline_ms if deadline_ms is None else deadline_ms)
     duration_s = 60.0 * (minutes if minutes is not None else scenario.minutes)
-    names = list(policies) if policies is not None else list(DEFAULT_POLICIES)
+    names = list(policies) if policies is not None else list(DEFAULT_POLICIES) + [
+        name for name in scenario.extra_policies if name not in DEFAULT_POLICIES]
 
     def simulator():
         return world.simulator(scenario, duration_s, seed, config)
@@ -144,6 +149,7 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                      "seed": seed, "fps": config.fps, "deadline_ms": config.deadline_ms,
                      "max_vehicle_queue": config.max_vehicle_queue, "codec": scenario.codec,
                      "image_codec": scenario.image_codec, "trace": probe.trace.note,
+                     "tiers": 3 if world.fog_profile is not None else 2,
                      "estimator": vars(config.estimator), "nominal_state": vars(nominal)},
         "model": world.model_name,
         "sources": world.sources,
@@ -162,6 +168,9 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
         if name == "oracle":  # it must predict with this very simulator's truth
             evaluation.runs[name] = run(name, lambda sim: OraclePolicy(sim.true_model, (scenario.codec,),
                                                                        scenario.image_codec))
+            if world.fog_profile is not None:
+                evaluation.runs[name].summary["note"] = (
+                    "searches two-tier cuts only (forwarded by the fog): not a lower bound for three-tier partitions")
         elif name == "best-fixed":
             evaluation.runs[name] = _best_fixed(world, scenario, run)
         else:

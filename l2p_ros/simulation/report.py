@@ -55,6 +55,7 @@ def markdown_table(evaluation: Evaluation) -> str:
         "",
         f"- edge profile: {_describe(meta['sources']['edge_profile'])}",
         f"- cloud profile: {_describe(meta['sources']['cloud_profile'])}",
+        *([_describe_fog(meta['sources']['fog_profile'])] if "fog_profile" in meta["sources"] else []),
         f"- video: {meta['sources']['video_table']['note']}",
         "",
         "| Method | Mean latency (ms) | Std (ms) | Improvement over static optimal |",
@@ -95,6 +96,12 @@ def _describe(source: dict) -> str:
         factor = source.get("speed_factor")
         return f"DERIVED ({f'{factor:g}x the edge profile' if factor else source.get('file', '')})"
     return f"measured ({source.get('file', '')})"
+
+
+def _describe_fog(source: dict) -> str:
+    link = source["fog_cloud_link"]
+    return (f"- fog profile: {_describe(source)}; fog -> cloud link {link['bandwidth_mbps']:g} Mbit/s, "
+            f"RTT {link['rtt_ms']:g} ms ({link['note']}); fog codec {source['codec']}")
 
 
 def _pyplot():

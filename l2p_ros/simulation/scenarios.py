@@ -8,7 +8,11 @@ deadline and codecs a run uses. Each scenario draws a fresh instance from a seed
   (Megamind.avi, an animated film) real footage, 5 s + an exponential of mean 25 s each.
 - ``three-tier-throttle``: the throttling test of the adaptive three-tier work. The link runs at
   30-50 Mbit/s, is throttled to 5 Mbit/s for the middle third of the run, then restored; light
-  steady edge load (0.1); the busy street throughout. Default 3 minutes.
+  steady edge load (0.1); the busy street throughout. Default 3 minutes. Three tiers: the
+  throttled link is the edge -> fog link; a fog (:class:`FogTier`: a profile derived from the edge
+  profile at 4x its speed, labelled derived) runs a middle range of layers or forwards the payload,
+  over a nominal 1000 Mbit/s, 5 ms RTT fog -> cloud link (constant). Besides the default policies
+  it evaluates the fixed three-tier split ``fixed:7:13``; ``score`` then searches (i, j) pairs.
 
 Both run at 10 frames/s with a 100 ms deadline, tensors as ``int8-channel+zstd`` (the live
 pipeline's default codec) and images as ``jpeg-q75``. A trace file gives a scenario of its own
@@ -30,8 +34,27 @@ Scenes = list[tuple[float, str]]  # (start_s, clip), the first at 0
 
 
 @dataclass(frozen=True)
+class FogTier:
+    """A fog tier between the edge and the cloud: its profile is the edge profile derived at
+    ``speed_factor`` times its speed (labelled derived), it encodes what it sends on with
+    ``codec`` (None: the scenario's tensor codec), and its link to the cloud is constant at
+    ``cloud_bandwidth_mbps`` and ``cloud_rtt_ms`` (nominal wired backhaul, not a measurement)."""
+
+    speed_factor: float = 4.0
+    cloud_bandwidth_mbps: float = 1000.0
+    cloud_rtt_ms: float = 5.0
+    codec: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.speed_factor <= 0 or self.cloud_bandwidth_mbps <= 0 or self.cloud_rtt_ms < 0:
+            raise ValueError(f"need speed_factor > 0, cloud_bandwidth_mbps > 0, cloud_rtt_ms >= 0: {self}")
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """``make_trace(duration_s, rng)`` and ``make_scenes(duration_s, rng)`` draw one instance."""
+    """``make_trace(duration_s, rng)`` and ``make_scenes(duration_s, rng)`` draw one instance.
+    ``fog``: a three-tier deployment (the trace's link is then edge -> fog); ``extra_policies``:
+    registry names evaluated besides the default set when no policies are named."""
 
     name: str
     description: str
@@ -42,6 +65,13 @@ class Scenario:
     deadline_ms: float = 100.0
     codec: str = "int8-channel+zstd"
     image_codec: str = "jpeg-q75"
+    fog: FogTier | None = None
+    extra_policies: tuple[str, ...] = ()
+
+    @property
+    def fog_codec(self) -> str | None:
+        """The codec of the fog -> cloud crossing (None in two tiers)."""
+        return None if self.fog is None else (self.fog.codec or self.codec)
 
 
 def _paper_trace(duration_s: float, rng: np.random.Generator) -> Trace:
@@ -62,7 +92,7 @@ def _throttle_trace(duration_s: float, rng: np.random.Generator) -> Trace:
     throttle = traces.throttled_mbps(t, np.inf, 5.0, duration_s / 3, 2 * duration_s / 3)
     load = np.clip(0.1 + 0.03 * rng.standard_normal(len(t)), 0.0, 1.0)
     return Trace(t, np.minimum(normal, throttle), traces.jittered_rtt_ms(t, rng, 20.0, 3.0), load,
-                 note="simulated (three-tier-throttle): 30-50 Mbit/s, throttled to 5 Mbit/s for the "
+                 note="simulated (three-tier-throttle): edge -> fog link 30-50 Mbit/s, throttled to 5 Mbit/s for the "
                       "middle third, then restored; RTT 20 ms +- 3 ms; edge load 0.1")
 
 
@@ -73,7 +103,8 @@ SCENARIOS: dict[str, Scenario] = {
     "three-tier-throttle": Scenario(
         "three-tier-throttle", "link throttled to 5 Mbit/s for the middle third, then restored "
         "(adaptive three-tier work's test)", 3.0, _throttle_trace,
-        lambda duration_s, rng: [(0.0, HIGH_COMPLEXITY_CLIP)]),
+        lambda duration_s, rng: [(0.0, HIGH_COMPLEXITY_CLIP)], fog=FogTier(),
+        extra_policies=("fixed:7:13",)),
 }
 
 

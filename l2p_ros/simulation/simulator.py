@@ -11,6 +11,15 @@ servers with the TRUE conditions:
   bandwidth while they are sent (a dead link stalls them); then half the RTT to the cloud;
 - cloud: the remaining layers (cloud profile), then half the RTT back.
 
+Three tiers (the cost model has a fog profile): the trace's link is the edge -> fog link, and
+every offloaded frame goes edge -> link -> half the RTT -> fog -> fog link -> half its RTT ->
+cloud -> back over both halves, five FIFO servers. The fog runs layers k+1..j of a partition with
+``fog_until_layer = j`` (fog profile) and encodes the crossing at j with the cost model's
+``fog_codec``; a two-tier partition is forwarded by the fog unchanged (no fog compute, the edge's
+payload on the fog link), exactly as :meth:`CostModel.predict` assumes. The fog -> cloud link runs
+at the config's constant ``fog_cloud_bandwidth_mbps`` and ``fog_cloud_rtt_ms`` (the states the
+policies see carry the same values). Two-tier worlds play exactly as before.
+
 Edge-only frames finish on the edge and use neither link nor cloud. A frame waits when the
 server before it is busy, so latency grows when frames come faster than a stage runs. Frames not
 yet through the vehicle's servers (edge and uplink) form the vehicle queue; a frame arriving to
@@ -26,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from l2p_ros.policies.cost_model import CostModel
+from l2p_ros.policies.cost_model import CostModel, send_ms
 from l2p_ros.policies.types import Partition, Policy, SystemState
 from l2p_ros.simulation.estimator import EstimatorConfig, EwmaEstimator
 from l2p_ros.simulation.traces import Trace
@@ -36,16 +45,22 @@ from l2p_ros.simulation.video import FramePayloads, VideoTable
 @dataclass(frozen=True)
 class SimulationConfig:
     """``fps``: frame arrival rate; ``deadline_ms``: a frame slower than this misses its deadline;
-    ``max_vehicle_queue``: frames allowed ahead on the vehicle before an arriving frame is skipped."""
+    ``max_vehicle_queue``: frames allowed ahead on the vehicle before an arriving frame is skipped;
+    ``fog_cloud_bandwidth_mbps``, ``fog_cloud_rtt_ms``: the fog -> cloud link, used in three tiers
+    only (the defaults are :class:`SystemState`'s nominal backhaul)."""
 
     fps: float = 10.0
     deadline_ms: float = 100.0
     max_vehicle_queue: int = 3
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    fog_cloud_bandwidth_mbps: float = 1000.0
+    fog_cloud_rtt_ms: float = 5.0
 
     def __post_init__(self) -> None:
         if self.fps <= 0 or self.deadline_ms <= 0 or self.max_vehicle_queue < 0:
             raise ValueError(f"need fps > 0, deadline_ms > 0, max_vehicle_queue >= 0: {self}")
+        if self.fog_cloud_bandwidth_mbps <= 0 or self.fog_cloud_rtt_ms < 0:
+            raise ValueError(f"need fog_cloud_bandwidth_mbps > 0, fog_cloud_rtt_ms >= 0: {self}")
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,8 @@ class FrameOutcome:
     edge_energy_j: float
     deadline_miss: bool
     skipped_after: int
+    fog_ms: float = 0.0
+    fog_send_ms: float = 0.0
 
 
 @dataclass
@@ -113,6 +130,8 @@ class SimulationLog:
     partitions: list[Partition]
     num_layers: int
     deadline_ms: float
+    fog_ms: np.ndarray | None = None  # three tiers: fog compute and fog -> cloud sending (0 in two tiers)
+    fog_send_ms: np.ndarray | None = None
 
     @classmethod
     def empty(cls, n: int, num_layers: int, deadline_ms: float) -> SimulationLog:
@@ -121,7 +140,7 @@ class SimulationLog:
         return cls(nan(), np.zeros(n, dtype=np.int64), nan(), nan(), nan(), nan(), nan(), nan(),
                    np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool), np.full(n, -1, dtype=np.int64),
                    nan(), nan(), nan(), nan(), nan(), nan(), nan(), np.zeros(n, dtype=bool), nan(), [],
-                   num_layers, deadline_ms)
+                   num_layers, deadline_ms, nan(), nan())
 
     @property
     def processed(self) -> np.ndarray:
@@ -153,17 +172,28 @@ class Simulator:
         # The truth for this episode: this frame's own bytes. Each simulator has its own, so
         # several can run side by side (vectorised environments) without sharing a current row.
         self.true_model = CostModel(model.graph, model.edge_profile, model.cloud_profile, model.power,
-                                    self.payloads, model.max_edge_load)
+                                    self.payloads, model.max_edge_load, cloud_power=model.cloud_power,
+                                    fog_profile=model.fog_profile, fog_power=model.fog_power,
+                                    fog_codec=model.fog_codec)
+        self._has_fog = model.has_fog
         self.estimator = EwmaEstimator(trace, config.estimator, np.random.default_rng(seed))
         self._link_bytes_per_s = trace.bandwidth_mbps * 1e6 / 8
         self._edge_rate = 1.0 / np.array([model.edge_slowdown(u) for u in trace.edge_load])
         self._partition_ids: dict[Partition, int] = {}
         self.log = SimulationLog.empty(len(self.rows), model.num_layers, config.deadline_ms)
         self._edge_free_s = self._link_free_s = self._cloud_free_s = 0.0
+        self._fog_free_s = self._fog_link_free_s = 0.0
         self._vehicle_done_s: list[float] = []  # when each accepted frame leaves the vehicle
         self._next = 0
         self.pending: FrameContext | None = None
         self._advance()
+
+    @property
+    def _fog_link(self) -> dict:
+        """The fog -> cloud link in the states (constant; known to the policies as it is)."""
+        config = self.config
+        return {"fog_cloud_bandwidth_mbps": config.fog_cloud_bandwidth_mbps,
+                "fog_cloud_rtt_ms": config.fog_cloud_rtt_ms}
 
     @property
     def num_frames(self) -> int:
@@ -200,9 +230,9 @@ class Simulator:
             self.pending = FrameContext(
                 n, t, row,
                 SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=queue,
-                            frame_complexity=complexity, time_s=t),
+                            frame_complexity=complexity, time_s=t, **self._fog_link),
                 SystemState(bandwidth_mbps=est_bandwidth, rtt_ms=est_rtt, edge_load=est_load,
-                            edge_queue_length=queue, frame_complexity=complexity, time_s=t))
+                            edge_queue_length=queue, frame_complexity=complexity, time_s=t, **self._fog_link))
             return skipped
         self.pending = None
         return skipped
@@ -212,17 +242,40 @@ class Simulator:
         if self.pending is None:
             raise RuntimeError("the simulation is over: no frame is pending")
         frame = self.pending
-        if partition.fog_until_layer is not None:
-            raise ValueError("three-tier partitions are not simulated (the simulator has no fog tier)")
+        if partition.fog_until_layer is not None and not self._has_fog:
+            raise ValueError("three-tier partitions need a three-tier world (a fog profile); this one has two tiers")
         plan = self.true_model.placement(partition)  # cut, idle-edge ms, cloud ms
         t = frame.time_s
         trace = self.trace
         edge_start = max(t, self._edge_free_s)
         edge_done = trace.time_to_complete(self._edge_rate, edge_start, plan.edge_ms / 1e3)
         self._edge_free_s = edge_done
+        fog_ms = fog_send_ms = fog_rtt_ms = 0.0
         if plan.local:
             payload, send_s, rtt_ms, finish = 0.0, 0.0, 0.0, edge_done
             self._vehicle_done_s.append(edge_done)
+        elif self._has_fog:
+            payload = float(self.table.payload_bytes(frame.row, plan.cut, partition.codec))
+            link_start = max(edge_done, self._link_free_s)
+            link_done = trace.time_to_complete(self._link_bytes_per_s, link_start, payload)
+            self._link_free_s = link_done
+            self._vehicle_done_s.append(link_done)
+            send_s = link_done - link_start
+            rtt_ms = trace.at(link_start)[1]
+            fog_ms = plan.fog_ms
+            fog_start = max(link_done + rtt_ms / 2e3, self._fog_free_s)
+            self._fog_free_s = fog_start + fog_ms / 1e3
+            if plan.handover is plan.cut:  # forwarded as it is
+                fog_payload = payload
+            else:
+                fog_payload = float(self.table.payload_bytes(frame.row, plan.handover, self.true_model.fog_codec))
+            fog_send_ms = send_ms(fog_payload, self.config.fog_cloud_bandwidth_mbps)
+            fog_rtt_ms = self.config.fog_cloud_rtt_ms
+            fog_link_start = max(self._fog_free_s, self._fog_link_free_s)
+            self._fog_link_free_s = fog_link_start + fog_send_ms / 1e3
+            cloud_start = max(self._fog_link_free_s + fog_rtt_ms / 2e3, self._cloud_free_s)
+            self._cloud_free_s = cloud_start + plan.cloud_ms / 1e3
+            finish = self._cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
         else:
             payload = float(self.table.payload_bytes(frame.row, plan.cut, partition.codec))
             link_start = max(edge_done, self._link_free_s)
@@ -236,8 +289,13 @@ class Simulator:
             finish = self._cloud_free_s + rtt_ms / 2e3
         edge_ms = (edge_done - edge_start) * 1e3
         latency_ms = (finish - t) * 1e3
-        service_ms = edge_ms + send_s * 1e3 + rtt_ms + plan.cloud_ms
-        energy = self.true_model.power.energy_j(edge_ms, send_s * 1e3, rtt_ms + plan.cloud_ms)
+        if self._has_fog:  # as the cost model: the edge idles through both hops and the fog
+            wait_ms = rtt_ms + fog_ms + fog_send_ms + fog_rtt_ms + plan.cloud_ms
+            service_ms = edge_ms + send_s * 1e3 + wait_ms
+        else:  # two tiers: the very sums of before, bit for bit
+            wait_ms = rtt_ms + plan.cloud_ms
+            service_ms = edge_ms + send_s * 1e3 + rtt_ms + plan.cloud_ms
+        energy = self.true_model.power.energy_j(edge_ms, send_s * 1e3, wait_ms)
         n, log = frame.index, self.log
         partition_id = self._partition_ids.get(partition)
         if partition_id is None:
@@ -248,10 +306,12 @@ class Simulator:
         log.cloud_ms[n], log.queue_ms[n], log.payload_bytes[n] = plan.cloud_ms, latency_ms - service_ms, payload
         log.edge_energy_j[n], log.deadline_miss[n] = energy, latency_ms > self.config.deadline_ms
         log.decide_s[n] = decide_s
+        log.fog_ms[n], log.fog_send_ms[n] = fog_ms, fog_send_ms
         self._next = n + 1
         skipped = self._advance()
         return FrameOutcome(n, partition, latency_ms, edge_ms, send_s * 1e3, plan.cloud_ms,
-                            latency_ms - service_ms, payload, energy, bool(log.deadline_miss[n]), skipped)
+                            latency_ms - service_ms, payload, energy, bool(log.deadline_miss[n]), skipped,
+                            fog_ms, fog_send_ms)
 
     def run(self, policy: Policy, on_frames: Callable[[int], None] | None = None) -> SimulationLog:
         """Let ``policy`` decide every frame; ``on_frames(k)`` reports progress (k frames passed)."""

@@ -6,7 +6,7 @@ and the gymnasium environment (and PPO training on it) share this entry point.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ from l2p_ros.policies.dnnsplit import profile_candidates
 from l2p_ros.policies.payload_fit import fit_payloads
 from l2p_ros.policies.types import Partition
 from l2p_ros.profiling import Profile, ensure_profile, load_profile
-from l2p_ros.simulation.scenarios import Scenario
+from l2p_ros.simulation.scenarios import FogTier, Scenario
 from l2p_ros.simulation.simulator import SimulationConfig, Simulator
 from l2p_ros.simulation.video import VideoTable, payload_samples, playback_rows, video_table
 
@@ -32,7 +32,11 @@ DEFAULT_CLOUD_SPEED_FACTOR = 20.0  # a cloud GPU against one CPU core of this ho
 class World:
     """The model's layer graph, edge and cloud profiles, the measured video table, and the cost
     model the policies predict with (``policy_model``: the profiles and a payload function, by
-    default :func:`complexity_fit`). ``sources`` describes where each came from."""
+    default :func:`complexity_fit`). ``sources`` describes where each came from.
+
+    ``fog_profile`` is set in a three-tier world (:meth:`for_scenario` of a scenario with a
+    ``fog``); its ``policy_model`` then has the fog, so the policies and the simulator's truth
+    both predict and play edge -> fog -> cloud."""
 
     model_name: str
     graph: LayerGraph
@@ -41,6 +45,39 @@ class World:
     table: VideoTable
     policy_model: CostModel
     sources: dict
+    fog_profile: Profile | None = None
+    _tiered: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def for_scenario(self, scenario: Scenario) -> World:
+        """This world for ``scenario``: itself in two tiers, else (cached) the same world with a
+        fog tier as the scenario states (:meth:`with_fog`)."""
+        if scenario.fog is None or self.fog_profile is not None:
+            return self
+        key = (scenario.fog, scenario.fog_codec)
+        if key not in self._tiered:
+            self._tiered[key] = self.with_fog(scenario.fog, scenario.fog_codec)
+        return self._tiered[key]
+
+    def with_fog(self, fog: FogTier, fog_codec: str) -> World:
+        """The same world with a fog: a profile derived from the edge profile at
+        ``fog.speed_factor`` times its speed (labelled derived), the crossing at the fog encoded with
+        ``fog_codec``; the policies' cost model keeps its payload function, power and load cap."""
+        if self.fog_profile is not None:
+            raise ValueError("this world already has a fog tier")
+        profile = derive_profile(self.edge_profile, fog.speed_factor,
+                                 f"fog, derived: {fog.speed_factor:g}x the edge profile's speed")
+        base = self.policy_model
+        model = CostModel(self.graph, base.edge_profile, base.cloud_profile, base.power, base.payload_bytes_fn,
+                          base.max_edge_load, cloud_power=base.cloud_power, fog_profile=profile,
+                          fog_power=base.fog_power, fog_codec=fog_codec)
+        sources = {**self.sources, "fog_profile": {
+            "derived": True, "speed_factor": fog.speed_factor, "from": "edge profile",
+            "full_pass_ms": round(profile.total_ms, 3), "codec": fog_codec,
+            "fog_cloud_link": {"bandwidth_mbps": fog.cloud_bandwidth_mbps, "rtt_ms": fog.cloud_rtt_ms,
+                               "note": "nominal, constant, not a measurement"},
+            "fog_power": {"active_w": base.fog_power.active_w, "transmit_w": base.fog_power.transmit_w,
+                          "source": base.fog_power.source}}}
+        return replace(self, policy_model=model, sources=sources, fog_profile=profile, _tiered={})
 
     def candidates(self, codec: str, image_codec: str) -> list[Partition]:
         """DNNSplit's candidate chain cuts (image offload and edge only included) as partitions."""
@@ -48,10 +85,17 @@ class World:
 
     def simulator(self, scenario: Scenario, duration_s: float, seed: int,
                   config: SimulationConfig | None = None) -> Simulator:
-        """One instance of ``scenario``: trace, scenes and estimator noise all drawn from ``seed``."""
+        """One instance of ``scenario``: trace, scenes and estimator noise all drawn from ``seed``.
+        A scenario with a fog is played on :meth:`for_scenario`'s three-tier world, its fog ->
+        cloud link from the scenario."""
+        if scenario.fog is not None and self.fog_profile is None:
+            return self.for_scenario(scenario).simulator(scenario, duration_s, seed, config)
         if duration_s <= 0:
             raise ValueError(f"duration_s must be > 0, got {duration_s}")
         config = config or SimulationConfig(fps=scenario.fps, deadline_ms=scenario.deadline_ms)
+        if scenario.fog is not None:
+            config = replace(config, fog_cloud_bandwidth_mbps=scenario.fog.cloud_bandwidth_mbps,
+                             fog_cloud_rtt_ms=scenario.fog.cloud_rtt_ms)
         trace_seed, scene_seed, estimator_seed = np.random.SeedSequence(seed).spawn(3)
         trace = scenario.make_trace(duration_s, np.random.default_rng(trace_seed))
         scenes = scenario.make_scenes(duration_s, np.random.default_rng(scene_seed))
