@@ -254,28 +254,6 @@ class Simulator:
         if plan.local:
             payload, send_s, rtt_ms, finish = 0.0, 0.0, 0.0, edge_done
             self._vehicle_done_s.append(edge_done)
-        elif self._has_fog:
-            payload = float(self.table.payload_bytes(frame.row, plan.cut, partition.codec))
-            link_start = max(edge_done, self._link_free_s)
-            link_done = trace.time_to_complete(self._link_bytes_per_s, link_start, payload)
-            self._link_free_s = link_done
-            self._vehicle_done_s.append(link_done)
-            send_s = link_done - link_start
-            rtt_ms = trace.at(link_start)[1]
-            fog_ms = plan.fog_ms
-            fog_start = max(link_done + rtt_ms / 2e3, self._fog_free_s)
-            self._fog_free_s = fog_start + fog_ms / 1e3
-            if plan.handover is plan.cut:  # forwarded as it is
-                fog_payload = payload
-            else:
-                fog_payload = float(self.table.payload_bytes(frame.row, plan.handover, self.true_model.fog_codec))
-            fog_send_ms = send_ms(fog_payload, self.config.fog_cloud_bandwidth_mbps)
-            fog_rtt_ms = self.config.fog_cloud_rtt_ms
-            fog_link_start = max(self._fog_free_s, self._fog_link_free_s)
-            self._fog_link_free_s = fog_link_start + fog_send_ms / 1e3
-            cloud_start = max(self._fog_link_free_s + fog_rtt_ms / 2e3, self._cloud_free_s)
-            self._cloud_free_s = cloud_start + plan.cloud_ms / 1e3
-            finish = self._cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
         else:
             payload = float(self.table.payload_bytes(frame.row, plan.cut, partition.codec))
             link_start = max(edge_done, self._link_free_s)
@@ -284,9 +262,24 @@ class Simulator:
             self._vehicle_done_s.append(link_done)
             send_s = link_done - link_start
             rtt_ms = trace.at(link_start)[1]
-            cloud_start = max(link_done + rtt_ms / 2e3, self._cloud_free_s)
+            if self._has_fog:
+                fog_ms = plan.fog_ms
+                fog_start = max(link_done + rtt_ms / 2e3, self._fog_free_s)
+                self._fog_free_s = fog_start + fog_ms / 1e3
+                if plan.handover is plan.cut:  # forwarded as it is
+                    fog_payload = payload
+                else:
+                    fog_payload = float(self.table.payload_bytes(frame.row, plan.handover,
+                                                                 self.true_model.fog_codec))
+                fog_send_ms = send_ms(fog_payload, self.config.fog_cloud_bandwidth_mbps)
+                fog_rtt_ms = self.config.fog_cloud_rtt_ms
+                fog_link_start = max(self._fog_free_s, self._fog_link_free_s)
+                self._fog_link_free_s = fog_link_start + fog_send_ms / 1e3
+                cloud_start = max(self._fog_link_free_s + fog_rtt_ms / 2e3, self._cloud_free_s)
+            else:
+                cloud_start = max(link_done + rtt_ms / 2e3, self._cloud_free_s)
             self._cloud_free_s = cloud_start + plan.cloud_ms / 1e3
-            finish = self._cloud_free_s + rtt_ms / 2e3
+            finish = self._cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
         edge_ms = (edge_done - edge_start) * 1e3
         latency_ms = (finish - t) * 1e3
         if self._has_fog:  # as the cost model: the edge idles through both hops and the fog
