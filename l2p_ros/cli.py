@@ -1,4 +1,5 @@
-"""The ``l2p`` command: assets, profiling, cuts, detection and the demo."""
+"""The ``l2p`` command: assets, the split engine (cuts, detect, profile), the live pipeline (run, demo,
+make-bag) and the simulator (evaluate, train-ppo)."""
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 def _load(args):
     from l2p_ros.model.darknet import load_model
 
-    model = load_model(args.model, input_size=args.size, weights=args.weights,
-                       random_weights=args.random_weights)
-    return model
+    return load_model(args.model, input_size=args.size, weights=args.weights, random_weights=args.random_weights)
 
 
 def _model_id(args) -> str:
