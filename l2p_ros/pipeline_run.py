@@ -10,6 +10,7 @@ from l2p_ros.dds import use_local_dds
 from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir
 
 READY_TIMEOUT_S = 120.0
+STATS_PERIOD_S = 1.0  # how often the edge and the cloud publish their counters
 
 
 def _raise_interrupt(signum, frame):
@@ -53,7 +54,7 @@ def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READ
 
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
-                 summary_json: Path | None = None, print_frames: bool = True, drain_s: float = 3.0,
+                 summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
                  extra: dict | None = None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary."""
     use_local_dds()
@@ -98,16 +99,19 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
             failures = nodes.failed()
             if failures:
                 raise RuntimeError("a node failed:\n" + "\n".join(failures))
-        # Drain: frames still in the edge or the cloud finish (or time out and finish locally).
-        last_count, quiet_since = -1, time.monotonic()
-        while time.monotonic() - quiet_since < drain_s:
+        # Drain: frames still in the edge or the cloud finish (or time out and finish locally). On a
+        # loaded machine a frame can take seconds, so wait until every frame is accounted for, with
+        # the stats of a period after the last result, up to drain_timeout_s.
+        deadline = time.monotonic() + drain_timeout_s
+        settled_at = None
+        while time.monotonic() < deadline:
             rclpy.spin_once(observer, timeout_sec=0.1)
-            count = len(observer.results)
-            if count != last_count:
-                last_count, quiet_since = count, time.monotonic()
-        end = time.monotonic() + 1.5  # one more stats period so the final counters arrive
-        while time.monotonic() < end:
-            rclpy.spin_once(observer, timeout_sec=0.1)
+            if observer.summary()["unaccounted"] > 0:
+                settled_at = None
+            elif settled_at is None:
+                settled_at = time.monotonic()
+            elif time.monotonic() - settled_at > STATS_PERIOD_S * 1.5:
+                break
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: stopping the nodes")

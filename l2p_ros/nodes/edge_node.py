@@ -54,7 +54,7 @@ class EdgeNode(Node):
         self.default_cut = declare(self, "default_cut", "edge",
                                    "cut used until decisions arrive: a layer index, 'edge' or 'cloud'")
         self.default_codec = declare(self, "default_codec", "fp32", "codec used with default_cut")
-        self.decision_wait_s = declare(self, "decision_wait_s", 0.05,
+        self.decision_wait_s = declare(self, "decision_wait_s", 0.1,
                                        "how long a frame waits for its own partition decision, seconds")
         self.cloud_timeout_s = declare(self, "cloud_timeout_s", 0.5,
                                        "seconds without detections after which a sent frame is finished locally")
