@@ -18,7 +18,8 @@ def test_a_bag_replays_through_the_pipeline_and_the_results_bag_reads_back(tmp_p
     results = tmp_path / "results"
     summary = run_pipeline(source=bag, image_topic="/front/image", rate_hz=4.0, policy="fixed:7",
                            record=results, summary_json=tmp_path / "summary.json", print_frames=False,
-                           log=lambda *_: None, extra={("edge_node", "decision_wait_s"): 5.0})
+                           log=lambda *_: None, extra={("edge_node", "decision_wait_s"): 5.0,
+                                                             ("edge_node", "cloud_timeout_s"): 5.0})
     assert summary["frames_in_edge"] == FRAMES, summary
     assert summary["frames_detected"] == FRAMES and summary["unaccounted"] == 0, summary
 

@@ -61,6 +61,9 @@ class EdgeNode(Node):
         self.retry_period_s = declare(self, "retry_period_s", 2.0,
                                       "while the next tier is silent, offload one frame this often, seconds")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
+        next_tier_wait_s = declare(self, "next_tier_wait_s", 10.0,
+                                   "at start, how long to wait for the next tier to be discovered before "
+                                   "taking frames, seconds (frames sent before it would be lost)")
         for name, value, check, why in (
                 ("decision_wait_s", self.decision_wait_s, self.decision_wait_s >= 0, "must be >= 0"),
                 ("cloud_timeout_s", self.cloud_timeout_s, self.cloud_timeout_s > 0, "must be > 0"),
@@ -89,6 +92,11 @@ class EdgeNode(Node):
         self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", FRAME_QOS)
         self.stats_pub = self.create_publisher(PipelineStats, "l2p/edge/stats", STATE_QOS)
         self.queue_pub = self.create_publisher(UInt32, "l2p/edge/queue_length", STATE_QOS)
+        # DDS matches endpoints in the background; a FeatureMap published before the next tier's reader
+        # is matched is silently lost, so frames are only taken once it is (or the wait is over).
+        deadline = time.monotonic() + next_tier_wait_s
+        while self.feature_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(PartitionDecision, "l2p/decision", self.on_decision, FRAME_QOS)
         self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, FRAME_QOS)
@@ -197,8 +205,9 @@ class EdgeNode(Node):
             retry = silent and time.monotonic() - self._last_retry >= self.retry_period_s
             if retry:
                 self._last_retry = time.monotonic()
-        if edge_only or (silent and not retry):
-            self.finish_locally(pending, fallback=silent and not edge_only)
+        no_next_tier = self.feature_pub.get_subscription_count() == 0
+        if edge_only or no_next_tier or (silent and not retry):
+            self.finish_locally(pending, fallback=not edge_only)
             return
         frame = self.detector.edge(pending.image, cut, spec)
         msg = frame_to_msg(frame, FeatureMap(header=pending.header,
