@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -32,17 +29,6 @@ def sample_frames(count: int, stride: int = 1, start: int = 0) -> list[np.ndarra
     if len(frames) < count:
         raise SystemExit(f"sample video has fewer than {count} frames at stride {stride}")
     return frames
-
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> tuple[float, list[float]]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples), samples
 
 
 def machine() -> dict:

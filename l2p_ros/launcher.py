@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,12 +127,3 @@ def prepared_parameters(config: Path | None, overrides: dict[tuple[str, str], ob
 
 def temporary_work_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="l2p-run-"))
-
-
-def wait_for(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()

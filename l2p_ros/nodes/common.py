@@ -12,8 +12,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from l2p_ros.sources import decode_compressed, decode_image_buffer
@@ -33,7 +32,6 @@ IMAGE_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
 FRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.RELIABLE)
 # Monitors: the latest estimate is what matters.
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
-SENSOR_QOS = qos_profile_sensor_data
 
 
 def declare(node: Node, name: str, default: Any, description: str) -> Any:
@@ -147,6 +145,6 @@ def run_node(node_class, args=None) -> None:
             rclpy.shutdown()
 
 
-__all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "STATE_QOS", "SENSOR_QOS", "declare", "parameter_error", "to_time_msg",
+__all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "STATE_QOS", "declare", "parameter_error", "to_time_msg",
            "from_time_msg", "now_s", "image_to_msg", "msg_to_image", "compressed_to_image", "Diagnostics",
            "run_node"]
