@@ -16,7 +16,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import DetectionArray, PartitionDecision, PipelineStats
-from l2p_ros.nodes.common import FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, from_time_msg
+from l2p_ros.nodes.common import FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, from_time_msg, stamp_key
 
 RECORDED = (("l2p/detections", DetectionArray, "l2p_msgs/msg/DetectionArray"),
             ("l2p/decision", PartitionDecision, "l2p_msgs/msg/PartitionDecision"),
@@ -54,7 +54,7 @@ class PipelineObserver(Node):
 
     def on_image(self, msg: Image) -> None:
         with self.lock:
-            self.frames_seen.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
+            self.frames_seen.add(stamp_key(msg.header))
 
     def on_message(self, topic: str, type_name: str, msg) -> None:
         if self.recorder is not None:
@@ -65,12 +65,12 @@ class PipelineObserver(Node):
         if isinstance(msg, PipelineStats):
             self.stats[topic] = msg
         elif isinstance(msg, PartitionDecision):
-            self.decisions[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+            self.decisions[stamp_key(msg.header)] = msg
         else:
             self.on_detections(msg)
 
     def on_detections(self, msg: DetectionArray) -> None:
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        key = stamp_key(msg.header)
         t = msg.timings
         record = FrameRecord(from_time_msg(msg.header.stamp), msg.cut_after_layer, msg.codec, msg.executed_on,
                              [(d.label, round(d.score, 2)) for d in msg.detections],

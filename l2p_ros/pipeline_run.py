@@ -34,6 +34,21 @@ def _overrides(source, image_topic, frames, policy, rate_hz) -> dict:
     return overrides
 
 
+def run_parameters(config: Path | None, overrides: dict, log=print) -> dict:
+    """The node parameters of a run, with this host's profile measured before the nodes start.
+
+    The camera waits for the edge, the partitioner and the observer: no frame lost to discovery.
+    """
+    from l2p_ros.profiling import ensure_profile
+
+    params = prepared_parameters(config, {("camera_node", "min_subscribers"): 3, **overrides})
+    partitioner = params["partitioner_node"]["ros__parameters"]
+    if not partitioner.get("edge_profile"):
+        ensure_profile(partitioner.get("model", "yolov3-tiny"), int(partitioner.get("input_size", 416)),
+                       threads=int(partitioner.get("profile_threads", 1)), log=log)
+    return params
+
+
 def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Spin ``observer`` until the edge, partitioner and cloud are subscribed and publishing."""
     import rclpy
@@ -62,16 +77,10 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     import rclpy.signals
 
     from l2p_ros.observer import PipelineObserver
-    from l2p_ros.profiling import ensure_profile
 
-    # The camera waits for the edge, the partitioner and the observer: no frame lost to discovery.
-    params = prepared_parameters(config, {("camera_node", "min_subscribers"): 3,
-                                          **_overrides(source, image_topic, frames, policy, rate_hz),
-                                          **(extra or {})})
+    params = run_parameters(config, {**_overrides(source, image_topic, frames, policy, rate_hz), **(extra or {})},
+                            log)
     partitioner = params["partitioner_node"]["ros__parameters"]
-    if not partitioner.get("edge_profile"):
-        ensure_profile(partitioner.get("model", "yolov3-tiny"), int(partitioner.get("input_size", 416)),
-                       threads=int(partitioner.get("profile_threads", 1)), log=log)
     work_dir = temporary_work_dir()
     recorder = None
     if record:

@@ -10,25 +10,21 @@ use_local_dds()
 
 import rclpy  # noqa: E402
 
-from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
+from l2p_ros.launcher import NodeSet, temporary_work_dir  # noqa: E402
 from l2p_ros.observer import PipelineObserver  # noqa: E402
-from l2p_ros.pipeline_run import wait_ready  # noqa: E402
-from l2p_ros.profiling import ensure_profile  # noqa: E402
+from l2p_ros.pipeline_run import run_parameters, wait_ready  # noqa: E402
 
 
 @contextlib.contextmanager
-def live_pipeline(overrides: dict, start_camera: bool = True, extra_nodes: dict | None = None):
+def live_pipeline(overrides: dict, extra_nodes: dict | None = None):
     """Yields (nodes, observer) with every node but the camera running and ready; camera started last.
 
     ``extra_nodes``: {name: (executable, {parameter: value})}, e.g. a fog instance of cloud_node,
     whose parameters start as a copy of the executable's own section.
     """
-    # The camera waits for the edge, the partitioner and this observer: no frame lost to discovery.
-    params = prepared_parameters(None, {("camera_node", "min_subscribers"): 3, **overrides})
+    params = run_parameters(None, overrides, log=lambda *_: None)
     for name, (executable, node_overrides) in (extra_nodes or {}).items():
         params[name] = {"ros__parameters": {**params[executable]["ros__parameters"], **node_overrides}}
-    partitioner = params["partitioner_node"]["ros__parameters"]
-    ensure_profile(partitioner["model"], int(partitioner["input_size"]), threads=int(partitioner["profile_threads"]))
     rclpy.init()
     observer = PipelineObserver(print_frames=False)
     nodes = NodeSet(params, temporary_work_dir())
@@ -37,8 +33,7 @@ def live_pipeline(overrides: dict, start_camera: bool = True, extra_nodes: dict 
         for name, (executable, _) in (extra_nodes or {}).items():
             nodes.start(name, executable)
         wait_ready(observer, nodes, time.monotonic())
-        if start_camera:
-            nodes.start("camera_node")
+        nodes.start("camera_node")
         yield nodes, observer
     finally:
         nodes.stop_all()

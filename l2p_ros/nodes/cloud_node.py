@@ -17,9 +17,9 @@ from sensor_msgs.msg import Image
 from l2p_msgs.msg import DetectionArray, FeatureMap, PipelineStats
 from l2p_ros import codec
 from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare,
-                                  from_time_msg,
-                                  image_to_msg, msg_to_image, now_s, parameter_error, run_node, to_time_msg)
-from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, stats_to_msg
+                                  from_time_msg, image_to_msg, msg_to_image, now_s, parameter_error, run_node,
+                                  stamp_key, to_time_msg)
+from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.nodes.probe_echo import ProbeEcho
 from l2p_ros.stats import StageStats
@@ -73,7 +73,7 @@ class CloudNode(Node):
         self.get_logger().info(f"{self.role} ready: {self.detector.model_id}, input {input_topic}")
 
     def on_image(self, msg: Image) -> None:
-        self._images[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        self._images[stamp_key(msg.header)] = msg
         while len(self._images) > 16:
             self._images.popitem(last=False)
 
@@ -135,7 +135,7 @@ class CloudNode(Node):
         out = DetectionArray(header=msg.header, frame_seq=msg.frame_seq, model_id=msg.model_id,
                              cut_after_layer=msg.edge_cut_after_layer if via_fog else msg.cut_after_layer,
                              fog_until_layer=msg.cut_after_layer if via_fog else -1,
-                             codec=msg.codec if msg.compression in ("", "none") else f"{msg.codec}+{msg.compression}",
+                             codec=str(frame.codec),
                              executed_on=f"{msg.executed_on}+cloud" if msg.executed_on else "cloud")
         out.detections = detections_to_msgs(result.detections)
         timings.decode_ms, timings.cloud_ms = result.decode_ms, result.cloud_ms
@@ -143,19 +143,14 @@ class CloudNode(Node):
         out.timings = timings
         self.detections_pub.publish(out)
         self.stats.detected(timings.total_ms, payload_bytes=msg.payload_bytes)
-        image = self._images.pop((msg.header.stamp.sec, msg.header.stamp.nanosec), None)
+        image = self._images.pop(stamp_key(msg.header), None)
         if self.annotated_pub is not None and image is not None:
             drawn = draw_detections(msg_to_image(image), result.detections)
             self.annotated_pub.publish(image_to_msg(drawn, from_time_msg(msg.header.stamp), msg.header.frame_id))
 
     def publish_stats(self) -> None:
-        snapshot = self.stats.snapshot()
-        msg = stats_to_msg(snapshot, PipelineStats())
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.stats_pub.publish(msg)
-        self.diagnostics.update(0, "running", queued=self._queue.qsize(),
-                                **{k: v for k, v in snapshot.items() if k != "drops"},
-                                **{f"dropped_{k}": v for k, v in snapshot["drops"].items()})
+        counters = publish_stage_stats(self, self.stats, self.stats_pub)
+        self.diagnostics.update(0, "running", queued=self._queue.qsize(), **counters)
 
     def destroy_node(self):
         self._running = False

@@ -61,6 +61,14 @@ def to_time_msg(seconds: float) -> Time:
     return Time(sec=whole, nanosec=int(round((seconds - whole) * 1e9)) % 1_000_000_000)
 
 
+StampKey = tuple[int, int]
+
+
+def stamp_key(header) -> StampKey:
+    """A frame's identity across nodes: its header stamp (unique per frame, set by the camera)."""
+    return header.stamp.sec, header.stamp.nanosec
+
+
 def from_time_msg(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
@@ -146,5 +154,5 @@ def run_node(node_class, args=None) -> None:
 
 
 __all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "STATE_QOS", "declare", "parameter_error", "to_time_msg",
-           "from_time_msg", "now_s", "image_to_msg", "msg_to_image", "compressed_to_image", "Diagnostics",
+           "from_time_msg", "stamp_key", "StampKey", "now_s", "image_to_msg", "msg_to_image", "compressed_to_image", "Diagnostics",
            "run_node"]

@@ -12,6 +12,7 @@ from l2p_msgs.msg import CrossingTensor, Detection as DetectionMsg, DetectionArr
 from l2p_ros import codec
 from l2p_ros.model.postprocess import Detection, LetterboxInfo
 from l2p_ros.split import EncodedFrame
+from l2p_ros.stats import StageStats
 
 
 def frame_to_msg(frame: EncodedFrame, msg: FeatureMap) -> FeatureMap:
@@ -78,3 +79,13 @@ def stats_to_msg(snapshot: dict, msg: PipelineStats) -> PipelineStats:
     for name in ("latency_mean_ms", "latency_p95_ms", "payload_bytes_mean", "fps"):
         setattr(msg, name, float(snapshot[name]))
     return msg
+
+
+def publish_stage_stats(node, stats: StageStats, publisher) -> dict:
+    """Publish a stage's PipelineStats now; return its counters flat (``dropped_<reason>``) for diagnostics."""
+    snapshot = stats.snapshot()
+    msg = stats_to_msg(snapshot, PipelineStats())
+    msg.header.stamp = node.get_clock().now().to_msg()
+    publisher.publish(msg)
+    drops = snapshot.pop("drops")
+    return {**snapshot, **{f"dropped_{reason}": count for reason, count in drops.items()}}

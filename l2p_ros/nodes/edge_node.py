@@ -19,20 +19,15 @@ from std_msgs.msg import Header, UInt32
 
 from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
 from l2p_ros import codec
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, from_time_msg,
-                                  msg_to_image,
-                                  now_s, parameter_error, run_node, to_time_msg)
-from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, stats_to_msg
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, StampKey, declare,
+                                  from_time_msg, msg_to_image, now_s, parameter_error, run_node, stamp_key,
+                                  to_time_msg)
+from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.stats import StageStats
 
-StampKey = tuple[int, int]
 EXECUTED_ON_EDGE = "edge"
 EXECUTED_ON_EDGE_FALLBACK = "edge (fallback)"
-
-
-def stamp_key(header: Header) -> StampKey:
-    return header.stamp.sec, header.stamp.nanosec
 
 
 @dataclass
@@ -251,18 +246,14 @@ class EdgeNode(Node):
         self.stats.detected(out.timings.total_ms, fallback=fallback)
 
     def publish_stats(self) -> None:
-        snapshot = self.stats.snapshot()
-        msg = stats_to_msg(snapshot, PipelineStats())
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.stats_pub.publish(msg)
+        counters = publish_stage_stats(self, self.stats, self.stats_pub)
         with self._lock:
             queue = len(self._timed_out) + int(self._latest is not None)
             silent = self._next_tier_silent
             in_flight = len(self._in_flight)
         self.queue_pub.publish(UInt32(data=queue))
         self.diagnostics.update(1 if silent else 0, "next tier silent: running locally" if silent else "running",
-                                in_flight=in_flight, **{k: v for k, v in snapshot.items() if k != "drops"},
-                                **{f"dropped_{k}": v for k, v in snapshot["drops"].items()})
+                                in_flight=in_flight, **counters)
 
     def destroy_node(self):
         with self._lock:
