@@ -13,7 +13,10 @@ sensor_msgs/Image has no sequence number, and downstream nodes key frames by ``h
 ROS convention. ``header.frame_id`` is the ``frame_id`` parameter (a bag's recorded frame id when set).
 
 Frames published before a subscriber has matched are lost (best effort, volatile), so
-``min_subscribers`` holds the first frame until that many subscribers are matched on ``output_topic``.
+``min_subscribers`` holds the first frame until that many subscribers are matched on ``output_topic``,
+then for ``DISCOVERY_SETTLE_S``: matching is per side, and a reader that has not yet matched this
+writer drops its data even though the writer already counts the reader (seen losing the first
+frame of a replay on a loaded machine).
 
 Frames are read and paced by ``l2p_ros.sources`` in a worker thread; the executor thread only runs
 the diagnostics timer and the end-of-source callback. When a finite source ends (loop false) the
@@ -36,6 +39,9 @@ from l2p_ros.sources import SourceError, open_source
 # After the last frame: best-effort delivery has no acknowledgement to wait for, so give the last
 # message time to reach the subscribers before the process tears its transport down.
 LINGER_S = 0.5
+# After the writer has matched min_subscribers readers: time for the readers to match the writer.
+# Neither rclpy nor the RMW reports the readers' side to the writer, hence a wait and not a check.
+DISCOVERY_SETTLE_S = 1.0
 
 
 class CameraNode(Node):
@@ -105,12 +111,13 @@ class CameraNode(Node):
                                  rate_hz_achieved=f"{self._achieved_rate_hz():.2f}", **values)
 
     def _wait_for_subscribers(self) -> None:
-        if self._publisher.get_subscription_count() >= self._min_subscribers:
+        if self._min_subscribers == 0:
             return
         self.get_logger().info(f"waiting for {self._min_subscribers} subscriber(s) on {self._publisher.topic_name}")
         while self._publisher.get_subscription_count() < self._min_subscribers:
             if self._stopping.wait(0.05):
                 return
+        self._stopping.wait(DISCOVERY_SETTLE_S)
 
     def _publish(self, stamp_s: float, frame_id: str, image_bgr) -> None:
         use_source_stamp = self._source.live or self._use_recorded
