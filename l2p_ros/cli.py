@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -183,7 +184,8 @@ def cmd_evaluate(args) -> int:
     extra = _load_ppo_policies(args.ppo, args.model) if args.ppo else None
     evaluation = evaluate(trace_scenario(args.trace) if args.trace else args.scenario, args.model, policies,
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
-                          cloud_speed_factor=args.cloud_speed_factor, fps=args.fps, deadline_ms=args.deadline_ms,
+                          cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
+                          fps=args.fps, deadline_ms=args.deadline_ms,
                           frames_per_clip=args.video_frames, extra_policies=extra,
                           log=lambda text: print(text, file=sys.stderr))
     paths = write_report(evaluation, args.out)
@@ -192,22 +194,39 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _add_world_args(p) -> None:
+    """The simulated world's model, profiles and video (``evaluate`` and ``train-ppo`` alike)."""
+    p.add_argument("--model", default="yolov3-tiny", help="yolov3, yolov3-tiny or a Darknet .cfg path")
+    p.add_argument("--edge-profile", type=Path, default=None, help="default: measured on this host")
+    p.add_argument("--edge-speed-factor", type=_positive_float, default=1.0,
+                   help="derive the edge at this times the edge profile's speed, labelled derived "
+                        "(e.g. 0.25 for an edge a quarter as fast; default 1: as measured)")
+    p.add_argument("--cloud-profile", type=Path, default=None,
+                   help="default: derived from the measured edge profile")
+    p.add_argument("--cloud-speed-factor", type=_positive_float, default=20.0,
+                   help="cloud speed / measured edge profile speed when derived (default 20)")
+    p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="simulate policies on a scenario or trace; write results.json, table, plots")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--scenario", default="l2p-paper", help="l2p-paper or three-tier-throttle (default: l2p-paper)")
     source.add_argument("--trace", type=Path, default=None, help="CSV time_s,bandwidth_mbps[,rtt_ms][,edge_load]")
-    p.add_argument("--model", default="yolov3-tiny", help="yolov3, yolov3-tiny or a Darknet .cfg path")
     p.add_argument("--policies", default=None, help="comma list, e.g. greedy,dads,oracle (default: edge-only, "
                    "cloud-only, static-optimal, best-fixed, heuristic, greedy, dads, dnnsplit, score, oracle)")
     p.add_argument("--minutes", type=float, default=None, help="simulated minutes (default: the scenario's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--edge-profile", type=Path, default=None, help="default: measured on this host")
-    p.add_argument("--cloud-profile", type=Path, default=None, help="default: derived from the edge profile")
-    p.add_argument("--cloud-speed-factor", type=float, default=20.0, help="cloud speed / edge speed when derived")
+    _add_world_args(p)
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: the scenario's)")
     p.add_argument("--deadline-ms", type=float, default=None, help="deadline (default: the scenario's)")
-    p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
     p.add_argument("--ppo", default=None, help="trained policy files (l2p train-ppo), comma separated; each is "
                    "reported under its own name (ppo, ppo-resource-only, ...)")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"))
@@ -239,14 +258,16 @@ def cmd_train_ppo(args) -> int:
 
     scenario = get_scenario(args.scenario)
     world = build_world(args.model, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
-                        cloud_speed_factor=args.cloud_speed_factor, frames_per_clip=args.video_frames,
+                        cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
+                        frames_per_clip=args.video_frames,
                         log=lambda text: print(text, file=sys.stderr))
     config = PpoConfig(**({"timesteps": args.timesteps} if args.timesteps else {}), seed=args.seed,
                        torch_threads=args.threads)
     # Recorded in the file: the command that reproduces it, every setting spelled out.
     command = ["l2p", "train-ppo", "--scenario", scenario.name, "--ablation", args.ablation,
                "--timesteps", str(config.timesteps), "--seed", str(config.seed), "--threads", str(args.threads),
-               "--model", str(args.model), "--cloud-speed-factor", f"{args.cloud_speed_factor:g}",
+               "--model", str(args.model), "--edge-speed-factor", f"{args.edge_speed_factor:g}",
+               "--cloud-speed-factor", f"{args.cloud_speed_factor:g}",
                "--video-frames", str(args.video_frames), "--out", str(args.out)]
     for flag, path in (("--edge-profile", args.edge_profile), ("--cloud-profile", args.cloud_profile)):
         command += [flag, str(path)] if path else []
@@ -269,11 +290,7 @@ def _add_train_ppo_parser(sub) -> None:
     p.add_argument("--timesteps", type=int, default=None, help="simulated frames to train on (default: 2000000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--model", default="yolov3-tiny", help="yolov3, yolov3-tiny or a Darknet .cfg path")
-    p.add_argument("--edge-profile", type=Path, default=None, help="default: measured on this host")
-    p.add_argument("--cloud-profile", type=Path, default=None, help="default: derived from the edge profile")
-    p.add_argument("--cloud-speed-factor", type=float, default=20.0, help="cloud speed / edge speed when derived")
-    p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
+    _add_world_args(p)
     p.add_argument("--out", type=Path, required=True, help="policy file to write (.npz)")
     p.set_defaults(func=cmd_train_ppo)
 

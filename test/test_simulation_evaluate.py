@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from l2p_ros.cli import main
 from l2p_ros.simulation import traces
@@ -38,6 +39,27 @@ def test_evaluate_writes_results_table_and_plots(tmp_path, capsys):
     assert "Improvement over static optimal" in capsys.readouterr().out
 
 
+def test_a_derived_slower_edge_slows_the_edge_not_the_cloud(tmp_path):
+    runs = {}
+    for factor in ("1", "0.25"):
+        out = tmp_path / factor
+        assert main(["evaluate", "--minutes", "0.2", "--policies", "edge-only,cloud-only", "--edge-speed-factor", factor,
+                     "--video-frames", str(FRAMES_PER_CLIP), "--out", str(out)]) == 0
+        runs[factor] = json.loads((out / "results.json").read_text())
+    measured, derived = runs["1"]["sources"], runs["0.25"]["sources"]
+    assert measured["edge_profile"]["derived"] is False
+    assert derived["edge_profile"]["derived"] is True and derived["edge_profile"]["speed_factor"] == 0.25
+    assert derived["edge_profile"]["machine"]["measured_on"] == measured["edge_profile"]["machine"]
+    assert derived["edge_profile"]["full_pass_ms_median"] == 4 * measured["edge_profile"]["full_pass_ms_median"]
+    assert derived["cloud_profile"]["full_pass_ms"] == measured["cloud_profile"]["full_pass_ms"]
+
+    def mean_ms(factor, policy):
+        return runs[factor]["policies"][policy]["latency_ms"]["mean"]
+
+    assert mean_ms("0.25", "cloud-only") == mean_ms("1", "cloud-only")
+    assert mean_ms("0.25", "edge-only") > 3 * mean_ms("1", "edge-only")
+
+
 def test_evaluate_a_trace_file(tmp_path):
     t = traces.time_grid(20.0, 1.0)
     path = tmp_path / "link.csv"
@@ -61,3 +83,7 @@ def test_evaluate_reports_bad_input(tmp_path, capsys):
     bad.write_text("time_s,bandwidth_mbps\n0,x\n")
     assert main(["evaluate", "--trace", str(bad), "--out", str(tmp_path)]) == 2
     assert "bad.csv:2: column 'bandwidth_mbps'" in capsys.readouterr().err
+    for factor in ("0", "-1", "nan", "inf"):
+        with pytest.raises(SystemExit):
+            main(["evaluate", "--edge-speed-factor", factor, "--out", str(tmp_path)])
+        assert "argument --edge-speed-factor: must be > 0" in capsys.readouterr().err

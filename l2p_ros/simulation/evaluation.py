@@ -118,7 +118,8 @@ def _progress(enabled: bool):
 def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", policies: list[str] | None = None,
              minutes: float | None = None, seed: int = 0, *, world: World | None = None,
              edge_profile: Path | None = None, cloud_profile: Path | None = None,
-             cloud_speed_factor: float = DEFAULT_CLOUD_SPEED_FACTOR, fps: float | None = None,
+             cloud_speed_factor: float = DEFAULT_CLOUD_SPEED_FACTOR, edge_speed_factor: float = 1.0,
+             fps: float | None = None,
              deadline_ms: float | None = None, frames_per_clip: int = 60,
              extra_policies: dict[str, Policy] | None = None, progress: bool = True, log=print) -> Evaluation:
     """Simulate ``minutes`` (default: the scenario's) of ``scenario`` under each policy.
@@ -129,7 +130,8 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
     scenario = resolve_scenario(scenario)
     progress_factory = _progress(progress)
     world = world or build_world(model, edge_profile=edge_profile, cloud_profile=cloud_profile,
-                                 cloud_speed_factor=cloud_speed_factor, frames_per_clip=frames_per_clip,
+                                 cloud_speed_factor=cloud_speed_factor, edge_speed_factor=edge_speed_factor,
+                                 frames_per_clip=frames_per_clip,
                                  log=log, progress_factory=progress_factory)
     world = world.for_scenario(scenario)  # a fog tier when the scenario has one
     config = SimulationConfig(fps=scenario.fps if fps is None else fps,

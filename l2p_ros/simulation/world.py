@@ -118,30 +118,37 @@ def complexity_fit(table: VideoTable, graph: LayerGraph) -> PayloadBytesFn:
 
 def build_world(model_name: str = "yolov3-tiny", input_size: int = 416, *, edge_profile: Path | None = None,
                 cloud_profile: Path | None = None, cloud_speed_factor: float = DEFAULT_CLOUD_SPEED_FACTOR,
-                frames_per_clip: int = 60, threads: int = 1, power: PowerModel = PowerModel(),
+                edge_speed_factor: float = 1.0, frames_per_clip: int = 60, threads: int = 1,
+                power: PowerModel = PowerModel(),
                 policy_payloads: Callable[[VideoTable, LayerGraph], PayloadBytesFn] | None = None,
                 log=print, progress_factory=None) -> World:
     """Profiles (given files, or this host's measured edge profile and a cloud profile derived from
     it by ``cloud_speed_factor``), the video table, and the policies' cost model.
 
+    ``edge_speed_factor`` != 1 derives the edge from the measured (or given) edge profile at that
+    speed (0.25: an edge a quarter as fast, e.g. a Jetson-class CPU), labelled derived; the cloud is
+    still derived from the measured profile, so its speed does not follow the edge's.
+
     ``policy_payloads(table, graph)`` makes the payload function the policies predict with;
     by default :func:`complexity_fit` (bytes linear in frame complexity, fitted on the table).
     """
-    edge = load_profile(edge_profile or ensure_profile(model_name, input_size, threads=threads, log=log))
+    measured = load_profile(edge_profile or ensure_profile(model_name, input_size, threads=threads, log=log))
+    edge = measured if edge_speed_factor == 1.0 else derive_profile(
+        measured, edge_speed_factor, f"edge, derived: {edge_speed_factor:g}x the measured edge profile's speed")
     if cloud_profile is not None:
         cloud = load_profile(cloud_profile)
         cloud_source = {"file": str(cloud_profile), "derived": is_derived(cloud)}
     else:
-        cloud = derive_profile(edge, cloud_speed_factor,
-                               f"cloud GPU, derived: {cloud_speed_factor:g}x the edge profile's speed")
-        cloud_source = {"derived": True, "speed_factor": cloud_speed_factor, "from": "edge profile"}
+        cloud = derive_profile(measured, cloud_speed_factor,
+                               f"cloud GPU, derived: {cloud_speed_factor:g}x the measured edge profile's speed")
+        cloud_source = {"derived": True, "speed_factor": cloud_speed_factor, "from": "measured edge profile"}
     graph = model_graph(model_name)
     table = video_table(model_name, input_size, frames_per_clip, log=log, progress_factory=progress_factory)
     policy_payloads = policy_payloads or complexity_fit
     policy_model = CostModel(graph, edge, cloud, power, policy_payloads(table, graph))
     sources = {
         "edge_profile": {"file": str(edge_profile) if edge_profile else "measured on this host (ensure_profile)",
-                         "derived": is_derived(edge), "machine": edge.machine,
+                         "derived": is_derived(edge), "speed_factor": edge_speed_factor, "machine": edge.machine,
                          "full_pass_ms_median": edge.measurement.get("full_pass_ms_median")},
         "cloud_profile": {**cloud_source, "full_pass_ms": round(cloud.total_ms, 3)},
         "video_table": {"note": table.note, "model": table.model, "clips": list(table.clips),
