@@ -52,6 +52,9 @@ def test_a_derived_slower_edge_slows_the_edge_not_the_cloud(tmp_path):
     assert derived["edge_profile"]["machine"]["measured_on"] == measured["edge_profile"]["machine"]
     assert derived["edge_profile"]["full_pass_ms_median"] == 4 * measured["edge_profile"]["full_pass_ms_median"]
     assert derived["cloud_profile"]["full_pass_ms"] == measured["cloud_profile"]["full_pass_ms"]
+    table = (tmp_path / "0.25" / "results.md").read_text()
+    assert "- edge profile: DERIVED (0.25x the measured edge profile)" in table
+    assert "- cloud profile: DERIVED (20x the measured edge profile)" in table
 
     def mean_ms(factor, policy):
         return runs[factor]["policies"][policy]["latency_ms"]["mean"]

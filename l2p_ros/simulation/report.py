@@ -94,7 +94,7 @@ def markdown_table(evaluation: Evaluation) -> str:
 def _describe(source: dict) -> str:
     if source.get("derived"):
         factor = source.get("speed_factor")
-        return f"DERIVED ({f'{factor:g}x the edge profile' if factor else source.get('file', '')})"
+        return f"DERIVED ({f'{factor:g}x the ' + source.get('from', 'edge profile') if factor else source.get('file', '')})"
     return f"measured ({source.get('file', '')})"
 
 

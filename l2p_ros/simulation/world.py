@@ -148,7 +148,8 @@ def build_world(model_name: str = "yolov3-tiny", input_size: int = 416, *, edge_
     policy_model = CostModel(graph, edge, cloud, power, policy_payloads(table, graph))
     sources = {
         "edge_profile": {"file": str(edge_profile) if edge_profile else "measured on this host (ensure_profile)",
-                         "derived": is_derived(edge), "speed_factor": edge_speed_factor, "machine": edge.machine,
+                         "derived": is_derived(edge), "speed_factor": edge_speed_factor,
+                         "from": "measured edge profile", "machine": edge.machine,
                          "full_pass_ms_median": edge.measurement.get("full_pass_ms_median")},
         "cloud_profile": {**cloud_source, "full_pass_ms": round(cloud.total_ms, 3)},
         "video_table": {"note": table.note, "model": table.model, "clips": list(table.clips),
