@@ -64,19 +64,21 @@ def test_split_pipeline_detects_what_the_full_model_detects():
             assert box[3:] == pytest.approx([det.x1, det.y1, det.x2, det.y2], abs=0.05)
 
 
-def test_three_tiers_edge_fog_cloud_detect_what_the_full_model_detects():
-    """Edge runs 0..7, a fog instance of cloud_node runs 8..13, the cloud the rest; fp32 on both links."""
+@pytest.mark.parametrize("policy, executed_on", [("fixed:7:13", "edge+fog+cloud"), ("fixed:7:23", "edge+fog")])
+def test_three_tiers_edge_fog_cloud_detect_what_the_full_model_detects(policy, executed_on):
+    """Edge runs 0..7, a fog instance of cloud_node runs 8..13 and the cloud the rest (fp32 on both
+    links), or the fog runs 8..23, the last layer, and finishes the frame itself."""
     frames = 6
     fog = {"role": "fog", "input_topic": "l2p/feature_map", "output_topic": "l2p/feature_map_cloud",
            "answer_probes": True}
-    overrides = _overrides("fixed:7:13", frames, 3.0, {("cloud_node", "input_topic"): "l2p/feature_map_cloud",
-                                                       ("cloud_node", "answer_probes"): False})
+    overrides = _overrides(policy, frames, 3.0, {("cloud_node", "input_topic"): "l2p/feature_map_cloud",
+                                                 ("cloud_node", "answer_probes"): False})
     with live_pipeline(overrides, extra_nodes={"fog_node": ("cloud_node", fog)}) as (nodes, observer):
         assert spin_until(observer, lambda: len(observer.results) >= frames, timeout_s=60)
         stamps = observer.frame_stamps()
         timeline = observer.timeline()
         results = dict(observer.results)
-    assert {r["executed_on"] for r in timeline} == {"edge+fog+cloud"}
+    assert {r["executed_on"] for r in timeline} == {executed_on}
     assert {(r.cut, r.codec) for r in results.values()} == {(7, "fp32")}
     torch.set_num_threads(1)
     detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")

@@ -77,11 +77,12 @@ def test_two_tier_partitions_pass_through_the_fog(three_tier):
 
 
 def test_the_fog_can_finish_the_network(three_tier):
-    # Image to the fog, which runs everything; the cloud only post-processes (cut 4 sends nothing here).
+    # Image to the fog, which runs everything and post-processes: the fog -> cloud link is not used.
     p = three_tier.predict(Partition(cut_after_layer=-1, fog_until_layer=4, codec="jpeg-q75"), FOG_STATE)
-    assert (p.edge_ms, p.send_ms, p.fog_ms, p.fog_send_ms, p.cloud_ms) == \
-        (0, pytest.approx(1.0), pytest.approx(30.75), 0, 0)
-    assert p.total_ms == pytest.approx(1.0 + 10 + 30.75 + 2)
+    assert (p.edge_ms, p.send_ms, p.fog_ms, p.fog_send_ms, p.fog_rtt_ms, p.cloud_ms) == \
+        (0, pytest.approx(1.0), pytest.approx(30.75), 0, 0, 0)
+    assert p.total_ms == pytest.approx(1.0 + 10 + 30.75)
+    assert p.offload_energy_j == pytest.approx(45 * 30.75 / 1000)
     local = three_tier.predict(Partition.edge_only(5), FOG_STATE)
     assert local.transfer_ms == 0 and local.fog_ms == 0 and local.total_ms == pytest.approx(123)
 

@@ -34,7 +34,9 @@ def test_world_for_a_fog_scenario_has_a_derived_fog_profile():
 @pytest.mark.parametrize("partition", [Partition(cut_after_layer=7, fog_until_layer=13, codec=CODEC),
                                        Partition(cut_after_layer=-1, fog_until_layer=13, codec="jpeg-q75"),
                                        Partition.chain(7, CODEC),  # forwarded by the fog
-                                       Partition.image_offload()])
+                                       Partition.image_offload(),
+                                       Partition(cut_after_layer=7, fog_until_layer=23, codec=CODEC),  # fog finishes
+                                       Partition(cut_after_layer=-1, fog_until_layer=23, codec="jpeg-q75")])
 def test_unqueued_latency_equals_the_cost_model_and_the_hand_sum(partition):
     world = small_world()
     sim = world.simulator(fog_scenario(), 3.0, 0)  # 1 frame/s: no frame waits
@@ -57,10 +59,15 @@ def test_unqueued_latency_equals_the_cost_model_and_the_hand_sum(partition):
         first = sim.table.payload_bytes(frame.row, model.chain_cut(k), partition.codec)
         second = first if j is None else sim.table.payload_bytes(frame.row, model.chain_cut(j), CODEC)
         assert outcome.payload_bytes == first and outcome.fog_ms == pytest.approx(fog)
-        by_hand = edge + first * 8 / 20e3 + 20.0 + fog + second * 8 / 1000e3 + 5.0 + cloud
+        fog_finishes = j == model.num_layers - 1  # nothing on the fog link, the cloud idle
+        backhaul = 0.0 if fog_finishes else second * 8 / 1000e3 + 5.0
+        by_hand = edge + first * 8 / 20e3 + 20.0 + fog + backhaul + cloud
         assert outcome.latency_ms == pytest.approx(by_hand, rel=1e-9)
+        assert (outcome.fog_send_ms == 0.0) == fog_finishes
         if j is None:
             assert fog == 0.0
+        if fog_finishes:
+            assert cloud == 0.0 and fog > 0.0
 
 
 def test_edge_only_never_reaches_the_fog():

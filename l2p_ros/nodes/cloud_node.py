@@ -3,7 +3,9 @@
 A malformed FeatureMap is dropped and counted as ``malformed_payload`` (invariant 3); frames that
 arrive faster than they are processed wait in a short queue, and the oldest is dropped as
 ``cloud_backlog`` when it overflows. In the ``fog`` role the node runs the layers up to the
-frame's ``run_until_layer`` and forwards the result to the next tier instead.
+frame's ``run_until_layer`` and forwards the result to the next tier instead; a frame whose
+``run_until_layer`` is the last layer is finished on the fog (detections published here, nothing
+sent on), and one with nothing to run (-1) is passed through unchanged.
 """
 from __future__ import annotations
 
@@ -113,7 +115,8 @@ class CloudNode(Node):
         timings = msg.timings
         timings.cloud_received = to_time_msg(received_s)
         timings.transfer_ms = (received_s - from_time_msg(timings.edge_sent)) * 1e3
-        if self.role == "fog" and msg.run_until_layer >= 0:
+        last_layer = self.detector.num_layers - 1
+        if self.role == "fog" and 0 <= msg.run_until_layer < last_layer:
             out_frame = self.detector.fog(frame, msg.run_until_layer, self.fog_spec)
             out = frame_to_msg(out_frame, FeatureMap(header=msg.header, frame_seq=msg.frame_seq))
             out.run_until_layer = -1
@@ -126,17 +129,20 @@ class CloudNode(Node):
             self.forward_pub.publish(out)
             self.stats.offloaded(out_frame.payload_bytes)
             return
-        if self.role == "fog":  # nothing for the fog to run: pass through unchanged
+        if self.role == "fog" and msg.run_until_layer != last_layer:  # nothing to run: pass through unchanged
             self.forward_pub.publish(msg)
             self.stats.offloaded(msg.payload_bytes)
             return
+        # The cloud, or a fog asked to run to the last layer: finish the network here.
         result = self.detector.cloud(frame)
         via_fog = "fog" in msg.executed_on
+        tier = "fog" if self.role == "fog" else "cloud"
         out = DetectionArray(header=msg.header, frame_seq=msg.frame_seq, model_id=msg.model_id,
                              cut_after_layer=msg.edge_cut_after_layer if via_fog else msg.cut_after_layer,
-                             fog_until_layer=msg.cut_after_layer if via_fog else -1,
+                             fog_until_layer=(last_layer if self.role == "fog" else
+                                              msg.cut_after_layer if via_fog else -1),
                              codec=str(frame.codec),
-                             executed_on=f"{msg.executed_on}+cloud" if msg.executed_on else "cloud")
+                             executed_on=f"{msg.executed_on}+{tier}" if msg.executed_on else tier)
         out.detections = detections_to_msgs(result.detections)
         timings.decode_ms, timings.cloud_ms = result.decode_ms, result.cloud_ms
         timings.total_ms = (now_s() - from_time_msg(timings.captured)) * 1e3

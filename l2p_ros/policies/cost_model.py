@@ -24,7 +24,9 @@ frame it has nothing to run on unchanged). A partition ``(k, j)`` runs 0..k on t
 the fog (``fog_ms``, fog-profile medians), then ``fog_send_ms`` puts the crossing at j, encoded
 with ``fog_codec`` (the fog node's parameter), on the fog -> cloud link and ``fog_rtt_ms`` is that
 link's RTT; the cloud runs the rest and post-processes. A two-tier partition ``k`` on a fog
-deployment is ``(k, k)``: the fog forwards the edge's payload as it is.
+deployment is ``(k, k)``: the fog forwards the edge's payload as it is. A partition whose fog
+range reaches the last layer (``j = L - 1``) is finished on the fog, which post-processes and
+publishes the detections itself: nothing crosses the fog -> cloud link and the cloud is idle.
 
 Energy: ``edge_energy_j`` from the edge power model (compute, transmit, idle while waiting for the
 answer). ``offload_energy_j`` is what the fog (compute and transmit) and the cloud (compute) spend
@@ -170,8 +172,8 @@ class Placement:
     """What a partition fixes whatever the state: where it is cut and its compute times (ms).
 
     ``cut``: edge -> next tier. ``handover``: where the cloud takes over in three tiers (``cut``
-    itself when the fog only forwards); None in two tiers and for edge only. ``edge_ms`` is on an
-    idle edge. ``local``: edge only, nothing is sent.
+    itself when the fog only forwards); None in two tiers, for edge only and where the fog
+    finishes the network. ``edge_ms`` is on an idle edge. ``local``: edge only, nothing is sent.
     """
 
     cut: Cut
@@ -297,8 +299,10 @@ class CostModel:
         handover = cut if partition.fog_until_layer is None else self.chain_cut(partition.fog_until_layer)
         before_cloud = np.zeros(self.num_layers, dtype=bool)
         before_cloud[list(handover.edge_layers)] = True
-        return Placement(cut, handover, edge_ms, float(self.fog_layer_ms[before_cloud & ~on_edge].sum()),
-                         float(self.cloud_layer_ms[~before_cloud].sum()), False)
+        fog_ms = float(self.fog_layer_ms[before_cloud & ~on_edge].sum())
+        if before_cloud.all():  # the fog finishes: no handover to the cloud
+            return Placement(cut, None, edge_ms, fog_ms, 0.0, False)
+        return Placement(cut, handover, edge_ms, fog_ms, float(self.cloud_layer_ms[~before_cloud].sum()), False)
 
     def predict(self, partition: Partition, state: SystemState) -> Prediction:
         place = self.placement(partition)

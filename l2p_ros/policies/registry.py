@@ -60,7 +60,8 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
 
 
 def _fixed(name: str, num_layers: int, codec: str, image_codec: str) -> Policy:
-    """``fixed:K`` (two tiers) or ``fixed:K:J`` (layers K+1..J on a fog tier); K may be edge or cloud."""
+    """``fixed:K`` (two tiers) or ``fixed:K:J`` (layers K+1..J on a fog tier, which finishes the
+    network itself when J is the last layer); K may be edge or cloud."""
     parts = name.split(":")[1:]
 
     def layer(value: str) -> int:
@@ -75,8 +76,8 @@ def _fixed(name: str, num_layers: int, codec: str, image_codec: str) -> Policy:
         raise ValueError(f"policy {name!r}: expected fixed:K or fixed:K:J")
     cut = layer(parts[0])
     fog = layer(parts[1]) if len(parts) == 2 else None
-    if fog is not None and not cut < fog < num_layers - 1:
-        raise ValueError(f"policy {name!r}: the fog range must end after the edge cut and before the last layer")
+    if fog is not None and not cut < fog <= num_layers - 1:
+        raise ValueError(f"policy {name!r}: the fog range must end after the edge cut")
     if fog is None:
         partition = Partition.image_offload(image_codec) if cut == INPUT else Partition.chain(cut, codec)
     else:

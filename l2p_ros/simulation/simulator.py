@@ -16,7 +16,8 @@ every offloaded frame goes edge -> link -> half the RTT -> fog -> fog link -> ha
 cloud -> back over both halves, five FIFO servers. The fog runs layers k+1..j of a partition with
 ``fog_until_layer = j`` (fog profile) and encodes the crossing at j with the cost model's
 ``fog_codec``; a two-tier partition is forwarded by the fog unchanged (no fog compute, the edge's
-payload on the fog link), exactly as :meth:`CostModel.predict` assumes. The fog -> cloud link runs
+payload on the fog link), and one whose fog range reaches the last layer finishes on the fog
+(back over the first link only), exactly as :meth:`CostModel.predict` assumes. The fog -> cloud link runs
 at the config's constant ``fog_cloud_bandwidth_mbps`` and ``fog_cloud_rtt_ms`` (the states the
 policies see carry the same values). Two-tier worlds play exactly as before.
 
@@ -266,20 +267,24 @@ class Simulator:
                 fog_ms = plan.fog_ms
                 fog_start = max(link_done + rtt_ms / 2e3, self._fog_free_s)
                 self._fog_free_s = fog_start + fog_ms / 1e3
-                if plan.handover is plan.cut:  # forwarded as it is
-                    fog_payload = payload
-                else:
-                    fog_payload = float(self.table.payload_bytes(frame.row, plan.handover,
-                                                                 self.true_model.fog_codec))
-                fog_send_ms = send_ms(fog_payload, self.config.fog_cloud_bandwidth_mbps)
-                fog_rtt_ms = self.config.fog_cloud_rtt_ms
-                fog_link_start = max(self._fog_free_s, self._fog_link_free_s)
-                self._fog_link_free_s = fog_link_start + fog_send_ms / 1e3
-                cloud_start = max(self._fog_link_free_s + fog_rtt_ms / 2e3, self._cloud_free_s)
+            if self._has_fog and plan.handover is None:  # the fog finishes the network
+                finish = self._fog_free_s + rtt_ms / 2e3
             else:
-                cloud_start = max(link_done + rtt_ms / 2e3, self._cloud_free_s)
-            self._cloud_free_s = cloud_start + plan.cloud_ms / 1e3
-            finish = self._cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
+                if self._has_fog:
+                    if plan.handover is plan.cut:  # forwarded as it is
+                        fog_payload = payload
+                    else:
+                        fog_payload = float(self.table.payload_bytes(frame.row, plan.handover,
+                                                                     self.true_model.fog_codec))
+                    fog_send_ms = send_ms(fog_payload, self.config.fog_cloud_bandwidth_mbps)
+                    fog_rtt_ms = self.config.fog_cloud_rtt_ms
+                    fog_link_start = max(self._fog_free_s, self._fog_link_free_s)
+                    self._fog_link_free_s = fog_link_start + fog_send_ms / 1e3
+                    cloud_start = max(self._fog_link_free_s + fog_rtt_ms / 2e3, self._cloud_free_s)
+                else:
+                    cloud_start = max(link_done + rtt_ms / 2e3, self._cloud_free_s)
+                self._cloud_free_s = cloud_start + plan.cloud_ms / 1e3
+                finish = self._cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
         edge_ms = (edge_done - edge_start) * 1e3
         latency_ms = (finish - t) * 1e3
         if self._has_fog:  # as the cost model: the edge idles through both hops and the fog
