@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from l2p_ros.cli import main
+from l2p_ros.simulation.evaluation import evaluate
 from l2p_ros.policies.types import Partition
 from l2p_ros.simulation.scenarios import FogTier, get_scenario
 from l2p_ros.simulation.simulator import SimulationConfig
@@ -120,6 +121,20 @@ def test_three_tier_throttle_evaluates_score_and_a_fixed_three_tier_split(tmp_pa
     assert policies["score"]["latency_ms"]["mean"] > 0
     table = (out / "results.md").read_text()
     assert "fog profile: DERIVED (4x the edge profile)" in table and "| fixed:7:13 |" in table
+
+
+def test_behind_a_slow_backhaul_the_fog_finishes_frames():
+    evaluation = evaluate("three-tier-backhaul", minutes=0.5, seed=2, world=small_world(), progress=False,
+                          policies=["static-optimal", "greedy", "dads", "score", "oracle", "fixed:cloud:last"])
+    assert evaluation.meta["scenario"]["tiers"] == 3
+    runs = {name: run.summary for name, run in evaluation.runs.items()}
+    last = small_world().policy_model.num_layers - 1
+    assert set(runs["fixed:cloud:last"]["cut_histogram"]) == {f"-1/{last}"}
+    fog_finished = sum(count for label, count in runs["score"]["cut_histogram"].items() if label.endswith(f"/{last}"))
+    assert fog_finished > runs["score"]["processed_frames"] / 2
+    means = {name: summary["latency_ms"]["mean"] for name, summary in runs.items()}
+    assert means["score"] < means["greedy"] < means["static-optimal"]
+    assert all(means["oracle"] <= mean + 1e-9 for mean in means.values())
 
 
 def test_two_tier_scenarios_stay_two_tier():

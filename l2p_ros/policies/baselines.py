@@ -9,6 +9,7 @@ from l2p_ros.model.graph import INPUT
 from l2p_ros.policies.cost_model import CostModel
 from l2p_ros.policies.dads import DadsPolicy
 from l2p_ros.policies.dnnsplit import profile_candidates
+from l2p_ros.policies.score import tiered_partitions
 from l2p_ros.policies.types import DEFAULT_IMAGE_CODEC, DEFAULT_TENSOR_CODEC, Partition, Policy, SystemState
 
 
@@ -88,11 +89,13 @@ class Greedy(Policy):
 
 
 class OraclePolicy(Policy):
-    """The fastest partition of the whole layer DAG (chain cuts included) under the TRUE state.
+    """The fastest partition of the whole layer DAG (chain cuts included) under the TRUE state,
+    and in three tiers of every (i, j) pair of chain cuts too.
 
-    A lower bound for every policy: the simulator passes the true conditions, and ``cost_model``
-    should be the one the simulator scores frames with (true payload sizes included). The DADS
-    light-load min cut is exact for total latency, so it is solved once per codec.
+    A lower bound for every policy (per frame): the simulator passes the true conditions, and
+    ``cost_model`` should be the one the simulator scores frames with (true payload sizes
+    included). The DADS light-load min cut is exact for total latency, so it is solved once per
+    codec; DADS places on two tiers, so a three-tier model also searches the pairs, as a table.
     """
 
     name = "oracle"
@@ -102,6 +105,14 @@ class OraclePolicy(Policy):
                  image_codec: str = DEFAULT_IMAGE_CODEC):
         self.cost_model = cost_model
         self.surgeons = [DadsPolicy(cost_model, float("inf"), "light", codec, image_codec) for codec in codecs]
+        self.tiered = None
+        if cost_model.has_fog:
+            cuts = range(INPUT, cost_model.num_layers)
+            self.tiered = cost_model.table([p for codec in codecs for p in tiered_partitions(
+                cuts, cost_model.num_layers, True, codec, image_codec) if p.fog_until_layer is not None])
 
     def decide(self, state: SystemState) -> Partition:
-        return fastest(self.cost_model, [surgeon.decide(state) for surgeon in self.surgeons], state)
+        candidates = [surgeon.decide(state) for surgeon in self.surgeons]
+        if self.tiered is not None:
+            candidates.append(self.tiered.partitions[int(np.argmin(self.tiered.predict(state).total_ms))])
+        return fastest(self.cost_model, candidates, state)

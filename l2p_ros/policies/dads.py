@@ -29,6 +29,11 @@ compute of the rest). ``S`` must contain the input and be closed under predecess
 On the YOLO graph the sink node ``output`` (post-processing) is a zero-cost node whose cloud cost
 is the RTT: on the edge side it forces every layer there (edge only: nothing is sent, no RTT);
 on the cloud side the yolo outputs computed on the edge are sent and the frame pays one RTT.
+
+DADS places on two tiers. In a three-tier deployment (the cost model has a fog) its placements
+reach the cloud through the fog, which forwards them: the crossing bytes go over both links and
+the frame pays both RTTs (for throughput, the slower link is the sending stage), as the cost
+model predicts a forwarded partition.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ import networkx as nx
 import numpy as np
 
 from l2p_ros.model.graph import INPUT, OUTPUT
-from l2p_ros.policies.cost_model import CostModel, send_ms, send_ms_array
+from l2p_ros.policies.cost_model import CostModel, send_ms_array
 from l2p_ros.policies.types import DEFAULT_IMAGE_CODEC, DEFAULT_TENSOR_CODEC, Partition, Policy, SystemState
 
 _EDGE, _CLOUD, _SENT = "dads:edge", "dads:cloud", "dads:sent"  # min-cut terminals; aux-node tag
@@ -199,12 +204,24 @@ class DadsPolicy(Policy):
             edge = edge * (1 + state.edge_queue_length)
         tensor_bytes = model.tensor_bytes(self.codec, state.frame_complexity)
         image_bytes = model.payload_bytes(model.chain_cut(INPUT), self.image_codec, state.frame_complexity)
+        sent_ms = self._sending_ms(np.append(tensor_bytes[:model.num_layers], image_bytes), state, for_latency)
         edge_ms = {INPUT: 0.0, OUTPUT: 0.0, **{i: float(edge[i]) for i in layers}}
-        cloud_ms = {INPUT: 0.0, OUTPUT: state.rtt_ms if for_latency else 0.0,
+        cloud_ms = {INPUT: 0.0, OUTPUT: self._rtt_ms(state) if for_latency else 0.0,
                     **{i: float(model.cloud_layer_ms[i]) for i in layers}}
-        sent = {INPUT: send_ms(image_bytes, state.bandwidth_mbps), OUTPUT: 0.0,
-                **{i: send_ms(tensor_bytes[i], state.bandwidth_mbps) for i in layers}}
+        sent = {INPUT: float(sent_ms[-1]), OUTPUT: 0.0, **{i: float(sent_ms[i]) for i in layers}}
         return StageCosts(edge_ms, cloud_ms, sent)
+
+    def _sending_ms(self, payload_bytes: np.ndarray, state: SystemState, for_latency: bool) -> np.ndarray:
+        """Sending time of offloaded bytes: in three tiers over both links (the slower one is the
+        stage for throughput), since the fog forwards what DADS places."""
+        first = send_ms_array(payload_bytes, state.bandwidth_mbps)
+        if not self.cost_model.has_fog:
+            return first
+        second = send_ms_array(payload_bytes, state.fog_cloud_bandwidth_mbps)
+        return first + second if for_latency else np.maximum(first, second)
+
+    def _rtt_ms(self, state: SystemState) -> float:
+        return state.rtt_ms + (state.fog_cloud_rtt_ms if self.cost_model.has_fog else 0.0)
 
     def to_partition(self, edge_set: frozenset) -> Partition:
         if OUTPUT in edge_set:  # post-processing on the edge: everything ran there
@@ -246,14 +263,16 @@ class DadsPolicy(Policy):
         sent_bytes[self._layer_columns] = model.tensor_bytes(self.codec, state.frame_complexity)
         sent_bytes[self._input_column] = model.payload_bytes(model.chain_cut(INPUT), self.image_codec,
                                                              state.frame_complexity)
-        sending_ms = send_ms_array(self._sends @ sent_bytes, state.bandwidth_mbps)
+        sent_bytes = self._sends @ sent_bytes
         edge_ms = self._idle_edge_ms * model.edge_slowdown(state.edge_load)
+        stage_ms = self._sending_ms(sent_bytes, state, for_latency=False)  # the slower link
         if self.mode != "heavy":
-            latency_ms = (1 + state.edge_queue_length) * edge_ms + sending_ms + self._cloud_ms + \
-                np.where(self._pays_rtt, state.rtt_ms, 0.0)
+            latency_ms = (1 + state.edge_queue_length) * edge_ms + self._sending_ms(sent_bytes, state, True) + \
+                self._cloud_ms + np.where(self._pays_rtt, self._rtt_ms(state), 0.0)
             light = int(np.argmin(latency_ms))
             if self.mode == "light" or \
-                    max(edge_ms[light], sending_ms[light], self._cloud_ms[light]) < self.frame_interval_ms:
+                    max(edge_ms[light], stage_ms[light], self._cloud_ms[light]) < self.frame_interval_ms:
                 return self.placements[light]
-        bottleneck_ms = np.maximum(np.maximum(edge_ms, sending_ms), self._cloud_ms)
+        sending_ms = self._sending_ms(sent_bytes, state, True)
+        bottleneck_ms = np.maximum(np.maximum(edge_ms, stage_ms), self._cloud_ms)
         return self.placements[np.lexsort((edge_ms + sending_ms + self._cloud_ms, bottleneck_ms))[0]]

@@ -61,14 +61,15 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
 
 def _fixed(name: str, num_layers: int, codec: str, image_codec: str) -> Policy:
     """``fixed:K`` (two tiers) or ``fixed:K:J`` (layers K+1..J on a fog tier, which finishes the
-    network itself when J is the last layer); K may be edge or cloud."""
+    network itself when J is the last layer); K may be edge or cloud, J last (``fixed:cloud:last``:
+    the image to the fog, which runs everything)."""
     parts = name.split(":")[1:]
 
     def layer(value: str) -> int:
-        cut = {"edge": num_layers - 1, "cloud": INPUT}.get(value)
+        cut = {"edge": num_layers - 1, "last": num_layers - 1, "cloud": INPUT}.get(value)
         if cut is None:
             if not value.lstrip("-").isdigit() or not INPUT <= int(value) < num_layers:
-                raise ValueError(f"policy {name!r}: a cut must be 'edge', 'cloud' or -1..{num_layers - 1}")
+                raise ValueError(f"policy {name!r}: a cut must be 'edge', 'cloud', 'last' or -1..{num_layers - 1}")
             cut = int(value)
         return cut
 

@@ -170,9 +170,6 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
         if name == "oracle":  # it must predict with this very simulator's truth
             evaluation.runs[name] = run(name, lambda sim: OraclePolicy(sim.true_model, (scenario.codec,),
                                                                        scenario.image_codec))
-            if world.fog_profile is not None:
-                evaluation.runs[name].summary["note"] = (
-                    "searches two-tier cuts only (forwarded by the fog): not a lower bound for three-tier partitions")
         elif name == "best-fixed":
             evaluation.runs[name] = _best_fixed(world, scenario, run)
         else:

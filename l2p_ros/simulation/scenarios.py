@@ -14,7 +14,14 @@ deadline and codecs a run uses. Each scenario draws a fresh instance from a seed
   over a nominal 1000 Mbit/s, 5 ms RTT fog -> cloud link (constant). Besides the default policies
   it evaluates the fixed three-tier split ``fixed:7:13``; ``score`` then searches (i, j) pairs.
 
-Both run at 10 frames/s with a 100 ms deadline, tensors as ``int8-channel+zstd`` (the live
+- ``three-tier-backhaul``: the case a fog is for. The vehicle reaches a nearby fog (a roadside or
+  base-station server, derived at 4x the edge) over a good link, 20-100 Mbit/s fluctuating, RTT
+  5 ms +- 1 ms, but the fog's backhaul to the cloud is slow: a constant 10 Mbit/s, 50 ms RTT
+  (nominal, not a measurement); the paper's edge-load bursts and scenes. Default 10 minutes.
+  Besides the default policies it evaluates ``fixed:cloud:last`` (the image to the fog, which
+  finishes the network).
+
+All run at 10 frames/s with a 100 ms deadline, tensors as ``int8-channel+zstd`` (the live
 pipeline's default codec) and images as ``jpeg-q75``. A trace file gives a scenario of its own
 (:func:`trace_scenario`): its link and load, the paper's scenes.
 """
@@ -96,6 +103,14 @@ def _throttle_trace(duration_s: float, rng: np.random.Generator) -> Trace:
                       "middle third, then restored; RTT 20 ms +- 3 ms; edge load 0.1")
 
 
+def _backhaul_trace(duration_s: float, rng: np.random.Generator) -> Trace:
+    t = traces.time_grid(duration_s, 1.0)
+    return Trace(t, traces.fluctuating_mbps(t, rng, 20.0, 100.0, correlation_s=15.0),
+                 traces.jittered_rtt_ms(t, rng, 5.0, 1.0), traces.load_bursts(t, rng),
+                 note="simulated (three-tier-backhaul): edge -> fog link AR(1) in log over 20-100 Mbit/s, correlation "
+                      "15 s; RTT 5 ms +- 1 ms; edge load 0.1 with bursts 0.5-0.85 for 5-20 s every ~45 s")
+
+
 SCENARIOS: dict[str, Scenario] = {
     "l2p-paper": Scenario(
         "l2p-paper", "5-50 Mbit/s fluctuating link, edge load bursts, scenes switching between "
@@ -105,6 +120,10 @@ SCENARIOS: dict[str, Scenario] = {
         "(adaptive three-tier work's test)", 3.0, _throttle_trace,
         lambda duration_s, rng: [(0.0, HIGH_COMPLEXITY_CLIP)], fog=FogTier(),
         extra_policies=("fixed:7:13",)),
+    "three-tier-backhaul": Scenario(
+        "three-tier-backhaul", "a nearby fog over a 20-100 Mbit/s link, a slow 10 Mbit/s, 50 ms backhaul from "
+        "the fog to the cloud, edge load bursts, the paper's scenes", 10.0, _backhaul_trace, _paper_scenes,
+        fog=FogTier(cloud_bandwidth_mbps=10.0, cloud_rtt_ms=50.0), extra_policies=("fixed:cloud:last",)),
 }
 
 
