@@ -204,21 +204,22 @@ class DadsPolicy(Policy):
             edge = edge * (1 + state.edge_queue_length)
         tensor_bytes = model.tensor_bytes(self.codec, state.frame_complexity)
         image_bytes = model.payload_bytes(model.chain_cut(INPUT), self.image_codec, state.frame_complexity)
-        sent_ms = self._sending_ms(np.append(tensor_bytes[:model.num_layers], image_bytes), state, for_latency)
+        total_ms, stage_ms = self._sending_ms(np.append(tensor_bytes[:model.num_layers], image_bytes), state)
+        sent_ms = total_ms if for_latency else stage_ms
         edge_ms = {INPUT: 0.0, OUTPUT: 0.0, **{i: float(edge[i]) for i in layers}}
         cloud_ms = {INPUT: 0.0, OUTPUT: self._rtt_ms(state) if for_latency else 0.0,
                     **{i: float(model.cloud_layer_ms[i]) for i in layers}}
         sent = {INPUT: float(sent_ms[-1]), OUTPUT: 0.0, **{i: float(sent_ms[i]) for i in layers}}
         return StageCosts(edge_ms, cloud_ms, sent)
 
-    def _sending_ms(self, payload_bytes: np.ndarray, state: SystemState, for_latency: bool) -> np.ndarray:
-        """Sending time of offloaded bytes: in three tiers over both links (the slower one is the
-        stage for throughput), since the fog forwards what DADS places."""
+    def _sending_ms(self, payload_bytes: np.ndarray, state: SystemState) -> tuple[np.ndarray, np.ndarray]:
+        """Sending time of offloaded bytes for latency and as a pipeline stage: in three tiers the
+        fog forwards what DADS places, so the bytes cross both links (the slower is the stage)."""
         first = send_ms_array(payload_bytes, state.bandwidth_mbps)
         if not self.cost_model.has_fog:
-            return first
+            return first, first
         second = send_ms_array(payload_bytes, state.fog_cloud_bandwidth_mbps)
-        return first + second if for_latency else np.maximum(first, second)
+        return first + second, np.maximum(first, second)
 
     def _rtt_ms(self, state: SystemState) -> float:
         return state.rtt_ms + (state.fog_cloud_rtt_ms if self.cost_model.has_fog else 0.0)
@@ -263,16 +264,14 @@ class DadsPolicy(Policy):
         sent_bytes[self._layer_columns] = model.tensor_bytes(self.codec, state.frame_complexity)
         sent_bytes[self._input_column] = model.payload_bytes(model.chain_cut(INPUT), self.image_codec,
                                                              state.frame_complexity)
-        sent_bytes = self._sends @ sent_bytes
+        sending_ms, stage_ms = self._sending_ms(self._sends @ sent_bytes, state)
         edge_ms = self._idle_edge_ms * model.edge_slowdown(state.edge_load)
-        stage_ms = self._sending_ms(sent_bytes, state, for_latency=False)  # the slower link
         if self.mode != "heavy":
-            latency_ms = (1 + state.edge_queue_length) * edge_ms + self._sending_ms(sent_bytes, state, True) + \
-                self._cloud_ms + np.where(self._pays_rtt, self._rtt_ms(state), 0.0)
+            latency_ms = (1 + state.edge_queue_length) * edge_ms + sending_ms + self._cloud_ms + \
+                np.where(self._pays_rtt, self._rtt_ms(state), 0.0)
             light = int(np.argmin(latency_ms))
             if self.mode == "light" or \
                     max(edge_ms[light], stage_ms[light], self._cloud_ms[light]) < self.frame_interval_ms:
                 return self.placements[light]
-        sending_ms = self._sending_ms(sent_bytes, state, True)
         bottleneck_ms = np.maximum(np.maximum(edge_ms, stage_ms), self._cloud_ms)
         return self.placements[np.lexsort((edge_ms + sending_ms + self._cloud_ms, bottleneck_ms))[0]]
