@@ -218,7 +218,8 @@ def _positive_float(text: str) -> float:
 def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="simulate policies on a scenario or trace; write results.json, table, plots")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--scenario", default="l2p-paper", help="l2p-paper, three-tier-throttle or three-tier-backhaul (default: l2p-paper)")
+    source.add_argument("--scenario", default="l2p-paper",
+                        help="l2p-paper, three-tier-throttle or three-tier-backhaul (default: l2p-paper)")
     source.add_argument("--trace", type=Path, default=None, help="CSV time_s,bandwidth_mbps[,rtt_ms][,edge_load]")
     p.add_argument("--policies", default=None, help="comma list, e.g. greedy,dads,oracle (default: edge-only, "
                    "cloud-only, static-optimal, best-fixed, heuristic, greedy, dads, dnnsplit, score, oracle)")

@@ -116,6 +116,8 @@ class CloudNode(Node):
         timings.cloud_received = to_time_msg(received_s)
         timings.transfer_ms = (received_s - from_time_msg(timings.edge_sent)) * 1e3
         last_layer = self.detector.num_layers - 1
+        if self.role == "fog" and not -1 <= msg.run_until_layer <= last_layer:
+            raise codec.PayloadError(f"run_until_layer {msg.run_until_layer} is outside -1..{last_layer}")
         if self.role == "fog" and 0 <= msg.run_until_layer < last_layer:
             out_frame = self.detector.fog(frame, msg.run_until_layer, self.fog_spec)
             out = frame_to_msg(out_frame, FeatureMap(header=msg.header, frame_seq=msg.frame_seq))

@@ -94,7 +94,8 @@ def markdown_table(evaluation: Evaluation) -> str:
 def _describe(source: dict) -> str:
     if source.get("derived"):
         factor = source.get("speed_factor")
-        return f"DERIVED ({f'{factor:g}x the ' + source.get('from', 'edge profile') if factor else source.get('file', '')})"
+        origin = f"{factor:g}x the {source.get('from', 'edge profile')}" if factor else source.get("file", "")
+        return f"DERIVED ({origin})"
     return f"measured ({source.get('file', '')})"
 
 

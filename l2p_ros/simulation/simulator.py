@@ -17,9 +17,9 @@ cloud -> back over both halves, five FIFO servers. The fog runs layers k+1..j of
 ``fog_until_layer = j`` (fog profile) and encodes the crossing at j with the cost model's
 ``fog_codec``; a two-tier partition is forwarded by the fog unchanged (no fog compute, the edge's
 payload on the fog link), and one whose fog range reaches the last layer finishes on the fog
-(back over the first link only), exactly as :meth:`CostModel.predict` assumes. The fog -> cloud link runs
-at the config's constant ``fog_cloud_bandwidth_mbps`` and ``fog_cloud_rtt_ms`` (the states the
-policies see carry the same values). Two-tier worlds play exactly as before.
+(back over the first link only), exactly as :meth:`CostModel.predict` assumes. The fog -> cloud
+link runs at the config's constant ``fog_cloud_bandwidth_mbps`` and ``fog_cloud_rtt_ms`` (the
+states the policies see carry the same values). Two-tier worlds play exactly as before.
 
 Edge-only frames finish on the edge and use neither link nor cloud. A frame waits when the
 server before it is busy, so latency grows when frames come faster than a stage runs. Frames not
