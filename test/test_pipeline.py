@@ -12,7 +12,9 @@ from l2p_msgs.msg import CrossingTensor, FeatureMap, PipelineStats  # noqa: E402
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.postprocess import load_class_names  # noqa: E402
+from l2p_ros.codec import CodecSpec  # noqa: E402
 from l2p_ros.nodes.common import FRAME_QOS, STATE_QOS  # noqa: E402
+from l2p_ros.nodes.conversions import frame_to_msg  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
 FRAMES = 10
@@ -73,19 +75,21 @@ def test_three_tiers_edge_fog_cloud_detect_what_the_full_model_detects(policy, e
            "answer_probes": True}
     overrides = _overrides(policy, frames, 3.0, {("cloud_node", "input_topic"): "l2p/feature_map_cloud",
                                                  ("cloud_node", "answer_probes"): False})
-    sent, fog_stats = [], []
+    torch.set_num_threads(1)
+    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
+    video = _video_frames(frames)
+    # A real frame cut at 7 that asks the fog for a layer the model does not have.
+    bad = frame_to_msg(detector.edge(video[0], 7, CodecSpec.parse("fp32")), FeatureMap(model_id="", frame_seq=0))
+    bad.run_until_layer = 99
+    fog_stats = []
     with live_pipeline(overrides, extra_nodes={"fog_node": ("cloud_node", fog)}) as (nodes, observer):
-        observer.create_subscription(FeatureMap, "l2p/feature_map", sent.append, FRAME_QOS)
         observer.create_subscription(PipelineStats, "l2p/fog/stats", fog_stats.append, STATE_QOS)
         attacker = observer.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
-        assert spin_until(observer, lambda: len(observer.results) >= frames and sent, timeout_s=60)
+        assert spin_until(observer, lambda: len(observer.results) >= frames, timeout_s=60)
         stamps = observer.frame_stamps()
         timeline = observer.timeline()
         results = dict(observer.results)
-        # A real frame asking the fog for a layer the model does not have: dropped and counted.
-        bad = sent[0]
-        bad.run_until_layer = 99
-        attacker.publish(bad)
+        attacker.publish(bad)  # dropped and counted as malformed by the fog
 
         def fog_malformed() -> int:
             return sum(d.count for d in fog_stats[-1].drops if d.reason == "malformed_payload") if fog_stats else 0
@@ -94,9 +98,7 @@ def test_three_tiers_edge_fog_cloud_detect_what_the_full_model_detects(policy, e
     assert fog_alive
     assert {r["executed_on"] for r in timeline} == {executed_on}
     assert {(r.cut, r.codec) for r in results.values()} == {(7, "fp32")}
-    torch.set_num_threads(1)
-    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
-    for index, frame in enumerate(_video_frames(frames)):
+    for index, frame in enumerate(video):
         record = min(timeline, key=lambda r: abs(r["stamp_s"] - stamps[index]))
         expected = detector.detect(frame)
         assert [b[0] for b in sorted(record["boxes"], key=lambda b: -b[2])] == [d.class_id for d in expected]
