@@ -18,8 +18,10 @@ from l2p_ros.profiling import ensure_profile  # noqa: E402
 
 
 @pytest.fixture()
-def partitioner():
-    params = prepared_parameters(None, {("partitioner_node", "policy"): "fixed:edge"})
+def partitioner(request):
+    """The node in its own process with ``policy: fixed:edge`` or the parameters the test passes."""
+    overrides = getattr(request, "param", {"policy": "fixed:edge"})
+    params = prepared_parameters(None, {("partitioner_node", name): value for name, value in overrides.items()})
     ensure_profile("yolov3-tiny", 416, threads=int(params["partitioner_node"]["ros__parameters"]["profile_threads"]))
     rclpy.init()
     node = rclpy.create_node("test_partitioner_peer")
@@ -40,24 +42,29 @@ def _spin_until(node, predicate, timeout_s):
     return predicate()
 
 
-def test_edge_energy_follows_the_measured_power_model(partitioner):
-    node, nodes = partitioner
+def _decider(node, nodes):
+    """``decide()``: publish frames until one gets its decision (the first may race DDS discovery)."""
     decisions = []
     node.create_subscription(PartitionDecision, "l2p/decision", decisions.append, FRAME_QOS)
-    load_pub = node.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
     image_pub = node.create_publisher(Image, "camera/image_raw", IMAGE_QOS)
     assert _spin_until(node, lambda: image_pub.get_subscription_count() > 0 or bool(nodes.failed()), 90), \
         nodes.failed()
     frame = np.zeros((480, 640, 3), np.uint8)
 
     def decide():
-        """Publish frames until one gets its decision (the first may race DDS discovery)."""
         count = len(decisions)
         for _ in range(20):
             image_pub.publish(image_to_msg(frame, time.time(), "camera"))
             if _spin_until(node, lambda: len(decisions) > count, 0.5):
                 return decisions[-1]
         raise AssertionError("no PartitionDecision within 10 s")
+    return decide
+
+
+def test_edge_energy_follows_the_measured_power_model(partitioner):
+    node, nodes = partitioner
+    load_pub = node.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
+    decide = _decider(node, nodes)
 
     assumed = decide()
     assert assumed.cut_after_layer == 23 and assumed.policy == "fixed:edge"
@@ -75,3 +82,24 @@ def test_edge_energy_follows_the_measured_power_model(partitioner):
     measured = decide()
     assert measured.predicted_edge_energy_j / measured.predicted_edge_ms * 1e3 == pytest.approx(25.0, rel=0.02)
     assert "power model now measured: RAPL" in (nodes.running["partitioner_node"].log_path.read_text())
+
+
+BACKHAUL = {"policy": "score", "fog_speed_factor": 4.0, "fog_cloud_bandwidth_mbps": 10.0, "fog_cloud_rtt_ms": 50.0,
+            "default_bandwidth_mbps": 50.0, "default_rtt_ms": 5.0}
+
+
+@pytest.mark.parametrize("partitioner", [BACKHAUL], indirect=True)
+def test_with_a_fog_behind_a_slow_backhaul_score_lets_the_fog_finish(partitioner):
+    node, nodes = partitioner
+    decision = _decider(node, nodes)()
+    assert (decision.policy, decision.fog_until_layer) == ("score", 23)  # the fog runs to the last layer
+    # Edge only would take about 40 ms and anything sent on to the cloud pays 50 ms of backhaul RTT.
+    assert decision.predicted_total_ms < 40.0 and decision.predicted_cloud_ms == 0.0
+
+
+@pytest.mark.parametrize("partitioner", [{**BACKHAUL, "fog_codec": "nonsense"}], indirect=True)
+def test_a_fog_codec_without_payload_sizes_is_refused_at_start(partitioner):
+    node, nodes = partitioner
+    assert _spin_until(node, lambda: bool(nodes.failed()), 90)
+    log = nodes.running["partitioner_node"].log_path.read_text()
+    assert "parameter 'fog_codec'='nonsense' is invalid: profile has no payload size for codec nonsense" in log

@@ -1,7 +1,9 @@
 """Partitioner node: per frame, measures complexity, reads the monitors' state, runs the policy.
 
 Publishes one PartitionDecision per camera frame (same header stamp, so the edge can match them)
-and the frame's FrameComplexity.
+and the frame's FrameComplexity. With a fog tier (``fog_profile`` or ``fog_speed_factor``) the
+cost model predicts edge -> fog -> cloud, the NetworkState is the edge -> fog link, the fog ->
+cloud link is taken as the nominal ``fog_cloud_*`` parameters, and ``score`` searches (i, j) cuts.
 """
 from __future__ import annotations
 
@@ -47,14 +49,25 @@ class PartitionerNode(Node):
         self.default_bandwidth_mbps = declare(self, "default_bandwidth_mbps", 20.0,
                                               "uplink assumed until a NetworkState arrives")
         self.default_rtt_ms = declare(self, "default_rtt_ms", 20.0, "RTT assumed until a NetworkState arrives")
+        fog_profile = declare(self, "fog_profile", "", "three tiers: the fog's profile YAML ('' = fog_speed_factor)")
+        fog_speed_factor = declare(self, "fog_speed_factor", 0.0, "three tiers: a fog this many times the edge "
+                                   "profile's speed, labelled derived; 0 and no fog_profile = two tiers")
+        fog_codec = declare(self, "fog_codec", "fp32", "three tiers: the codec the fog forwards tensors with "
+                            "(the fog node's fog_codec)")
+        self.fog_cloud_bandwidth_mbps = declare(self, "fog_cloud_bandwidth_mbps", 1000.0,
+                                                "three tiers: the fog -> cloud link's bandwidth (nominal)")
+        self.fog_cloud_rtt_ms = declare(self, "fog_cloud_rtt_ms", 5.0, "three tiers: the fog -> cloud RTT (nominal)")
         threads = declare(self, "profile_threads", 2, "torch threads when this node measures the edge profile")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         if cloud_speed_factor <= 0:
             raise parameter_error(self, "cloud_speed_factor", cloud_speed_factor, "must be > 0")
         for name, value in (("default_bandwidth_mbps", self.default_bandwidth_mbps),
-                            ("default_rtt_ms", self.default_rtt_ms), ("frame_interval_ms", frame_interval_ms)):
+                            ("default_rtt_ms", self.default_rtt_ms), ("frame_interval_ms", frame_interval_ms),
+                            ("fog_speed_factor", fog_speed_factor), ("fog_cloud_rtt_ms", self.fog_cloud_rtt_ms)):
             if not value >= 0:
                 raise parameter_error(self, name, value, "must be >= 0")
+        if not self.fog_cloud_bandwidth_mbps > 0:
+            raise parameter_error(self, "fog_cloud_bandwidth_mbps", self.fog_cloud_bandwidth_mbps, "must be > 0")
 
         graph = LayerGraph(parse_cfg(model if model.endswith(".cfg") else bundled_cfg(model)))
         try:
@@ -63,16 +76,24 @@ class PartitionerNode(Node):
             edge = load_profile(edge_path)
             cloud = load_profile(cloud_profile) if cloud_profile else derive_profile(
                 edge, cloud_speed_factor, f"edge profile x{cloud_speed_factor}")
+            fog = load_profile(fog_profile) if fog_profile else derive_profile(
+                edge, fog_speed_factor, f"fog, edge profile x{fog_speed_factor:g}") if fog_speed_factor > 0 else None
             fit = None
             if payload_fit:
                 fit = load_payload_fit(ensure_payload_fit(model, input_size, log=self.get_logger().info)
                                        if payload_fit == "auto" else payload_fit)
-            self.cost_model = CostModel(graph, edge, cloud, payload_bytes_fn=fit)
+            self.cost_model = CostModel(graph, edge, cloud, payload_bytes_fn=fit, fog_profile=fog, fog_codec=fog_codec)
+        except ProfileError as error:
+            raise parameter_error(self, "edge_profile/cloud_profile/fog_profile/payload_fit",
+                                  f"{edge_profile}/{cloud_profile}/{fog_profile}/{payload_fit}", str(error)) from None
+        if fog is not None:  # the fog's codec must have payload sizes: fail now, not on a frame
+            try:
+                self.cost_model.payload_bytes(self.cost_model.chain_cut(0), fog_codec, 0.5)
+            except ProfileError as error:
+                raise parameter_error(self, "fog_codec", fog_codec, str(error)) from None
+        try:
             self.policy = make_policy(policy_name, self.cost_model, codec=self.codec, image_codec=image_codec,
                                       frame_interval_ms=frame_interval_ms)
-        except ProfileError as error:
-            raise parameter_error(self, "edge_profile/cloud_profile/payload_fit",
-                                  f"{edge_profile}/{cloud_profile}/{payload_fit}", str(error)) from None
         except ValueError as error:
             raise parameter_error(self, "policy/codec", f"{policy_name}/{self.codec}", str(error)) from None
 
@@ -120,7 +141,9 @@ class PartitionerNode(Node):
             queue = int(self.load.queue_length)
         return SystemState(bandwidth_mbps=max(bandwidth, 0.0) if math.isfinite(bandwidth) else 0.0,
                            rtt_ms=max(rtt, 0.0) if math.isfinite(rtt) else self.default_rtt_ms,
-                           edge_load=load, edge_queue_length=queue, frame_complexity=min(max(complexity, 0.0), 1.0))
+                           edge_load=load, edge_queue_length=queue, frame_complexity=min(max(complexity, 0.0), 1.0),
+                           fog_cloud_bandwidth_mbps=self.fog_cloud_bandwidth_mbps,
+                           fog_cloud_rtt_ms=self.fog_cloud_rtt_ms)
 
     def on_image(self, msg: Image) -> None:
         start = time.perf_counter()
