@@ -15,7 +15,8 @@ from l2p_ros.launch_support import CLOUD_NODES, EDGE_NODES, launch_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES = EDGE_NODES + CLOUD_NODES
-SHARED_DECLARERS = {"load_detector": "model_params.py", "declare_model": "model_params.py"}
+SHARED_DECLARERS = {"load_detector": "model_params.py", "declare_model": "model_params.py",
+                    "declare_probe_link": "probe_echo.py"}
 
 
 def _declared_in(path: Path, function: str | None = None) -> set[str]:

@@ -115,6 +115,31 @@ def test_link_up_with_estimates_then_down_when_the_echo_dies(ros_node, tmp_path)
         stop(echo, monitor)
 
 
+def test_a_named_link_is_probed_on_its_own_topics(ros_node, tmp_path):
+    """A backhaul monitor and its echo (probe_link: backhaul) beside an unnamed uplink monitor with
+    no echo at all: only the backhaul is up, so the two links' probes do not mix."""
+    uplink, backhaul = [], []
+    ros_node.create_subscription(NetworkState, "l2p/network_state", uplink.append, STATE_QOS)
+    ros_node.create_subscription(NetworkState, "l2p/backhaul/network_state", backhaul.append, STATE_QOS)
+    timing = {"probe_period_s": 0.1, "publish_period_s": 0.1, "timeout_s": TIMEOUT_S}
+    for name in ("uplink", "bad"):  # one parameter file per monitor
+        (tmp_path / name).mkdir()
+    echo = start_node("probe_echo", tmp_path, node_name="probe_echo_node", probe_link="backhaul")
+    monitor = start_node("network_monitor_node", tmp_path, probe_link="backhaul", **timing)
+    uplink_monitor = start_node("network_monitor_node", tmp_path / "uplink", **timing)
+    bad = start_node("network_monitor_node", tmp_path / "bad", probe_link="back/haul")
+    try:
+        assert spin_until(ros_node, lambda: bool(backhaul) and backhaul[-1].link_up and uplink, 20.0), \
+            (backhaul[-1:], uplink[-1:], echo.poll(), monitor.poll())
+        spin_until(ros_node, lambda: False, 3 * TIMEOUT_S)
+        assert backhaul[-1].link_up and backhaul[-1].rtt_ms > 0
+        assert not any(state.link_up for state in uplink)
+        assert bad.wait(timeout=30) != 0
+    finally:
+        errors = stop(echo, monitor, uplink_monitor, bad)
+    assert "parameter 'probe_link'='back/haul' is invalid" in errors[3]
+
+
 def test_load_monitor_publishes_edge_load(ros_node, tmp_path):
     loads = []
     ros_node.create_subscription(EdgeLoad, "l2p/edge_load", loads.append, STATE_QOS)

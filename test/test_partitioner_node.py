@@ -1,4 +1,5 @@
 """The partitioner node in its own process: decisions per frame, and a measured edge power model."""
+import math
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ use_local_dds()
 import rclpy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from l2p_msgs.msg import EdgeLoad, PartitionDecision  # noqa: E402
+from l2p_msgs.msg import EdgeLoad, NetworkState, PartitionDecision  # noqa: E402
 from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
 from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS, image_to_msg  # noqa: E402
 from l2p_ros.profiling import ensure_profile  # noqa: E402
@@ -95,6 +96,47 @@ def test_with_a_fog_behind_a_slow_backhaul_score_lets_the_fog_finish(partitioner
     assert (decision.policy, decision.fog_until_layer) == ("score", 23)  # the fog runs to the last layer
     # Edge only would take about 40 ms and anything sent on to the cloud pays 50 ms of backhaul RTT.
     assert decision.predicted_total_ms < 40.0 and decision.predicted_cloud_ms == 0.0
+    assert (decision.fog_cloud_bandwidth_mbps, decision.fog_cloud_rtt_ms) == (10.0, 50.0)
+
+
+MEASURED_BACKHAUL = {"policy": "score", "fog_speed_factor": 4.0, "fog_cloud_link": "backhaul",
+                     "default_bandwidth_mbps": 50.0, "default_rtt_ms": 5.0}
+
+
+@pytest.mark.parametrize("partitioner", [MEASURED_BACKHAUL], indirect=True)
+def test_the_backhaul_a_monitor_on_the_fog_measures_replaces_the_nominal_one(partitioner):
+    node, nodes = partitioner
+    decide = _decider(node, nodes)
+    nominal = decide()
+    assert (nominal.fog_cloud_bandwidth_mbps, nominal.fog_cloud_rtt_ms) == (1000.0, 5.0)
+    backhaul = node.create_publisher(NetworkState, "l2p/backhaul/network_state", STATE_QOS)
+
+    def decide_with(state):
+        for _ in range(20):
+            backhaul.publish(state)
+            decision = decide()
+            if decision.fog_cloud_rtt_ms == state.rtt_ms:
+                return decision
+        raise AssertionError(f"the partitioner never used {state}")
+
+    slow = decide_with(NetworkState(bandwidth_mbps=10.0, rtt_ms=50.0, link_up=True))
+    assert slow.fog_cloud_bandwidth_mbps == 10.0 and slow.fog_until_layer == 23
+    down = decide_with(NetworkState(bandwidth_mbps=10.0, rtt_ms=60.0, link_up=False))
+    assert down.fog_cloud_bandwidth_mbps == 0.0
+    assert down.fog_until_layer == 23 or down.cut_after_layer == 23  # nothing may need the cloud
+
+
+def test_two_tier_decisions_carry_no_backhaul(partitioner):
+    decision = _decider(*partitioner)()
+    assert math.isnan(decision.fog_cloud_bandwidth_mbps) and math.isnan(decision.fog_cloud_rtt_ms)
+
+
+@pytest.mark.parametrize("partitioner", [{**MEASURED_BACKHAUL, "fog_cloud_link": "l2p/backhaul"}], indirect=True)
+def test_a_bad_backhaul_link_name_is_refused_at_start(partitioner):
+    node, nodes = partitioner
+    assert _spin_until(node, lambda: bool(nodes.failed()), 90)
+    assert "parameter 'fog_cloud_link'='l2p/backhaul' is invalid" in \
+        nodes.running["partitioner_node"].log_path.read_text()
 
 
 @pytest.mark.parametrize("partitioner", [{**BACKHAUL, "fog_codec": "nonsense"}], indirect=True)

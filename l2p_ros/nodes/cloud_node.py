@@ -23,7 +23,7 @@ from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS
                                   stamp_key, to_time_msg)
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
-from l2p_ros.nodes.probe_echo import ProbeEcho
+from l2p_ros.nodes.probe_echo import ProbeEcho, declare_probe_link
 from l2p_ros.stats import StageStats
 from l2p_ros.visualize import draw_detections
 
@@ -67,7 +67,8 @@ class CloudNode(Node):
         # In three tiers only the tier right after the edge should answer: the fog.
         answer_probes = declare(self, "answer_probes", self.role == "fog" or input_topic == "l2p/feature_map",
                                 "answer network probes and report transfers (the tier right after the edge)")
-        self.probe_echo = ProbeEcho(self) if answer_probes else None
+        probe_topics = declare_probe_link(self)  # a cloud behind a fog answers the fog's monitor on its own link
+        self.probe_echo = ProbeEcho(self, probe_topics) if answer_probes else None
         self.diagnostics = Diagnostics(self)
         self.create_timer(1.0, self.publish_stats)
         self.worker = threading.Thread(target=self.work, name=f"{self.role}_worker", daemon=True)

@@ -7,6 +7,9 @@ at the real payload size (see :mod:`l2p_ros.nodes.probe_echo`).
 Publishes ``l2p/network_state`` (STATE_QOS) every ``publish_period_s``; ``link_up`` turns false
 when neither echo nor receipt arrived for ``timeout_s``. The estimation is
 :mod:`l2p_ros.monitoring`; this node only moves messages.
+
+``probe_link`` names another link to measure: a monitor on the fog with ``probe_link:=backhaul``
+probes a cloud node answering ``probe_link:=backhaul``, all on ``l2p/backhaul/...`` topics.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from l2p_ros.monitoring.estimators import LinkEstimator
 from l2p_ros.monitoring.probe import ProbeTracker
 from l2p_ros.nodes.common import (FRAME_QOS, STATE_QOS, Diagnostics, declare, from_time_msg, now_s,
                                   parameter_error, run_node, to_time_msg)
-from l2p_ros.nodes.probe_echo import ECHO_TOPIC, PROBE_TOPIC, RECEIPT_TOPIC
+from l2p_ros.nodes.probe_echo import declare_probe_link
 
 # The local DDS profile carries messages up to 16 MB; a probe should be far smaller anyway, since
 # it loads the link it measures.
@@ -43,6 +46,7 @@ class NetworkMonitorNode(Node):
                             "echoes later than this are dropped.")
         smoothing = declare(self, "smoothing", 0.2,
                             "Weight of a new observation in the smoothed estimates, in (0, 1].")
+        topics = declare_probe_link(self)
         for name, value in (("probe_period_s", probe_period_s), ("publish_period_s", publish_period_s)):
             if not value > 0:
                 raise parameter_error(self, name, value, "must be > 0")
@@ -61,10 +65,10 @@ class NetworkMonitorNode(Node):
         # Random filler: a link that compresses (VPN, modem) would make zeros look fast.
         self._payload = os.urandom(payload_bytes)
         self._link_was_up = False
-        self._probes = self.create_publisher(Probe, PROBE_TOPIC, FRAME_QOS)
-        self._state = self.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
-        self.create_subscription(Probe, ECHO_TOPIC, self._on_echo, FRAME_QOS)
-        self.create_subscription(Probe, RECEIPT_TOPIC, self._on_receipt, FRAME_QOS)
+        self._probes = self.create_publisher(Probe, topics.probe, FRAME_QOS)
+        self._state = self.create_publisher(NetworkState, topics.state, STATE_QOS)
+        self.create_subscription(Probe, topics.echo, self._on_echo, FRAME_QOS)
+        self.create_subscription(Probe, topics.receipt, self._on_receipt, FRAME_QOS)
         self._diagnostics = Diagnostics(self)
         self.create_timer(probe_period_s, self._send_probe)
         self.create_timer(publish_period_s, self._publish)

@@ -3,7 +3,8 @@
 Publishes one PartitionDecision per camera frame (same header stamp, so the edge can match them)
 and the frame's FrameComplexity. With a fog tier (``fog_profile`` or ``fog_speed_factor``) the
 cost model predicts edge -> fog -> cloud, the NetworkState is the edge -> fog link, the fog ->
-cloud link is taken as the nominal ``fog_cloud_*`` parameters, and ``score`` searches (i, j) cuts.
+cloud link is the NetworkState of ``fog_cloud_link`` (a monitor on the fog) or else the nominal
+``fog_cloud_*`` parameters, and ``score`` searches (i, j) cuts.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, msg_to_image,
                                   parameter_error, run_node)
 from l2p_ros.nodes.model_params import declare_model, model_id
+from l2p_ros.nodes.probe_echo import link_topics
 from l2p_ros.policies.cost_model import CostModel, derive_profile
 from l2p_ros.policies.payload_fit import ensure_payload_fit, load_payload_fit
 from l2p_ros.policies.registry import make_policy
@@ -57,6 +59,8 @@ class PartitionerNode(Node):
         self.fog_cloud_bandwidth_mbps = declare(self, "fog_cloud_bandwidth_mbps", 1000.0,
                                                 "three tiers: the fog -> cloud link's bandwidth (nominal)")
         self.fog_cloud_rtt_ms = declare(self, "fog_cloud_rtt_ms", 5.0, "three tiers: the fog -> cloud RTT (nominal)")
+        fog_cloud_link = declare(self, "fog_cloud_link", "", "three tiers: the probe_link a monitor on the fog "
+                                 "measures the fog -> cloud link on (e.g. backhaul); '' = the nominal values")
         threads = declare(self, "profile_threads", 2, "torch threads when this node measures the edge profile")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         if cloud_speed_factor <= 0:
@@ -106,12 +110,22 @@ class PartitionerNode(Node):
         self.complexity_pub = self.create_publisher(FrameComplexity, "l2p/frame_complexity", STATE_QOS)
         self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(NetworkState, "l2p/network_state", self.on_network, STATE_QOS)
+        self.backhaul: NetworkState | None = None
+        if fog_cloud_link:
+            try:
+                backhaul_topic = link_topics(fog_cloud_link).state
+            except ValueError as error:
+                raise parameter_error(self, "fog_cloud_link", fog_cloud_link, str(error)) from None
+            self.create_subscription(NetworkState, backhaul_topic, self.on_backhaul, STATE_QOS)
         self.create_subscription(EdgeLoad, "l2p/edge_load", self.on_load, STATE_QOS)
         self.diagnostics = Diagnostics(self)
         self.get_logger().info(f"partitioner ready: policy {self.policy.name}, profile {edge_path}")
 
     def on_network(self, msg: NetworkState) -> None:
         self.network = msg
+
+    def on_backhaul(self, msg: NetworkState) -> None:
+        self.backhaul = msg
 
     def on_load(self, msg: EdgeLoad) -> None:
         self.load = msg
@@ -134,6 +148,10 @@ class PartitionerNode(Node):
         if self.network is not None:
             bandwidth = self.network.bandwidth_mbps if self.network.link_up else 0.0
             rtt = self.network.rtt_ms
+        fog_bandwidth, fog_rtt = self.fog_cloud_bandwidth_mbps, self.fog_cloud_rtt_ms  # nominal until measured
+        if self.backhaul is not None:
+            fog_bandwidth = self.backhaul.bandwidth_mbps if self.backhaul.link_up else 0.0
+            fog_rtt = self.backhaul.rtt_ms if math.isfinite(self.backhaul.rtt_ms) else fog_rtt
         load, queue = 0.0, 0
         if self.load is not None:
             busy = [v for v in (self.load.cpu_percent, self.load.gpu_percent) if math.isfinite(v)]
@@ -142,8 +160,8 @@ class PartitionerNode(Node):
         return SystemState(bandwidth_mbps=max(bandwidth, 0.0) if math.isfinite(bandwidth) else 0.0,
                            rtt_ms=max(rtt, 0.0) if math.isfinite(rtt) else self.default_rtt_ms,
                            edge_load=load, edge_queue_length=queue, frame_complexity=min(max(complexity, 0.0), 1.0),
-                           fog_cloud_bandwidth_mbps=self.fog_cloud_bandwidth_mbps,
-                           fog_cloud_rtt_ms=self.fog_cloud_rtt_ms)
+                           fog_cloud_bandwidth_mbps=max(fog_bandwidth, 0.0) if math.isfinite(fog_bandwidth) else 0.0,
+                           fog_cloud_rtt_ms=max(fog_rtt, 0.0))
 
     def on_image(self, msg: Image) -> None:
         start = time.perf_counter()
@@ -177,6 +195,9 @@ class PartitionerNode(Node):
         out.predicted_edge_energy_j = float(prediction.edge_energy_j) if prediction else nan
         out.predicted_payload_bytes = int(min(prediction.payload_bytes, 2**32 - 1)) if prediction else 0
         out.bandwidth_mbps, out.rtt_ms = float(state.bandwidth_mbps), float(state.rtt_ms)
+        three_tier = self.cost_model.has_fog
+        out.fog_cloud_bandwidth_mbps = float(state.fog_cloud_bandwidth_mbps) if three_tier else nan
+        out.fog_cloud_rtt_ms = float(state.fog_cloud_rtt_ms) if three_tier else nan
         out.frame_complexity = float(metrics.complexity)
         out.edge_cpu_percent = float(self.load.cpu_percent) if self.load else float("nan")
         out.edge_gpu_percent = float(self.load.gpu_percent) if self.load else float("nan")

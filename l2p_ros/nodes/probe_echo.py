@@ -1,26 +1,55 @@
 """The echo side of link probing, attachable to any node on the receiving tier (the cloud node).
 
-Topics (all l2p_msgs/Probe, FRAME_QOS):
+Topics of the link named ``link`` (all l2p_msgs/Probe, FRAME_QOS; :func:`link_topics`):
 - in ``l2p/probe``: probes from the network monitor on the sending tier.
 - out ``l2p/probe_echo``: each probe back, without its payload, with ``received`` stamped on
   arrival (system time of this host).
 - out ``l2p/transfer_receipt``: one per FeatureMap this tier received, reported by the node that
   received it through :meth:`ProbeEcho.report_transfer`: ``seq`` = frame_seq, ``header.stamp`` =
-  the edge's send stamp (``timings.edge_sent``), ``header.frame_id`` = the FeatureMap's,
-  ``payload_bytes`` = the FeatureMap's payload, ``received`` = arrival. The
-  network monitor turns these into passive throughput samples.
+  the sender's send stamp (``timings.edge_sent``, which a fog re-stamps when it forwards),
+  ``header.frame_id`` = the FeatureMap's, ``payload_bytes`` = the FeatureMap's payload,
+  ``received`` = arrival. The network monitor turns these into passive throughput samples.
+
+The unnamed link ("") is the edge's uplink to the next tier; another name puts its topics under
+``l2p/<link>/`` (e.g. ``backhaul``: a monitor on the fog probing the cloud), so two links can be
+measured at once without their probes mixing.
 """
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
 from l2p_msgs.msg import FeatureMap, Probe
-from l2p_ros.nodes.common import FRAME_QOS, Diagnostics, now_s, run_node, to_time_msg
+from l2p_ros.nodes.common import FRAME_QOS, Diagnostics, declare, now_s, parameter_error, run_node, to_time_msg
 
-PROBE_TOPIC = "l2p/probe"
-ECHO_TOPIC = "l2p/probe_echo"
-RECEIPT_TOPIC = "l2p/transfer_receipt"
+
+@dataclass(frozen=True)
+class LinkTopics:
+    probe: str
+    echo: str
+    receipt: str
+    state: str  # the monitor's NetworkState
+
+
+def link_topics(link: str) -> LinkTopics:
+    """The topics of the probed link ``link`` ("" = the uplink). Raises ValueError on a bad name."""
+    if link and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", link):
+        raise ValueError("must be empty or a name of letters, digits and underscores, starting with a letter")
+    prefix = f"l2p/{link}/" if link else "l2p/"
+    return LinkTopics(f"{prefix}probe", f"{prefix}probe_echo", f"{prefix}transfer_receipt", f"{prefix}network_state")
+
+
+def declare_probe_link(node: Node) -> LinkTopics:
+    """The node's ``probe_link`` parameter, as its topics (a bad name is a parameter error)."""
+    link = declare(node, "probe_link", "", "the probed link: '' = the edge's uplink to the next tier, "
+                   "a name (e.g. backhaul) = topics under l2p/<name>/ for a second link")
+    try:
+        return link_topics(link)
+    except ValueError as error:
+        raise parameter_error(node, "probe_link", link, str(error)) from None
 
 
 class ProbeEcho:
@@ -31,11 +60,11 @@ class ProbeEcho:
     not the wait behind a frame.
     """
 
-    def __init__(self, node: Node):
+    def __init__(self, node: Node, topics: LinkTopics = link_topics("")):
         self.echoed = 0
-        self._echo = node.create_publisher(Probe, ECHO_TOPIC, FRAME_QOS)
-        self._receipts = node.create_publisher(Probe, RECEIPT_TOPIC, FRAME_QOS)
-        node.create_subscription(Probe, PROBE_TOPIC, self._on_probe, FRAME_QOS,
+        self._echo = node.create_publisher(Probe, topics.echo, FRAME_QOS)
+        self._receipts = node.create_publisher(Probe, topics.receipt, FRAME_QOS)
+        node.create_subscription(Probe, topics.probe, self._on_probe, FRAME_QOS,
                                  callback_group=MutuallyExclusiveCallbackGroup())
 
     def _on_probe(self, probe: Probe) -> None:
@@ -61,7 +90,7 @@ class ProbeEchoNode(Node):
 
     def __init__(self):
         super().__init__("probe_echo_node")
-        self.echo = ProbeEcho(self)
+        self.echo = ProbeEcho(self, declare_probe_link(self))
         diagnostics = Diagnostics(self)
         self.create_timer(1.0, lambda: diagnostics.update(echoed=self.echo.echoed))
 
