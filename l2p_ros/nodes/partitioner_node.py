@@ -112,6 +112,9 @@ class PartitionerNode(Node):
         self.create_subscription(NetworkState, "l2p/network_state", self.on_network, STATE_QOS)
         self.backhaul: NetworkState | None = None
         if fog_cloud_link:
+            if not self.cost_model.has_fog:
+                raise parameter_error(self, "fog_cloud_link", fog_cloud_link,
+                                      "a backhaul needs a fog tier: set fog_profile or fog_speed_factor")
             try:
                 backhaul_topic = link_topics(fog_cloud_link).state
             except ValueError as error:
