@@ -125,7 +125,6 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         interrupted = True
         log("interrupted: stopping the nodes")
     finally:
-        nodes.stop_all()
         summary = observer.summary()
         summary["interrupted"] = interrupted
         summary["wall_s"] = round(time.monotonic() - started, 2)
@@ -133,9 +132,13 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         summary["logs"] = str(work_dir)
         timeline = observer.timeline()
         summary["frame_stamps"] = observer.frame_stamps()
+        # Our participant goes first, then the nodes: Fast DDS 3.2 can deadlock a process that
+        # destroys a writer while it handles remote participants leaving (eProsima/Fast-DDS#6502;
+        # seen hanging a test at teardown).
         observer.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        nodes.stop_all()
         if recorder is not None:
             recorder.close()
     if summary_json:

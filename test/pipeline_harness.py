@@ -36,9 +36,10 @@ def live_pipeline(overrides: dict, extra_nodes: dict | None = None):
         nodes.start("camera_node")
         yield nodes, observer
     finally:
-        nodes.stop_all()
+        # Our participant before the nodes: see pipeline_run (Fast DDS deadlock on teardown).
         observer.destroy_node()
         rclpy.shutdown()
+        nodes.stop_all()
 
 
 def spin_until(observer, predicate, timeout_s: float) -> bool:

@@ -31,9 +31,9 @@ def partitioner(request):
     try:
         yield node, nodes
     finally:
-        nodes.stop_all()
-        node.destroy_node()
+        node.destroy_node()  # our participant before the node's: see pipeline_run (Fast DDS deadlock)
         rclpy.shutdown()
+        nodes.stop_all()
 
 
 def _spin_until(node, predicate, timeout_s):
