@@ -8,7 +8,7 @@ import torch
 
 from test.pipeline_harness import live_pipeline, spin_for, spin_until
 
-from l2p_msgs.msg import CrossingTensor, FeatureMap, PipelineStats  # noqa: E402
+from l2p_msgs.msg import CrossingTensor, FeatureMap, NetworkState, PipelineStats  # noqa: E402
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.postprocess import load_class_names  # noqa: E402
@@ -102,6 +102,33 @@ def test_three_tiers_edge_fog_cloud_detect_what_the_full_model_detects(policy, e
         record = min(timeline, key=lambda r: abs(r["stamp_s"] - stamps[index]))
         expected = detector.detect(frame)
         assert [b[0] for b in sorted(record["boxes"], key=lambda b: -b[2])] == [d.class_id for d in expected]
+
+
+def test_a_monitor_on_the_fog_measures_the_backhaul_the_partitioner_decides_on():
+    """Three tiers with the fog -> cloud link measured: a second network monitor (on the fog) probes
+    the cloud on the ``backhaul`` link, and the partitioner's decisions carry what it measured."""
+    frames = 20
+    fog = {"role": "fog", "input_topic": "l2p/feature_map", "output_topic": "l2p/feature_map_cloud",
+           "answer_probes": True}
+    monitor = {"probe_link": "backhaul", "probe_period_s": 0.1, "publish_period_s": 0.1}
+    overrides = _overrides("fixed:7:13", frames, 5.0, {
+        ("cloud_node", "input_topic"): "l2p/feature_map_cloud", ("cloud_node", "answer_probes"): True,
+        ("cloud_node", "probe_link"): "backhaul",
+        ("partitioner_node", "fog_speed_factor"): 4.0, ("partitioner_node", "fog_cloud_link"): "backhaul"})
+    backhaul = []
+    with live_pipeline(overrides, extra_nodes={"fog_node": ("cloud_node", fog),
+                                               "backhaul_monitor": ("network_monitor_node", monitor)}) \
+            as (nodes, observer):
+        observer.create_subscription(NetworkState, "l2p/backhaul/network_state", backhaul.append, STATE_QOS)
+        assert spin_until(observer, lambda: len(observer.results) >= frames, timeout_s=90)
+        decisions = list(observer.decisions.values())
+    measured = {state.rtt_ms for state in backhaul if state.link_up}
+    assert measured, backhaul[-3:]
+    assert {r.executed_on for r in observer.results.values()} == {"edge+fog+cloud"}
+    last = decisions[-1]
+    # One of the monitor's smoothed estimates (the test may miss the very message), not the nominal 5 ms.
+    assert min(measured) <= last.fog_cloud_rtt_ms <= max(measured) and last.fog_cloud_rtt_ms != 5.0
+    assert 0 < last.fog_cloud_bandwidth_mbps != 1000.0
 
 
 def test_killing_the_cloud_makes_the_edge_finish_frames_locally():
