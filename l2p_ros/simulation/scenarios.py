@@ -81,12 +81,18 @@ class Scenario:
         return None if self.fog is None else (self.fog.codec or self.codec)
 
 
-def _paper_trace(duration_s: float, rng: np.random.Generator) -> Trace:
-    t = traces.time_grid(duration_s, 1.0)
-    return Trace(t, traces.fluctuating_mbps(t, rng, 5.0, 50.0, correlation_s=15.0),
-                 traces.jittered_rtt_ms(t, rng, 20.0, 3.0), traces.load_bursts(t, rng),
-                 note="simulated (l2p-paper): bandwidth AR(1) in log over 5-50 Mbit/s, correlation 15 s; "
-                      "RTT 20 ms +- 3 ms; edge load 0.1 with bursts 0.5-0.85 for 5-20 s every ~45 s")
+def _fluctuating_trace(name: str, link: str, low_mbps: float, high_mbps: float, rtt_ms: float,
+                       rtt_jitter_ms: float) -> Callable[[float, np.random.Generator], Trace]:
+    """The paper's kind of trace: an AR(1) link in log bandwidth (correlation 15 s), a jittered
+    RTT and edge-load bursts, drawn in that order from the scenario's generator."""
+    def make_trace(duration_s: float, rng: np.random.Generator) -> Trace:
+        t = traces.time_grid(duration_s, 1.0)
+        return Trace(t, traces.fluctuating_mbps(t, rng, low_mbps, high_mbps, correlation_s=15.0),
+                     traces.jittered_rtt_ms(t, rng, rtt_ms, rtt_jitter_ms), traces.load_bursts(t, rng),
+                     note=f"simulated ({name}): {link} AR(1) in log over {low_mbps:g}-{high_mbps:g} Mbit/s, "
+                          f"correlation 15 s; RTT {rtt_ms:g} ms +- {rtt_jitter_ms:g} ms; edge load 0.1 with bursts "
+                          "0.5-0.85 for 5-20 s every ~45 s")
+    return make_trace
 
 
 def _paper_scenes(duration_s: float, rng: np.random.Generator) -> Scenes:
@@ -103,18 +109,11 @@ def _throttle_trace(duration_s: float, rng: np.random.Generator) -> Trace:
                       "middle third, then restored; RTT 20 ms +- 3 ms; edge load 0.1")
 
 
-def _backhaul_trace(duration_s: float, rng: np.random.Generator) -> Trace:
-    t = traces.time_grid(duration_s, 1.0)
-    return Trace(t, traces.fluctuating_mbps(t, rng, 20.0, 100.0, correlation_s=15.0),
-                 traces.jittered_rtt_ms(t, rng, 5.0, 1.0), traces.load_bursts(t, rng),
-                 note="simulated (three-tier-backhaul): edge -> fog link AR(1) in log over 20-100 Mbit/s, correlation "
-                      "15 s; RTT 5 ms +- 1 ms; edge load 0.1 with bursts 0.5-0.85 for 5-20 s every ~45 s")
-
-
 SCENARIOS: dict[str, Scenario] = {
     "l2p-paper": Scenario(
         "l2p-paper", "5-50 Mbit/s fluctuating link, edge load bursts, scenes switching between "
-        "low and high complexity (learning-to-partition paper's setup)", 30.0, _paper_trace, _paper_scenes),
+        "low and high complexity (learning-to-partition paper's setup)", 30.0,
+        _fluctuating_trace("l2p-paper", "bandwidth", 5.0, 50.0, 20.0, 3.0), _paper_scenes),
     "three-tier-throttle": Scenario(
         "three-tier-throttle", "link throttled to 5 Mbit/s for the middle third, then restored "
         "(adaptive three-tier work's test)", 3.0, _throttle_trace,
@@ -122,7 +121,8 @@ SCENARIOS: dict[str, Scenario] = {
         extra_policies=("fixed:7:13",)),
     "three-tier-backhaul": Scenario(
         "three-tier-backhaul", "a nearby fog over a 20-100 Mbit/s link, a slow 10 Mbit/s, 50 ms backhaul from "
-        "the fog to the cloud, edge load bursts, the paper's scenes", 10.0, _backhaul_trace, _paper_scenes,
+        "the fog to the cloud, edge load bursts, the paper's scenes", 10.0,
+        _fluctuating_trace("three-tier-backhaul", "edge -> fog link", 20.0, 100.0, 5.0, 1.0), _paper_scenes,
         fog=FogTier(cloud_bandwidth_mbps=10.0, cloud_rtt_ms=50.0), extra_policies=("fixed:cloud:last",)),
 }
 
