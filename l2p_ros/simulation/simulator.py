@@ -263,27 +263,24 @@ class Simulator:
             self._vehicle_done_s.append(link_done)
             send_s = link_done - link_start
             rtt_ms = trace.at(link_start)[1]
+            arrival_s = link_done + rtt_ms / 2e3  # at the next tier
+            fog_finishes = self._has_fog and plan.handover is None
             if self._has_fog:
                 fog_ms = plan.fog_ms
-                fog_start = max(link_done + rtt_ms / 2e3, self._fog_free_s)
-                self._fog_free_s = fog_start + fog_ms / 1e3
-            if self._has_fog and plan.handover is None:  # the fog finishes the network
+                self._fog_free_s = max(arrival_s, self._fog_free_s) + fog_ms / 1e3
+            if self._has_fog and not fog_finishes:
+                if plan.handover is plan.cut:  # forwarded as it is
+                    fog_payload = payload
+                else:
+                    fog_payload = float(self.table.payload_bytes(frame.row, plan.handover, self.true_model.fog_codec))
+                fog_send_ms = send_ms(fog_payload, self.config.fog_cloud_bandwidth_mbps)
+                fog_rtt_ms = self.config.fog_cloud_rtt_ms
+                self._fog_link_free_s = max(self._fog_free_s, self._fog_link_free_s) + fog_send_ms / 1e3
+                arrival_s = self._fog_link_free_s + fog_rtt_ms / 2e3  # at the cloud
+            if fog_finishes:
                 finish = self._fog_free_s + rtt_ms / 2e3
             else:
-                if self._has_fog:
-                    if plan.handover is plan.cut:  # forwarded as it is
-                        fog_payload = payload
-                    else:
-                        fog_payload = float(self.table.payload_bytes(frame.row, plan.handover,
-                                                                     self.true_model.fog_codec))
-                    fog_send_ms = send_ms(fog_payload, self.config.fog_cloud_bandwidth_mbps)
-                    fog_rtt_ms = self.config.fog_cloud_rtt_ms
-                    fog_link_start = max(self._fog_free_s, self._fog_link_free_s)
-                    self._fog_link_free_s = fog_link_start + fog_send_ms / 1e3
-                    cloud_start = max(self._fog_link_free_s + fog_rtt_ms / 2e3, self._cloud_free_s)
-                else:
-                    cloud_start = max(link_done + rtt_ms / 2e3, self._cloud_free_s)
-                self._cloud_free_s = cloud_start + plan.cloud_ms / 1e3
+                self._cloud_free_s = max(arrival_s, self._cloud_free_s) + plan.cloud_ms / 1e3
                 finish = self._cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
         edge_ms = (edge_done - edge_start) * 1e3
         latency_ms = (finish - t) * 1e3
