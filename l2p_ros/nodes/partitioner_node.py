@@ -147,24 +147,16 @@ class PartitionerNode(Node):
                 self.cost_model.power = measured
 
     def state(self, complexity: float) -> SystemState:
-        bandwidth, rtt = self.default_bandwidth_mbps, self.default_rtt_ms
-        if self.network is not None:
-            bandwidth = self.network.bandwidth_mbps if self.network.link_up else 0.0
-            rtt = self.network.rtt_ms
-        fog_bandwidth, fog_rtt = self.fog_cloud_bandwidth_mbps, self.fog_cloud_rtt_ms  # nominal until measured
-        if self.backhaul is not None:
-            fog_bandwidth = self.backhaul.bandwidth_mbps if self.backhaul.link_up else 0.0
-            fog_rtt = self.backhaul.rtt_ms if math.isfinite(self.backhaul.rtt_ms) else fog_rtt
+        bandwidth, rtt = _link(self.network, self.default_bandwidth_mbps, self.default_rtt_ms)
+        fog_bandwidth, fog_rtt = _link(self.backhaul, self.fog_cloud_bandwidth_mbps, self.fog_cloud_rtt_ms)
         load, queue = 0.0, 0
         if self.load is not None:
             busy = [v for v in (self.load.cpu_percent, self.load.gpu_percent) if math.isfinite(v)]
             load = min(max(busy, default=0.0) / 100.0, 1.0)
             queue = int(self.load.queue_length)
-        return SystemState(bandwidth_mbps=max(bandwidth, 0.0) if math.isfinite(bandwidth) else 0.0,
-                           rtt_ms=max(rtt, 0.0) if math.isfinite(rtt) else self.default_rtt_ms,
-                           edge_load=load, edge_queue_length=queue, frame_complexity=min(max(complexity, 0.0), 1.0),
-                           fog_cloud_bandwidth_mbps=max(fog_bandwidth, 0.0) if math.isfinite(fog_bandwidth) else 0.0,
-                           fog_cloud_rtt_ms=max(fog_rtt, 0.0))
+        return SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=queue,
+                           frame_complexity=min(max(complexity, 0.0), 1.0),
+                           fog_cloud_bandwidth_mbps=fog_bandwidth, fog_cloud_rtt_ms=fog_rtt)
 
     def on_image(self, msg: Image) -> None:
         start = time.perf_counter()
@@ -213,6 +205,15 @@ class PartitionerNode(Node):
         self.decisions += 1
         self.diagnostics.update(0, "running", decisions=self.decisions, last_cut=out.cut_after_layer,
                                 last_decision_ms=round(decision_ms, 3), policy=self.policy.name)
+
+
+def _link(state: NetworkState | None, bandwidth_mbps: float, rtt_ms: float) -> tuple[float, float]:
+    """(bandwidth, RTT) of a monitored link, or the given assumed values until its monitor reports:
+    a link down or an unknown bandwidth counts as 0, an unknown RTT keeps the assumed one."""
+    if state is not None:
+        bandwidth_mbps = state.bandwidth_mbps if state.link_up else 0.0
+        rtt_ms = state.rtt_ms if math.isfinite(state.rtt_ms) else rtt_ms
+    return max(bandwidth_mbps, 0.0) if math.isfinite(bandwidth_mbps) else 0.0, max(rtt_ms, 0.0)
 
 
 def main(args=None) -> None:
