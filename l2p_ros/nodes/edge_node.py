@@ -3,13 +3,13 @@
 Latest frame wins: a frame replaced before the worker took it is dropped as ``stale_frame``.
 A frame sent to the next tier that gets no detections within ``cloud_timeout_s`` is finished
 locally from the image kept for it (invariant 5), and later frames stay local until a retry
-(one frame every ``retry_period_s``) is answered.
+(one frame every ``retry_period_s``) is answered. That scheduling lives in the ROS-free
+:class:`l2p_ros.edge_scheduler.EdgeScheduler`; this node wires it to topics and runs the frames.
 """
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +19,9 @@ from std_msgs.msg import Header, UInt32
 
 from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
 from l2p_ros import codec
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, StampKey, declare,
-                                  from_time_msg, msg_to_image, now_s, parameter_error, run_node, stamp_key,
-                                  to_time_msg)
+from l2p_ros.edge_scheduler import EdgeScheduler, ScheduledFrame
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, from_time_msg,
+                                  msg_to_image, now_s, parameter_error, run_node, stamp_key, to_time_msg)
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.stats import StageStats
@@ -31,15 +31,15 @@ EXECUTED_ON_EDGE_FALLBACK = "edge (fallback)"
 
 
 @dataclass
-class Pending:
-    """A frame waiting for the worker, or in flight to the next tier."""
+class EdgeFrame:
+    """What the scheduler keeps for a frame: its header and image (kept until it is detected)."""
 
     header: Header
     image: np.ndarray
-    received_s: float
-    decision: PartitionDecision | None = None
-    sent_monotonic: float = 0.0
-    decision_ms: float = 0.0
+
+
+# A frame as the scheduler hands it to the worker, with its matched decision.
+Pending = ScheduledFrame[EdgeFrame, PartitionDecision]
 
 
 class EdgeNode(Node):
@@ -73,15 +73,8 @@ class EdgeNode(Node):
                                   str(error)) from None
 
         self.stats = StageStats()
-        self._lock = threading.Condition()
-        self._latest: Pending | None = None
-        self._timed_out: list[Pending] = []
-        self._in_flight: OrderedDict[StampKey, Pending] = OrderedDict()
-        self._decisions: OrderedDict[StampKey, PartitionDecision] = OrderedDict()
-        self._last_decision: PartitionDecision | None = None
-        self._next_tier_silent = False
-        self._last_retry = 0.0
-        self._running = True
+        self.scheduler: EdgeScheduler[EdgeFrame, PartitionDecision] = EdgeScheduler(
+            self.decision_wait_s, self.cloud_timeout_s, self.retry_period_s)
 
         self.feature_pub = self.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
         self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", FRAME_QOS)
@@ -111,67 +104,29 @@ class EdgeNode(Node):
             self.stats.drop("malformed_image")
             self.get_logger().warning(f"dropped an image: {error}", throttle_duration_sec=5.0)
             return
-        with self._lock:
-            if self._latest is not None:
-                self.stats.drop("stale_frame")
-            self._latest = Pending(msg.header, image, now_s())
-            self._lock.notify()
+        if self.scheduler.put_frame(stamp_key(msg.header), EdgeFrame(msg.header, image)):
+            self.stats.drop("stale_frame")
 
     def on_decision(self, msg: PartitionDecision) -> None:
-        with self._lock:
-            self._decisions[stamp_key(msg.header)] = msg
-            while len(self._decisions) > 64:
-                self._decisions.popitem(last=False)
-            self._last_decision = msg
-            self._lock.notify()
+        self.scheduler.put_decision(stamp_key(msg.header), msg)
 
     def on_detections(self, msg: DetectionArray) -> None:
         if msg.executed_on in (EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK):
             return  # our own local results
-        with self._lock:
-            if self._in_flight.pop(stamp_key(msg.header), None) is not None or self._next_tier_silent:
-                self._next_tier_silent = False
+        self.scheduler.detections_received(stamp_key(msg.header))
 
     def check_timeouts(self) -> None:
-        deadline = time.monotonic() - self.cloud_timeout_s
-        with self._lock:
-            while self._in_flight:
-                key, pending = next(iter(self._in_flight.items()))
-                if pending.sent_monotonic > deadline:
-                    break
-                del self._in_flight[key]
-                self._timed_out.append(pending)
-                if not self._next_tier_silent:
-                    self.get_logger().warning("next tier silent: finishing frames locally")
-                self._next_tier_silent = True
-            if self._timed_out:
-                self._lock.notify()
+        if self.scheduler.check_timeouts():
+            self.get_logger().warning("next tier silent: finishing frames locally")
 
     # -- worker thread ----------------------------------------------------------------------------
-    def _take(self) -> tuple[Pending | None, bool]:
-        """Next job: a timed-out frame first (bounded completion), else the latest frame."""
-        with self._lock:
-            while self._running and not self._timed_out and self._latest is None:
-                self._lock.wait(0.1)
-            if not self._running:
-                return None, False
-            if self._timed_out:
-                return self._timed_out.pop(0), True
-            pending, self._latest = self._latest, None
-            key = stamp_key(pending.header)
-            wait_until = time.monotonic() + self.decision_wait_s
-            while key not in self._decisions and time.monotonic() < wait_until and self._running:
-                self._lock.wait(max(0.0, wait_until - time.monotonic()))
-            pending.decision = self._decisions.pop(key, None) or self._last_decision
-            return pending, False
-
     def work(self) -> None:
         while True:
-            pending, is_fallback = self._take()
+            pending = self.scheduler.take()  # a timed-out frame first, else the latest frame
             if pending is None:
                 return
             try:
-                if is_fallback:
+                if pending.timed_out:
                     self.finish_locally(pending, fallback=True)
                 else:
                     self.process(pending)
@@ -195,17 +150,15 @@ class EdgeNode(Node):
     def process(self, pending: Pending) -> None:
         cut, spec = self._cut_and_codec(pending.decision)
         edge_only = cut.after_layer == self.detector.num_layers - 1
-        with self._lock:
-            silent = self._next_tier_silent
-            retry = silent and time.monotonic() - self._last_retry >= self.retry_period_s
-            if retry:
-                self._last_retry = time.monotonic()
+        # Asked for every frame, edge-only ones included: a due retry is used up either way.
+        offload_allowed = self.scheduler.offload_allowed()
         no_next_tier = self.feature_pub.get_subscription_count() == 0
-        if edge_only or no_next_tier or (silent and not retry):
+        if edge_only or no_next_tier or not offload_allowed:
             self.finish_locally(pending, fallback=not edge_only)
             return
-        frame = self.detector.edge(pending.image, cut, spec)
-        msg = frame_to_msg(frame, FeatureMap(header=pending.header,
+        header = pending.frame.header
+        frame = self.detector.edge(pending.frame.image, cut, spec)
+        msg = frame_to_msg(frame, FeatureMap(header=header,
                                              frame_seq=pending.decision.frame_seq if pending.decision else 0))
         msg.run_until_layer = -1
         msg.edge_cut_after_layer = msg.cut_after_layer
@@ -214,51 +167,45 @@ class EdgeNode(Node):
                 and pending.decision.fog_until_layer > cut.after_layer):
             msg.run_until_layer = pending.decision.fog_until_layer
         timings = msg.timings
-        timings.captured = pending.header.stamp
+        timings.captured = header.stamp
         timings.decision_ms = pending.decision.decision_ms if pending.decision else 0.0
         timings.edge_ms, timings.encode_ms = frame.edge_ms, frame.encode_ms
         timings.edge_sent = to_time_msg(now_s())
-        pending.sent_monotonic = time.monotonic()
-        with self._lock:  # the image stays in the pending entry so a silent next tier cannot lose it
-            self._in_flight[stamp_key(pending.header)] = pending
+        self.scheduler.mark_sent(pending)  # keeps the image, so a silent next tier cannot lose the frame
         try:
             self.feature_pub.publish(msg)
         except Exception as error:  # RELIABLE publish can raise when the queue is saturated
-            with self._lock:
-                self._in_flight.pop(stamp_key(pending.header), None)
+            self.scheduler.send_failed(pending)
             self.get_logger().warning(f"publish failed ({error!r}); finishing locally")
             self.finish_locally(pending, fallback=True)
             return
         self.stats.offloaded(frame.payload_bytes)
 
     def finish_locally(self, pending: Pending, fallback: bool) -> None:
+        header = pending.frame.header
         start = time.perf_counter()
-        detections = self.detector.detect(pending.image)
-        out = DetectionArray(header=pending.header, model_id=self.detector.model_id,
+        detections = self.detector.detect(pending.frame.image)
+        out = DetectionArray(header=header, model_id=self.detector.model_id,
                              cut_after_layer=self.detector.num_layers - 1, fog_until_layer=-1,
                              codec="none", executed_on=EXECUTED_ON_EDGE_FALLBACK if fallback else EXECUTED_ON_EDGE)
         out.detections = detections_to_msgs(detections)
-        out.timings.captured = pending.header.stamp
+        out.timings.captured = header.stamp
         out.timings.decision_ms = pending.decision.decision_ms if pending.decision else 0.0
         out.timings.edge_ms = (time.perf_counter() - start) * 1e3
-        out.timings.total_ms = (now_s() - from_time_msg(pending.header.stamp)) * 1e3
+        out.timings.total_ms = (now_s() - from_time_msg(header.stamp)) * 1e3
         self.detections_pub.publish(out)
         self.stats.detected(out.timings.total_ms, fallback=fallback)
 
     def publish_stats(self) -> None:
         counters = publish_stage_stats(self, self.stats, self.stats_pub)
-        with self._lock:
-            queue = len(self._timed_out) + int(self._latest is not None)
-            silent = self._next_tier_silent
-            in_flight = len(self._in_flight)
-        self.queue_pub.publish(UInt32(data=queue))
+        state = self.scheduler.state()
+        silent = state.next_tier_silent
+        self.queue_pub.publish(UInt32(data=state.queue_length))
         self.diagnostics.update(1 if silent else 0, "next tier silent: running locally" if silent else "running",
-                                in_flight=in_flight, **counters)
+                                in_flight=state.in_flight, **counters)
 
     def destroy_node(self):
-        with self._lock:
-            self._running = False
-            self._lock.notify_all()
+        self.scheduler.shutdown()
         self.worker.join(timeout=5.0)
         return super().destroy_node()
 
