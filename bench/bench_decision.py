@@ -29,12 +29,15 @@ from common import sample_frames, save  # noqa: E402
 from l2p_ros.complexity import ComplexityMeter  # noqa: E402
 from l2p_ros.model.cfg import bundled_cfg, parse_cfg  # noqa: E402
 from l2p_ros.model.graph import LayerGraph  # noqa: E402
-from l2p_ros.policies.cost_model import CostModel, derive_profile  # noqa: E402
+from l2p_ros.measure.profile import derive_profile  # noqa: E402
+from l2p_ros.policies.cost_model import CostModel  # noqa: E402
 from l2p_ros.policies.dads import DadsPolicy  # noqa: E402
-from l2p_ros.policies.payload_fit import ensure_payload_fit, load_payload_fit  # noqa: E402
+from l2p_ros.measure.cache import ensure_payload_fit  # noqa: E402
+from l2p_ros.measure.payload_fit import load_payload_fit  # noqa: E402
 from l2p_ros.policies.registry import make_policy  # noqa: E402
 from l2p_ros.policies.types import SystemState  # noqa: E402
-from l2p_ros.profiling import ensure_profile, load_profile  # noqa: E402
+from l2p_ros.measure.cache import ensure_profile  # noqa: E402
+from l2p_ros.measure.profile import load_profile  # noqa: E402
 
 CODEC, IMAGE_CODEC = "int8-channel+zstd", "jpeg-q75"
 FRAME_INTERVAL_MS = 100.0  # 10 fps camera

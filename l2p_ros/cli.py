@@ -66,7 +66,7 @@ def cmd_profile(args) -> int:
     from tqdm import tqdm
 
     from l2p_ros.assets import SAMPLE_VIDEO, asset_path
-    from l2p_ros.profiling import profile_model
+    from l2p_ros.measure.profiler import profile_model
 
     model = _load(args)
     capture = cv2.VideoCapture(str(args.frame_from or asset_path(SAMPLE_VIDEO)))
@@ -238,7 +238,7 @@ def _load_ppo_policies(files: str, model: str) -> dict:
     """``--ppo a.npz,b.npz``: the policies by report name (a repeated name gets the file's stem),
     each checked to fit ``model``."""
     from l2p_ros.policies.learned import LearnedPolicy
-    from l2p_ros.simulation.world import model_graph
+    from l2p_ros.measure.models import model_graph
 
     num_layers = model_graph(model).num_layers
     policies = {}

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import zstandard
 
+from l2p_ros.codec_spec import CODECS, COMPRESSIONS, DTYPES, CodecSpec, PayloadError
+
 __all__ = [
     "CODECS",
     "DEFAULT_MAX_BYTES",
@@ -47,92 +49,12 @@ __all__ = [
 ]
 
 
-class PayloadError(ValueError):
-    """Received bytes (or a received codec name) that do not decode to what the cut expects."""
-
-
-DTYPES = ("fp32", "fp16", "int8-tensor", "int8-channel", "jpeg")
-COMPRESSIONS = ("none", "lz4", "zstd")
-DEFAULT_JPEG_QUALITY = 75
 ZSTD_LEVEL = 1  # levels 3 and 9 compress quantized activations no better (measured), only slower
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # YOLOv3-608's largest crossing in fp32 is ~45 MB
 
-# Element type on the wire per codec dtype; "jpeg" carries an image, never tensors.
-_WIRE_DTYPE = {"fp32": "float32", "fp16": "float16", "int8-tensor": "int8", "int8-channel": "int8"}
 _NUMPY_DTYPE = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
 FP16_MAX = 65504.0
 INT8_MIN, INT8_MAX = -128, 127
-
-
-@dataclass(frozen=True)
-class CodecSpec:
-    """How crossing tensors are encoded: element dtype, lossless compression, JPEG quality.
-
-    Names: ``fp32``, ``fp16+lz4``, ``int8-channel+zstd``, ``jpeg-q75``. ``quality`` applies to
-    ``jpeg`` only; JPEG is already compressed, so ``jpeg`` takes no further compression.
-    Invalid values raise :class:`PayloadError` (a ``ValueError``) so a codec named in a received
-    message is rejected like any other malformed payload.
-    """
-
-    dtype: str = "fp32"
-    compression: str = "none"
-    quality: int = DEFAULT_JPEG_QUALITY
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise PayloadError(f"codec dtype {self.dtype!r} unknown; allowed: {', '.join(DTYPES)}")
-        if self.compression not in COMPRESSIONS:
-            raise PayloadError(
-                f"compression {self.compression!r} unknown; allowed: {', '.join(COMPRESSIONS)}"
-            )
-        if type(self.quality) is not int or not 1 <= self.quality <= 100:
-            raise PayloadError(f"JPEG quality {self.quality!r} invalid; allowed: integers 1..100")
-        if self.dtype == "jpeg" and self.compression != "none":
-            raise PayloadError(f"codec jpeg takes no compression (got {self.compression!r}); allowed: none")
-        if self.dtype != "jpeg" and self.quality != DEFAULT_JPEG_QUALITY:
-            raise PayloadError(f"quality={self.quality} applies to jpeg only, not to {self.dtype!r}")
-
-    @classmethod
-    def parse(cls, name: str) -> CodecSpec:
-        """``"int8-channel+zstd"`` -> ``CodecSpec("int8-channel", "zstd")``; ``"jpeg-q90"`` -> quality 90."""
-        if not isinstance(name, str):
-            raise PayloadError(f"codec name must be a string, got {type(name).__name__}")
-        dtype, _, compression = name.strip().partition("+")
-        quality = DEFAULT_JPEG_QUALITY
-        head, sep, tail = dtype.rpartition("-q")
-        if sep and head == "jpeg":
-            if not tail.isdigit():
-                raise PayloadError(f"codec {name!r}: quality {tail!r} is not an integer 1..100")
-            dtype, quality = head, int(tail)
-        return cls(dtype, compression or "none", quality)
-
-    def __str__(self) -> str:
-        if self.dtype == "jpeg":
-            return f"jpeg-q{self.quality}"
-        return self.dtype if self.compression == "none" else f"{self.dtype}+{self.compression}"
-
-    @property
-    def wire_dtype(self) -> str:
-        """Element type of the encoded tensors: "float32", "float16" or "int8"."""
-        if self.dtype == "jpeg":
-            raise PayloadError("codec jpeg carries an image, not tensors")
-        return _WIRE_DTYPE[self.dtype]
-
-
-# Named codecs worth benchmarking (parse with CodecSpec.parse). lz4 appears once: it finds almost
-# nothing in fp16 or int8 activations (measured: 49.7% and 25.4% of fp32, same as uncompressed).
-CODECS = (
-    "fp32",
-    "fp32+lz4",
-    "fp32+zstd",
-    "fp16",
-    "fp16+zstd",
-    "int8-tensor+zstd",
-    "int8-channel",
-    "int8-channel+zstd",
-    "jpeg-q75",
-    "jpeg-q90",
-)
 
 
 @dataclass(frozen=True)
@@ -320,12 +242,15 @@ def decode_tensors(
     spec: CodecSpec,
     expected: dict[int, tuple[int, ...]],
     max_bytes: int = DEFAULT_MAX_BYTES,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[int, torch.Tensor]:
-    """Decode records into float32 tensors ``{layer_index: tensor of shape expected[layer_index]}``.
+    """Decode records into tensors ``{layer_index: tensor of shape expected[layer_index]}``.
 
     ``expected`` (trusted: from the model's cut graph) names every layer that must cross and its
     shape; it bounds every decompressed size. ``max_bytes`` bounds the record data received and the
-    data decompressed, each summed over the records.
+    data decompressed, each summed over the records. Tensors are checked on the CPU, then land on
+    ``device`` (default: the CPU) as ``dtype`` (float32 or float16: the receiving model's).
     """
     if not isinstance(spec, CodecSpec):
         raise PayloadError(f"spec must be a CodecSpec, got {type(spec).__name__}")
@@ -347,15 +272,15 @@ def decode_tensors(
     numpy_dtype = _NUMPY_DTYPE[wire_dtype]
     received_bytes = decoded_bytes = 0
     decoded = {}
-    for layer_index, shape, dtype, scale, zero_point, data in fields:
+    for layer_index, shape, record_dtype, scale, zero_point, data in fields:
         where = f"tensor for layer {layer_index}"
         expected_shape = tuple(expected[layer_index])
         if shape != expected_shape:
             raise PayloadError(f"{where}: shape {_fmt(expected_shape)} expected, got {_fmt(shape)}")
         if not all(0 <= size <= max_bytes for size in shape):  # no overflow in the size products
             raise PayloadError(f"{where}: shape {_fmt(shape)} has a dimension outside 0..{max_bytes}")
-        if dtype != wire_dtype:
-            raise PayloadError(f"{where}: dtype {wire_dtype!r} expected for codec {spec}, got {dtype!r}")
+        if record_dtype != wire_dtype:
+            raise PayloadError(f"{where}: dtype {wire_dtype!r} expected for codec {spec}, got {record_dtype!r}")
         _check_quant_params(where, spec, shape, scale, zero_point)
         size_bytes = math.prod(shape) * numpy_dtype.itemsize
         received_bytes += len(data)
@@ -363,7 +288,8 @@ def decode_tensors(
         if max(received_bytes, decoded_bytes) > max_bytes:
             raise PayloadError(f"{where}: records exceed the {max_bytes} B limit")
         raw = _decompress(where, spec.compression, data, size_bytes)
-        decoded[layer_index] = _dequantize(where, raw, spec.compression, numpy_dtype, shape, scale, zero_point)
+        tensor = _dequantize(where, raw, spec.compression, numpy_dtype, shape, scale, zero_point)
+        decoded[layer_index] = tensor.to(device=device, dtype=dtype)  # no copy for the CPU in float32
     return decoded
 
 

@@ -39,7 +39,7 @@ def run_parameters(config: Path | None, overrides: dict, log=print) -> dict:
 
     The camera waits for the edge, the partitioner and the observer: no frame lost to discovery.
     """
-    from l2p_ros.profiling import ensure_profile
+    from l2p_ros.measure.cache import ensure_profile
 
     params = prepared_parameters(config, {("camera_node", "min_subscribers"): 3, **overrides})
     partitioner = params["partitioner_node"]["ros__parameters"]

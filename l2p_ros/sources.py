@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -123,6 +123,41 @@ class _VideoReader:
                 yield Frame(stamp_s, self.frame_id, image)
         finally:
             capture.release()
+
+
+def read_video(path: str | Path, indices: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, BGR frame)`` of a video file in order: every frame, or only ``indices``.
+
+    For measuring and tests, which want given frames of a clip rather than a paced source; stops at
+    the end of the file (a missing index is simply not yielded). SourceError if it cannot be opened.
+    """
+    wanted = None if indices is None else set(int(i) for i in indices)
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise SourceError("source", f"cannot open video file {path}")
+    try:
+        index = 0
+        while wanted is None or wanted:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            if wanted is None or index in wanted:
+                if wanted is not None:
+                    wanted.discard(index)
+                yield index, frame
+            index += 1
+    finally:
+        capture.release()
+
+
+def video_frame_count(path: str | Path) -> int:
+    """Frames a video file's container declares (without decoding them)."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise SourceError("source", f"cannot open video file {path}")
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    return count
 
 
 class _FolderReader:
@@ -344,5 +379,5 @@ def open_source(source: str | int | Path, *, image_topic: str = "", frame_id: st
     return FrameSource(reader, rate_hz=rate_hz, realtime=realtime, loop=loop, max_frames=max_frames)
 
 
-__all__ = ["Frame", "FrameSource", "SourceError", "open_source", "decode_image_buffer", "decode_compressed",
-           "ENCODINGS", "IMAGE_EXTENSIONS"]
+__all__ = ["Frame", "FrameSource", "SourceError", "open_source", "read_video", "video_frame_count",
+           "decode_image_buffer", "decode_compressed", "ENCODINGS", "IMAGE_EXTENSIONS"]

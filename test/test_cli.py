@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from l2p_ros.assets import asset_path
-from l2p_ros.profiling import load_profile
+from l2p_ros.measure.profile import load_profile
 
 
 def l2p(*args, timeout=300):

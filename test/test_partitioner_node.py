@@ -15,7 +15,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from l2p_msgs.msg import EdgeLoad, NetworkState, PartitionDecision  # noqa: E402
 from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
 from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS, image_to_msg  # noqa: E402
-from l2p_ros.profiling import ensure_profile  # noqa: E402
+from l2p_ros.measure.cache import ensure_profile  # noqa: E402
 
 
 @pytest.fixture()

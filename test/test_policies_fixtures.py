@@ -13,7 +13,8 @@ from l2p_ros.model.cfg import bundled_cfg, parse_cfg
 from l2p_ros.model.darknet import Darknet
 from l2p_ros.model.graph import LayerGraph, crossing_bytes, tensor_elements
 from l2p_ros.policies.cost_model import CostModel
-from l2p_ros.profiling import CutProfile, LayerProfile, Profile, layer_flops
+from l2p_ros.measure.profile import CutProfile, LayerProfile, Profile
+from l2p_ros.measure.profiler import layer_flops
 
 INPUT_SIZE = 416
 JPEG_BYTES = 40_000  # a 416x416-ish frame at quality 75, stated not measured

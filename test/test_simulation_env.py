@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 from l2p_ros.policies.types import SystemState
 from l2p_ros.simulation.env import PartitionEnv
-from l2p_ros.simulation.observation import ABLATIONS, ObservationSpec
+from l2p_ros.policies.observation import ABLATIONS, ObservationSpec
 from l2p_ros.simulation.scenarios import get_scenario
 from test.simulation_fixtures import small_world
 

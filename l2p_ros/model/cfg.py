@@ -110,6 +110,8 @@ def parse_cfg(path: str | Path) -> NetworkSpec:
 
 
 BUNDLED_CFG_DIR = Path(__file__).with_name("cfg")
+BUNDLED_MODELS = ("yolov3", "yolov3-tiny")
+PRETRAINED_WEIGHTS = {"yolov3-tiny": "yolov3-tiny.weights"}  # the only weights available offline
 
 
 def bundled_cfg(model: str) -> Path:

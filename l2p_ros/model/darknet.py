@@ -20,10 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2p_ros.assets import asset_path
-from l2p_ros.model.cfg import CfgError, LayerSpec, NetworkSpec, bundled_cfg, parse_cfg
-
-BUNDLED_MODELS = ("yolov3", "yolov3-tiny")
-PRETRAINED_WEIGHTS = {"yolov3-tiny": "yolov3-tiny.weights"}
+from l2p_ros.model.cfg import (BUNDLED_MODELS, PRETRAINED_WEIGHTS, CfgError, LayerSpec, NetworkSpec, bundled_cfg,
+                               parse_cfg)
 BN_EPS = 1e-6  # Darknet's normalize_cpu: (x - mean) / (sqrt(var) + .000001f)
 LEAKY_SLOPE = 0.1
 RANDOM_SEED = 0

@@ -17,18 +17,18 @@ from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecision
 from l2p_ros.complexity import ComplexityMeter
-from l2p_ros.model.cfg import bundled_cfg, parse_cfg
-from l2p_ros.model.graph import LayerGraph
+from l2p_ros.deployment import Deployment, build_cost_model
+from l2p_ros.measure.cache import ensure_payload_fit
+from l2p_ros.measure.models import model_id
+from l2p_ros.measure.payload_fit import load_payload_fit
+from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, msg_to_image,
                                   parameter_error, run_node)
-from l2p_ros.nodes.model_params import declare_model, model_id
+from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
-from l2p_ros.policies.cost_model import CostModel, derive_profile
-from l2p_ros.policies.payload_fit import ensure_payload_fit, load_payload_fit
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import SystemState
-from l2p_ros.profiling import ProfileError, ensure_profile, load_profile
 
 
 class PartitionerNode(Node):
@@ -73,24 +73,21 @@ class PartitionerNode(Node):
         if not self.fog_cloud_bandwidth_mbps > 0:
             raise parameter_error(self, "fog_cloud_bandwidth_mbps", self.fog_cloud_bandwidth_mbps, "must be > 0")
 
-        graph = LayerGraph(parse_cfg(model if model.endswith(".cfg") else bundled_cfg(model)))
+        deployment = Deployment(model, input_size, edge_profile=Path(edge_profile) if edge_profile else None,
+                                cloud_profile=Path(cloud_profile) if cloud_profile else None,
+                                cloud_speed_factor=cloud_speed_factor,
+                                fog_profile=Path(fog_profile) if fog_profile else None,
+                                fog_speed_factor=fog_speed_factor, fog_codec=fog_codec, profile_threads=threads)
         try:
-            edge_path = Path(edge_profile) if edge_profile else ensure_profile(
-                model, input_size, threads=threads, log=self.get_logger().info)
-            edge = load_profile(edge_path)
-            cloud = load_profile(cloud_profile) if cloud_profile else derive_profile(
-                edge, cloud_speed_factor, f"edge profile x{cloud_speed_factor}")
-            fog = load_profile(fog_profile) if fog_profile else derive_profile(
-                edge, fog_speed_factor, f"fog, edge profile x{fog_speed_factor:g}") if fog_speed_factor > 0 else None
             fit = None
             if payload_fit:
                 fit = load_payload_fit(ensure_payload_fit(model, input_size, log=self.get_logger().info)
                                        if payload_fit == "auto" else payload_fit)
-            self.cost_model = CostModel(graph, edge, cloud, payload_bytes_fn=fit, fog_profile=fog, fog_codec=fog_codec)
+            self.cost_model, sources = build_cost_model(deployment, fit, log=self.get_logger().info)
         except ProfileError as error:
             raise parameter_error(self, "edge_profile/cloud_profile/fog_profile/payload_fit",
                                   f"{edge_profile}/{cloud_profile}/{fog_profile}/{payload_fit}", str(error)) from None
-        if fog is not None:  # the fog's codec must have payload sizes: fail now, not on a frame
+        if self.cost_model.has_fog:  # the fog's codec must have payload sizes: fail now, not on a frame
             try:
                 self.cost_model.payload_bytes(self.cost_model.chain_cut(0), fog_codec, 0.5)
             except ProfileError as error:
@@ -122,7 +119,7 @@ class PartitionerNode(Node):
             self.create_subscription(NetworkState, backhaul_topic, self.on_backhaul, STATE_QOS)
         self.create_subscription(EdgeLoad, "l2p/edge_load", self.on_load, STATE_QOS)
         self.diagnostics = Diagnostics(self)
-        self.get_logger().info(f"partitioner ready: policy {self.policy.name}, profile {edge_path}")
+        self.get_logger().info(f"partitioner ready: policy {self.policy.name}, profile {sources['edge_profile']['file']}")
 
     def on_network(self, msg: NetworkState) -> None:
         self.network = msg

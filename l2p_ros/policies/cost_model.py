@@ -46,70 +46,19 @@ that search one every frame; :meth:`CostModel.predict` is the one-partition refe
 """
 from __future__ import annotations
 
-import copy
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Sequence
 
 import numpy as np
 
+from l2p_ros.measure.profile import Profile, ProfileError
 from l2p_ros.model.graph import INPUT, Cut, LayerGraph
+from l2p_ros.monitoring.power import CLOUD_POWER, FOG_POWER, PowerModel
 from l2p_ros.policies.types import DEFAULT_TENSOR_CODEC, Partition, SystemState
-from l2p_ros.profiling import Profile, ProfileError
 
 PayloadBytesFn = Callable[[Cut, str, float], float]  # (chain cut, codec, complexity 0..1) -> bytes
-
-
-def derive_profile(profile: Profile, speed_factor: float, label: str) -> Profile:
-    """A profile of a machine ``speed_factor`` times as fast as the measured one (0.3: a Jetson-
-    class edge; 20: a cloud GPU), labelled as derived (invariant 6): its ``machine`` block holds
-    ``derived: true``, the label, the factor and the machine actually measured. Payload bytes do
-    not depend on the machine and are kept.
-    """
-    if speed_factor <= 0:
-        raise ValueError(f"speed_factor must be > 0, got {speed_factor}")
-    scale = 1.0 / speed_factor
-    layers = [replace(layer, latency_ms_median=layer.latency_ms_median * scale,
-                      latency_ms_p10=layer.latency_ms_p10 * scale,
-                      latency_ms_p90=layer.latency_ms_p90 * scale) for layer in profile.layers]
-    cuts = [replace(cut, edge_ms=cut.edge_ms * scale, rest_ms=cut.rest_ms * scale,
-                    payload_bytes=dict(cut.payload_bytes)) for cut in profile.cuts]
-    measurement = {key: value * scale if key.startswith("full_pass_ms") else value
-                   for key, value in profile.measurement.items()}
-    machine = {"derived": True, "label": label, "speed_factor": speed_factor,
-               "measured_on": copy.deepcopy(profile.machine)}
-    return replace(profile, model=copy.deepcopy(profile.model), machine=machine,
-                   measurement=measurement, layers=layers, cuts=cuts, extra=copy.deepcopy(profile.extra))
-
-
-def is_derived(profile: Profile) -> bool:
-    return bool(profile.machine.get("derived"))
-
-
-@dataclass(frozen=True)
-class PowerModel:
-    """A device's power draw in each phase of a frame, watts.
-
-    ``active_w`` while computing layers, ``transmit_w`` while sending, ``idle_w`` while waiting for
-    the next tier. The defaults are nominal values for a Jetson-class vehicle computer, not
-    measurements (``source`` says so); a later slice fills them from RAPL/NVML.
-    """
-
-    active_w: float = 15.0
-    transmit_w: float = 7.0
-    idle_w: float = 5.0
-    source: str = "assumed"
-
-    def energy_j(self, compute_ms, send_ms, wait_ms):
-        """Joules for these phase durations (ms); floats or numpy arrays alike."""
-        return (self.active_w * compute_ms + self.transmit_w * send_ms + self.idle_w * wait_ms) / 1e3
-
-
-# Nominal, not measured: a fog of laptop/MEC class and a data-centre GPU board. Only their compute
-# (and the fog's sending) is charged to a frame.
-FOG_POWER = PowerModel(active_w=45.0, transmit_w=5.0, idle_w=0.0, source="assumed: laptop-class fog")
-CLOUD_POWER = PowerModel(active_w=300.0, transmit_w=0.0, idle_w=0.0, source="assumed: data-centre GPU board")
 
 
 @dataclass(frozen=True)

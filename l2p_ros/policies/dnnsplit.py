@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from l2p_ros.model.graph import INPUT, LayerGraph, crossing_bytes
-from l2p_ros.profiling import Profile
+from l2p_ros.measure.profile import Profile
 
 
 def dnnsplit_candidates(graph: LayerGraph, output_shapes: Sequence[Sequence[int]],

@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from l2p_ros.policies.types import Partition, Policy, SystemState
-from l2p_ros.simulation.observation import ABLATIONS, ObservationSpec
+from l2p_ros.policies.observation import ABLATIONS, ObservationSpec
 
 SCHEMA = "l2p-ppo-policy/1"
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}

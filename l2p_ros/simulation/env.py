@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from l2p_ros.policies.types import Partition
-from l2p_ros.simulation.observation import ObservationSpec
+from l2p_ros.policies.observation import ObservationSpec
 from l2p_ros.simulation.scenarios import Scenario
 from l2p_ros.simulation.simulator import FrameOutcome, SimulationConfig, Simulator
 from l2p_ros.simulation.world import World

@@ -20,7 +20,7 @@ import numpy as np
 
 from l2p_ros.policies.learned import LearnedPolicy
 from l2p_ros.simulation.env import PartitionEnv, RewardConfig
-from l2p_ros.simulation.observation import ABLATIONS, ObservationSpec
+from l2p_ros.policies.observation import ABLATIONS, ObservationSpec
 from l2p_ros.simulation.scenarios import Scenario
 from l2p_ros.simulation.world import World
 

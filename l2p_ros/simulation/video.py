@@ -18,23 +18,21 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 
-from l2p_ros import codec
-from l2p_ros.assets import SAMPLE_VIDEO, asset_path, cache_dir
-from l2p_ros.complexity import ComplexityMeter
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+from l2p_ros.codec_spec import IMAGE_CODECS, TENSOR_CODECS
+from l2p_ros.measure.cache import video_table_path
+from l2p_ros.measure.models import load_measured_model, model_name, weights_label
+from l2p_ros.measure.payload_fit import PayloadSamples
 from l2p_ros.model.graph import INPUT, Cut, LayerGraph
-from l2p_ros.policies.payload_fit import PayloadSamples
 
 SCHEMA = "l2p-video-table/2"
 HIGH_COMPLEXITY_CLIP = SAMPLE_VIDEO  # vtest.avi: pedestrians on a street, complexity ~0.52
 LOW_COMPLEXITY_CLIP = "Megamind.avi"  # animated film, complexity ~0.39
 DEFAULT_CLIPS = (HIGH_COMPLEXITY_CLIP, LOW_COMPLEXITY_CLIP)
-TENSOR_CODECS = tuple(name for name in codec.CODECS if not name.startswith("jpeg"))
-IMAGE_CODECS = tuple(name for name in codec.CODECS if name.startswith("jpeg"))
 
 
 @dataclass(frozen=True)
@@ -136,108 +134,54 @@ def load_table(path: str | Path) -> VideoTable:
                           tuple(meta["image_codecs"]), data["image_bytes"], meta["note"])
 
 
-def _clip_complexity(path: Path) -> np.ndarray:
-    """ComplexityMeter's score of every decodable frame of a clip, in order (TI needs the sequence)."""
-    capture = cv2.VideoCapture(str(path))
-    meter, scores = ComplexityMeter(), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        scores.append(meter.measure(frame).complexity)
-    capture.release()
-    if not scores:
-        raise ValueError(f"cannot decode any frame of {path}")
-    return np.array(scores)
-
-
-def _read_frames(path: Path, indices: Iterable[int]) -> Iterable[tuple[int, np.ndarray]]:
-    wanted = set(int(i) for i in indices)
-    capture = cv2.VideoCapture(str(path))
-    index = 0
-    while wanted:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index in wanted:
-            wanted.discard(index)
-            yield index, frame
-        index += 1
-    capture.release()
-
-
-def measure_table(model_name: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
+def measure_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
                   clips: Sequence[str] = DEFAULT_CLIPS, weights: Path | None = None,
                   tensor_codecs: Sequence[str] = TENSOR_CODECS, image_codecs: Sequence[str] = IMAGE_CODECS,
                   progress_factory: Callable | None = None) -> VideoTable:
     """Run the model on ``frames_per_clip`` real frames spread over each clip and measure them."""
-    import torch
-
-    from l2p_ros.model.darknet import load_model
-    from l2p_ros.model.postprocess import letterbox
-    from l2p_ros.model.runner import SplitRunner
+    from l2p_ros.measure.payloads import clip_complexity, measure_frames
+    from l2p_ros.sources import read_video
 
     if frames_per_clip < 1:
         raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
-    random_weights = weights is None and Path(model_name).stem != "yolov3-tiny"
-    model = load_model(model_name, input_size=input_size, weights=weights, random_weights=random_weights)
-    runner = SplitRunner(model)
-    num_layers = runner.graph.num_layers
-    specs = [codec.CodecSpec.parse(name) for name in tensor_codecs]
-    qualities = [codec.CodecSpec.parse(name).quality for name in image_codecs]
+    network = load_measured_model(model, input_size, weights)
     bar = progress_factory(total=frames_per_clip * len(clips)) if progress_factory else None
     clip_index, frame_index, complexity, tensor_bytes, image_bytes = [], [], [], [], []
     for c, clip in enumerate(clips):
         path = asset_path(clip)
-        scores = _clip_complexity(path)
+        scores = clip_complexity(path)
         # Frame 0 is left out: it has no motion term (and Megamind.avi's is black).
         chosen = np.unique(np.linspace(1, len(scores) - 1, frames_per_clip).round().astype(int))
-        for index, frame in _read_frames(path, chosen):
-            image, _ = letterbox(frame, input_size)
-            with torch.inference_mode():
-                outputs = runner.run_segment({INPUT: image}, range(num_layers), range(num_layers))
-            sizes = np.zeros((len(specs), num_layers), dtype=np.int64)
-            for layer, tensor in outputs.items():
-                for s, spec in enumerate(specs):
-                    sizes[s, layer] = codec.payload_size_bytes(codec.encode_tensors({layer: tensor}, spec))
-            clip_index.append(c)
-            frame_index.append(index)
-            complexity.append(scores[index])
-            tensor_bytes.append(sizes)
-            image_bytes.append([len(codec.encode_image(frame, q)) for q in qualities])
-            if bar:
-                bar.update(1)
+        indices, frames = zip(*read_video(path, chosen))
+        measured = measure_frames(network, frames, tensor_codecs=tensor_codecs, image_codecs=image_codecs,
+                                  progress=bar.update if bar else None)
+        clip_index += [c] * len(indices)
+        frame_index += indices
+        complexity += [scores[i] for i in indices]
+        tensor_bytes.append(measured.tensor_bytes)
+        image_bytes.append(measured.image_bytes)
     if bar:
         bar.close()
-    weights_label = "random" if random_weights else str(weights or "pretrained")
-    note = (f"{model_name}-{input_size} ({weights_label} weights) on real frames of {', '.join(clips)}; "
+    label = weights_label(model, weights)
+    note = (f"{model}-{input_size} ({label} weights) on real frames of {', '.join(clips)}; "
             "tensor bytes per layer output, each encoded alone")
-    if random_weights:
+    if label == "random":
         note += "; RANDOM WEIGHTS: compressed sizes do not show how trained activations compress"
-    return VideoTable({"name": Path(model_name).stem, "input_size": input_size, "num_layers": num_layers,
-                       "weights": weights_label}, tuple(clips), np.array(clip_index), np.array(frame_index),
-                      np.array(complexity), tuple(tensor_codecs), np.stack(tensor_bytes),
-                      tuple(image_codecs), np.array(image_bytes, dtype=np.int64), note)
+    return VideoTable({"name": model_name(model), "input_size": input_size, "num_layers": len(network.spec.layers),
+                       "weights": label}, tuple(clips), np.array(clip_index), np.array(frame_index),
+                      np.array(complexity), tuple(tensor_codecs), np.concatenate(tensor_bytes),
+                      tuple(image_codecs), np.concatenate(image_bytes).astype(np.int64), note)
 
 
-def default_table_path(model_name: str, input_size: int, frames_per_clip: int, clips: Sequence[str],
-                       weights: Path | None) -> Path:
-    tag = "pretrained" if weights is None and Path(model_name).stem == "yolov3-tiny" else \
-        (Path(weights).stem if weights else "random")
-    clip_tag = "+".join(Path(clip).stem for clip in clips)
-    name = f"video-{Path(model_name).stem}-{input_size}-{tag}-{clip_tag}-n{frames_per_clip}.npz"
-    return cache_dir() / "simulation" / name
-
-
-def video_table(model_name: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
+def video_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
                 clips: Sequence[str] = DEFAULT_CLIPS, weights: Path | None = None, log=print,
                 progress_factory: Callable | None = None) -> VideoTable:
     """The cached table for these settings, measured now (and cached) if there is none yet."""
-    path = default_table_path(model_name, input_size, frames_per_clip, clips, weights)
+    path = video_table_path(model, input_size, frames_per_clip, clips, weights)
     if path.is_file():
         return load_table(path)
     log(f"measuring the simulator's video table into {path} ({frames_per_clip} real frames per clip) ...")
-    table = measure_table(model_name, input_size, frames_per_clip, clips, weights,
+    table = measure_table(model, input_size, frames_per_clip, clips, weights,
                           progress_factory=progress_factory)
     table.save(path)
     return table

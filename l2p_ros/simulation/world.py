@@ -12,15 +12,16 @@ from typing import Callable
 
 import numpy as np
 
-from l2p_ros.model.cfg import bundled_cfg, parse_cfg
-from l2p_ros.model.darknet import BUNDLED_MODELS
+from l2p_ros.deployment import Deployment, build_cost_model, fog_profile, with_fog
+from l2p_ros.measure.models import model_graph
+from l2p_ros.measure.payload_fit import fit_payloads
+from l2p_ros.measure.profile import Profile
 from l2p_ros.model.graph import LayerGraph
+from l2p_ros.monitoring.power import PowerModel
 from l2p_ros.policies.baselines import chain_partitions
-from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn, PowerModel, derive_profile, is_derived
+from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn
 from l2p_ros.policies.dnnsplit import profile_candidates
-from l2p_ros.policies.payload_fit import fit_payloads
 from l2p_ros.policies.types import Partition
-from l2p_ros.profiling import Profile, ensure_profile, load_profile
 from l2p_ros.simulation.scenarios import FogTier, Scenario
 from l2p_ros.simulation.simulator import SimulationConfig, Simulator
 from l2p_ros.simulation.video import VideoTable, payload_samples, playback_rows, video_table
@@ -64,12 +65,9 @@ class World:
         ``fog_codec``; the policies' cost model keeps its payload function, power and load cap."""
         if self.fog_profile is not None:
             raise ValueError("this world already has a fog tier")
-        profile = derive_profile(self.edge_profile, fog.speed_factor,
-                                 f"fog, derived: {fog.speed_factor:g}x the edge profile's speed")
+        profile = fog_profile(self.edge_profile, fog.speed_factor)
         base = self.policy_model
-        model = CostModel(self.graph, base.edge_profile, base.cloud_profile, base.power, base.payload_bytes_fn,
-                          base.max_edge_load, cloud_power=base.cloud_power, fog_profile=profile,
-                          fog_power=base.fog_power, fog_codec=fog_codec)
+        model = with_fog(base, profile, fog_codec)
         sources = {**self.sources, "fog_profile": {
             "derived": True, "speed_factor": fog.speed_factor, "from": "edge profile",
             "full_pass_ms": round(profile.total_ms, 3), "codec": fog_codec,
@@ -104,11 +102,6 @@ class World:
         return Simulator(self.policy_model, self.table, trace, rows, config, estimator_seed)
 
 
-def model_graph(model_name: str) -> LayerGraph:
-    cfg = bundled_cfg(model_name) if model_name in BUNDLED_MODELS else Path(model_name)
-    return LayerGraph(parse_cfg(cfg))
-
-
 def complexity_fit(table: VideoTable, graph: LayerGraph) -> PayloadBytesFn:
     """``payload_fit``'s line per chain cut and codec (bytes = a + b * complexity), fitted on the
     table's real frames: two parameters per cut and codec over all rows, so replaying the same
@@ -132,30 +125,19 @@ def build_world(model_name: str = "yolov3-tiny", input_size: int = 416, *, edge_
     ``policy_payloads(table, graph)`` makes the payload function the policies predict with;
     by default :func:`complexity_fit` (bytes linear in frame complexity, fitted on the table).
     """
-    measured = load_profile(edge_profile or ensure_profile(model_name, input_size, threads=threads, log=log))
-    edge = measured if edge_speed_factor == 1.0 else derive_profile(
-        measured, edge_speed_factor, f"edge, derived: {edge_speed_factor:g}x the measured edge profile's speed")
-    if cloud_profile is not None:
-        cloud = load_profile(cloud_profile)
-        cloud_source = {"file": str(cloud_profile), "derived": is_derived(cloud)}
-    else:
-        cloud = derive_profile(measured, cloud_speed_factor,
-                               f"cloud GPU, derived: {cloud_speed_factor:g}x the measured edge profile's speed")
-        cloud_source = {"derived": True, "speed_factor": cloud_speed_factor, "from": "measured edge profile"}
-    graph = model_graph(model_name)
+    deployment = Deployment(model_name, input_size, edge_profile=edge_profile, edge_speed_factor=edge_speed_factor,
+                            cloud_profile=cloud_profile, cloud_speed_factor=cloud_speed_factor, profile_threads=threads)
     table = video_table(model_name, input_size, frames_per_clip, log=log, progress_factory=progress_factory)
     policy_payloads = policy_payloads or complexity_fit
-    policy_model = CostModel(graph, edge, cloud, power, policy_payloads(table, graph))
+    graph = model_graph(model_name)
+    policy_model, profile_sources = build_cost_model(deployment, policy_payloads(table, graph), power, log=log)
     sources = {
-        "edge_profile": {"file": str(edge_profile) if edge_profile else "measured on this host (ensure_profile)",
-                         "derived": is_derived(edge), "speed_factor": edge_speed_factor,
-                         "from": "measured edge profile", "machine": edge.machine,
-                         "full_pass_ms_median": edge.measurement.get("full_pass_ms_median")},
-        "cloud_profile": {**cloud_source, "full_pass_ms": round(cloud.total_ms, 3)},
+        **profile_sources,
         "video_table": {"note": table.note, "model": table.model, "clips": list(table.clips),
                         "frames": table.num_rows, "random_weights": table.random_weights},
         "power_model": {"active_w": power.active_w, "transmit_w": power.transmit_w, "idle_w": power.idle_w,
                         "source": power.source},
         "policy_payloads": getattr(policy_payloads, "__name__", str(policy_payloads)),
     }
-    return World(str(model_name), graph, edge, cloud, table, policy_model, sources)
+    return World(str(model_name), policy_model.graph, policy_model.edge_profile, policy_model.cloud_profile, table,
+                 policy_model, sources)

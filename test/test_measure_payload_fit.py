@@ -7,13 +7,14 @@ import pytest
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
 from l2p_ros.model.darknet import load_model
 from l2p_ros.model.graph import INPUT, LayerGraph, crossing_bytes
-from l2p_ros.policies import payload_fit
+from l2p_ros.measure import payload_fit
 from l2p_ros.policies.baselines import Greedy
 from l2p_ros.policies.cost_model import CostModel
-from l2p_ros.policies.payload_fit import (PayloadFit, ensure_payload_fit, fit_payloads, load_payload_fit,
-                                          measure_payloads, video_frames)
+from l2p_ros.measure.cache import ensure_payload_fit
+from l2p_ros.measure.payload_fit import PayloadFit, fit_payloads, load_payload_fit
+from l2p_ros.measure.payloads import clip_frames, measure_payloads
 from l2p_ros.policies.types import SystemState
-from l2p_ros.profiling import ProfileError
+from l2p_ros.measure.profile import ProfileError
 from test.test_policies_fixtures import synthetic_profile
 
 CUTS = [INPUT, 3, 5, 7]  # DNNSplit's candidates of yolov3-tiny, edge only aside (it sends nothing)
@@ -30,7 +31,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def measured(tiny):
-    frames, complexity = video_frames(asset_path(SAMPLE_VIDEO), sorted(TRAIN + HELD_OUT))
+    frames, complexity = clip_frames(asset_path(SAMPLE_VIDEO), sorted(TRAIN + HELD_OUT))
     by_index = dict(zip(sorted(TRAIN + HELD_OUT), zip(frames, complexity)))
 
     def samples(indices):

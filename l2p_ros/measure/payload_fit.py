@@ -1,7 +1,7 @@
 """Payload bytes predicted from frame complexity: a least-squares fit on REAL frames.
 
-Measured, not guessed (invariant 6): the model runs on real frames of a clip (the sample video by
-default) and every crossing tensor is encoded as the edge encodes it (``l2p_ros.codec``), so each
+Measured, not guessed (invariant 6): ``measure.payloads`` runs the model on real frames of a clip
+(the sample video by default) and encodes every crossing tensor as the edge encodes it, so each
 chain cut and codec gets one ``(complexity, payload bytes)`` sample per frame. Complexity is the
 live pipeline's own score (``ComplexityMeter`` over the clip's consecutive frames, so its motion
 term is what the partitioner sees). Per (cut, codec) the fit is ``bytes = a + b * complexity``,
@@ -26,22 +26,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
-import cv2
 import numpy as np
-import torch
 
-from l2p_ros import codec
-from l2p_ros.complexity import ComplexityMeter
-from l2p_ros.model.darknet import Darknet
-from l2p_ros.model.graph import INPUT, Cut, crossing_bytes
-from l2p_ros.model.postprocess import letterbox
-from l2p_ros.model.runner import SplitRunner
-from l2p_ros.profiling import ProfileError, read_versioned_yaml, save_yaml
+from l2p_ros.codec_spec import has_exact_size
+from l2p_ros.codec_spec import is_image_codec as _is_jpeg
+from l2p_ros.measure.profile import ProfileError, read_versioned_yaml, save_yaml
+from l2p_ros.model.graph import Cut
 
 SCHEMA = "l2p-payload-fit/1"
 RAW_IMAGE = "raw"  # image offload as uncompressed uint8 pixels (the profile's name for it)
@@ -50,14 +44,11 @@ IMAGE_CODECS = (RAW_IMAGE, "jpeg-q75", "jpeg-q90")
 
 def is_exact(codec_name: str) -> bool:
     """Whether a codec's size depends on tensor shapes only (no compression, not JPEG)."""
-    if codec_name == RAW_IMAGE:
-        return True
-    spec = codec.CodecSpec.parse(codec_name)
-    return spec.dtype != "jpeg" and spec.compression == "none"
+    return codec_name == RAW_IMAGE or has_exact_size(codec_name)
 
 
 def is_image_codec(codec_name: str) -> bool:
-    return codec_name == RAW_IMAGE or codec.CodecSpec.parse(codec_name).dtype == "jpeg"
+    return codec_name == RAW_IMAGE or _is_jpeg(codec_name)
 
 
 @dataclass(frozen=True)
@@ -225,127 +216,3 @@ def content_dependence(complexity: np.ndarray, compute_ms: np.ndarray, fits: Seq
             summary["payload"][name] = {"r2_median": round(float(np.median(r2)), 4), "r2_max": round(max(r2), 4),
                                         "cv_median": round(float(np.median(cv)), 4), "cv_max": round(max(cv), 4)}
     return summary
-
-
-def video_frames(clip_path: str | Path, indices: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray]:
-    """BGR frames ``indices`` of a clip and their complexity, measured over every frame in order
-    (as the partitioner does), so the motion term compares consecutive frames."""
-    wanted = set(indices)
-    capture = cv2.VideoCapture(str(clip_path))
-    meter = ComplexityMeter()
-    frames, complexity, index = [], [], 0
-    try:
-        while index <= max(wanted):
-            ok, frame = capture.read()
-            if not ok:
-                raise ProfileError(f"{clip_path} has no frame {index} (wanted up to {max(wanted)})")
-            score = meter.measure(frame).complexity
-            if index in wanted:
-                frames.append(frame)
-                complexity.append(score)
-            index += 1
-    finally:
-        capture.release()
-    return frames, np.array(complexity)
-
-
-def spread_indices(clip_path: str | Path, count: int) -> list[int]:
-    """``count`` frame indices spread over a clip, skipping frame 0 (it has no motion term)."""
-    capture = cv2.VideoCapture(str(clip_path))
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    capture.release()
-    if total < count + 1:
-        raise ProfileError(f"{clip_path} has {total} frames, fewer than {count + 1}")
-    return sorted({int(i) for i in np.linspace(1, total - 1, count).round()})
-
-
-@torch.inference_mode()
-def measure_payloads(model: Darknet, frames: Sequence[np.ndarray], complexity: Sequence[float],
-                     cuts: Sequence[int] | None = None, codecs: Sequence[str] = (*codec.CODECS, RAW_IMAGE),
-                     source: Mapping | None = None, progress=None) -> PayloadSamples:
-    """Bytes on the wire of every (cut, codec) on real ``frames`` (default: every chain cut).
-
-    One forward pass per frame keeps every tensor some cut needs; each is encoded once per codec
-    and a cut's bytes are the sum over its crossing tensors, as each is sent as its own record.
-    """
-    runner = SplitRunner(model)
-    cuts = list(range(INPUT, runner.graph.num_layers)) if cuts is None else sorted(cuts)
-    tensor_codecs = [c for c in codecs if not is_image_codec(c)]
-    image_codecs = [c for c in codecs if is_image_codec(c)]
-    tensor_cuts = [runner.graph.chain_cut(k) for k in cuts if k != INPUT]
-    needed = sorted({t for cut in tensor_cuts for t in cut.crossing})
-    specs = {name: codec.CodecSpec.parse(name) for name in tensor_codecs}
-    image_quality = {name: codec.CodecSpec.parse(name).quality for name in image_codecs if name != RAW_IMAGE}
-    raw_bytes = crossing_bytes(runner.graph.chain_cut(INPUT), model.output_shapes, runner.input_shape, 1)
-    layers = range(max((c.after_layer for c in tensor_cuts), default=INPUT) + 1)
-    if tensor_cuts and frames:  # untimed warm-up: the first pass pays for lazy initialisation
-        runner.run_segment({INPUT: letterbox(frames[0], model.input_size)[0]}, layers, needed)
-    samples: dict[tuple[int, str], list[float]] = {}
-    compute_ms = []
-    for frame in frames:
-        if INPUT in cuts:
-            for name in image_codecs:
-                size = raw_bytes if name == RAW_IMAGE else len(codec.encode_image(frame, image_quality[name]))
-                samples.setdefault((INPUT, name), []).append(size)
-        if tensor_cuts:
-            tensor, _ = letterbox(frame, model.input_size)
-            start = time.perf_counter()
-            outputs = runner.run_segment({INPUT: tensor}, layers, needed)
-            compute_ms.append((time.perf_counter() - start) * 1e3)
-            for name, spec in specs.items():
-                sizes = {t: codec.payload_size_bytes(codec.encode_tensors({t: outputs[t]}, spec)) for t in needed}
-                for cut in tensor_cuts:
-                    samples.setdefault((cut.after_layer, name), []).append(sum(sizes[t] for t in cut.crossing))
-        if progress:
-            progress(1)
-    return PayloadSamples(np.asarray(complexity, dtype=float),
-                          {key: np.array(sizes, dtype=float) for key, sizes in samples.items()}, np.array(compute_ms),
-                          {**(source or {}), "frames": len(frames), "cuts": cuts, "codecs": list(codecs),
-                           "torch_threads": torch.get_num_threads()})
-
-
-def default_fit_path(model_id: str, weights: str) -> Path:
-    """Where :func:`ensure_payload_fit` keeps a model's fit: beside the profiles. Bytes depend on
-    the weights and the frames, not on the machine."""
-    from l2p_ros.assets import cache_dir
-
-    return cache_dir() / "profiles" / f"{model_id}-{weights}-payload-fit.yaml"
-
-
-def ensure_payload_fit(model_name: str, input_size: int, *, frames_per_clip: int = 24,
-                       clips: Sequence[str] | None = None, codecs: Sequence[str] = (*codec.CODECS, RAW_IMAGE),
-                       log=print, progress_factory=None) -> Path:
-    """The cached fit of this model over every chain cut, measured now unless the cached one has
-    these frames and clips and at least these codecs. ``clips``: asset names (default: the sample
-    video). Models other than yolov3-tiny run with random weights (no pretrained weights
-    offline) and say so."""
-    from l2p_ros.assets import SAMPLE_VIDEO, asset_path
-    from l2p_ros.model.darknet import load_model
-
-    clips = list(clips or [SAMPLE_VIDEO])
-    weights = "pretrained" if Path(model_name).stem == "yolov3-tiny" else "random"
-    path = default_fit_path(f"{Path(model_name).stem}-{input_size}", weights)
-    request = {"frames_per_clip": frames_per_clip, "clips": clips, "codecs": list(codecs)}
-    if path.is_file():
-        cached = load_payload_fit(path).source.get("request", {})
-        if {**cached, "codecs": request["codecs"]} == request and set(request["codecs"]) <= set(cached["codecs"]):
-            return path
-    log(f"fitting payload bytes of {model_name}-{input_size} ({weights} weights) on "
-        f"{frames_per_clip} real frames of {', '.join(clips)} into {path} ...")
-    model = load_model(model_name, input_size=input_size, random_weights=weights == "random")
-    all_frames, complexity, indices = [], [], {}
-    for clip in clips:
-        indices[clip] = spread_indices(asset_path(clip), frames_per_clip)
-        clip_frames, clip_complexity = video_frames(asset_path(clip), indices[clip])
-        all_frames += clip_frames
-        complexity.append(clip_complexity)
-    bar = progress_factory(total=len(all_frames)) if progress_factory else None
-    samples = measure_payloads(model, all_frames, np.concatenate(complexity), codecs=codecs,
-                               source={"request": request, "frame_indices": indices},
-                               progress=bar.update if bar else None)
-    if bar:
-        bar.close()
-    fit = fit_payloads(samples, {"name": Path(model_name).stem, "input_size": input_size,
-                                 "num_layers": len(model.spec.layers), "weights": weights})
-    fit.save(path)
-    return path

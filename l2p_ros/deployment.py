@@ -1,0 +1,99 @@
+"""A deployment's cost model and model graph, built in one place for the partitioner node and the
+simulator alike.
+
+A deployment is a model on an edge, an optional fog and a cloud. Each tier's profile is a measured
+file, or derived from the edge's measured profile by a speed factor and labelled derived
+(invariant 6). Without an edge profile file, this host's cached profile is used, measured on first
+use (``measure.cache.ensure_profile``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from l2p_ros.measure.cache import ensure_profile
+from l2p_ros.measure.models import model_graph
+from l2p_ros.measure.profile import Profile, derive_profile, is_derived, load_profile
+from l2p_ros.monitoring.power import PowerModel
+from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn
+from l2p_ros.policies.types import DEFAULT_TENSOR_CODEC
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where each tier's profile comes from.
+
+    ``edge_profile``: a profile file, or None for this host's measured one; ``edge_speed_factor``
+    != 1 derives the edge from it at that speed (0.25: a quarter as fast). ``cloud_profile``, or
+    else a cloud ``cloud_speed_factor`` times as fast as the measured edge profile. A fog tier:
+    ``fog_profile``, or ``fog_speed_factor`` > 0 times the (possibly derived) edge's speed; its
+    crossing is encoded with ``fog_codec``. ``profile_threads``: torch threads when this host's
+    edge profile has to be measured.
+    """
+
+    model: str = "yolov3-tiny"
+    input_size: int = 416
+    edge_profile: Path | None = None
+    edge_speed_factor: float = 1.0
+    cloud_profile: Path | None = None
+    cloud_speed_factor: float = 20.0
+    fog_profile: Path | None = None
+    fog_speed_factor: float = 0.0
+    fog_codec: str = DEFAULT_TENSOR_CODEC
+    profile_threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("edge_speed_factor", "cloud_speed_factor"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.fog_speed_factor >= 0:
+            raise ValueError(f"fog_speed_factor must be >= 0 (0 = no fog), got {self.fog_speed_factor}")
+
+
+def build_cost_model(deployment: Deployment, payload_bytes_fn: PayloadBytesFn | None = None,
+                     power: PowerModel = PowerModel(), log=print) -> tuple[CostModel, dict]:
+    """The deployment's cost model (over its model graph) and where each profile came from.
+
+    ``payload_bytes_fn``: the bytes each cut sends (e.g. a ``PayloadFit``); None uses the edge
+    profile's single-frame sizes. Raises ``ProfileError`` for a missing or inconsistent profile.
+    """
+    d = deployment
+    measured = load_profile(d.edge_profile or ensure_profile(d.model, d.input_size, threads=d.profile_threads,
+                                                             log=log))
+    edge = measured if d.edge_speed_factor == 1.0 else derive_profile(
+        measured, d.edge_speed_factor, f"edge, derived: {d.edge_speed_factor:g}x the measured edge profile's speed")
+    if d.cloud_profile is not None:
+        cloud = load_profile(d.cloud_profile)
+        cloud_source = {"file": str(d.cloud_profile), "derived": is_derived(cloud)}
+    else:
+        cloud = derive_profile(measured, d.cloud_speed_factor,
+                               f"cloud GPU, derived: {d.cloud_speed_factor:g}x the measured edge profile's speed")
+        cloud_source = {"derived": True, "speed_factor": d.cloud_speed_factor, "from": "measured edge profile"}
+    sources = {
+        "edge_profile": {"file": str(d.edge_profile) if d.edge_profile else "measured on this host (ensure_profile)",
+                         "derived": is_derived(edge), "speed_factor": d.edge_speed_factor,
+                         "from": "measured edge profile", "machine": edge.machine,
+                         "full_pass_ms_median": edge.measurement.get("full_pass_ms_median")},
+        "cloud_profile": {**cloud_source, "full_pass_ms": round(cloud.total_ms, 3)},
+    }
+    model = CostModel(model_graph(d.model), edge, cloud, power, payload_bytes_fn)
+    if d.fog_profile is not None or d.fog_speed_factor > 0:
+        fog = load_profile(d.fog_profile) if d.fog_profile is not None else fog_profile(edge, d.fog_speed_factor)
+        model = with_fog(model, fog, d.fog_codec)
+        sources["fog_profile"] = ({"file": str(d.fog_profile), "derived": is_derived(fog)} if d.fog_profile
+                                  else {"derived": True, "speed_factor": d.fog_speed_factor, "from": "edge profile"})
+        sources["fog_profile"].update(full_pass_ms=round(fog.total_ms, 3), codec=d.fog_codec)
+    return model, sources
+
+
+def fog_profile(edge: Profile, speed_factor: float) -> Profile:
+    """A fog ``speed_factor`` times as fast as ``edge``, labelled derived."""
+    return derive_profile(edge, speed_factor, f"fog, derived: {speed_factor:g}x the edge profile's speed")
+
+
+def with_fog(model: CostModel, fog: Profile, fog_codec: str) -> CostModel:
+    """``model`` with a fog tier: same graph, edge and cloud profiles, payload function, powers and
+    load cap; the fog's crossing encoded with ``fog_codec``."""
+    return CostModel(model.graph, model.edge_profile, model.cloud_profile, model.power, model.payload_bytes_fn,
+                     model.max_edge_load, cloud_power=model.cloud_power, fog_profile=fog,
+                     fog_power=model.fog_power, fog_codec=fog_codec)
