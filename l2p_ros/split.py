@@ -1,7 +1,9 @@
 """One frame through the split pipeline, without ROS: edge stage, wire encoding, cloud stage.
 
 The ROS nodes wrap exactly these two calls, and ``l2p detect --split`` uses them in one process,
-so what is tested here is what runs on the vehicle.
+so what is tested here is what runs on the vehicle. The model may live on the CPU or on a CUDA
+device, in fp32 or fp16 (CUDA): images and received payloads go straight to its device and dtype,
+and every reported time waits for the device first, so it is the work's time, not its launch's.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 
 from l2p_ros import codec
 from l2p_ros.model.darknet import Darknet
+from l2p_ros.model.device import precision_name, resolve_device, synchronize
 from l2p_ros.model.graph import INPUT, Cut
 from l2p_ros.model.postprocess import Detection, LetterboxInfo, letterbox, letterbox_info, postprocess
 from l2p_ros.model.runner import SplitRunner
@@ -49,10 +52,21 @@ def _ms_since(start: float) -> float:
 
 
 class SplitDetector:
-    """A model with its runner and post-processing, able to run any cut on either side."""
+    """A model with its runner and post-processing, able to run any cut on either side.
+
+    ``device``/``precision`` (e.g. 'cuda:0', 'fp16'), when given, move ``model`` there (in place);
+    otherwise it runs where it is. Either way the placement is validated here, at construction:
+    an unknown device, CUDA without one, or fp16 on the CPU raises ValueError.
+    """
 
     def __init__(self, model: Darknet, class_names: list[str], model_id: str,
-                 score_threshold: float = 0.25, nms_iou: float = 0.45):
+                 score_threshold: float = 0.25, nms_iou: float = 0.45,
+                 device: str | torch.device | None = None, precision: str | None = None):
+        current_precision = precision_name(model.dtype) if precision is None else precision
+        current_device = model.device if device is None else device
+        self.device, self.dtype = resolve_device(current_device, current_precision)
+        if (model.device, model.dtype) != (self.device, self.dtype):
+            model.to(device=self.device, dtype=self.dtype)
         self.model = model
         self.runner = SplitRunner(model)
         self.class_names = class_names
@@ -83,10 +97,19 @@ class SplitDetector:
         """One pass on a grey frame, so the first real frame does not pay for lazy initialisation."""
         self.detect(np.full((self.model.input_size, self.model.input_size, 3), 127, dtype=np.uint8))
 
+    def _letterbox(self, image_bgr: np.ndarray) -> tuple[torch.Tensor, LetterboxInfo]:
+        """Letterboxed on the CPU, then on the model's device in its dtype."""
+        tensor, info = letterbox(image_bgr, self.model.input_size)
+        return tensor.to(device=self.device, dtype=self.dtype), info
+
+    def _ms_since(self, start: float) -> float:
+        synchronize(self.device)
+        return _ms_since(start)
+
     @torch.inference_mode()
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """The reference: the full forward pass in one place."""
-        tensor, info = letterbox(image_bgr, self.model.input_size)
+        tensor, info = self._letterbox(image_bgr)
         return self._postprocess(self.model(tensor), info)
 
     @torch.inference_mode()
@@ -102,9 +125,9 @@ class SplitDetector:
             return frame
         if spec.dtype == "jpeg":
             raise ValueError(f"codec {spec} only applies to image offload (cut 'cloud'), not cut {cut.after_layer}")
-        tensor, info = letterbox(image_bgr, self.model.input_size)
+        tensor, info = self._letterbox(image_bgr)
         payload = self.runner.head(tensor, cut)
-        edge_ms = _ms_since(start)
+        edge_ms = self._ms_since(start)
         start = time.perf_counter()
         records = codec.encode_tensors(payload, spec)
         after_layer = INPUT if cut.after_layer is None else cut.after_layer
@@ -116,7 +139,8 @@ class SplitDetector:
         if frame.model_id != self.model_id:
             raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
         cut = self.frame_cut(frame)
-        return cut, codec.decode_tensors(frame.records, frame.codec, self.runner.expected_shapes(cut))
+        return cut, codec.decode_tensors(frame.records, frame.codec, self.runner.expected_shapes(cut),
+                                         device=self.device, dtype=self.dtype)
 
     @torch.inference_mode()
     def fog(self, frame: EncodedFrame, until_layer: int, spec: codec.CodecSpec) -> EncodedFrame:
@@ -128,7 +152,7 @@ class SplitDetector:
         first, payload = self._decode(frame)
         second = self.cut(until_layer)
         middle = self.runner.middle(payload, first, second)
-        compute_ms = _ms_since(start)
+        compute_ms = self._ms_since(start)
         start = time.perf_counter()
         records = codec.encode_tensors(middle, spec)
         return EncodedFrame(self.model_id, second.after_layer, spec, frame.letterbox, records,
@@ -146,11 +170,12 @@ class SplitDetector:
                 raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
             image = codec.decode_image(frame.image_jpeg)
             decode_ms = _ms_since(start)
-            tensor, info = letterbox(image, self.model.input_size)
+            tensor, info = self._letterbox(image)
             outputs = self.model(tensor)
         else:
             cut, payload = self._decode(frame)
-            decode_ms = _ms_since(start)
+            decode_ms = self._ms_since(start)
             outputs = self.runner.tail(payload, cut)
             info = frame.letterbox
-        return CloudResult(self._postprocess(outputs, info), decode_ms, _ms_since(start))
+        detections = self._postprocess(outputs, info)  # plain Python values: the device is done
+        return CloudResult(detections, decode_ms, self._ms_since(start))

@@ -22,6 +22,8 @@ from torch import Tensor, nn
 from l2p_ros.assets import asset_path
 from l2p_ros.model.cfg import (BUNDLED_MODELS, PRETRAINED_WEIGHTS, CfgError, LayerSpec, NetworkSpec, bundled_cfg,
                                parse_cfg)
+from l2p_ros.model.device import resolve_device
+
 BN_EPS = 1e-6  # Darknet's normalize_cpu: (x - mean) / (sqrt(var) + .000001f)
 LEAKY_SLOPE = 0.1
 RANDOM_SEED = 0
@@ -166,9 +168,11 @@ def _uses_winograd(conv: nn.Conv2d) -> bool:
 class ConvLayer(nn.Module):
     """Darknet [convolutional]: conv (batch norm folded into weight and bias) + leaky/linear.
 
-    Input (N, C_in, H, W) -> output (N, filters, H', W'). On CPU it runs through oneDNN with
+    Input (N, C_in, H, W) -> output (N, filters, H', W'). On CPU in fp32 it runs through oneDNN with
     weights packed on the first call for each input shape (and again if the weights change):
-    Winograd for 3x3 stride-1 layers with >= 64 channels, direct convolution otherwise.
+    Winograd for 3x3 stride-1 layers with >= 64 channels, direct convolution otherwise. Elsewhere
+    (CUDA, fp16) it is the plain ``nn.Conv2d`` (cuDNN). An input of another float dtype than the
+    weights (the fp32 image of an fp16 model) is cast to the weights' dtype first.
     """
 
     def __init__(self, spec: LayerSpec, in_channels: int):
@@ -193,9 +197,18 @@ class ConvLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # Canonical layout first: the same data in any layout gives the same bits.
         x = x.contiguous(memory_format=torch.channels_last)
-        if not (_ONEDNN_CONV and x.device.type == "cpu" and x.dtype == torch.float32):
+        weight = self.conv.weight
+        if x.dtype != weight.dtype:
+            x = x.to(weight.dtype)
+        # oneDNN's packed weights are CPU fp32 only.
+        if not (_ONEDNN_CONV and weight.device.type == "cpu" and weight.dtype == torch.float32):
             return _apply_activation(self.conv(x), self.activation)
         return self._packed_for(x)(x)
+
+    def _apply(self, fn, recurse=True):
+        # .to()/.half()/.cuda() make new weights: drop the packed copy of the old ones (it holds memory).
+        self._packed = None
+        return super()._apply(fn, recurse)
 
     def _packed_for(self, x: Tensor) -> _PackedConv | _WinogradConv:
         weight, bias = self.conv.weight, self.conv.bias
@@ -216,7 +229,8 @@ class MaxPoolLayer(nn.Module):
 
     Darknet pads ``padding`` (default size-1) in total, ``padding // 2`` before; outside positions
     are skipped, which equals padding with -inf. Size 2 stride 1 thus replicates the last row/column.
-    Implemented as a separable max of strided views: PyTorch's CPU max_pool2d is ~10x slower.
+    On CPU a separable max of strided views (PyTorch's CPU max_pool2d is ~10x slower); elsewhere
+    ``max_pool2d`` on the -inf padded input (one kernel instead of several). Both are exact.
     """
 
     def __init__(self, spec: LayerSpec, in_hw: tuple[int, int]):
@@ -232,11 +246,22 @@ class MaxPoolLayer(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        x = self._padded(x)
+        if x.device.type != "cpu":
+            return self._pool(x)
+        x = self._max_along(x, 3, self.out_hw[1])
+        return self._max_along(x, 2, self.out_hw[0])
+
+    def _padded(self, x: Tensor) -> Tensor:
         if self.pad_before or any(self.pad_after):
             pad = (self.pad_before, self.pad_after[1], self.pad_before, self.pad_after[0])
             x = F.pad(x, pad, value=-math.inf)
-        x = self._max_along(x, 3, self.out_hw[1])
-        return self._max_along(x, 2, self.out_hw[0])
+        return x
+
+    def _pool(self, padded: Tensor) -> Tensor:
+        """The same windows as one max_pool2d over the already padded input."""
+        out = F.max_pool2d(padded, self.size, self.stride)
+        return out[..., : self.out_hw[0], : self.out_hw[1]]
 
     def _max_along(self, x: Tensor, dim: int, out_len: int) -> Tensor:
         span = (out_len - 1) * self.stride + 1
@@ -292,7 +317,8 @@ class YoloLayer(nn.Module):
 
     Row ``(y*W + x)*A + a`` (OpenCV's order, and free to produce from channels-last memory) holds
     ``[cx, cy, w, h, objectness, class_0 .. class_C-1]``: box centre and size in network-input pixels,
-    sigmoid objectness, sigmoid class probabilities (not multiplied by objectness).
+    sigmoid objectness, sigmoid class probabilities (not multiplied by objectness). Always float32,
+    whatever the model's precision: boxes in fp16 would be quantized to 0.25 px above 256 px.
     """
 
     def __init__(self, spec: LayerSpec, in_hw: tuple[int, int], input_size: int):
@@ -316,9 +342,10 @@ class YoloLayer(nn.Module):
         n = x.shape[0]
         # channels-last memory is (N, H, W, A*(5+C)): the permute+reshape below is a view.
         nhwc = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
-        p = nhwc.reshape(n, -1, 5 + self.num_classes)
-        xy = (p[..., 0:2].sigmoid() + self.cell_xy) * self.stride_xy_px
-        wh = p[..., 2:4].exp() * self.anchor_wh_px
+        p = nhwc.reshape(n, -1, 5 + self.num_classes).float()  # no-op in fp32
+        # The buffers hold small integers (cells, anchors, strides): exact in fp16 too.
+        xy = (p[..., 0:2].sigmoid() + self.cell_xy.float()) * self.stride_xy_px.float()
+        wh = p[..., 2:4].exp() * self.anchor_wh_px.float()
         return torch.cat([xy, wh, p[..., 4:].sigmoid()], dim=-1)
 
 
@@ -326,8 +353,10 @@ class Darknet(nn.Module):
     """A Darknet cfg as PyTorch layers; ``layers[i]`` is Darknet layer i.
 
     Weights are zero until :meth:`load_darknet_weights` or :meth:`init_random_weights`; use
-    :func:`load_model` for a ready, eval-mode network. Input: (N, 3, S, S) float32 RGB in 0..1 with
-    S = ``input_size``; output: one (N, H*W*A, 5+C) tensor per yolo layer (see :class:`YoloLayer`).
+    :func:`load_model` for a ready, eval-mode network. Input: (N, 3, S, S) RGB in 0..1 with
+    S = ``input_size`` (moved to the model's device and dtype); output: one (N, H*W*A, 5+C) float32
+    tensor per yolo layer (see :class:`YoloLayer`). :meth:`to_device` moves it to a validated
+    (device, precision), e.g. ('cuda', 'fp16').
     ``output_shapes[i]`` is layer i's batch-1 output shape, known without running the network.
 
     Same input, same bits: results are deterministic for a given machine and thread count
@@ -405,10 +434,33 @@ class Darknet(nn.Module):
         """
         return self.layers[i](*inputs)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (all of them: the model is moved as a whole)."""
+        first = next(self.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' float dtype: float32 ('fp32') or float16 ('fp16')."""
+        first = next(self.parameters(), None)
+        return first.dtype if first is not None else torch.float32
+
+    def to_device(self, device: str | torch.device = "cpu", precision: str = "fp32") -> Darknet:
+        """Move to a validated device and precision (see :func:`resolve_device`); returns self.
+
+        Raises ValueError (before moving anything) for an unknown device, CUDA where there is none, or
+        fp16 on the CPU.
+        """
+        torch_device, dtype = resolve_device(device, precision)
+        if (self.device, self.dtype) == (torch_device, dtype):
+            return self  # .to() would drop the CPU's packed weights for nothing
+        return self.to(device=torch_device, dtype=dtype)
+
     @torch.inference_mode()
     def forward(self, x: Tensor) -> list[Tensor]:
         """(N, 3, S, S) image batch -> yolo outputs in ``yolo_indices`` order (inference tensors)."""
-        outputs: dict[int, Tensor] = {-1: x}
+        outputs: dict[int, Tensor] = {-1: x.to(device=self.device, dtype=self.dtype)}  # no-op when already so
         for layer in self.spec.layers:
             outputs[layer.index] = self.layer_forward(layer.index, [outputs[i] for i in layer.inputs])
             for i in self._release_after[layer.index]:
@@ -520,14 +572,19 @@ def load_model(
     input_size: int = 416,
     weights: Path | None = None,
     random_weights: bool = False,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
 ) -> Darknet:
-    """An eval-mode, gradient-free Darknet ready for inference.
+    """An eval-mode, gradient-free Darknet ready for inference on ``device`` in ``precision``.
 
     ``model`` is 'yolov3', 'yolov3-tiny' or a .cfg path. Without ``weights``, 'yolov3-tiny' uses the
     cached pretrained COCO weights; other models need ``weights`` or ``random_weights=True``
-    (seeded, deterministic, for latency/profiling only).
+    (seeded, deterministic, for latency/profiling only). ``device`` is 'cpu', 'cuda' or 'cuda:N';
+    ``precision`` 'fp32' or 'fp16' (CUDA only). Weights are loaded (and batch norm folded) in fp32
+    on the CPU, then moved. A bad device or precision raises ValueError before anything is loaded.
     """
     _check_input_size(input_size)
+    torch_device, dtype = resolve_device(device, precision)
     if weights is not None and random_weights:
         raise ValueError("pass either weights or random_weights, not both")
     name = str(model)
@@ -553,4 +610,4 @@ def load_model(
         )
     net.eval()
     net.requires_grad_(False)
-    return net
+    return net.to(device=torch_device, dtype=dtype)

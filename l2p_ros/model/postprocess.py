@@ -95,9 +95,10 @@ def unletterbox_boxes(boxes_xyxy: Tensor, info: LetterboxInfo) -> Tensor:
 def candidate_scores(yolo_outputs: list[Tensor]) -> tuple[Tensor, Tensor]:
     """Decoded yolo outputs (each (1, R_i, 5+C)) -> (R, 4) cxcywh boxes and (R, C) class scores.
 
-    A class score is objectness * class probability, as Darknet and OpenCV compute it.
+    A class score is objectness * class probability, as Darknet and OpenCV compute it. Computed in
+    float32 on the outputs' device, whatever their dtype.
     """
-    rows = torch.cat([out[0] for out in yolo_outputs], dim=0)
+    rows = torch.cat([out[0] for out in yolo_outputs], dim=0).float()
     return rows[:, :4], rows[:, 4:5] * rows[:, 5:]
 
 

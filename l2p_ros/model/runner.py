@@ -18,7 +18,11 @@ Payload = dict[int, torch.Tensor]  # crossing tensors keyed by Darknet layer ind
 
 
 class SplitRunner:
-    """Runs any segment of a Darknet model between two cuts."""
+    """Runs any segment of a Darknet model between two cuts, on the model's device and precision.
+
+    Received tensors (the image, a decoded payload) are moved to the model's device and dtype on
+    entry; a no-op when they are there already, as on the CPU in fp32.
+    """
 
     def __init__(self, model: Darknet):
         self.model = model
@@ -48,7 +52,8 @@ class SplitRunner:
         """
         order = sorted(layers)
         export = set(export)
-        values = dict(available)
+        device, dtype = self.model.device, self.model.dtype
+        values = {node: tensor.to(device=device, dtype=dtype) for node, tensor in available.items()}
         remaining_uses: dict[int, int] = {}
         for index in order:
             for source in self.model.spec.layers[index].inputs:
