@@ -68,7 +68,10 @@ def cmd_profile(args) -> int:
     from l2p_ros.assets import SAMPLE_VIDEO, asset_path
     from l2p_ros.measure.profiler import profile_model
 
-    model = _load(args)
+    from l2p_ros.model.device import resolve_device
+
+    resolve_device(args.device, args.precision)  # a bad pair fails before the model loads
+    model = _load(args).to_device(args.device, args.precision)
     capture = cv2.VideoCapture(str(args.frame_from or asset_path(SAMPLE_VIDEO)))
     ok, frame = capture.read()
     capture.release()
@@ -77,7 +80,7 @@ def cmd_profile(args) -> int:
     profile = profile_model(
         model, frame, device=args.device, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
         model_info={"name": Path(str(args.model)).stem, "weights": "random" if args.random_weights else
-                    str(args.weights or "pretrained")},
+                    str(args.weights or "pretrained"), "precision": args.precision},
         progress_factory=lambda total: tqdm(total=total, desc="profiling", unit="step", file=sys.stderr))
     profile.save(args.out)
     print(f"wrote {args.out}: full pass {profile.measurement['full_pass_ms_median']:.1f} ms median "
@@ -118,12 +121,14 @@ def cmd_detect(args) -> int:
     import cv2
 
     from l2p_ros.codec import CodecSpec
+    from l2p_ros.model.device import resolve_device
     from l2p_ros.model.postprocess import load_class_names
     from l2p_ros.visualize import draw_detections
     from l2p_ros.split import SplitDetector
 
+    resolve_device(args.device, args.precision)  # a bad pair fails before the model loads
     detector = SplitDetector(_load(args), load_class_names(), _model_id(args),
-                             score_threshold=args.score_threshold)
+                             score_threshold=args.score_threshold, device=args.device, precision=args.precision)
     spec = CodecSpec.parse(args.codec)
     if args.split is not None:
         detector.cut(args.split)  # fail early on a bad cut
@@ -313,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16: CUDA only")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--frame-from", type=Path, default=None, help="image or video for payload sizes (default: sample video)")
@@ -324,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="cut: a layer index, 'edge', 'cloud' or 'dag:i,j,..'")
     p.add_argument("--codec", default="fp32", help="fp32, fp16, int8-channel+zstd, jpeg-q75, ...")
     p.add_argument("--score-threshold", type=float, default=0.25)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both tiers of a --split run there)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16: CUDA only")
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--annotate-dir", type=Path, default=None, help="write annotated PNGs here")
     p.add_argument("--json", action="store_true", help="one JSON object per frame")
