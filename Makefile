@@ -2,10 +2,10 @@
 SHELL := /bin/bash
 VENV := .venv
 ACT := source $(VENV)/bin/activate &&
-# Keep DDS on this machine: shared memory only (l2p_ros/fastdds_local.xml; every rclpy process the
-# project starts also applies l2p_ros.dds.local_dds_env). LOCALHOST discovery range would add UDP;
+# Keep DDS on this machine: shared memory only (l2p_ros/nodes/fastdds_local.xml; every rclpy process the
+# project starts also applies l2p_ros.nodes.dds.local_dds_env). LOCALHOST discovery range would add UDP;
 # FASTDDS_BUILTIN_TRANSPORTS would replace the profile's 64 MB segment and lose large images.
-export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/l2p_ros/fastdds_local.xml
+export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/l2p_ros/nodes/fastdds_local.xml
 unexport FASTDDS_BUILTIN_TRANSPORTS ROS_AUTOMATIC_DISCOVERY_RANGE
 
 .PHONY: setup demo test bench clean

@@ -5,7 +5,7 @@
 For every cut worth using (its fp32 crossing is smaller than every earlier cut's, plus image
 offload) and every codec: bytes on the wire (mean over frames, and as a share of fp32), encode and
 decode ms (median), and detection agreement with the fp32 full model (same class, IoU >= 0.5).
-Target (issue 2): int8+zstd at <= 15% of fp32 bytes with >= 97% of detections matched.
+Target: int8+zstd at <= 15% of fp32 bytes with >= 97% of detections matched.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
     python bench/bench_decision.py [--models yolov3-tiny,yolov3] [--states 400] [--frames 200]
 
-Target (issue 4): deciding a frame, complexity included, takes <= 1 ms median on this CPU.
+Target: deciding a frame, complexity included, takes <= 1 ms median on this CPU.
 Profiles are this host's (``ensure_profile``, 1 thread; yolov3 with random weights), the cloud
 and fog profiles are derived from them (x20, x4, labelled derived), payload bytes come from the
 fit on real frames (``ensure_payload_fit``). States are random but plausible (1-100 Mbit/s,

@@ -2,7 +2,7 @@
 
     python bench/bench_feature_map_latency.py --messages 100
 
-Target (issue 3): <= 5 ms median at 1 MB on this machine. The publisher stamps each message with
+Target: <= 5 ms median at 1 MB on this machine. The publisher stamps each message with
 its publish time (system clock, same host), the subscriber subtracts it in its callback.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save  # noqa: E402
 
-from l2p_ros.dds import local_dds_env, use_local_dds  # noqa: E402
+from l2p_ros.nodes.dds import local_dds_env, use_local_dds  # noqa: E402
 
 PUBLISHER = r"""
 import sys, time

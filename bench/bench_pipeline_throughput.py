@@ -6,7 +6,7 @@ The edge runs layers 0..cut and the cloud the rest, each in its own process with
 so on two cores they work on different frames at once. Throughput is detected frames per second
 of capture time in steady state (the first frames, which include start-up, are left out); the
 slowest stage's own rate is 1 / max(median edge + encode ms, median decode + cloud ms).
-Target (issue 3): throughput >= 0.9 of that rate.
+Target: throughput >= 0.9 of that rate.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save  # noqa: E402
 
-from l2p_ros.pipeline_run import run_pipeline  # noqa: E402
+from l2p_ros.nodes.pipeline_run import run_pipeline  # noqa: E402
 
 
 def main() -> None:

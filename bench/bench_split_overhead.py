@@ -2,7 +2,7 @@
 
     python bench/bench_split_overhead.py --model yolov3-tiny --threads 2
 
-Target (issue 2): head + tail within 3% of the full pass. Runs are interleaved (full, split, full,
+Target: head + tail within 3% of the full pass. Runs are interleaved (full, split, full,
 split, ...) so drift in machine load affects both sides alike; the ratio is the median over the
 back-to-back pairs.
 """

@@ -155,7 +155,7 @@ def cmd_detect(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from l2p_ros.pipeline_run import print_summary, run_pipeline
+    from l2p_ros.nodes.pipeline_run import print_summary, run_pipeline
 
     summary = run_pipeline(config=args.config, source=args.source, image_topic=args.image_topic,
                            frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,

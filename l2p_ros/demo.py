@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
-from l2p_ros.pipeline_run import print_summary, run_pipeline
+from l2p_ros.nodes.pipeline_run import print_summary, run_pipeline
 from l2p_ros.model.postprocess import Detection
 from l2p_ros.visualize import draw_detections
 

@@ -7,8 +7,8 @@ from launch_ros.parameter_descriptions import ParameterValue
 
 from ament_index_python.packages import get_package_share_directory
 
-from l2p_ros.dds import LOCAL_PROFILE
-from l2p_ros.launch_support import launch_arguments
+from l2p_ros.nodes.dds import LOCAL_PROFILE
+from l2p_ros.nodes.launch_support import launch_arguments
 
 PARAMS_FILE = f"{get_package_share_directory('l2p_ros')}/config/pipeline.yaml"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import describe  # noqa: E402
 
-from l2p_ros.launch_support import EDGE_NODES  # noqa: E402
+from l2p_ros.nodes.launch_support import EDGE_NODES  # noqa: E402
 
 
 def generate_launch_description():

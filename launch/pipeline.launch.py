@@ -8,8 +8,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import describe  # noqa: E402
 
-from l2p_ros.launch_support import CLOUD_NODES, EDGE_NODES  # noqa: E402
+from l2p_ros.nodes.launch_support import NODES  # noqa: E402
 
 
 def generate_launch_description():
-    return describe(EDGE_NODES + CLOUD_NODES)
+    return describe(NODES)

@@ -12,15 +12,15 @@ from launch.substitutions import LaunchConfiguration
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import describe  # noqa: E402
 
-from l2p_ros.launch_support import CLOUD_NODES, EDGE_NODES  # noqa: E402
-from l2p_ros.observer import RECORDED  # noqa: E402
+from l2p_ros.nodes.launch_support import NODES  # noqa: E402
+from l2p_ros.nodes.observer import RECORDED  # noqa: E402
 
 
 def generate_launch_description():
     record = ExecuteProcess(
         cmd=["ros2", "bag", "record", "-o", LaunchConfiguration("output_bag")] + [f"/{t}" for t, _, _ in RECORDED],
         output="screen")
-    return describe(EDGE_NODES + CLOUD_NODES, extra_actions=[
+    return describe(NODES, extra_actions=[
         DeclareLaunchArgument("output_bag", default_value="l2p_results",
                               description="bag that records detections, decisions and stats"),
         record])

@@ -4,15 +4,15 @@ from __future__ import annotations
 import contextlib
 import time
 
-from l2p_ros.dds import use_local_dds
+from l2p_ros.nodes.dds import use_local_dds
 
 use_local_dds()
 
 import rclpy  # noqa: E402
 
-from l2p_ros.launcher import NodeSet, temporary_work_dir  # noqa: E402
-from l2p_ros.observer import PipelineObserver  # noqa: E402
-from l2p_ros.pipeline_run import run_parameters, wait_ready  # noqa: E402
+from l2p_ros.nodes.launcher import NodeSet, temporary_work_dir  # noqa: E402
+from l2p_ros.nodes.observer import PipelineObserver  # noqa: E402
+from l2p_ros.nodes.pipeline_run import run_parameters, wait_ready  # noqa: E402
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-from l2p_ros.dds import local_dds_env
+from l2p_ros.nodes.dds import local_dds_env
 
 
 def start_python(code: str, *args: str) -> subprocess.Popen:

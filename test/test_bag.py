@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from l2p_ros.dds import use_local_dds
+from l2p_ros.nodes.dds import use_local_dds
 
 use_local_dds()  # before rclpy is imported anywhere in this process
 

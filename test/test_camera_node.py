@@ -10,7 +10,7 @@ import numpy as np
 import psutil
 import pytest
 
-from l2p_ros.dds import local_dds_env, use_local_dds
+from l2p_ros.nodes.dds import local_dds_env, use_local_dds
 
 use_local_dds()  # before rclpy is imported anywhere in this process
 
@@ -20,7 +20,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path  # noqa: E402
 from l2p_ros.bag import write_image_bag  # noqa: E402
-from l2p_ros.nodes.common import from_time_msg, msg_to_image  # noqa: E402
+from l2p_ros.nodes.common import from_time_msg  # noqa: E402
+from l2p_ros.nodes.images import msg_to_image  # noqa: E402
 from l2p_ros.sources import Frame  # noqa: E402
 
 # Other test runs on this host share the shared-memory transport; a domain of our own keeps their

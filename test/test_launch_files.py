@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from l2p_ros.launch_support import CLOUD_NODES, EDGE_NODES, launch_arguments
+from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES, launch_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES = EDGE_NODES + CLOUD_NODES

@@ -12,7 +12,7 @@ import psutil
 import pytest
 import yaml
 
-from l2p_ros.dds import local_dds_env, use_local_dds
+from l2p_ros.nodes.dds import local_dds_env, use_local_dds
 
 use_local_dds()  # before rclpy is imported anywhere in this process
 

@@ -5,7 +5,7 @@ import time
 import psutil
 import pytest
 
-from l2p_ros.dds import use_local_dds
+from l2p_ros.nodes.dds import use_local_dds
 
 use_local_dds()  # before rclpy is imported anywhere in this process
 
@@ -40,8 +40,7 @@ rclpy.shutdown()
 
 
 def test_feature_map_serialization_round_trip():
-    msg = FeatureMap(frame_seq=7, model_id="yolov3-416", cut_after_layer=36, codec="int8-channel",
-                     compression="zstd")
+    msg = FeatureMap(frame_seq=7, model_id="yolov3-416", cut_after_layer=36, codec="int8-channel+zstd")
     msg.tensors = [CrossingTensor(layer_index=36, shape=[1, 256, 52, 52], dtype="int8",
                                   quant_scale=[0.5, 0.25], quant_zero_point=[0, -3], data=b"\x01\x02")]
     msg.timings.edge_ms = 12.5

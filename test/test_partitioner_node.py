@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from l2p_ros.dds import use_local_dds
+from l2p_ros.nodes.dds import use_local_dds
 
 use_local_dds()
 
@@ -13,8 +13,9 @@ import rclpy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from l2p_msgs.msg import EdgeLoad, NetworkState, PartitionDecision  # noqa: E402
-from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
-from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS, image_to_msg  # noqa: E402
+from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
+from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS  # noqa: E402
+from l2p_ros.nodes.images import image_to_msg  # noqa: E402
 from l2p_ros.measure.cache import ensure_profile  # noqa: E402
 
 

@@ -160,7 +160,7 @@ def test_malformed_feature_maps_are_dropped_and_counted_while_frames_flow():
         attacker = observer.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
         assert spin_until(observer, lambda: len(observer.results) >= 3, timeout_s=60)
         bad = [
-            FeatureMap(model_id="yolov3-tiny-416", cut_after_layer=7, codec="fp32", compression="none",
+            FeatureMap(model_id="yolov3-tiny-416", cut_after_layer=7, codec="fp32",
                        input_size=416, image_width=768, image_height=576, letterbox_scale=0.54,
                        tensors=[CrossingTensor(layer_index=7, shape=[1, 128, 26, 25], dtype="float32",
                                                data=b"\0" * 16)]),  # wrong shape, short data

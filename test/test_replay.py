@@ -3,7 +3,7 @@ import pytest
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
 from l2p_ros.bag import deserialize, read_bag, write_image_bag
-from l2p_ros.pipeline_run import run_pipeline
+from l2p_ros.nodes.pipeline_run import run_pipeline
 from l2p_ros.sources import open_source
 
 FRAMES = 6

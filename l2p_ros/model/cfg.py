@@ -50,10 +50,6 @@ class NetworkSpec:
     def input_channels(self) -> int:
         return int(self.net.get("channels", 3))
 
-    @property
-    def default_size(self) -> int:
-        return int(self.net.get("width", 416))
-
 
 def _sections(text: str, source: str) -> list[tuple[str, dict[str, str]]]:
     sections: list[tuple[str, dict[str, str]]] = []

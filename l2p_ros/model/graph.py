@@ -71,14 +71,6 @@ class LayerGraph:
         """Direct consumers of every node (``OUTPUT`` for yolo layers)."""
         return {node: tuple(self.dag.successors(node)) for node in self.dag.nodes if node != OUTPUT}
 
-    @cached_property
-    def last_consumer(self) -> dict[int, int]:
-        """Index of the last layer reading each node's output (num_layers for network outputs)."""
-        last = {}
-        for node, users in self.consumers.items():
-            last[node] = max((self.num_layers if u == OUTPUT else u) for u in users) if users else node
-        return last
-
     def _crossing(self, edge_layers: frozenset[int]) -> tuple[int, ...]:
         sources = set(edge_layers) | {INPUT}
         crossing = set()

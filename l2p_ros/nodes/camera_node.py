@@ -33,7 +33,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from l2p_ros.assets import SAMPLE_VIDEO, AssetError, asset_path
-from l2p_ros.nodes.common import IMAGE_QOS, Diagnostics, declare, image_to_msg, now_s, parameter_error, run_node
+from l2p_ros.nodes.common import IMAGE_QOS, Diagnostics, declare, now_s, parameter_error, run_node
+from l2p_ros.nodes.images import image_to_msg
 from l2p_ros.sources import SourceError, open_source
 
 # After the last frame: best-effort delivery has no acknowledgement to wait for, so give the last

@@ -19,8 +19,8 @@ from sensor_msgs.msg import Image
 from l2p_msgs.msg import DetectionArray, FeatureMap, PipelineStats
 from l2p_ros import codec
 from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare,
-                                  from_time_msg, image_to_msg, msg_to_image, now_s, parameter_error, run_node,
-                                  stamp_key, to_time_msg)
+                                  from_time_msg, now_s, parameter_error, run_node, stamp_key, to_time_msg)
+from l2p_ros.nodes.images import image_to_msg, msg_to_image
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.nodes.probe_echo import ProbeEcho, declare_probe_link

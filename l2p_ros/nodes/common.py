@@ -1,21 +1,17 @@
-"""What every l2p node shares: QoS profiles, parameter declaration, diagnostics, image conversion.
+"""What every l2p node shares: QoS profiles, parameter declaration, time stamps, diagnostics.
 
-cv_bridge is not available as a wheel; image buffers are decoded by ``l2p_ros.sources``.
+Image conversion is in ``l2p_ros.nodes.images``, so nodes that never see an image do not load OpenCV.
 """
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
-
-from l2p_ros.sources import decode_compressed, decode_image_buffer
 
 # Images: sensor-data QoS, depth 1 — a late frame is worth less than the next one.
 IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -77,32 +73,6 @@ def now_s() -> float:
     return time.time()
 
 
-def image_to_msg(image_bgr: np.ndarray, stamp_s: float, frame_id: str) -> Image:
-    """BGR uint8 (H, W, 3) -> sensor_msgs/Image bgr8."""
-    msg = Image()
-    msg.header.stamp = to_time_msg(stamp_s)
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = int(image_bgr.shape[0]), int(image_bgr.shape[1])
-    msg.encoding = "bgr8"
-    msg.is_bigendian = 0
-    msg.step = msg.width * 3
-    msg.data = np.ascontiguousarray(image_bgr, dtype=np.uint8).tobytes()
-    return msg
-
-
-def msg_to_image(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image (bgr8, rgb8, mono8, bgra8, rgba8) -> BGR uint8 (H, W, 3).
-
-    Raises ValueError for unsupported encodings or a buffer that does not match the header.
-    """
-    return decode_image_buffer(bytes(msg.data), msg.height, msg.width, msg.step, msg.encoding)
-
-
-def compressed_to_image(msg: CompressedImage) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg/png) -> BGR uint8; ValueError if it does not decode."""
-    return decode_compressed(bytes(msg.data))
-
-
 class Diagnostics:
     """Publishes one DiagnosticStatus for a node on /diagnostics at a fixed period."""
 
@@ -154,5 +124,5 @@ def run_node(node_class, args=None) -> None:
 
 
 __all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "STATE_QOS", "declare", "parameter_error", "to_time_msg",
-           "from_time_msg", "stamp_key", "StampKey", "now_s", "image_to_msg", "msg_to_image", "compressed_to_image", "Diagnostics",
+           "from_time_msg", "stamp_key", "StampKey", "now_s", "Diagnostics",
            "run_node"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from l2p_msgs.msg import CrossingTensor, Detection as DetectionMsg, DetectionArray, DropCount, FeatureMap, PipelineStats
+from l2p_msgs.msg import CrossingTensor, Detection as DetectionMsg, DropCount, FeatureMap, PipelineStats
 
 from l2p_ros import codec
 from l2p_ros.model.postprocess import Detection, LetterboxInfo
@@ -20,8 +20,7 @@ def frame_to_msg(frame: EncodedFrame, msg: FeatureMap) -> FeatureMap:
     msg.model_id = frame.model_id
     msg.cut_after_layer = frame.cut_after_layer
     msg.edge_layers = list(frame.edge_layers)
-    msg.codec = frame.codec.dtype if frame.codec.dtype != "jpeg" else str(frame.codec)
-    msg.compression = frame.codec.compression
+    msg.codec = str(frame.codec)
     msg.tensors = [CrossingTensor(layer_index=r.layer_index, shape=list(r.shape), dtype=r.dtype,
                                   quant_scale=list(r.quant_scale), quant_zero_point=list(r.quant_zero_point),
                                   data=r.data) for r in frame.records]
@@ -39,9 +38,7 @@ def msg_to_frame(msg: FeatureMap, input_size: int) -> EncodedFrame:
 
     Tensor contents, shapes and dtypes are validated later against the cut by ``codec.decode_tensors``.
     """
-    name = msg.codec if msg.codec.startswith("jpeg") or msg.compression in ("", "none") \
-        else f"{msg.codec}+{msg.compression}"
-    spec = codec.CodecSpec.parse(name)
+    spec = codec.CodecSpec.parse(msg.codec)
     if msg.input_size != input_size:
         raise codec.PayloadError(f"frame was letterboxed to {msg.input_size} px, this model runs {input_size} px")
     if bool(msg.image_data) == bool(msg.tensors):
@@ -64,11 +61,6 @@ def detections_to_msgs(detections: list[Detection]) -> list[DetectionMsg]:
     return [DetectionMsg(class_id=int(d.class_id), label=d.label, score=float(d.score),
                          center_x=float(d.x1 + d.x2) / 2, center_y=float(d.y1 + d.y2) / 2,
                          size_x=float(d.x2 - d.x1), size_y=float(d.y2 - d.y1)) for d in detections]
-
-
-def msgs_to_detections(array: DetectionArray) -> list[Detection]:
-    return [Detection(d.class_id, d.label, d.score, d.center_x - d.size_x / 2, d.center_y - d.size_y / 2,
-                      d.center_x + d.size_x / 2, d.center_y + d.size_y / 2) for d in array.detections]
 
 
 def stats_to_msg(snapshot: dict, msg: PipelineStats) -> PipelineStats:

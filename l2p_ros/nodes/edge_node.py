@@ -20,8 +20,9 @@ from std_msgs.msg import Header, UInt32
 from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
 from l2p_ros import codec
 from l2p_ros.edge_scheduler import EdgeScheduler, ScheduledFrame
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, from_time_msg,
-                                  msg_to_image, now_s, parameter_error, run_node, stamp_key, to_time_msg)
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, from_time_msg, now_s,
+                                  parameter_error, run_node, stamp_key, to_time_msg)
+from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.stats import StageStats

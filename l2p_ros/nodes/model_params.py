@@ -1,19 +1,20 @@
-"""Model parameters shared by the nodes that run the network (edge, cloud/fog, partitioner)."""
+"""Model parameters shared by the nodes that run the network (edge, cloud/fog) and the partitioner.
+
+The partitioner declares the same model parameters but never runs the network, so torch and the
+model code are imported by :func:`load_detector` alone: a partitioner process never loads them.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from rclpy.node import Node
 
-from l2p_ros.model.darknet import load_model
-from l2p_ros.model.postprocess import load_class_names
+from l2p_ros.measure.models import model_id
 from l2p_ros.nodes.common import declare, parameter_error
-from l2p_ros.split import SplitDetector
 
-
-def model_id(model: str, input_size: int) -> str:
-    return f"{Path(model).stem}-{input_size}"
+if TYPE_CHECKING:
+    from l2p_ros.split import SplitDetector
 
 
 def declare_model(node: Node) -> tuple[str, int]:
@@ -26,6 +27,12 @@ def declare_model(node: Node) -> tuple[str, int]:
 
 def load_detector(node: Node) -> SplitDetector:
     """Declare the model parameters on ``node`` and load the model they name."""
+    import torch
+
+    from l2p_ros.model.darknet import load_model
+    from l2p_ros.model.postprocess import load_class_names
+    from l2p_ros.split import SplitDetector
+
     model, input_size = declare_model(node)
     weights = declare(node, "weights", "", "Darknet .weights file ('' = pretrained yolov3-tiny from the cache)")
     random_weights = declare(node, "random_weights", False,

@@ -23,11 +23,11 @@ from l2p_ros.measure.models import model_id
 from l2p_ros.measure.payload_fit import load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.power import PowerCalibrator
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, msg_to_image,
-                                  parameter_error, run_node)
+from l2p_ros.nodes.common import FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, parameter_error, run_node
+from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
-from l2p_ros.policies.registry import make_policy
+from l2p_ros.policies.registry import POLICY_NAMES, make_policy
 from l2p_ros.policies.types import SystemState
 
 
@@ -36,8 +36,7 @@ class PartitionerNode(Node):
         super().__init__("partitioner_node")
         model, input_size = declare_model(self)
         self.model_id = model_id(model, input_size)
-        policy_name = declare(self, "policy", "greedy",
-                              "edge-only, cloud-only, fixed:K, static-optimal, greedy, dnnsplit, dads, dads-light, dads-heavy")
+        policy_name = declare(self, "policy", "greedy", ", ".join(POLICY_NAMES))
         edge_profile = declare(self, "edge_profile", "", "edge profile YAML ('' = measure or reuse this host's)")
         cloud_profile = declare(self, "cloud_profile", "",
                                 "cloud profile YAML ('' = the edge profile sped up by cloud_speed_factor, labelled derived)")

@@ -15,7 +15,7 @@ For a frame cut by a partition, with the monitors' state:
 - ``rtt_ms``: paid once per offloaded frame (payload out, detections back); it delays the frame
   but does not occupy the link, so it counts in latency and not in throughput.
 - ``cloud_ms``: cloud-profile medians of the remaining layers.
-- Edge only sends nothing: the edge post-processes locally (issue 3's edge fallback), so send,
+- Edge only sends nothing: the edge post-processes locally, so send,
   RTT and cloud are 0.
 
 Three tiers (``fog_profile`` given): the deployment is edge -> fog -> cloud, and every offloaded

@@ -195,7 +195,7 @@ def _best_fixed(world: World, scenario: Scenario, run) -> PolicyRun:
 
 def _compare(evaluation: Evaluation) -> None:
     """Improvement over static optimal and gap to the oracle (percent of mean latency), and the
-    best adaptive policy against the targets of issue 4."""
+    best adaptive policy against the project's targets (docs/evaluation.md)."""
     runs = evaluation.runs
     static = runs.get("static-optimal")
     oracle = runs.get("oracle")

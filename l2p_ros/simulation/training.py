@@ -24,7 +24,7 @@ from l2p_ros.policies.observation import ABLATIONS, ObservationSpec
 from l2p_ros.simulation.scenarios import Scenario
 from l2p_ros.simulation.world import World
 
-TRAINING_BUDGET_S = 15 * 60  # issue 4: paper-scenario training within 15 minutes on 2 CPU cores
+TRAINING_BUDGET_S = 15 * 60  # paper-scenario training within 15 minutes on 2 CPU cores
 TIE_TOLERANCE = 1e-4  # logits closer than this may order differently in float32 sums: not a mismatch
 
 

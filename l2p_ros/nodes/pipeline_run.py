@@ -6,8 +6,8 @@ import signal
 import time
 from pathlib import Path
 
-from l2p_ros.dds import use_local_dds
-from l2p_ros.launcher import NodeSet, prepared_parameters, temporary_work_dir
+from l2p_ros.nodes.dds import use_local_dds
+from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_dir
 
 READY_TIMEOUT_S = 120.0
 STATS_PERIOD_S = 1.0  # how often the edge and the cloud publish their counters
@@ -76,7 +76,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     import rclpy
     import rclpy.signals
 
-    from l2p_ros.observer import PipelineObserver
+    from l2p_ros.nodes.observer import PipelineObserver
 
     params = run_parameters(config, {**_overrides(source, image_topic, frames, policy, rate_hz), **(extra or {})},
                             log)

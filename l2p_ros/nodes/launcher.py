@@ -15,9 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from l2p_ros.dds import local_dds_env
-
-NODES = ("camera_node", "load_monitor_node", "network_monitor_node", "partitioner_node", "cloud_node", "edge_node")
+from l2p_ros.nodes.dds import local_dds_env
+from l2p_ros.nodes.launch_support import NODES
 
 
 def config_dir() -> Path:
@@ -29,7 +28,7 @@ def config_dir() -> Path:
         candidates.append(Path(get_package_share_directory("l2p_ros")) / "config")
     except Exception:  # not a ROS install, or the package index does not know l2p_ros
         pass
-    candidates += [Path(sys.prefix) / "share" / "l2p_ros" / "config", Path(__file__).resolve().parents[1] / "config"]
+    candidates += [Path(sys.prefix) / "share" / "l2p_ros" / "config", Path(__file__).resolve().parents[2] / "config"]
     for candidate in candidates:
         if (candidate / "pipeline.yaml").is_file():
             return candidate

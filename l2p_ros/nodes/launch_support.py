@@ -1,4 +1,4 @@
-"""What the launch files share: node list, parameter file, and launch arguments mirroring parameters.
+"""What the launch files and ``l2p run`` share: the node list, and launch arguments mirroring parameters.
 
 Launch arguments are named after the parameters they set; a parameter name used by several nodes
 with the same meaning (``model``, ``input_size``, ...) is one argument for all of them, and the few
@@ -20,8 +20,11 @@ RENAMED = {
     ("edge_node", "image_topic"): "camera_topic",
     ("partitioner_node", "image_topic"): "camera_topic",
 }
-EDGE_NODES = ("camera_node", "load_monitor_node", "network_monitor_node", "partitioner_node", "edge_node")
+# The one node list, in start order: the edge node comes last, since it waits for the next tier's reader
+# to be matched before it takes frames. Launch files and ``l2p run`` both start these.
+NODES = ("camera_node", "load_monitor_node", "network_monitor_node", "partitioner_node", "cloud_node", "edge_node")
 CLOUD_NODES = ("cloud_node",)
+EDGE_NODES = tuple(node for node in NODES if node not in CLOUD_NODES)
 
 
 def argument_name(node: str, parameter: str) -> str:
