@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import sample_frames, save  # noqa: E402
 
-from l2p_ros.model.darknet import load_model  # noqa: E402
+from l2p_ros.measure.models import load_measured_model  # noqa: E402
 from l2p_ros.model.postprocess import letterbox  # noqa: E402
 from l2p_ros.model.runner import SplitRunner  # noqa: E402
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--cuts", default=None, help="comma-separated cuts (default: a spread over the network)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model(args.model, input_size=args.size, random_weights=args.model != "yolov3-tiny")
+    model = load_measured_model(args.model, args.size)
     runner = SplitRunner(model)
     image, _ = letterbox(sample_frames(1, start=30)[0], args.size)
     n = runner.graph.num_layers

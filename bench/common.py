@@ -5,27 +5,23 @@ import json
 import platform
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+from l2p_ros.sources import read_video
 
 RESULTS_DIR = Path(__file__).with_name("results")
 
 
 def sample_frames(count: int, stride: int = 1, start: int = 0) -> list[np.ndarray]:
     """``count`` real BGR frames of the sample video, every ``stride``-th from ``start``."""
-    capture = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
-    frames, index = [], 0
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
+    frames = []
+    for index, frame in read_video(asset_path(SAMPLE_VIDEO)):
+        if len(frames) == count:
             break
         if index >= start and (index - start) % stride == 0:
             frames.append(frame)
-        index += 1
-    capture.release()
     if len(frames) < count:
         raise SystemExit(f"sample video has fewer than {count} frames at stride {stride}")
     return frames

@@ -23,15 +23,13 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+from rosbags.typesys import get_typestore, get_types_from_msg
 from rosbags.typesys.store import Typestore
 
-from l2p_ros.sources import COMPRESSED_TYPE, ENCODINGS, IMAGE_TYPE
+from l2p_ros.sources import COMPRESSED_TYPE, ENCODINGS, IMAGE_TYPE, ros2_store, ros_typestore
 
 L2P_PACKAGE = "l2p_msgs"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-# Older rosbags lack Kilted; the standard types used here are the same in Jazzy.
-ROS2_STORE = getattr(Stores, "ROS2_KILTED", Stores.ROS2_JAZZY)
 # BGR -> each raw encoding, for image bags in another encoding (tests cover every decoder).
 _FROM_BGR = {"rgb8": cv2.COLOR_BGR2RGB, "mono8": cv2.COLOR_BGR2GRAY, "bgra8": cv2.COLOR_BGR2BGRA,
              "rgba8": cv2.COLOR_BGR2RGBA}
@@ -60,12 +58,6 @@ def l2p_msg_dirs() -> list[Path]:
 
 
 @lru_cache(maxsize=1)
-def ros_typestore() -> Typestore:
-    """The standard ROS 2 types (std_msgs, sensor_msgs, ...)."""
-    return get_typestore(ROS2_STORE)
-
-
-@lru_cache(maxsize=1)
 def l2p_typestore() -> Typestore:
     """The standard ROS 2 types plus every l2p_msgs type (nested ones resolve, e.g. Detection in DetectionArray)."""
     for folder in l2p_msg_dirs():
@@ -77,7 +69,7 @@ def l2p_typestore() -> Typestore:
     types = {}
     for path in files:
         types.update(get_types_from_msg(path.read_text(), f"{L2P_PACKAGE}/msg/{path.stem}"))
-    store = get_typestore(ROS2_STORE)
+    store = get_typestore(ros2_store())
     store.register(types)  # all at once, so types referring to each other resolve
     return store
 

@@ -26,7 +26,9 @@ def _load(args):
 
 
 def _model_id(args) -> str:
-    return f"{Path(str(args.model)).stem}-{args.size}"
+    from l2p_ros.measure.models import model_id
+
+    return model_id(args.model, args.size)
 
 
 def cmd_fetch_assets(args) -> int:
@@ -62,24 +64,22 @@ def cmd_cuts(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    import cv2
     from tqdm import tqdm
 
     from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+    from l2p_ros.measure.models import model_name
     from l2p_ros.measure.profiler import profile_model
-
     from l2p_ros.model.device import resolve_device
+    from l2p_ros.sources import read_video
 
     resolve_device(args.device, args.precision)  # a bad pair fails before the model loads
     model = _load(args).to_device(args.device, args.precision)
-    capture = cv2.VideoCapture(str(args.frame_from or asset_path(SAMPLE_VIDEO)))
-    ok, frame = capture.read()
-    capture.release()
-    if not ok:
+    frame = next((image for _, image in read_video(args.frame_from or asset_path(SAMPLE_VIDEO), [0])), None)
+    if frame is None:
         raise ValueError(f"cannot read a frame from {args.frame_from or SAMPLE_VIDEO}")
     profile = profile_model(
         model, frame, device=args.device, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
-        model_info={"name": Path(str(args.model)).stem, "weights": "random" if args.random_weights else
+        model_info={"name": model_name(args.model), "weights": "random" if args.random_weights else
                     str(args.weights or "pretrained"), "precision": args.precision},
         progress_factory=lambda total: tqdm(total=total, desc="profiling", unit="step", file=sys.stderr))
     profile.save(args.out)
@@ -92,6 +92,8 @@ def _iter_frames(paths: list[Path], max_frames: int | None):
     """(name, BGR image) for every image file and every frame of every video given."""
     import cv2
 
+    from l2p_ros.sources import SourceError, read_video
+
     count = 0
     for path in paths:
         if not path.exists():
@@ -101,18 +103,14 @@ def _iter_frames(paths: list[Path], max_frames: int | None):
             yield path.name, image
             count += 1
         else:
-            capture = cv2.VideoCapture(str(path))
-            if not capture.isOpened():
-                raise ValueError(f"cannot open {path} as an image or a video")
-            index = 0
-            while max_frames is None or count < max_frames:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                yield f"{path.name}#{index}", frame
-                index += 1
-                count += 1
-            capture.release()
+            try:
+                for index, frame in read_video(path):
+                    if max_frames is not None and count >= max_frames:
+                        break
+                    yield f"{path.name}#{index}", frame
+                    count += 1
+            except SourceError:
+                raise ValueError(f"cannot open {path} as an image or a video") from None
         if max_frames is not None and count >= max_frames:
             return
 

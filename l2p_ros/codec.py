@@ -1,18 +1,11 @@
 """Wire format of the tensors that cross a cut and of offloaded images, and its validation.
 
-ROS-free. The edge calls :func:`encode_tensors` (and :func:`pack` when its transport carries one
-blob); the next tier calls :func:`unpack` / :func:`decode_tensors`. Nothing here unpickles or
-``torch.load``s: every received byte is parsed with ``struct``/``numpy`` after its magic, version,
-sizes, shapes, dtypes and quantization parameters have been checked against what the model expects
-at the cut. Anything malformed raises :class:`PayloadError` and nothing else.
-
-Blob layout (:func:`pack`), all integers little-endian::
-
-    header  "L2PF" | version u8 | dtype u8 | compression u8 | quality u8
-            | model_id_len u8 | model_id utf-8 | cut_after_layer i32 | record_count u16
-    record  layer_index i32 | wire dtype u8 | ndim u8 | shape ndim*u32
-            | param_count u32 | quant_scale param_count*f32 | quant_zero_point param_count*i32
-            | data_len u32 | data
+ROS-free. The edge calls :func:`encode_tensors`; each :class:`TensorRecord` travels field for
+field as an ``l2p_msgs/CrossingTensor`` in a FeatureMap, whose codec is one canonical name
+(:mod:`l2p_ros.codec_spec`); the next tier calls :func:`decode_tensors`. Nothing here unpickles or
+``torch.load``s: every received byte is parsed with ``numpy`` after its sizes, shapes, dtypes and
+quantization parameters have been checked against what the model expects at the cut. Anything
+malformed raises :class:`PayloadError` and nothing else.
 
 Record ``data`` is the C-order (NCHW) little-endian element array. With compression, two lossless
 filters run first (each measured to help, see their docstrings): float elements are split into byte
@@ -31,7 +24,7 @@ import numpy as np
 import torch
 import zstandard
 
-from l2p_ros.codec_spec import CODECS, COMPRESSIONS, DTYPES, CodecSpec, PayloadError
+from l2p_ros.codec_spec import CODECS, CodecSpec, PayloadError
 
 __all__ = [
     "CODECS",
@@ -43,9 +36,7 @@ __all__ = [
     "decode_tensors",
     "encode_image",
     "encode_tensors",
-    "pack",
     "payload_size_bytes",
-    "unpack",
 ]
 
 
@@ -387,133 +378,6 @@ def _dequantize(where, raw, compression, numpy_dtype, shape, scale, zero_point) 
         raise PayloadError(f"{where}: contains NaN or infinite values")
     return torch.from_numpy(values)
 
-
-# ---------------------------------------------------------------------------------------------
-# Byte container for single-blob transports.
-
-MAGIC = b"L2PF"
-VERSION = 1
-_HEADER = struct.Struct("<4sBBBBB")  # magic, version, dtype, compression, quality, model_id_len
-_CUT_COUNT = struct.Struct("<iH")  # cut_after_layer, record_count
-_RECORD_HEAD = struct.Struct("<iBB")  # layer_index, wire dtype, ndim
-_U32 = struct.Struct("<I")
-_WIRE_DTYPES = ("float32", "float16", "int8")
-MAX_NDIM = 8
-
-
-def pack(records: list[TensorRecord], spec: CodecSpec, cut_after_layer: int, model_id: str) -> bytes:
-    """One blob holding the codec, model id, cut and every record (layout in the module docstring)."""
-    model_id_bytes = model_id.encode("utf-8")
-    if len(model_id_bytes) > 255:
-        raise ValueError(f"model id {model_id!r} longer than 255 bytes")
-    if len(records) > 0xFFFF:
-        raise ValueError(f"{len(records)} records: at most 65535 fit the header")
-    parts = [
-        _HEADER.pack(
-            MAGIC, VERSION, DTYPES.index(spec.dtype), COMPRESSIONS.index(spec.compression),
-            spec.quality, len(model_id_bytes),
-        ),
-        model_id_bytes,
-        _CUT_COUNT.pack(cut_after_layer, len(records)),
-    ]
-    for r in records:
-        if len(r.shape) > MAX_NDIM or len(r.quant_scale) != len(r.quant_zero_point):
-            raise ValueError(f"record for layer {r.layer_index}: {len(r.shape)} dims or unpaired quant params")
-        count = len(r.quant_scale)
-        parts += [
-            _RECORD_HEAD.pack(r.layer_index, _WIRE_DTYPES.index(r.dtype), len(r.shape)),
-            struct.pack(f"<{len(r.shape)}I", *r.shape),
-            _U32.pack(count),
-            struct.pack(f"<{count}f{count}i", *r.quant_scale, *r.quant_zero_point),
-            _U32.pack(len(r.data)),
-            r.data,
-        ]
-    return b"".join(parts)
-
-
-class _Reader:
-    """Bounds-checked sequential reads from a received blob."""
-
-    def __init__(self, data: memoryview):
-        self.data = data
-        self.offset = 0
-
-    def take(self, size: int, what: str) -> memoryview:
-        if size > len(self.data) - self.offset:
-            raise PayloadError(
-                f"truncated payload: {what} needs {size} B at offset {self.offset}, "
-                f"{len(self.data) - self.offset} B left"
-            )
-        view = self.data[self.offset : self.offset + size]
-        self.offset += size
-        return view
-
-    def unpack(self, layout: struct.Struct | str, what: str) -> tuple:
-        layout = layout if isinstance(layout, struct.Struct) else struct.Struct(layout)
-        return layout.unpack(self.take(layout.size, what))
-
-
-def unpack(
-    data: bytes,
-    expected_model_id: str,
-    expected_cut: int,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-) -> tuple[list[TensorRecord], CodecSpec]:
-    """Parse a :func:`pack` blob; checks framing, model id and cut. Shapes: :func:`decode_tensors`."""
-    try:
-        view = memoryview(data).cast("B")
-    except TypeError as error:
-        raise PayloadError(f"payload is not bytes-like: {error}") from None
-    if len(view) > max_bytes:
-        raise PayloadError(f"payload of {len(view)} B exceeds the {max_bytes} B limit")
-    reader = _Reader(view)
-    magic, version, dtype_code, compression_code, quality, id_len = reader.unpack(_HEADER, "header")
-    if magic != MAGIC:
-        raise PayloadError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
-    if version != VERSION:
-        raise PayloadError(f"payload version {version} unsupported (this decoder reads {VERSION})")
-    if dtype_code >= len(DTYPES) or compression_code >= len(COMPRESSIONS):
-        raise PayloadError(f"unknown codec code {dtype_code} or compression code {compression_code}")
-    spec = CodecSpec(DTYPES[dtype_code], COMPRESSIONS[compression_code], quality)
-    try:
-        model_id = str(reader.take(id_len, "model id"), "utf-8")
-    except UnicodeDecodeError:
-        raise PayloadError("model id is not UTF-8") from None
-    if model_id != expected_model_id:
-        raise PayloadError(f"model id {expected_model_id!r} expected, got {model_id!r}")
-    cut, count = reader.unpack(_CUT_COUNT, "cut and record count")
-    if cut != expected_cut:
-        raise PayloadError(f"cut after layer {expected_cut} expected, got {cut}")
-    records = []
-    for position in range(count):
-        what = f"record {position}"
-        layer_index, dtype_code, ndim = reader.unpack(_RECORD_HEAD, what)
-        if dtype_code >= len(_WIRE_DTYPES) or ndim > MAX_NDIM:
-            raise PayloadError(f"{what} (layer {layer_index}): dtype code {dtype_code} or {ndim} dims invalid")
-        shape = reader.unpack(f"<{ndim}I", f"{what} shape")
-        (param_count,) = reader.unpack(_U32, f"{what} parameter count")
-        reader_left = len(view) - reader.offset
-        if 8 * param_count > reader_left:  # before building a format string of that length
-            raise PayloadError(f"truncated payload: {what} claims {param_count} quantization parameters")
-        params = reader.unpack(f"<{param_count}f{param_count}i", f"{what} quantization parameters")
-        (data_len,) = reader.unpack(_U32, f"{what} data length")
-        records.append(
-            TensorRecord(
-                layer_index=layer_index,
-                shape=shape,
-                dtype=_WIRE_DTYPES[dtype_code],
-                quant_scale=params[:param_count],
-                quant_zero_point=params[param_count:],
-                data=bytes(reader.take(data_len, f"{what} data")),
-            )
-        )
-    if reader.offset != len(view):
-        raise PayloadError(f"{len(view) - reader.offset} B of trailing data after {count} records")
-    return records, spec
-
-
-# ---------------------------------------------------------------------------------------------
-# Image offload.
 
 _JPEG_SOI = b"\xff\xd8\xff"
 _JPEG_EOI = b"\xff\xd9"

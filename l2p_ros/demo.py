@@ -14,15 +14,12 @@ import cv2
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
 from l2p_ros.nodes.pipeline_run import print_summary, run_pipeline
 from l2p_ros.model.postprocess import Detection
+from l2p_ros.sources import read_video
 from l2p_ros.visualize import draw_detections
 
 
 def _frame(video: Path, index: int):
-    capture = cv2.VideoCapture(str(video))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, frame = capture.read()
-    capture.release()
-    return frame if ok else None
+    return next((frame for _, frame in read_video(video, [index])), None)
 
 
 def plot_timeline(timeline: list[dict], path: Path, title: str) -> None:

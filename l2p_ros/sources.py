@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -186,6 +187,22 @@ def _normalize_topic(topic: str) -> str:
     return "/" + topic.lstrip("/")
 
 
+def ros2_store():
+    """The rosbags type store of the ROS 2 distribution we read and write (older rosbags lack
+    Kilted; the standard types used here are the same in Jazzy)."""
+    from rosbags.typesys import Stores
+
+    return getattr(Stores, "ROS2_KILTED", Stores.ROS2_JAZZY)
+
+
+@lru_cache(maxsize=1)
+def ros_typestore():
+    """The standard ROS 2 types (std_msgs, sensor_msgs, ...); rosbags is imported on first use."""
+    from rosbags.typesys import get_typestore
+
+    return get_typestore(ros2_store())
+
+
 class _BagReader:
     """sensor_msgs/Image or CompressedImage messages of one topic of a rosbag2 bag (mcap or sqlite3)."""
 
@@ -193,8 +210,6 @@ class _BagReader:
 
     def __init__(self, path: Path, image_topic: str, frame_id: str):
         from rosbags.rosbag2 import Reader
-
-        from l2p_ros.bag import ros_typestore
 
         self.path, self.frame_id = path, frame_id
         self.skipped = 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import array
+import dataclasses
 import math
 import struct
 
@@ -24,9 +25,7 @@ from l2p_ros.codec import (
     decode_tensors,
     encode_image,
     encode_tensors,
-    pack,
     payload_size_bytes,
-    unpack,
 )
 
 MODEL_ID = "yolov3-tiny-416"
@@ -218,8 +217,6 @@ def test_records_are_sorted_and_sizes_accounted():
     assert [r.layer_index for r in records] == [4, 8]
     data_bytes = sum(len(r.data) for r in records)
     assert payload_size_bytes(records) == data_bytes + 8 * (8 + 16)
-    blob = pack(records, CodecSpec("int8-channel", "zstd"), CUT, MODEL_ID)
-    assert payload_size_bytes(records) < len(blob) < payload_size_bytes(records) + 128
 
 
 def test_int8_zstd_is_much_smaller_than_fp32():
@@ -406,114 +403,18 @@ def test_decompression_bombs_and_lies_are_rejected(compression, data, match):
         decode_tensors(bomb_record(data), CodecSpec("int8-tensor", compression), EXPECTED_SMALL)
 
 
-# --- Byte container --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", TENSOR_CODECS)
-def test_pack_unpack_round_trip(name):
-    spec = CodecSpec.parse(name)
-    tensors = crossing()
-    records = encode_tensors(tensors, spec)
-    blob = pack(records, spec, CUT, MODEL_ID)
-    assert blob[:4] == b"L2PF"
-    unpacked, unpacked_spec = unpack(blob, MODEL_ID, CUT)
-    assert unpacked_spec == spec
-    assert unpacked == records
-    decoded = decode_tensors(unpacked, unpacked_spec, shapes(tensors))
-    assert decoded.keys() == tensors.keys()
-
-
-def test_pack_round_trips_jpeg_spec_without_records():
-    blob = pack([], CodecSpec("jpeg", quality=90), -1, MODEL_ID)
-    assert unpack(blob, MODEL_ID, -1) == ([], CodecSpec("jpeg", quality=90))
-
-
-def packed(spec=CodecSpec("int8-channel", "zstd")) -> bytes:
-    return pack(encode_tensors(crossing(), spec), spec, CUT, MODEL_ID)
-
-
-@pytest.mark.parametrize(
-    "args, match",
-    [
-        ((MODEL_ID + "x", CUT), "model id 'yolov3-tiny-416x' expected, got 'yolov3-tiny-416'"),
-        (("yolov3-416", CUT), "model id"),
-        ((MODEL_ID, CUT + 1), "cut after layer 9 expected, got 8"),
-        ((MODEL_ID, -1), "cut after layer -1 expected"),
-    ],
-)
-def test_unpack_rejects_wrong_model_or_cut(args, match):
-    with pytest.raises(PayloadError, match=match):
-        unpack(packed(), *args)
-
-
-def patched(blob: bytes, offset: int, value: bytes) -> bytes:
-    return blob[:offset] + value + blob[offset + len(value):]
-
-
-ID_END = 9 + len(MODEL_ID)  # header (9 B) + model id
-RECORD0 = ID_END + 6  # after cut i32 and count u16
-
-
-@pytest.mark.parametrize(
-    "mutate, match",
-    [
-        (lambda b: patched(b, 0, b"L2PX"), "bad magic"),
-        (lambda b: b"GIF89a" + b[6:], "bad magic"),
-        (lambda b: patched(b, 4, b"\x02"), "version 2 unsupported"),
-        (lambda b: patched(b, 5, b"\x09"), "unknown codec code 9"),
-        (lambda b: patched(b, 6, b"\x07"), "compression code 7"),
-        (lambda b: patched(b, 7, b"\x00"), "quality 0"),
-        (lambda b: patched(b, 7, b"\x5a"), "jpeg only"),
-        (lambda b: patched(b, 8, b"\xff")[:40], "truncated payload: model id needs 255 B at offset 9, 31 B left"),
-        (lambda b: patched(b, 9, b"\xff"), "not UTF-8"),
-        (lambda b: patched(b, ID_END + 4, struct.pack("<H", 0xFFFF)), "truncated payload"),
-        (lambda b: patched(b, RECORD0 + 4, b"\x07"), "dtype code 7"),
-        (lambda b: patched(b, RECORD0 + 5, b"\x40"), "64 dims invalid"),
-        (lambda b: patched(b, RECORD0 + 6 + 16, struct.pack("<I", 0xFFFFFFFF)), "claims 4294967295"),
-        (lambda b: b + b"\x00", "1 B of trailing data"),
-        (lambda b: b[:-1], "truncated payload: record 1 data"),
-        (lambda b: b"", "truncated payload: header"),
-    ],
-)
-def test_unpack_rejects_broken_framing(mutate, match):
-    blob = mutate(packed())
-    with pytest.raises(PayloadError, match=match):
-        unpack(blob, MODEL_ID, CUT)
-
-
-def test_unpack_rejects_a_huge_data_length_claim():
-    blob = packed(CodecSpec("fp32"))
-    data_len_offset = RECORD0 + 6 + 16 + 4  # record head, 4 dims, parameter count (0)
-    assert struct.unpack_from("<I", blob, data_len_offset)[0] == 8 * 12 * 12 * 4
-    with pytest.raises(PayloadError, match="record 0 data needs 4294967295 B"):
-        unpack(patched(blob, data_len_offset, struct.pack("<I", 0xFFFFFFFF)), MODEL_ID, CUT)
-
-
-def test_unpack_rejects_oversized_payloads_before_parsing():
-    with pytest.raises(PayloadError, match="exceeds the 100 B limit"):
-        unpack(packed(), MODEL_ID, CUT, max_bytes=100)
-
-
-def test_every_truncation_is_rejected():
-    blob = packed(CodecSpec("fp16", "lz4"))
-    for length in range(len(blob)):
-        with pytest.raises(PayloadError):
-            unpack(blob[:length], MODEL_ID, CUT)
-
-
 # --- Fuzzing ---------------------------------------------------------------------------------
 
 FUZZ_TENSORS = {8: leaky_activations((1, 6, 5, 5)), 4: leaky_activations((1, 3, 10, 10), 1)}
 FUZZ_EXPECTED = shapes(FUZZ_TENSORS)
 FUZZ_SPECS = [CodecSpec(*pair) for pair in [("fp32", "none"), ("fp16", "lz4"), ("int8-channel", "zstd"),
                                             ("int8-tensor", "lz4"), ("fp32", "zstd"), ("int8-channel", "none")]]
-FUZZ_BLOBS = [pack(encode_tensors(FUZZ_TENSORS, spec), spec, CUT, MODEL_ID) for spec in FUZZ_SPECS]
+FUZZ_RECORDS = [(encode_tensors(FUZZ_TENSORS, spec), spec) for spec in FUZZ_SPECS]
 
 
-def decode_blob(blob: bytes) -> None:
-    """Decode a possibly corrupted blob: the expected tensors or PayloadError, nothing else."""
+def decode_records(records: list[TensorRecord], spec: CodecSpec) -> None:
+    """Decode possibly corrupted records: the expected tensors or PayloadError, nothing else."""
     try:
-        records, spec = unpack(blob, MODEL_ID, CUT)
         decoded = decode_tensors(records, spec, FUZZ_EXPECTED)
     except PayloadError:
         return
@@ -521,36 +422,64 @@ def decode_blob(blob: bytes) -> None:
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in decoded.values())
 
 
-@st.composite
-def mutated_blobs(draw):
-    blob = bytearray(draw(st.sampled_from(FUZZ_BLOBS)))
-    randoms = draw(st.randoms(use_true_random=False))  # uniform positions: most bytes are data
+def mutate_bytes(draw, data: bytes) -> bytes:
+    data = bytearray(data)
+    randoms = draw(st.randoms(use_true_random=False))  # uniform positions over the data
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]))
-        position = randoms.randrange(max(len(blob), 1))
-        if kind == "flip" and blob:
-            blob[position] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "set" and blob:
-            blob[position] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80, draw(st.integers(0, 255))]))
+        position = randoms.randrange(max(len(data), 1))
+        if kind == "flip" and data:
+            data[position] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set" and data:
+            data[position] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80, draw(st.integers(0, 255))]))
         elif kind == "insert":
-            blob[position:position] = draw(st.binary(min_size=1, max_size=8))
+            data[position:position] = draw(st.binary(min_size=1, max_size=8))
         elif kind == "delete":
-            del blob[position : position + draw(st.integers(1, 8))]
+            del data[position : position + draw(st.integers(1, 8))]
         else:
-            del blob[position:]
-    return bytes(blob)
+            del data[position:]
+    return bytes(data)
+
+
+@st.composite
+def mutated_records(draw):
+    """Valid records of one codec with one record's data, quantization parameters or shape corrupted,
+    as a received FeatureMap could carry them."""
+    records, spec = draw(st.sampled_from(FUZZ_RECORDS))
+    records = list(records)
+    i = draw(st.integers(0, len(records) - 1))
+    record = records[i]
+    part = draw(st.sampled_from(["data", "data", "data", "scale", "zero_point", "shape"]))
+    if part == "data":
+        record = dataclasses.replace(record, data=mutate_bytes(draw, record.data))
+    elif part == "scale" and record.quant_scale:
+        scale = list(record.quant_scale)
+        scale[draw(st.integers(0, len(scale) - 1))] = draw(st.floats(width=32))
+        record = dataclasses.replace(record, quant_scale=tuple(scale))
+    elif part == "zero_point" and record.quant_zero_point:
+        zero_point = list(record.quant_zero_point)
+        zero_point[draw(st.integers(0, len(zero_point) - 1))] = draw(st.integers(-2**31, 2**31 - 1))
+        record = dataclasses.replace(record, quant_zero_point=tuple(zero_point))
+    else:
+        shape = list(record.shape)
+        shape[draw(st.integers(0, len(shape) - 1))] = draw(st.integers(0, 64))
+        record = dataclasses.replace(record, shape=tuple(shape))
+    records[i] = record
+    return records, spec
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated_blobs())
-def test_fuzz_mutated_payloads_decode_or_raise_payload_error(blob):
-    decode_blob(blob)
+@given(mutated_records())
+def test_fuzz_mutated_payloads_decode_or_raise_payload_error(case):
+    decode_records(*case)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=64), st.sampled_from(FUZZ_BLOBS))
-def test_fuzz_garbage_after_a_valid_header_prefix(tail, blob):
-    decode_blob(blob[: RECORD0 + 4 + 2] + tail)
+@given(st.binary(max_size=64), st.sampled_from(FUZZ_RECORDS), st.integers(0, 16))
+def test_fuzz_garbage_after_a_valid_data_prefix(tail, case, prefix_bytes):
+    records, spec = case
+    garbled = [dataclasses.replace(records[0], data=records[0].data[:prefix_bytes] + tail), *records[1:]]
+    decode_records(garbled, spec)
 
 
 @settings(max_examples=200, deadline=None)

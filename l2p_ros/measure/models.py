@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from l2p_ros.model.cfg import BUNDLED_MODELS, PRETRAINED_WEIGHTS, bundled_cfg, parse_cfg
+from l2p_ros.model.cfg import PRETRAINED_WEIGHTS, model_cfg_path, parse_cfg
 from l2p_ros.model.graph import LayerGraph
 
 
@@ -22,14 +22,9 @@ def model_id(model: str | Path, input_size: int) -> str:
     return f"{model_name(model)}-{input_size}"
 
 
-def model_cfg(model: str | Path) -> Path:
-    """The cfg of a bundled model name, or ``model`` itself as a cfg path."""
-    name = str(model)
-    return bundled_cfg(name) if name in BUNDLED_MODELS else Path(name)
-
-
 def model_graph(model: str | Path) -> LayerGraph:
-    return LayerGraph(parse_cfg(model_cfg(model)))
+    """The layer graph of a bundled model name or a cfg path."""
+    return LayerGraph(parse_cfg(model_cfg_path(model)))
 
 
 def measures_random_weights(model: str | Path, weights: Path | None = None) -> bool:

@@ -110,6 +110,16 @@ BUNDLED_MODELS = ("yolov3", "yolov3-tiny")
 PRETRAINED_WEIGHTS = {"yolov3-tiny": "yolov3-tiny.weights"}  # the only weights available offline
 
 
+def model_cfg_path(model: str | Path) -> Path:
+    """The cfg of a model: a bundled name (``yolov3``, ``yolov3-tiny``) or an existing .cfg path."""
+    name = str(model)
+    if name in BUNDLED_MODELS:
+        return bundled_cfg(name)
+    if not Path(name).is_file():
+        raise ValueError(f"model must be one of {BUNDLED_MODELS} or an existing .cfg file, got {name!r}")
+    return Path(name)
+
+
 def bundled_cfg(model: str) -> Path:
     """Path of a cfg shipped with the package (``yolov3`` or ``yolov3-tiny``)."""
     path = BUNDLED_CFG_DIR / f"{model}.cfg"

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2p_ros.assets import asset_path
-from l2p_ros.model.cfg import (BUNDLED_MODELS, PRETRAINED_WEIGHTS, CfgError, LayerSpec, NetworkSpec, bundled_cfg,
-                               parse_cfg)
+from l2p_ros.model.cfg import PRETRAINED_WEIGHTS, CfgError, LayerSpec, NetworkSpec, model_cfg_path, parse_cfg
 from l2p_ros.model.device import resolve_device
 
 BN_EPS = 1e-6  # Darknet's normalize_cpu: (x - mean) / (sqrt(var) + .000001f)
@@ -588,10 +587,7 @@ def load_model(
     if weights is not None and random_weights:
         raise ValueError("pass either weights or random_weights, not both")
     name = str(model)
-    if name not in BUNDLED_MODELS and not Path(name).is_file():
-        raise ValueError(f"model must be one of {BUNDLED_MODELS} or an existing .cfg file, got {name!r}")
-    cfg_path = bundled_cfg(name) if name in BUNDLED_MODELS else Path(name)
-    net = Darknet(parse_cfg(cfg_path), input_size)
+    net = Darknet(parse_cfg(model_cfg_path(name)), input_size)
     if weights is not None:
         net.load_darknet_weights(weights)
     elif random_weights:

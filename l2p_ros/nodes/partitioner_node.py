@@ -23,6 +23,7 @@ from l2p_ros.measure.models import model_id
 from l2p_ros.measure.payload_fit import load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.power import PowerCalibrator
+from l2p_ros.monitoring.state import AssumedLinks, system_state
 from l2p_ros.nodes.common import FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, parameter_error, run_node
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
@@ -47,30 +48,32 @@ class PartitionerNode(Node):
         self.codec = declare(self, "codec", "fp32", "codec for tensor cuts")
         image_codec = declare(self, "image_codec", "jpeg-q75", "codec for image offload")
         frame_interval_ms = declare(self, "frame_interval_ms", 100.0, "camera period, for throughput-aware policies")
-        self.default_bandwidth_mbps = declare(self, "default_bandwidth_mbps", 20.0,
-                                              "uplink assumed until a NetworkState arrives")
-        self.default_rtt_ms = declare(self, "default_rtt_ms", 20.0, "RTT assumed until a NetworkState arrives")
+        default_bandwidth_mbps = declare(self, "default_bandwidth_mbps", 20.0,
+                                         "uplink assumed until a NetworkState arrives")
+        default_rtt_ms = declare(self, "default_rtt_ms", 20.0, "RTT assumed until a NetworkState arrives")
         fog_profile = declare(self, "fog_profile", "", "three tiers: the fog's profile YAML ('' = fog_speed_factor)")
         fog_speed_factor = declare(self, "fog_speed_factor", 0.0, "three tiers: a fog this many times the edge "
                                    "profile's speed, labelled derived; 0 and no fog_profile = two tiers")
         fog_codec = declare(self, "fog_codec", "fp32", "three tiers: the codec the fog forwards tensors with "
                             "(the fog node's fog_codec)")
-        self.fog_cloud_bandwidth_mbps = declare(self, "fog_cloud_bandwidth_mbps", 1000.0,
-                                                "three tiers: the fog -> cloud link's bandwidth (nominal)")
-        self.fog_cloud_rtt_ms = declare(self, "fog_cloud_rtt_ms", 5.0, "three tiers: the fog -> cloud RTT (nominal)")
+        fog_cloud_bandwidth_mbps = declare(self, "fog_cloud_bandwidth_mbps", 1000.0,
+                                           "three tiers: the fog -> cloud link's bandwidth (nominal)")
+        fog_cloud_rtt_ms = declare(self, "fog_cloud_rtt_ms", 5.0, "three tiers: the fog -> cloud RTT (nominal)")
         fog_cloud_link = declare(self, "fog_cloud_link", "", "three tiers: the probe_link a monitor on the fog "
                                  "measures the fog -> cloud link on (e.g. backhaul); '' = the nominal values")
         threads = declare(self, "profile_threads", 2, "torch threads when this node measures the edge profile")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         if cloud_speed_factor <= 0:
             raise parameter_error(self, "cloud_speed_factor", cloud_speed_factor, "must be > 0")
-        for name, value in (("default_bandwidth_mbps", self.default_bandwidth_mbps),
-                            ("default_rtt_ms", self.default_rtt_ms), ("frame_interval_ms", frame_interval_ms),
-                            ("fog_speed_factor", fog_speed_factor), ("fog_cloud_rtt_ms", self.fog_cloud_rtt_ms)):
+        for name, value in (("default_bandwidth_mbps", default_bandwidth_mbps),
+                            ("default_rtt_ms", default_rtt_ms), ("frame_interval_ms", frame_interval_ms),
+                            ("fog_speed_factor", fog_speed_factor), ("fog_cloud_rtt_ms", fog_cloud_rtt_ms)):
             if not value >= 0:
                 raise parameter_error(self, name, value, "must be >= 0")
-        if not self.fog_cloud_bandwidth_mbps > 0:
-            raise parameter_error(self, "fog_cloud_bandwidth_mbps", self.fog_cloud_bandwidth_mbps, "must be > 0")
+        if not fog_cloud_bandwidth_mbps > 0:
+            raise parameter_error(self, "fog_cloud_bandwidth_mbps", fog_cloud_bandwidth_mbps, "must be > 0")
+        self.assumed_links = AssumedLinks(default_bandwidth_mbps, default_rtt_ms, fog_cloud_bandwidth_mbps,
+                                          fog_cloud_rtt_ms)
 
         deployment = Deployment(model, input_size, edge_profile=Path(edge_profile) if edge_profile else None,
                                 cloud_profile=Path(cloud_profile) if cloud_profile else None,
@@ -143,16 +146,7 @@ class PartitionerNode(Node):
                 self.cost_model.power = measured
 
     def state(self, complexity: float) -> SystemState:
-        bandwidth, rtt = _link(self.network, self.default_bandwidth_mbps, self.default_rtt_ms)
-        fog_bandwidth, fog_rtt = _link(self.backhaul, self.fog_cloud_bandwidth_mbps, self.fog_cloud_rtt_ms)
-        load, queue = 0.0, 0
-        if self.load is not None:
-            busy = [v for v in (self.load.cpu_percent, self.load.gpu_percent) if math.isfinite(v)]
-            load = min(max(busy, default=0.0) / 100.0, 1.0)
-            queue = int(self.load.queue_length)
-        return SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=queue,
-                           frame_complexity=min(max(complexity, 0.0), 1.0),
-                           fog_cloud_bandwidth_mbps=fog_bandwidth, fog_cloud_rtt_ms=fog_rtt)
+        return system_state(complexity, self.network, self.load, self.assumed_links, self.backhaul)
 
     def on_image(self, msg: Image) -> None:
         start = time.perf_counter()
@@ -201,15 +195,6 @@ class PartitionerNode(Node):
         self.decisions += 1
         self.diagnostics.update(0, "running", decisions=self.decisions, last_cut=out.cut_after_layer,
                                 last_decision_ms=round(decision_ms, 3), policy=self.policy.name)
-
-
-def _link(state: NetworkState | None, bandwidth_mbps: float, rtt_ms: float) -> tuple[float, float]:
-    """(bandwidth, RTT) of a monitored link, or the given assumed values until its monitor reports:
-    a link down or an unknown bandwidth counts as 0, an unknown RTT keeps the assumed one."""
-    if state is not None:
-        bandwidth_mbps = state.bandwidth_mbps if state.link_up else 0.0
-        rtt_ms = state.rtt_ms if math.isfinite(state.rtt_ms) else rtt_ms
-    return max(bandwidth_mbps, 0.0) if math.isfinite(bandwidth_mbps) else 0.0, max(rtt_ms, 0.0)
 
 
 def main(args=None) -> None:
