@@ -155,9 +155,15 @@ def cmd_detect(args) -> int:
 def cmd_run(args) -> int:
     from l2p_ros.nodes.pipeline_run import print_summary, run_pipeline
 
+    if args.device or args.precision:  # a bad pair fails here, before any node starts
+        from l2p_ros.model.device import resolve_device
+
+        resolve_device(args.device or "cpu", args.precision or "fp32")
+
     summary = run_pipeline(config=args.config, source=args.source, image_topic=args.image_topic,
                            frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,
-                           summary_json=args.summary_json, print_frames=not args.quiet)
+                           summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
+                           precision=args.precision)
     print_summary(summary)
     return 0
 
@@ -346,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", type=Path, default=None, help="record detections, decisions and stats to this bag")
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary and timeline here")
     p.add_argument("--quiet", action="store_true", help="no per-frame lines")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N for the edge and cloud nodes (default from the YAML)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default=None, help="fp16: CUDA only (default from the YAML)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("make-bag", help="write a rosbag2 image bag from a video, image folder or device")

@@ -62,6 +62,8 @@ def test_profile_writes_a_loadable_profile(tmp_path):
     (("detect", "--model", "yolov3", "IMAGE"), "--random-weights"),
     (("detect", "--size", "300", "IMAGE"), "multiple of 32"),
     (("profile", "--weights", "/nowhere.weights", "--out", "x.yaml"), "/nowhere.weights"),
+    (("run", "--device", "tpu"), "device='tpu' is not a device"),
+    (("run", "--precision", "fp16"), "precision='fp16' needs a CUDA device"),
 ])
 def test_errors_name_the_problem(args, message):
     args = [str(asset_path("messi5.jpg")) if a == "IMAGE" else a for a in args]

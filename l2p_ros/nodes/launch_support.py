@@ -17,6 +17,10 @@ RENAMED = {
     ("cloud_node", "output_topic"): "fog_output_topic",
     ("edge_node", "threads"): "edge_threads",
     ("cloud_node", "threads"): "cloud_threads",
+    ("edge_node", "device"): "edge_device",
+    ("cloud_node", "device"): "cloud_device",
+    ("edge_node", "precision"): "edge_precision",
+    ("cloud_node", "precision"): "cloud_precision",
     ("edge_node", "image_topic"): "camera_topic",
     ("partitioner_node", "image_topic"): "camera_topic",
 }

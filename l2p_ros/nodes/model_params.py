@@ -30,6 +30,7 @@ def load_detector(node: Node) -> SplitDetector:
     import torch
 
     from l2p_ros.model.darknet import load_model
+    from l2p_ros.model.device import resolve_device
     from l2p_ros.model.postprocess import load_class_names
     from l2p_ros.split import SplitDetector
 
@@ -40,15 +41,21 @@ def load_detector(node: Node) -> SplitDetector:
     threads = declare(node, "threads", 0, "torch CPU threads (0 = torch default)")
     score_threshold = declare(node, "score_threshold", 0.25, "minimum objectness x class probability")
     nms_iou = declare(node, "nms_iou", 0.45, "IoU above which NMS suppresses a same-class box")
+    device = declare(node, "device", "cpu", "where the network runs: cpu, cuda or cuda:N")
+    precision = declare(node, "precision", "fp32", "fp32, or fp16 (CUDA only)")
     if threads < 0:
         raise parameter_error(node, "threads", threads, "must be >= 0")
     if not 0.0 <= score_threshold <= 1.0:
         raise parameter_error(node, "score_threshold", score_threshold, "must be in 0..1")
+    try:  # an unusable device fails at start, not on the first frame
+        resolve_device(device, precision)
+    except ValueError as error:
+        raise parameter_error(node, "device/precision", f"{device}/{precision}", str(error)) from None
     if threads:
         torch.set_num_threads(threads)
     try:
         darknet = load_model(model, input_size=input_size, weights=Path(weights) if weights else None,
-                             random_weights=random_weights)
+                             random_weights=random_weights, device=device, precision=precision)
     except (ValueError, FileNotFoundError) as error:
         raise parameter_error(node, "model/weights", f"{model}/{weights}", str(error)) from None
     if random_weights:

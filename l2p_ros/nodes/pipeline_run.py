@@ -17,7 +17,7 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _overrides(source, image_topic, frames, policy, rate_hz) -> dict:
+def _overrides(source, image_topic, frames, policy, rate_hz, device=None, precision=None) -> dict:
     overrides = {}
     if source:
         overrides[("camera_node", "source")] = str(source)
@@ -31,6 +31,9 @@ def _overrides(source, image_topic, frames, policy, rate_hz) -> dict:
             overrides[("partitioner_node", "frame_interval_ms")] = 1000.0 / rate_hz
     if policy:
         overrides[("partitioner_node", "policy")] = policy
+    for name, value in (("device", device), ("precision", precision)):
+        if value:  # both nodes that run the network: on one host they share the machine
+            overrides[("edge_node", name)] = overrides[("cloud_node", name)] = value
     return overrides
 
 
@@ -70,7 +73,8 @@ def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READ
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
-                 extra: dict | None = None, log=print) -> dict:
+                 device: str | None = None, precision: str | None = None, extra: dict | None = None,
+                 log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary."""
     use_local_dds()
     import rclpy
@@ -78,8 +82,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
 
     from l2p_ros.nodes.observer import PipelineObserver
 
-    params = run_parameters(config, {**_overrides(source, image_topic, frames, policy, rate_hz), **(extra or {})},
-                            log)
+    overrides = _overrides(source, image_topic, frames, policy, rate_hz, device, precision)
+    params = run_parameters(config, {**overrides, **(extra or {})}, log)
     partitioner = params["partitioner_node"]["ros__parameters"]
     work_dir = temporary_work_dir()
     recorder = None
