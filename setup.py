@@ -8,7 +8,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench"]),
-    package_data={"l2p_ros.model": ["cfg/*.cfg", "cfg/*.names"], "l2p_ros.nodes": ["fastdds_local.xml"]},
+    package_data={"l2p_ros.model": ["cfg/*.cfg", "cfg/*.names"],
+                  "l2p_ros.nodes": ["fastdds_local.xml", "fastdds_local_small.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -52,13 +52,16 @@ def test_feature_map_serialization_round_trip():
     assert PartitionDecision().fog_until_layer == 0 and DetectionArray().detections == []
 
 
-def test_feature_maps_cross_processes_on_shared_memory_only():
+@pytest.mark.parametrize("small_messages", [False, True], ids=["local profile", "small-message profile"])
+def test_feature_maps_cross_processes_on_shared_memory_only(small_messages):
+    """Also from a node on the small-message profile: its 1 MB+ messages exceed that profile's
+    maxMessageSize, so they cross fragmented, and still all arrive."""
     rclpy.init()
     try:
         node = rclpy.create_node("test_subscriber")
         received = []
         node.create_subscription(FeatureMap, "/l2p_test/feature_map", received.append, 10)
-        publisher = start_python(PUBLISHER, "5")
+        publisher = start_python(PUBLISHER, "5", small_messages=small_messages)
         deadline = time.monotonic() + 30
         while len(received) < 5 and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)

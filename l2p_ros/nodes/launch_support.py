@@ -29,6 +29,9 @@ RENAMED = {
 NODES = ("camera_node", "load_monitor_node", "network_monitor_node", "partitioner_node", "cloud_node", "edge_node")
 CLOUD_NODES = ("cloud_node",)
 EDGE_NODES = tuple(node for node in NODES if node not in CLOUD_NODES)
+# Nodes that send only small messages run on the single-host DDS profile sized for them
+# (dds.SMALL_MESSAGE_PROFILE): a quarter of the memory per process.
+SMALL_MESSAGE_NODES = ("load_monitor_node", "network_monitor_node")
 
 
 def argument_name(node: str, parameter: str) -> str:

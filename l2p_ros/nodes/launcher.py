@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from l2p_ros.nodes.dds import local_dds_env
-from l2p_ros.nodes.launch_support import NODES
+from l2p_ros.nodes.launch_support import NODES, SMALL_MESSAGE_NODES
 
 
 def config_dir() -> Path:
@@ -75,7 +75,8 @@ class NodeSet:
         process = subprocess.Popen(
             [sys.executable, "-m", f"l2p_ros.nodes.{executable or name}", "--ros-args", *rename,
              "--params-file", str(self.params_file)],
-            env=local_dds_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=local_dds_env(small_messages=(executable or name) in SMALL_MESSAGE_NODES), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
         self.running[name] = RunningNode(name, process, log_path)
         return self.running[name]
 
