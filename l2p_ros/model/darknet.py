@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,11 @@ _WINOGRAD_AT = (
 _POINTWISE = ((0, 0), (1, 1), (1, 1))  # (padding, stride, dilation) of a 1x1 convolution
 # Below this many channels the tile transforms cost more than the multiplications they save.
 WINOGRAD_MIN_CHANNELS = 64
+# Packed weights kept per convolution, one per input shape, least recently used dropped first. A
+# batch-1 pipeline uses one shape per layer; a batching cloud uses one per batch size it runs
+# (SplitDetector.cloud_batch keeps those to powers of two). Each shape holds a packed copy of the
+# layer's weights (Winograd: 4x their size), and packing anew costs ~0.3 s for yolov3-tiny.
+PACKED_SHAPES_KEPT = 5
 
 
 def _fused_conv(
@@ -168,7 +174,8 @@ class ConvLayer(nn.Module):
     """Darknet [convolutional]: conv (batch norm folded into weight and bias) + leaky/linear.
 
     Input (N, C_in, H, W) -> output (N, filters, H', W'). On CPU in fp32 it runs through oneDNN with
-    weights packed on the first call for each input shape (and again if the weights change):
+    weights packed on the first call for each input shape (and again if the weights change; the
+    last ``PACKED_SHAPES_KEPT`` shapes are kept, so batch sizes can alternate without repacking):
     Winograd for 3x3 stride-1 layers with >= 64 channels, direct convolution otherwise. Elsewhere
     (CUDA, fp16) it is the plain ``nn.Conv2d`` (cuDNN). An input of another float dtype than the
     weights (the fp32 image of an fp16 model) is cast to the weights' dtype first.
@@ -191,7 +198,8 @@ class ConvLayer(nn.Module):
         shape = self.conv.weight.shape
         self.conv.weight = nn.Parameter(torch.empty(shape, memory_format=torch.channels_last).zero_())
         self.conv.bias = nn.Parameter(torch.zeros(shape[0]))
-        self._packed: tuple[tuple, _PackedConv | _WinogradConv] | None = None
+        # input shape -> (weight identity, packed weights); most recently used last
+        self._packed: OrderedDict[tuple, tuple[tuple, _PackedConv | _WinogradConv]] = OrderedDict()
 
     def forward(self, x: Tensor) -> Tensor:
         # Canonical layout first: the same data in any layout gives the same bits.
@@ -206,16 +214,23 @@ class ConvLayer(nn.Module):
 
     def _apply(self, fn, recurse=True):
         # .to()/.half()/.cuda() make new weights: drop the packed copy of the old ones (it holds memory).
-        self._packed = None
+        self._packed = OrderedDict()
         return super()._apply(fn, recurse)
 
     def _packed_for(self, x: Tensor) -> _PackedConv | _WinogradConv:
         weight, bias = self.conv.weight, self.conv.bias
-        key = (tuple(x.shape), weight.data_ptr(), _version(weight), bias.data_ptr(), _version(bias))
-        if self._packed is None or self._packed[0] != key:
+        shape = tuple(x.shape)
+        identity = (weight.data_ptr(), _version(weight), bias.data_ptr(), _version(bias))
+        entry = self._packed.get(shape)
+        if entry is None or entry[0] != identity:
+            if entry is not None:  # the weights changed: every packed copy is stale
+                self._packed.clear()
             kind = _WinogradConv if _uses_winograd(self.conv) else _PackedConv
-            self._packed = (key, kind(self.conv, self.activation, tuple(x.shape)))
-        return self._packed[1]
+            entry = self._packed[shape] = (identity, kind(self.conv, self.activation, shape))
+            while len(self._packed) > PACKED_SHAPES_KEPT:
+                self._packed.popitem(last=False)
+        self._packed.move_to_end(shape)
+        return entry[1]
 
     def darknet_float_count(self) -> int:
         out_channels = self.conv.out_channels
@@ -338,6 +353,13 @@ class YoloLayer(nn.Module):
         self.register_buffer("stride_xy_px", torch.tensor([input_size / width, input_size / height]))
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.shape[0] > 1:
+            # Image by image: element-wise kernels split a larger tensor differently across threads,
+            # which changes last bits; this way each image of a batch decodes as it does alone.
+            return torch.cat([self._decode(x[i: i + 1]) for i in range(x.shape[0])])
+        return self._decode(x)
+
+    def _decode(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         # channels-last memory is (N, H, W, A*(5+C)): the permute+reshape below is a view.
         nhwc = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
@@ -438,6 +460,12 @@ class Darknet(nn.Module):
         """Where the weights are (all of them: the model is moved as a whole)."""
         first = next(self.parameters(), None)
         return first.device if first is not None else torch.device("cpu")
+
+    @property
+    def packs_per_input_shape(self) -> bool:
+        """Whether convolutions pack weights per input shape (CPU fp32 with oneDNN): each batch size
+        run then holds its own packed copy, so a batching caller should use few distinct sizes."""
+        return _ONEDNN_CONV and self.device.type == "cpu" and self.dtype == torch.float32
 
     @property
     def dtype(self) -> torch.dtype:
