@@ -1,6 +1,14 @@
 """Payload bytes fitted on frame complexity from REAL frames of the sample video (pretrained
-yolov3-tiny, small N): recorded R^2, held-out frames inside the residual band, exact constants for
-uncompressed codecs, the file round trip, and use as the cost model's payload function."""
+yolov3-tiny, small N): each recorded line, R^2 and residual band equal to what the measured samples
+give when recomputed here, held-out frames inside that band, exact constants for uncompressed
+codecs, the file round trip, and use as the cost model's payload function.
+
+Not tested here: the claim that compute time does not depend on frame content. Checking it needs
+timings, and tests make no timed assertions (they would fail on a loaded machine, or pass by
+luck). It is measured by ``bench/bench_compute_vs_content.py`` (paired timings of real frames
+against a reference frame, with a tolerance from the repeat noise of the same run), whose result
+is ``bench/results/compute_vs_content_yolov3-tiny_416.json``. What is checked here is only that the
+fit's record of compute time (``content_dependence``) is the statistics of the measured times."""
 import numpy as np
 import pytest
 
@@ -45,18 +53,40 @@ def fit(measured):
     return fit_payloads(measured[0], {"name": "yolov3-tiny", "input_size": 416, "weights": "pretrained"})
 
 
-def test_compressed_sizes_are_fitted_with_r2_recorded(fit):
+def r_squared(x, y):
+    """R^2 of the least-squares line through (x, y), from the correlation (independent of fit_line)."""
+    return float(np.corrcoef(x, y)[0, 1] ** 2)
+
+
+def test_compressed_sizes_are_fitted_with_r2_recorded(fit, measured):
+    samples = measured[0]
+    x = np.asarray(samples.complexity)
     compressed = [f for f in fit.fits.values() if not f.exact]
     assert {(f.after_layer, f.codec) for f in compressed} == \
         {(INPUT, "jpeg-q75")} | {(k, c) for k in (3, 5, 7) for c in ("fp16+zstd", "int8-channel+zstd")}
     for f in compressed:
-        assert 0.0 <= f.r2 <= 1.0 and f.residual_std_bytes > 0
+        y = np.asarray(samples.payload_bytes[f.after_layer, f.codec], dtype=float)
+        slope, intercept = np.polyfit(x, y, 1)
+        residual = y - (intercept + slope * x)
+        # What is recorded is what these very samples give, recomputed another way.
+        assert (f.intercept_bytes, f.slope_bytes) == pytest.approx((intercept, slope), rel=1e-6, abs=1e-6)
+        assert f.r2 == pytest.approx(r_squared(x, y), rel=1e-9, abs=1e-12)
+        assert f.residual_std_bytes == pytest.approx(np.sqrt(residual @ residual / (len(y) - 2)), rel=1e-9)
+        assert f.residual_std_bytes > 0 and np.abs(residual).max() <= BAND * f.residual_std_bytes
+        assert (f.mean_bytes, f.cv) == pytest.approx((y.mean(), y.std() / y.mean()), rel=1e-12)
         assert f.cv < 0.05  # one street scene: content moves compressed sizes by a few percent at most
     low, high = fit.complexity_range
-    assert 0 < low < high < 1
+    assert (low, high) == (x.min(), x.max()) and 0 < low < high < 1
     report = fit.content_dependence
     assert report["frames"] == len(TRAIN) and set(report["payload"]) == {"jpeg-q75", "fp16+zstd", "int8-channel+zstd"}
-    assert 0.0 <= report["compute_ms"]["r2"] <= 1.0
+    for codec, summary in report["payload"].items():
+        r2 = [f.r2 for f in compressed if f.codec == codec]
+        assert (summary["r2_median"], summary["r2_max"]) == pytest.approx((np.median(r2), max(r2)), abs=5e-5)
+    # Compute time: the recorded summary is the statistics of the timed passes (no claim on them).
+    compute_ms = np.asarray(samples.compute_ms)
+    assert len(compute_ms) == len(TRAIN) and np.all(compute_ms > 0)
+    assert report["compute_ms"]["median"] == pytest.approx(np.median(compute_ms), abs=5e-4)
+    assert report["compute_ms"]["r2"] == pytest.approx(r_squared(x, compute_ms), abs=5e-5)
 
 
 def test_held_out_frames_fall_in_the_residual_band(fit, measured):
