@@ -1,7 +1,6 @@
 """The learned (PPO) policy: training, the numpy export, the file format and its validation."""
 import functools
 import json
-import time
 import zipfile
 
 import numpy as np
@@ -68,18 +67,18 @@ def test_saved_file_round_trips_and_records_provenance(policy_file):
     assert [c["label"] for c in loaded.metadata["candidates"]] == ["cloud", "3", "5", "7", "edge"]
 
 
-def test_loaded_policy_decides_valid_partitions_fast(policy_file):
+def test_loaded_policy_decides_valid_partitions(policy_file):
+    """Every decision is one of the file's candidates and a valid cut of the model; the loaded
+    policy decides as the policy that was saved. How fast it decides is not asserted here (no timed
+    assertions in tests): `l2p evaluate` records it per policy (``decide_ms_median`` in results.json)."""
     policy = make_policy(f"ppo:{policy_file}", small_world().policy_model)
     assert isinstance(policy, LearnedPolicy)
     graph = small_world().graph
-    timings_s = []
+    saved = trained()[0]
     for state in states(300):
-        start = time.perf_counter()
         partition = policy.decide(state)
-        timings_s.append(time.perf_counter() - start)
-        assert partition in policy.candidates
+        assert partition in policy.candidates and partition == saved.decide(state)
         partition.to_cut(graph)  # fits the model
-    assert np.median(timings_s) < 1e-3  # generous: about 10 us here; the target is well under 1 ms
 
 
 def test_ablations_really_drop_features():
