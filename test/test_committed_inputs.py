@@ -1,0 +1,130 @@
+"""The measured inputs committed under models/profiles/ (docs/evaluation.md names them): each loads
+with its schema, fits the bundled model it names (layer count, every chain cut and what crosses it,
+output shapes, operation counts, exact payload sizes), says which machine it was measured on, and
+works as a cost model's input."""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+
+from l2p_ros.codec_spec import has_exact_size
+from l2p_ros.measure.models import model_graph, model_id
+from l2p_ros.measure.payload_fit import load_payload_fit
+from l2p_ros.measure.profile import derive_profile, is_derived, load_profile
+from l2p_ros.model.cfg import bundled_cfg, parse_cfg
+from l2p_ros.model.darknet import Darknet
+from l2p_ros.model.graph import INPUT, crossing_bytes
+from l2p_ros.measure.profiler import layer_flops
+from l2p_ros.policies.baselines import Greedy
+from l2p_ros.policies.cost_model import CostModel
+from l2p_ros.policies.types import SystemState
+
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "models" / "profiles"
+PROFILES = sorted(p for p in PROFILES_DIR.glob("*.yaml") if not p.name.endswith("-payload-fit.yaml"))
+FITS = sorted(PROFILES_DIR.glob("*-payload-fit.yaml"))
+# What the docs use: this host's CPU profile of yolov3-tiny, the H200 profiles, the fit on real frames.
+EXPECTED = {"yolov3-tiny-416-cpu-t1-vm-2core.yaml", "yolov3-tiny-416-cuda-h200.yaml", "yolov3-416-cuda-h200.yaml",
+            "yolov3-tiny-416-pretrained-payload-fit.yaml"}
+
+
+@functools.lru_cache(maxsize=None)
+def network(model_name: str, input_size: int) -> Darknet:
+    """The bundled model's network (random weights suffice: shapes and operation counts only)."""
+    return Darknet(parse_cfg(bundled_cfg(model_name)), input_size)
+
+
+def test_the_documented_inputs_are_committed():
+    assert EXPECTED <= {p.name for p in PROFILES + FITS}
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_profile_fits_its_model_and_names_its_machine(path):
+    profile = load_profile(path)
+    name, size = profile.model["name"], profile.model["input_size"]
+    assert path.name.startswith(model_id(name, size) + "-")
+    graph = model_graph(name)
+    assert profile.model["num_layers"] == graph.num_layers == len(profile.layers)
+    # Measured, on a machine it names (invariant 6), with the device and threads the file name says.
+    machine = profile.machine
+    assert not is_derived(profile) and machine["hostname"] and machine["platform"] and machine["torch"]
+    assert re.search(rf"-{re.escape(machine['device'].split(':')[0])}-", path.name)
+    if machine["device"] == "cpu":
+        assert f"-t{machine['threads']}-" in path.name
+    else:
+        assert machine.get("gpu") and machine["gpu"].split()[-1].lower() in path.name
+    assert profile.measurement["repeats"] >= 10
+    assert profile.measurement["full_pass_ms_median"] == pytest.approx(profile.total_ms, rel=0.25)
+    # Layers: the model's own types, output shapes and operation counts; positive medians in order.
+    net = network(name, size)
+    for layer, spec in zip(profile.layers, graph.spec.layers):
+        assert (layer.index, layer.type) == (spec.index, spec.type)
+        assert tuple(layer.output_shape) == tuple(net.output_shapes[spec.index])
+        assert layer.flops == layer_flops(net, spec.index)
+        assert 0 < layer.latency_ms_p10 <= layer.latency_ms_median <= layer.latency_ms_p90
+    # Cuts: every chain cut, carrying exactly what the graph says crosses it, at exact sizes.
+    input_shape = (1, 3, size, size)
+    assert [c.after_layer for c in profile.cuts] == list(range(INPUT, graph.num_layers))
+    for cut in profile.cuts:
+        expected = graph.chain_cut(cut.after_layer)
+        assert cut.crossing == list(expected.crossing) and cut.name == expected.name(graph.num_layers)
+        assert cut.edge_ms + cut.rest_ms == pytest.approx(profile.total_ms, rel=1e-6)
+        assert cut.edge_ms == pytest.approx(sum(l.latency_ms_median for l in profile.layers[:cut.after_layer + 1]),
+                                            rel=1e-6, abs=1e-6)
+        if expected.is_image_offload:
+            assert cut.payload_bytes["raw"] == 3 * size * size and 0 < cut.payload_bytes["jpeg-q75"] < 3 * size * size
+        elif cut.after_layer < graph.num_layers - 1:
+            assert cut.payload_bytes["fp32"] == crossing_bytes(expected, net.output_shapes, input_shape, 4)
+            assert cut.payload_bytes["fp16"] == crossing_bytes(expected, net.output_shapes, input_shape, 2)
+
+
+@pytest.mark.parametrize("path", FITS, ids=lambda p: p.name)
+def test_payload_fit_fits_its_model_and_agrees_with_the_profiles(path):
+    fit = load_payload_fit(path)
+    name, size = fit.model["name"], fit.model["input_size"]
+    assert path.name == f"{model_id(name, size)}-{fit.model['weights']}-payload-fit.yaml"
+    graph = model_graph(name)
+    assert fit.model["num_layers"] == graph.num_layers
+    request = fit.source["request"]
+    assert fit.content_dependence["frames"] == request["frames_per_clip"] * len(request["clips"])
+    codecs = set(request["codecs"])
+    image_codecs = {c for c in codecs if c == "raw" or c.startswith("jpeg")}
+    # Every chain cut: image codecs at image offload, tensor codecs at every tensor cut.
+    assert set(fit.fits) == {(INPUT, c) for c in image_codecs} | \
+        {(k, c) for k in range(graph.num_layers) for c in codecs - image_codecs}
+    low, high = fit.complexity_range
+    assert 0 < low < high < 1
+    for f in fit.fits.values():
+        assert f.exact == (f.codec == "raw" or has_exact_size(f.codec))
+        if not f.exact:
+            assert 0 <= f.r2 <= 1 and f.residual_std_bytes >= 0
+            assert min(fit.payload_bytes(f.after_layer, f.codec, c) for c in (low, high)) > 0
+    # The exact sizes are the ones every committed profile of the same model measured.
+    for profile in (load_profile(p) for p in PROFILES):
+        if (profile.model["name"], profile.model["input_size"]) != (name, size):
+            continue
+        for cut in profile.cuts:
+            for codec, measured in cut.payload_bytes.items():
+                if (cut.after_layer, codec) in fit.fits and fit.fit(cut.after_layer, codec).exact:
+                    assert fit.payload_bytes(cut.after_layer, codec, 0.5) == measured, (cut.after_layer, codec)
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_committed_inputs_drive_a_cost_model(path):
+    profile = load_profile(path)
+    name, size = profile.model["name"], profile.model["input_size"]
+    fits = [load_payload_fit(f) for f in FITS]
+    fit = next((f for f in fits if (f.model["name"], f.model["input_size"]) == (name, size)), None)
+    graph = model_graph(name)
+    model = CostModel(graph, profile, derive_profile(profile, 20.0, "cloud, derived 20x"),
+                      **({"payload_bytes_fn": fit} if fit else {}))
+    codec = "int8-channel+zstd" if fit else "int8-channel"
+    greedy = Greedy(model, codec=codec)
+    for bandwidth_mbps in (0.5, 20.0, 1000.0):
+        state = SystemState(bandwidth_mbps=bandwidth_mbps, rtt_ms=10, frame_complexity=0.5)
+        chosen = greedy.decide(state)
+        chosen.to_cut(graph)
+        assert model.predict(chosen, state).total_ms > 0
+    assert greedy.decide(SystemState(bandwidth_mbps=0.0, rtt_ms=10)).is_edge_only(graph.num_layers)
