@@ -163,7 +163,8 @@ def cmd_run(args) -> int:
     summary = run_pipeline(config=args.config, source=args.source, image_topic=args.image_topic,
                            frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,
                            summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
-                           precision=args.precision)
+                           precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
+                           max_wait_ms=args.max_wait_ms)
     print_summary(summary)
     return 0
 
@@ -221,6 +222,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
 
 
@@ -355,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N for the edge and cloud nodes (default from the YAML)")
     p.add_argument("--precision", choices=("fp32", "fp16"), default=None, help="fp16: CUDA only (default from the YAML)")
+    p.add_argument("--vehicles", type=_positive_int, default=1,
+                   help="a fleet: this many edge sets (namespaces v0, v1, ...) sharing one cloud node")
+    p.add_argument("--max-batch", type=_positive_int, default=None,
+                   help="the cloud finishes up to this many frames sharing a cut in one pass (default from the YAML)")
+    p.add_argument("--max-wait-ms", type=float, default=None,
+                   help="how long a batch's first frame waits for more (default from the YAML)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("make-bag", help="write a rosbag2 image bag from a video, image folder or device")

@@ -6,26 +6,73 @@ arrive faster than they are processed wait in a short queue, and the oldest is d
 frame's ``run_until_layer`` and forwards the result to the next tier instead; a frame whose
 ``run_until_layer`` is the last layer is finished on the fog (detections published here, nothing
 sent on), and one with nothing to run (-1) is passed through unchanged.
+
+One cloud can serve a fleet: with ``vehicles`` (namespaces, e.g. ``v0,v1,v2``) it consumes each
+vehicle's ``/<vehicle>/<input_topic>`` and answers on that vehicle's topics (detections, stats,
+probes), with one queue per vehicle served round robin (``l2p_ros.fleet.CloudBatcher``), and in
+the cloud role finishes up to ``max_batch`` frames that share a cut in one batched pass, waiting at
+most ``max_wait_ms`` for a batch to fill. Every frame is accounted per vehicle.
 """
 from __future__ import annotations
 
-import queue
+import re
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import DetectionArray, FeatureMap, PipelineStats
 from l2p_ros import codec
+from l2p_ros.fleet import CloudBatcher
 from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare,
                                   from_time_msg, now_s, parameter_error, run_node, stamp_key, to_time_msg)
-from l2p_ros.nodes.images import image_to_msg, msg_to_image
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, publish_stage_stats
+from l2p_ros.nodes.images import image_to_msg, msg_to_image
 from l2p_ros.nodes.model_params import load_detector
-from l2p_ros.nodes.probe_echo import ProbeEcho, declare_probe_link
+from l2p_ros.nodes.probe_echo import ProbeEcho, declare_probe_link, in_namespace
+from l2p_ros.split import CloudResult, EncodedFrame
 from l2p_ros.stats import StageStats
 from l2p_ros.visualize import draw_detections
+
+SINGLE_VEHICLE = ""  # the vehicle of a node without ``vehicles``: its own (relative) topics
+
+
+@dataclass
+class Vehicle:
+    """One served vehicle: its namespace ("" = this node's own), publishers and counters."""
+
+    name: str
+    detections_pub: Publisher
+    stats_pub: Publisher
+    forward_pub: Publisher | None
+    probe_echo: ProbeEcho | None
+    stats: StageStats
+
+
+@dataclass
+class Received:
+    msg: FeatureMap
+    received_s: float
+
+
+def vehicle_names(value: str) -> list[str]:
+    """``"v0,v1"`` -> ["v0", "v1"]; "" -> one vehicle on the node's own topics. ValueError otherwise."""
+    if not value.strip():
+        return [SINGLE_VEHICLE]
+    names = [name.strip() for name in value.split(",")]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            raise ValueError(f"vehicle {name!r}: a namespace of letters, digits and underscores, starting with a letter")
+    if len(set(names)) != len(names):
+        raise ValueError("a vehicle is named twice")
+    return names
+
+
+def _topic(vehicle: str, topic: str) -> str:
+    return f"/{vehicle}/{topic.lstrip('/')}" if vehicle else topic
 
 
 class CloudNode(Node):
@@ -39,105 +86,164 @@ class CloudNode(Node):
         output_topic = declare(self, "output_topic", "l2p/feature_map_cloud",
                                "fog only: FeatureMap topic for the next tier")
         self.fog_codec = declare(self, "fog_codec", "fp32", "fog only: codec of the forwarded tensors")
-        queue_depth = declare(self, "queue_depth", 4, "frames waiting to be processed before the oldest is dropped")
+        queue_depth = declare(self, "queue_depth", 4, "frames of one vehicle waiting to be processed before its "
+                              "oldest is dropped")
+        vehicles = declare(self, "vehicles", "", "fleet: the vehicle namespaces this node serves, comma-separated "
+                           "(e.g. v0,v1,v2); '' = one vehicle on this node's own topics")
+        max_batch = declare(self, "max_batch", 1, "cloud role: frames sharing a cut finished in one batched pass, "
+                            "at most")
+        max_wait_ms = declare(self, "max_wait_ms", 0.0, "how long a batch's first frame waits for more, ms")
         annotate_topic = declare(self, "annotate_image_topic", "",
                                  "camera topic to draw detections on, published on l2p/annotated ('' = off); "
                                  "the cloud only sees images it is sent, so this is for single-host debugging")
         if queue_depth < 1:
             raise parameter_error(self, "queue_depth", queue_depth, "must be >= 1")
+        if max_batch < 1:
+            raise parameter_error(self, "max_batch", max_batch, "must be >= 1")
+        if not max_wait_ms >= 0:
+            raise parameter_error(self, "max_wait_ms", max_wait_ms, "must be >= 0")
         try:
             self.fog_spec = codec.CodecSpec.parse(self.fog_codec)
         except ValueError as error:
             raise parameter_error(self, "fog_codec", self.fog_codec, str(error)) from None
+        try:
+            names = vehicle_names(vehicles)
+        except ValueError as error:
+            raise parameter_error(self, "vehicles", vehicles, str(error)) from None
 
-        self.stats = StageStats()
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_depth)
-        self._running = True
-        self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", FRAME_QOS)
-        self.forward_pub = self.create_publisher(FeatureMap, output_topic, FRAME_QOS) if self.role == "fog" else None
-        self.stats_pub = self.create_publisher(PipelineStats, f"l2p/{self.role}/stats" if self.role == "fog"
-                                               else "l2p/pipeline_stats", STATE_QOS)
-        self.annotated_pub = None
-        self._images: OrderedDict = OrderedDict()  # stamp -> Image, for annotation
-        if annotate_topic:
-            self.annotated_pub = self.create_publisher(Image, "l2p/annotated", IMAGE_QOS)
-            self.create_subscription(Image, annotate_topic, self.on_image, IMAGE_SUB_QOS)
-        self.create_subscription(FeatureMap, input_topic, self.on_feature_map, FRAME_QOS)
         # Answers the edge's link probes and reports each FeatureMap's arrival (passive bandwidth).
         # In three tiers only the tier right after the edge should answer: the fog.
         answer_probes = declare(self, "answer_probes", self.role == "fog" or input_topic == "l2p/feature_map",
                                 "answer network probes and report transfers (the tier right after the edge)")
         probe_topics = declare_probe_link(self)  # a cloud behind a fog answers the fog's monitor on its own link
-        self.probe_echo = ProbeEcho(self, probe_topics) if answer_probes else None
+        stats_topic = f"l2p/{self.role}/stats" if self.role == "fog" else "l2p/pipeline_stats"
+        self.vehicles: dict[str, Vehicle] = {}
+        for name in names:
+            self.vehicles[name] = Vehicle(
+                name, self.create_publisher(DetectionArray, _topic(name, "l2p/detections"), FRAME_QOS),
+                self.create_publisher(PipelineStats, _topic(name, stats_topic), STATE_QOS),
+                self.create_publisher(FeatureMap, _topic(name, output_topic), FRAME_QOS) if self.role == "fog" else None,
+                ProbeEcho(self, in_namespace(probe_topics, name)) if answer_probes else None, StageStats())
+        # A fog forwards frame by frame; the cloud batches frames that share a cut.
+        self.batcher: CloudBatcher[Received] = CloudBatcher(
+            names, queue_depth, max_batch if self.role == "cloud" else 1, max_wait_ms / 1e3)
+        self.batch_sizes: dict[int, int] = {}  # batch size -> batches finished, for diagnostics
+        self.annotated_pub = None
+        self._images: OrderedDict = OrderedDict()  # stamp -> Image, for annotation
+        if annotate_topic:
+            self.annotated_pub = self.create_publisher(Image, "l2p/annotated", IMAGE_QOS)
+            self.create_subscription(Image, annotate_topic, self.on_image, IMAGE_SUB_QOS)
+        for name in names:
+            self.create_subscription(FeatureMap, _topic(name, input_topic),
+                                     lambda msg, vehicle=name: self.on_feature_map(vehicle, msg), FRAME_QOS)
         self.diagnostics = Diagnostics(self)
         self.create_timer(1.0, self.publish_stats)
         self.worker = threading.Thread(target=self.work, name=f"{self.role}_worker", daemon=True)
         self.worker.start()
-        self.get_logger().info(f"{self.role} ready: {self.detector.model_id}, input {input_topic}")
+        served = f"vehicles {', '.join(names)}, " if names != [SINGLE_VEHICLE] else ""
+        self.get_logger().info(f"{self.role} ready: {self.detector.model_id}, {served}input {input_topic}, "
+                               f"max_batch {self.batcher.max_batch}")
 
     def on_image(self, msg: Image) -> None:
         self._images[stamp_key(msg.header)] = msg
         while len(self._images) > 16:
             self._images.popitem(last=False)
 
-    def on_feature_map(self, msg: FeatureMap) -> None:
+    def on_feature_map(self, vehicle: str, msg: FeatureMap) -> None:
         received_s = now_s()
-        if self.probe_echo is not None:
-            self.probe_echo.report_transfer(msg, received_s)
-        self.stats.count_in()
-        while True:
-            try:
-                self._queue.put_nowait((msg, received_s))
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()  # the oldest frame is the least useful one
-                    self.stats.drop("cloud_backlog")
-                except queue.Empty:  # the worker took it meanwhile
-                    pass
+        served = self.vehicles[vehicle]
+        if served.probe_echo is not None:
+            served.probe_echo.report_transfer(msg, received_s)
+        served.stats.count_in()
+        # Frames that share a batch: same model and cut (their decoded tensors stack), same payload kind.
+        key = (msg.model_id, msg.cut_after_layer, tuple(msg.edge_layers), bool(msg.image_data), msg.run_until_layer)
+        if self.batcher.put(vehicle, key, Received(msg, received_s)) is not None:
+            served.stats.drop("cloud_backlog")  # the vehicle's oldest frame is the least useful one
 
     def work(self) -> None:
-        while self._running:
-            try:
-                msg, received_s = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            try:
-                self.process(msg, received_s)
-            except codec.PayloadError as error:
-                self.stats.drop("malformed_payload")
-                self.get_logger().warning(f"dropped a malformed FeatureMap: {error}", throttle_duration_sec=2.0)
-            except Exception as error:  # a frame must never take the worker down
-                self.stats.drop(f"{self.role}_error")
-                self.get_logger().error(f"frame failed on the {self.role}: {error!r}")
+        while True:
+            batch = self.batcher.take()
+            if batch is None:
+                return
+            if self.role == "fog":
+                for vehicle, received in batch:
+                    try:
+                        self.forward(vehicle, received)
+                    except Exception as error:  # a frame must never take the worker down
+                        self._drop(vehicle, error)
+            else:
+                self.finish(batch)
 
-    def process(self, msg: FeatureMap, received_s: float) -> None:
+    def _drop(self, vehicle: str, error: Exception) -> None:
+        """Count a frame that failed: malformed (invariant 3) or an error of this tier."""
+        if isinstance(error, codec.PayloadError):
+            self.vehicles[vehicle].stats.drop("malformed_payload")
+            self.get_logger().warning(f"dropped a malformed FeatureMap: {error}", throttle_duration_sec=2.0)
+        else:
+            self.vehicles[vehicle].stats.drop(f"{self.role}_error")
+            self.get_logger().error(f"frame failed on the {self.role}: {error!r}")
+
+    def _stamp_arrival(self, received: Received) -> None:
+        timings = received.msg.timings
+        timings.cloud_received = to_time_msg(received.received_s)
+        timings.transfer_ms = (received.received_s - from_time_msg(timings.edge_sent)) * 1e3
+
+    def forward(self, vehicle: str, received: Received) -> None:
+        """Fog role: run the frame's middle range and send it on, pass it through, or finish it."""
+        msg = received.msg
         frame = msg_to_frame(msg, self.detector.model.input_size)
-        timings = msg.timings
-        timings.cloud_received = to_time_msg(received_s)
-        timings.transfer_ms = (received_s - from_time_msg(timings.edge_sent)) * 1e3
+        self._stamp_arrival(received)
+        served = self.vehicles[vehicle]
         last_layer = self.detector.num_layers - 1
-        if self.role == "fog" and not -1 <= msg.run_until_layer <= last_layer:
+        if not -1 <= msg.run_until_layer <= last_layer:
             raise codec.PayloadError(f"run_until_layer {msg.run_until_layer} is outside -1..{last_layer}")
-        if self.role == "fog" and 0 <= msg.run_until_layer < last_layer:
+        if 0 <= msg.run_until_layer < last_layer:
             out_frame = self.detector.fog(frame, msg.run_until_layer, self.fog_spec)
             out = frame_to_msg(out_frame, FeatureMap(header=msg.header, frame_seq=msg.frame_seq))
             out.run_until_layer = -1
             out.edge_cut_after_layer = msg.edge_cut_after_layer
             out.executed_on = f"{msg.executed_on}+fog" if msg.executed_on else "fog"
-            out.timings = timings
+            out.timings = msg.timings
             out.timings.edge_ms += out_frame.edge_ms  # fog compute counts as pre-cloud work
             out.timings.encode_ms += out_frame.encode_ms
             out.timings.edge_sent = to_time_msg(now_s())
-            self.forward_pub.publish(out)
-            self.stats.offloaded(out_frame.payload_bytes)
+            served.forward_pub.publish(out)
+            served.stats.offloaded(out_frame.payload_bytes)
+        elif msg.run_until_layer != last_layer:  # nothing to run: pass through unchanged
+            served.forward_pub.publish(msg)
+            served.stats.offloaded(msg.payload_bytes)
+        else:  # asked to run to the last layer: finish the network here
+            self.publish_detections(vehicle, received, frame, self.detector.cloud(frame))
+
+    def finish(self, batch: list[tuple[str, Received]]) -> None:
+        """Cloud role: validate every frame of the batch on its own, finish the valid ones together."""
+        valid: list[tuple[str, Received, EncodedFrame]] = []
+        for vehicle, received in batch:
+            self._stamp_arrival(received)
+            try:
+                valid.append((vehicle, received, msg_to_frame(received.msg, self.detector.model.input_size)))
+            except codec.PayloadError as error:
+                self._drop(vehicle, error)
+        if not valid:
             return
-        if self.role == "fog" and msg.run_until_layer != last_layer:  # nothing to run: pass through unchanged
-            self.forward_pub.publish(msg)
-            self.stats.offloaded(msg.payload_bytes)
+        self.batch_sizes[len(valid)] = self.batch_sizes.get(len(valid), 0) + 1
+        try:
+            results = self.detector.cloud_batch([frame for _, _, frame in valid])
+        except Exception as error:  # the batch failed as a whole: each of its frames is counted
+            for vehicle, _, _ in valid:
+                self._drop(vehicle, error)
             return
-        # The cloud, or a fog asked to run to the last layer: finish the network here.
-        result = self.detector.cloud(frame)
+        for (vehicle, received, frame), result in zip(valid, results):
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                self.publish_detections(vehicle, received, frame, result)
+            except Exception as error:
+                self._drop(vehicle, error)
+
+    def publish_detections(self, vehicle: str, received: Received, frame: EncodedFrame, result: CloudResult) -> None:
+        msg = received.msg
+        last_layer = self.detector.num_layers - 1
         via_fog = "fog" in msg.executed_on
         tier = "fog" if self.role == "fog" else "cloud"
         out = DetectionArray(header=msg.header, frame_seq=msg.frame_seq, model_id=msg.model_id,
@@ -147,23 +253,38 @@ class CloudNode(Node):
                              codec=str(frame.codec),
                              executed_on=f"{msg.executed_on}+{tier}" if msg.executed_on else tier)
         out.detections = detections_to_msgs(result.detections)
+        timings = msg.timings
         timings.decode_ms, timings.cloud_ms = result.decode_ms, result.cloud_ms
         timings.total_ms = (now_s() - from_time_msg(timings.captured)) * 1e3
         out.timings = timings
-        self.detections_pub.publish(out)
-        self.stats.detected(timings.total_ms, payload_bytes=msg.payload_bytes)
+        served = self.vehicles[vehicle]
+        served.detections_pub.publish(out)
+        served.stats.detected(timings.total_ms, payload_bytes=msg.payload_bytes)
         image = self._images.pop(stamp_key(msg.header), None)
         if self.annotated_pub is not None and image is not None:
             drawn = draw_detections(msg_to_image(image), result.detections)
             self.annotated_pub.publish(image_to_msg(drawn, from_time_msg(msg.header.stamp), msg.header.frame_id))
 
     def publish_stats(self) -> None:
-        counters = publish_stage_stats(self, self.stats, self.stats_pub)
-        self.diagnostics.update(0, "running", queued=self._queue.qsize(), **counters)
+        queued = self.batcher.queued()
+        for name, served in self.vehicles.items():
+            counters = publish_stage_stats(self, served.stats, served.stats_pub)
+            if name == SINGLE_VEHICLE:
+                self.diagnostics.update(0, "running", queued=queued[name], **counters)
+        if SINGLE_VEHICLE not in self.vehicles:
+            self.diagnostics.update(0, "running", vehicles=len(self.vehicles), queued=sum(queued.values()),
+                                    batches=sum(self.batch_sizes.values()), batch_sizes=str(self.batch_sizes))
+
+    def batch_report(self) -> str:
+        frames = sum(size * count for size, count in self.batch_sizes.items())
+        return (f"finished {frames} frames in {sum(self.batch_sizes.values())} batches "
+                f"(batch size: count {dict(sorted(self.batch_sizes.items()))})")
 
     def destroy_node(self):
-        self._running = False
+        self.batcher.shutdown()
         self.worker.join(timeout=5.0)
+        if self.role == "cloud":
+            self.get_logger().info(self.batch_report())
         return super().destroy_node()
 
 

@@ -67,18 +67,33 @@ class NodeSet:
         self.nodes = nodes
         self.running: dict[str, RunningNode] = {}
 
-    def start(self, name: str, executable: str | None = None) -> RunningNode:
-        """Start node ``name``; ``executable`` (default: the same) lets one run twice, e.g. a fog cloud_node."""
-        log_path = self.work_dir / f"{name}.log"
+    def start(self, name: str, executable: str | None = None, namespace: str = "") -> RunningNode:
+        """Start node ``name``; ``executable`` (default: the same) lets one run twice, e.g. a fog cloud_node;
+        ``namespace``: a fleet vehicle's, with the same parameters (its key is ``<namespace>/<name>``)."""
+        key = f"{namespace}/{name}" if namespace else name
+        log_path = self.work_dir / f"{key.replace('/', '.')}.log"
         log = log_path.open("w")
-        rename = ["-r", f"__node:={name}"] if executable not in (None, name) else []
+        remaps = ["-r", f"__node:={name}"] if executable not in (None, name) else []
+        if namespace:
+            remaps += ["-r", f"__ns:=/{namespace}"]
         process = subprocess.Popen(
-            [sys.executable, "-m", f"l2p_ros.nodes.{executable or name}", "--ros-args", *rename,
-             "--params-file", str(self.params_file)],
+            [sys.executable, "-m", f"l2p_ros.nodes.{executable or name}", "--ros-args", *remaps,
+             "--params-file", str(self._params_file(namespace))],
             env=local_dds_env(small_messages=(executable or name) in SMALL_MESSAGE_NODES), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
-        self.running[name] = RunningNode(name, process, log_path)
-        return self.running[name]
+        self.running[key] = RunningNode(key, process, log_path)
+        return self.running[key]
+
+    def _params_file(self, namespace: str) -> Path:
+        """The parameter file, its node keys fully qualified under ``namespace`` (rcl matches those)."""
+        if not namespace:
+            return self.params_file
+        path = self.work_dir / f"params-{namespace}.yaml"
+        if not path.is_file():
+            params = yaml.safe_load(self.params_file.read_text())
+            path.write_text(yaml.safe_dump({f"/{namespace}/{node}": section for node, section in params.items()},
+                                           sort_keys=False))
+        return path
 
     def start_all(self, except_nodes: tuple[str, ...] = ()) -> None:
         for name in self.nodes:

@@ -37,8 +37,11 @@ class FrameRecord:
 
 
 class PipelineObserver(Node):
-    def __init__(self, image_topic: str = "camera/image_raw", recorder=None, print_frames: bool = True):
-        super().__init__("l2p_observer")
+    def __init__(self, image_topic: str = "camera/image_raw", recorder=None, print_frames: bool = True,
+                 namespace: str = ""):
+        """``namespace``: a fleet vehicle's (its topics are ``/<namespace>/...``); "" = the root."""
+        super().__init__("l2p_observer", namespace=f"/{namespace}" if namespace else None)
+        self.vehicle = namespace
         self.recorder = recorder
         self.print_frames = print_frames
         self.lock = threading.Lock()
@@ -61,7 +64,8 @@ class PipelineObserver(Node):
             stamp_ns = self.get_clock().now().nanoseconds
             with self.lock:
                 # Recorded under the fully qualified name, as `ros2 bag record` would.
-                self.recorder.write("/" + topic.lstrip("/"), type_name, serialize_message(msg), stamp_ns)
+                name = f"/{self.vehicle}/{topic.lstrip('/')}" if self.vehicle else "/" + topic.lstrip("/")
+                self.recorder.write(name, type_name, serialize_message(msg), stamp_ns)
         if isinstance(msg, PipelineStats):
             self.stats[topic] = msg
         elif isinstance(msg, PartitionDecision):
@@ -89,7 +93,7 @@ class PipelineObserver(Node):
             index = len(self.results)
         if self.print_frames:
             labels = Counter(label for label, _ in record.detections)
-            print(f"{index:>5} cut {record.cut:>4} {record.executed_on:<16} {record.codec:<18} "
+            print(f"{self.vehicle + ' ' if self.vehicle else ''}{index:>5} cut {record.cut:>4} {record.executed_on:<16} {record.codec:<18} "
                   f"edge {t.edge_ms:6.1f} enc {t.encode_ms:5.2f} xfer {t.transfer_ms:6.1f} "
                   f"cloud {t.cloud_ms:6.1f} total {t.total_ms:7.1f} ms  "
                   + ", ".join(f"{n} {label}" for label, n in sorted(labels.items())), flush=True)

@@ -52,12 +52,14 @@ def run_parameters(config: Path | None, overrides: dict, log=print) -> dict:
     return params
 
 
-def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Spin ``observer`` until the edge, partitioner and cloud are subscribed and publishing."""
+def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READY_TIMEOUT_S, spin=None) -> None:
+    """Spin until the edge, partitioner and cloud of ``observer``'s vehicle are subscribed and publishing."""
     import rclpy
 
+    spin = spin or (lambda: rclpy.spin_once(observer, timeout_sec=0.1))
+
     def ready() -> bool:
-        rclpy.spin_once(observer, timeout_sec=0.1)
+        spin()
         return (observer.count_subscribers("camera/image_raw") >= 3  # edge, partitioner, observer
                 and observer.count_publishers("l2p/detections") >= 2  # edge, cloud
                 and observer.count_subscribers("l2p/feature_map") >= 1)
@@ -70,19 +72,42 @@ def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READ
             raise RuntimeError(f"nodes not ready after {timeout_s:.0f} s; logs in {nodes.work_dir}")
 
 
+def vehicle_namespaces(vehicles: int) -> list[str]:
+    """One vehicle runs in the root namespace (as a single-vehicle launch does); a fleet in v0, v1, ..."""
+    if vehicles < 1:
+        raise ValueError(f"vehicles must be >= 1, got {vehicles}")
+    return [""] if vehicles == 1 else [f"v{i}" for i in range(vehicles)]
+
+
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
-                 device: str | None = None, precision: str | None = None, extra: dict | None = None,
+                 device: str | None = None, precision: str | None = None, vehicles: int = 1,
+                 max_batch: int | None = None, max_wait_ms: float | None = None, extra: dict | None = None,
                  log=print) -> dict:
-    """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary."""
+    """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
+
+    ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
+    namespace ``v0``, ``v1``, ... and playing the same source, and one cloud node serving them all
+    (``max_batch``, ``max_wait_ms``); the summary then holds every vehicle's own accounting under
+    ``vehicles`` and the fleet's totals.
+    """
     use_local_dds()
     import rclpy
     import rclpy.signals
+    from rclpy.executors import SingleThreadedExecutor
 
+    from l2p_ros.nodes.launch_support import CLOUD_NODES, NODES
     from l2p_ros.nodes.observer import PipelineObserver
 
+    namespaces = vehicle_namespaces(vehicles)
     overrides = _overrides(source, image_topic, frames, policy, rate_hz, device, precision)
+    if vehicles > 1:
+        overrides[("cloud_node", "vehicles")] = ",".join(namespaces)
+    if max_batch is not None:
+        overrides[("cloud_node", "max_batch")] = int(max_batch)
+    if max_wait_ms is not None:
+        overrides[("cloud_node", "max_wait_ms")] = float(max_wait_ms)
     params = run_parameters(config, {**overrides, **(extra or {})}, log)
     partitioner = params["partitioner_node"]["ros__parameters"]
     work_dir = temporary_work_dir()
@@ -96,19 +121,35 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (&)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the nodes too, not only Ctrl-C
-    observer = PipelineObserver(params["camera_node"]["ros__parameters"].get("output_topic", "camera/image_raw"),
-                                recorder, print_frames)
+    camera_topic = params["camera_node"]["ros__parameters"].get("output_topic", "camera/image_raw")
+    observers = {ns: PipelineObserver(camera_topic, recorder, print_frames, namespace=ns) for ns in namespaces}
+    executor = SingleThreadedExecutor()
+    for observer in observers.values():
+        executor.add_node(observer)
+
+    def spin() -> None:
+        executor.spin_once(timeout_sec=0.1)
+
+    def unaccounted() -> int:
+        return sum(observer.summary()["unaccounted"] for observer in observers.values())
+
     nodes = NodeSet(params, work_dir)
     started = time.monotonic()
     interrupted = False
     try:
-        nodes.start_all(except_nodes=("camera_node",))
+        for name in NODES:  # the cloud once, every other node once per vehicle
+            if name == "camera_node":
+                continue
+            for ns in ([""] if name in CLOUD_NODES else namespaces):
+                nodes.start(name, namespace=ns)
         log(f"starting nodes (logs in {work_dir}) ...")
-        wait_ready(observer, nodes, started)
-        log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera")
-        camera = nodes.start("camera_node").process
-        while camera.poll() is None:
-            rclpy.spin_once(observer, timeout_sec=0.1)
+        for observer in observers.values():
+            wait_ready(observer, nodes, started, spin=spin)
+        log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
+            + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))
+        cameras = [nodes.start("camera_node", namespace=ns).process for ns in namespaces]
+        while any(camera.poll() is None for camera in cameras):
+            spin()
             failures = nodes.failed()
             if failures:
                 raise RuntimeError("a node failed:\n" + "\n".join(failures))
@@ -118,8 +159,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         deadline = time.monotonic() + drain_timeout_s
         settled_at = None
         while time.monotonic() < deadline:
-            rclpy.spin_once(observer, timeout_sec=0.1)
-            if observer.summary()["unaccounted"] > 0:
+            spin()
+            if unaccounted() > 0:
                 settled_at = None
             elif settled_at is None:
                 settled_at = time.monotonic()
@@ -129,26 +170,53 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         interrupted = True
         log("interrupted: stopping the nodes")
     finally:
-        summary = observer.summary()
-        summary["interrupted"] = interrupted
-        summary["wall_s"] = round(time.monotonic() - started, 2)
-        summary["policy"] = partitioner.get("policy")
-        summary["logs"] = str(work_dir)
-        timeline = observer.timeline()
-        summary["frame_stamps"] = observer.frame_stamps()
+        wall_s = round(time.monotonic() - started, 2)
+        per_vehicle = {ns: observer.summary() for ns, observer in observers.items()}
+        timelines = {ns: observer.timeline() for ns, observer in observers.items()}
+        stamps = {ns: observer.frame_stamps() for ns, observer in observers.items()}
         # Our participant goes first, then the nodes: Fast DDS 3.2 can deadlock a process that
         # destroys a writer while it handles remote participants leaving (eProsima/Fast-DDS#6502;
         # seen hanging a test at teardown).
-        observer.destroy_node()
+        executor.shutdown()
+        for observer in observers.values():
+            observer.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
         nodes.stop_all()
         if recorder is not None:
             recorder.close()
+    if vehicles == 1:
+        summary, timeline = per_vehicle[""], timelines[""]
+        summary["frame_stamps"] = stamps[""]
+    else:
+        summary, timeline = fleet_summary(per_vehicle), {ns: rows for ns, rows in timelines.items()}
+    summary["interrupted"] = interrupted
+    summary["wall_s"] = wall_s
+    summary["policy"] = partitioner.get("policy")
+    summary["logs"] = str(work_dir)
     if summary_json:
         Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
         Path(summary_json).write_text(json.dumps({"summary": summary, "timeline": timeline}, indent=1))
     summary["timeline"] = timeline
+    return summary
+
+
+def fleet_summary(per_vehicle: dict[str, dict]) -> dict:
+    """The fleet's totals (counts added, latency over every vehicle's frames) and each vehicle's own."""
+    counted = ("frames_captured_seen", "frames_in_edge", "frames_detected", "frames_dropped", "unaccounted",
+               "late_duplicate_results")
+    summary = {key: sum(v[key] for v in per_vehicle.values()) for key in counted}
+    for key in ("drops", "executed_on", "cuts"):
+        merged: dict = {}
+        for v in per_vehicle.values():
+            for name, count in v[key].items():
+                merged[name] = merged.get(name, 0) + count
+        summary[key] = merged
+    means = [(v["latency_mean_ms"], v["frames_detected"]) for v in per_vehicle.values() if v["latency_mean_ms"]]
+    summary["latency_mean_ms"] = (sum(m * n for m, n in means) / sum(n for _, n in means)) if means else None
+    summary["latency_p95_ms"] = max((v["latency_p95_ms"] for v in per_vehicle.values() if v["latency_p95_ms"]),
+                                    default=None)  # the worst vehicle's p95
+    summary["vehicles"] = per_vehicle
     return summary
 
 
@@ -161,3 +229,8 @@ def print_summary(summary: dict, log=print) -> None:
         if isinstance(value, float):
             value = round(value, 2)
         log(f"  {key:<26} {value}")
+    for vehicle, own in summary.get("vehicles", {}).items():
+        latency = own["latency_mean_ms"]
+        log(f"  {vehicle:<6} in {own['frames_in_edge']:>4}  detected {own['frames_detected']:>4}  "
+            f"dropped {own['frames_dropped']:>3} {own['drops'] or ''}  unaccounted {own['unaccounted']}  "
+            f"latency mean {latency if latency is None else round(latency, 1)} ms")

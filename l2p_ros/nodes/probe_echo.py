@@ -42,6 +42,13 @@ def link_topics(link: str) -> LinkTopics:
     return LinkTopics(f"{prefix}probe", f"{prefix}probe_echo", f"{prefix}transfer_receipt", f"{prefix}network_state")
 
 
+def in_namespace(topics: LinkTopics, namespace: str) -> LinkTopics:
+    """The same link's topics under a vehicle's namespace (``/v0/l2p/probe``...); "" = unchanged."""
+    if not namespace:
+        return topics
+    return LinkTopics(*(f"/{namespace}/{topic}" for topic in (topics.probe, topics.echo, topics.receipt, topics.state)))
+
+
 def declare_probe_link(node: Node) -> LinkTopics:
     """The node's ``probe_link`` parameter, as its topics (a bad name is a parameter error)."""
     link = declare(node, "probe_link", "", "the probed link: '' = the edge's uplink to the next tier, "
