@@ -8,6 +8,7 @@ import functools
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from l2p_ros.codec_spec import has_exact_size
@@ -21,13 +22,15 @@ from l2p_ros.measure.profiler import layer_flops
 from l2p_ros.policies.baselines import Greedy
 from l2p_ros.policies.cost_model import CostModel
 from l2p_ros.policies.types import SystemState
+from l2p_ros.simulation.video import load_table, payload_samples
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "models" / "profiles"
 PROFILES = sorted(p for p in PROFILES_DIR.glob("*.yaml") if not p.name.endswith("-payload-fit.yaml"))
 FITS = sorted(PROFILES_DIR.glob("*-payload-fit.yaml"))
 # What the docs use: this host's CPU profile of yolov3-tiny, the H200 profiles, the fit on real frames.
+TABLES = sorted(PROFILES_DIR.glob("video-*.npz"))
 EXPECTED = {"yolov3-tiny-416-cpu-t1-vm-2core.yaml", "yolov3-tiny-416-cuda-h200.yaml", "yolov3-416-cuda-h200.yaml",
-            "yolov3-tiny-416-pretrained-payload-fit.yaml"}
+            "yolov3-tiny-416-pretrained-payload-fit.yaml", "video-yolov3-tiny-416-pretrained-vtest+Megamind-n60.npz"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,7 +40,7 @@ def network(model_name: str, input_size: int) -> Darknet:
 
 
 def test_the_documented_inputs_are_committed():
-    assert EXPECTED <= {p.name for p in PROFILES + FITS}
+    assert EXPECTED <= {p.name for p in PROFILES + FITS + TABLES}
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
@@ -128,3 +131,30 @@ def test_committed_inputs_drive_a_cost_model(path):
         chosen.to_cut(graph)
         assert model.predict(chosen, state).total_ms > 0
     assert greedy.decide(SystemState(bandwidth_mbps=0.0, rtt_ms=10)).is_edge_only(graph.num_layers)
+
+
+@pytest.mark.parametrize("path", TABLES, ids=lambda p: p.name)
+def test_video_table_fits_its_model(path):
+    """The simulator's per-frame table (``simulation.video``): its name is the cache's name for
+    its settings, its exact sizes are the model's, and its compressed sizes vary by frame."""
+    table = load_table(path)
+    name, size = table.model["name"], table.model["input_size"]
+    frames_per_clip = int(re.search(r"-n(\d+)\.npz$", path.name).group(1))
+    assert path.name == (f"video-{name}-{size}-{table.model['weights']}-"
+                         f"{'+'.join(Path(c).stem for c in table.clips)}-n{frames_per_clip}.npz")
+    graph = model_graph(name)
+    assert table.model["num_layers"] == graph.num_layers
+    assert table.num_rows == frames_per_clip * len(table.clips)
+    for clip in table.clips:
+        assert len(np.unique(table.frame_index[table.rows_of(clip)])) == frames_per_clip
+    assert np.all((table.complexity > 0) & (table.complexity < 1))
+    net = network(name, size)
+    input_shape = (1, 3, size, size)
+    for k in range(graph.num_layers):
+        alone = graph.chain_cut(k) if graph.chain_cut(k).crossing == (k,) else None
+        if alone is not None and "fp32" in table.tensor_codecs:
+            assert np.all(table.tensor_bytes[:, table.codec_index("fp32"), k] ==
+                          crossing_bytes(alone, net.output_shapes, input_shape, 4))
+    assert np.all(table.image_bytes > 0) and np.ptp(table.image_bytes[:, 0]) > 0
+    samples = payload_samples(table, graph)  # the complexity fit the policies predict with
+    assert len(samples.complexity) == table.num_rows
