@@ -120,7 +120,8 @@ def main() -> None:
     for row in result["frames"]:
         print(f"{row['frame']:>20}  complexity {row['complexity']:.3f}  {row['median_diff_ms']:+8.3f} ms")
     print(f"reference {reference_median_ms:.2f} ms; noise {noise_ms:.3f} ms; tolerance +-{tolerance_ms:.3f} ms; "
-          f"largest {result['largest_diff_ms']:+.3f} ms ({result['largest_diff_pct_of_reference']}%): {result['verdict']}")
+          f"largest {result['largest_diff_ms']:+.3f} ms ({result['largest_diff_pct_of_reference']}%): "
+          f"{result['verdict']}")
     save(f"compute_vs_content_{args.model}_{args.input_size}", result)
 
 
