@@ -191,7 +191,8 @@ def main() -> None:
                 base = base or row["frames_per_s"]
                 data["capacity"].append(row)
                 print(f"{batch:>5} {row['frames_per_s']:>9.1f} {row['frames_per_s'] / base:>6.2f} "
-                      f"{row['stage_ms_p50']:>13.1f} {row['stage_ms_p95']:>8.1f} {row['cloud_ms_per_frame_mean']:>15.1f}"
+                      f"{row['stage_ms_p50']:>13.1f} {row['stage_ms_p95']:>8.1f} "
+                      f"{row['cloud_ms_per_frame_mean']:>15.1f}"
                       f"   runs: {' '.join(f'{r:.1f}' for r in row['frames_per_s_runs'])}")
             save(out, data)
         if "fleet" in sections:
@@ -205,7 +206,8 @@ def main() -> None:
                                 args.max_wait_ms, args.grace_s)
                     row.update(cut=cut, codec=codec_name)
                     data["fleet"].append(row)
-                    print(f"{vehicles:>8} {batch:>5} {row['offered_frames_per_s']:>9.0f} {row['done_frames_per_s']:>7.1f} "
+                    print(f"{vehicles:>8} {batch:>5} {row['offered_frames_per_s']:>9.0f} "
+                          f"{row['done_frames_per_s']:>7.1f} "
                           f"{row['latency_ms_p50']:>7.1f} {row['latency_ms_p95']:>7.1f} {row['mean_batch']:>6.2f} "
                           f"{row['dropped_cloud_backlog']:>7} {row['unaccounted']:>6}")
                     save(out, data)
