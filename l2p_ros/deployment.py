@@ -14,7 +14,7 @@ from pathlib import Path
 from l2p_ros.measure.cache import ensure_profile
 from l2p_ros.measure.models import model_graph
 from l2p_ros.measure.profile import Profile, derive_profile, is_derived, load_profile
-from l2p_ros.monitoring.power import PowerModel
+from l2p_ros.policies.energy import PowerModel
 from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn
 from l2p_ros.policies.types import DEFAULT_TENSOR_CODEC
 

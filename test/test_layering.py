@@ -23,8 +23,8 @@ def loaded_after_import(module: str, watched: list[str]) -> list[str]:
 
 
 def test_policy_registry_needs_neither_torch_nor_cv2_nor_the_simulation():
-    assert loaded_after_import("l2p_ros.policies.registry",
-                               ["torch", "cv2", "l2p_ros.simulation", "gymnasium", "zstandard"]) == []
+    assert loaded_after_import("l2p_ros.policies.registry", ["torch", "cv2", "l2p_ros.simulation", "gymnasium",
+                                                             "zstandard", "l2p_ros.monitoring"]) == []
 
 
 @pytest.mark.parametrize("module", ["l2p_ros.nodes.partitioner_node", "l2p_ros.nodes.network_monitor_node",

@@ -6,7 +6,7 @@ import pytest
 from l2p_ros.model.cfg import parse_cfg_text
 from l2p_ros.model.graph import LayerGraph
 from l2p_ros.measure.profile import derive_profile, is_derived
-from l2p_ros.monitoring.power import PowerModel
+from l2p_ros.policies.energy import PowerModel
 from l2p_ros.policies.cost_model import CostModel
 from l2p_ros.policies.types import Partition, SystemState
 from l2p_ros.measure.profile import CutProfile, LayerProfile, Profile, ProfileError, load_profile

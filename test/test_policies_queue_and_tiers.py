@@ -9,7 +9,7 @@ import pytest
 from l2p_ros.model.cfg import parse_cfg_text
 from l2p_ros.model.graph import LayerGraph
 from l2p_ros.policies.baselines import Greedy
-from l2p_ros.monitoring.power import PowerModel
+from l2p_ros.policies.energy import PowerModel
 from l2p_ros.policies.cost_model import CostModel
 from l2p_ros.policies.types import Partition, SystemState
 from test.test_policies_cost_model import CFG, CLOUD_MS, EDGE_MS, STATE, profile

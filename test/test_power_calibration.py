@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from l2p_ros.monitoring.power import PowerCalibrator
-from l2p_ros.monitoring.power import PowerModel
+from l2p_ros.policies.energy import PowerModel
 
 
 def test_recovers_idle_and_active_watts_from_noisy_samples():

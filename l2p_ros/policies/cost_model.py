@@ -55,7 +55,7 @@ import numpy as np
 
 from l2p_ros.measure.profile import Profile, ProfileError
 from l2p_ros.model.graph import INPUT, Cut, LayerGraph
-from l2p_ros.monitoring.power import CLOUD_POWER, FOG_POWER, PowerModel
+from l2p_ros.policies.energy import CLOUD_POWER, FOG_POWER, PowerModel
 from l2p_ros.policies.types import DEFAULT_TENSOR_CODEC, Partition, SystemState
 
 PayloadBytesFn = Callable[[Cut, str, float], float]  # (chain cut, codec, complexity 0..1) -> bytes

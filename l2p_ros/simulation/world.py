@@ -17,7 +17,7 @@ from l2p_ros.measure.models import model_graph
 from l2p_ros.measure.payload_fit import fit_payloads
 from l2p_ros.measure.profile import Profile
 from l2p_ros.model.graph import LayerGraph
-from l2p_ros.monitoring.power import PowerModel
+from l2p_ros.policies.energy import PowerModel
 from l2p_ros.policies.baselines import chain_partitions
 from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn
 from l2p_ros.policies.dnnsplit import profile_candidates
