@@ -9,7 +9,7 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench"]),
     package_data={"l2p_ros.model": ["cfg/*.cfg", "cfg/*.names"],
-                  "l2p_ros.nodes": ["fastdds_local.xml", "fastdds_local_small.xml"]},
+                  "l2p_ros.nodes": ["fastdds_local.xml", "fastdds_local_small.xml", "fastdds_local_edge.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -32,6 +32,7 @@ setup(
             "edge_node = l2p_ros.nodes.edge_node:main",
             "cloud_node = l2p_ros.nodes.cloud_node:main",
             "probe_echo_node = l2p_ros.nodes.probe_echo:main",
+            "edge_container = l2p_ros.nodes.edge_container:main",
         ],
     },
 )

@@ -59,6 +59,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "network_monitor_node": ("edge", ("l2p_ros.nodes.network_monitor_node",)),
     "partitioner_node": ("edge", ("l2p_ros.nodes.partitioner_node",)),
     "edge_node": ("edge", ("l2p_ros.nodes.edge_node",)),
+    "edge_container": ("edge", ("l2p_ros.nodes.edge_container",)),  # --single-edge-process: all five in one
     "cloud_node": ("cloud", ("l2p_ros.nodes.cloud_node",)),
     "observer (l2p run)": ("observer", ("l2p_ros.nodes.pipeline_run", "l2p_ros.pipeline_run")),
 }
@@ -218,6 +219,8 @@ def live_run(args, env: dict, cwd: str, run_index: int) -> dict:
         command += ["--rate-hz", str(args.rate_hz)]
     if args.config:
         command += ["--config", str(args.config)]
+    if args.single_edge_process:
+        command += ["--single-edge-process"]
     print(f"[run {run_index}] {' '.join(command)}", flush=True)
     log_lines: list[str] = []
     started = time.monotonic()
@@ -231,7 +234,7 @@ def live_run(args, env: dict, cwd: str, run_index: int) -> dict:
             if time.monotonic() - started > args.timeout_s:
                 raise SystemExit(f"l2p run still running after {args.timeout_s} s")
             tree = sample_tree(root)
-            if "camera_node" in tree:  # frames flow while the camera is alive
+            if "camera_node" in tree or "edge_container" in tree:  # frames flow while the camera is alive
                 samples.append({"t_s": round(time.monotonic() - started, 2), "processes": tree})
                 if args.distinct and len(samples) % args.distinct_every == 1:
                     edge_pids = [v["pid"] for k, v in tree.items() if side_of(k.split(":")[0]) == "edge"]
@@ -407,6 +410,8 @@ def main() -> None:
     parser.add_argument("--policy", default="greedy")
     parser.add_argument("--rate-hz", type=float, default=None, help="camera rate (default from the YAML)")
     parser.add_argument("--config", type=Path, default=None, help="parameter YAML passed to l2p run")
+    parser.add_argument("--single-edge-process", action="store_true",
+                        help="l2p run --single-edge-process: the edge-side nodes in one process (edge_container)")
     parser.add_argument("--repeats", type=int, default=1, help="live runs; per node the largest peak is kept")
     parser.add_argument("--interval-s", type=float, default=1.0, help="time between samples")
     parser.add_argument("--min-samples", type=int, default=3)

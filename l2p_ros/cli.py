@@ -164,7 +164,7 @@ def cmd_run(args) -> int:
                            frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,
                            summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
                            precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
-                           max_wait_ms=args.max_wait_ms)
+                           max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process)
     print_summary(summary)
     return 0
 
@@ -369,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the cloud finishes up to this many frames sharing a cut in one pass (default from the YAML)")
     p.add_argument("--max-wait-ms", type=float, default=None,
                    help="how long a batch's first frame waits for more (default from the YAML)")
+    p.add_argument("--single-edge-process", action="store_true",
+                   help="each vehicle's edge-side nodes in one process (edge_container): one DDS participant, "
+                        "torch loaded once")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("make-bag", help="write a rosbag2 image bag from a video, image folder or device")

@@ -5,7 +5,7 @@ import time
 import psutil
 import pytest
 
-from l2p_ros.nodes.dds import use_local_dds
+from l2p_ros.nodes.dds import EDGE_CONTAINER_PROFILE, use_local_dds
 
 use_local_dds()  # before rclpy is imported anywhere in this process
 
@@ -52,8 +52,9 @@ def test_feature_map_serialization_round_trip():
     assert PartitionDecision().fog_until_layer == 0 and DetectionArray().detections == []
 
 
-@pytest.mark.parametrize("small_messages", [False, True], ids=["local profile", "small-message profile"])
-def test_feature_maps_cross_processes_on_shared_memory_only(small_messages):
+@pytest.mark.parametrize("small_messages, profile", [(False, None), (True, None), (False, EDGE_CONTAINER_PROFILE)],
+                         ids=["local profile", "small-message profile", "edge-container profile"])
+def test_feature_maps_cross_processes_on_shared_memory_only(small_messages, profile):
     """Also from a node on the small-message profile: its 1 MB+ messages exceed that profile's
     maxMessageSize, so they cross fragmented, and still all arrive."""
     rclpy.init()
@@ -61,7 +62,7 @@ def test_feature_maps_cross_processes_on_shared_memory_only(small_messages):
         node = rclpy.create_node("test_subscriber")
         received = []
         node.create_subscription(FeatureMap, "/l2p_test/feature_map", received.append, 10)
-        publisher = start_python(PUBLISHER, "5", small_messages=small_messages)
+        publisher = start_python(PUBLISHER, "5", small_messages=small_messages, profile=profile)
         deadline = time.monotonic() + 30
         while len(received) < 5 and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)

@@ -94,6 +94,9 @@ class CameraNode(Node):
         self._first_publish_s = None  # monotonic
         self._update_diagnostics(message="running", last_source_stamp_s=0.0)
         self._error: Exception | None = None
+        # What ends the node's work once the source has ended: the process (its own), or a callable
+        # set by a container that hosts other nodes which must finish first.
+        self.on_source_end = lambda: rclpy.try_shutdown(context=self.context)
         # The worker hands the end of the source back to the executor thread through this.
         self._source_done = self.create_guard_condition(self._finish)
         self._worker = threading.Thread(target=self._run, name="camera_source", daemon=True)
@@ -145,7 +148,8 @@ class CameraNode(Node):
         self._source_done.trigger()
 
     def _finish(self) -> None:
-        """Executor thread, once the source has ended: report, then end the process (exit 0) or fail."""
+        """Executor thread, once the source has ended: report, then ``on_source_end`` (by default the
+        process ends, exit 0), or fail."""
         if self._error is not None:
             raise self._error
         span_s = self._publish_times_s[-1] - self._first_publish_s if self._published > 1 else 0.0
@@ -155,7 +159,7 @@ class CameraNode(Node):
         self.get_logger().info(f"source ended: published {self._published} frames in {span_s:.2f} s "
                                f"({rate_hz:.1f} Hz), skipped {self._source.skipped} undecodable, "
                                f"from {self._source.description}")
-        rclpy.try_shutdown(context=self.context)
+        self.on_source_end()
 
     def destroy_node(self) -> None:
         self._stopping.set()

@@ -10,14 +10,18 @@ LOCAL_PROFILE = Path(__file__).with_name("fastdds_local.xml")
 # The same for nodes that send small messages only: a participant's memory grows with the transport's
 # maxMessageSize (measured: 310 MB PSS with LOCAL_PROFILE, 87 MB with this one).
 SMALL_MESSAGE_PROFILE = Path(__file__).with_name("fastdds_local_small.xml")
+# The edge container's: images whole up to 4 MB, larger feature maps fragmented (146 MB measured).
+EDGE_CONTAINER_PROFILE = Path(__file__).with_name("fastdds_local_edge.xml")
 
 
-def local_dds_env(base: dict[str, str] | None = None, small_messages: bool = False) -> dict[str, str]:
+def local_dds_env(base: dict[str, str] | None = None, small_messages: bool = False,
+                  profile: Path | None = None) -> dict[str, str]:
     """Environment for a process that must keep DDS on this host (SHM transport only);
-    ``small_messages``: the smaller-footprint profile, for a node that sends no large message."""
+    ``small_messages``: the smaller-footprint profile, for a node that sends no large message;
+    ``profile``: another of this package's local profiles."""
     env = dict(os.environ if base is None else base)
     env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
-    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(SMALL_MESSAGE_PROFILE if small_messages else LOCAL_PROFILE)
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile or (SMALL_MESSAGE_PROFILE if small_messages else LOCAL_PROFILE))
     # Measured: FASTDDS_BUILTIN_TRANSPORTS=SHM overrides the profile's 64 MB segment with the 512 KB
     # default, and BEST_EFFORT images larger than a segment are then lost. The profile alone opens
     # no UDP socket (tested), so the variable must not be set.

@@ -74,6 +74,7 @@ class EdgeNode(Node):
                                   str(error)) from None
 
         self.stats = StageStats()
+        self._working = False  # the worker is running a frame it took from the scheduler
         self.scheduler: EdgeScheduler[EdgeFrame, PartitionDecision] = EdgeScheduler(
             self.decision_wait_s, self.cloud_timeout_s, self.retry_period_s)
 
@@ -121,11 +122,18 @@ class EdgeNode(Node):
             self.get_logger().warning("next tier silent: finishing frames locally")
 
     # -- worker thread ----------------------------------------------------------------------------
+    def idle(self) -> bool:
+        """No frame waiting, being processed or in flight to the next tier (thread-safe)."""
+        state = self.scheduler.state()
+        return not self._working and state.queue_length == 0 and state.in_flight == 0
+
     def work(self) -> None:
         while True:
+            self._working = False
             pending = self.scheduler.take()  # a timed-out frame first, else the latest frame
             if pending is None:
                 return
+            self._working = True
             try:
                 if pending.timed_out:
                     self.finish_locally(pending, fallback=True)

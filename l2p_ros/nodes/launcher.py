@@ -15,8 +15,15 @@ from pathlib import Path
 
 import yaml
 
-from l2p_ros.nodes.dds import local_dds_env
+from l2p_ros.nodes.dds import EDGE_CONTAINER_PROFILE, local_dds_env
 from l2p_ros.nodes.launch_support import NODES, SMALL_MESSAGE_NODES
+
+
+def _dds_env(executable: str) -> dict[str, str]:
+    """The single-host DDS profile sized for what the executable sends."""
+    if executable == "edge_container":
+        return local_dds_env(profile=EDGE_CONTAINER_PROFILE)
+    return local_dds_env(small_messages=executable in SMALL_MESSAGE_NODES)
 
 
 def config_dir() -> Path:
@@ -79,8 +86,7 @@ class NodeSet:
         process = subprocess.Popen(
             [sys.executable, "-m", f"l2p_ros.nodes.{executable or name}", "--ros-args", *remaps,
              "--params-file", str(self._params_file(namespace))],
-            env=local_dds_env(small_messages=(executable or name) in SMALL_MESSAGE_NODES), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            env=_dds_env(executable or name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.running[key] = RunningNode(key, process, log_path)
         return self.running[key]
 

@@ -83,8 +83,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
-                 max_batch: int | None = None, max_wait_ms: float | None = None, extra: dict | None = None,
-                 log=print) -> dict:
+                 max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
+                 extra: dict | None = None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
     ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
@@ -137,17 +137,24 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     started = time.monotonic()
     interrupted = False
     try:
-        for name in NODES:  # the cloud once, every other node once per vehicle
-            if name == "camera_node":
-                continue
-            for ns in ([""] if name in CLOUD_NODES else namespaces):
-                nodes.start(name, namespace=ns)
-        log(f"starting nodes (logs in {work_dir}) ...")
-        for observer in observers.values():
-            wait_ready(observer, nodes, started, spin=spin)
-        log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
-            + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))
-        cameras = [nodes.start("camera_node", namespace=ns).process for ns in namespaces]
+        if single_edge_process:  # the cloud, then one container per vehicle (its camera waits for readers)
+            nodes.start("cloud_node")
+            cameras = [nodes.start("edge_container", namespace=ns).process for ns in namespaces]
+            log(f"starting nodes (logs in {work_dir}) ...")
+            for observer in observers.values():
+                wait_ready(observer, nodes, started, spin=spin)
+        else:
+            for name in NODES:  # the cloud once, every other node once per vehicle
+                if name == "camera_node":
+                    continue
+                for ns in ([""] if name in CLOUD_NODES else namespaces):
+                    nodes.start(name, namespace=ns)
+            log(f"starting nodes (logs in {work_dir}) ...")
+            for observer in observers.values():
+                wait_ready(observer, nodes, started, spin=spin)
+            log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
+                + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))
+            cameras = [nodes.start("camera_node", namespace=ns).process for ns in namespaces]
         while any(camera.poll() is None for camera in cameras):
             spin()
             failures = nodes.failed()
