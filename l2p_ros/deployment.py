@@ -64,7 +64,7 @@ def build_cost_model(deployment: Deployment, payload_bytes_fn: PayloadBytesFn | 
         measured, d.edge_speed_factor, f"edge, derived: {d.edge_speed_factor:g}x the measured edge profile's speed")
     if d.cloud_profile is not None:
         cloud = load_profile(d.cloud_profile)
-        cloud_source = {"file": str(d.cloud_profile), "derived": is_derived(cloud)}
+        cloud_source = {"file": str(d.cloud_profile), "derived": is_derived(cloud), "machine": cloud.machine}
     else:
         cloud = derive_profile(measured, d.cloud_speed_factor,
                                f"cloud GPU, derived: {d.cloud_speed_factor:g}x the measured edge profile's speed")
@@ -80,7 +80,8 @@ def build_cost_model(deployment: Deployment, payload_bytes_fn: PayloadBytesFn | 
     if d.fog_profile is not None or d.fog_speed_factor > 0:
         fog = load_profile(d.fog_profile) if d.fog_profile is not None else fog_profile(edge, d.fog_speed_factor)
         model = with_fog(model, fog, d.fog_codec)
-        sources["fog_profile"] = ({"file": str(d.fog_profile), "derived": is_derived(fog)} if d.fog_profile
+        sources["fog_profile"] = ({"file": str(d.fog_profile), "derived": is_derived(fog), "machine": fog.machine}
+                                  if d.fog_profile
                                   else {"derived": True, "speed_factor": d.fog_speed_factor, "from": "edge profile"})
         sources["fog_profile"].update(full_pass_ms=round(fog.total_ms, 3), codec=d.fog_codec)
     return model, sources
