@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -109,3 +110,13 @@ def test_wrong_parameter_fails_naming_it():
                             env=_env(), capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "parameter 'source'='/nonexistent/clip.avi' is invalid" in result.stderr
+
+
+@pytest.mark.skipif(Path("/dev/video0").exists(), reason="this machine has a camera at index 0")
+def test_a_camera_index_given_as_an_integer_is_a_device():
+    """``source:=0`` arrives as an integer parameter (launch argument or YAML); it names device 0."""
+    result = subprocess.run([sys.executable, "-m", "l2p_ros.nodes.camera_node", "--ros-args", "-p", "source:=0"],
+                            env=_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "InvalidParameterTypeException" not in result.stderr
+    assert "parameter 'source'='0' is invalid: cannot open video device 0" in result.stderr, result.stderr

@@ -33,12 +33,18 @@ STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Rel
 def declare(node: Node, name: str, default: Any, description: str) -> Any:
     """Declare a parameter with a description and return its value (read once, at start).
 
-    A float parameter also accepts an integer (``-p rate_hz:=20``), which rclpy would otherwise
-    reject as a type mismatch; any other type is refused with an error naming the parameter.
+    A float parameter also accepts an integer (``-p rate_hz:=20``), and a string parameter an
+    integer (a camera index, ``source:=0``, arrives from a launch argument or YAML as one), which
+    rclpy would otherwise reject as a type mismatch; any other type is refused with an error naming
+    the parameter.
     """
-    if isinstance(default, float):
+    if isinstance(default, (float, str)):
         value = node.declare_parameter(name, default, ParameterDescriptor(
             description=description, dynamic_typing=True)).value
+        if isinstance(default, str):
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise parameter_error(node, name, value, "must be a string")
+            return str(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise parameter_error(node, name, value, "must be a number")
         return float(value)
