@@ -92,25 +92,31 @@ def _iter_frames(paths: list[Path], max_frames: int | None):
     """(name, BGR image) for every image file and every frame of every video given."""
     import cv2
 
-    from l2p_ros.sources import SourceError, read_video
+    from l2p_ros.sources import IMAGE_EXTENSIONS, SourceError, read_video
 
     count = 0
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"input not found: {path}")
-        image = cv2.imread(str(path)) if path.suffix.lower() not in (".avi", ".mp4", ".mkv", ".mov") else None
-        if image is not None:
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            image = cv2.imread(str(path))
+            if image is None:  # OpenCV only warns: a file that is not the image it says it is stops here
+                raise ValueError(f"cannot decode {path} as an image")
             yield path.name, image
             count += 1
         else:
+            frames = 0
             try:
                 for index, frame in read_video(path):
                     if max_frames is not None and count >= max_frames:
                         break
                     yield f"{path.name}#{index}", frame
                     count += 1
+                    frames += 1
             except SourceError:
-                raise ValueError(f"cannot open {path} as an image or a video") from None
+                raise ValueError(f"cannot open {path} as a video") from None
+            if frames == 0 and (max_frames is None or count < max_frames):
+                raise ValueError(f"cannot decode any frame of {path} as a video")
         if max_frames is not None and count >= max_frames:
             return
 

@@ -71,3 +71,13 @@ def test_errors_name_the_problem(args, message):
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name, message", [("notes.jpg", "as an image"), ("notes.avi", "as a video")])
+def test_detect_on_a_file_that_is_not_what_it_says_fails(tmp_path, name, message):
+    path = tmp_path / name
+    path.write_text("not a picture\n")
+    result = l2p("detect", path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and str(path) in result.stderr
+    assert "Traceback" not in result.stderr
