@@ -81,3 +81,13 @@ def test_cfg_errors_name_the_problem():
         parse_cfg_text("[net]\n[convolutional]\nfilters=1\nsize=1\n[route]\nlayers=-5\n")
     with pytest.raises(FileNotFoundError, match="nowhere.cfg"):
         parse_cfg("/nowhere.cfg")
+
+
+@pytest.mark.parametrize("options, match", [
+    ("filters=-3\nsize=3\nstride=1", r"layer 0 \(convolutional\): filters=-3 must be >= 1"),
+    ("filters=16\nsize=0\nstride=1", r"size=0 must be >= 1"),
+    ("filters=16\nsize=3\nstride=two", r"stride='two' is not an integer"),
+])
+def test_impossible_layer_sizes_are_cfg_errors(options, match):
+    with pytest.raises(CfgError, match=match):
+        parse_cfg_text(f"[net]\nchannels=3\n[convolutional]\n{options}\n")

@@ -32,10 +32,17 @@ class LayerSpec:
             if default is None:
                 raise CfgError(f"layer {self.index} ({self.type}) lacks required option '{key}'")
             return default
-        return int(self.options[key])
+        try:
+            return int(self.options[key])
+        except ValueError:
+            raise CfgError(f"layer {self.index} ({self.type}): {key}={self.options[key]!r} is not an integer") from None
 
     def get_ints(self, key: str) -> list[int]:
-        return [int(v) for v in self.options[key].split(",") if v.strip()]
+        try:
+            return [int(v) for v in self.options[key].split(",") if v.strip()]
+        except ValueError:
+            raise CfgError(f"layer {self.index} ({self.type}): {key}={self.options[key]!r} is not a list of "
+                           "integers") from None
 
 
 @dataclass(frozen=True)
@@ -94,8 +101,21 @@ def parse_cfg_text(text: str, source: str = "<cfg>", name: str = "darknet") -> N
     for index, (kind, options) in enumerate(sections[1:]):
         if kind not in SUPPORTED_TYPES:
             raise CfgError(f"{source}: layer {index} has unsupported type [{kind}]")
-        layers.append(LayerSpec(index, kind, options, _resolve_inputs(index, kind, options)))
+        layer = LayerSpec(index, kind, options, _resolve_inputs(index, kind, options))
+        _check_sizes(layer, source)
+        layers.append(layer)
     return NetworkSpec(net=sections[0][1], layers=tuple(layers), name=name)
+
+
+# Options that must be positive where present (a negative filter count otherwise ends deep in torch).
+_POSITIVE = {"convolutional": ("filters", "size", "stride", "groups"), "maxpool": ("size", "stride"),
+             "upsample": ("stride",)}
+
+
+def _check_sizes(layer: LayerSpec, source: str) -> None:
+    for key in _POSITIVE.get(layer.type, ()):
+        if key in layer.options and layer.get_int(key) < 1:
+            raise CfgError(f"{source}: layer {layer.index} ({layer.type}): {key}={layer.options[key]} must be >= 1")
 
 
 def parse_cfg(path: str | Path) -> NetworkSpec:
