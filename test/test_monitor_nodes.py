@@ -306,3 +306,24 @@ def test_probe_estimate_on_a_tbf_shaped_link(shaped_link):
     finally:
         server.kill()
         server.communicate()
+
+
+def test_parameters_read_once_refuse_a_live_set_with_the_reason(ros_node, tmp_path):
+    """``ros2 param set`` on a running node: refused (parameters are read once, at start), never a
+    reported success that changes nothing."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    monitor = start_node("load_monitor_node", tmp_path, period_s=0.2)
+    try:
+        client = ros_node.create_client(SetParameters, "/load_monitor_node/set_parameters")
+        assert spin_until(ros_node, lambda: client.service_is_ready(), 30.0), monitor.poll()
+        request = SetParameters.Request(parameters=[Parameter(name="period_s", value=ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=5.0))])
+        future = client.call_async(request)
+        assert spin_until(ros_node, future.done, 10.0)
+        [result] = future.result().results
+        assert not result.successful
+        assert "read-only" in result.reason or "read only" in result.reason, result.reason
+    finally:
+        stop(monitor)

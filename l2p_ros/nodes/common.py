@@ -33,6 +33,9 @@ STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Rel
 def declare(node: Node, name: str, default: Any, description: str) -> Any:
     """Declare a parameter with a description and return its value (read once, at start).
 
+    Read once, so declared read-only: ``ros2 param set`` on a running node is refused with the
+    reason, instead of reporting success and changing nothing.
+
     A float parameter also accepts an integer (``-p rate_hz:=20``), and a string parameter an
     integer (a camera index, ``source:=0``, arrives from a launch argument or YAML as one), which
     rclpy would otherwise reject as a type mismatch; any other type is refused with an error naming
@@ -40,7 +43,7 @@ def declare(node: Node, name: str, default: Any, description: str) -> Any:
     """
     if isinstance(default, (float, str)):
         value = node.declare_parameter(name, default, ParameterDescriptor(
-            description=description, dynamic_typing=True)).value
+            description=description, dynamic_typing=True, read_only=True)).value
         if isinstance(default, str):
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise parameter_error(node, name, value, "must be a string")
@@ -48,7 +51,7 @@ def declare(node: Node, name: str, default: Any, description: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise parameter_error(node, name, value, "must be a number")
         return float(value)
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+    return node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True)).value
 
 
 def parameter_error(node: Node, name: str, value: Any, why: str) -> ValueError:
