@@ -231,6 +231,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -360,8 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="parameter YAML (default: config/pipeline.yaml)")
     p.add_argument("--source", default=None, help="V4L2 device, video, image folder or rosbag2 bag")
     p.add_argument("--image-topic", default=None, help="bag sources: the image topic to replay")
-    p.add_argument("--frames", type=int, default=0, help="stop after N frames (0 = until the source ends)")
-    p.add_argument("--rate-hz", type=float, default=None, help="camera rate (default from the YAML)")
+    p.add_argument("--frames", type=_nonnegative_int, default=0, help="stop after N frames (0 = until the source ends)")
+    p.add_argument("--rate-hz", type=_nonnegative_float, default=None,
+                   help="camera rate, 0 = as fast as possible (default from the YAML)")
     p.add_argument("--policy", default=None, help="partitioning policy (default from the YAML)")
     p.add_argument("--record", type=Path, default=None, help="record detections, decisions and stats to this bag")
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary and timeline here")
@@ -400,6 +415,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What each command writes: checked before any work starts, so a run is not lost to a bad path at
+# its end. "file": its folder must be creatable and the file writable; "new_dir": must not exist yet
+# (a bag); "dir": a folder to create or reuse.
+OUTPUTS = {"run": (("summary_json", "file"), ("record", "new_dir")), "make-bag": (("out", "new_dir"),),
+           "profile": (("out", "file"),), "evaluate": (("out", "dir"),), "train-ppo": (("out", "file"),),
+           "demo": (("out", "dir"),)}
+
+
+def check_output(path: Path, kind: str) -> None:
+    """ValueError naming ``path`` when the command could not write it there."""
+    import os
+
+    if kind == "new_dir" and path.exists():
+        raise ValueError(f"{path} already exists; choose a new path")
+    folder = path if kind == "dir" else path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create the folder for {path}: {error.strerror or error}") from None
+    if kind == "file" and path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {path}: {folder} is not writable")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from l2p_ros.assets import AssetError
@@ -408,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     from l2p_ros.model.graph import CutError
 
     try:
+        for attribute, kind in OUTPUTS.get(args.command, ()):
+            if getattr(args, attribute, None) is not None:
+                check_output(Path(getattr(args, attribute)), kind)
         return args.func(args)
     except (AssetError, PayloadError, CfgError, CutError, FileNotFoundError, ValueError) as error:
         print(f"l2p {args.command}: error: {error}", file=sys.stderr)

@@ -64,6 +64,11 @@ def test_profile_writes_a_loadable_profile(tmp_path):
     (("profile", "--weights", "/nowhere.weights", "--out", "x.yaml"), "/nowhere.weights"),
     (("run", "--device", "tpu"), "device='tpu' is not a device"),
     (("run", "--precision", "fp16"), "precision='fp16' needs a CUDA device"),
+    (("run", "--summary-json", "/proc/x/s.json"), "cannot create the folder for /proc/x/s.json"),
+    (("run", "--frames", "-5"), "--frames: must be >= 0"),
+    (("run", "--rate-hz", "-1"), "--rate-hz: must be >= 0"),
+    (("make-bag", "IMAGE", "/tmp"), "/tmp already exists; choose a new path"),
+    (("evaluate", "--out", "/proc/nope"), "cannot create the folder for /proc/nope"),
 ])
 def test_errors_name_the_problem(args, message):
     args = [str(asset_path("messi5.jpg")) if a == "IMAGE" else a for a in args]
