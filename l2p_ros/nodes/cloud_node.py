@@ -27,7 +27,7 @@ from sensor_msgs.msg import Image
 from l2p_msgs.msg import DetectionArray, FeatureMap, PipelineStats
 from l2p_ros import codec
 from l2p_ros.fleet import CloudBatcher
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare,
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, bounded, declare,
                                   from_time_msg, now_s, parameter_error, run_node, stamp_key, to_time_msg)
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, publish_stage_stats
 from l2p_ros.nodes.images import image_to_msg, msg_to_image
@@ -65,7 +65,8 @@ def vehicle_names(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",")]
     for name in names:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
-            raise ValueError(f"vehicle {name!r}: a namespace of letters, digits and underscores, starting with a letter")
+            raise ValueError(f"vehicle {name!r}: a namespace of letters, digits and underscores, starting with "
+                             "a letter")
     if len(set(names)) != len(names):
         raise ValueError("a vehicle is named twice")
     return names
@@ -122,7 +123,8 @@ class CloudNode(Node):
             self.vehicles[name] = Vehicle(
                 name, self.create_publisher(DetectionArray, _topic(name, "l2p/detections"), FRAME_QOS),
                 self.create_publisher(PipelineStats, _topic(name, stats_topic), STATE_QOS),
-                self.create_publisher(FeatureMap, _topic(name, output_topic), FRAME_QOS) if self.role == "fog" else None,
+                (self.create_publisher(FeatureMap, _topic(name, output_topic), FRAME_QOS) if self.role == "fog"
+                 else None),
                 ProbeEcho(self, in_namespace(probe_topics, name)) if answer_probes else None, StageStats())
         # A fog forwards frame by frame; the cloud batches frames that share a cut.
         self.batcher: CloudBatcher[Received] = CloudBatcher(
@@ -178,10 +180,10 @@ class CloudNode(Node):
         """Count a frame that failed: malformed (invariant 3) or an error of this tier."""
         if isinstance(error, codec.PayloadError):
             self.vehicles[vehicle].stats.drop("malformed_payload")
-            self.get_logger().warning(f"dropped a malformed FeatureMap: {error}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"dropped a malformed FeatureMap: {bounded(error)}", throttle_duration_sec=2.0)
         else:
             self.vehicles[vehicle].stats.drop(f"{self.role}_error")
-            self.get_logger().error(f"frame failed on the {self.role}: {error!r}")
+            self.get_logger().error(f"frame failed on the {self.role}: {bounded(repr(error))}")
 
     def _stamp_arrival(self, received: Received) -> None:
         timings = received.msg.timings

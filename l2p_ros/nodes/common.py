@@ -54,6 +54,16 @@ def declare(node: Node, name: str, default: Any, description: str) -> Any:
     return node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True)).value
 
 
+MAX_LOGGED_CHARS = 300  # a rejected input's own text in a log line (100,000 edge_layers made 689 KB)
+
+
+def bounded(value: Any, limit: int = MAX_LOGGED_CHARS) -> str:
+    """``str(value)``, cut to ``limit`` characters with the number left out said: for log lines
+    that quote received input."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def parameter_error(node: Node, name: str, value: Any, why: str) -> ValueError:
     """A clear error for a wrong parameter: which one, its value, and why."""
     message = f"{node.get_name()}: parameter '{name}'={value!r} is invalid: {why}"
@@ -133,5 +143,5 @@ def run_node(node_class, args=None) -> None:
 
 
 __all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "STATE_QOS", "declare", "parameter_error", "to_time_msg",
-           "from_time_msg", "stamp_key", "StampKey", "now_s", "Diagnostics",
+           "from_time_msg", "stamp_key", "StampKey", "now_s", "Diagnostics", "bounded",
            "run_node"]

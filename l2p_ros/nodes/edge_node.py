@@ -20,8 +20,8 @@ from std_msgs.msg import Header, UInt32
 from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
 from l2p_ros import codec
 from l2p_ros.edge_scheduler import EdgeScheduler, ScheduledFrame
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, from_time_msg, now_s,
-                                  parameter_error, run_node, stamp_key, to_time_msg)
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, bounded, declare, from_time_msg,
+                                  now_s, parameter_error, run_node, stamp_key, to_time_msg)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
@@ -104,7 +104,7 @@ class EdgeNode(Node):
             image = msg_to_image(msg)
         except ValueError as error:
             self.stats.drop("malformed_image")
-            self.get_logger().warning(f"dropped an image: {error}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"dropped an image: {bounded(error)}", throttle_duration_sec=5.0)
             return
         if self.scheduler.put_frame(stamp_key(msg.header), EdgeFrame(msg.header, image)):
             self.stats.drop("stale_frame")
@@ -140,12 +140,12 @@ class EdgeNode(Node):
                 else:
                     self.process(pending)
             except Exception as error:  # a frame must never take the worker down
-                self.get_logger().error(f"frame failed on the edge path ({error!r}); running it locally")
+                self.get_logger().error(f"frame failed on the edge path ({bounded(repr(error))}); running it locally")
                 try:  # e.g. a decision naming a cut or codec this model cannot use: the frame is not lost
                     self.finish_locally(pending, fallback=False)
                 except Exception as local_error:
                     self.stats.drop("edge_error")
-                    self.get_logger().error(f"frame failed locally too: {local_error!r}")
+                    self.get_logger().error(f"frame failed locally too: {bounded(repr(local_error))}")
 
     def _cut_and_codec(self, decision: PartitionDecision | None):
         if decision is None:

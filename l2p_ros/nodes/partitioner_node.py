@@ -24,7 +24,8 @@ from l2p_ros.measure.payload_fit import load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, system_state
-from l2p_ros.nodes.common import FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, declare, parameter_error, run_node
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, bounded, declare, parameter_error,
+                                  run_node)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
@@ -153,7 +154,7 @@ class PartitionerNode(Node):
         try:
             image = msg_to_image(msg)
         except ValueError as error:
-            self.get_logger().warning(f"cannot decide for a malformed image: {error}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"cannot decide for a malformed image: {bounded(error)}", throttle_duration_sec=5.0)
             return  # the edge drops and counts the same frame
         metrics = self.meter.measure(image)
         state = self.state(metrics.complexity)
