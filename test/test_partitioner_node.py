@@ -148,3 +148,42 @@ def test_a_fog_codec_without_payload_sizes_is_refused_at_start(partitioner):
     assert _spin_until(node, lambda: bool(nodes.failed()), 90)
     log = nodes.running["partitioner_node"].log_path.read_text()
     assert "parameter 'fog_codec'='nonsense' is invalid: profile has no payload size for codec nonsense" in log
+
+
+def _set(node, parameters: dict):
+    """Set parameters of the running partitioner through its real SetParameters service."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    client = node.create_client(SetParameters, "/partitioner_node/set_parameters")
+    assert _spin_until(node, client.service_is_ready, 30.0)
+    request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()
+                                                for name, value in parameters.items()])
+    future = client.call_async(request)
+    assert _spin_until(node, future.done, 10.0)
+    return future.result().results
+
+
+def test_policy_and_assumed_link_are_live_parameters(partitioner):
+    node, nodes = partitioner
+    decide = _decider(node, nodes)
+    assert decide().policy == "fixed:edge"
+
+    [result] = _set(node, {"policy": "cloud-only"})
+    assert result.successful, result.reason
+    decision = decide()
+    assert (decision.policy, decision.cut_after_layer) == ("cloud-only", -1)
+
+    for parameters, why in (({"policy": "nonsense"}, "unknown policy"),
+                            ({"codec": "int9"}, "int9"),
+                            ({"default_bandwidth_mbps": "fast"}, "must be a number"),
+                            ({"default_bandwidth_mbps": -5.0}, "must be >= 0"),
+                            ({"model": "yolov3"}, "read-only")):
+        [result] = _set(node, parameters)
+        assert not result.successful and why in result.reason, (parameters, result.reason)
+    assert decide().policy == "cloud-only"  # every refused change kept the old value
+
+    results = _set(node, {"default_bandwidth_mbps": 3.5, "default_rtt_ms": 40})
+    assert all(result.successful for result in results), [result.reason for result in results]
+    decision = decide()
+    assert (decision.bandwidth_mbps, decision.rtt_ms) == (3.5, 40.0)  # assumed until a NetworkState arrives

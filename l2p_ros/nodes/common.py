@@ -30,11 +30,12 @@ FRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=Rel
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def declare(node: Node, name: str, default: Any, description: str) -> Any:
-    """Declare a parameter with a description and return its value (read once, at start).
+def declare(node: Node, name: str, default: Any, description: str, live: bool = False) -> Any:
+    """Declare a parameter with a description and return its value at start.
 
-    Read once, so declared read-only: ``ros2 param set`` on a running node is refused with the
-    reason, instead of reporting success and changing nothing.
+    A parameter is read once, so it is declared read-only: ``ros2 param set`` on a running node is
+    refused with the reason, instead of reporting success and changing nothing. ``live``: the node
+    applies changes itself (its set-parameters callback validates and applies them, or refuses).
 
     A float parameter also accepts an integer (``-p rate_hz:=20``), and a string parameter an
     integer (a camera index, ``source:=0``, arrives from a launch argument or YAML as one), which
@@ -43,15 +44,26 @@ def declare(node: Node, name: str, default: Any, description: str) -> Any:
     """
     if isinstance(default, (float, str)):
         value = node.declare_parameter(name, default, ParameterDescriptor(
-            description=description, dynamic_typing=True, read_only=True)).value
-        if isinstance(default, str):
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise parameter_error(node, name, value, "must be a string")
-            return str(value)
+            description=description, dynamic_typing=True, read_only=not live)).value
+        try:
+            return as_declared(default, value)
+        except ValueError as error:
+            raise parameter_error(node, name, value, str(error)) from None
+    return node.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                     read_only=not live)).value
+
+
+def as_declared(default: Any, value: Any) -> Any:
+    """``value`` in the type of ``default`` (float from int, str from int); ValueError otherwise."""
+    if isinstance(default, str):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError("must be a string")
+        return str(value)
+    if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise parameter_error(node, name, value, "must be a number")
+            raise ValueError("must be a number")
         return float(value)
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True)).value
+    return value
 
 
 MAX_LOGGED_CHARS = 300  # a rejected input's own text in a log line (100,000 edge_layers made 689 KB)
@@ -143,5 +155,5 @@ def run_node(node_class, args=None) -> None:
 
 
 __all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "STATE_QOS", "declare", "parameter_error", "to_time_msg",
-           "from_time_msg", "stamp_key", "StampKey", "now_s", "Diagnostics", "bounded",
+           "from_time_msg", "stamp_key", "StampKey", "now_s", "Diagnostics", "bounded", "as_declared",
            "run_node"]

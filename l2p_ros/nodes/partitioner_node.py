@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecision
+from l2p_ros.codec_spec import CodecSpec
 from l2p_ros.complexity import ComplexityMeter
 from l2p_ros.deployment import Deployment, build_cost_model
 from l2p_ros.measure.cache import ensure_payload_fit
@@ -24,8 +27,8 @@ from l2p_ros.measure.payload_fit import load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, system_state
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, bounded, declare, parameter_error,
-                                  run_node)
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, as_declared, bounded, declare,
+                                  parameter_error, run_node)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
@@ -38,7 +41,7 @@ class PartitionerNode(Node):
         super().__init__("partitioner_node")
         model, input_size = declare_model(self)
         self.model_id = model_id(model, input_size)
-        policy_name = declare(self, "policy", "greedy", ", ".join(POLICY_NAMES))
+        policy_name = declare(self, "policy", "greedy", ", ".join(POLICY_NAMES) + " (live)", live=True)
         edge_profile = declare(self, "edge_profile", "", "edge profile YAML ('' = measure or reuse this host's)")
         cloud_profile = declare(self, "cloud_profile", "",
                                 "cloud profile YAML ('' = the edge profile sped up by cloud_speed_factor, labelled derived)")
@@ -46,12 +49,13 @@ class PartitionerNode(Node):
         payload_fit = declare(self, "payload_fit", "",
                               "payload bytes by frame complexity: a fit YAML, 'auto' (measure on real frames "
                               "once and cache) or '' (the profile's single-frame sizes)")
-        self.codec = declare(self, "codec", "fp32", "codec for tensor cuts")
-        image_codec = declare(self, "image_codec", "jpeg-q75", "codec for image offload")
+        codec = declare(self, "codec", "fp32", "codec for tensor cuts (live)", live=True)
+        image_codec = declare(self, "image_codec", "jpeg-q75", "codec for image offload (live)", live=True)
         frame_interval_ms = declare(self, "frame_interval_ms", 100.0, "camera period, for throughput-aware policies")
         default_bandwidth_mbps = declare(self, "default_bandwidth_mbps", 20.0,
-                                         "uplink assumed until a NetworkState arrives")
-        default_rtt_ms = declare(self, "default_rtt_ms", 20.0, "RTT assumed until a NetworkState arrives")
+                                         "uplink assumed until a NetworkState arrives (live)", live=True)
+        default_rtt_ms = declare(self, "default_rtt_ms", 20.0, "RTT assumed until a NetworkState arrives (live)",
+                                 live=True)
         fog_profile = declare(self, "fog_profile", "", "three tiers: the fog's profile YAML ('' = fog_speed_factor)")
         fog_speed_factor = declare(self, "fog_speed_factor", 0.0, "three tiers: a fog this many times the edge "
                                    "profile's speed, labelled derived; 0 and no fog_profile = two tiers")
@@ -95,11 +99,13 @@ class PartitionerNode(Node):
                 self.cost_model.payload_bytes(self.cost_model.chain_cut(0), fog_codec, 0.5)
             except ProfileError as error:
                 raise parameter_error(self, "fog_codec", fog_codec, str(error)) from None
+        self.frame_interval_ms = frame_interval_ms
+        self.choice = {"policy": policy_name, "codec": codec, "image_codec": image_codec}
         try:
-            self.policy = make_policy(policy_name, self.cost_model, codec=self.codec, image_codec=image_codec,
-                                      frame_interval_ms=frame_interval_ms)
+            self.policy = self.make_policy(**self.choice)
         except ValueError as error:
-            raise parameter_error(self, "policy/codec", f"{policy_name}/{self.codec}", str(error)) from None
+            raise parameter_error(self, "policy/codec", f"{policy_name}/{codec}", str(error)) from None
+        self.add_on_set_parameters_callback(self.on_set_parameters)
 
         self.meter = ComplexityMeter()
         self.power_calibrator = PowerCalibrator()
@@ -123,6 +129,37 @@ class PartitionerNode(Node):
         self.create_subscription(EdgeLoad, "l2p/edge_load", self.on_load, STATE_QOS)
         self.diagnostics = Diagnostics(self)
         self.get_logger().info(f"partitioner ready: policy {self.policy.name}, profile {sources['edge_profile']['file']}")
+
+    def make_policy(self, policy: str, codec: str, image_codec: str):
+        return make_policy(policy, self.cost_model, codec=codec, image_codec=image_codec,
+                           frame_interval_ms=self.frame_interval_ms)
+
+    def on_set_parameters(self, parameters) -> SetParametersResult:
+        """``ros2 param set`` of a live parameter: applied from the next frame on, or refused with the
+        reason, keeping the old value (the change is all or nothing)."""
+        choice, assumed = dict(self.choice), self.assumed_links
+        where = ""
+        try:
+            for parameter in parameters:
+                where = f"{parameter.name}={bounded(parameter.value)!r}"
+                if parameter.name in choice:
+                    choice[parameter.name] = as_declared("", parameter.value)
+                elif parameter.name in ("default_bandwidth_mbps", "default_rtt_ms"):
+                    value = as_declared(0.0, parameter.value)
+                    if not value >= 0:
+                        raise ValueError("must be >= 0")
+                    field = "bandwidth_mbps" if parameter.name == "default_bandwidth_mbps" else "rtt_ms"
+                    assumed = replace(assumed, **{field: value})
+            where = ", ".join(f"{key}={value!r}" for key, value in choice.items())
+            CodecSpec.parse(choice["codec"]), CodecSpec.parse(choice["image_codec"])  # names, before any frame
+            policy = self.make_policy(**choice) if choice != self.choice else self.policy
+        except ValueError as error:
+            return SetParametersResult(successful=False, reason=f"{where}: {error}")
+        self.choice, self.assumed_links, self.policy = choice, assumed, policy
+        self.get_logger().info(f"parameters set live: policy {policy.name}, codec {choice['codec']}, "
+                               f"image codec {choice['image_codec']}, assumed link {assumed.bandwidth_mbps:g} Mbit/s "
+                               f"{assumed.rtt_ms:g} ms")
+        return SetParametersResult(successful=True)
 
     def on_network(self, msg: NetworkState) -> None:
         self.network = msg
