@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,3 +71,32 @@ class StageStats:
                 "payload_bytes_mean": float(np.mean(self._payload_bytes)) if self._payload_bytes else 0.0,
                 "fps": fps,
             }
+
+
+WARN = 1  # diagnostic_msgs/DiagnosticStatus levels, without importing ROS here
+OK = 0
+
+
+class DropWatch:
+    """The drops (by reason) since the previous look: what a periodic status reports, so a stage
+    that drops frames says so while it happens, and is OK again once it stops."""
+
+    def __init__(self):
+        self._seen: Counter = Counter()
+
+    def since_last(self, drops: Mapping[str, int]) -> dict[str, int]:
+        new = {reason: count - self._seen[reason] for reason, count in drops.items() if count > self._seen[reason]}
+        self._seen = Counter(drops)
+        return new
+
+
+def stage_status(new_drops: Mapping[str, int], next_tier_silent: bool = False) -> tuple[int, str]:
+    """(level, message) of a stage's diagnostic status: WARN while its next tier is silent or while
+    it drops frames, else OK."""
+    if next_tier_silent:
+        return WARN, "next tier silent: running locally"
+    if new_drops:
+        dropped = ", ".join(f"{count} {reason}" for reason, count in sorted(new_drops.items()))
+        return WARN, f"dropped frames in the last period: {dropped}"
+    return OK, "running"
+

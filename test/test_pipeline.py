@@ -157,6 +157,11 @@ def test_killing_the_cloud_makes_the_edge_finish_frames_locally():
 def test_malformed_feature_maps_are_dropped_and_counted_while_frames_flow():
     frames, rate_hz = 16, 4.0
     with live_pipeline(_overrides("fixed:7", frames, rate_hz)) as (nodes, observer):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        cloud_status = []  # the cloud node's /diagnostics: WARN while it drops, naming the reason
+        observer.create_subscription(DiagnosticArray, "/diagnostics", lambda array: cloud_status.extend(
+            s for s in array.status if s.name.endswith("cloud_node")), 10)
         attacker = observer.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
         assert spin_until(observer, lambda: len(observer.results) >= 3, timeout_s=60)
         bad = [
@@ -183,4 +188,7 @@ def test_malformed_feature_maps_are_dropped_and_counted_while_frames_flow():
         cloud_alive = nodes.running["cloud_node"].process.poll() is None
     assert cloud_alive
     assert summary["drops"].get("cloud:malformed_payload") == len(bad), summary
+    warned = [s for s in cloud_status if s.level == b"\x01" and "malformed_payload" in s.message]
+    assert warned, [(s.level, s.message) for s in cloud_status]
+    assert cloud_status[-1].level == b"\x00", cloud_status[-1].message  # OK again once the drops stopped
     assert summary["frames_detected"] + summary["drops"].get("edge:stale_frame", 0) == frames, summary

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from rclpy.node import Node
@@ -34,7 +34,7 @@ from l2p_ros.nodes.images import image_to_msg, msg_to_image
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.nodes.probe_echo import ProbeEcho, declare_probe_link, in_namespace
 from l2p_ros.split import CloudResult, EncodedFrame
-from l2p_ros.stats import StageStats
+from l2p_ros.stats import DropWatch, StageStats, stage_status
 from l2p_ros.visualize import draw_detections
 
 SINGLE_VEHICLE = ""  # the vehicle of a node without ``vehicles``: its own (relative) topics
@@ -130,6 +130,7 @@ class CloudNode(Node):
         self.batcher: CloudBatcher[Received] = CloudBatcher(
             names, queue_depth, max_batch if self.role == "cloud" else 1, max_wait_ms / 1e3)
         self.batch_sizes: dict[int, int] = {}  # batch size -> batches finished, for diagnostics
+        self.drop_watch = DropWatch()
         self.annotated_pub = None
         self._images: OrderedDict = OrderedDict()  # stamp -> Image, for annotation
         if annotate_topic:
@@ -269,12 +270,18 @@ class CloudNode(Node):
 
     def publish_stats(self) -> None:
         queued = self.batcher.queued()
+        drops: Counter = Counter()
         for name, served in self.vehicles.items():
             counters = publish_stage_stats(self, served.stats, served.stats_pub)
+            drops.update({f"{name}:{reason}" if name else reason: count
+                          for reason, count in served.stats.snapshot()["drops"].items()})
             if name == SINGLE_VEHICLE:
-                self.diagnostics.update(0, "running", queued=queued[name], **counters)
-        if SINGLE_VEHICLE not in self.vehicles:
-            self.diagnostics.update(0, "running", vehicles=len(self.vehicles), queued=sum(queued.values()),
+                single = counters
+        level, message = stage_status(self.drop_watch.since_last(drops))
+        if SINGLE_VEHICLE in self.vehicles:
+            self.diagnostics.update(level, message, queued=queued[SINGLE_VEHICLE], **single)
+        else:
+            self.diagnostics.update(level, message, vehicles=len(self.vehicles), queued=sum(queued.values()),
                                     batches=sum(self.batch_sizes.values()), batch_sizes=str(self.batch_sizes))
 
     def batch_report(self) -> str:

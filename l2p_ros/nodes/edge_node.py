@@ -25,7 +25,7 @@ from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnosti
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
-from l2p_ros.stats import StageStats
+from l2p_ros.stats import DropWatch, StageStats, stage_status
 
 EXECUTED_ON_EDGE = "edge"
 EXECUTED_ON_EDGE_FALLBACK = "edge (fallback)"
@@ -74,6 +74,7 @@ class EdgeNode(Node):
                                   str(error)) from None
 
         self.stats = StageStats()
+        self.drop_watch = DropWatch()
         self._working = False  # the worker is running a frame it took from the scheduler
         self.scheduler: EdgeScheduler[EdgeFrame, PartitionDecision] = EdgeScheduler(
             self.decision_wait_s, self.cloud_timeout_s, self.retry_period_s)
@@ -208,10 +209,10 @@ class EdgeNode(Node):
     def publish_stats(self) -> None:
         counters = publish_stage_stats(self, self.stats, self.stats_pub)
         state = self.scheduler.state()
-        silent = state.next_tier_silent
         self.queue_pub.publish(UInt32(data=state.queue_length))
-        self.diagnostics.update(1 if silent else 0, "next tier silent: running locally" if silent else "running",
-                                in_flight=state.in_flight, **counters)
+        level, message = stage_status(self.drop_watch.since_last(self.stats.snapshot()["drops"]),
+                                      state.next_tier_silent)
+        self.diagnostics.update(level, message, in_flight=state.in_flight, **counters)
 
     def destroy_node(self):
         self.scheduler.shutdown()
