@@ -7,40 +7,7 @@ from collections import Counter
 import pytest
 
 from l2p_ros.fleet import CloudBatcher
-
-JOIN_S = 5.0  # real seconds a test waits for a worker thread before it fails
-
-
-class FakeClock:
-    """Monotonic seconds that move only when a test says so (thread-safe)."""
-
-    def __init__(self, start_s: float = 100.0):
-        self._now_s = start_s
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now_s
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now_s += seconds
-
-
-class Taker:
-    """Runs batcher.take() in a thread, so a test can act while it blocks."""
-
-    def __init__(self, batcher: CloudBatcher):
-        self.result = "not returned"
-        self._thread = threading.Thread(target=self._run, args=(batcher,), daemon=True)
-        self._thread.start()
-
-    def _run(self, batcher):
-        self.result = batcher.take()
-
-    def returned(self, timeout_s: float = JOIN_S) -> bool:
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+from test.blocking_helpers import JOIN_S, FakeClock, Taker
 
 
 def make(vehicles=("a", "b", "c"), queue_depth=100, max_batch=1, max_wait_s=0.0, clock=None) -> CloudBatcher:
