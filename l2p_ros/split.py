@@ -178,26 +178,17 @@ class SplitDetector:
         Raises ``codec.PayloadError`` for anything that does not fit this model at that cut.
         """
         start = time.perf_counter()
-        if frame.image_jpeg:
-            if frame.model_id != self.model_id:
-                raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
-            image = codec.decode_image(frame.image_jpeg)
-            decode_ms = _ms_since(start)
-            tensor, info = self._letterbox(image)
-            outputs = self.model(tensor)
-        else:
-            cut, payload = self._decode(frame)
-            decode_ms = self._ms_since(start)
-            outputs = self.runner.tail(payload, cut)
-            info = frame.letterbox
+        cut, payload, info, decode_ms = self._receive(frame)
+        # Image offload runs the whole model; a tensor cut the rest of the network.
+        outputs = self.model(payload[INPUT]) if frame.image_jpeg else self.runner.tail(payload, cut)
         detections = self._postprocess(outputs, info)  # plain Python values: the device is done
         cloud_ms = self._ms_since(start)
         return CloudResult(detections, decode_ms, cloud_ms, batch_size=1, batch_ms=cloud_ms)
 
-    def _decode_for_batch(self, frame: EncodedFrame) -> tuple[Cut, dict, LetterboxInfo, float]:
-        """One received frame, validated and decoded as :meth:`cloud` does: its cut, the tensors
-        that cross it (a JPEG becomes the letterboxed image crossing the image-offload cut), its
-        letterbox, and its decode ms (JPEG: the decoding alone, as in :meth:`cloud`)."""
+    def _receive(self, frame: EncodedFrame) -> tuple[Cut, dict, LetterboxInfo, float]:
+        """One received frame, validated and decoded for :meth:`cloud` and :meth:`cloud_batch`: its
+        cut, the tensors that cross it (a JPEG becomes the letterboxed image crossing the
+        image-offload cut), its letterbox, and its decode ms (JPEG: the decoding alone)."""
         start = time.perf_counter()
         if frame.image_jpeg:
             if frame.model_id != self.model_id:
@@ -244,7 +235,7 @@ class SplitDetector:
         for position, frame in enumerate(frames):
             start = time.perf_counter()
             try:
-                cut, payload, info, decode_ms = self._decode_for_batch(frame)
+                cut, payload, info, decode_ms = self._receive(frame)
             except codec.PayloadError as error:
                 results[position] = error
                 continue
