@@ -224,32 +224,23 @@ def _add_world_args(p) -> None:
     p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+def _at_least(convert, minimum: float, strict: bool = False):
+    """An argparse type: ``convert`` the text and require a finite value ``>= minimum`` (``> minimum``
+    when ``strict``); the error says which."""
+    def parse(text: str):
+        value = convert(text)
+        if not (math.isfinite(value) and (value > minimum if strict else value >= minimum)):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
+        return value
+
+    parse.__name__ = convert.__name__  # argparse names it in "invalid float value: 'x'"
+    return parse
 
 
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
+_positive_float = _at_least(float, 0, strict=True)
+_nonnegative_float = _at_least(float, 0)
+_nonnegative_int = _at_least(int, 0)
+_positive_int = _at_least(int, 1)
 
 
 def _add_evaluate_parser(sub) -> None:
