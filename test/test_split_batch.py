@@ -124,34 +124,35 @@ def test_chunks_are_powers_of_two_where_weights_are_packed_per_shape(detector):
 
 
 # ---- the layers themselves at batch > 1 --------------------------------------------------------------
-def test_every_tiny_chain_cut_runs_a_batch_as_its_frames_alone(detector, images):
-    """Stacked crossing tensors through the tail equal each frame's own tail, bit for bit (conv,
-    Winograd, maxpool, route, upsample, yolo decoding)."""
-    runner = detector.runner
-    tensors = [letterbox(image, 416)[0] for image in images[:3]]
+def assert_batched_tails_equal_alone(runner, tensors, cuts):
+    """At every cut, the frames' crossing tensors stacked through one tail equal each frame's full
+    pass, bit for bit."""
     references = [runner.model(x) for x in tensors]
-    for cut in runner.graph.chain_cuts()[:-1]:
+    for cut in cuts:
         payloads = [runner.head(x, cut) for x in tensors]
         stacked = {node: torch.cat([p[node] for p in payloads]) for node in cut.crossing}
         outputs = runner.tail(stacked, cut)
         for row, reference in enumerate(references):
             for got, want in zip(outputs, reference, strict=True):
-                assert torch.equal(got[row: row + 1], want), f"cut after {cut.after_layer}, image {row}"
+                where = f"cut {cut.name(runner.graph.num_layers)}, image {row}"
+                assert torch.equal(got[row: row + 1], want), where
+
+
+def test_every_tiny_chain_cut_runs_a_batch_as_its_frames_alone(detector, images):
+    """Stacked crossing tensors through the tail equal each frame's own tail, bit for bit (conv,
+    Winograd, maxpool, route, upsample, yolo decoding)."""
+    runner = detector.runner
+    assert_batched_tails_equal_alone(runner, [letterbox(image, 416)[0] for image in images[:3]],
+                                     runner.graph.chain_cuts()[:-1])
 
 
 def test_yolov3_layers_run_a_batch_as_its_frames_alone(images):
     """Shortcut, the deeper routes and upsamples of YOLOv3 (random weights, small input)."""
     runner = SplitRunner(load_model("yolov3", input_size=128, random_weights=True))
-    tensors = [letterbox(image, 128)[0] for image in images[:3]]
-    references = [runner.model(x) for x in tensors]
-    for cut in (INPUT_CUT := runner.cut("cloud"), runner.cut(61)):
-        payloads = [runner.head(x, cut) for x in tensors]
-        stacked = {node: torch.cat([p[node] for p in payloads]) for node in cut.crossing}
-        outputs = runner.tail(stacked, cut)
-        for row, reference in enumerate(references):
-            for got, want in zip(outputs, reference, strict=True):
-                assert torch.equal(got[row: row + 1], want), f"cut {cut.after_layer}, image {row}"
-    assert INPUT_CUT.crossing == (-1,)
+    input_cut = runner.cut("cloud")
+    assert_batched_tails_equal_alone(runner, [letterbox(image, 128)[0] for image in images[:3]],
+                                     (input_cut, runner.cut(61)))
+    assert input_cut.crossing == (-1,)
 
 
 def test_alternating_batch_sizes_keep_their_packed_weights(detector):
