@@ -140,18 +140,15 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         if single_edge_process:  # the cloud, then one container per vehicle (its camera waits for readers)
             nodes.start("cloud_node")
             cameras = [nodes.start("edge_container", namespace=ns).process for ns in namespaces]
-            log(f"starting nodes (logs in {work_dir}) ...")
-            for observer in observers.values():
-                wait_ready(observer, nodes, started, spin=spin)
         else:
-            for name in NODES:  # the cloud once, every other node once per vehicle
-                if name == "camera_node":
-                    continue
-                for ns in ([""] if name in CLOUD_NODES else namespaces):
-                    nodes.start(name, namespace=ns)
-            log(f"starting nodes (logs in {work_dir}) ...")
-            for observer in observers.values():
-                wait_ready(observer, nodes, started, spin=spin)
+            for name in NODES:  # the cloud once, every other node but the camera once per vehicle
+                if name != "camera_node":
+                    for ns in ([""] if name in CLOUD_NODES else namespaces):
+                        nodes.start(name, namespace=ns)
+        log(f"starting nodes (logs in {work_dir}) ...")
+        for observer in observers.values():
+            wait_ready(observer, nodes, started, spin=spin)
+        if not single_edge_process:
             log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
                 + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))
             cameras = [nodes.start("camera_node", namespace=ns).process for ns in namespaces]
