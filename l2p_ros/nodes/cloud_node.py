@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from rclpy.node import Node
@@ -270,11 +270,10 @@ class CloudNode(Node):
 
     def publish_stats(self) -> None:
         queued = self.batcher.queued()
-        drops: Counter = Counter()
+        drops: dict[str, int] = {}  # by "vehicle:reason" (keys are unique per vehicle)
         for name, served in self.vehicles.items():
-            counters = publish_stage_stats(self, served.stats, served.stats_pub)
-            drops.update({f"{name}:{reason}" if name else reason: count
-                          for reason, count in served.stats.snapshot()["drops"].items()})
+            counters, own_drops = publish_stage_stats(self, served.stats, served.stats_pub)
+            drops.update({f"{name}:{reason}" if name else reason: count for reason, count in own_drops.items()})
             if name == SINGLE_VEHICLE:
                 single = counters
         level, message = stage_status(self.drop_watch.since_last(drops))

@@ -73,11 +73,12 @@ def stats_to_msg(snapshot: dict, msg: PipelineStats) -> PipelineStats:
     return msg
 
 
-def publish_stage_stats(node, stats: StageStats, publisher) -> dict:
-    """Publish a stage's PipelineStats now; return its counters flat (``dropped_<reason>``) for diagnostics."""
+def publish_stage_stats(node, stats: StageStats, publisher) -> tuple[dict, dict]:
+    """Publish a stage's PipelineStats now; return its counters flat (``dropped_<reason>``) for
+    diagnostics, and its drops by reason."""
     snapshot = stats.snapshot()
     msg = stats_to_msg(snapshot, PipelineStats())
     msg.header.stamp = node.get_clock().now().to_msg()
     publisher.publish(msg)
     drops = snapshot.pop("drops")
-    return {**snapshot, **{f"dropped_{reason}": count for reason, count in drops.items()}}
+    return {**snapshot, **{f"dropped_{reason}": count for reason, count in drops.items()}}, drops

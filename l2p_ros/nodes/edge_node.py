@@ -207,11 +207,10 @@ class EdgeNode(Node):
         self.stats.detected(out.timings.total_ms, fallback=fallback)
 
     def publish_stats(self) -> None:
-        counters = publish_stage_stats(self, self.stats, self.stats_pub)
+        counters, drops = publish_stage_stats(self, self.stats, self.stats_pub)
         state = self.scheduler.state()
         self.queue_pub.publish(UInt32(data=state.queue_length))
-        level, message = stage_status(self.drop_watch.since_last(self.stats.snapshot()["drops"]),
-                                      state.next_tier_silent)
+        level, message = stage_status(self.drop_watch.since_last(drops), state.next_tier_silent)
         self.diagnostics.update(level, message, in_flight=state.in_flight, **counters)
 
     def destroy_node(self):
