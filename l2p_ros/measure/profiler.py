@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from l2p_ros import codec
-from l2p_ros.measure.payload_fit import RAW_IMAGE
+from l2p_ros.measure.payload_fit import RAW_IMAGE, is_image_codec
 from l2p_ros.measure.payloads import measure_frames
 from l2p_ros.measure.profile import CutProfile, LayerProfile, Profile
 from l2p_ros.model.darknet import Darknet
@@ -119,7 +119,7 @@ def profile_model(model: Darknet, image_bgr: np.ndarray, *, device: str = "cpu",
             flops=layer_flops(model, spec.index)))
     medians = [layer.latency_ms_median for layer in layers]
     # Image offload is profiled as raw pixels and JPEG q75; tensor cuts under every tensor codec.
-    tensor_codecs = [name for name in codec_names if codec.CodecSpec.parse(name).dtype != "jpeg"]
+    tensor_codecs = [name for name in codec_names if not is_image_codec(name)]
     measured = measure_frames(model, [image_bgr], tensor_codecs=tensor_codecs,
                               image_codecs=(RAW_IMAGE, "jpeg-q75"))
     cut_profiles = []
