@@ -64,7 +64,8 @@ def main(args=None) -> None:
             executor.add_node(nodes[-1])
         edge, camera = nodes[3], nodes[4]
         drain = threading.Thread(target=_stop_when_idle, args=(edge, camera.context), name="edge_drain", daemon=True)
-        camera.on_source_end = lambda: None if drain.is_alive() or drain.ident else drain.start()
+        # Started once, however often the camera reports the end (its guard condition can fire again).
+        camera.on_source_end = lambda: drain.ident is None and drain.start()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
