@@ -11,6 +11,8 @@ import socket
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path, cache_dir
 from l2p_ros.codec_spec import CODECS
 from l2p_ros.measure.models import load_measured_model, model_id, model_name, weights_label
@@ -71,8 +73,6 @@ def ensure_payload_fit(model: str, input_size: int, *, frames_per_clip: int = 24
         cached = load_payload_fit(path).source.get("request", {})
         if {**cached, "codecs": request["codecs"]} == request and set(request["codecs"]) <= set(cached["codecs"]):
             return path
-    import numpy as np
-
     from l2p_ros.measure.payloads import clip_frames, measure_payloads, spread_indices
 
     log(f"fitting payload bytes of {model_id(model, input_size)} ({weights} weights) on "
