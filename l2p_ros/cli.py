@@ -3,6 +3,7 @@ make-bag) and the simulator (evaluate, train-ppo)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -192,13 +193,15 @@ def cmd_demo(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from l2p_ros.simulation.evaluation import evaluate
+    from l2p_ros.simulation.evaluation import evaluate, resolve_scenario
     from l2p_ros.simulation.report import write_report
-    from l2p_ros.simulation.scenarios import trace_scenario
 
     policies = [name.strip() for name in args.policies.split(",") if name.strip()] if args.policies else None
     extra = _load_ppo_policies(args.ppo, args.model) if args.ppo else None
-    evaluation = evaluate(trace_scenario(args.trace) if args.trace else args.scenario, args.model, policies,
+    scenario = resolve_scenario(args.trace or args.scenario)
+    if args.image_codec:
+        scenario = dataclasses.replace(scenario, image_codec=args.image_codec)
+    evaluation = evaluate(scenario, args.model, policies,
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                           cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
                           fps=args.fps, deadline_ms=args.deadline_ms,
@@ -237,6 +240,16 @@ def _at_least(convert, minimum: float, strict: bool = False):
     return parse
 
 
+def _image_codec(text: str) -> str:
+    """An argparse type: an image codec the simulator's video table measures."""
+    from l2p_ros.codec_spec import IMAGE_CODECS
+
+    if text not in IMAGE_CODECS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an image codec the simulator measures "
+                                         f"({', '.join(IMAGE_CODECS)})")
+    return text
+
+
 _positive_float = _at_least(float, 0, strict=True)
 _nonnegative_float = _at_least(float, 0)
 _nonnegative_int = _at_least(int, 0)
@@ -256,6 +269,9 @@ def _add_evaluate_parser(sub) -> None:
     _add_world_args(p)
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: the scenario's)")
     p.add_argument("--deadline-ms", type=float, default=None, help="deadline (default: the scenario's)")
+    p.add_argument("--image-codec", type=_image_codec, default=None,
+                   help="image offload's codec (default: the scenario's, jpeg-q75; jpeg-full-q75 sends the "
+                        "camera-size image, as every figure written before network-resolution offload did)")
     p.add_argument("--ppo", default=None, help="trained policy files (l2p train-ppo), comma separated; each is "
                    "reported under its own name (ppo, ppo-resource-only, ...)")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"))
@@ -351,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="detect objects in images or videos, optionally through a split")
     _add_model_args(p)
     p.add_argument("--split", default=None, help="cut: a layer index, 'edge', 'cloud' or 'dag:i,j,..'")
-    p.add_argument("--codec", default="fp32", help="fp32, fp16, int8-channel+zstd, jpeg-q75, ...")
+    p.add_argument("--codec", default="fp32", help="fp32, fp16, int8-channel+zstd, jpeg-q75 (image at network resolution), jpeg-full-q75 (at camera size), ...")
     p.add_argument("--score-threshold", type=float, default=0.25)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both tiers of a --split run there)")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16: CUDA only")

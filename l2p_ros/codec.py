@@ -250,7 +250,7 @@ def decode_tensors(
         records = list(records)
     except TypeError as error:
         raise PayloadError(f"records must be a sequence of TensorRecord: {error}") from None
-    fields = [_record_fields(record, position) for position, record in enumerate(records)]
+    fields = [record_fields(record, position) for position, record in enumerate(records)]
     layers = [f[0] for f in fields]
     if sorted(layers) != sorted(expected):  # before any decompression work
         duplicates = sorted({layer for layer in layers if layers.count(layer) > 1})
@@ -278,13 +278,13 @@ def decode_tensors(
         decoded_bytes += size_bytes
         if max(received_bytes, decoded_bytes) > max_bytes:
             raise PayloadError(f"{where}: records exceed the {max_bytes} B limit")
-        raw = _decompress(where, spec.compression, data, size_bytes)
+        raw = decompress_exact(where, spec.compression, data, size_bytes)
         tensor = _dequantize(where, raw, spec.compression, numpy_dtype, shape, scale, zero_point)
         decoded[layer_index] = tensor.to(device=device, dtype=dtype)  # no copy for the CPU in float32
     return decoded
 
 
-def _record_fields(record, position: int):
+def record_fields(record, position: int):
     """Normalize one received record's fields to Python types, or raise PayloadError."""
     try:
         layer_index = _as_int(record.layer_index)
@@ -327,7 +327,7 @@ def _check_quant_params(where, spec, shape, scale, zero_point) -> None:
             raise PayloadError(f"{where}: channel {channel} zero point {z} outside {INT8_MIN}..{INT8_MAX}")
 
 
-def _decompress(where: str, compression: str, data: memoryview, size_bytes: int) -> memoryview | bytes:
+def decompress_exact(where: str, compression: str, data: memoryview, size_bytes: int) -> memoryview | bytes:
     """Exactly ``size_bytes`` decompressed bytes; never allocates more than that (bomb-safe)."""
     if compression == "none":
         if len(data) != size_bytes:

@@ -5,17 +5,22 @@ without loading the wire code (``l2p_ros.codec``), which re-exports everything h
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
 
 class PayloadError(ValueError):
     """Received bytes (or a received codec name) that do not decode to what the cut expects."""
 
 
-DTYPES = ("fp32", "fp16", "int8-tensor", "int8-channel", "jpeg")
+DTYPES = ("fp32", "fp16", "int8-tensor", "int8-channel", "jpeg", "bn")
 COMPRESSIONS = ("none", "lz4", "zstd")
 DEFAULT_JPEG_QUALITY = 75
 
-# Element type on the wire per codec dtype; "jpeg" carries an image, never tensors.
+# A learned bottleneck's name: a file models/bottleneck/NAME.safetensors (l2p_ros.bottleneck).
+BOTTLENECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+# Element type on the wire per codec dtype; "jpeg" carries an image, never tensors; "bn" its codes.
 WIRE_DTYPE = {"fp32": "float32", "fp16": "float16", "int8-tensor": "int8", "int8-channel": "int8"}
 
 
@@ -23,19 +28,31 @@ WIRE_DTYPE = {"fp32": "float32", "fp16": "float16", "int8-tensor": "int8", "int8
 class CodecSpec:
     """How crossing tensors are encoded: element dtype, lossless compression, JPEG quality.
 
-    Names: ``fp32``, ``fp16+lz4``, ``int8-channel+zstd``, ``jpeg-q75``. ``quality`` applies to
-    ``jpeg`` only; JPEG is already compressed, so ``jpeg`` takes no further compression.
-    Invalid values raise :class:`PayloadError` (a ``ValueError``) so a codec named in a received
-    message is rejected like any other malformed payload.
+    Names: ``fp32``, ``fp16+lz4``, ``int8-channel+zstd``, ``jpeg-q75``, ``jpeg-full-q75``,
+    ``bn:NAME`` (a learned bottleneck at its own cut, ``l2p_ros.bottleneck``; nothing else applies).
+    ``quality`` and ``full_size`` apply to ``jpeg`` only; JPEG is already compressed, so ``jpeg``
+    takes no further compression. ``jpeg-qN`` sends the image at network resolution (resized as the
+    letterbox will resize it: the network never sees more pixels); ``jpeg-full-qN`` sends it at the
+    camera's size. Invalid values raise :class:`PayloadError` (a ``ValueError``) so a codec named
+    in a received message is rejected like any other malformed payload.
     """
 
     dtype: str = "fp32"
     compression: str = "none"
     quality: int = DEFAULT_JPEG_QUALITY
+    full_size: bool = False
+    bottleneck: str = ""
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise PayloadError(f"codec dtype {self.dtype!r} unknown; allowed: {', '.join(DTYPES)}")
+        if (self.dtype == "bn") != bool(self.bottleneck):
+            raise PayloadError("a bottleneck name goes with codec bn, and codec bn needs one")
+        if self.dtype == "bn" and not (isinstance(self.bottleneck, str) and BOTTLENECK_NAME.fullmatch(self.bottleneck)):
+            raise PayloadError(f"bottleneck name {self.bottleneck!r} invalid: letters, digits, '_', '.', '-' "
+                               "(1..64, no path)")
+        if self.dtype == "bn" and self.compression != "none":
+            raise PayloadError(f"codec bn takes no compression (got {self.compression!r}): its codes are zstd'd")
         if self.compression not in COMPRESSIONS:
             raise PayloadError(
                 f"compression {self.compression!r} unknown; allowed: {', '.join(COMPRESSIONS)}"
@@ -46,31 +63,41 @@ class CodecSpec:
             raise PayloadError(f"codec jpeg takes no compression (got {self.compression!r}); allowed: none")
         if self.dtype != "jpeg" and self.quality != DEFAULT_JPEG_QUALITY:
             raise PayloadError(f"quality={self.quality} applies to jpeg only, not to {self.dtype!r}")
+        if self.dtype != "jpeg" and self.full_size:
+            raise PayloadError(f"full_size applies to jpeg only, not to {self.dtype!r}")
 
     @classmethod
     def parse(cls, name: str) -> CodecSpec:
-        """``"int8-channel+zstd"`` -> ``CodecSpec("int8-channel", "zstd")``; ``"jpeg-q90"`` -> quality 90."""
+        """``"int8-channel+zstd"`` -> ``CodecSpec("int8-channel", "zstd")``; ``"jpeg-q90"`` -> quality
+        90 at network resolution; ``"jpeg-full-q90"`` -> the same at the camera's size."""
         if not isinstance(name, str):
             raise PayloadError(f"codec name must be a string, got {type(name).__name__}")
+        if name.startswith("bn:"):
+            return cls("bn", bottleneck=name[3:])
         dtype, _, compression = name.strip().partition("+")
-        quality = DEFAULT_JPEG_QUALITY
+        quality, full_size = DEFAULT_JPEG_QUALITY, False
         head, sep, tail = dtype.rpartition("-q")
-        if sep and head == "jpeg":
+        if sep and head in ("jpeg", "jpeg-full"):
             if not tail.isdigit():
                 raise PayloadError(f"codec {name!r}: quality {tail!r} is not an integer 1..100")
-            dtype, quality = head, int(tail)
-        return cls(dtype, compression or "none", quality)
+            dtype, quality, full_size = "jpeg", int(tail), head == "jpeg-full"
+        elif dtype == "jpeg-full":
+            dtype, full_size = "jpeg", True
+        return cls(dtype, compression or "none", quality, full_size)
 
     def __str__(self) -> str:
+        if self.dtype == "bn":
+            return f"bn:{self.bottleneck}"
         if self.dtype == "jpeg":
-            return f"jpeg-q{self.quality}"
+            return f"jpeg-full-q{self.quality}" if self.full_size else f"jpeg-q{self.quality}"
         return self.dtype if self.compression == "none" else f"{self.dtype}+{self.compression}"
 
     @property
     def wire_dtype(self) -> str:
         """Element type of the encoded tensors: "float32", "float16" or "int8"."""
-        if self.dtype == "jpeg":
-            raise PayloadError("codec jpeg carries an image, not tensors")
+        if self.dtype in ("jpeg", "bn"):
+            raise PayloadError(f"codec {self} carries {'an image' if self.dtype == 'jpeg' else 'bottleneck codes'}, "
+                               "not tensors")
         return WIRE_DTYPE[self.dtype]
 
 
@@ -87,17 +114,32 @@ CODECS = (
     "int8-channel+zstd",
     "jpeg-q75",
     "jpeg-q90",
+    "jpeg-full-q75",
 )
 TENSOR_CODECS = tuple(name for name in CODECS if not name.startswith("jpeg"))
 IMAGE_CODECS = tuple(name for name in CODECS if name.startswith("jpeg"))
 
 
 def is_image_codec(name: str) -> bool:
-    """Whether ``name`` encodes the image (``jpeg-qN``) rather than crossing tensors."""
+    """Whether ``name`` encodes the image (``jpeg-qN``, ``jpeg-full-qN``) rather than crossing tensors."""
     return CodecSpec.parse(name).dtype == "jpeg"
+
+
+def full_size_name(name: str) -> str:
+    """What a measurement file written before network-resolution offload meant by ``name``:
+    its ``jpeg-qN`` was the camera-size image, ``jpeg-full-qN`` today; other names are unchanged."""
+    if not name.startswith("jpeg"):
+        return name
+    spec = CodecSpec.parse(name)
+    return str(CodecSpec("jpeg", quality=spec.quality, full_size=True))
 
 
 def has_exact_size(name: str) -> bool:
     """Whether a tensor codec's bytes depend on tensor shapes only (no compression, not JPEG)."""
     spec = CodecSpec.parse(name)
-    return spec.dtype != "jpeg" and spec.compression == "none"
+    return spec.dtype not in ("jpeg", "bn") and spec.compression == "none"
+
+
+def is_bottleneck_codec(name: str) -> bool:
+    """Whether ``name`` is a learned bottleneck (``bn:NAME``)."""
+    return CodecSpec.parse(name).dtype == "bn"

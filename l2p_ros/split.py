@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from l2p_ros import codec
+from l2p_ros.bottleneck import Bottleneck, BottleneckError, decode_codes, encode_codes, load_bottleneck, resolve_path
 from l2p_ros.model.darknet import Darknet
 from l2p_ros.model.device import precision_name, resolve_device, synchronize
 from l2p_ros.model.graph import INPUT, Cut
-from l2p_ros.model.postprocess import Detection, LetterboxInfo, letterbox, letterbox_info, postprocess
+from l2p_ros.model.postprocess import (Detection, LetterboxInfo, letterbox, letterbox_info, place_in_input,
+                                       postprocess, resize_to_input)
 from l2p_ros.model.runner import SplitRunner
 
 
@@ -86,6 +89,34 @@ class SplitDetector:
         self.model_id = model_id
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
+        self.bottlenecks: dict[str, Bottleneck] = {}
+
+    def add_bottleneck(self, name_or_path: str | Path) -> codec.CodecSpec:
+        """Load a learned bottleneck (a name in models/bottleneck/ or a file path) for this model and
+        these weights, place it beside the model, and return its codec (``bn:<file stem>``).
+        BottleneckError when it is missing, altered, or made for another model, weights or cut."""
+        bottleneck = load_bottleneck(name_or_path, model_id=self.model_id,
+                                     weights_fingerprint=self.model.weights_fingerprint)
+        info = bottleneck.info
+        cut = self.cut(info.cut_after_layer)
+        shapes = self.runner.expected_shapes(cut)
+        if list(shapes) != [info.cut_after_layer] or tuple(shapes[info.cut_after_layer][1:]) != info.crossing_shape:
+            raise BottleneckError(f"{name_or_path}: cut {info.cut_after_layer} of {self.model_id} carries "
+                                  f"{dict(shapes)}, the bottleneck expects one "
+                                  f"{info.crossing_shape} tensor")
+        spec = codec.CodecSpec("bn", bottleneck=resolve_path(name_or_path).stem)
+        self.bottlenecks[spec.bottleneck] = bottleneck.to(device=self.device, dtype=self.dtype)
+        return spec
+
+    def bottleneck(self, spec: codec.CodecSpec) -> Bottleneck:
+        """The bottleneck a ``bn:`` codec names: one added, or else one bundled under that name.
+        PayloadError when there is none (a received frame naming an unknown bottleneck)."""
+        if spec.bottleneck not in self.bottlenecks:
+            try:
+                self.add_bottleneck(spec.bottleneck)
+            except BottleneckError as error:
+                raise codec.PayloadError(f"codec {spec}: {error}") from None
+        return self.bottlenecks[spec.bottleneck]
 
     @property
     def num_layers(self) -> int:
@@ -127,48 +158,80 @@ class SplitDetector:
 
     @torch.inference_mode()
     def edge(self, image_bgr: np.ndarray, cut: Cut | int | str, spec: codec.CodecSpec) -> EncodedFrame:
-        """Run the layers before ``cut`` and encode what crosses it."""
+        """Run the layers before ``cut`` and encode what crosses it.
+
+        Image offload under ``jpeg-qN`` resizes the frame to the network's resolution before
+        encoding (the letterbox's own resize, so the receiver only pads it); ``jpeg-full-qN``
+        sends it at the camera's size. Either way the letterbox describes the camera frame, so
+        detections come back in its pixels.
+        """
         cut = self.cut(cut)
         start = time.perf_counter()
         if cut.is_image_offload and spec.dtype == "jpeg":
             info = letterbox_info(image_bgr.shape[1], image_bgr.shape[0], self.model.input_size)
-            frame = EncodedFrame(self.model_id, INPUT, spec, info,
-                                 image_jpeg=codec.encode_image(image_bgr, spec.quality))
+            sent = image_bgr if spec.full_size else resize_to_input(image_bgr, self.model.input_size)
+            frame = EncodedFrame(self.model_id, INPUT, spec, info, image_jpeg=codec.encode_image(sent, spec.quality))
             frame.encode_ms = _ms_since(start)
             return frame
         if spec.dtype == "jpeg":
             raise ValueError(f"codec {spec} only applies to image offload (cut 'cloud'), not cut {cut.after_layer}")
+        self._check_bottleneck_cut(spec, cut)
         tensor, info = self._letterbox(image_bgr)
         payload = self.runner.head(tensor, cut)
         edge_ms = self._ms_since(start)
         start = time.perf_counter()
-        records = codec.encode_tensors(payload, spec)
+        records = self._encode(payload, spec)
         after_layer = INPUT if cut.after_layer is None else cut.after_layer
         edge_layers = () if cut.after_layer is not None else tuple(sorted(cut.edge_layers))
         return EncodedFrame(self.model_id, after_layer, spec, info, records, edge_layers=edge_layers,
                             edge_ms=edge_ms, encode_ms=_ms_since(start))
 
+    def _check_bottleneck_cut(self, spec: codec.CodecSpec, cut: Cut) -> None:
+        if spec.dtype == "bn" and cut.after_layer != self.bottleneck(spec).info.cut_after_layer:
+            raise ValueError(f"bottleneck {spec.bottleneck} works at cut {self.bottleneck(spec).info.cut_after_layer}, "
+                             f"not at cut {cut.name(self.num_layers)}")
+
+    def _encode(self, payload: dict, spec: codec.CodecSpec) -> list[codec.TensorRecord]:
+        """The crossing tensors under a tensor codec, or a bottleneck's codes of its one tensor."""
+        if spec.dtype != "bn":
+            return codec.encode_tensors(payload, spec)
+        (layer, tensor), = payload.items()
+        return encode_codes(layer, self.bottleneck(spec).encode(tensor))
+
     def _decode(self, frame: EncodedFrame) -> tuple[Cut, dict]:
         if frame.model_id != self.model_id:
             raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
         cut = self.frame_cut(frame)
+        if frame.codec.dtype == "bn":
+            bottleneck = self.bottleneck(frame.codec)
+            if cut.after_layer != bottleneck.info.cut_after_layer:
+                raise codec.PayloadError(f"codec {frame.codec} works at cut {bottleneck.info.cut_after_layer}, "
+                                         f"the frame says cut {cut.name(self.num_layers)}")
+            codes = decode_codes(frame.records, bottleneck.info).to(self.device)
+            return cut, {cut.after_layer: bottleneck.decode(codes)}
         return cut, codec.decode_tensors(frame.records, frame.codec, self.runner.expected_shapes(cut),
                                          device=self.device, dtype=self.dtype)
 
     @torch.inference_mode()
     def fog(self, frame: EncodedFrame, until_layer: int, spec: codec.CodecSpec) -> EncodedFrame:
-        """A middle tier: decode, run the layers up to ``until_layer``, encode what crosses there."""
-        start = time.perf_counter()
-        if frame.image_jpeg:
-            image = codec.decode_image(frame.image_jpeg)
-            return self.edge(image, until_layer, spec)
-        first, payload = self._decode(frame)
+        """A middle tier: decode, run the layers up to ``until_layer``, encode what crosses there.
+
+        An image passed on as an image is forwarded as received: a second JPEG pass would only
+        lose quality.
+        """
         second = self.cut(until_layer)
+        if frame.image_jpeg and second.is_image_offload and spec.dtype == "jpeg":
+            return frame
+        if spec.dtype == "jpeg":
+            raise ValueError(f"codec {spec} only applies to image offload (cut 'cloud'), not cut {second.after_layer}")
+        self._check_bottleneck_cut(spec, second)
+        start = time.perf_counter()
+        first, payload, info, _ = self._receive(frame)
         middle = self.runner.middle(payload, first, second)
         compute_ms = self._ms_since(start)
         start = time.perf_counter()
-        records = codec.encode_tensors(middle, spec)
-        return EncodedFrame(self.model_id, second.after_layer, spec, frame.letterbox, records,
+        records = self._encode(middle, spec)
+        return EncodedFrame(self.model_id, second.after_layer, spec, info, records,
                             edge_ms=compute_ms, encode_ms=_ms_since(start))
 
     @torch.inference_mode()
@@ -195,10 +258,27 @@ class SplitDetector:
                 raise codec.PayloadError(f"frame is for model {frame.model_id!r}, this node runs {self.model_id!r}")
             image = codec.decode_image(frame.image_jpeg)
             decode_ms = _ms_since(start)
-            tensor, info = self._letterbox(image)
+            tensor, info = self._image_input(image, frame)
             return self.cut(INPUT), {INPUT: tensor}, info, decode_ms
         cut, payload = self._decode(frame)
         return cut, payload, frame.letterbox, self._ms_since(start)
+
+    def _image_input(self, image: np.ndarray, frame: EncodedFrame) -> tuple[torch.Tensor, LetterboxInfo]:
+        """A received image as the network input; PayloadError unless it has the size its codec
+        and the frame's stated camera size imply (the letterbox is recomputed from that size, not
+        trusted from the message)."""
+        info = letterbox_info(frame.letterbox.image_width, frame.letterbox.image_height, self.model.input_size)
+        if frame.codec.full_size:
+            if image.shape[:2] != (info.image_height, info.image_width):
+                raise codec.PayloadError(f"{frame.codec} image is {image.shape[1]}x{image.shape[0]}, the frame "
+                                         f"says {info.image_width}x{info.image_height}")
+            tensor = letterbox(image, self.model.input_size)[0]
+        else:
+            try:
+                tensor = place_in_input(image, info)
+            except ValueError as error:
+                raise codec.PayloadError(f"{frame.codec} image: {error}") from None
+        return tensor.to(device=self.device, dtype=self.dtype), info
 
     def _chunk_sizes(self, count: int, max_chunk: int | None) -> list[int]:
         """How a group of ``count`` frames is split into batched runs: one run, or, where the model

@@ -69,6 +69,7 @@ def test_profile_writes_a_loadable_profile(tmp_path):
     (("run", "--rate-hz", "-1"), "--rate-hz: must be >= 0"),
     (("make-bag", "IMAGE", "/tmp"), "/tmp already exists; choose a new path"),
     (("evaluate", "--out", "/proc/nope"), "cannot create the folder for /proc/nope"),
+    (("evaluate", "--image-codec", "jpeg-q70"), "'jpeg-q70' is not an image codec the simulator measures"),
 ])
 def test_errors_name_the_problem(args, message):
     args = [str(asset_path("messi5.jpg")) if a == "IMAGE" else a for a in args]

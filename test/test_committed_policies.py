@@ -23,6 +23,7 @@ Seed 0 is reproduced, for the measured edge and for the edge derived at 2x:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from l2p_ros.policies.dnnsplit import profile_candidates
 from l2p_ros.policies.learned import LearnedPolicy
 from l2p_ros.policies.types import SystemState
 from l2p_ros.simulation.evaluation import evaluate
+from l2p_ros.simulation.scenarios import get_scenario
 from l2p_ros.simulation import world as world_module
 from l2p_ros.simulation.video import load_table
 from l2p_ros.simulation.world import build_world
@@ -76,8 +78,10 @@ def test_committed_policy_loads_and_decides_valid_partitions(path):
     assert training["verification"]["same_action"] == training["verification"]["observations"] >= 4096
     assert training["world"]["edge_profile"]["full_pass_ms_median"] == \
         pytest.approx(DOCUMENTED_EDGE_MS / edge_speed_factor(path), abs=1e-3)
-    # Its actions are the DNNSplit candidates of the model: image offload, 3, 5, 7, edge only.
+    # Its actions are the DNNSplit candidates of the model: image offload, 3, 5, 7, edge only;
+    # trained before network-resolution offload, it sends the camera-size image.
     labels = [c["label"] for c in metadata["candidates"]]
+    assert [c["codec"] for c in metadata["candidates"]][0] == "jpeg-full-q75"
     assert labels == ["cloud", "3", "5", "7", "edge"]
     assert [p.name(graph.num_layers) for p in policy.candidates] == labels
     assert [p.cut_after_layer for p in policy.candidates] == \
@@ -123,7 +127,9 @@ def test_committed_policies_reproduce_the_documented_run(factor, tmp_path_factor
             policy = LearnedPolicy.load(path, num_layers=world.graph.num_layers)
             policies[policy.name] = policy
     same_as = "cloud-only" if factor == 1.0 else "edge-only"
-    evaluation = evaluate("l2p-paper", policies=[same_as, "greedy"], minutes=30, seed=0, world=world,
+    # Documented before network-resolution offload: the image went at the camera's size.
+    scenario = dataclasses.replace(get_scenario("l2p-paper"), image_codec="jpeg-full-q75")
+    evaluation = evaluate(scenario, policies=[same_as, "greedy"], minutes=30, seed=0, world=world,
                           extra_policies=policies, progress=False, log=lambda *args: None)
     summary = {name: run.summary for name, run in evaluation.runs.items()}
     latency = {name: (s["latency_ms"]["mean"], s["latency_ms"]["std"]) for name, s in summary.items()}

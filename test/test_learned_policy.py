@@ -114,7 +114,7 @@ def _rewrite(path, out, metadata_change=None, arrays_change=None):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda m: m.update(schema="l2p-ppo-policy/2"), "schema"),
+    (lambda m: m.update(schema="l2p-ppo-policy/9"), "schema"),
     (lambda m: m.pop("observation"), "bad metadata"),
     (lambda m: m["observation"].update(features=["bandwidth", "speed"]), "bad metadata"),
     (lambda m: m["network"].update(activation="gelu"), "activation"),
@@ -153,7 +153,7 @@ def test_truncated_pickled_and_foreign_files_are_rejected(policy_file, tmp_path)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, metadata=np.array([{"schema": SCHEMA}], dtype=object))
     text = tmp_path / "policy.npz"
-    text.write_text("schema: l2p-ppo-policy/1\n")
+    text.write_text("schema: l2p-ppo-policy/2\n")
     for path in (truncated, pickled, text, tmp_path / "missing.npz"):
         with pytest.raises(PolicyFileError):
             LearnedPolicy.load(path)

@@ -17,7 +17,7 @@ from l2p_ros.split import CloudResult, SplitDetector
 FRAME_INDICES = (10, 30, 50, 70, 90, 110, 130)
 TINY_DAG = "dag:" + ",".join(str(i) for i in [*range(14), 17, 18])  # off the chain: 8, 13 and 18 cross
 # (cut, codec): image offload as JPEG and as a tensor, chain cuts lossless and lossy, a DAG cut
-CASES = [("cloud", "jpeg-q75"), ("cloud", "fp32"), (4, "fp32"), (8, "int8-channel+zstd"),
+CASES = [("cloud", "jpeg-q75"), ("cloud", "jpeg-full-q75"), ("cloud", "fp32"), (4, "fp32"), (8, "int8-channel+zstd"),
          (13, "fp16+zstd"), (TINY_DAG, "fp32")]
 
 

@@ -17,7 +17,8 @@ from l2p_ros.assets import SAMPLE_VIDEO, asset_path, cache_dir
 from l2p_ros.codec_spec import CODECS
 from l2p_ros.measure.models import load_measured_model, model_id, model_name, weights_label
 from l2p_ros.measure.payload_fit import RAW_IMAGE, fit_payloads, load_payload_fit
-from l2p_ros.measure.profile import ProfileError
+from l2p_ros.measure.profile import PROFILED_IMAGE_CODECS, ProfileError, load_profile
+from l2p_ros.model.graph import INPUT
 
 
 def profile_path(model_id_: str, device: str, threads: int) -> Path:
@@ -40,9 +41,10 @@ def video_table_path(model: str, input_size: int, frames_per_clip: int, clips: S
 
 def ensure_profile(model: str, input_size: int, *, threads: int, device: str = "cpu",
                    weights: Path | None = None, repeats: int = 10, log=print) -> Path:
-    """The cached profile of this model on this host, measured now if there is none yet."""
+    """The cached profile of this model on this host, measured now if there is none yet, or if the
+    cached one lacks an image codec profiled today (one from before network-resolution offload)."""
     path = profile_path(model_id(model, input_size), device, threads)
-    if path.is_file():
+    if path.is_file() and set(PROFILED_IMAGE_CODECS) <= set(load_profile(path).cut(INPUT).payload_bytes):
         return path
     from l2p_ros.measure.profiler import profile_model
     from l2p_ros.sources import read_video

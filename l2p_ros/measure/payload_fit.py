@@ -32,14 +32,15 @@ from typing import Sequence
 
 import numpy as np
 
-from l2p_ros.codec_spec import has_exact_size
+from l2p_ros.codec_spec import full_size_name, has_exact_size
 from l2p_ros.codec_spec import is_image_codec as _is_jpeg
 from l2p_ros.measure.profile import ProfileError, read_versioned_yaml, save_yaml
 from l2p_ros.model.graph import Cut
 
-SCHEMA = "l2p-payload-fit/1"
+SCHEMA = "l2p-payload-fit/2"
+SCHEMA_V1 = "l2p-payload-fit/1"  # its ``jpeg-qN`` was the camera-size image (``jpeg-full-qN``)
 RAW_IMAGE = "raw"  # image offload as uncompressed uint8 pixels (the profile's name for it)
-IMAGE_CODECS = (RAW_IMAGE, "jpeg-q75", "jpeg-q90")
+IMAGE_CODECS = (RAW_IMAGE, "jpeg-q75", "jpeg-q90", "jpeg-full-q75")
 
 
 def is_exact(codec_name: str) -> bool:
@@ -145,13 +146,27 @@ class PayloadFit:
 
 
 def load_payload_fit(path: str | Path) -> PayloadFit:
-    data = read_versioned_yaml(path, SCHEMA, "payload fit")
+    data = read_versioned_yaml(path, SCHEMA, "payload fit", older=(SCHEMA_V1,))
     try:
+        if data["schema"] == SCHEMA_V1:
+            data = _migrate_v1(data)
         return PayloadFit(data["model"], data["source"], data["complexity_range"],
                           [CutFit(**entry) for entry in data["fits"]], data.get("content_dependence"),
                           data.get("created_utc", ""))
     except (KeyError, TypeError, IndexError) as error:
         raise ProfileError(f"{path}: malformed payload fit ({error})") from None
+
+
+def _migrate_v1(data: dict) -> dict:
+    """A version 1 fit with its camera-size ``jpeg-qN`` renamed ``jpeg-full-qN``, wherever it
+    names a codec (the fits, the codecs measured and the codecs requested)."""
+    source = dict(data["source"])
+    if "codecs" in source:
+        source["codecs"] = [full_size_name(name) for name in source["codecs"]]
+    if "codecs" in source.get("request", {}):
+        source["request"] = {**source["request"], "codecs": [full_size_name(n) for n in source["request"]["codecs"]]}
+    fits = [{**entry, "codec": full_size_name(entry["codec"])} for entry in data["fits"]]
+    return {**data, "schema": SCHEMA, "source": source, "fits": fits}
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float | None, float]:

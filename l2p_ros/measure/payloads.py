@@ -22,7 +22,7 @@ from l2p_ros.measure.payload_fit import RAW_IMAGE, PayloadSamples, is_image_code
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.model.darknet import Darknet
 from l2p_ros.model.graph import INPUT, crossing_bytes
-from l2p_ros.model.postprocess import letterbox
+from l2p_ros.model.postprocess import letterbox, resize_to_input
 from l2p_ros.model.runner import SplitRunner
 from l2p_ros.sources import read_video, video_frame_count
 
@@ -33,7 +33,8 @@ class FrameBytes:
 
     ``tensor_bytes`` (R, C, L): layer l's output encoded alone under ``tensor_codecs[c]`` (data
     plus quantization parameters, as ``codec.payload_size_bytes`` counts them); 0 for layers not
-    kept. ``image_bytes`` (R, J): the frame under ``image_codecs[j]`` (``raw``: the letterboxed
+    kept. ``image_bytes`` (R, J): the frame under ``image_codecs[j]``, as the edge sends it
+    (``jpeg-qN`` at network resolution, ``jpeg-full-qN`` at its own size; ``raw``: the letterboxed
     input's uint8 bytes). ``compute_ms`` (R,): the forward pass, when timed.
     """
 
@@ -63,7 +64,7 @@ def measure_frames(model: Darknet, frames: Iterable[np.ndarray], *, tensor_codec
     layers = range(keep[-1] + 1) if tensor_codecs and keep else range(0)
     specs = [codec.CodecSpec.parse(name) for name in tensor_codecs]
     raw_bytes = crossing_bytes(runner.graph.chain_cut(INPUT), model.output_shapes, runner.input_shape, 1)
-    qualities = [None if name == RAW_IMAGE else codec.CodecSpec.parse(name).quality for name in image_codecs]
+    image_specs = [None if name == RAW_IMAGE else codec.CodecSpec.parse(name) for name in image_codecs]
     device = next(model.parameters()).device
     tensor_rows, image_rows, compute_ms, warmed_up = [], [], [], not time_compute
     for frame in frames:
@@ -83,7 +84,9 @@ def measure_frames(model: Darknet, frames: Iterable[np.ndarray], *, tensor_codec
                 for s, spec in enumerate(specs):
                     sizes[s, layer] = codec.payload_size_bytes(codec.encode_tensors({layer: tensor}, spec))
         tensor_rows.append(sizes)
-        image_rows.append([raw_bytes if q is None else len(codec.encode_image(frame, q)) for q in qualities])
+        resized = resize_to_input(frame, model.input_size) if any(s and not s.full_size for s in image_specs) else None
+        image_rows.append([raw_bytes if s is None else
+                           len(codec.encode_image(frame if s.full_size else resized, s.quality)) for s in image_specs])
         if progress:
             progress(1)
     return FrameBytes(tuple(tensor_codecs), tuple(image_codecs),

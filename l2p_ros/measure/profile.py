@@ -12,7 +12,14 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA = "l2p-profile/1"
+from l2p_ros.codec_spec import full_size_name
+
+SCHEMA = "l2p-profile/2"
+# Version 1 files were written before network-resolution image offload: their ``jpeg-qN`` is the
+# camera-size image (``jpeg-full-qN`` today). They are read with that name put right.
+SCHEMA_V1 = "l2p-profile/1"
+# Image offload as the profiler measures it: raw pixels, JPEG at network and at camera resolution.
+PROFILED_IMAGE_CODECS = ("raw", "jpeg-q75", "jpeg-full-q75")
 
 
 class ProfileError(ValueError):
@@ -85,25 +92,29 @@ def save_yaml(path: str | Path, data: dict) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False, width=120))
 
 
-def read_versioned_yaml(path: str | Path, schema: str, what: str) -> dict:
-    """The mapping in a measurement file; ProfileError naming the file when missing or of another schema."""
+def read_versioned_yaml(path: str | Path, schema: str, what: str, older: tuple[str, ...] = ()) -> dict:
+    """The mapping in a measurement file; ProfileError naming the file when missing or of another
+    schema than ``schema`` or one of the ``older`` ones its reader migrates."""
     path = Path(path)
     if not path.is_file():
         raise ProfileError(f"{what} not found: {path}")
     data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or data.get("schema") != schema:
+    if not isinstance(data, dict) or data.get("schema") not in (schema, *older):
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ProfileError(f"{path}: schema {found!r} is not {schema!r}")
     return data
 
 
 def load_profile(path: str | Path) -> Profile:
-    data = read_versioned_yaml(path, SCHEMA, "profile")
+    data = read_versioned_yaml(path, SCHEMA, "profile", older=(SCHEMA_V1,))
     try:
         layers = [LayerProfile(**entry) for entry in data["layers"]]
         cuts = [CutProfile(**entry) for entry in data["cuts"]]
+        if data["schema"] == SCHEMA_V1:
+            for cut in cuts:
+                cut.payload_bytes = {full_size_name(name): size for name, size in cut.payload_bytes.items()}
         profile = Profile(data["model"], data["machine"], data["measurement"], layers, cuts,
-                          data.get("created_utc", ""), data["schema"], data.get("extra", {}))
+                          data.get("created_utc", ""), SCHEMA, data.get("extra", {}))
     except (KeyError, TypeError) as error:
         raise ProfileError(f"{path}: malformed profile ({error})") from None
     if [layer.index for layer in layers] != list(range(len(layers))):

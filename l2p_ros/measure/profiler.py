@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from l2p_ros import codec
-from l2p_ros.measure.payload_fit import RAW_IMAGE, is_image_codec
+from l2p_ros.measure.payload_fit import is_image_codec
 from l2p_ros.measure.payloads import measure_frames
-from l2p_ros.measure.profile import CutProfile, LayerProfile, Profile
+from l2p_ros.measure.profile import PROFILED_IMAGE_CODECS, CutProfile, LayerProfile, Profile
 from l2p_ros.model.darknet import Darknet
 from l2p_ros.model.graph import INPUT, tensor_elements
 from l2p_ros.model.postprocess import letterbox
@@ -118,10 +118,10 @@ def profile_model(model: Darknet, image_bgr: np.ndarray, *, device: str = "cpu",
             output_shape=shape, output_bytes=tensor_elements(shape) * 4,
             flops=layer_flops(model, spec.index)))
     medians = [layer.latency_ms_median for layer in layers]
-    # Image offload is profiled as raw pixels and JPEG q75; tensor cuts under every tensor codec.
+    # Image offload is profiled as raw pixels and JPEG (network and camera size); tensor cuts under every tensor codec.
     tensor_codecs = [name for name in codec_names if not is_image_codec(name)]
     measured = measure_frames(model, [image_bgr], tensor_codecs=tensor_codecs,
-                              image_codecs=(RAW_IMAGE, "jpeg-q75"))
+                              image_codecs=PROFILED_IMAGE_CODECS)
     cut_profiles = []
     for cut in cuts:
         edge_ms = sum(medians[: cut.after_layer + 1])

@@ -10,6 +10,7 @@ input, yolo layers emit decoded boxes in network-input pixels.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections import OrderedDict
@@ -207,8 +208,10 @@ class ConvLayer(nn.Module):
         weight = self.conv.weight
         if x.dtype != weight.dtype:
             x = x.to(weight.dtype)
-        # oneDNN's packed weights are CPU fp32 only.
-        if not (_ONEDNN_CONV and weight.device.type == "cpu" and weight.dtype == torch.float32):
+        # oneDNN's packed weights are CPU fp32 only, and have no backward: an input that needs a
+        # gradient (training a bottleneck through the frozen tail) takes the plain convolution.
+        if not (_ONEDNN_CONV and weight.device.type == "cpu" and weight.dtype == torch.float32) or (
+                x.requires_grad and torch.is_grad_enabled()):
             return _apply_activation(self.conv(x), self.activation)
         return self._packed_for(x)(x)
 
@@ -388,6 +391,9 @@ class Darknet(nn.Module):
         super().__init__()
         self.spec = spec
         self.input_size = input_size
+        # What the weights are: the sha256 of the .weights file loaded, or the random seed. A
+        # learned bottleneck records it, since it only fits the weights it was distilled from.
+        self.weights_fingerprint = "none"
         self.layers = nn.ModuleList()
         self.output_shapes: list[tuple[int, ...]] = []
         self.yolo_indices: list[int] = []
@@ -511,6 +517,8 @@ class Darknet(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"Darknet weights not found: {path}")
+        with path.open("rb") as f:
+            self.weights_fingerprint = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
         expected = self.darknet_float_count()
         with path.open("rb") as f:
             version = np.fromfile(f, dtype=np.int32, count=3)  # major, minor, revision
@@ -577,6 +585,7 @@ class Darknet(nn.Module):
         YOLOv3's 23 residual additions (detections remain meaningless).
         """
         generator = torch.Generator().manual_seed(seed)
+        self.weights_fingerprint = f"random-seed-{seed}"
         feeds_shortcut = {spec.inputs[0] for spec in self.spec.layers if spec.type == "shortcut"}
         for index, layer in enumerate(self.layers):
             if not isinstance(layer, ConvLayer):

@@ -53,17 +53,41 @@ class Detection:
                 "box": [round(v, 2) for v in (self.x1, self.y1, self.x2, self.y2)]}
 
 
-def _fitted_size(width: int, height: int, input_size: int) -> tuple[float, int, int]:
-    """(scale, new width, new height): Darknet's integer arithmetic, the longer side becomes input_size."""
+def fitted_size(width: int, height: int, input_size: int) -> tuple[int, int]:
+    """(width, height) of a ``width`` x ``height`` image fitted into the network input: Darknet's
+    integer arithmetic, the longer side becomes ``input_size``."""
     if width >= height:
-        return input_size / width, input_size, max(1, height * input_size // width)
-    return input_size / height, max(1, width * input_size // height), input_size
+        return input_size, max(1, height * input_size // width)
+    return max(1, width * input_size // height), input_size
 
 
 def letterbox_info(width: int, height: int, input_size: int) -> LetterboxInfo:
     """Where a ``width`` x ``height`` image lands in the square network input (no pixels touched)."""
-    scale, new_w, new_h = _fitted_size(width, height, input_size)
+    new_w, new_h = fitted_size(width, height, input_size)
+    scale = input_size / max(width, height)
     return LetterboxInfo(scale, (input_size - new_w) // 2, (input_size - new_h) // 2, width, height, input_size)
+
+
+def resize_to_input(image_bgr: np.ndarray, input_size: int) -> np.ndarray:
+    """The image resized (bilinear, aspect kept) to what the network will see of it: the first
+    half of :func:`letterbox`, which an edge sending images at network resolution runs alone."""
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
+    height, width = image_bgr.shape[:2]
+    return cv2.resize(image_bgr, fitted_size(width, height, input_size), interpolation=cv2.INTER_LINEAR)
+
+
+def place_in_input(resized_bgr: np.ndarray, info: LetterboxInfo) -> Tensor:
+    """The second half of :func:`letterbox`: an image already at its fitted size, centred on the
+    grey canvas -> (1, 3, S, S) float32 RGB in 0..1. ValueError when it is not at that size."""
+    new_w, new_h = fitted_size(info.image_width, info.image_height, info.input_size)
+    if resized_bgr.ndim != 3 or resized_bgr.shape != (new_h, new_w, 3):
+        raise ValueError(f"expected a {new_w}x{new_h} BGR image for a {info.image_width}x{info.image_height} "
+                         f"frame at {info.input_size} px, got shape {resized_bgr.shape}")
+    size = info.input_size
+    canvas = np.full((size, size, 3), LETTERBOX_FILL, dtype=np.float32)
+    canvas[info.pad_y: info.pad_y + new_h, info.pad_x: info.pad_x + new_w] = resized_bgr[:, :, ::-1] * np.float32(1 / 255)
+    return torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def letterbox(image_bgr: np.ndarray, input_size: int) -> tuple[Tensor, LetterboxInfo]:
@@ -71,17 +95,9 @@ def letterbox(image_bgr: np.ndarray, input_size: int) -> tuple[Tensor, Letterbox
 
     The image keeps its aspect ratio (bilinear resize), is centred, and the border is filled with 0.5.
     """
-    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
-    height, width = image_bgr.shape[:2]
-    info = letterbox_info(width, height, input_size)
-    _, new_w, new_h = _fitted_size(width, height, input_size)
-    pad_x, pad_y = info.pad_x, info.pad_y
-    resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((input_size, input_size, 3), LETTERBOX_FILL, dtype=np.float32)
-    canvas[pad_y: pad_y + new_h, pad_x: pad_x + new_w] = resized[:, :, ::-1] * np.float32(1 / 255)
-    tensor = torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
-    return tensor, info
+    resized = resize_to_input(image_bgr, input_size)
+    info = letterbox_info(image_bgr.shape[1], image_bgr.shape[0], input_size)
+    return place_in_input(resized, info), info
 
 
 def unletterbox_boxes(boxes_xyxy: Tensor, info: LetterboxInfo) -> Tensor:

@@ -50,6 +50,11 @@ class SplitRunner:
         Outputs are dropped as soon as no remaining layer or export needs them, so peak memory
         stays that of the full forward pass.
         """
+        return self.run_segment_with_grad(available, layers, export)
+
+    def run_segment_with_grad(self, available: Payload, layers: Iterable[int], export: Iterable[int]) -> Payload:
+        """:meth:`run_segment` with autograd on: training a bottleneck backpropagates through the
+        frozen layers after its cut."""
         order = sorted(layers)
         export = set(export)
         device, dtype = self.model.device, self.model.dtype

@@ -4,7 +4,7 @@ The network was trained with stable-baselines3 (``l2p_ros.simulation.training``)
 neither it nor torch: observation (:class:`ObservationSpec`) -> MLP -> argmax of the logits ->
 one of the candidate partitions the policy was trained over.
 
-File format (``schema: l2p-ppo-policy/1``): one ``.npz`` (zip of ``.npy`` arrays, read with
+File format (``schema: l2p-ppo-policy/2``): one ``.npz`` (zip of ``.npy`` arrays, read with
 ``allow_pickle=False``) holding
 
 - ``metadata``: uint8, the UTF-8 bytes of a JSON object: ``schema``; ``name`` (the report name,
@@ -29,10 +29,14 @@ from typing import Sequence
 
 import numpy as np
 
+from l2p_ros.codec_spec import full_size_name
 from l2p_ros.policies.types import Partition, Policy, SystemState
 from l2p_ros.policies.observation import ABLATIONS, ObservationSpec
 
-SCHEMA = "l2p-ppo-policy/1"
+SCHEMA = "l2p-ppo-policy/2"
+# Version 1 policies were trained before network-resolution image offload: the image they learned
+# to send (``jpeg-qN`` then) is the camera-size one, ``jpeg-full-qN`` now. Read with that name.
+SCHEMA_V1 = "l2p-ppo-policy/1"
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
 MAX_FILE_BYTES = 16 * 2**20  # a [64, 64] policy is ~25 KB; anything near this is not one
 MAX_LAYERS = 16
@@ -177,13 +181,16 @@ class LearnedPolicy(Policy):
             raise PolicyFileError(f"metadata is not JSON ({error})") from None
         if not isinstance(metadata, dict):
             raise PolicyFileError("metadata must be a JSON object")
-        if metadata.get("schema") != SCHEMA:
+        if metadata.get("schema") not in (SCHEMA, SCHEMA_V1):
             raise PolicyFileError(f"schema {metadata.get('schema')!r}, this version reads {SCHEMA!r}")
         try:
             spec = ObservationSpec.from_dict(metadata["observation"])
             network = metadata["network"]
             depth = int(network["num_layers"])
             activation = str(network["activation"])
+            if metadata["schema"] == SCHEMA_V1:
+                metadata = {**metadata, "schema": SCHEMA, "candidates": [
+                    {**c, "codec": full_size_name(c["codec"])} for c in metadata["candidates"]]}
             candidates = [partition_from_dict(c) for c in metadata["candidates"]]
             model = dict(metadata.get("model") or {})
         except (KeyError, TypeError, ValueError, AttributeError) as error:

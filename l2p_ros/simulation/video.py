@@ -23,13 +23,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
-from l2p_ros.codec_spec import IMAGE_CODECS, TENSOR_CODECS
+from l2p_ros.codec_spec import IMAGE_CODECS, TENSOR_CODECS, full_size_name
 from l2p_ros.measure.cache import video_table_path
 from l2p_ros.measure.models import load_measured_model, model_name, weights_label
 from l2p_ros.measure.payload_fit import PayloadSamples
 from l2p_ros.model.graph import INPUT, Cut, LayerGraph
 
-SCHEMA = "l2p-video-table/2"
+SCHEMA = "l2p-video-table/3"
+SCHEMA_V2 = "l2p-video-table/2"  # its ``jpeg-qN`` was the camera-size image (``jpeg-full-qN``)
 HIGH_COMPLEXITY_CLIP = SAMPLE_VIDEO  # vtest.avi: pedestrians on a street, complexity ~0.52
 LOW_COMPLEXITY_CLIP = "Megamind.avi"  # animated film, complexity ~0.39
 DEFAULT_CLIPS = (HIGH_COMPLEXITY_CLIP, LOW_COMPLEXITY_CLIP)
@@ -43,7 +44,8 @@ class VideoTable:
     - ``complexity`` (R,): ComplexityMeter's score 0..1, measured on the clip's consecutive frames.
     - ``tensor_bytes`` (R, C, L): bytes of layer l's output encoded alone under codec c
       (data plus quantization parameters, as ``codec.payload_size_bytes`` counts them).
-    - ``image_bytes`` (R, J): the whole frame as JPEG at each image codec's quality.
+    - ``image_bytes`` (R, J): the frame as the edge sends it under each image codec (``jpeg-qN``
+      at network resolution, ``jpeg-full-qN`` at the camera's size).
     - ``model``: name, input_size, num_layers, weights ("pretrained", "random" or a path).
     """
 
@@ -127,11 +129,14 @@ def load_table(path: str | Path) -> VideoTable:
     path = Path(path)
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
-        if meta.get("schema") != SCHEMA:
+        if meta.get("schema") not in (SCHEMA, SCHEMA_V2):
             raise ValueError(f"{path}: schema {meta.get('schema')!r} is not {SCHEMA!r}")
+        image_codecs = tuple(meta["image_codecs"])
+        if meta["schema"] == SCHEMA_V2:
+            image_codecs = tuple(full_size_name(name) for name in image_codecs)
         return VideoTable(meta["model"], tuple(meta["clips"]), data["clip_index"], data["frame_index"],
                           data["complexity"], tuple(meta["tensor_codecs"]), data["tensor_bytes"],
-                          tuple(meta["image_codecs"]), data["image_bytes"], meta["note"])
+                          image_codecs, data["image_bytes"], meta["note"])
 
 
 def measure_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
@@ -176,10 +181,13 @@ def measure_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_
 def video_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
                 clips: Sequence[str] = DEFAULT_CLIPS, weights: Path | None = None, log=print,
                 progress_factory: Callable | None = None) -> VideoTable:
-    """The cached table for these settings, measured now (and cached) if there is none yet."""
+    """The cached table for these settings, measured now (and cached) if there is none yet, or if
+    the cached one lacks a codec measured today (a table from before network-resolution offload)."""
     path = video_table_path(model, input_size, frames_per_clip, clips, weights)
     if path.is_file():
-        return load_table(path)
+        table = load_table(path)
+        if set(TENSOR_CODECS) <= set(table.tensor_codecs) and set(IMAGE_CODECS) <= set(table.image_codecs):
+            return table
     log(f"measuring the simulator's video table into {path} ({frames_per_clip} real frames per clip) ...")
     table = measure_table(model, input_size, frames_per_clip, clips, weights,
                           progress_factory=progress_factory)

@@ -1,0 +1,131 @@
+"""Image offload at network resolution against the camera-size image, on real frames, yolov3-tiny.
+
+    python bench/bench_image_offload.py --frames-per-clip 20 --threads 2
+
+For JPEG qualities 30..95, on frames of each clip at their own size: bytes on the wire, the edge's
+encode ms (network resolution: its resize included), the receiver's ms to the network input
+(decode, then the letterbox's placement only, or decode + the whole letterbox), and detections
+matched (same class, IoU >= 0.5) against the full model on the camera frame and against the
+camera-size offload at the same quality. Target (issue 9): at q75, network resolution is at most
+0.4x today's bytes on vtest with >= 97% of the camera-size offload's detections matched.
+Writes bench/results/image_offload_yolov3-tiny_416.json and docs/image_offload.png.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+
+from l2p_ros import codec  # noqa: E402
+from l2p_ros.assets import asset_path  # noqa: E402
+from l2p_ros.model.darknet import load_model  # noqa: E402
+from l2p_ros.model.matching import match_detections  # noqa: E402
+from l2p_ros.model.postprocess import load_class_names  # noqa: E402
+from l2p_ros.sources import read_video, video_frame_count  # noqa: E402
+from l2p_ros.split import SplitDetector  # noqa: E402
+
+QUALITIES = (30, 40, 50, 60, 75, 85, 95)
+CLIPS = ("vtest.avi", "Megamind.avi")
+
+
+def clip_frames(clip: str, count: int) -> list[np.ndarray]:
+    path = asset_path(clip)
+    indices = np.unique(np.linspace(1, video_frame_count(path) - 1, count).round().astype(int))
+    return [frame for _, frame in read_video(path, indices)]
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples), 3)
+
+
+def measure(detector: SplitDetector, frames: list[np.ndarray], references: list, name: str,
+            full_offload: list | None) -> tuple[dict, list]:
+    spec = codec.CodecSpec.parse(name)
+    sizes, encode_ms, receive_ms, matched, matched_full, detections = [], [], [], 0, 0, []
+    for i, frame in enumerate(frames):
+        sent = detector.edge(frame, "cloud", spec)
+        start = time.perf_counter()
+        detector._receive(sent)  # what the receiver does before the network runs
+        receive_ms.append((time.perf_counter() - start) * 1e3)
+        found = detector.cloud(sent).detections
+        sizes.append(sent.payload_bytes)
+        encode_ms.append(sent.encode_ms)
+        matched += match_detections(references[i], found)
+        if full_offload is not None:
+            matched_full += match_detections(full_offload[i], found)
+        detections.append(found)
+    row = {"codec": name, "bytes_mean": round(float(np.mean(sizes)), 1), "encode_ms_median": median_ms(encode_ms),
+           "receive_ms_median": median_ms(receive_ms),
+           "matched_of_full_model": round(matched / max(1, sum(map(len, references))), 4)}
+    if full_offload is not None:
+        row["matched_of_full_size_offload"] = round(matched_full / max(1, sum(map(len, full_offload))), 4)
+    return row, detections
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
+    for axis, (clip, rows) in zip(axes[0], results.items()):
+        for full_size, label in ((True, "camera size (jpeg-full-qN)"), (False, "network resolution (jpeg-qN)")):
+            chosen = [r for r in rows if codec.CodecSpec.parse(r["codec"]).full_size == full_size]
+            axis.plot([r["bytes_mean"] / 1e3 for r in chosen], [100 * r["matched_of_full_model"] for r in chosen],
+                      "o-", label=label)
+            for r in chosen:
+                axis.annotate(f"q{codec.CodecSpec.parse(r['codec']).quality}",
+                              (r["bytes_mean"] / 1e3, 100 * r["matched_of_full_model"]), fontsize=7)
+        axis.set(title=clip, xlabel="KB per frame", ylabel="% of the full model's detections matched")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"saved {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames-per-clip", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
+    results, summary = {}, {}
+    for clip in CLIPS:
+        frames = clip_frames(clip, args.frames_per_clip)
+        references = [detector.detect(frame) for frame in frames]
+        height, width = frames[0].shape[:2]
+        print(f"{clip}: {len(frames)} frames of {width}x{height}, {sum(map(len, references))} detections of the full model")
+        print(f"{'codec':>14} {'KB':>7} {'enc ms':>7} {'recv ms':>8} {'of model':>9} {'of full-size':>12}")
+        rows = []
+        for quality in QUALITIES:
+            full_row, full_detections = measure(detector, frames, references, f"jpeg-full-q{quality}", None)
+            net_row, _ = measure(detector, frames, references, f"jpeg-q{quality}", full_detections)
+            net_row["bytes_vs_full_size"] = round(net_row["bytes_mean"] / full_row["bytes_mean"], 4)
+            for row in (full_row, net_row):
+                print(f"{row['codec']:>14} {row['bytes_mean'] / 1e3:7.1f} {row['encode_ms_median']:7.2f} "
+                      f"{row['receive_ms_median']:8.2f} {row['matched_of_full_model']:9.1%} "
+                      f"{row.get('matched_of_full_size_offload', float('nan')):12.1%}")
+            rows += [full_row, net_row]
+        results[clip] = rows
+        q75 = next(r for r in rows if r["codec"] == "jpeg-q75")
+        summary[clip] = {"frame_size": [width, height], "q75_bytes_vs_full_size": q75["bytes_vs_full_size"],
+                         "q75_matched_of_full_size_offload": q75["matched_of_full_size_offload"]}
+        print(f"  q75: network resolution is {q75['bytes_vs_full_size']:.2f}x the bytes, "
+              f"{q75['matched_of_full_size_offload']:.1%} of the camera-size offload's detections matched")
+    save("image_offload_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]),
+                                           "frames_per_clip": args.frames_per_clip, "summary": summary,
+                                           "results": results})
+    plot(results, Path(__file__).resolve().parents[1] / "docs" / "image_offload.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Distilling a learned bottleneck on a vehicle's own unlabeled video (``l2p train-bottleneck``).
+
+The teacher is the unmodified model: the frozen head runs once per frame and its crossing tensor
+is cached, with the frozen tail's raw yolo-layer inputs (what the detections are decoded from).
+The bottleneck learns to reproduce both: the crossing tensor (so the tail sees what it expects)
+and the tail's outputs through the frozen tail (so what matters for the detections weighs most).
+No labels: every target is the model's own output on the same frame.
+
+Held-out frames are never trained on: the given ``val`` sources, or else the last part of the
+training sources in time. They are evaluated as deployed: codes through the wire format,
+detections against the full model's (same class, IoU >= 0.5), payload bytes against the same
+frames as network-resolution JPEG.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from l2p_ros import codec
+from l2p_ros.bottleneck import Bottleneck, BottleneckInfo
+from l2p_ros.model.darknet import Darknet
+from l2p_ros.model.graph import INPUT
+from l2p_ros.model.matching import match_detections
+from l2p_ros.model.postprocess import letterbox
+from l2p_ros.model.runner import SplitRunner
+from l2p_ros.sources import open_source
+from l2p_ros.split import SplitDetector
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Per model: the cut (one crossing tensor, cheap on the edge), code channels and bits."""
+
+    cut: int
+    channels: int
+    bits: int
+    hidden: int = 64
+
+
+DEFAULTS = {"yolov3-tiny": Defaults(cut=7, channels=16, bits=4), "yolov3": Defaults(cut=12, channels=24, bits=4)}
+
+
+def read_frames(sources: Sequence[str], max_frames: int) -> list[np.ndarray]:
+    """Up to ``max_frames`` frames spread evenly over ``sources`` in order (each read once, whole)."""
+    frames = []
+    for source in sources:
+        with_source = [frame.image_bgr for frame in open_source(source)]
+        if not with_source:
+            raise ValueError(f"source {source}: no frame could be read")
+        frames += with_source
+    if len(frames) > max_frames:
+        keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+        frames = [frames[i] for i in keep]
+    return frames
+
+
+def split_in_time(frames: list[np.ndarray], held_out_share: float) -> tuple[list, list]:
+    """The first part trains, the last part is held out (later in time: never seen in training)."""
+    cut = int(round(len(frames) * (1 - held_out_share)))
+    if not 0 < cut < len(frames):
+        raise ValueError(f"{len(frames)} frames cannot be split into training and held-out parts")
+    return frames[:cut], frames[cut:]
+
+
+class Teacher:
+    """The frozen model's crossing tensor at ``cut`` and its tail's raw yolo inputs, per frame."""
+
+    def __init__(self, model: Darknet, cut: int):
+        self.runner = SplitRunner(model)
+        self.cut = self.runner.cut(cut)
+        if len(self.cut.crossing) != 1 or INPUT in self.cut.crossing:
+            raise ValueError(f"cut {cut} carries {list(self.cut.crossing)}: a bottleneck needs exactly one "
+                             "tensor from inside the network")
+        self.layer = self.cut.crossing[0]
+        self.rest = sorted(set(range(self.runner.graph.num_layers)) - self.cut.edge_layers)
+        # The yolo layers only decode; their inputs are the convolutions the loss compares.
+        self.outputs = sorted(model.spec.layers[y].inputs[0] for y in model.yolo_indices)
+
+    @torch.inference_mode()
+    def targets(self, frames: list[np.ndarray], progress: Callable[[int], None] | None = None):
+        crossing, outputs = [], []
+        for frame in frames:
+            image = letterbox(frame, self.runner.model.input_size)[0]
+            x = self.runner.head(image, self.cut)[self.layer]
+            tail = self.runner.run_segment({self.layer: x}, self.rest, self.outputs)
+            crossing.append(x)
+            outputs.append([tail[i] for i in self.outputs])
+            if progress:
+                progress(1)
+        return torch.cat(crossing), [torch.cat([o[k] for o in outputs]) for k in range(len(self.outputs))]
+
+    def tail(self, crossing: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen tail on a (decoded) crossing tensor, differentiable."""
+        values = self.runner.run_segment_with_grad({self.layer: crossing}, self.rest, self.outputs)
+        return [values[i] for i in self.outputs]
+
+
+def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut: int, channels: int, bits: int,
+          hidden: int = 64, epochs: int = 100, tail_epochs: int = 20, batch_size: int = 8,
+          learning_rate: float = 3e-3, seed: int = 0, progress_factory=None) -> tuple[Bottleneck, dict]:
+    """Distil a bottleneck at ``cut`` from the frozen ``model`` on ``train_frames``, in two phases.
+
+    First ``epochs`` on the crossing tensor alone (its mean squared error relative to its
+    variance: cheap, no tail), then ``tail_epochs`` adding the frozen tail's outputs (each one's
+    error relative to its variance), which is what the detections are decoded from.
+    """
+    torch.manual_seed(seed)
+    teacher = Teacher(model, cut)
+    started = time.perf_counter()
+    bar = progress_factory(total=len(train_frames), desc="teacher") if progress_factory else None
+    crossing, outputs = teacher.targets(train_frames, bar.update if bar else None)
+    if bar:
+        bar.close()
+    teacher_s = time.perf_counter() - started
+    info = BottleneckInfo(model_id, model.weights_fingerprint, teacher.cut.after_layer,
+                          tuple(crossing.shape[1:]), channels, bits, hidden)
+    bottleneck = Bottleneck(info)
+    crossing_var = crossing.var().clamp_min(1e-8)
+    output_vars = [o.var().clamp_min(1e-8) for o in outputs]
+    generator = torch.Generator().manual_seed(seed)
+    batches = -(-len(train_frames) // batch_size)
+    curves = {}
+    for phase, phase_epochs, with_tail in (("crossing", epochs, False), ("tail", tail_epochs, True)):
+        if not phase_epochs:
+            continue
+        optimizer = torch.optim.Adam(bottleneck.parameters(), lr=learning_rate)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
+                                                       total_steps=phase_epochs * batches)
+        bar = progress_factory(total=phase_epochs * batches, desc=phase) if progress_factory else None
+        curve = curves[phase] = []
+        for _ in range(phase_epochs):
+            order = torch.randperm(len(train_frames), generator=generator)
+            total = 0.0
+            for start in range(0, len(order), batch_size):
+                index = order[start:start + batch_size]
+                decoded = bottleneck(crossing[index])
+                loss = ((decoded - crossing[index]) ** 2).mean() / crossing_var
+                if with_tail:
+                    student = teacher.tail(decoded)
+                    loss = loss + sum(((s - o[index]) ** 2).mean() / v
+                                      for s, o, v in zip(student, outputs, output_vars)) / len(outputs)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += float(loss.detach()) * len(index)
+                if bar:
+                    bar.update(1)
+            curve.append(round(total / len(train_frames), 5))
+        if bar:
+            bar.close()
+    bottleneck.eval()
+    bottleneck.requires_grad_(False)
+    record = {"frames": len(train_frames), "epochs": epochs, "tail_epochs": tail_epochs, "batch_size": batch_size,
+              "learning_rate": learning_rate, "seed": seed, "teacher_s": round(teacher_s, 1),
+              "wall_time_s": round(time.perf_counter() - started, 1), "torch_threads": torch.get_num_threads(),
+              "loss_curves": curves}
+    return bottleneck, record
+
+
+@torch.inference_mode()
+def evaluate(detector: SplitDetector, spec: codec.CodecSpec, frames: list[np.ndarray],
+             image_codec: str = "jpeg-q75") -> dict:
+    """Held-out frames as deployed: detections of the full model matched through the bottleneck
+    (and through ``image_codec`` for comparison), and bytes per frame of each."""
+    image_spec = codec.CodecSpec.parse(image_codec)
+    matched = {"bottleneck": 0, "image": 0}
+    sent = {"bottleneck": [], "image": []}
+    edge_ms, encode_ms, decode_ms, tail_ms, reference_count = [], [], [], [], 0
+    bottleneck = detector.bottleneck(spec)
+    for frame in frames:
+        reference = detector.detect(frame)
+        reference_count += len(reference)
+        edge = detector.edge(frame, bottleneck.info.cut_after_layer, spec)
+        result = detector.cloud(edge)
+        edge_ms.append(edge.edge_ms)
+        encode_ms.append(edge.encode_ms)
+        decode_ms.append(result.decode_ms)
+        tail_ms.append(result.cloud_ms - result.decode_ms)
+        image = detector.edge(frame, "cloud", image_spec)
+        for key, frame_sent, found in (("bottleneck", edge, result.detections),
+                                       ("image", image, detector.cloud(image).detections)):
+            matched[key] += match_detections(reference, found)
+            sent[key].append(frame_sent.payload_bytes)
+    share = {key: round(matched[key] / max(1, reference_count), 4) for key in matched}
+    return {"frames": len(frames), "reference_detections": reference_count,
+            "matched_share": share["bottleneck"], "payload_bytes_mean": round(float(np.mean(sent["bottleneck"])), 1),
+            "image_codec": image_codec, "image_matched_share": share["image"],
+            "image_bytes_mean": round(float(np.mean(sent["image"])), 1),
+            "bytes_vs_image": round(float(np.mean(sent["bottleneck"]) / np.mean(sent["image"])), 4),
+            "head_ms_median": round(float(np.median(edge_ms)), 3),
+            "encode_ms_median": round(float(np.median(encode_ms)), 3),
+            "decode_ms_median": round(float(np.median(decode_ms)), 3),
+            "tail_ms_median": round(float(np.median(tail_ms)), 3)}
+
+
