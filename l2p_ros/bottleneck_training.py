@@ -79,6 +79,10 @@ class Teacher:
         self.rest = sorted(set(range(self.runner.graph.num_layers)) - self.cut.edge_layers)
         # The yolo layers only decode; their inputs are the convolutions the loss compares.
         self.outputs = sorted(model.spec.layers[y].inputs[0] for y in model.yolo_indices)
+        anchors = {model.layers[y].num_anchors for y in model.yolo_indices}
+        if len(anchors) != 1:
+            raise ValueError(f"yolo layers with different anchor counts {sorted(anchors)}")
+        self.anchors = anchors.pop()
 
     @torch.inference_mode()
     def targets(self, frames: list[np.ndarray], progress: Callable[[int], None] | None = None):
@@ -93,6 +97,34 @@ class Teacher:
                 progress(1)
         return torch.cat(crossing), [torch.cat([o[k] for o in outputs]) for k in range(len(self.outputs))]
 
+    def _split(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A yolo layer's input (N, A*(5+C), H, W) as box terms (N, A, 4, H, W) and score
+        probabilities, objectness then classes (N, A, 1+C, H, W)."""
+        n, _, h, w = output.shape
+        rows = output.view(n, self.anchors, -1, h, w)
+        return rows[:, :, :4], torch.sigmoid(rows[:, :, 4:])
+
+    def loss_weights(self, output: torch.Tensor) -> tuple[float, float]:
+        """Normalizers for :meth:`detection_loss` from the teacher's outputs on the training frames:
+        the variance of its score probabilities, and its objectness-weighted box variance."""
+        boxes, scores = self._split(output)
+        objectness = scores[:, :, :1]
+        box_var = float((objectness * (boxes - boxes.mean()) ** 2).sum() / objectness.sum().clamp_min(1e-8))
+        return max(float(scores.var()), 1e-8), max(box_var, 1e-8)
+
+    def detection_loss(self, student: torch.Tensor, teacher: torch.Tensor, weights: tuple[float, float]) -> torch.Tensor:
+        """What the detections are decoded from, compared as they are used: objectness and class
+        scores as probabilities (a logit of -12 or -9 is the same empty cell), box terms weighted by
+        the teacher's objectness (a box nobody will keep does not matter); each relative to the
+        teacher's own spread (``weights``)."""
+        score_var, box_var = weights
+        student_boxes, student_scores = self._split(student)
+        teacher_boxes, teacher_scores = self._split(teacher)
+        objectness = teacher_scores[:, :, :1]
+        score_loss = ((student_scores - teacher_scores) ** 2).mean() / score_var
+        box_loss = (objectness * (student_boxes - teacher_boxes) ** 2).sum() / objectness.sum().clamp_min(1e-8) / 4
+        return score_loss + box_loss / box_var
+
     def tail(self, crossing: torch.Tensor) -> list[torch.Tensor]:
         """The frozen tail on a (decoded) crossing tensor, differentiable."""
         values = self.runner.run_segment_with_grad({self.layer: crossing}, self.rest, self.outputs)
@@ -105,8 +137,8 @@ def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut:
     """Distil a bottleneck at ``cut`` from the frozen ``model`` on ``train_frames``, in two phases.
 
     First ``epochs`` on the crossing tensor alone (its mean squared error relative to its
-    variance: cheap, no tail), then ``tail_epochs`` adding the frozen tail's outputs (each one's
-    error relative to its variance), which is what the detections are decoded from.
+    variance: cheap, no tail), then ``tail_epochs`` adding the frozen tail's outputs, which is what
+    the detections are decoded from (:meth:`Teacher.detection_loss`).
     """
     torch.manual_seed(seed)
     teacher = Teacher(model, cut)
@@ -120,16 +152,17 @@ def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut:
                           tuple(crossing.shape[1:]), channels, bits, hidden)
     bottleneck = Bottleneck(info)
     crossing_var = crossing.var().clamp_min(1e-8)
-    output_vars = [o.var().clamp_min(1e-8) for o in outputs]
+    output_weights = [teacher.loss_weights(o) for o in outputs]
     generator = torch.Generator().manual_seed(seed)
     batches = -(-len(train_frames) // batch_size)
     curves = {}
     for phase, phase_epochs, with_tail in (("crossing", epochs, False), ("tail", tail_epochs, True)):
         if not phase_epochs:
             continue
-        optimizer = torch.optim.Adam(bottleneck.parameters(), lr=learning_rate)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
-                                                       total_steps=phase_epochs * batches)
+        # Through the tail the loss is sharper: a third of the rate keeps it from jumping (measured).
+        rate = learning_rate / 3 if with_tail else learning_rate
+        optimizer = torch.optim.Adam(bottleneck.parameters(), lr=rate)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=rate, total_steps=phase_epochs * batches)
         bar = progress_factory(total=phase_epochs * batches, desc=phase) if progress_factory else None
         curve = curves[phase] = []
         for _ in range(phase_epochs):
@@ -141,8 +174,8 @@ def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut:
                 loss = ((decoded - crossing[index]) ** 2).mean() / crossing_var
                 if with_tail:
                     student = teacher.tail(decoded)
-                    loss = loss + sum(((s - o[index]) ** 2).mean() / v
-                                      for s, o, v in zip(student, outputs, output_vars)) / len(outputs)
+                    loss = loss + sum(teacher.detection_loss(s, o[index], w)
+                                      for s, o, w in zip(student, outputs, output_weights)) / len(outputs)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

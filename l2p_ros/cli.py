@@ -134,7 +134,12 @@ def cmd_detect(args) -> int:
     resolve_device(args.device, args.precision)  # a bad pair fails before the model loads
     detector = SplitDetector(_load(args), load_class_names(), _model_id(args),
                              score_threshold=args.score_threshold, device=args.device, precision=args.precision)
-    spec = CodecSpec.parse(args.codec)
+    if args.codec.startswith("bn:"):  # a learned bottleneck (a name or a path), at its own cut by default
+        spec = detector.add_bottleneck(args.codec[3:])
+        if args.split is None:
+            args.split = detector.bottleneck(spec).info.cut_after_layer
+    else:
+        spec = CodecSpec.parse(args.codec)
     if args.split is not None:
         detector.cut(args.split)  # fail early on a bad cut
     if args.annotate_dir:
@@ -173,6 +178,47 @@ def cmd_run(args) -> int:
                            precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
                            max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process)
     print_summary(summary)
+    return 0
+
+
+def cmd_train_bottleneck(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from l2p_ros import bottleneck_training as training
+    from l2p_ros.model.postprocess import load_class_names
+    from l2p_ros.split import SplitDetector
+
+    defaults = training.DEFAULTS.get(str(args.model))
+    if defaults is None and None in (args.cut, args.channels, args.bits):
+        raise ValueError(f"no defaults for model {args.model}: give --cut, --channels and --bits")
+    cut = args.cut if args.cut is not None else defaults.cut
+    channels = args.channels if args.channels is not None else defaults.channels
+    bits = args.bits if args.bits is not None else defaults.bits
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = _load(args)
+    frames = training.read_frames(args.train, args.max_frames)
+    if args.val:
+        train_frames, held_out = frames, training.read_frames(args.val, args.max_frames)
+    else:
+        train_frames, held_out = training.split_in_time(frames, args.held_out)
+    print(f"{len(train_frames)} training frames, {len(held_out)} held out "
+          f"({'from --val' if args.val else 'the last part in time'}); cut {cut}, {channels} channels, {bits} bits",
+          file=sys.stderr)
+    bar = lambda total, desc: tqdm(total=total, desc=desc, unit="step", file=sys.stderr)  # noqa: E731
+    bottleneck, record = training.train(model, _model_id(args), train_frames, cut=cut, channels=channels,
+                                        bits=bits, epochs=args.epochs, tail_epochs=args.tail_epochs,
+                                        seed=args.seed, progress_factory=bar)
+    record.update(sources=[str(s) for s in args.train], val_sources=[str(s) for s in args.val or []],
+                  command=" ".join(["l2p", *sys.argv[1:]]))
+    bottleneck.info.training.update(record)
+    path = bottleneck.save(args.out)
+    detector = SplitDetector(model, load_class_names(), _model_id(args))
+    report = training.evaluate(detector, detector.add_bottleneck(path), held_out)
+    bottleneck.info.training["held_out"] = report
+    bottleneck.save(path)  # again, with its held-out results
+    print(json.dumps({"out": str(path), "held_out": report, "wall_time_s": record["wall_time_s"]}, indent=1))
     return 0
 
 
@@ -367,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="detect objects in images or videos, optionally through a split")
     _add_model_args(p)
     p.add_argument("--split", default=None, help="cut: a layer index, 'edge', 'cloud' or 'dag:i,j,..'")
-    p.add_argument("--codec", default="fp32", help="fp32, fp16, int8-channel+zstd, jpeg-q75 (image at network resolution), jpeg-full-q75 (at camera size), ...")
+    p.add_argument("--codec", default="fp32", help="fp32, fp16, int8-channel+zstd, jpeg-q75 (image at network "
+                   "resolution), jpeg-full-q75 (at camera size), bn:NAME (a learned bottleneck in "
+                   "models/bottleneck/, or bn:PATH; runs at its own cut unless --split says otherwise), ...")
     p.add_argument("--score-threshold", type=float, default=0.25)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both tiers of a --split run there)")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16: CUDA only")
@@ -376,6 +424,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per frame")
     p.add_argument("inputs", type=Path, nargs="+")
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("train-bottleneck", help="distil a learned bottleneck codec on unlabeled video")
+    _add_model_args(p)
+    p.add_argument("--train", nargs="+", required=True, help="videos, image folders or bags to distil on")
+    p.add_argument("--val", nargs="+", default=None,
+                   help="held-out sources (default: the last --held-out share of the training frames in time)")
+    p.add_argument("--held-out", type=float, default=0.2, help="share held out without --val (default 0.2)")
+    p.add_argument("--max-frames", type=_positive_int, default=300, help="frames used, spread over the sources")
+    p.add_argument("--cut", type=int, default=None, help="cut after this layer (default per model: tiny 7)")
+    p.add_argument("--channels", type=_positive_int, default=None, help="code channels (default per model)")
+    p.add_argument("--bits", type=_positive_int, default=None, help="bits per code, 1..8 (default per model)")
+    p.add_argument("--epochs", type=_nonnegative_int, default=100, help="epochs on the crossing tensor alone")
+    p.add_argument("--tail-epochs", type=_nonnegative_int, default=20, help="epochs through the frozen tail")
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="the bottleneck file to write (.safetensors)")
+    p.set_defaults(func=cmd_train_bottleneck)
 
     p = sub.add_parser("run", help="start the node set as separate processes (no ros2cli needed)")
     p.add_argument("--config", type=Path, default=None, help="parameter YAML (default: config/pipeline.yaml)")
@@ -427,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
 # (a bag); "dir": a folder to create or reuse.
 OUTPUTS = {"run": (("summary_json", "file"), ("record", "new_dir")), "make-bag": (("out", "new_dir"),),
            "profile": (("out", "file"),), "evaluate": (("out", "dir"),), "train-ppo": (("out", "file"),),
-           "demo": (("out", "dir"),)}
+           "train-bottleneck": (("out", "file"),), "demo": (("out", "dir"),)}
 
 
 def check_output(path: Path, kind: str) -> None:

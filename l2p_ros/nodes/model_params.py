@@ -43,6 +43,9 @@ def load_detector(node: Node) -> SplitDetector:
     nms_iou = declare(node, "nms_iou", 0.45, "IoU above which NMS suppresses a same-class box")
     device = declare(node, "device", "cpu", "where the network runs: cpu, cuda or cuda:N")
     precision = declare(node, "precision", "fp32", "fp32, or fp16 (CUDA only)")
+    bottlenecks = declare(node, "bottlenecks", "", "learned bottleneck codecs to load at start, comma-separated "
+                          "names (models/bottleneck/NAME.safetensors) or paths; a frame naming a bundled one "
+                          "loads it on first use")
     if threads < 0:
         raise parameter_error(node, "threads", threads, "must be >= 0")
     if not 0.0 <= score_threshold <= 1.0:
@@ -61,5 +64,11 @@ def load_detector(node: Node) -> SplitDetector:
     if random_weights:
         node.get_logger().warning("random weights: detections are meaningless (profiling only)")
     detector = SplitDetector(darknet, load_class_names(), model_id(model, input_size), score_threshold, nms_iou)
+    for name in filter(None, (part.strip() for part in bottlenecks.split(","))):
+        try:
+            spec = detector.add_bottleneck(name)
+        except ValueError as error:
+            raise parameter_error(node, "bottlenecks", bottlenecks, str(error)) from None
+        node.get_logger().info(f"bottleneck {spec} loaded from {name}")
     detector.warm_up()
     return detector

@@ -1,0 +1,149 @@
+"""Learned bottleneck against image offload and quantized tensors: rate and accuracy, held out.
+
+    python bench/bench_bottleneck.py --threads 2            # trains what is missing (~10 min each)
+
+Bottlenecks are distilled (``l2p_ros.bottleneck_training``, the ``l2p train-bottleneck`` path) on
+the first 80% in time of 300 frames spread over vtest.avi, for each (channels, bits) asked, and
+kept in out/bench_bottleneck/ (``--retrain`` trains them again). Everything is then evaluated on
+frames the training never saw:
+
+- in-domain: the last 20% of those frames (later in the same street scene);
+- cross-domain: Megamind.avi (animation), the bundled photos, and a recorded bag (Megamind frames
+  written as a CompressedImage bag, read back through the bag source).
+
+Per setting: bytes per frame and detections of the full model matched (same class, IoU >= 0.5),
+for network-resolution JPEG at several qualities, camera-size JPEG q75, int8+zstd at every cut
+worth using, and each bottleneck; plus each bottleneck's encoder (edge) and decoder (cloud) ms
+beside the head and tail they sit between. Targets (issue 9): in-domain, a bottleneck at <= 0.5x
+the network-resolution JPEG-q75 bytes with >= 97% matched (stretch 0.25x at 95%); cross-domain
+reported. Writes bench/results/bottleneck_yolov3-tiny_416.json and docs/bottleneck_rate_accuracy.png.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+
+from l2p_ros import bottleneck_training as training  # noqa: E402
+from l2p_ros.assets import asset_path  # noqa: E402
+from l2p_ros.bag import write_image_bag  # noqa: E402
+from l2p_ros.codec import CodecSpec  # noqa: E402
+from l2p_ros.model.darknet import load_model  # noqa: E402
+from l2p_ros.model.matching import match_detections  # noqa: E402
+from l2p_ros.model.postprocess import load_class_names  # noqa: E402
+from l2p_ros.sources import open_source  # noqa: E402
+from l2p_ros.split import SplitDetector  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_ID = "yolov3-tiny-416"
+JPEG = ("jpeg-q30", "jpeg-q50", "jpeg-q75", "jpeg-q95", "jpeg-full-q75")
+TENSOR = ((5, "int8-tensor+zstd"), (7, "int8-tensor+zstd"), (7, "int8-channel+zstd"))
+PHOTOS = ("messi5.jpg", "fruits.jpg", "basketball1.png")
+
+
+def held_out_sets(frames_per_clip: int) -> tuple[list, dict[str, list]]:
+    frames = training.read_frames([str(asset_path("vtest.avi"))], 300)
+    train_frames, in_domain = training.split_in_time(frames, 0.2)
+    megamind = training.read_frames([str(asset_path("Megamind.avi"))], frames_per_clip)
+    photos = [next(iter(open_source(asset_path(name)))).image_bgr for name in PHOTOS]
+    bag = Path(tempfile.mkdtemp(prefix="l2p-bench-bag-")) / "megamind"
+    write_image_bag(bag, open_source(asset_path("Megamind.avi"), max_frames=frames_per_clip), compressed=True)
+    recorded = [frame.image_bgr for frame in open_source(bag)]
+    return train_frames, {"in-domain (vtest, later)": in_domain, "Megamind.avi": megamind,
+                          "photos": photos, "bag (Megamind, CompressedImage)": recorded}
+
+
+def point(detector: SplitDetector, frames: list, references: list, cut, spec: CodecSpec) -> dict:
+    sent, matched, edge_ms, encode_ms, decode_ms, tail_ms = [], 0, [], [], [], []
+    for frame, reference in zip(frames, references):
+        encoded = detector.edge(frame, cut, spec)
+        result = detector.cloud(encoded)
+        sent.append(encoded.payload_bytes)
+        matched += match_detections(reference, result.detections)
+        edge_ms.append(encoded.edge_ms)
+        encode_ms.append(encoded.encode_ms)
+        decode_ms.append(result.decode_ms)
+        tail_ms.append(result.cloud_ms - result.decode_ms)
+    median = lambda values: round(float(np.median(values)), 3)  # noqa: E731
+    return {"codec": str(spec), "cut": str(cut), "bytes_mean": round(float(np.mean(sent)), 1),
+            "matched_share": round(matched / max(1, sum(map(len, references))), 4),
+            "head_ms": median(edge_ms), "encode_ms": median(encode_ms), "decode_ms": median(decode_ms),
+            "tail_ms": median(tail_ms)}
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
+    for axis, (setting, rows) in zip(axes[0], results.items()):
+        groups = {"JPEG, network resolution": [r for r in rows if r["codec"].startswith("jpeg-q")],
+                  "JPEG, camera size": [r for r in rows if r["codec"].startswith("jpeg-full")],
+                  "int8 + zstd": [r for r in rows if r["codec"].startswith("int8")],
+                  "learned bottleneck": [r for r in rows if r["codec"].startswith("bn:")]}
+        for (label, group), marker in zip(groups.items(), "osD^"):
+            axis.plot([r["bytes_mean"] / 1e3 for r in group], [100 * r["matched_share"] for r in group],
+                      marker, linestyle="-" if label.startswith("JPEG, n") else "none", label=label)
+            for r in group:
+                axis.annotate(r["codec"].replace("jpeg-", "").replace("bn:", "") + (f"@{r['cut']}" if r["codec"].startswith("int8") else ""),
+                              (r["bytes_mean"] / 1e3, 100 * r["matched_share"]), fontsize=6)
+        axis.set(title=setting, xlabel="KB per frame (log)", ylabel="% of the full model's detections", xscale="log")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"saved {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", default="8x4,16x4,32x4,16x2",
+                        help="bottlenecks as CHANNELSxBITS, comma separated (default 8x4,16x4,32x4,16x2)")
+    parser.add_argument("--frames-per-clip", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "bench_bottleneck")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model("yolov3-tiny")
+    detector = SplitDetector(model, load_class_names(), MODEL_ID)
+    train_frames, sets = held_out_sets(args.frames_per_clip)
+    trained = {}
+    for setting in args.settings.split(","):
+        channels, bits = (int(v) for v in setting.split("x"))
+        path = args.out_dir / f"vtest-c{channels}-b{bits}.safetensors"
+        if args.retrain or not path.is_file():
+            print(f"distilling {path.name} on {len(train_frames)} frames ...", flush=True)
+            bottleneck, record = training.train(model, MODEL_ID, train_frames, cut=7, channels=channels, bits=bits)
+            bottleneck.info.training.update(record, sources=["vtest.avi (first 80% of 300 frames)"])
+            bottleneck.save(path)
+        spec = detector.add_bottleneck(path)
+        trained[str(spec)] = detector.bottleneck(spec).info.training
+    results = {}
+    for setting, frames in sets.items():
+        references = [detector.detect(frame) for frame in frames]
+        print(f"\n{setting}: {len(frames)} frames, {sum(map(len, references))} detections of the full model")
+        print(f"{'codec':>22} {'cut':>5} {'KB':>7} {'matched':>8} {'head':>6} {'enc':>6} {'dec':>6} {'tail':>6}")
+        rows = [point(detector, frames, references, "cloud", CodecSpec.parse(name)) for name in JPEG]
+        rows += [point(detector, frames, references, cut, CodecSpec.parse(name)) for cut, name in TENSOR]
+        rows += [point(detector, frames, references, 7, CodecSpec.parse(name)) for name in trained]
+        jpeg75 = next(r for r in rows if r["codec"] == "jpeg-q75")["bytes_mean"]
+        for row in rows:
+            row["bytes_vs_jpeg_q75"] = round(row["bytes_mean"] / jpeg75, 4)
+            print(f"{row['codec']:>22} {row['cut']:>5} {row['bytes_mean'] / 1e3:7.1f} {row['matched_share']:8.1%} "
+                  f"{row['head_ms']:6.2f} {row['encode_ms']:6.2f} {row['decode_ms']:6.2f} {row['tail_ms']:6.2f}")
+        results[setting] = rows
+    save("bottleneck_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]), "trained": trained,
+                                        "results": results})
+    plot(results, ROOT / "docs" / "bottleneck_rate_accuracy.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The learned bottleneck codec: its file (weights only, checked whole), its wire format (validated
+like every received payload), and its place in the split pipeline. Trained bottlenecks are judged
+in test_bottleneck_training.py and by bench/bench_bottleneck.py; here an untrained one (seeded)
+is enough, since what is checked does not depend on how well it reconstructs."""
+import dataclasses
+import json
+import struct
+
+import pytest
+import torch
+
+from l2p_ros import codec
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+from l2p_ros.bottleneck import (Bottleneck, BottleneckError, BottleneckInfo, decode_codes, encode_codes,
+                                load_bottleneck, resolve_path)
+from l2p_ros.codec_spec import CodecSpec, PayloadError, is_bottleneck_codec
+from l2p_ros.model.darknet import load_model
+from l2p_ros.model.postprocess import load_class_names
+from l2p_ros.sources import read_video
+from l2p_ros.split import SplitDetector
+
+MODEL_ID = "yolov3-tiny-416"
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return SplitDetector(load_model("yolov3-tiny"), load_class_names(), MODEL_ID)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return next(frame for _, frame in read_video(asset_path(SAMPLE_VIDEO), [30]))
+
+
+def make_file(directory, detector, name="street", cut=7, channels=8, bits=4, **changes):
+    torch.manual_seed(0)
+    info = BottleneckInfo(MODEL_ID, detector.model.weights_fingerprint, cut,
+                          tuple(detector.model.output_shapes[cut][1:]), channels, bits, 16,
+                          {"sources": ["vtest.avi"]})
+    return Bottleneck(dataclasses.replace(info, **changes)).save(directory / f"{name}.safetensors")
+
+
+def test_codec_names():
+    spec = CodecSpec.parse("bn:street-v1")
+    assert (spec.dtype, spec.bottleneck, str(spec)) == ("bn", "street-v1", "bn:street-v1")
+    assert is_bottleneck_codec("bn:x") and not is_bottleneck_codec("jpeg-q75")
+    for bad, message in (("bn:", "needs one"), ("bn:../etc/passwd", "no path"), ("bn:a/b", "no path")):
+        with pytest.raises(PayloadError, match=message):
+            CodecSpec.parse(bad)
+    with pytest.raises(PayloadError, match="no compression"):
+        CodecSpec("bn", "zstd", bottleneck="x")
+    with pytest.raises(PayloadError, match="bottleneck codes"):
+        CodecSpec.parse("bn:x").wire_dtype
+    assert resolve_path("street").name == "street.safetensors" and resolve_path("/tmp/a.safetensors").is_absolute()
+
+
+def test_file_round_trip_and_wire_round_trip_are_deterministic(tmp_path, detector, image):
+    path = make_file(tmp_path, detector)
+    spec = detector.add_bottleneck(path)
+    assert str(spec) == "bn:street"
+    bottleneck = load_bottleneck(path, model_id=MODEL_ID, weights_fingerprint=detector.model.weights_fingerprint)
+    assert bottleneck.info.training == {"sources": ["vtest.avi"]}
+    first, second = detector.edge(image, 7, spec), detector.edge(image, 7, spec)
+    assert first.records == second.records  # same frame, same bytes
+    (record,) = first.records
+    assert (record.layer_index, record.shape, record.dtype) == (7, (1, 8, 26, 26), "uint8")
+    assert first.payload_bytes == len(record.data) < 8 * 26 * 26  # 4-bit codes, zstd'd
+    codes = decode_codes(first.records, bottleneck.info)
+    assert codes.dtype == torch.uint8 and int(codes.max()) <= 15
+    assert torch.equal(decode_codes(encode_codes(7, codes), bottleneck.info), codes)
+    a, b = detector.cloud(first), detector.cloud(second)
+    assert [d.to_dict() for d in a.detections] == [d.to_dict() for d in b.detections]
+
+
+def test_a_tampered_or_foreign_file_is_refused(tmp_path, detector):
+    path = make_file(tmp_path, detector)
+    raw = bytearray(path.read_bytes())
+    header_size = struct.unpack("<Q", raw[:8])[0]
+    raw[8 + header_size + 100] ^= 0x01  # one bit of one weight
+    tampered = tmp_path / "tampered.safetensors"
+    tampered.write_bytes(bytes(raw))
+    with pytest.raises(BottleneckError, match="altered or damaged"):
+        load_bottleneck(tampered)
+    cases = [
+        (make_file(tmp_path, detector, "other-model", model_id="yolov3-416"), "made for model 'yolov3-416'"),
+        (make_file(tmp_path, detector, "other-weights", weights_fingerprint="sha256:00"), "distilled from weights"),
+        (make_file(tmp_path, detector, "bad-cut", cut=8, crossing_shape=(128, 26, 26)), "cut 8"),
+        (tmp_path / "missing.safetensors", "not found"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(BottleneckError, match=message):
+            detector.add_bottleneck(bad)
+    not_a_file = tmp_path / "text.safetensors"
+    not_a_file.write_text("hello")
+    with pytest.raises(BottleneckError, match="not a readable bottleneck file"):
+        load_bottleneck(not_a_file)
+    with pytest.raises(BottleneckError, match="bits must be 1..8"):
+        make_file(tmp_path, detector, "wide", bits=9)
+
+
+def test_a_file_without_our_metadata_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"l2p": json.dumps({"schema": "other/1"})})
+    with pytest.raises(BottleneckError, match="schema 'other/1'"):
+        load_bottleneck(path)
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda r: [r, r], "one record"),
+    (lambda r: [dataclasses.replace(r, layer_index=8)], "layer 7 expected"),
+    (lambda r: [dataclasses.replace(r, shape=(1, 9, 26, 26))], r"uint8 \(1, 8, 26, 26\) without quantization parameters expected, got uint8 \(1, 9"),
+    (lambda r: [dataclasses.replace(r, dtype="int8")], "uint8"),
+    (lambda r: [dataclasses.replace(r, data=r.data[:-3])], "zstd"),
+    (lambda r: [dataclasses.replace(r, data=b"\x00" * 40)], "zstd"),
+    (lambda r: [encode_codes(7, torch.full((1, 8, 26, 26), 200, dtype=torch.uint8))[0]], "above 15"),
+])
+def test_malformed_codes_are_refused_and_only_their_frame_fails(tmp_path, detector, image, spoil, message):
+    spec = detector.add_bottleneck(make_file(tmp_path, detector))
+    good = detector.edge(image, 7, spec)
+    bad = dataclasses.replace(good, records=spoil(good.records[0]))
+    with pytest.raises(PayloadError, match=message):
+        detector.cloud(bad)
+    results = detector.cloud_batch([bad, good])
+    assert isinstance(results[0], PayloadError) and not isinstance(results[1], Exception)
+
+
+def test_a_frame_naming_an_unknown_bottleneck_or_the_wrong_cut_is_dropped(tmp_path, detector, image):
+    spec = detector.add_bottleneck(make_file(tmp_path, detector))
+    good = detector.edge(image, 7, spec)
+    with pytest.raises(PayloadError, match="bn:nowhere.*not found"):
+        detector.cloud(dataclasses.replace(good, codec=CodecSpec.parse("bn:nowhere")))
+    with pytest.raises(PayloadError, match="works at cut 7"):
+        detector.cloud(dataclasses.replace(good, cut_after_layer=5))
+    with pytest.raises(ValueError, match="works at cut 7, not at cut 5"):
+        detector.edge(image, 5, spec)
+
+
+def test_crossing_shapes_come_from_the_cut_not_the_file(tmp_path, detector):
+    # A bottleneck claiming cut 7 but another crossing shape does not fit the model.
+    path = make_file(tmp_path, detector, "wrong-shape", crossing_shape=(64, 26, 26))
+    with pytest.raises(BottleneckError, match="expects one"):
+        detector.add_bottleneck(path)
+
+
+def test_fingerprints_name_the_weights():
+    pretrained = load_model("yolov3-tiny")
+    assert pretrained.weights_fingerprint.startswith("sha256:") and len(pretrained.weights_fingerprint) == 71
+    with pytest.warns(UserWarning):
+        random = load_model("yolov3-tiny", random_weights=True)
+    assert random.weights_fingerprint == "random-seed-0"
