@@ -34,7 +34,18 @@ from l2p_ros.codec_spec import BOTTLENECK_NAME, PayloadError
 
 SCHEMA = "l2p-bottleneck/1"
 EXTENSION = ".safetensors"
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "models" / "bottleneck"
+# In a source checkout, models/bottleneck/ beside the package; installed (colcon, pip), the copy
+# setup.py puts in <prefix>/share/l2p_ros/ (the package itself is in <prefix>/lib/pythonX.Y/site-packages).
+def _bundled_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    source = here.parent / "models" / "bottleneck"
+    if source.is_dir() or len(here.parents) < 4:
+        return source
+    installed = here.parents[3] / "share" / "l2p_ros" / "models" / "bottleneck"
+    return installed if installed.is_dir() else source
+
+
+BUNDLED_DIR = _bundled_dir()
 MAX_BITS = 8
 
 

@@ -132,7 +132,7 @@ class Teacher:
 
 
 def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut: int, channels: int, bits: int,
-          hidden: int = 64, epochs: int = 100, tail_epochs: int = 20, batch_size: int = 8,
+          hidden: int = 64, epochs: int = 100, tail_epochs: int = 30, batch_size: int = 8,
           learning_rate: float = 3e-3, seed: int = 0, progress_factory=None) -> tuple[Bottleneck, dict]:
     """Distil a bottleneck at ``cut`` from the frozen ``model`` on ``train_frames``, in two phases.
 

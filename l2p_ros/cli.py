@@ -176,7 +176,8 @@ def cmd_run(args) -> int:
                            frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,
                            summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
                            precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
-                           max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process)
+                           max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process,
+                           codec=args.codec)
     print_summary(summary)
     return 0
 
@@ -436,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=_positive_int, default=None, help="code channels (default per model)")
     p.add_argument("--bits", type=_positive_int, default=None, help="bits per code, 1..8 (default per model)")
     p.add_argument("--epochs", type=_nonnegative_int, default=100, help="epochs on the crossing tensor alone")
-    p.add_argument("--tail-epochs", type=_nonnegative_int, default=20, help="epochs through the frozen tail")
+    p.add_argument("--tail-epochs", type=_nonnegative_int, default=30, help="epochs through the frozen tail")
     p.add_argument("--threads", type=_nonnegative_int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="the bottleneck file to write (.safetensors)")
@@ -450,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-hz", type=_nonnegative_float, default=None,
                    help="camera rate, 0 = as fast as possible (default from the YAML)")
     p.add_argument("--policy", default=None, help="partitioning policy (default from the YAML)")
+    p.add_argument("--codec", default=None, help="codec of tensor cuts (default from the YAML), e.g. "
+                   "int8-channel+zstd, or bn:NAME / bn:PATH for a learned bottleneck (with --policy fixed:K at its cut)")
     p.add_argument("--record", type=Path, default=None, help="record detections, decisions and stats to this bag")
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary and timeline here")
     p.add_argument("--quiet", action="store_true", help="no per-frame lines")

@@ -9,7 +9,6 @@ import struct
 import pytest
 import torch
 
-from l2p_ros import codec
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
 from l2p_ros.bottleneck import (Bottleneck, BottleneckError, BottleneckInfo, decode_codes, encode_codes,
                                 load_bottleneck, resolve_path)

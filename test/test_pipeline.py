@@ -37,6 +37,29 @@ def _drain(observer, done=lambda summary: summary["unaccounted"] <= 0) -> None:
     spin_for(observer, 1.5)
 
 
+def _accounted(observer, frames: int, timeout_s: float = 60) -> dict:
+    """Until each of ``frames`` published frames is detected or dropped with a reason, then one stats
+    period. On a loaded machine the edge may supersede a frame still waiting for its decision with
+    the next one (its latest-frame slot, counted as ``edge:stale_frame``): correct behaviour, so the
+    tests compare every frame that was detected. Measured with a training job on both cores, 8 of
+    10 frames were superseded; unloaded, none are."""
+    def done() -> bool:
+        summary = observer.summary()
+        return summary["frames_detected"] + summary["frames_dropped"] >= frames
+    assert spin_until(observer, done, timeout_s), observer.summary()
+    spin_for(observer, 1.5)
+    summary = observer.summary()
+    assert summary["unaccounted"] == 0 and set(summary["drops"]) <= {"edge:stale_frame"}, summary
+    assert summary["frames_detected"] >= 2, summary
+    return summary
+
+
+def _detected(timeline: list[dict], stamps: list[float]) -> list[tuple[int, dict]]:
+    """(frame index, its result) for every detected frame, matched by its exact stamp."""
+    by_stamp = {round(r["stamp_s"], 6): r for r in timeline}
+    return [(i, by_stamp[round(stamp, 6)]) for i, stamp in enumerate(stamps) if round(stamp, 6) in by_stamp]
+
+
 def _video_frames(count: int):
     capture = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
     frames = [capture.read()[1] for _ in range(count)]
@@ -47,23 +70,50 @@ def _video_frames(count: int):
 def test_split_pipeline_detects_what_the_full_model_detects():
     """Frames cut after layer 9 with fp32 on the wire give the in-process full model's detections."""
     with live_pipeline(_overrides("fixed:9", FRAMES, rate_hz=3.0)) as (nodes, observer):
-        assert spin_until(observer, lambda: len(observer.results) >= FRAMES, timeout_s=60)
-        spin_for(observer, 1.5)  # final stats
-        summary = observer.summary()
+        summary = _accounted(observer, FRAMES)
         stamps = observer.frame_stamps()
         timeline = observer.timeline()
-    assert summary["frames_detected"] == FRAMES and summary["unaccounted"] == 0, summary
-    assert summary["executed_on"] == {"edge+cloud": FRAMES} and summary["cuts"] == {"9": FRAMES}
+    detected = summary["frames_detected"]
+    assert summary["executed_on"] == {"edge+cloud": detected} and summary["cuts"] == {"9": detected}
     torch.set_num_threads(1)
     detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
-    for index, frame in enumerate(_video_frames(FRAMES)):
-        record = min(timeline, key=lambda r: abs(r["stamp_s"] - stamps[index]))
-        expected = detector.detect(frame)
+    video = _video_frames(FRAMES)
+    pairs = _detected(timeline, stamps)
+    assert len(pairs) == detected
+    for index, record in pairs:
+        expected = detector.detect(video[index])
         got = sorted(record["boxes"], key=lambda b: -b[2])
         assert [b[0] for b in got] == [d.class_id for d in expected], index
         for box, det in zip(got, expected):
             assert box[2] == pytest.approx(det.score, abs=1e-4)  # float32 on the wire
             assert box[3:] == pytest.approx([det.x1, det.y1, det.x2, det.y2], abs=0.05)
+
+
+def test_a_learned_bottleneck_runs_live_and_detects_what_it_detects_in_process():
+    """fixed:7 with the shipped bottleneck's codec: edge and cloud load it by name on first use, the
+    codes cross DDS, and the detections equal the same split run in one process."""
+    codec_name = "bn:vtest-street"
+    overrides = _overrides("fixed:7", FRAMES, rate_hz=3.0, more={("partitioner_node", "codec"): codec_name})
+    with live_pipeline(overrides) as (nodes, observer):
+        summary = _accounted(observer, FRAMES)
+        stamps = observer.frame_stamps()
+        timeline = observer.timeline()
+    detected = summary["frames_detected"]
+    assert summary["executed_on"] == {"edge+cloud": detected} and summary["cuts"] == {"7": detected}
+    assert 0 < summary["cloud_payload_bytes_mean"] < 10_000  # 16 maps of 4-bit codes, zstd'd
+    torch.set_num_threads(1)
+    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
+    spec = CodecSpec.parse(codec_name)
+    found = 0
+    video = _video_frames(FRAMES)
+    for index, record in _detected(timeline, stamps):
+        expected = detector.cloud(detector.edge(video[index], 7, spec)).detections
+        got = sorted(record["boxes"], key=lambda b: -b[2])
+        assert [b[0] for b in got] == [d.class_id for d in expected], index
+        for box, det in zip(got, expected):
+            assert box[2] == pytest.approx(det.score, abs=1e-4)
+        found += len(got)
+    assert found >= detected  # people in every frame of the street scene
 
 
 @pytest.mark.parametrize("policy, executed_on", [("fixed:7:13", "edge+fog+cloud"), ("fixed:7:23", "edge+fog")])
@@ -85,7 +135,7 @@ def test_three_tiers_edge_fog_cloud_detect_what_the_full_model_detects(policy, e
     with live_pipeline(overrides, extra_nodes={"fog_node": ("cloud_node", fog)}) as (nodes, observer):
         observer.create_subscription(PipelineStats, "l2p/fog/stats", fog_stats.append, STATE_QOS)
         attacker = observer.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
-        assert spin_until(observer, lambda: len(observer.results) >= frames, timeout_s=60)
+        _accounted(observer, frames)
         stamps = observer.frame_stamps()
         timeline = observer.timeline()
         results = dict(observer.results)
@@ -98,9 +148,8 @@ def test_three_tiers_edge_fog_cloud_detect_what_the_full_model_detects(policy, e
     assert fog_alive
     assert {r["executed_on"] for r in timeline} == {executed_on}
     assert {(r.cut, r.codec) for r in results.values()} == {(7, "fp32")}
-    for index, frame in enumerate(video):
-        record = min(timeline, key=lambda r: abs(r["stamp_s"] - stamps[index]))
-        expected = detector.detect(frame)
+    for index, record in _detected(timeline, stamps):
+        expected = detector.detect(video[index])
         assert [b[0] for b in sorted(record["boxes"], key=lambda b: -b[2])] == [d.class_id for d in expected]
 
 
@@ -120,7 +169,7 @@ def test_a_monitor_on_the_fog_measures_the_backhaul_the_partitioner_decides_on()
                                                "backhaul_monitor": ("network_monitor_node", monitor)}) \
             as (nodes, observer):
         observer.create_subscription(NetworkState, "l2p/backhaul/network_state", backhaul.append, STATE_QOS)
-        assert spin_until(observer, lambda: len(observer.results) >= frames, timeout_s=90)
+        _accounted(observer, frames, timeout_s=90)
         decisions = list(observer.decisions.values())
     measured = {state.rtt_ms for state in backhaul if state.link_up}
     assert measured, backhaul[-3:]

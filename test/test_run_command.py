@@ -29,3 +29,18 @@ def test_ctrl_c_stops_the_nodes_and_prints_the_summary(tmp_path):
     assert nodes_left == []
     summary = json.loads(summary_json.read_text())["summary"]
     assert summary["interrupted"] is True and summary["frames_detected"] > 0
+
+
+def test_a_bottleneck_codec_reaches_the_nodes_that_need_it():
+    """``l2p run --codec``: the partitioner decides with it; a bottleneck given as a file is loaded
+    by path on both tiers and named by its stem on the wire."""
+    from l2p_ros.nodes.pipeline_run import _overrides
+
+    bundled = _overrides(None, None, 0, "fixed:7", None, codec="bn:vtest-street")
+    assert bundled == {("partitioner_node", "policy"): "fixed:7", ("partitioner_node", "codec"): "bn:vtest-street"}
+    by_path = _overrides(None, None, 0, None, None, codec="bn:/data/my-car.safetensors")
+    assert by_path == {("partitioner_node", "codec"): "bn:my-car",
+                       ("edge_node", "bottlenecks"): "/data/my-car.safetensors",
+                       ("cloud_node", "bottlenecks"): "/data/my-car.safetensors"}
+    assert _overrides(None, None, 0, None, None, codec="int8-channel+zstd") == \
+        {("partitioner_node", "codec"): "int8-channel+zstd"}

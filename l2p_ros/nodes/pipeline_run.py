@@ -17,8 +17,14 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _overrides(source, image_topic, frames, policy, rate_hz, device=None, precision=None) -> dict:
+def _overrides(source, image_topic, frames, policy, rate_hz, device=None, precision=None, codec=None) -> dict:
     overrides = {}
+    if codec:
+        bottleneck = codec[3:] if codec.startswith("bn:") else ""
+        if "/" in bottleneck or bottleneck.endswith(".safetensors"):  # a file: both tiers load it by path
+            overrides[("edge_node", "bottlenecks")] = overrides[("cloud_node", "bottlenecks")] = bottleneck
+            codec = f"bn:{Path(bottleneck).stem}"
+        overrides[("partitioner_node", "codec")] = codec
     if source:
         overrides[("camera_node", "source")] = str(source)
     if image_topic:
@@ -84,7 +90,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
-                 extra: dict | None = None, log=print) -> dict:
+                 codec: str | None = None, extra: dict | None = None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
     ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
@@ -101,7 +107,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     from l2p_ros.nodes.observer import PipelineObserver
 
     namespaces = vehicle_namespaces(vehicles)
-    overrides = _overrides(source, image_topic, frames, policy, rate_hz, device, precision)
+    overrides = _overrides(source, image_topic, frames, policy, rate_hz, device, precision, codec)
     if vehicles > 1:
         overrides[("cloud_node", "vehicles")] = ",".join(namespaces)
     if max_batch is not None:
