@@ -41,6 +41,10 @@ class Defaults:
     hidden: int = 64
 
 
+# yolov3-tiny: measured (docs/benchmarks.md): more channels or bits bought about a point of
+# detections for twice the bytes. yolov3: a single-tensor cut cheap for the edge (256x52x52 after
+# layer 12), channels scaled with it; not yet measured (no pretrained yolov3 weights offline, and
+# distilling it wants a GPU).
 DEFAULTS = {"yolov3-tiny": Defaults(cut=7, channels=16, bits=4), "yolov3": Defaults(cut=12, channels=24, bits=4)}
 
 

@@ -90,6 +90,7 @@ class SplitDetector:
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.bottlenecks: dict[str, Bottleneck] = {}
+        self._refused_bottlenecks: dict[str, str] = {}
 
     def add_bottleneck(self, name_or_path: str | Path) -> codec.CodecSpec:
         """Load a learned bottleneck (a name in models/bottleneck/ or a file path) for this model and
@@ -112,10 +113,14 @@ class SplitDetector:
         """The bottleneck a ``bn:`` codec names: one added, or else one bundled under that name.
         PayloadError when there is none (a received frame naming an unknown bottleneck)."""
         if spec.bottleneck not in self.bottlenecks:
-            try:
-                self.add_bottleneck(spec.bottleneck)
-            except BottleneckError as error:
-                raise codec.PayloadError(f"codec {spec}: {error}") from None
+            refused = self._refused_bottlenecks.get(spec.bottleneck)
+            if refused is None:  # looked up once: frames naming it again are refused without disk reads
+                try:
+                    self.add_bottleneck(spec.bottleneck)
+                except BottleneckError as error:
+                    refused = self._refused_bottlenecks[spec.bottleneck] = str(error)
+            if refused is not None:
+                raise codec.PayloadError(f"codec {spec}: {refused}")
         return self.bottlenecks[spec.bottleneck]
 
     @property
