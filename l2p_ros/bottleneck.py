@@ -6,22 +6,14 @@ and expanded back by a decoder into what the frozen rest of the network expects.
 layers never change; the teacher is the unmodified model (``bottleneck_training``), so no labels
 are needed.
 
-File (``schema: l2p-bottleneck/1``): a safetensors file (weights only, nothing unpickled) whose
-metadata key ``l2p`` holds a JSON object: the model id, the weights fingerprint it was distilled
-from, the cut, the crossing tensor's shape, channels, bits, hidden width, the training record
-(sources, frames, held-out results) and the sha256 of the tensors. Loading it against another
-model, other weights or another cut, or with tensors that do not hash to what it says, raises
-:class:`BottleneckError` naming the file and the mismatch.
+Its file format and checks are ``l2p_ros.bottleneck_file`` (no torch).
 
 On the wire (codec ``bn:NAME``): one :class:`codec.TensorRecord` for the cut's layer with shape
 (N, channels, H, W), dtype ``uint8`` and zstd data; every code must be below ``2**bits``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,59 +21,13 @@ import torch
 import zstandard
 from torch import nn
 
+from l2p_ros.bottleneck_file import (BottleneckError, BottleneckInfo, read_bottleneck, resolve_path,
+                                     write_bottleneck)
 from l2p_ros.codec import ZSTD_LEVEL, TensorRecord, decompress_exact, record_fields
-from l2p_ros.codec_spec import BOTTLENECK_NAME, PayloadError
+from l2p_ros.codec_spec import PayloadError
 
-SCHEMA = "l2p-bottleneck/1"
-EXTENSION = ".safetensors"
-# In a source checkout, models/bottleneck/ beside the package; installed (colcon, pip), the copy
-# setup.py puts in <prefix>/share/l2p_ros/ (the package itself is in <prefix>/lib/pythonX.Y/site-packages).
-def _bundled_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    source = here.parent / "models" / "bottleneck"
-    if source.is_dir() or len(here.parents) < 4:
-        return source
-    installed = here.parents[3] / "share" / "l2p_ros" / "models" / "bottleneck"
-    return installed if installed.is_dir() else source
-
-
-BUNDLED_DIR = _bundled_dir()
-MAX_BITS = 8
-
-
-class BottleneckError(ValueError):
-    """A bottleneck file that is missing, malformed, tampered with, or made for another model or cut."""
-
-
-@dataclass(frozen=True)
-class BottleneckInfo:
-    """What a bottleneck fits and how it is built; ``training`` is free-form provenance."""
-
-    model_id: str  # e.g. "yolov3-tiny-416"
-    weights_fingerprint: str  # Darknet.weights_fingerprint of the teacher
-    cut_after_layer: int
-    crossing_shape: tuple[int, int, int]  # (C, H, W) of the one tensor crossing the cut
-    channels: int
-    bits: int
-    hidden: int
-    training: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.bits <= MAX_BITS:
-            raise BottleneckError(f"bits must be 1..{MAX_BITS}, got {self.bits}")
-        if not 1 <= self.channels <= self.crossing_shape[0]:
-            raise BottleneckError(f"channels must be 1..{self.crossing_shape[0]} (the crossing tensor's), "
-                                  f"got {self.channels}")
-        if self.hidden < 1:
-            raise BottleneckError(f"hidden must be >= 1, got {self.hidden}")
-
-    @property
-    def levels(self) -> int:
-        return 2 ** self.bits - 1
-
-    @property
-    def code_shape(self) -> tuple[int, int, int]:
-        return (self.channels, *self.crossing_shape[1:])
+__all__ = ["Bottleneck", "BottleneckError", "BottleneckInfo", "decode_codes", "encode_codes", "load_bottleneck",
+           "resolve_path"]
 
 
 class Bottleneck(nn.Module):
@@ -123,79 +69,21 @@ class Bottleneck(nn.Module):
     # ---- file format -------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        if path.suffix != EXTENSION:
-            raise BottleneckError(f"{path}: a bottleneck file ends in {EXTENSION}")
-        tensors = {name: value.detach().float().cpu().contiguous() for name, value in self.state_dict().items()}
-        meta = {"schema": SCHEMA, **asdict(self.info), "tensors_sha256": tensors_sha256(tensors)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(path), metadata={"l2p": json.dumps(meta)})
-        return path
-
-
-def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over the tensors' names, shapes and float32 bytes, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        array = tensors[name].detach().float().cpu().contiguous().numpy()
-        digest.update(f"{name}:{list(array.shape)};".encode())
-        digest.update(array.astype("<f4", copy=False).tobytes())
-    return digest.hexdigest()
-
-
-def resolve_path(name_or_path: str | Path) -> Path:
-    """``NAME`` -> ``models/bottleneck/NAME.safetensors``; anything with a suffix or a slash is a path."""
-    text = str(name_or_path)
-    if BOTTLENECK_NAME.fullmatch(text) and not text.endswith(EXTENSION):
-        return BUNDLED_DIR / f"{text}{EXTENSION}"
-    return Path(text).expanduser()
+        arrays = {name: value.detach().float().cpu().numpy() for name, value in self.state_dict().items()}
+        return write_bottleneck(path, self.info, arrays)
 
 
 def load_bottleneck(name_or_path: str | Path, *, model_id: str | None = None,
                     weights_fingerprint: str | None = None) -> Bottleneck:
-    """A bottleneck from its file, checked whole: schema, fields, tensor names, shapes and hash;
-    with ``model_id``/``weights_fingerprint``, that it was made for that model and those weights."""
-    from safetensors import SafetensorError, safe_open
-
-    path = resolve_path(name_or_path)
-    if not path.is_file():
-        bundled = sorted(p.stem for p in BUNDLED_DIR.glob(f"*{EXTENSION}"))
-        raise BottleneckError(f"bottleneck not found: {path} (bundled: {', '.join(bundled) or 'none'})")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get("l2p", "null"))
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise BottleneckError(f"{path}: not a readable bottleneck file ({error})") from None
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
-        found = meta.get("schema") if isinstance(meta, dict) else meta
-        raise BottleneckError(f"{path}: schema {found!r} is not {SCHEMA!r}")
-    try:
-        info = BottleneckInfo(str(meta["model_id"]), str(meta["weights_fingerprint"]), int(meta["cut_after_layer"]),
-                              tuple(int(v) for v in meta["crossing_shape"]), int(meta["channels"]),
-                              int(meta["bits"]), int(meta["hidden"]), dict(meta.get("training") or {}))
-        expected_hash = str(meta["tensors_sha256"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise BottleneckError(f"{path}: malformed metadata ({type(error).__name__}: {error})") from None
-    if len(info.crossing_shape) != 3:
-        raise BottleneckError(f"{path}: crossing_shape must be (C, H, W), got {info.crossing_shape}")
-    if tensors_sha256(tensors) != expected_hash:
-        raise BottleneckError(f"{path}: its tensors do not match the sha256 it records: the file was "
-                              "altered or damaged")
-    if model_id is not None and info.model_id != model_id:
-        raise BottleneckError(f"{path}: made for model {info.model_id!r}, not {model_id!r}")
-    if weights_fingerprint is not None and info.weights_fingerprint != weights_fingerprint:
-        raise BottleneckError(f"{path}: distilled from weights {info.weights_fingerprint}, this model has "
-                              f"{weights_fingerprint}")
+    """A bottleneck module from its file (:func:`bottleneck_file.read_bottleneck` checks it whole),
+    eval-mode and frozen; BottleneckError when its arrays do not fit the architecture it records."""
+    info, arrays = read_bottleneck(name_or_path, model_id=model_id, weights_fingerprint=weights_fingerprint)
     bottleneck = Bottleneck(info)
     try:
-        bottleneck.load_state_dict(tensors, strict=True)
+        bottleneck.load_state_dict({name: torch.from_numpy(array) for name, array in arrays.items()}, strict=True)
     except RuntimeError as error:
-        raise BottleneckError(f"{path}: tensors do not fit the architecture it records ({error})") from None
-    if not all(torch.isfinite(t).all() for t in tensors.values()):
-        raise BottleneckError(f"{path}: weights hold NaN or infinity")
+        raise BottleneckError(f"{resolve_path(name_or_path)}: tensors do not fit the architecture it records "
+                              f"({error})") from None
     bottleneck.eval()
     bottleneck.requires_grad_(False)
     return bottleneck

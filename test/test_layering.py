@@ -33,6 +33,15 @@ def test_nodes_that_do_not_run_the_network_do_not_load_torch(module):
     assert loaded_after_import(module, ["torch", "l2p_ros.model.darknet", "l2p_ros.simulation"]) == []
 
 
+def test_a_bottleneck_file_is_read_without_torch():
+    """The partitioner weighs a bottleneck's cut from its file alone (cut, bytes per frame)."""
+    code = ("import sys; from l2p_ros.bottleneck_file import read_bottleneck; "
+            "info, _ = read_bottleneck('vtest-street'); print(info.cut_after_layer, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7", "False"]
+
+
 CORE_MODULES = sorted(name for _, name, _ in pkgutil.walk_packages(l2p_ros.__path__, "l2p_ros.")
                       if not name.startswith(ROS_LAYER) and name not in ("l2p_ros.cli", "l2p_ros.demo"))
 
