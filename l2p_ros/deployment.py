@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from l2p_ros.bottleneck_file import BottleneckError, read_bottleneck, resolve_path
 from l2p_ros.measure.cache import ensure_profile
-from l2p_ros.measure.models import model_graph
+from l2p_ros.measure.models import model_graph, model_id
 from l2p_ros.measure.profile import Profile, derive_profile, is_derived, load_profile
 from l2p_ros.policies.energy import PowerModel
 from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn
@@ -28,7 +29,9 @@ class Deployment:
     else a cloud ``cloud_speed_factor`` times as fast as the measured edge profile. A fog tier:
     ``fog_profile``, or ``fog_speed_factor`` > 0 times the (possibly derived) edge's speed; its
     crossing is encoded with ``fog_codec``. ``profile_threads``: torch threads when this host's
-    edge profile has to be measured.
+    edge profile has to be measured. ``bottlenecks``: learned bottleneck files (names in
+    models/bottleneck/ or paths) the policies may choose, each at its own cut, sending the bytes per
+    frame its file records from its held-out frames.
     """
 
     model: str = "yolov3-tiny"
@@ -41,6 +44,7 @@ class Deployment:
     fog_speed_factor: float = 0.0
     fog_codec: str = DEFAULT_TENSOR_CODEC
     profile_threads: int = 1
+    bottlenecks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("edge_speed_factor", "cloud_speed_factor"):
@@ -76,7 +80,18 @@ def build_cost_model(deployment: Deployment, payload_bytes_fn: PayloadBytesFn | 
                          "full_pass_ms_median": edge.measurement.get("full_pass_ms_median")},
         "cloud_profile": {**cloud_source, "full_pass_ms": round(cloud.total_ms, 3)},
     }
-    model = CostModel(model_graph(d.model), edge, cloud, power, payload_bytes_fn)
+    bottlenecks = {}
+    for name in d.bottlenecks:
+        info, _ = read_bottleneck(name, model_id=model_id(d.model, d.input_size))
+        if info.held_out_payload_bytes is None:
+            raise BottleneckError(f"bottleneck {name} records no payload measured on held-out frames "
+                                  "(l2p train-bottleneck measures it)")
+        codec = f"bn:{resolve_path(name).stem}"
+        bottlenecks[codec] = (info.cut_after_layer, info.held_out_payload_bytes)
+        sources.setdefault("bottlenecks", {})[codec] = {
+            "file": str(resolve_path(name)), "cut": info.cut_after_layer,
+            "payload_bytes": info.held_out_payload_bytes, "from": "its held-out frames (recorded in the file)"}
+    model = CostModel(model_graph(d.model), edge, cloud, power, payload_bytes_fn, bottlenecks=bottlenecks)
     if d.fog_profile is not None or d.fog_speed_factor > 0:
         fog = load_profile(d.fog_profile) if d.fog_profile is not None else fog_profile(edge, d.fog_speed_factor)
         model = with_fog(model, fog, d.fog_codec)
@@ -97,4 +112,4 @@ def with_fog(model: CostModel, fog: Profile, fog_codec: str) -> CostModel:
     load cap; the fog's crossing encoded with ``fog_codec``."""
     return CostModel(model.graph, model.edge_profile, model.cloud_profile, model.power, model.payload_bytes_fn,
                      model.max_edge_load, cloud_power=model.cloud_power, fog_profile=fog,
-                     fog_power=model.fog_power, fog_codec=fog_codec)
+                     fog_power=model.fog_power, fog_codec=fog_codec, bottlenecks=model.bottlenecks)

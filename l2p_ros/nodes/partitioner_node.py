@@ -18,6 +18,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecision
+from l2p_ros.bottleneck_file import BottleneckError
 from l2p_ros.codec_spec import CodecSpec
 from l2p_ros.complexity import ComplexityMeter
 from l2p_ros.deployment import Deployment, build_cost_model
@@ -50,6 +51,9 @@ class PartitionerNode(Node):
                               "payload bytes by frame complexity: a fit YAML, 'auto' (measure on real frames "
                               "once and cache) or '' (the profile's single-frame sizes)")
         codec = declare(self, "codec", "fp32", "codec for tensor cuts (live)", live=True)
+        bottlenecks = declare(self, "bottlenecks", "", "learned bottlenecks the policies may choose, each at its "
+                              "own cut: comma-separated names (models/bottleneck/) or paths; give the edge and "
+                              "cloud nodes the same")
         image_codec = declare(self, "image_codec", "jpeg-q75", "codec for image offload (live)", live=True)
         frame_interval_ms = declare(self, "frame_interval_ms", 100.0, "camera period, for throughput-aware policies")
         default_bandwidth_mbps = declare(self, "default_bandwidth_mbps", 20.0,
@@ -84,13 +88,16 @@ class PartitionerNode(Node):
                                 cloud_profile=Path(cloud_profile) if cloud_profile else None,
                                 cloud_speed_factor=cloud_speed_factor,
                                 fog_profile=Path(fog_profile) if fog_profile else None,
-                                fog_speed_factor=fog_speed_factor, fog_codec=fog_codec, profile_threads=threads)
+                                fog_speed_factor=fog_speed_factor, fog_codec=fog_codec, profile_threads=threads,
+                                bottlenecks=tuple(filter(None, (b.strip() for b in bottlenecks.split(",")))))
         try:
             fit = None
             if payload_fit:
                 fit = load_payload_fit(ensure_payload_fit(model, input_size, log=self.get_logger().info)
                                        if payload_fit == "auto" else payload_fit)
             self.cost_model, sources = build_cost_model(deployment, fit, log=self.get_logger().info)
+        except BottleneckError as error:
+            raise parameter_error(self, "bottlenecks", bottlenecks, str(error)) from None
         except ProfileError as error:
             raise parameter_error(self, "edge_profile/cloud_profile/fog_profile/payload_fit",
                                   f"{edge_profile}/{cloud_profile}/{fog_profile}/{payload_fit}", str(error)) from None

@@ -64,7 +64,8 @@ class StaticOptimal(FixedCut):
     def __init__(self, cost_model: CostModel, nominal: SystemState, candidates: Iterable[int] | None = None,
                  codec: str = DEFAULT_TENSOR_CODEC, image_codec: str = DEFAULT_IMAGE_CODEC):
         cuts = range(INPUT, cost_model.num_layers) if candidates is None else candidates
-        super().__init__(fastest(cost_model, chain_partitions(cuts, codec, image_codec), nominal))
+        partitions = chain_partitions(cuts, codec, image_codec) + cost_model.bottleneck_partitions()
+        super().__init__(fastest(cost_model, partitions, nominal))
 
 
 class Greedy(Policy):
@@ -81,7 +82,7 @@ class Greedy(Policy):
         self.cost_model = cost_model
         if candidates is None:
             candidates = profile_candidates(cost_model.graph, cost_model.edge_profile)
-        self.partitions = chain_partitions(candidates, codec, image_codec)
+        self.partitions = chain_partitions(candidates, codec, image_codec) + cost_model.bottleneck_partitions()
         self.table = cost_model.table(self.partitions)
 
     def decide(self, state: SystemState) -> Partition:
@@ -112,7 +113,7 @@ class OraclePolicy(Policy):
                 cuts, cost_model.num_layers, True, codec, image_codec) if p.fog_until_layer is not None])
 
     def decide(self, state: SystemState) -> Partition:
-        candidates = [surgeon.decide(state) for surgeon in self.surgeons]
+        candidates = [surgeon.decide(state) for surgeon in self.surgeons] + self.cost_model.bottleneck_partitions()
         if self.tiered is not None:
             candidates.append(self.tiered.partitions[int(np.argmin(self.tiered.predict(state).total_ms))])
         return fastest(self.cost_model, candidates, state)

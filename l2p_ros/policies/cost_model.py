@@ -135,13 +135,18 @@ class Placement:
 
 class CostModel:
     """Predicts any partition of ``graph`` from an edge and a cloud profile (and a fog profile for
-    three tiers, whose crossing at the fog is encoded with ``fog_codec``)."""
+    three tiers, whose crossing at the fog is encoded with ``fog_codec``).
+
+    ``bottlenecks``: learned bottleneck codecs, each usable at one chain cut only, as
+    ``{codec name: (cut after layer, payload bytes per frame)}`` (the bytes its file records from
+    its held-out frames); :meth:`bottleneck_partitions` offers them to the policies.
+    """
 
     def __init__(self, graph: LayerGraph, edge_profile: Profile, cloud_profile: Profile,
                  power: PowerModel = PowerModel(), payload_bytes_fn: PayloadBytesFn | None = None,
                  max_edge_load: float = 0.95, *, cloud_power: PowerModel = CLOUD_POWER,
                  fog_profile: Profile | None = None, fog_power: PowerModel = FOG_POWER,
-                 fog_codec: str = DEFAULT_TENSOR_CODEC):
+                 fog_codec: str = DEFAULT_TENSOR_CODEC, bottlenecks: dict[str, tuple[int, float]] | None = None):
         profiles = {"edge": edge_profile, "cloud": cloud_profile, "fog": fog_profile}
         for role, profile in profiles.items():
             if profile is not None and len(profile.layers) != graph.num_layers:
@@ -155,6 +160,11 @@ class CostModel:
         self.cloud_power = cloud_power
         self.fog_power = fog_power
         self.fog_codec = fog_codec
+        self.bottlenecks = dict(bottlenecks or {})
+        for name, (after_layer, payload) in self.bottlenecks.items():
+            if not 0 <= after_layer < graph.num_layers - 1 or not payload > 0:
+                raise ValueError(f"bottleneck {name}: cut {after_layer} must be inside the network and its "
+                                 f"payload > 0 bytes, got {payload}")
         self.max_edge_load = max_edge_load
         self.edge_layer_ms = np.array([l.latency_ms_median for l in edge_profile.layers])
         self.cloud_layer_ms = np.array([l.latency_ms_median for l in cloud_profile.layers])
@@ -216,13 +226,27 @@ class CostModel:
         sizes.flags.writeable = False  # shared through the cache
         return sizes
 
+    def bottleneck_partitions(self) -> list[Partition]:
+        """One two-tier partition per learned bottleneck, at its own cut."""
+        return [Partition.chain(after_layer, name) for name, (after_layer, _) in sorted(self.bottlenecks.items())]
+
+    def _bottleneck_bytes(self, after_layers, codec: str) -> float:
+        cut, payload = self.bottlenecks[codec]
+        if np.any(np.asarray(after_layers) != cut):
+            raise ValueError(f"codec {codec} works at cut {cut} only, not {sorted(set(np.ravel(after_layers)) - {cut})}")
+        return payload
+
     def chain_payload_bytes(self, after_layers: np.ndarray, codec: str, complexity: float) -> np.ndarray:
         """Payload bytes of the chain cuts after ``after_layers`` (an int array)."""
+        if codec in self.bottlenecks:
+            return np.full(len(after_layers), self._bottleneck_bytes(after_layers, codec))
         if self._payload_bytes_many is not None:
             return np.asarray(self._payload_bytes_many(after_layers, codec, complexity), dtype=float)
         return np.array([self.payload_bytes_fn(self.chain_cut(k), codec, complexity) for k in after_layers], dtype=float)
 
     def payload_bytes(self, cut: Cut, codec: str, complexity: float) -> float:
+        if codec in self.bottlenecks:
+            return self._bottleneck_bytes([cut.after_layer if cut.after_layer is not None else -2], codec)
         if cut.after_layer is not None:
             return self.payload_bytes_fn(cut, codec, complexity)
         return float(self.tensor_bytes(codec, complexity)[list(cut.crossing)].sum())

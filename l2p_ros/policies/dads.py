@@ -191,6 +191,8 @@ class DadsPolicy(Policy):
         self.image_codec = image_codec
         self.method = method
         self.surgery = Surgery(cost_model.graph.dag, INPUT)
+        bottlenecks = cost_model.bottleneck_partitions()
+        self._bottlenecks = cost_model.table(bottlenecks) if bottlenecks else None
         if method == "closed-sets":
             self._prepare_closed_sets()
 
@@ -233,14 +235,30 @@ class DadsPolicy(Policy):
         return Partition.dag(layers, self.codec)
 
     def decide(self, state: SystemState) -> Partition:
-        if self.method == "closed-sets":
-            return self._decide_closed_sets(state)
+        choice = self._decide_closed_sets(state) if self.method == "closed-sets" else self._decide_min_cut(state)
+        return self._against_bottlenecks(choice, state) if self._bottlenecks is not None else choice
+
+    def _decide_min_cut(self, state: SystemState) -> Partition:
         if self.mode != "heavy":
             light = self.to_partition(self.surgery.light(self.stage_costs(state, for_latency=True)))
             if self.mode == "light" or \
                     self.cost_model.predict(light, state).bottleneck_ms < self.frame_interval_ms:
                 return light
         return self.to_partition(self.surgery.heavy(self.stage_costs(state, for_latency=False)))
+
+    def _against_bottlenecks(self, choice: Partition, state: SystemState) -> Partition:
+        """A learned bottleneck sends its own bytes at one cut, which no per-tensor cost of the DAG
+        can express; it is weighed against the surgery's choice by the same objective: latency
+        where the choice keeps up with the frames (light load), else the slowest stage."""
+        chosen = self.cost_model.predict(choice, state)
+        others = self._bottlenecks.predict(state)
+        light = self.mode == "light" or (self.mode == "auto" and chosen.bottleneck_ms < self.frame_interval_ms)
+        if light:
+            best = int(np.argmin(others.total_ms))
+            return self._bottlenecks.partitions[best] if others.total_ms[best] < chosen.total_ms else choice
+        keys = [(float(b), float(t)) for b, t in zip(others.bottleneck_ms, others.total_ms)]
+        best = min(range(len(keys)), key=keys.__getitem__)
+        return self._bottlenecks.partitions[best] if keys[best] < (chosen.bottleneck_ms, chosen.total_ms) else choice
 
     def _prepare_closed_sets(self) -> None:
         """The state-independent parts of every closed set's stages, as arrays over the sets."""

@@ -58,7 +58,7 @@ class HeuristicPolicy(Policy):
         if candidates is None:
             candidates = profile_candidates(cost_model.graph, cost_model.edge_profile)
         self.thresholds_mbps, self.partitions = bandwidth_thresholds(
-            cost_model, chain_partitions(candidates, codec, image_codec), nominal)
+            cost_model, chain_partitions(candidates, codec, image_codec) + cost_model.bottleneck_partitions(), nominal)
 
     def decide(self, state: SystemState) -> Partition:
         return self.partitions[bisect.bisect_right(self.thresholds_mbps, state.bandwidth_mbps)]

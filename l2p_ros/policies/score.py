@@ -68,7 +68,7 @@ class ScorePolicy(Policy):
         self.weights = weights
         self.period_frames = period_frames
         self.table = cost_model.table(tiered_partitions(candidates, cost_model.num_layers, cost_model.has_fog,
-                                                        codec, image_codec))
+                                                        codec, image_codec) + cost_model.bottleneck_partitions())
         self.reset()
 
     @property

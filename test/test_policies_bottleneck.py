@@ -1,0 +1,69 @@
+"""Learned bottleneck cuts in the cost model and the policies: a bottleneck is a codec usable at one
+cut, sending the bytes per frame its file records from its held-out frames; every searching policy
+weighs it against the other cuts. Real files: the committed CPU profile and the shipped
+vtest-street bottleneck."""
+from pathlib import Path
+
+import pytest
+
+from l2p_ros.bottleneck_file import BottleneckError, read_bottleneck
+from l2p_ros.deployment import Deployment, build_cost_model
+from l2p_ros.policies.registry import make_policy
+from l2p_ros.policies.types import Partition, SystemState
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE_PROFILE = ROOT / "models" / "profiles" / "yolov3-tiny-416-cpu-t1-vm-2core.yaml"
+CODEC = "bn:vtest-street"
+SLOW_LINK = SystemState(bandwidth_mbps=2.0, rtt_ms=20.0, edge_load=0.0, frame_complexity=0.5)
+FAST_LINK = SystemState(bandwidth_mbps=200.0, rtt_ms=2.0, edge_load=0.0, frame_complexity=0.5)
+
+
+@pytest.fixture(scope="module")
+def built():
+    # An edge a quarter as fast as this VM's core (Jetson-class, derived): on this VM itself a 45 ms
+    # edge-only pass beats any offload behind a 20 ms RTT, whatever the payload.
+    deployment = Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, edge_speed_factor=0.25,
+                            bottlenecks=("vtest-street",))
+    return build_cost_model(deployment, log=lambda *_: None)
+
+
+def test_the_cost_model_sends_what_the_file_measured(built):
+    model, sources = built
+    info, _ = read_bottleneck("vtest-street")
+    assert model.bottleneck_partitions() == [Partition.chain(7, CODEC)]
+    assert sources["bottlenecks"][CODEC]["payload_bytes"] == info.held_out_payload_bytes
+    prediction = model.predict(Partition.chain(7, CODEC), SLOW_LINK)
+    assert prediction.payload_bytes == info.held_out_payload_bytes
+    assert prediction.transfer_ms == pytest.approx(info.held_out_payload_bytes * 8 / 2e3 + SLOW_LINK.rtt_ms)
+    assert prediction.edge_ms == pytest.approx(model.predict(Partition.chain(7, "fp32"), SLOW_LINK).edge_ms)
+    with pytest.raises(ValueError, match="works at cut 7 only"):
+        model.predict(Partition.chain(8, CODEC), SLOW_LINK)
+
+
+@pytest.mark.parametrize("name", ["greedy", "dnnsplit", "dads", "dads-light", "dads-heavy", "score"])
+def test_searching_policies_choose_the_bottleneck_where_it_wins_and_not_elsewhere(built, name):
+    model, _ = built
+    policy = make_policy(name, model, codec="int8-channel+zstd", image_codec="jpeg-q75")
+    bottleneck = Partition.chain(7, CODEC)
+    # 2 Mbit/s: the image (~23 KB) takes ~94 ms to send, the bottleneck's ~5 KB ~20 ms after a
+    # ~52 ms head; everything on the edge ~166 ms.
+    assert model.predict(bottleneck, SLOW_LINK).total_ms < min(
+        model.predict(p, SLOW_LINK).total_ms for p in (Partition.image_offload("jpeg-q75"), Partition.edge_only(24)))
+    assert policy.decide(SLOW_LINK) == bottleneck
+    fresh = make_policy(name, model, codec="int8-channel+zstd", image_codec="jpeg-q75")  # score keeps a choice
+    assert fresh.decide(FAST_LINK) != bottleneck  # a fast link: the image, without the edge's head
+
+
+def test_static_and_heuristic_policies_hold_the_bottleneck_among_their_choices(built):
+    model, _ = built
+    assert make_policy("static-optimal", model, nominal=SLOW_LINK).decide(FAST_LINK) == Partition.chain(7, CODEC)
+    heuristic = make_policy("heuristic", model, nominal=SLOW_LINK)
+    assert heuristic.decide(SLOW_LINK) == Partition.chain(7, CODEC)
+
+
+def test_a_bottleneck_for_another_model_or_without_a_measured_payload_is_refused(tmp_path):
+    with pytest.raises(BottleneckError, match="made for model 'yolov3-tiny-416', not 'yolov3-416'"):
+        build_cost_model(Deployment("yolov3", 416, edge_profile=ROOT / "models" / "profiles" /
+                                    "yolov3-416-cpu-t1-vm-2core.yaml", bottlenecks=("vtest-street",)))
+    with pytest.raises(BottleneckError, match="not found"):
+        build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=("nowhere",)))
