@@ -252,7 +252,7 @@ def cmd_evaluate(args) -> int:
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                           cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
                           fps=args.fps, deadline_ms=args.deadline_ms,
-                          frames_per_clip=args.video_frames, extra_policies=extra,
+                          frames_per_clip=args.video_frames, extra_policies=extra, bottlenecks=args.bottlenecks,
                           log=lambda text: print(text, file=sys.stderr))
     paths = write_report(evaluation, args.out)
     print(paths["markdown"].read_text())
@@ -272,6 +272,8 @@ def _add_world_args(p) -> None:
     p.add_argument("--cloud-speed-factor", type=_positive_float, default=20.0,
                    help="cloud speed / measured edge profile speed when derived (default 20)")
     p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
+    p.add_argument("--bottlenecks", nargs="*", default=(), metavar="NAME",
+                   help="learned bottlenecks (models/bottleneck/ names or paths) the policies may choose")
 
 
 def _at_least(convert, minimum: float, strict: bool = False):
@@ -351,7 +353,7 @@ def cmd_train_ppo(args) -> int:
     scenario = get_scenario(args.scenario)
     world = build_world(args.model, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                         cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
-                        frames_per_clip=args.video_frames,
+                        frames_per_clip=args.video_frames, bottlenecks=args.bottlenecks,
                         log=lambda text: print(text, file=sys.stderr))
     config = PpoConfig(**({"timesteps": args.timesteps} if args.timesteps else {}), seed=args.seed,
                        torch_threads=args.threads)

@@ -139,7 +139,8 @@ class CostModel:
 
     ``bottlenecks``: learned bottleneck codecs, each usable at one chain cut only, as
     ``{codec name: (cut after layer, payload bytes per frame)}`` (the bytes its file records from
-    its held-out frames); :meth:`bottleneck_partitions` offers them to the policies.
+    its held-out frames; None: ask ``payload_bytes_fn``, as the simulator's truth does for each
+    frame's own bytes); :meth:`bottleneck_partitions` offers them to the policies.
     """
 
     def __init__(self, graph: LayerGraph, edge_profile: Profile, cloud_profile: Profile,
@@ -162,7 +163,7 @@ class CostModel:
         self.fog_codec = fog_codec
         self.bottlenecks = dict(bottlenecks or {})
         for name, (after_layer, payload) in self.bottlenecks.items():
-            if not 0 <= after_layer < graph.num_layers - 1 or not payload > 0:
+            if not 0 <= after_layer < graph.num_layers - 1 or not (payload is None or payload > 0):
                 raise ValueError(f"bottleneck {name}: cut {after_layer} must be inside the network and its "
                                  f"payload > 0 bytes, got {payload}")
         self.max_edge_load = max_edge_load
@@ -230,7 +231,8 @@ class CostModel:
         """One two-tier partition per learned bottleneck, at its own cut."""
         return [Partition.chain(after_layer, name) for name, (after_layer, _) in sorted(self.bottlenecks.items())]
 
-    def _bottleneck_bytes(self, after_layers, codec: str) -> float:
+    def _bottleneck_bytes(self, after_layers, codec: str) -> float | None:
+        """A bottleneck's fixed bytes per frame (None: the payload function's), checking the cut."""
         cut, payload = self.bottlenecks[codec]
         if np.any(np.asarray(after_layers) != cut):
             raise ValueError(f"codec {codec} works at cut {cut} only, not {sorted(set(np.ravel(after_layers)) - {cut})}")
@@ -239,14 +241,19 @@ class CostModel:
     def chain_payload_bytes(self, after_layers: np.ndarray, codec: str, complexity: float) -> np.ndarray:
         """Payload bytes of the chain cuts after ``after_layers`` (an int array)."""
         if codec in self.bottlenecks:
-            return np.full(len(after_layers), self._bottleneck_bytes(after_layers, codec))
+            fixed = self._bottleneck_bytes(after_layers, codec)
+            if fixed is not None:
+                return np.full(len(after_layers), fixed)
+            return np.array([self.payload_bytes_fn(self.chain_cut(k), codec, complexity) for k in after_layers])
         if self._payload_bytes_many is not None:
             return np.asarray(self._payload_bytes_many(after_layers, codec, complexity), dtype=float)
         return np.array([self.payload_bytes_fn(self.chain_cut(k), codec, complexity) for k in after_layers], dtype=float)
 
     def payload_bytes(self, cut: Cut, codec: str, complexity: float) -> float:
         if codec in self.bottlenecks:
-            return self._bottleneck_bytes([cut.after_layer if cut.after_layer is not None else -2], codec)
+            fixed = self._bottleneck_bytes([cut.after_layer if cut.after_layer is not None else -2], codec)
+            if fixed is not None:
+                return fixed
         if cut.after_layer is not None:
             return self.payload_bytes_fn(cut, codec, complexity)
         return float(self.tensor_bytes(codec, complexity)[list(cut.crossing)].sum())

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -121,17 +121,19 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
              cloud_speed_factor: float = DEFAULT_CLOUD_SPEED_FACTOR, edge_speed_factor: float = 1.0,
              fps: float | None = None,
              deadline_ms: float | None = None, frames_per_clip: int = 60,
-             extra_policies: dict[str, Policy] | None = None, progress: bool = True, log=print) -> Evaluation:
+             extra_policies: dict[str, Policy] | None = None, bottlenecks: Sequence[str] = (),
+             progress: bool = True, log=print) -> Evaluation:
     """Simulate ``minutes`` (default: the scenario's) of ``scenario`` under each policy.
 
     ``policies``: names (default :data:`DEFAULT_POLICIES`);
-    ``extra_policies``: already built policies by report name (a trained PPO and its ablations).
+    ``extra_policies``: already built policies by report name (a trained PPO and its ablations);
+    ``bottlenecks``: learned bottleneck files every searching policy may choose (:func:`build_world`).
     """
     scenario = resolve_scenario(scenario)
     progress_factory = _progress(progress)
     world = world or build_world(model, edge_profile=edge_profile, cloud_profile=cloud_profile,
                                  cloud_speed_factor=cloud_speed_factor, edge_speed_factor=edge_speed_factor,
-                                 frames_per_clip=frames_per_clip,
+                                 frames_per_clip=frames_per_clip, bottlenecks=bottlenecks,
                                  log=log, progress_factory=progress_factory)
     world = world.for_scenario(scenario)  # a fog tier when the scenario has one
     config = SimulationConfig(fps=scenario.fps if fps is None else fps,

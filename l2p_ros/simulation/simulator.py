@@ -175,7 +175,8 @@ class Simulator:
         self.true_model = CostModel(model.graph, model.edge_profile, model.cloud_profile, model.power,
                                     self.payloads, model.max_edge_load, cloud_power=model.cloud_power,
                                     fog_profile=model.fog_profile, fog_power=model.fog_power,
-                                    fog_codec=model.fog_codec)
+                                    fog_codec=model.fog_codec,
+                                    bottlenecks={name: (cut, None) for name, (cut, _) in model.bottlenecks.items()})
         self._has_fog = model.has_fog
         self.estimator = EwmaEstimator(trace, config.estimator, np.random.default_rng(seed))
         self._link_bytes_per_s = trace.bandwidth_mbps * 1e6 / 8

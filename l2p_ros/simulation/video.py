@@ -15,14 +15,14 @@ say so: compressed sizes of random-weight activations do not show how real ones 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path, cache_dir
 from l2p_ros.codec_spec import IMAGE_CODECS, TENSOR_CODECS, full_size_name
 from l2p_ros.measure.cache import video_table_path
 from l2p_ros.measure.models import load_measured_model, model_name, weights_label
@@ -47,6 +47,8 @@ class VideoTable:
     - ``image_bytes`` (R, J): the frame as the edge sends it under each image codec (``jpeg-qN``
       at network resolution, ``jpeg-full-qN`` at the camera's size).
     - ``model``: name, input_size, num_layers, weights ("pretrained", "random" or a path).
+    - ``bottleneck_bytes``: per learned bottleneck codec, its cut and the (R,) bytes it sends for
+      each frame (:func:`with_bottlenecks`; not part of the cached file).
     """
 
     model: dict
@@ -59,6 +61,7 @@ class VideoTable:
     image_codecs: tuple[str, ...]
     image_bytes: np.ndarray
     note: str = ""
+    bottleneck_bytes: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         rows = len(self.complexity)
@@ -107,6 +110,11 @@ class VideoTable:
 
     def payload_bytes(self, row: int, cut: Cut, codec_name: str) -> int:
         """Bytes the frame of ``row`` puts on the wire for ``cut`` under ``codec_name``."""
+        if codec_name in self.bottleneck_bytes:
+            after_layer, sizes = self.bottleneck_bytes[codec_name]
+            if cut.after_layer != after_layer:
+                raise ValueError(f"codec {codec_name} works at cut {after_layer} only, not {cut.crossing}")
+            return int(sizes[row])
         if cut.crossing == (INPUT,):
             return int(self.image_bytes[row, self.image_index(codec_name)])
         if INPUT in cut.crossing:
@@ -193,6 +201,55 @@ def video_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_cl
                           progress_factory=progress_factory)
     table.save(path)
     return table
+
+
+def with_bottlenecks(table: VideoTable, names: Sequence[str], log=print) -> VideoTable:
+    """``table`` with each learned bottleneck's bytes on the table's own frames, measured once per
+    bottleneck file (by content) and table, and cached beside the table."""
+    import hashlib
+
+    from l2p_ros.bottleneck_file import read_bottleneck, resolve_path
+
+    added = {}
+    for name in names:
+        info, _ = read_bottleneck(name)
+        path = resolve_path(name)
+        with path.open("rb") as handle:
+            file_tag = hashlib.file_digest(handle, "sha256").hexdigest()[:12]
+        frames_tag = hashlib.sha256(np.stack([table.clip_index, table.frame_index]).tobytes()
+                                    + "+".join(table.clips).encode()).hexdigest()[:12]
+        cached = cache_dir() / "simulation" / f"bottleneck-{path.stem}-{file_tag}-{table.model['name']}-{frames_tag}.npy"
+        if cached.is_file():
+            sizes = np.load(cached, allow_pickle=False)
+        else:
+            log(f"measuring bottleneck {path.stem} on the video table's {table.num_rows} frames into {cached} ...")
+            sizes = measure_bottleneck_bytes(table, name)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cached, sizes)
+        added[f"bn:{path.stem}"] = (info.cut_after_layer, sizes)
+    return replace(table, bottleneck_bytes={**table.bottleneck_bytes, **added})
+
+
+def measure_bottleneck_bytes(table: VideoTable, name: str) -> np.ndarray:
+    """(R,) bytes the bottleneck ``name`` sends for each of the table's frames, encoded as the edge
+    encodes them (the model run to its cut, the codes zstd'd)."""
+    from l2p_ros.model.postprocess import load_class_names
+    from l2p_ros.sources import read_video
+    from l2p_ros.split import SplitDetector
+
+    weights = table.model["weights"]
+    network = load_measured_model(table.model["name"], table.model["input_size"],
+                                  None if weights in ("pretrained", "random") else Path(weights))
+    detector = SplitDetector(network, load_class_names(), f"{table.model['name']}-{table.model['input_size']}")
+    spec = detector.add_bottleneck(name)
+    cut = detector.bottleneck(spec).info.cut_after_layer
+    sizes = np.zeros(table.num_rows, dtype=np.int64)
+    for c, clip in enumerate(table.clips):
+        rows = np.flatnonzero(table.clip_index == c)
+        frames = dict(read_video(asset_path(clip), table.frame_index[rows]))
+        for row in rows:
+            sizes[row] = detector.edge(frames[int(table.frame_index[row])], cut, spec).payload_bytes
+    return sizes
 
 
 class FramePayloads:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from l2p_ros.policies.dnnsplit import profile_candidates
 from l2p_ros.policies.types import Partition
 from l2p_ros.simulation.scenarios import FogTier, Scenario
 from l2p_ros.simulation.simulator import SimulationConfig, Simulator
-from l2p_ros.simulation.video import VideoTable, payload_samples, playback_rows, video_table
+from l2p_ros.simulation.video import VideoTable, payload_samples, playback_rows, video_table, with_bottlenecks
 
 DEFAULT_CLOUD_SPEED_FACTOR = 20.0  # a cloud GPU against one CPU core of this host (stated, not measured)
 
@@ -78,8 +78,10 @@ class World:
         return replace(self, policy_model=model, sources=sources, fog_profile=profile, _tiered={})
 
     def candidates(self, codec: str, image_codec: str) -> list[Partition]:
-        """DNNSplit's candidate chain cuts (image offload and edge only included) as partitions."""
-        return chain_partitions(profile_candidates(self.graph, self.edge_profile), codec, image_codec)
+        """DNNSplit's candidate chain cuts (image offload and edge only included) as partitions, and
+        each learned bottleneck at its cut."""
+        return (chain_partitions(profile_candidates(self.graph, self.edge_profile), codec, image_codec)
+                + self.policy_model.bottleneck_partitions())
 
     def simulator(self, scenario: Scenario, duration_s: float, seed: int,
                   config: SimulationConfig | None = None) -> Simulator:
@@ -114,7 +116,7 @@ def build_world(model_name: str = "yolov3-tiny", input_size: int = 416, *, edge_
                 edge_speed_factor: float = 1.0, frames_per_clip: int = 60, threads: int = 1,
                 power: PowerModel = PowerModel(),
                 policy_payloads: Callable[[VideoTable, LayerGraph], PayloadBytesFn] | None = None,
-                log=print, progress_factory=None) -> World:
+                bottlenecks: Sequence[str] = (), log=print, progress_factory=None) -> World:
     """Profiles (given files, or this host's measured edge profile and a cloud profile derived from
     it by ``cloud_speed_factor``), the video table, and the policies' cost model.
 
@@ -124,10 +126,16 @@ def build_world(model_name: str = "yolov3-tiny", input_size: int = 416, *, edge_
 
     ``policy_payloads(table, graph)`` makes the payload function the policies predict with;
     by default :func:`complexity_fit` (bytes linear in frame complexity, fitted on the table).
+
+    ``bottlenecks``: learned bottleneck files the policies may choose; the policies predict the
+    bytes per frame each file records, the simulator plays each frame's own (measured on the
+    table's frames, :func:`video.with_bottlenecks`).
     """
     deployment = Deployment(model_name, input_size, edge_profile=edge_profile, edge_speed_factor=edge_speed_factor,
-                            cloud_profile=cloud_profile, cloud_speed_factor=cloud_speed_factor, profile_threads=threads)
+                            cloud_profile=cloud_profile, cloud_speed_factor=cloud_speed_factor, profile_threads=threads,
+                            bottlenecks=tuple(bottlenecks))
     table = video_table(model_name, input_size, frames_per_clip, log=log, progress_factory=progress_factory)
+    table = with_bottlenecks(table, bottlenecks, log=log) if bottlenecks else table
     policy_payloads = policy_payloads or complexity_fit
     graph = model_graph(model_name)
     policy_model, profile_sources = build_cost_model(deployment, policy_payloads(table, graph), power, log=log)
