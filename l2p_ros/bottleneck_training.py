@@ -49,17 +49,26 @@ DEFAULTS = {"yolov3-tiny": Defaults(cut=7, channels=16, bits=4), "yolov3": Defau
 
 
 def read_frames(sources: Sequence[str], max_frames: int) -> list[np.ndarray]:
-    """Up to ``max_frames`` frames spread evenly over ``sources`` in order (each read once, whole)."""
-    frames = []
+    """About ``max_frames`` frames spread evenly over ``sources`` in order, read in one pass with
+    at most ``2 * max_frames`` held: a recording of any length fits in memory. Kept frames are
+    thinned by half (every other one) whenever they reach twice the budget, then evenly to it."""
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    kept, stride, seen = [], 1, 0
     for source in sources:
-        with_source = [frame.image_bgr for frame in open_source(source)]
-        if not with_source:
+        before = seen
+        for frame in open_source(source):
+            if seen % stride == 0:
+                kept.append(frame.image_bgr)
+                if len(kept) >= 2 * max_frames:
+                    kept, stride = kept[::2], stride * 2
+            seen += 1
+        if seen == before:
             raise ValueError(f"source {source}: no frame could be read")
-        frames += with_source
-    if len(frames) > max_frames:
-        keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-        frames = [frames[i] for i in keep]
-    return frames
+    if len(kept) > max_frames:
+        keep = np.linspace(0, len(kept) - 1, max_frames).round().astype(int)
+        kept = [kept[i] for i in keep]
+    return kept
 
 
 def split_in_time(frames: list[np.ndarray], held_out_share: float) -> tuple[list, list]:

@@ -71,3 +71,14 @@ def test_a_distilled_bottleneck_keeps_most_detections_on_frames_it_never_saw():
     assert report["reference_detections"] >= 50
     assert report["matched_share"] >= 0.6, report
     assert report["bytes_vs_image"] < 0.5, report
+
+
+def test_frames_are_spread_over_every_source_in_one_bounded_pass():
+    vtest, megamind = str(asset_path("vtest.avi")), str(asset_path("Megamind.avi"))
+    frames = training.read_frames([vtest, megamind], 20)
+    assert len(frames) == 20
+    sizes = [frame.shape[:2] for frame in frames]
+    assert sizes[0] == (576, 768) and sizes[-1] == (528, 720)  # both sources, in order
+    assert 4 <= sum(size == (528, 720) for size in sizes) <= 10  # Megamind holds about a quarter of the frames
+    train_frames, held_out = training.split_in_time(frames, 0.2)
+    assert (len(train_frames), len(held_out)) == (16, 4) and held_out[-1] is frames[-1]
