@@ -1,0 +1,84 @@
+"""Where are interior cuts chosen? A sweep of the link's bandwidth and the edge's speed, with and
+without a learned bottleneck, in the simulator.
+
+    python bench/bench_bottleneck_region.py [--bandwidths 0.5,1,2,5,10,20,50] [--edge-speed-factors 0.25,1]
+                                            [--minutes 5] [--bottleneck vtest-street]
+
+The link is held constant (RTT 20 ms, no edge load) so each row answers one question: at this
+bandwidth, on this edge, which partitions do greedy and the oracle choose, and what does the
+bottleneck change in mean latency and edge energy. Everything else is the l2p-paper world: the
+committed CPU profile (derived for the edge speed, labelled derived), the cloud derived at 20x,
+the paper's alternating scenes of real frames, network-resolution JPEG q75 for image offload and
+int8-channel+zstd for tensor cuts. Simulated (trace-driven). Writes
+bench/results/bottleneck_region_yolov3-tiny.json.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+
+from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
+from l2p_ros.simulation.scenarios import trace_scenario  # noqa: E402
+from l2p_ros.simulation.world import build_world  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE_PROFILE = ROOT / "models" / "profiles" / "yolov3-tiny-416-cpu-t1-vm-2core.yaml"
+POLICIES = ["greedy", "oracle"]
+
+
+def floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def constant_trace(directory: Path, bandwidth_mbps: float, minutes: float) -> Path:
+    path = directory / f"constant-{bandwidth_mbps:g}mbps.csv"
+    path.write_text(f"time_s,bandwidth_mbps,rtt_ms,edge_load\n0,{bandwidth_mbps},20,0\n"
+                    f"{minutes * 60},{bandwidth_mbps},20,0\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bandwidths", type=floats, default=floats("0.5,1,2,5,10,20,50"))
+    parser.add_argument("--edge-speed-factors", type=floats, default=floats("0.25,1"))
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--bottleneck", default="vtest-street")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="l2p-region-"))
+    rows = []
+    print(f"{'edge x':>6} {'Mbit/s':>7} {'bn':>3} | {'greedy ms':>9} {'J':>6} {'interior %':>10} | "
+          f"{'oracle ms':>9} {'J':>6} {'interior %':>10}")
+    for factor in args.edge_speed_factors:
+        for with_bottleneck in (False, True):
+            world = build_world("yolov3-tiny", edge_profile=EDGE_PROFILE, edge_speed_factor=factor,
+                                bottlenecks=(args.bottleneck,) if with_bottleneck else (), log=lambda *a: None)
+            for bandwidth in args.bandwidths:
+                scenario = trace_scenario(constant_trace(directory, bandwidth, args.minutes))
+                evaluation = evaluate(scenario, "yolov3-tiny", POLICIES, args.minutes, 0, world=world,
+                                      progress=False, log=lambda *a: None)
+                row = {"edge_speed_factor": factor, "bandwidth_mbps": bandwidth, "bottleneck": with_bottleneck}
+                for name in POLICIES:
+                    summary = evaluation.runs[name].summary
+                    cuts = summary["cut_histogram"]
+                    frames = sum(cuts.values())
+                    interior = sum(n for cut, n in cuts.items() if cut not in ("cloud", "edge"))
+                    row[name] = {"latency_ms_mean": round(summary["latency_ms"]["mean"], 2),
+                                 "edge_energy_j": round(summary["edge_energy_j_per_frame"], 4),
+                                 "interior_share": round(interior / max(1, frames), 4), "cuts": cuts}
+                rows.append(row)
+                g, o = row["greedy"], row["oracle"]
+                print(f"{factor:6g} {bandwidth:7g} {'yes' if with_bottleneck else 'no':>3} | "
+                      f"{g['latency_ms_mean']:9.1f} {g['edge_energy_j']:6.3f} {100 * g['interior_share']:9.1f}% | "
+                      f"{o['latency_ms_mean']:9.1f} {o['edge_energy_j']:6.3f} {100 * o['interior_share']:9.1f}%",
+                      flush=True)
+    save("bottleneck_region_yolov3-tiny", {"command": " ".join(["python", *sys.argv]), "rows": rows,
+                                           "simulated": True})
+
+
+if __name__ == "__main__":
+    main()
