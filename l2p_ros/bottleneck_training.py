@@ -38,7 +38,6 @@ class Defaults:
     cut: int
     channels: int
     bits: int
-    hidden: int = 64
 
 
 # yolov3-tiny: measured (docs/benchmarks.md): more channels or bits bought about a point of

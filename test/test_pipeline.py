@@ -212,7 +212,7 @@ def test_malformed_feature_maps_are_dropped_and_counted_while_frames_flow():
         observer.create_subscription(DiagnosticArray, "/diagnostics", lambda array: cloud_status.extend(
             s for s in array.status if s.name.endswith("cloud_node")), 10)
         attacker = observer.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
-        assert spin_until(observer, lambda: len(observer.results) >= 3, timeout_s=60)
+        assert spin_until(observer, lambda: len(observer.results) >= 1, timeout_s=60), observer.summary()
         bad = [
             FeatureMap(model_id="yolov3-tiny-416", cut_after_layer=7, codec="fp32",
                        input_size=416, image_width=768, image_height=576, letterbox_scale=0.54,
