@@ -25,7 +25,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,7 +35,6 @@ from l2p_ros.assets import asset_path  # noqa: E402
 from l2p_ros.bag import write_image_bag  # noqa: E402
 from l2p_ros.codec import CodecSpec  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
-from l2p_ros.model.matching import match_detections  # noqa: E402
 from l2p_ros.model.postprocess import load_class_names  # noqa: E402
 from l2p_ros.sources import open_source  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
@@ -61,21 +59,10 @@ def held_out_sets(frames_per_clip: int) -> tuple[list, dict[str, list]]:
 
 
 def point(detector: SplitDetector, frames: list, references: list, cut, spec: CodecSpec) -> dict:
-    sent, matched, edge_ms, encode_ms, decode_ms, tail_ms = [], 0, [], [], [], []
-    for frame, reference in zip(frames, references):
-        encoded = detector.edge(frame, cut, spec)
-        result = detector.cloud(encoded)
-        sent.append(encoded.payload_bytes)
-        matched += match_detections(reference, result.detections)
-        edge_ms.append(encoded.edge_ms)
-        encode_ms.append(encoded.encode_ms)
-        decode_ms.append(result.decode_ms)
-        tail_ms.append(result.cloud_ms - result.decode_ms)
-    median = lambda values: round(float(np.median(values)), 3)  # noqa: E731
-    return {"codec": str(spec), "cut": str(cut), "bytes_mean": round(float(np.mean(sent)), 1),
-            "matched_share": round(matched / max(1, sum(map(len, references))), 4),
-            "head_ms": median(edge_ms), "encode_ms": median(encode_ms), "decode_ms": median(decode_ms),
-            "tail_ms": median(tail_ms)}
+    measured = training.measure_codec(detector, frames, references, cut, spec)
+    return {"codec": str(spec), "cut": str(cut), "bytes_mean": round(measured["bytes_mean"], 1),
+            "matched_share": round(measured["matched_share"], 4),
+            **{stage: round(measured[stage], 3) for stage in ("head_ms", "encode_ms", "decode_ms", "tail_ms")}}
 
 
 def plot(results: dict, path: Path) -> None:

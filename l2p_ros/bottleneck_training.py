@@ -208,38 +208,38 @@ def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut:
 
 
 @torch.inference_mode()
+def measure_codec(detector: SplitDetector, frames: list[np.ndarray], references: list[list], cut,
+                  spec: codec.CodecSpec) -> dict:
+    """One codec at one cut on ``frames``, as deployed (edge stage, wire format, cloud stage):
+    mean bytes per frame, the share of ``references`` (the full model's detections per frame)
+    matched, and the median ms of the head, the encoding, the receiver's decoding and the tail."""
+    sent, matched, head_ms, encode_ms, decode_ms, tail_ms = [], 0, [], [], [], []
+    for frame, reference in zip(frames, references):
+        encoded = detector.edge(frame, cut, spec)
+        result = detector.cloud(encoded)
+        sent.append(encoded.payload_bytes)
+        matched += match_detections(reference, result.detections)
+        head_ms.append(encoded.edge_ms)
+        encode_ms.append(encoded.encode_ms)
+        decode_ms.append(result.decode_ms)
+        tail_ms.append(result.cloud_ms - result.decode_ms)
+    return {"bytes_mean": float(np.mean(sent)), "matched_share": matched / max(1, sum(map(len, references))),
+            "head_ms": float(np.median(head_ms)), "encode_ms": float(np.median(encode_ms)),
+            "decode_ms": float(np.median(decode_ms)), "tail_ms": float(np.median(tail_ms))}
+
+
 def evaluate(detector: SplitDetector, spec: codec.CodecSpec, frames: list[np.ndarray],
              image_codec: str = "jpeg-q75") -> dict:
     """Held-out frames as deployed: detections of the full model matched through the bottleneck
     (and through ``image_codec`` for comparison), and bytes per frame of each."""
-    image_spec = codec.CodecSpec.parse(image_codec)
-    matched = {"bottleneck": 0, "image": 0}
-    sent = {"bottleneck": [], "image": []}
-    edge_ms, encode_ms, decode_ms, tail_ms, reference_count = [], [], [], [], 0
-    bottleneck = detector.bottleneck(spec)
-    for frame in frames:
-        reference = detector.detect(frame)
-        reference_count += len(reference)
-        edge = detector.edge(frame, bottleneck.info.cut_after_layer, spec)
-        result = detector.cloud(edge)
-        edge_ms.append(edge.edge_ms)
-        encode_ms.append(edge.encode_ms)
-        decode_ms.append(result.decode_ms)
-        tail_ms.append(result.cloud_ms - result.decode_ms)
-        image = detector.edge(frame, "cloud", image_spec)
-        for key, frame_sent, found in (("bottleneck", edge, result.detections),
-                                       ("image", image, detector.cloud(image).detections)):
-            matched[key] += match_detections(reference, found)
-            sent[key].append(frame_sent.payload_bytes)
-    share = {key: round(matched[key] / max(1, reference_count), 4) for key in matched}
-    return {"frames": len(frames), "reference_detections": reference_count,
-            "matched_share": share["bottleneck"], "payload_bytes_mean": round(float(np.mean(sent["bottleneck"])), 1),
-            "image_codec": image_codec, "image_matched_share": share["image"],
-            "image_bytes_mean": round(float(np.mean(sent["image"])), 1),
-            "bytes_vs_image": round(float(np.mean(sent["bottleneck"]) / np.mean(sent["image"])), 4),
-            "head_ms_median": round(float(np.median(edge_ms)), 3),
-            "encode_ms_median": round(float(np.median(encode_ms)), 3),
-            "decode_ms_median": round(float(np.median(decode_ms)), 3),
-            "tail_ms_median": round(float(np.median(tail_ms)), 3)}
-
-
+    with torch.inference_mode():
+        references = [detector.detect(frame) for frame in frames]
+    cut = detector.bottleneck(spec).info.cut_after_layer
+    ours = measure_codec(detector, frames, references, cut, spec)
+    image = measure_codec(detector, frames, references, "cloud", codec.CodecSpec.parse(image_codec))
+    return {"frames": len(frames), "reference_detections": sum(map(len, references)),
+            "matched_share": round(ours["matched_share"], 4), "payload_bytes_mean": round(ours["bytes_mean"], 1),
+            "image_codec": image_codec, "image_matched_share": round(image["matched_share"], 4),
+            "image_bytes_mean": round(image["bytes_mean"], 1),
+            "bytes_vs_image": round(ours["bytes_mean"] / image["bytes_mean"], 4),
+            **{f"{stage}_median": round(ours[stage], 3) for stage in ("head_ms", "encode_ms", "decode_ms", "tail_ms")}}

@@ -192,9 +192,11 @@ class SplitDetector:
                             edge_ms=edge_ms, encode_ms=_ms_since(start))
 
     def _check_bottleneck_cut(self, spec: codec.CodecSpec, cut: Cut) -> None:
-        if spec.dtype == "bn" and cut.after_layer != self.bottleneck(spec).info.cut_after_layer:
-            raise ValueError(f"bottleneck {spec.bottleneck} works at cut {self.bottleneck(spec).info.cut_after_layer}, "
-                             f"not at cut {cut.name(self.num_layers)}")
+        if spec.dtype != "bn":
+            return
+        works_at = self.bottleneck(spec).info.cut_after_layer
+        if cut.after_layer != works_at:
+            raise ValueError(f"bottleneck {spec.bottleneck} works at cut {works_at}, not at cut {cut.name(self.num_layers)}")
 
     def _encode(self, payload: dict, spec: codec.CodecSpec) -> list[codec.TensorRecord]:
         """The crossing tensors under a tensor codec, or a bottleneck's codes of its one tensor."""
@@ -277,12 +279,11 @@ class SplitDetector:
             if image.shape[:2] != (info.image_height, info.image_width):
                 raise codec.PayloadError(f"{frame.codec} image is {image.shape[1]}x{image.shape[0]}, the frame "
                                          f"says {info.image_width}x{info.image_height}")
-            tensor = letterbox(image, self.model.input_size)[0]
-        else:
-            try:
-                tensor = place_in_input(image, info)
-            except ValueError as error:
-                raise codec.PayloadError(f"{frame.codec} image: {error}") from None
+            return self._letterbox(image)[0], info
+        try:
+            tensor = place_in_input(image, info)
+        except ValueError as error:
+            raise codec.PayloadError(f"{frame.codec} image: {error}") from None
         return tensor.to(device=self.device, dtype=self.dtype), info
 
     def _chunk_sizes(self, count: int, max_chunk: int | None) -> list[int]:

@@ -517,8 +517,6 @@ class Darknet(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"Darknet weights not found: {path}")
-        with path.open("rb") as f:
-            self.weights_fingerprint = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
         expected = self.darknet_float_count()
         with path.open("rb") as f:
             version = np.fromfile(f, dtype=np.int32, count=3)  # major, minor, revision
@@ -534,8 +532,14 @@ class Darknet(nn.Module):
                     f"{path} does not match {self.spec.name}: expected {expected} float32 weights after the "
                     f"{header_bytes}-byte header, found {body_bytes / 4:.12g}"
                 )
-            f.seek(header_bytes)
-            weights = torch.from_numpy(np.fromfile(f, dtype=np.float32, count=expected))
+            f.seek(0)
+            digest = hashlib.sha256(f.read(header_bytes))
+            body = np.fromfile(f, dtype=np.float32, count=expected)
+        # The file's sha256 from the bytes just read (header + exactly ``expected`` floats, checked
+        # above): the weights are read from disk once.
+        digest.update(body.data)
+        self.weights_fingerprint = "sha256:" + digest.hexdigest()
+        weights = torch.from_numpy(body)
         offset = 0
 
         def take(like: Tensor) -> Tensor:

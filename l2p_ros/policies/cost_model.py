@@ -251,7 +251,9 @@ class CostModel:
 
     def payload_bytes(self, cut: Cut, codec: str, complexity: float) -> float:
         if codec in self.bottlenecks:
-            fixed = self._bottleneck_bytes([cut.after_layer if cut.after_layer is not None else -2], codec)
+            if cut.after_layer is None:
+                raise ValueError(f"codec {codec} works at cut {self.bottlenecks[codec][0]} only, not at a DAG cut")
+            fixed = self._bottleneck_bytes([cut.after_layer], codec)
             if fixed is not None:
                 return fixed
         if cut.after_layer is not None:
