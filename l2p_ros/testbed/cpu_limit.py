@@ -1,0 +1,81 @@
+"""A tier's CPU limit: a cgroup with a CFS quota, a fraction of one core for every process in it.
+
+cgroup v1 (``/sys/fs/cgroup/cpu``, ``cpu.cfs_quota_us``) where its cpu controller is mounted, else
+cgroup v2 (``cpu.max``). A process joins by writing its PID to the group's ``cgroup.procs``;
+children stay in the group.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from l2p_ros.testbed.layout import TIERS
+from l2p_ros.testbed.system import TestbedError
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PERIOD_US = 100_000
+
+
+def _v1() -> bool:
+    return (CGROUP_ROOT / "cpu" / "cpu.cfs_quota_us").is_file()
+
+
+def group_dir(prefix: str, tier: str) -> Path:
+    return (CGROUP_ROOT / "cpu" if _v1() else CGROUP_ROOT) / f"{prefix}-{tier}"
+
+
+def create(prefix: str, tier: str, cores: float) -> Path:
+    """The group of ``tier`` limited to ``cores`` (0.05..64) of CPU time; its ``cgroup.procs`` path."""
+    if not 0.05 <= cores <= 64:
+        raise ValueError(f"edge_cpu_quota {cores}: must be a fraction of a core between 0.05 and 64 cores")
+    directory = group_dir(prefix, tier)
+    try:
+        directory.mkdir(exist_ok=True)
+        quota_us = int(round(cores * PERIOD_US))
+        if _v1():
+            (directory / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            (directory / "cpu.cfs_quota_us").write_text(str(quota_us))
+        else:
+            (directory / "cpu.max").write_text(f"{quota_us} {PERIOD_US}")
+    except OSError as error:
+        raise TestbedError(f"cannot make the CPU limit {directory}: {error} (cgroup cpu controller needed)") from error
+    return directory / "cgroup.procs"
+
+
+def quota(prefix: str, tier: str) -> float | None:
+    """The tier's limit in cores, or None when it has none."""
+    directory = group_dir(prefix, tier)
+    if not directory.is_dir():
+        return None
+    if _v1():
+        quota_us, period_us = int((directory / "cpu.cfs_quota_us").read_text()), int(
+            (directory / "cpu.cfs_period_us").read_text())
+    else:
+        text = (directory / "cpu.max").read_text().split()
+        if text[0] == "max":
+            return None
+        quota_us, period_us = int(text[0]), int(text[1])
+    return None if quota_us < 0 else quota_us / period_us
+
+
+def procs_file(prefix: str, tier: str) -> Path | None:
+    """The ``cgroup.procs`` a process of ``tier`` joins, or None when the tier has no limit."""
+    path = group_dir(prefix, tier) / "cgroup.procs"
+    return path if path.is_file() else None
+
+
+def remove_all(prefix: str) -> list[str]:
+    """Remove the groups of ``prefix``; a group still holding processes moves them to the root first."""
+    removed = []
+    for tier in TIERS:
+        directory = group_dir(prefix, tier)
+        if not directory.is_dir():
+            continue
+        root_procs = directory.parent / "cgroup.procs"
+        for pid in (directory / "cgroup.procs").read_text().split():
+            try:
+                root_procs.write_text(pid)
+            except OSError:  # exited meanwhile
+                pass
+        directory.rmdir()
+        removed.append(str(directory))
+    return removed

@@ -1,0 +1,68 @@
+"""The Fast DDS profile of a testbed namespace: UDP on that namespace's testbed addresses only.
+
+- No shared memory: ``/dev/shm`` is the same in every namespace, so SHM would carry edge-to-cloud
+  traffic around the shaped link. Inside a namespace UDP goes over its loopback.
+- No multicast: discovery is unicast to the metatraffic locators of every testbed address
+  (``initialPeersList``), so no announcement is sent anywhere but to the testbed's own addresses.
+- Each namespace has its own machine id (``network.up``): with one id for all, Fast DDS takes the
+  others for local participants and never matches them over UDP (measured with Fast DDS 3.2).
+Measured alternatives that fail: SHM and UDP together with unicast-only discovery (participants in
+one namespace no longer match), one shared machine id (nothing crosses namespaces).
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from l2p_ros.testbed.layout import Layout
+
+NS = "http://www.eprosima.com"
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # this kernel's net.core.[rw]mem_max: a 1.2 MB image in flight twice
+# Participants per namespace the unicast discovery reaches (port = 7410 + 2 * participant id): the
+# edge holds six (camera, two monitors, partitioner, edge, observer) and a test may add a few.
+MAX_PARTICIPANTS_PER_HOST = 12
+DOMAIN_ID = 73  # ROS_DOMAIN_ID of testbed runs: apart from any single-host run of the same machine
+
+
+def _sub(parent, tag: str, text: str | None = None, **attributes):
+    element = ET.SubElement(parent, tag, attributes)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _udp_locator(parent, address: str) -> None:
+    _sub(_sub(_sub(parent, "locator"), "udpv4"), "address", address)
+
+
+def profile_xml(layout: Layout, tier: str) -> str:
+    own = layout.addresses(tier)
+    root = ET.Element("dds", xmlns=NS)
+    profiles = _sub(root, "profiles")
+    transport = _sub(_sub(profiles, "transport_descriptors"), "transport_descriptor")
+    _sub(transport, "transport_id", "l2p_testbed_udp")
+    _sub(transport, "type", "UDPv4")
+    _sub(transport, "sendBufferSize", str(SOCKET_BUFFER_BYTES))
+    _sub(transport, "receiveBufferSize", str(SOCKET_BUFFER_BYTES))
+    _sub(transport, "maxInitialPeersRange", str(MAX_PARTICIPANTS_PER_HOST))
+    allowed = _sub(transport, "interfaceWhiteList")
+    for address in own:
+        _sub(allowed, "address", address)
+    participant = _sub(profiles, "participant", profile_name=f"l2p_testbed_{tier}", is_default_profile="true")
+    rtps = _sub(participant, "rtps")
+    _sub(_sub(rtps, "userTransports"), "transport_id", "l2p_testbed_udp")
+    _sub(rtps, "useBuiltinTransports", "false")
+    builtin = _sub(rtps, "builtin")
+    metatraffic = _sub(builtin, "metatrafficUnicastLocatorList")  # given: no default multicast locator
+    for address in own:
+        _udp_locator(metatraffic, address)
+    peers = _sub(builtin, "initialPeersList")
+    for address in layout.all_addresses():
+        _udp_locator(peers, address)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write(layout: Layout, tier: str, path: Path) -> Path:
+    path.write_text(profile_xml(layout, tier))
+    return path

@@ -1,0 +1,55 @@
+"""Running ``ip`` and ``tc``, and whether this machine can hold a testbed at all."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+
+class TestbedError(RuntimeError):
+    """The testbed cannot be set up, used or removed; the message says what and why."""
+
+
+def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command; on failure raise TestbedError with the command and its stderr."""
+    if shutil.which(argv[0]) is None:
+        raise TestbedError(f"'{argv[0]}' not found: the testbed needs iproute2 (ip, tc)")
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise TestbedError(f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def in_namespace(namespace: str, argv: list[str]) -> list[str]:
+    """``argv`` run inside network namespace ``namespace``."""
+    return ["ip", "netns", "exec", namespace, *argv]
+
+
+def unavailable_reason() -> str | None:
+    """Why a testbed cannot be made here (not root, no iproute2, no namespaces, no tbf), or None."""
+    if os.geteuid() != 0:
+        return "the testbed needs root (network namespaces, tc, cgroups)"
+    for tool in ("ip", "tc"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' not found (iproute2)"
+    probe = f"l2p-probe-{uuid.uuid4().hex[:6]}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"cannot create a network namespace: {made.stderr.strip()}"
+    try:
+        qdisc = subprocess.run(in_namespace(probe, ["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "1mbit",
+                                                    "burst", "10kb", "latency", "50ms"]),
+                               capture_output=True, text=True)
+        if qdisc.returncode != 0:
+            return f"tc tbf unavailable: {qdisc.stderr.strip()}"
+    finally:
+        subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
+    return None
+
+
+# iproute2 bind-mounts /etc/netns/<namespace>/<file> over /etc/<file> for every `ip netns exec`:
+# the documented way to give a namespace its own resolv.conf, used here for machine-id (dds_profile).
+ETC_NETNS = Path("/etc/netns")
+STATE_DIR = Path("/run/l2p-testbed")
