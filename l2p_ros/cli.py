@@ -472,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "torch loaded once")
     p.set_defaults(func=cmd_run)
 
+    from l2p_ros.testbed.commands import add_testbed_parser
+
+    add_testbed_parser(sub)
+
     p = sub.add_parser("make-bag", help="write a rosbag2 image bag from a video, image folder or device")
     p.add_argument("source", help="video file, image folder or V4L2 device")
     p.add_argument("out", type=Path, help="bag directory to create")
@@ -523,13 +527,14 @@ def main(argv: list[str] | None = None) -> int:
     from l2p_ros.codec import PayloadError
     from l2p_ros.model.cfg import CfgError
     from l2p_ros.model.graph import CutError
+    from l2p_ros.testbed.system import TestbedError
 
     try:
         for attribute, kind in OUTPUTS.get(args.command, ()):
             if getattr(args, attribute, None) is not None:
                 check_output(Path(getattr(args, attribute)), kind)
         return args.func(args)
-    except (AssetError, PayloadError, CfgError, CutError, FileNotFoundError, ValueError) as error:
+    except (AssetError, PayloadError, CfgError, CutError, FileNotFoundError, ValueError, TestbedError) as error:
         print(f"l2p {args.command}: error: {error}", file=sys.stderr)
         return 2
 

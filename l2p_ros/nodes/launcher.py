@@ -67,7 +67,11 @@ class RunningNode:
 class NodeSet:
     """The pipeline's processes; stops them all on exit (SIGINT, then SIGTERM, then SIGKILL)."""
 
-    def __init__(self, params: dict, work_dir: Path, nodes: tuple[str, ...] = NODES):
+    def __init__(self, params: dict, work_dir: Path, nodes: tuple[str, ...] = NODES, placements: dict | None = None):
+        """``placements``: node name -> where it runs (a :class:`l2p_ros.testbed.placement.TierPlacement`:
+        its ``command`` wraps the argv, its ``env`` replaces the single-host DDS environment); nodes
+        not named run here on the single-host profile."""
+        self.placements = placements or {}
         self.params_file = work_dir / "params.yaml"
         self.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         self.work_dir = work_dir
@@ -83,10 +87,12 @@ class NodeSet:
         remaps = ["-r", f"__node:={name}"] if executable not in (None, name) else []
         if namespace:
             remaps += ["-r", f"__ns:=/{namespace}"]
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"l2p_ros.nodes.{executable or name}", "--ros-args", *remaps,
-             "--params-file", str(self._params_file(namespace))],
-            env=_dds_env(executable or name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        argv = [sys.executable, "-m", f"l2p_ros.nodes.{executable or name}", "--ros-args", *remaps,
+                "--params-file", str(self._params_file(namespace))]
+        placement = self.placements.get(name)
+        process = subprocess.Popen(placement.command(argv) if placement else argv,
+                                   env=placement.env() if placement else _dds_env(executable or name),
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.running[key] = RunningNode(key, process, log_path)
         return self.running[key]
 

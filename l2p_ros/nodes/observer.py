@@ -34,6 +34,8 @@ class FrameRecord:
     boxes: list = field(default_factory=list)  # (class_id, label, score, x1, y1, x2, y2) pixels
     timings: dict = field(default_factory=dict)
     decision_cut: int | None = None
+    decision_bandwidth_mbps: float | None = None  # the uplink estimate the policy decided on
+    predicted_total_ms: float | None = None
 
 
 class PipelineObserver(Node):
@@ -84,7 +86,10 @@ class PipelineObserver(Node):
                               "decode_ms": t.decode_ms, "cloud_ms": t.cloud_ms, "total_ms": t.total_ms,
                               "decision_ms": t.decision_ms})
         decision = self.decisions.get(key)
-        record.decision_cut = decision.cut_after_layer if decision else None
+        if decision is not None:
+            record.decision_cut = decision.cut_after_layer
+            record.decision_bandwidth_mbps = decision.bandwidth_mbps
+            record.predicted_total_ms = decision.predicted_total_ms
         with self.lock:
             if key in self.results:
                 self.duplicates += 1  # a late cloud answer for a frame the edge already finished
@@ -131,7 +136,8 @@ class PipelineObserver(Node):
     def timeline(self) -> list[dict]:
         with self.lock:
             return [{"stamp_s": r.stamp_s, "cut": r.cut, "executed_on": r.executed_on, **r.timings,
-                     "detections": len(r.detections), "boxes": r.boxes}
+                     "detections": len(r.detections), "boxes": r.boxes,
+                     "decision_bandwidth_mbps": r.decision_bandwidth_mbps, "predicted_total_ms": r.predicted_total_ms}
                     for r in sorted(self.results.values(), key=lambda r: r.stamp_s)]
 
     def frame_stamps(self) -> list[float]:

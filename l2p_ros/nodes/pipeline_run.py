@@ -90,15 +90,21 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
-                 codec: str | None = None, extra: dict | None = None, log=print) -> dict:
+                 codec: str | None = None, extra: dict | None = None, placements: dict | None = None,
+                 before_cameras=None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
     ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
     namespace ``v0``, ``v1``, ... and playing the same source, and one cloud node serving them all
     (``max_batch``, ``max_wait_ms``); the summary then holds every vehicle's own accounting under
     ``vehicles`` and the fleet's totals.
+
+    ``placements``: where each node runs (see :class:`NodeSet`); the caller has then put this process
+    where the observer belongs (the testbed's edge) instead of on the single-host DDS profile.
+    ``before_cameras``: called right before the cameras start (the testbed starts its trace there).
     """
-    use_local_dds()
+    if placements is None:
+        use_local_dds()
     import rclpy
     import rclpy.signals
     from rclpy.executors import SingleThreadedExecutor
@@ -139,7 +145,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     def unaccounted() -> int:
         return sum(observer.summary()["unaccounted"] for observer in observers.values())
 
-    nodes = NodeSet(params, work_dir)
+    nodes = NodeSet(params, work_dir, placements=placements)
     started = time.monotonic()
     interrupted = False
     try:
@@ -154,6 +160,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         log(f"starting nodes (logs in {work_dir}) ...")
         for observer in observers.values():
             wait_ready(observer, nodes, started, spin=spin)
+        if before_cameras is not None:
+            before_cameras()
         if not single_edge_process:
             log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
                 + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))

@@ -12,7 +12,7 @@ from l2p_ros.testbed.layout import TIERS
 from l2p_ros.testbed.system import TestbedError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-PERIOD_US = 100_000
+PERIOD_US = 10_000  # short: a throttled process runs in 3 ms slices, not 30 ms bursts, more like a slower CPU
 
 
 def _v1() -> bool:

@@ -31,9 +31,15 @@ def existing_namespaces(prefix: str = PREFIX) -> list[str]:
 def load_layout(prefix: str = PREFIX) -> Layout:
     """The layout of the testbed that is up; TestbedError if there is none."""
     path = state_dir(prefix) / "layout.json"
-    if not path.is_file() or not existing_namespaces(prefix):
+    present = existing_namespaces(prefix)
+    if not path.is_file() or not present:
         raise TestbedError(f"no testbed '{prefix}' is up: run `l2p testbed up` (as root) first")
-    return Layout.from_dict(json.loads(path.read_text()))
+    layout = Layout.from_dict(json.loads(path.read_text()))
+    missing = sorted(set(layout.namespaces) - set(present))
+    if missing:
+        raise TestbedError(f"testbed '{prefix}' is incomplete ({', '.join(missing)} missing): "
+                           "`l2p testbed down`, then up again")
+    return layout
 
 
 def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = None, log=print) -> Layout:
@@ -84,11 +90,13 @@ def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = N
 
 
 def _stop_processes(namespace: str) -> int:
-    """Stop what still runs in ``namespace`` (left by a crash): SIGTERM, then SIGKILL."""
+    """Stop what still runs in ``namespace`` (left by a crash): SIGTERM, then SIGKILL. Not this process,
+    which may have entered the namespace itself (``live_run``)."""
     import os
 
     def pids() -> list[int]:
-        return [int(p) for p in run(["ip", "netns", "pids", namespace], check=False).stdout.split()]
+        found = (int(p) for p in run(["ip", "netns", "pids", namespace], check=False).stdout.split())
+        return [pid for pid in found if pid != os.getpid()]
 
     found = pids()
     for sig, wait_s in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 1.0)):

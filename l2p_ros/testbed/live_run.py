@@ -1,0 +1,157 @@
+"""``l2p testbed run``: the live pipeline across the testbed while a bandwidth trace plays on the
+edge -> cloud link; writes ``results.json`` (summary, per-frame timeline, the trace as applied, link
+counters) and the bag of detections, decisions and stats.
+
+The edge-side nodes run in the edge namespace, inside its CPU limit when it has one, and the cloud
+node in the cloud namespace; this process (the observer) enters the edge namespace, outside the
+limit, since it measures the vehicle rather than being part of its load. The partitioner's edge
+profile is measured inside the same limit (never scaled by a factor), its cloud profile on the
+unlimited host.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from l2p_ros.testbed import cpu_limit, network
+from l2p_ros.testbed.layout import PREFIX, Layout
+from l2p_ros.testbed.placement import TierPlacement
+from l2p_ros.testbed.shaping import TraceReplay, set_rate
+from l2p_ros.testbed.system import TestbedError
+
+CLONE_NEWNET = 0x40000000
+DEFAULT_TAIL_S = 10.0  # how long a trace's last rate is played after its last sample, by default
+
+
+def enter_namespace(namespace: str) -> None:
+    """Move this thread (and the threads it starts later: rclpy's) into network namespace ``namespace``.
+
+    ``os.setns`` is Python 3.12+; libc's setns is the same call.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            error = ctypes.get_errno()
+            raise TestbedError(f"cannot enter network namespace {namespace}: {os.strerror(error)}")
+    finally:
+        os.close(fd)
+
+
+def limited_edge_profile(layout: Layout, model: str, input_size: int, log=print) -> Path:
+    """The edge profile measured inside the edge's CPU limit (cached per quota and host)."""
+    from l2p_ros.assets import cache_dir
+    from l2p_ros.measure.cache import ensure_profile
+    from l2p_ros.measure.models import model_id
+    from l2p_ros.measure.profile import PROFILED_IMAGE_CODECS, load_profile
+    from l2p_ros.model.graph import INPUT
+
+    quota = cpu_limit.quota(layout.prefix, "edge")
+    if quota is None:
+        return ensure_profile(model, input_size, threads=1, log=log)
+    path = cache_dir() / "profiles" / f"{model_id(model, input_size)}-cpu-t1-q{quota:.2f}-{socket.gethostname()}.yaml"
+    if path.is_file() and set(PROFILED_IMAGE_CODECS) <= set(load_profile(path).cut(INPUT).payload_bytes):
+        return path
+    log(f"profiling {model} inside the edge's CPU limit ({quota:.2f} of a core) into {path} ...")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "l2p_ros.cli", "profile", "--model", model, "--size", str(input_size),
+            "--threads", "1", "--out", str(path)]
+    placement = TierPlacement(layout, "edge")
+    result = subprocess.run(placement.command(argv), env=placement.env(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TestbedError(f"profiling inside the edge's CPU limit failed: {result.stderr.strip()[-1500:]}")
+    return path
+
+
+def _timeline(rows: list[dict], trace, start_wall_s: float) -> list[dict]:
+    """The observer's per-frame rows with seconds since the trace started and the shaped rate then."""
+    out = []
+    for row in rows:
+        t = row["stamp_s"] - start_wall_s
+        shaped = float(trace.bandwidth_mbps[trace.index_at(t)]) if t >= 0 else None
+        out.append({"trace_time_s": round(t, 4), "cut": row["cut"], "executed_on": row["executed_on"],
+                    "total_ms": row["total_ms"], "edge_ms": row["edge_ms"], "encode_ms": row["encode_ms"],
+                    "transfer_ms": row["transfer_ms"], "decode_ms": row["decode_ms"], "cloud_ms": row["cloud_ms"],
+                    "decision_ms": row["decision_ms"], "shaped_mbps": shaped,
+                    "estimated_mbps": row.get("decision_bandwidth_mbps"),
+                    "predicted_total_ms": row.get("predicted_total_ms"), "detections": row["detections"]})
+    return out
+
+
+def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | None = None,
+                 edge_cpu_quota: float | None = None, rate_hz: float = 10.0, duration_s: float | None = None,
+                 model: str = "yolov3-tiny", input_size: int = 416, config: Path | None = None,
+                 prefix: str = PREFIX, print_frames: bool = False, log=print) -> dict:
+    """Run the pipeline across testbed ``prefix`` (made now, and removed after, if it is not up) while
+    ``trace_path`` plays on the edge's uplink; ``duration_s`` defaults to the trace's last sample
+    plus ``DEFAULT_TAIL_S``. Returns the results written to ``out_dir/results.json``."""
+    from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES
+    from l2p_ros.nodes.pipeline_run import run_pipeline
+    from l2p_ros.simulation.traces import load_trace
+
+    trace = load_trace(trace_path)
+    duration_s = float(duration_s if duration_s is not None else trace.duration_s + DEFAULT_TAIL_S)
+    if not duration_s > 0 or not rate_hz > 0:
+        raise ValueError(f"duration_s ({duration_s}) and rate_hz ({rate_hz}) must be > 0")
+    out_dir = Path(out_dir)
+    if (out_dir / "bag").exists():
+        raise FileExistsError(f"{out_dir / 'bag'} already exists: choose a new --out folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made_here = not network.existing_namespaces(prefix)
+    layout = network.up(prefix=prefix, edge_cpu_quota=edge_cpu_quota, log=log) if made_here else network.load_layout(prefix)
+    try:
+        if edge_cpu_quota is not None and not made_here:
+            cpu_limit.create(prefix, "edge", edge_cpu_quota)
+        quota = cpu_limit.quota(prefix, "edge")
+        from l2p_ros.measure.cache import ensure_profile
+
+        edge_profile = limited_edge_profile(layout, model, input_size, log)
+        cloud_profile = ensure_profile(model, input_size, threads=1, log=log)
+        uplink = layout.uplink.name
+        set_rate(layout, uplink, float(trace.bandwidth_mbps[0]), ("up",))
+        replay = TraceReplay(layout, uplink, trace.time_s, trace.bandwidth_mbps, ("up",), until_s=duration_s)
+        started = {}
+
+        def start_trace() -> None:
+            started["wall_s"] = time.time()
+            replay.start()
+
+        edge, cloud = TierPlacement(layout, "edge"), TierPlacement(layout, "cloud")
+        placements = {**{name: edge for name in EDGE_NODES}, **{name: cloud for name in CLOUD_NODES}}
+        extra = {("camera_node", "loop"): True,
+                 ("partitioner_node", "edge_profile"): str(edge_profile),
+                 ("partitioner_node", "cloud_profile"): str(cloud_profile),
+                 ("partitioner_node", "model"): model, ("edge_node", "model"): model, ("cloud_node", "model"): model}
+        before = network.interface_counters(layout.namespace(layout.uplink.a), layout.uplink.a_ifname)
+        os.environ.update(edge.env())
+        enter_namespace(edge.namespace)  # the observer is on the vehicle, outside its CPU limit
+        try:
+            summary = run_pipeline(config=config, source=source, frames=int(round(duration_s * rate_hz)), policy=policy,
+                                   rate_hz=rate_hz, record=out_dir / "bag", print_frames=print_frames, extra=extra,
+                                   placements=placements, before_cameras=start_trace, log=log)
+        finally:
+            replay.stop()
+        if replay.error is not None:
+            raise TestbedError(f"replaying the trace failed: {replay.error}")
+        after = network.interface_counters(layout.namespace(layout.uplink.a), layout.uplink.a_ifname)
+        set_rate(layout, uplink, None, ("up",))
+    finally:
+        if made_here:
+            network.down(prefix, log=log)
+    rows = summary.pop("timeline")
+    results = {
+        "summary": summary,
+        "timeline": _timeline(rows, trace, started.get("wall_s", float("nan"))),
+        "trace": {"path": str(trace_path), "duration_s": duration_s, "link": uplink, "direction": "up",
+                  "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in replay.applied]},
+        "testbed": {"layout": layout.to_dict(), "edge_cpu_quota": quota, "edge_profile": str(edge_profile), "cloud_profile": str(cloud_profile), "rate_hz": rate_hz},
+        "uplink_bytes": {"tx": after["tx_bytes"] - before["tx_bytes"], "rx": after["rx_bytes"] - before["rx_bytes"]},
+    }
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    return results
