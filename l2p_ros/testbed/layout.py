@@ -28,6 +28,11 @@ class Link:
     b_address: str
     prefix_len: int = 30
 
+    @property
+    def network(self) -> str:
+        """The link's subnet, e.g. 10.213.0.0/30."""
+        return str(ipaddress.ip_interface(f"{self.a_address}/{self.prefix_len}").network)
+
     def end(self, tier: str) -> tuple[str, str]:
         """(ifname, address) of this link's end in ``tier``."""
         if tier == self.a:

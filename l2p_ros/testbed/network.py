@@ -69,10 +69,13 @@ def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = N
                                                (b_ns, link.b_ifname, link.b_address)):
                 run(["ip", "-n", namespace, "addr", "add", f"{address}/{link.prefix_len}", "dev", ifname])
                 run(["ip", "-n", namespace, "link", "set", ifname, "up"])
-        if len(layout.links) > 1:  # edge <-> cloud through the fog: routes both ways, forwarding on the fog
+        if len(layout.links) > 1:
+            # Edge <-> cloud through the fog, forwarding there. Whole subnets: a participant on the fog
+            # announces both its addresses, and one the sender cannot route to stalls its delivery
+            # (measured: a fog reader got nothing while the edge could not reach 10.213.0.5).
             first, second = layout.links
-            run(["ip", "-n", layout.namespace("edge"), "route", "add", f"{second.b_address}/32", "via", first.b_address])
-            run(["ip", "-n", layout.namespace("cloud"), "route", "add", f"{first.a_address}/32", "via", second.a_address])
+            run(["ip", "-n", layout.namespace("edge"), "route", "add", second.network, "via", first.b_address])
+            run(["ip", "-n", layout.namespace("cloud"), "route", "add", first.network, "via", second.a_address])
             run(in_namespace(layout.namespace("fog"), ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
         directory = state_dir(prefix)
         directory.mkdir(parents=True, exist_ok=True)

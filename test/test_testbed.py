@@ -1,0 +1,283 @@
+"""The testbed (l2p_ros.testbed): namespaces, veth links, tbf shaping, the edge's CPU limit, DDS over
+UDP between namespaces and nowhere else. The parts that build commands and profiles run anywhere;
+the rest needs root and network namespaces, and skips with the reason where they are missing."""
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from l2p_ros.testbed import cpu_limit, network
+from l2p_ros.testbed.dds_profile import profile_xml
+from l2p_ros.testbed.layout import IFNAME_MAX, make_layout
+from l2p_ros.testbed.placement import TierPlacement
+from l2p_ros.testbed.shaping import TraceReplay, current_rate_mbit, set_rate, tbf_arguments
+from l2p_ros.testbed.system import ETC_NETNS, unavailable_reason
+
+PREFIX = "l2pt"  # not the default: a user's own testbed stays untouched
+NS = "{http://www.eprosima.com}"
+
+
+def test_layout_addresses_and_names():
+    two, three = make_layout(), make_layout(fog=True)
+    assert two.tiers == ("edge", "cloud") and [l.name for l in two.links] == ["edge-cloud"]
+    assert [l.name for l in three.links] == ["edge-fog", "fog-cloud"] and three.uplink.name == "edge-fog"
+    addresses = three.all_addresses()
+    assert len(set(addresses)) == 4 and all(a.startswith("10.213.") for a in addresses)
+    for link in three.links:
+        assert len(link.a_ifname) <= IFNAME_MAX and len(link.b_ifname) <= IFNAME_MAX
+    assert three.addresses("fog") == ["10.213.0.2", "10.213.0.5"]
+    with pytest.raises(ValueError, match="no tier 'fog'"):
+        two.namespace("fog")
+    with pytest.raises(ValueError, match="prefix"):
+        make_layout(prefix="much-too-long")
+
+
+def test_dds_profile_is_udp_on_testbed_addresses_without_multicast_or_shared_memory():
+    layout = make_layout(fog=True)
+    root = ET.fromstring(profile_xml(layout, "fog"))
+    transports = root.findall(f".//{NS}transport_descriptor")
+    assert [t.find(f"{NS}type").text for t in transports] == ["UDPv4"]
+    whitelist = [a.text for a in transports[0].find(f"{NS}interfaceWhiteList")]
+    assert whitelist == ["10.213.0.2", "10.213.0.5"]
+    assert root.find(f".//{NS}useBuiltinTransports").text == "false"
+    metatraffic = [a.text for a in root.find(f".//{NS}metatrafficUnicastLocatorList").iter(f"{NS}address")]
+    assert metatraffic == whitelist  # given explicitly: Fast DDS then opens no multicast locator
+    peers = [a.text for a in root.find(f".//{NS}initialPeersList").iter(f"{NS}address")]
+    assert sorted(peers) == sorted(layout.all_addresses())
+    assert root.find(f".//{NS}metatrafficMulticastLocatorList") is None
+
+
+def test_tbf_arguments():
+    assert tbf_arguments(40.0) == ["rate", "40000kbit", "burst", "3200", "latency", "300ms"]
+    assert tbf_arguments(400.0)[3] == "25000"  # 0.5 ms of 400 Mbit/s
+    with pytest.raises(ValueError, match="0 takes the link down"):
+        tbf_arguments(0.0)
+
+
+def test_cpu_quota_is_checked():
+    with pytest.raises(ValueError, match="edge_cpu_quota"):
+        cpu_limit.create(PREFIX, "edge", 0.0)
+
+
+REASON = unavailable_reason()
+needs_testbed = pytest.mark.skipif(REASON is not None, reason=f"testbed unavailable here: {REASON}")
+
+
+def _host_leftovers() -> list[str]:
+    """Anything of the test prefix on the host: namespaces, interfaces, /etc/netns, cgroups, state."""
+    found = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+             if n.startswith(PREFIX + "-")]
+    found += [line for line in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
+              if f" {PREFIX}-" in line]
+    found += [str(p) for p in ETC_NETNS.glob(f"{PREFIX}-*")] if ETC_NETNS.is_dir() else []
+    found += [str(cpu_limit.group_dir(PREFIX, tier)) for tier in ("edge", "fog", "cloud")
+              if cpu_limit.group_dir(PREFIX, tier).exists()]
+    found += [str(network.state_dir(PREFIX))] if network.state_dir(PREFIX).exists() else []
+    return found
+
+
+@pytest.fixture
+def testbed():
+    network.down(PREFIX, log=lambda *_: None)
+    layout = network.up(fog=True, prefix=PREFIX, edge_cpu_quota=0.3, log=lambda *_: None)
+    yield layout
+    network.down(PREFIX, log=lambda *_: None)
+    assert _host_leftovers() == []
+
+
+@needs_testbed
+def test_up_makes_isolated_namespaces_and_down_removes_everything_even_after_a_crash():
+    network.down(PREFIX, log=lambda *_: None)
+    layout = network.up(fog=True, prefix=PREFIX, edge_cpu_quota=0.5, log=lambda *_: None)
+    # The host holds no testbed interface; each namespace has loopback and its own links, no default route.
+    assert not [line for line in _host_leftovers() if "link" in line or ": " in line]
+    for tier in layout.tiers:
+        namespace = layout.namespace(tier)
+        links = json.loads(subprocess.run(["ip", "-n", namespace, "-j", "link"], capture_output=True, text=True).stdout)
+        own = {link.end(tier)[0] for link in layout.links if tier in (link.a, link.b)}
+        assert {entry["ifname"] for entry in links} == {"lo", *own}
+        routes = subprocess.run(["ip", "-n", namespace, "route"], capture_output=True, text=True).stdout
+        assert "default" not in routes
+    assert cpu_limit.quota(PREFIX, "edge") == pytest.approx(0.5)
+    state = network.status(PREFIX)
+    assert state["up"] and set(state["links"]) == {"edge-fog", "fog-cloud"}
+    with pytest.raises(network.TestbedError, match="already up"):
+        network.up(prefix=PREFIX, log=lambda *_: None)
+    # A crash: a process left running inside the edge namespace and its CPU limit.
+    leftover = subprocess.Popen(TierPlacement(layout, "edge").command(["sleep", "600"]))
+    time.sleep(0.5)
+    removed = network.down(PREFIX, log=lambda *_: None)
+    assert leftover.wait(timeout=10) != 0
+    assert any("processes stopped" in item for item in removed)
+    assert _host_leftovers() == []
+    assert network.down(PREFIX, log=lambda *_: None) == []  # twice is fine
+
+
+def _udp_throughput_mbit(layout, sender: str, receiver: str, address: str, seconds: float = 3.0) -> float:
+    receiver_code = (
+        "import socket, time\n"
+        f"s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(({address!r}, 5005)); s.settimeout(1.5)\n"
+        "n = 0; first = last = None\n"
+        "while True:\n"
+        "    try: d = s.recv(65535)\n"
+        "    except socket.timeout: break\n"
+        "    last = time.monotonic(); first = first or last; n += len(d) + 28\n"  # + IP and UDP headers
+        "print(n * 8 / (last - first) / 1e6)\n")
+    sender_code = (
+        "import socket, time\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); payload = b'x' * 1400; t0 = time.monotonic()\n"
+        f"while time.monotonic() - t0 < {seconds}:\n"
+        f"    s.sendto(payload, ({address!r}, 5005)); time.sleep(0.0001)\n")
+    rx = subprocess.Popen(["ip", "netns", "exec", layout.namespace(receiver), sys.executable, "-c", receiver_code],
+                          stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    subprocess.run(["ip", "netns", "exec", layout.namespace(sender), sys.executable, "-c", sender_code], check=True)
+    out, _ = rx.communicate(timeout=30)
+    return float(out)
+
+
+@needs_testbed
+def test_shaped_rate_is_the_rate_measured_through_the_fog(testbed):
+    set_rate(testbed, "edge-fog", 8.0, ("up",))
+    assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) == pytest.approx(8.0)
+    assert current_rate_mbit(testbed.namespace("fog"), testbed.link("edge-fog").b_ifname) is None
+    cloud_address = testbed.link("fog-cloud").b_address  # routed edge -> fog -> cloud
+    measured = _udp_throughput_mbit(testbed, "edge", "cloud", cloud_address)
+    assert measured == pytest.approx(8.0 * 1442 / 1428, rel=0.1)  # Ethernet header counted by tbf
+    set_rate(testbed, "edge-fog", 0, ("up",))
+    assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) == 0.0
+    set_rate(testbed, "edge-fog", None)
+    assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) is None
+
+
+@needs_testbed
+def test_trace_replay_sets_each_rate_at_its_time(testbed):
+    replay = TraceReplay(testbed, "edge-fog", [0.0, 0.5, 1.0], [20.0, 2.0, 0.0]).start()
+    time.sleep(0.75)
+    assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) == pytest.approx(2.0)
+    time.sleep(0.6)
+    replay.stop()
+    assert replay.error is None
+    assert [rate for _, rate in replay.applied] == [20.0, 2.0, 0.0]
+    assert all(abs(at - want) < 0.1 for (at, _), want in zip(replay.applied, [0.0, 0.5, 1.0]))
+
+
+@needs_testbed
+def test_edge_cpu_limit_holds_a_busy_process_to_its_quota(testbed):
+    code = ("import os, time\nt0 = time.monotonic(); c0 = os.times()\n"
+            "while time.monotonic() - t0 < 2.0: pass\n"
+            "c1 = os.times(); print((c1.user - c0.user + c1.system - c0.system) / (time.monotonic() - t0))")
+    share = float(subprocess.run(TierPlacement(testbed, "edge").command([sys.executable, "-c", code]),
+                                 capture_output=True, text=True, check=True).stdout)
+    assert share == pytest.approx(0.3, abs=0.06)
+    free = float(subprocess.run(TierPlacement(testbed, "cloud").command([sys.executable, "-c", code]),
+                                capture_output=True, text=True, check=True).stdout)
+    assert free > 0.8
+
+
+class RtpsSniffer:
+    """Counts RTPS packets on every interface of this (the host's) network namespace."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))  # ETH_P_ALL
+        self.sock.settimeout(0.2)
+        self.rtps: list[str] = []
+        self.packets = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data, address = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            self.packets += 1
+            if b"RTPS" in data:
+                self.rtps.append(address[0])
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+TALKER = """
+import sys, time, rclpy
+from rclpy.node import Node
+from std_msgs.msg import String
+rclpy.init(); node = Node(sys.argv[1]); got = []
+if sys.argv[2] == "pub":
+    pub = node.create_publisher(String, "l2p_testbed_chatter", 10)
+    t0 = time.time()
+    while time.time() - t0 < 8:
+        pub.publish(String(data="x" * 20000)); rclpy.spin_once(node, timeout_sec=0.1)
+else:
+    node.create_subscription(String, "l2p_testbed_chatter", lambda m: got.append(len(m.data)), 10)
+    t0 = time.time()
+    while time.time() - t0 < 9:
+        rclpy.spin_once(node, timeout_sec=0.1)
+print(len(got))
+"""
+
+
+@needs_testbed
+def test_dds_crosses_the_links_and_no_packet_reaches_the_host(testbed, tmp_path):
+    script = tmp_path / "talker.py"
+    script.write_text(TALKER)
+    uplink = testbed.link("edge-fog")
+    before = network.interface_counters(testbed.namespace("edge"), uplink.a_ifname)
+    sniffer = RtpsSniffer()
+    processes = {}
+    for name, tier, role in (("cloud_sub", "cloud", "sub"), ("fog_sub", "fog", "sub"), ("edge_sub", "edge", "sub"),
+                             ("edge_pub", "edge", "pub")):
+        placement = TierPlacement(testbed, tier)
+        processes[name] = subprocess.Popen(placement.command([sys.executable, str(script), name, role]),
+                                           env=placement.env(), stdout=subprocess.PIPE, text=True)
+    received = {name: int(p.communicate(timeout=60)[0].strip() or 0) for name, p in processes.items() if name != "edge_pub"}
+    sniffer.stop()
+    after = network.interface_counters(testbed.namespace("edge"), uplink.a_ifname)
+    assert all(count > 10 for count in received.values()), received  # the cloud's through the fog
+    # Two remote readers of 20 KB messages: their bytes went out on the edge's link...
+    assert after["tx_bytes"] - before["tx_bytes"] > 2 * 10 * 20000
+    # ... and not one RTPS packet appeared on any interface of the host (loopback included).
+    assert sniffer.rtps == [], f"RTPS packets on the host: {sorted(set(sniffer.rtps))}"
+
+
+@needs_testbed
+def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_every_frame(tmp_path):
+    """The pipeline across the namespaces: offloading on a fast link, finishing on the (CPU-limited)
+    edge once the link drops to 1 Mbit/s; every frame accounted for, nothing seen on the host."""
+    network.down(PREFIX, log=lambda *_: None)
+    trace = tmp_path / "step.csv"
+    trace.write_text("time_s,bandwidth_mbps\n0,40\n12,1\n")
+    out = tmp_path / "run"
+    sniffer = RtpsSniffer()
+    result = subprocess.run([sys.executable, "-m", "l2p_ros.cli", "testbed", "run", "--prefix", PREFIX, "--trace",
+                             str(trace), "--policy", "greedy", "--edge-cpu-quota", "0.3", "--duration-s", "24",
+                             "--quiet", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    sniffer.stop()
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert _host_leftovers() == []  # made for the run, removed after it
+    results = json.loads((out / "results.json").read_text())
+    summary, timeline = results["summary"], results["timeline"]
+    assert summary["unaccounted"] == 0 and summary["frames_in_edge"] == 240
+    assert [entry["bandwidth_mbps"] for entry in results["trace"]["applied"]] == [40.0, 1.0]
+    assert results["testbed"]["edge_cpu_quota"] == pytest.approx(0.3)
+    assert "-q0.30-" in results["testbed"]["edge_profile"]  # measured inside the limit
+    fast = [row for row in timeline if 2 < row["trace_time_s"] < 12]
+    slow = [row for row in timeline if row["trace_time_s"] > 16]
+    assert fast and slow
+    assert sum(row["executed_on"] == "cloud" for row in fast) > 0.8 * len(fast)
+    assert sum(row["executed_on"].startswith("edge") for row in slow) > 0.8 * len(slow)
+    assert all(row["shaped_mbps"] == (40.0 if row["trace_time_s"] < 12 else 1.0) for row in fast + slow)
+    offloaded_bytes = summary["cloud_payload_bytes_mean"] * summary["executed_on"]["cloud"]
+    assert results["uplink_bytes"]["tx"] > offloaded_bytes  # the frames crossed the shaped link
+    assert (out / "bag").is_dir()
+    assert sniffer.rtps == []
