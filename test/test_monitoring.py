@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from l2p_ros.monitoring.estimators import LinkEstimator, RobustEwma
 from l2p_ros.monitoring.load import LoadSampler, NvmlReader, RaplReader
-from l2p_ros.monitoring.probe import ProbeTracker
+from l2p_ros.monitoring.probe import ProbeTracker, sized_payload_bytes
 
 PAYLOAD_BYTES = 65536
 
@@ -121,6 +121,19 @@ def test_passive_transfers_cancel_the_clock_offset_between_hosts():
     assert link.bandwidth_mbps.value == pytest.approx(50.0, rel=0.05)
 
 
+def test_transfer_times_are_measured_from_the_base_delay_not_the_mean():
+    """Empty probes that waited in the link's queue (behind frames) must not shorten transfers."""
+    link = LinkEstimator()
+    for i, queued_ms in enumerate([0.0, 40.0, 0.0, 35.0, 50.0]):
+        link.add_probe(0, 20.0 + queued_ms, 10.0 + queued_ms, now_s=i * 0.5)
+    assert link.rtt_ms.value > 25.0  # the RTT reported includes the queueing...
+    transfer_ms = PAYLOAD_BYTES * 8 / 20e3  # 20 Mbit/s
+    assert link.add_probe(PAYLOAD_BYTES, 20.0 + transfer_ms, math.nan, now_s=3.0)
+    assert link.bandwidth_mbps.value == pytest.approx(20.0)  # ... the transfer time does not
+    assert link.add_transfer(PAYLOAD_BYTES, 10.0 + transfer_ms, now_s=3.1)
+    assert link.bandwidth_mbps.value == pytest.approx(20.0)
+
+
 def test_unresolvable_and_premature_observations_are_not_used():
     link = LinkEstimator()
     assert not link.add_probe(PAYLOAD_BYTES, 5.0, 1.0, 0.0)  # no RTT yet to subtract
@@ -152,6 +165,26 @@ def test_probes_alternate_and_echoes_give_rtt_and_apparent_delay():
     assert result.seq == 1 and result.payload_bytes == PAYLOAD_BYTES
     assert result.rtt_ms == pytest.approx(60.0) and result.apparent_one_way_ms == pytest.approx(20.0)
     assert tracker.match(0, 0, 1000.01, 10.6).rtt_ms == pytest.approx(600.0)
+
+
+def test_one_payload_probe_in_flight_and_its_late_answer_still_counts():
+    tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0, payload_timeout_s=5.0)
+    assert tracker.send(0.0, 0.0) == (0, 0)
+    assert tracker.send(0.5, 0.5, payload_bytes=4096) == (1, 4096)
+    assert tracker.send(1.0, 1.0) == (2, 0)
+    assert tracker.send(1.5, 1.5, payload_bytes=4096) == (3, 0)  # seq 1 unanswered: no second payload
+    assert tracker.match(0, 0, 0.0, 1.6) is None  # an empty probe's answer after 1.6 s is late
+    result = tracker.match(1, 4096, 3.0, 3.1)  # a payload probe's after 2.6 s is news of a slow link
+    assert result is not None and result.rtt_ms == pytest.approx(2600.0)
+    assert tracker.send(3.5, 3.5, payload_bytes=4096) == (4, 0) and tracker.send(4.0, 4.0, 4096) == (5, 4096)
+
+
+def test_probe_payload_is_sized_to_a_share_of_the_link():
+    # 4% of 1 s: a 40 ms transfer at any rate.
+    assert sized_payload_bytes(10.0, 0.04, 1.0, 1024, 1 << 20) == 50_000
+    assert sized_payload_bytes(1000.0, 0.04, 1.0, 1024, 1 << 20) == 1 << 20  # capped
+    assert sized_payload_bytes(0.1, 0.04, 1.0, 1024, 1 << 20) == 1024
+    assert sized_payload_bytes(math.nan, 0.04, 1.0, 1024, 1 << 20) is None
 
 
 def test_duplicate_late_unknown_and_mismatched_echoes_are_dropped():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass
 
-__all__ = ["ProbeResult", "ProbeTracker"]
+__all__ = ["ProbeResult", "ProbeTracker", "sized_payload_bytes"]
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,32 @@ class ProbeTracker:
     # Answered sequence numbers remembered to tell duplicates from late echoes.
     _ANSWERED_MEMORY = 1024
 
-    def __init__(self, payload_bytes: int, timeout_s: float):
+    def __init__(self, payload_bytes: int, timeout_s: float, payload_timeout_s: float | None = None):
         if payload_bytes <= 0 or timeout_s <= 0:
             raise ValueError(f"payload_bytes and timeout_s must be > 0, got {payload_bytes}, {timeout_s}")
         self.payload_bytes = payload_bytes
         self.timeout_s = timeout_s
+        # A payload probe on a link that just became slow takes long, and its late answer is the
+        # news: it may take this long (default timeout_s) before it is forgotten.
+        self.payload_timeout_s = max(timeout_s, payload_timeout_s or timeout_s)
         self.dropped: Counter[str] = Counter()  # reason -> echoes dropped
         self._next_seq = 0
         self._pending: dict[int, _Sent] = {}
         self._answered: deque[int] = deque(maxlen=self._ANSWERED_MEMORY)
 
-    def send(self, monotonic_s: float, wall_s: float) -> tuple[int, int]:
-        """Record a probe sent now; returns its (seq, payload_bytes)."""
+    def payload_in_flight(self) -> bool:
+        return any(sent.payload_bytes for sent in self._pending.values())
+
+    def send(self, monotonic_s: float, wall_s: float, payload_bytes: int | None = None) -> tuple[int, int]:
+        """Record a probe sent now; returns its (seq, payload_bytes). Odd sequence numbers carry
+        ``payload_bytes`` (default: the tracker's), unless a payload probe is still unanswered: one
+        at a time, so probes never queue behind each other on a slow link."""
         self._expire(monotonic_s)
         seq = self._next_seq
         self._next_seq += 1
-        payload_bytes = 0 if seq % 2 == 0 else self.payload_bytes
-        self._pending[seq] = _Sent(payload_bytes, monotonic_s, wall_s)
-        return seq, payload_bytes
+        size = 0 if seq % 2 == 0 or self.payload_in_flight() else (payload_bytes or self.payload_bytes)
+        self._pending[seq] = _Sent(size, monotonic_s, wall_s)
+        return seq, size
 
     def match(self, seq: int, payload_bytes: int, received_wall_s: float, monotonic_s: float) -> ProbeResult | None:
         """An echo arrived at ``monotonic_s``; returns its result, or None when it is dropped.
@@ -81,8 +89,15 @@ class ProbeTracker:
                            apparent_one_way_ms=(received_wall_s - sent.wall_s) * 1e3)
 
     def _expire(self, monotonic_s: float) -> None:
-        # Probes are sent in order, so the oldest pending ones come first.
-        for seq in list(self._pending):
-            if monotonic_s - self._pending[seq].monotonic_s <= self.timeout_s:
-                break
-            del self._pending[seq]
+        for seq, sent in list(self._pending.items()):
+            if monotonic_s - sent.monotonic_s > (self.payload_timeout_s if sent.payload_bytes else self.timeout_s):
+                del self._pending[seq]
+
+
+def sized_payload_bytes(bandwidth_mbps: float, share: float, period_s: float, minimum: int, maximum: int) -> int | None:
+    """Payload of a throughput probe that, sent every ``period_s``, takes ``share`` of a link of
+    ``bandwidth_mbps``; its transfer then lasts ``share * period_s`` at any rate, long enough to
+    stand out of the jitter on fast links and cheap on slow ones. None while the rate is unknown."""
+    if not bandwidth_mbps > 0:  # NaN too
+        return None
+    return int(min(max(share * bandwidth_mbps * 1e6 * period_s / 8, minimum), maximum))

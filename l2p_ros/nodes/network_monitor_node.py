@@ -1,7 +1,9 @@
 """network_monitor_node: estimates the uplink to the next tier and publishes NetworkState.
 
-Active: publishes ``l2p/probe`` every ``probe_period_s``, alternating an empty probe (RTT) and one
-of ``probe_payload_bytes`` (throughput), and matches the echoes on ``l2p/probe_echo``.
+Active: publishes ``l2p/probe`` every ``probe_period_s``, alternating an empty probe (RTT) and a
+payload probe (throughput), and matches the echoes on ``l2p/probe_echo``. A payload probe is
+sized to take ``probe_share`` of the estimated link (``probe_payload_bytes`` until there is an
+estimate), and only one is in flight at a time.
 Passive: every FeatureMap the next tier reports on ``l2p/transfer_receipt`` is a throughput sample
 at the real payload size (see :mod:`l2p_ros.nodes.probe_echo`).
 Publishes ``l2p/network_state`` (STATE_QOS) every ``publish_period_s``; ``link_up`` turns false
@@ -21,7 +23,7 @@ from rclpy.node import Node
 
 from l2p_msgs.msg import NetworkState, Probe
 from l2p_ros.monitoring.estimators import LinkEstimator
-from l2p_ros.monitoring.probe import ProbeTracker
+from l2p_ros.monitoring.probe import ProbeTracker, sized_payload_bytes
 from l2p_ros.nodes.common import (FRAME_QOS, STATE_QOS, Diagnostics, declare, from_time_msg, now_s,
                                   parameter_error, run_node, to_time_msg)
 from l2p_ros.nodes.probe_echo import declare_probe_link
@@ -29,6 +31,7 @@ from l2p_ros.nodes.probe_echo import declare_probe_link
 # The local DDS profile carries messages up to 16 MB; a probe should be far smaller anyway, since
 # it loads the link it measures.
 MAX_PROBE_PAYLOAD_BYTES = 16 * 1024 * 1024
+MIN_PROBE_PAYLOAD_BYTES = 1024  # a smaller transfer is lost in the jitter even on a slow link
 
 
 class NetworkMonitorNode(Node):
@@ -38,8 +41,13 @@ class NetworkMonitorNode(Node):
                                  "Seconds between probes; empty and payload probes alternate, so one "
                                  "throughput sample takes two periods.")
         payload_bytes = declare(self, "probe_payload_bytes", 65536,
-                                "Payload of every second probe in bytes. Its transfer time must exceed the "
-                                "link's RTT jitter: raise it on fast links.")
+                                "Payload of every second probe in bytes until the link's rate is known; then "
+                                "sized so that probes take probe_share of the link.")
+        self._probe_share = declare(self, "probe_share", 0.04,
+                                    "Share of the estimated link the payload probes take (their transfer then "
+                                    "lasts probe_share x 2 x probe_period_s at any rate); 0 = always "
+                                    "probe_payload_bytes.")
+        self._probe_max_bytes = declare(self, "probe_payload_max_bytes", 1 << 20, "Largest sized probe payload.")
         publish_period_s = declare(self, "publish_period_s", 0.5, "Seconds between NetworkState messages.")
         timeout_s = declare(self, "timeout_s", 2.0,
                             "Seconds without any echo or transfer receipt after which link_up is false; "
@@ -50,9 +58,12 @@ class NetworkMonitorNode(Node):
         for name, value in (("probe_period_s", probe_period_s), ("publish_period_s", publish_period_s)):
             if not value > 0:
                 raise parameter_error(self, name, value, "must be > 0")
-        if not 1 <= payload_bytes <= MAX_PROBE_PAYLOAD_BYTES:
-            raise parameter_error(self, "probe_payload_bytes", payload_bytes,
-                                  f"must be between 1 and {MAX_PROBE_PAYLOAD_BYTES}")
+        for name, value in (("probe_payload_bytes", payload_bytes), ("probe_payload_max_bytes", self._probe_max_bytes)):
+            if not MIN_PROBE_PAYLOAD_BYTES <= value <= MAX_PROBE_PAYLOAD_BYTES:
+                raise parameter_error(self, name, value,
+                                      f"must be between {MIN_PROBE_PAYLOAD_BYTES} and {MAX_PROBE_PAYLOAD_BYTES}")
+        if not 0 <= self._probe_share < 1:
+            raise parameter_error(self, "probe_share", self._probe_share, "must be in [0, 1)")
         if not timeout_s >= 2 * probe_period_s:
             raise parameter_error(self, "timeout_s", timeout_s,
                                   f"must be at least twice probe_period_s ({probe_period_s}): echoes come once "
@@ -60,10 +71,11 @@ class NetworkMonitorNode(Node):
         if not 0 < smoothing <= 1:
             raise parameter_error(self, "smoothing", smoothing, "must be in (0, 1]")
 
-        self._tracker = ProbeTracker(payload_bytes, timeout_s)
+        self._tracker = ProbeTracker(payload_bytes, timeout_s, payload_timeout_s=5 * timeout_s)
         self._link = LinkEstimator(timeout_s, smoothing)
+        self._probe_period_s = probe_period_s
         # Random filler: a link that compresses (VPN, modem) would make zeros look fast.
-        self._payload = os.urandom(payload_bytes)
+        self._payload = os.urandom(max(payload_bytes, self._probe_max_bytes))
         self._link_was_up = False
         self._probes = self.create_publisher(Probe, topics.probe, FRAME_QOS)
         self._state = self.create_publisher(NetworkState, topics.state, STATE_QOS)
@@ -75,8 +87,10 @@ class NetworkMonitorNode(Node):
 
     def _send_probe(self) -> None:
         wall_s = now_s()
-        seq, payload_bytes = self._tracker.send(time.monotonic(), wall_s)
-        probe = Probe(seq=seq, payload_bytes=payload_bytes, payload=self._payload if payload_bytes else b"")
+        sized = (sized_payload_bytes(self._link.bandwidth_mbps.value, self._probe_share, 2 * self._probe_period_s,
+                                     MIN_PROBE_PAYLOAD_BYTES, self._probe_max_bytes) if self._probe_share else None)
+        seq, payload_bytes = self._tracker.send(time.monotonic(), wall_s, sized)
+        probe = Probe(seq=seq, payload_bytes=payload_bytes, payload=self._payload[:payload_bytes])
         probe.header.stamp = to_time_msg(wall_s)
         self._probes.publish(probe)
 

@@ -77,6 +77,7 @@ def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = N
             run(["ip", "-n", layout.namespace("edge"), "route", "add", second.network, "via", first.b_address])
             run(["ip", "-n", layout.namespace("cloud"), "route", "add", first.network, "via", second.a_address])
             run(in_namespace(layout.namespace("fog"), ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
+        _wait_until_running(layout)
         directory = state_dir(prefix)
         directory.mkdir(parents=True, exist_ok=True)
         for tier in layout.tiers:
@@ -90,6 +91,19 @@ def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = N
     log(f"testbed '{prefix}' up: {', '.join(layout.namespaces)}; links "
         + ", ".join(f"{l.name} {l.a_address}<->{l.b_address}" for l in layout.links))
     return layout
+
+
+def _wait_until_running(layout: Layout, timeout_s: float = 5.0) -> None:
+    """Wait until every link end has carrier. Fast DDS started earlier finds its whitelisted address
+    on no running interface and opens no UDP socket at all (measured right after `up`)."""
+    deadline = time.monotonic() + timeout_s
+    for link in layout.links:
+        for tier in (link.a, link.b):
+            namespace, ifname = layout.namespace(tier), link.end(tier)[0]
+            while interface_counters(namespace, ifname)["state"] != "UP":
+                if time.monotonic() > deadline:
+                    raise TestbedError(f"{ifname} in {namespace} has no carrier after {timeout_s} s")
+                time.sleep(0.02)
 
 
 def _stop_processes(namespace: str) -> int:
