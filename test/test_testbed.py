@@ -47,13 +47,17 @@ def test_dds_profile_is_udp_on_testbed_addresses_without_multicast_or_shared_mem
     assert root.find(f".//{NS}useBuiltinTransports").text == "false"
     metatraffic = [a.text for a in root.find(f".//{NS}metatrafficUnicastLocatorList").iter(f"{NS}address")]
     assert metatraffic == whitelist  # given explicitly: Fast DDS then opens no multicast locator
-    peers = [a.text for a in root.find(f".//{NS}initialPeersList").iter(f"{NS}address")]
-    assert sorted(peers) == sorted(layout.all_addresses())
+    peers = [(a.find(f"{NS}address").text, int(a.find(f"{NS}port").text))
+             for a in root.find(f".//{NS}initialPeersList").iter(f"{NS}udpv4")]
+    assert {address for address, _ in peers} == set(layout.all_addresses())
+    edge_ports = sorted(port for address, port in peers if address == "10.213.0.1")
+    assert edge_ports == [7400 + 250 * 73 + 10 + 2 * i for i in range(10)]  # the edge's participant ids 0..9
     assert root.find(f".//{NS}metatrafficMulticastLocatorList") is None
 
 
 def test_tbf_arguments():
-    assert tbf_arguments(40.0) == ["rate", "40000kbit", "burst", "3200", "latency", "300ms"]
+    assert tbf_arguments(40.0) == ["rate", "40000kbit", "burst", "3200", "latency", "300ms",
+                                   "peakrate", "40040kbit", "mtu", "1600"]
     assert tbf_arguments(400.0)[3] == "25000"  # 0.5 ms of 400 Mbit/s
     with pytest.raises(ValueError, match="0 takes the link down"):
         tbf_arguments(0.0)

@@ -58,15 +58,23 @@ class ProbeTracker:
         return any(sent.payload_bytes for sent in self._pending.values())
 
     def send(self, monotonic_s: float, wall_s: float, payload_bytes: int | None = None) -> tuple[int, int]:
-        """Record a probe sent now; returns its (seq, payload_bytes). Odd sequence numbers carry
-        ``payload_bytes`` (default: the tracker's), unless a payload probe is still unanswered: one
-        at a time, so probes never queue behind each other on a slow link."""
+        """Record a probe sent now; returns its (seq, payload_bytes): :meth:`next`, then :meth:`record`."""
+        seq, size = self.next(monotonic_s, payload_bytes)
+        self.record(seq, size, monotonic_s, wall_s)
+        return seq, size
+
+    def next(self, monotonic_s: float, payload_bytes: int | None = None) -> tuple[int, int]:
+        """The next probe's (seq, payload_bytes), to be built and then :meth:`record`-ed right before it
+        is sent (building a large probe takes time the link must not be charged for). Odd sequence
+        numbers carry ``payload_bytes`` (default: the tracker's), unless a payload probe is still
+        unanswered: one at a time, so probes never queue behind each other on a slow link."""
         self._expire(monotonic_s)
         seq = self._next_seq
         self._next_seq += 1
-        size = 0 if seq % 2 == 0 or self.payload_in_flight() else (payload_bytes or self.payload_bytes)
-        self._pending[seq] = _Sent(size, monotonic_s, wall_s)
-        return seq, size
+        return seq, 0 if seq % 2 == 0 or self.payload_in_flight() else (payload_bytes or self.payload_bytes)
+
+    def record(self, seq: int, payload_bytes: int, monotonic_s: float, wall_s: float) -> None:
+        self._pending[seq] = _Sent(payload_bytes, monotonic_s, wall_s)
 
     def match(self, seq: int, payload_bytes: int, received_wall_s: float, monotonic_s: float) -> ProbeResult | None:
         """An echo arrived at ``monotonic_s``; returns its result, or None when it is dropped.

@@ -43,7 +43,7 @@ class NetworkMonitorNode(Node):
         payload_bytes = declare(self, "probe_payload_bytes", 65536,
                                 "Payload of every second probe in bytes until the link's rate is known; then "
                                 "sized so that probes take probe_share of the link.")
-        self._probe_share = declare(self, "probe_share", 0.04,
+        self._probe_share = declare(self, "probe_share", 0.035,
                                     "Share of the estimated link the payload probes take (their transfer then "
                                     "lasts probe_share x 2 x probe_period_s at any rate); 0 = always "
                                     "probe_payload_bytes.")
@@ -86,12 +86,13 @@ class NetworkMonitorNode(Node):
         self.create_timer(publish_period_s, self._publish)
 
     def _send_probe(self) -> None:
-        wall_s = now_s()
         sized = (sized_payload_bytes(self._link.bandwidth_mbps.value, self._probe_share, 2 * self._probe_period_s,
                                      MIN_PROBE_PAYLOAD_BYTES, self._probe_max_bytes) if self._probe_share else None)
-        seq, payload_bytes = self._tracker.send(time.monotonic(), wall_s, sized)
+        seq, payload_bytes = self._tracker.next(time.monotonic(), sized)
         probe = Probe(seq=seq, payload_bytes=payload_bytes, payload=self._payload[:payload_bytes])
+        wall_s = now_s()  # stamped once built: building a 250 KB probe is no part of its transfer
         probe.header.stamp = to_time_msg(wall_s)
+        self._tracker.record(seq, payload_bytes, time.monotonic(), wall_s)
         self._probes.publish(probe)
 
     def _on_echo(self, echo: Probe) -> None:

@@ -18,10 +18,20 @@ from l2p_ros.testbed.layout import Layout
 
 NS = "http://www.eprosima.com"
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # this kernel's net.core.[rw]mem_max: a 1.2 MB image in flight twice
-# Participants per namespace the unicast discovery reaches (port = 7410 + 2 * participant id): the
-# edge holds six (camera, two monitors, partitioner, edge, observer) and a test may add a few.
-MAX_PARTICIPANTS_PER_HOST = 12
+# Participants per namespace the unicast discovery reaches: the edge holds seven (camera, two
+# monitors, partitioner, edge, observer, a bench's helper), fog and cloud one or two. Each initial
+# peer is one (address, port) to announce to every ANNOUNCEMENT_S: measured, a port range of 12 on
+# every address cost a 2 Mbit/s link 2% per participant; listing the ports each tier can use costs
+# a third of that.
+PARTICIPANTS = {"edge": 10, "fog": 4, "cloud": 4}
 DOMAIN_ID = 73  # ROS_DOMAIN_ID of testbed runs: apart from any single-host run of the same machine
+ANNOUNCEMENT_S = 10  # Fast DDS's default is 3 s; late joiners are still found at once (initial announcements)
+LEASE_S = 40
+
+
+def metatraffic_port(participant_id: int, domain_id: int = DOMAIN_ID) -> int:
+    """RTPS well-known metatraffic unicast port: PB + DG * domain + d1 + PG * participant id."""
+    return 7400 + 250 * domain_id + 10 + 2 * participant_id
 
 
 def _sub(parent, tag: str, text: str | None = None, **attributes):
@@ -31,8 +41,11 @@ def _sub(parent, tag: str, text: str | None = None, **attributes):
     return element
 
 
-def _udp_locator(parent, address: str) -> None:
-    _sub(_sub(_sub(parent, "locator"), "udpv4"), "address", address)
+def _udp_locator(parent, address: str, port: int | None = None) -> None:
+    udp = _sub(_sub(parent, "locator"), "udpv4")
+    if port is not None:
+        _sub(udp, "port", str(port))
+    _sub(udp, "address", address)
 
 
 def profile_xml(layout: Layout, tier: str) -> str:
@@ -44,7 +57,6 @@ def profile_xml(layout: Layout, tier: str) -> str:
     _sub(transport, "type", "UDPv4")
     _sub(transport, "sendBufferSize", str(SOCKET_BUFFER_BYTES))
     _sub(transport, "receiveBufferSize", str(SOCKET_BUFFER_BYTES))
-    _sub(transport, "maxInitialPeersRange", str(MAX_PARTICIPANTS_PER_HOST))
     allowed = _sub(transport, "interfaceWhiteList")
     for address in own:
         _sub(allowed, "address", address)
@@ -56,9 +68,14 @@ def profile_xml(layout: Layout, tier: str) -> str:
     metatraffic = _sub(builtin, "metatrafficUnicastLocatorList")  # given: no default multicast locator
     for address in own:
         _udp_locator(metatraffic, address)
+    discovery = _sub(builtin, "discovery_config")
+    _sub(_sub(discovery, "leaseDuration"), "sec", str(LEASE_S))
+    _sub(_sub(discovery, "leaseAnnouncement"), "sec", str(ANNOUNCEMENT_S))
     peers = _sub(builtin, "initialPeersList")
-    for address in layout.all_addresses():
-        _udp_locator(peers, address)
+    for peer_tier in layout.tiers:
+        for address in layout.addresses(peer_tier):
+            for participant_id in range(PARTICIPANTS[peer_tier]):
+                _udp_locator(peers, address, metatraffic_port(participant_id))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
