@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--window-s", type=float, default=10.0)
     parser.add_argument("--edge-cpu-quota", type=float, default=None)
     parser.add_argument("--name", default="testbed_estimation", help="result file name under bench/results")
+    parser.add_argument("--print-states", action="store_true", help="print every NetworkState (time, Mbit/s)")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:
@@ -109,6 +110,10 @@ def main() -> int:
         rclpy.shutdown()
     finally:
         network.down(PREFIX)
+    if args.print_states:
+        first = states[0][0] if states else 0.0
+        for t, bw, up in states:
+            print(f"  {t - first:7.2f} s  {bw:8.3f} Mbit/s  {'up' if up else 'DOWN'}")
     save(args.name, {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
                      "settle_s": args.settle_s, "window_s": args.window_s, "rows": rows})
     return 0

@@ -134,6 +134,21 @@ def test_transfer_times_are_measured_from_the_base_delay_not_the_mean():
     assert link.bandwidth_mbps.value == pytest.approx(20.0)
 
 
+def test_an_unanswered_payload_bounds_the_estimate_at_once():
+    link = LinkEstimator()
+    probe_stream(link, random.Random(7), rtt_ms=2.0, bandwidth_mbps=40.0, clock_offset_ms=0.0, n=10)
+    assert link.state(5.0).bandwidth_mbps == pytest.approx(40.0, rel=0.1)
+    # The link dropped to 1 Mbit/s: a 150 KB probe is still unanswered after 102 ms...
+    assert link.add_unanswered(150_000, elapsed_ms=102.0)
+    assert link.bandwidth_mbps.value == pytest.approx(150_000 * 8 / 100e3, rel=0.05)  # ~12 Mbit/s at most
+    assert link.add_unanswered(150_000, elapsed_ms=602.0)  # ... and after 602 ms
+    assert link.bandwidth_mbps.value == pytest.approx(2.0, rel=0.05)
+    assert not link.add_unanswered(150_000, elapsed_ms=302.0)  # a looser bound changes nothing
+    assert link.bounded == 2
+    empty = LinkEstimator()
+    assert not empty.add_unanswered(150_000, 500.0)  # no estimate to bound yet
+
+
 def test_unresolvable_and_premature_observations_are_not_used():
     link = LinkEstimator()
     assert not link.add_probe(PAYLOAD_BYTES, 5.0, 1.0, 0.0)  # no RTT yet to subtract

@@ -56,8 +56,9 @@ def test_dds_profile_is_udp_on_testbed_addresses_without_multicast_or_shared_mem
 
 
 def test_tbf_arguments():
-    assert tbf_arguments(40.0) == ["rate", "40000kbit", "burst", "3200", "latency", "300ms",
+    assert tbf_arguments(40.0) == ["rate", "40000kbit", "burst", "3200", "limit", str(1_500_000 + 3200),
                                    "peakrate", "40040kbit", "mtu", "1600"]
+    assert tbf_arguments(1.0)[5] == str(256 * 1024 + 3200)  # a 300 ms queue would hold one frame
     assert tbf_arguments(400.0)[3] == "25000"  # 0.5 ms of 400 Mbit/s
     with pytest.raises(ValueError, match="0 takes the link down"):
         tbf_arguments(0.0)

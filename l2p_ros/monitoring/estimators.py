@@ -112,6 +112,10 @@ class RobustEwma:
         # West's incremental weighted variance: exact for the 1/n phase, exponential after it.
         self._variance = (1.0 - weight) * (self._variance + weight * deviation * deviation)
 
+    def restart_at(self, x: float) -> None:
+        """A change of level known for certain (not inferred from outliers): the estimate is ``x``."""
+        self._restart([x])
+
     def _restart(self, run: list[float]) -> None:
         self.level_changes += 1
         self.samples = len(run)
@@ -151,10 +155,13 @@ class LinkEstimator:
         # Receive stamp (next tier's clock) minus send stamp (ours) of empty probes: one-way
         # latency plus clock offset; only ever used as a difference, so the offset cancels.
         self.apparent_one_way_ms = RobustEwma(alpha, absolute_floor=0.05)
-        self.bandwidth_mbps = RobustEwma(alpha)
+        # Two throughput outliers on one side are a new level: one payload probe comes per second,
+        # and a third would put off adapting to a faster link by another second.
+        self.bandwidth_mbps = RobustEwma(alpha, step_samples=2)
         # Payload transfers that took no longer than an empty probe: the payload is too small for
         # the link's jitter, so they say nothing about throughput.
         self.unresolved = 0
+        self.bounded = 0  # times an unanswered payload lowered the estimate
         self._last_answer_s: float | None = None
         self._recent_rtt_ms: deque[float] = deque(maxlen=BASELINE_SAMPLES)
         self._recent_one_way_ms: deque[float] = deque(maxlen=BASELINE_SAMPLES)
@@ -181,6 +188,21 @@ class LinkEstimator:
         if payload_bytes <= 0:
             return False
         return self._add_throughput(payload_bytes, apparent_one_way_ms - _base(self._recent_one_way_ms))
+
+    def add_unanswered(self, payload_bytes: int, elapsed_ms: float) -> bool:
+        """``payload_bytes`` sent ``elapsed_ms`` ago are still unanswered, so the link carries them
+        no faster than ``payload_bits / (elapsed - base RTT)``: when the estimate is above that bound,
+        it drops to it at once (returns True). On a link that just became slow no answer may come
+        for seconds, or ever (a queue overflowing); this is how the estimate follows it meanwhile."""
+        transfer_ms = elapsed_ms - (_base(self._recent_rtt_ms) if self._recent_rtt_ms else 0.0)
+        if payload_bytes <= 0 or transfer_ms <= 0:
+            return False
+        bound = payload_bytes * 8 / (transfer_ms * 1e3)
+        if not bound < self.bandwidth_mbps.value:  # also False while there is no estimate (NaN)
+            return False
+        self.bandwidth_mbps.restart_at(bound)
+        self.bounded += 1
+        return True
 
     def _add_throughput(self, payload_bytes: int, transfer_ms: float) -> bool:
         if math.isnan(transfer_ms):  # no empty probe answered yet: nothing to subtract

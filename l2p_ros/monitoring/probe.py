@@ -57,6 +57,11 @@ class ProbeTracker:
     def payload_in_flight(self) -> bool:
         return any(sent.payload_bytes for sent in self._pending.values())
 
+    def unanswered_payloads(self, monotonic_s: float) -> list[tuple[int, float]]:
+        """(payload_bytes, ms since sent) of every payload probe still awaiting its echo."""
+        return [(sent.payload_bytes, (monotonic_s - sent.monotonic_s) * 1e3)
+                for sent in self._pending.values() if sent.payload_bytes]
+
     def send(self, monotonic_s: float, wall_s: float, payload_bytes: int | None = None) -> tuple[int, int]:
         """Record a probe sent now; returns its (seq, payload_bytes): :meth:`next`, then :meth:`record`."""
         seq, size = self.next(monotonic_s, payload_bytes)

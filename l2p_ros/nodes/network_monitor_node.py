@@ -105,7 +105,10 @@ class NetworkMonitorNode(Node):
         self._link.add_transfer(receipt.payload_bytes, apparent_one_way_ms, time.monotonic())
 
     def _publish(self) -> None:
-        state = self._link.state(time.monotonic())
+        now = time.monotonic()
+        for payload_bytes, elapsed_ms in self._tracker.unanswered_payloads(now):
+            self._link.add_unanswered(payload_bytes, elapsed_ms)
+        state = self._link.state(now)
         msg = NetworkState(bandwidth_mbps=state.bandwidth_mbps, bandwidth_std_mbps=state.bandwidth_std_mbps,
                            rtt_ms=state.rtt_ms, rtt_std_ms=state.rtt_std_ms, samples=state.samples,
                            link_up=state.link_up)
@@ -123,7 +126,7 @@ class NetworkMonitorNode(Node):
             bandwidth_mbps=f"{state.bandwidth_mbps:.3f}", rtt_ms=f"{state.rtt_ms:.3f}", samples=state.samples,
             outliers=self._link.rtt_ms.outliers + self._link.bandwidth_mbps.outliers,
             level_changes=self._link.rtt_ms.level_changes + self._link.bandwidth_mbps.level_changes,
-            unresolved_payload_probes=self._link.unresolved,
+            unresolved_payload_probes=self._link.unresolved, bounded_by_unanswered=self._link.bounded,
             dropped_echoes=sum(self._tracker.dropped.values()),
             **{f"dropped_echoes_{reason}": n for reason, n in self._tracker.dropped.items()})
 

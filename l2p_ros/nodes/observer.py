@@ -35,6 +35,7 @@ class FrameRecord:
     timings: dict = field(default_factory=dict)
     decision_cut: int | None = None
     decision_bandwidth_mbps: float | None = None  # the uplink estimate the policy decided on
+    decision_rtt_ms: float | None = None
     predicted_total_ms: float | None = None
 
 
@@ -89,6 +90,7 @@ class PipelineObserver(Node):
         if decision is not None:
             record.decision_cut = decision.cut_after_layer
             record.decision_bandwidth_mbps = decision.bandwidth_mbps
+            record.decision_rtt_ms = decision.rtt_ms
             record.predicted_total_ms = decision.predicted_total_ms
         with self.lock:
             if key in self.results:
@@ -137,7 +139,8 @@ class PipelineObserver(Node):
         with self.lock:
             return [{"stamp_s": r.stamp_s, "cut": r.cut, "executed_on": r.executed_on, **r.timings,
                      "detections": len(r.detections), "boxes": r.boxes,
-                     "decision_bandwidth_mbps": r.decision_bandwidth_mbps, "predicted_total_ms": r.predicted_total_ms}
+                     "decision_cut": r.decision_cut, "decision_bandwidth_mbps": r.decision_bandwidth_mbps,
+                     "decision_rtt_ms": r.decision_rtt_ms, "predicted_total_ms": r.predicted_total_ms}
                     for r in sorted(self.results.values(), key=lambda r: r.stamp_s)]
 
     def frame_stamps(self) -> list[float]:

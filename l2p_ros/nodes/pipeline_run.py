@@ -91,7 +91,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
                  codec: str | None = None, extra: dict | None = None, placements: dict | None = None,
-                 before_cameras=None, log=print) -> dict:
+                 on_first_frame=None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
     ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
@@ -101,7 +101,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
 
     ``placements``: where each node runs (see :class:`NodeSet`); the caller has then put this process
     where the observer belongs (the testbed's edge) instead of on the single-host DDS profile.
-    ``before_cameras``: called right before the cameras start (the testbed starts its trace there).
+    ``on_first_frame``: called once, when the observer sees the first camera frame (the testbed starts
+    its trace there: a camera takes seconds to start).
     """
     if placements is None:
         use_local_dds()
@@ -160,14 +161,15 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         log(f"starting nodes (logs in {work_dir}) ...")
         for observer in observers.values():
             wait_ready(observer, nodes, started, spin=spin)
-        if before_cameras is not None:
-            before_cameras()
         if not single_edge_process:
             log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
                 + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))
             cameras = [nodes.start("camera_node", namespace=ns).process for ns in namespaces]
         while any(camera.poll() is None for camera in cameras):
             spin()
+            if on_first_frame is not None and any(observer.frames_seen for observer in observers.values()):
+                on_first_frame()
+                on_first_frame = None
             failures = nodes.failed()
             if failures:
                 raise RuntimeError("a node failed:\n" + "\n".join(failures))

@@ -78,8 +78,8 @@ def _timeline(rows: list[dict], trace, start_wall_s: float) -> list[dict]:
         out.append({"trace_time_s": round(t, 4), "cut": row["cut"], "executed_on": row["executed_on"],
                     "total_ms": row["total_ms"], "edge_ms": row["edge_ms"], "encode_ms": row["encode_ms"],
                     "transfer_ms": row["transfer_ms"], "decode_ms": row["decode_ms"], "cloud_ms": row["cloud_ms"],
-                    "decision_ms": row["decision_ms"], "shaped_mbps": shaped,
-                    "estimated_mbps": row.get("decision_bandwidth_mbps"),
+                    "decision_ms": row["decision_ms"], "shaped_mbps": shaped, "decided_cut": row.get("decision_cut"),
+                    "estimated_mbps": row.get("decision_bandwidth_mbps"), "estimated_rtt_ms": row.get("decision_rtt_ms"),
                     "predicted_total_ms": row.get("predicted_total_ms"), "detections": row["detections"]})
     return out
 
@@ -87,10 +87,11 @@ def _timeline(rows: list[dict], trace, start_wall_s: float) -> list[dict]:
 def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | None = None,
                  edge_cpu_quota: float | None = None, rate_hz: float = 10.0, duration_s: float | None = None,
                  model: str = "yolov3-tiny", input_size: int = 416, config: Path | None = None,
-                 prefix: str = PREFIX, print_frames: bool = False, log=print) -> dict:
+                 prefix: str = PREFIX, print_frames: bool = False, predict: bool = True, log=print) -> dict:
     """Run the pipeline across testbed ``prefix`` (made now, and removed after, if it is not up) while
     ``trace_path`` plays on the edge's uplink; ``duration_s`` defaults to the trace's last sample
-    plus ``DEFAULT_TAIL_S``. Returns the results written to ``out_dir/results.json``."""
+    plus ``DEFAULT_TAIL_S``. Returns the results written to ``out_dir/results.json`` (with the
+    simulator's prediction under ``simulated`` when ``predict``), plotted in ``out_dir/run.png``."""
     from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES
     from l2p_ros.nodes.pipeline_run import run_pipeline
     from l2p_ros.simulation.traces import load_trace
@@ -134,7 +135,7 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         try:
             summary = run_pipeline(config=config, source=source, frames=int(round(duration_s * rate_hz)), policy=policy,
                                    rate_hz=rate_hz, record=out_dir / "bag", print_frames=print_frames, extra=extra,
-                                   placements=placements, before_cameras=start_trace, log=log)
+                                   placements=placements, on_first_frame=start_trace, log=log)
         finally:
             replay.stop()
         if replay.error is not None:
@@ -153,5 +154,12 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         "testbed": {"layout": layout.to_dict(), "edge_cpu_quota": quota, "edge_profile": str(edge_profile), "cloud_profile": str(cloud_profile), "rate_hz": rate_hz},
         "uplink_bytes": {"tx": after["tx_bytes"] - before["tx_bytes"], "rx": after["rx_bytes"] - before["rx_bytes"]},
     }
+    if predict:
+        from l2p_ros.testbed.prediction import simulate_live_run
+
+        results["simulated"] = simulate_live_run(results, policy, model, log=log)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    from l2p_ros.testbed.plots import plot_run
+
+    plot_run(results, out_dir / "run.png")
     return results

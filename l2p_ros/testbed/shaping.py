@@ -17,6 +17,10 @@ from l2p_ros.testbed.system import run
 DIRECTIONS = ("up", "down")
 MIN_RATE_MBIT = 0.008  # tc's rate resolution here is kbit; below this a rate is a link down
 QUEUE_MS = 300.0  # how long a full queue holds packets before tbf drops (RELIABLE DDS resends those)
+# ... and at least this many bytes: a shallower queue drops most of one large message sent at once
+# (a 150 KB probe on a 1 Mbit/s link was never delivered through a 37 KB queue: every resent burst
+# overflowed it again). Cellular uplinks buffer seconds; this holds 2 s at 1 Mbit/s.
+MIN_QUEUE_BYTES = 256 * 1024
 MIN_BURST_BYTES = 3200  # two full Ethernet frames: tbf needs burst >= one packet
 # The bucket lets a burst through at line speed: a large one would carry a whole 24 KB frame in no
 # time (measured at 5 ms of 40 Mbit/s: 0.9 ms transfers), so it is kept to 0.5 ms of the rate, and a
@@ -43,13 +47,15 @@ def link_end(layout: Layout, link_name: str, direction: str) -> LinkEnd:
 
 def tbf_arguments(rate_mbit: float, queue_ms: float = QUEUE_MS) -> list[str]:
     """tc tbf arguments for ``rate_mbit``: a burst of ``BURST_S`` at that rate (at least two packets)
-    paced at the rate by a one-packet peak bucket, and a queue holding ``queue_ms`` of traffic."""
+    paced at the rate by a one-packet peak bucket, and a queue holding ``queue_ms`` of traffic or
+    ``MIN_QUEUE_BYTES``, whichever is more."""
     if not rate_mbit >= MIN_RATE_MBIT:
         raise ValueError(f"rate {rate_mbit} Mbit/s: tbf needs at least {MIN_RATE_MBIT} (0 takes the link down)")
     rate_bytes_per_s = rate_mbit * 1e6 / 8
     burst = max(MIN_BURST_BYTES, int(rate_bytes_per_s * BURST_S))
     rate_kbit = int(round(rate_mbit * 1000))
-    return ["rate", f"{rate_kbit}kbit", "burst", str(burst), "latency", f"{int(queue_ms)}ms",
+    limit = max(int(rate_bytes_per_s * queue_ms / 1e3), MIN_QUEUE_BYTES) + burst
+    return ["rate", f"{rate_kbit}kbit", "burst", str(burst), "limit", str(limit),
             "peakrate", f"{max(rate_kbit + 1, int(round(rate_kbit * PEAK_OVER_RATE)))}kbit", "mtu", str(PEAK_BUCKET_BYTES)]
 
 

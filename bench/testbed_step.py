@@ -1,0 +1,68 @@
+"""Adaptation on a real shaped link (issue 10, experiment 1). Needs root (l2p testbed).
+
+    sudo python bench/testbed_step.py [--policies greedy] [--phase-s 20] [--edge-cpu-quota 0.3]
+
+The uplink steps 40 -> 1 -> 40 Mbit/s (``--phase-s`` each) while the pipeline runs across the
+testbed on the sample video at 10 frames/s, the edge held to ``--edge-cpu-quota`` of a core (at 0.3
+its full pass takes ~150 ms against the cloud's ~45 ms: offloading wins on the fast link, the edge
+on the slow one). Per policy: time to adapt after each step (change to the first frame decided for
+the new phase's cut), frames unaccounted and dropped with their reasons, latency per phase, and the
+simulator's prediction for the same trace. Writes bench/results/testbed_step_<policy>.json and
+docs/testbed_step_<policy>.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+
+from l2p_ros.testbed.analysis import phases  # noqa: E402
+from l2p_ros.testbed.live_run import run_on_trace  # noqa: E402
+from l2p_ros.testbed.plots import plot_run  # noqa: E402
+from l2p_ros.testbed.system import unavailable_reason  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--policies", default="greedy")
+    parser.add_argument("--phase-s", type=float, default=20.0)
+    parser.add_argument("--fast-mbit", type=float, default=40.0)
+    parser.add_argument("--slow-mbit", type=float, default=1.0)
+    parser.add_argument("--edge-cpu-quota", type=float, default=0.3)
+    args = parser.parse_args()
+    reason = unavailable_reason()
+    if reason:
+        raise SystemExit(f"testbed unavailable: {reason}")
+    work = Path(tempfile.mkdtemp(prefix="l2p-testbed-step-"))
+    trace = work / "step.csv"
+    trace.write_text(f"# issue 10 experiment 1\ntime_s,bandwidth_mbps\n0,{args.fast_mbit:g}\n"
+                     f"{args.phase_s:g},{args.slow_mbit:g}\n{2 * args.phase_s:g},{args.fast_mbit:g}\n")
+    for policy in [name.strip() for name in args.policies.split(",") if name.strip()]:
+        results = run_on_trace(trace, policy, work / policy, edge_cpu_quota=args.edge_cpu_quota,
+                               duration_s=3 * args.phase_s, prefix="l2ps")
+        rows = phases(results)
+        summary, simulated = results["summary"], results["simulated"]["summary"]
+        plot_run(results, DOCS / f"testbed_step_{policy}.png",
+                 title=f"{policy}, edge at {args.edge_cpu_quota:g} of a core: uplink {args.fast_mbit:g} -> "
+                       f"{args.slow_mbit:g} -> {args.fast_mbit:g} Mbit/s; {summary['unaccounted']} unaccounted, "
+                       f"drops {summary['drops'] or 'none'}")
+        for row in rows:
+            print(json.dumps(row))
+        print(f"{policy}: live mean {summary['latency_mean_ms']:.1f} ms, simulated "
+              f"{simulated['latency_ms']['mean']:.1f} ms; unaccounted {summary['unaccounted']}, drops {summary['drops']}")
+        save(f"testbed_step_{policy}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
+                                        "phase_s": args.phase_s, "phases": rows, "summary": summary,
+                                        "simulated_summary": simulated, "uplink_bytes": results["uplink_bytes"],
+                                        "results_json": str(work / policy / "results.json")})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
