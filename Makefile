@@ -8,18 +8,19 @@ ACT := source $(VENV)/bin/activate &&
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/l2p_ros/nodes/fastdds_local.xml
 unexport FASTDDS_BUILTIN_TRANSPORTS ROS_AUTOMATIC_DISCOVERY_RANGE
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-shaped test clean
 setup:
 	bash scripts/setup.sh
 
 demo: setup
 	$(ACT) l2p demo
 
+# The demo on a kernel-shaped link across network namespaces (needs root; says why where unavailable).
+demo-shaped: setup
+	$(ACT) l2p demo --shaped-link
+
 test: setup
 	$(ACT) python -m pytest -q test
-
-bench: setup
-	$(ACT) python bench/run_all.py
 
 clean:
 	rm -rf build $(VENV)

@@ -236,7 +236,11 @@ def cmd_make_bag(args) -> int:
 def cmd_demo(args) -> int:
     from l2p_ros.demo import run_demo
 
-    return run_demo(frames=args.frames, out_dir=args.out, policy=args.policy)
+    if args.shaped_link:
+        from l2p_ros.demo import run_shaped_link_demo
+
+        return run_shaped_link_demo(out_dir=args.out or Path("out/demo-shaped"), policy=args.policy)
+    return run_demo(frames=args.frames, out_dir=args.out or Path("out/demo"), policy=args.policy)
 
 
 def cmd_evaluate(args) -> int:
@@ -488,7 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the live pipeline on the sample video with pretrained YOLOv3-tiny")
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--policy", default=None, help="partitioning policy (default from config/pipeline.yaml)")
-    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--out", type=Path, default=None, help="default out/demo (out/demo-shaped with --shaped-link)")
+    p.add_argument("--shaped-link", action="store_true",
+                   help="on the testbed (root): the uplink steps 40 -> 1 -> 40 Mbit/s and the cut follows it")
     p.set_defaults(func=cmd_demo)
 
     _add_evaluate_parser(sub)
