@@ -44,12 +44,14 @@ def main() -> int:
     trace = work / "step.csv"
     trace.write_text(f"# issue 10 experiment 1\ntime_s,bandwidth_mbps\n0,{args.fast_mbit:g}\n"
                      f"{args.phase_s:g},{args.slow_mbit:g}\n{2 * args.phase_s:g},{args.fast_mbit:g}\n")
+    table = []
     for policy in [name.strip() for name in args.policies.split(",") if name.strip()]:
-        results = run_on_trace(trace, policy, work / policy, edge_cpu_quota=args.edge_cpu_quota,
+        tag = policy.replace(":", "-").replace("/", "_").removesuffix(".npz")  # ppo:models/ppo/x.npz
+        results = run_on_trace(trace, policy, work / tag, edge_cpu_quota=args.edge_cpu_quota,
                                duration_s=3 * args.phase_s, prefix="l2ps")
         rows = phases(results)
         summary, simulated = results["summary"], results["simulated"]["summary"]
-        plot_run(results, DOCS / f"testbed_step_{policy}.png",
+        plot_run(results, DOCS / f"testbed_step_{tag}.png",
                  title=f"{policy}, edge at {args.edge_cpu_quota:g} of a core: uplink {args.fast_mbit:g} -> "
                        f"{args.slow_mbit:g} -> {args.fast_mbit:g} Mbit/s; {summary['unaccounted']} unaccounted, "
                        f"drops {summary['drops'] or 'none'}")
@@ -57,10 +59,21 @@ def main() -> int:
             print(json.dumps(row))
         print(f"{policy}: live mean {summary['latency_mean_ms']:.1f} ms, simulated "
               f"{simulated['latency_ms']['mean']:.1f} ms; unaccounted {summary['unaccounted']}, drops {summary['drops']}")
-        save(f"testbed_step_{policy}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
+        table.append({"policy": policy, "live_mean_ms": summary["latency_mean_ms"],
+                      "live_p95_ms": summary["latency_p95_ms"], "simulated_mean_ms": simulated["latency_ms"]["mean"],
+                      "simulated_p95_ms": simulated["latency_ms"]["p95"], "detected": summary["frames_detected"],
+                      "dropped": summary["frames_dropped"], "unaccounted": summary["unaccounted"],
+                      "adapt_s": [row["adapt_s"] for row in rows[1:]],
+                      "settled_cuts": [row["settled_cut"] for row in rows]})
+        save(f"testbed_step_{tag}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
                                         "phase_s": args.phase_s, "phases": rows, "summary": summary,
                                         "simulated_summary": simulated, "uplink_bytes": results["uplink_bytes"],
-                                        "results_json": str(work / policy / "results.json")})
+                                        "results_json": str(work / tag / "results.json")})
+    if len(table) > 1:
+        save("testbed_policies", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
+                                  "phase_s": args.phase_s, "policies": table})
+        for row in table:
+            print(json.dumps(row))
     return 0
 
 

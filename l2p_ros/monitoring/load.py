@@ -14,6 +14,8 @@ from typing import Callable
 
 import psutil
 
+from l2p_ros.monitoring.cgroup_cpu import CgroupCpuLoad
+
 __all__ = ["LoadSample", "LoadSampler", "NvmlReader", "RaplReader", "DEFAULT_RAPL_ZONE"]
 
 # Package 0 of the powercap "intel-rapl" driver, which AMD processors expose under the same name.
@@ -27,7 +29,9 @@ _LOG = logging.getLogger(__name__)
 class LoadSample:
     """Load of this machine at one instant; NaN marks a quantity it cannot read."""
 
-    cpu_percent: float  # all cores, 0..100, averaged since the previous sample
+    # 0..100, averaged since the previous sample: of this process's CPU limit when it runs under one
+    # (a container's or the testbed edge's quota: cgroup_cpu), else of all cores
+    cpu_percent: float
     memory_percent: float  # 0..100
     gpu_percent: float  # 0..100
     gpu_memory_percent: float  # 0..100
@@ -143,6 +147,9 @@ class LoadSampler:
         # call only sets that start, so make it here.
         psutil.cpu_percent(interval=None)
         self._rapl.power_w(time.monotonic())
+        self._cgroup = CgroupCpuLoad.of_this_process()
+        if self._cgroup is not None:
+            self._cgroup.percent(time.monotonic())
 
     def _note(self, message: str) -> None:
         self.unavailable.append(message)
@@ -150,7 +157,14 @@ class LoadSampler:
 
     def sample(self) -> LoadSample:
         gpu_percent, gpu_memory_percent, gpu_power_w = self._gpu.read()
-        return LoadSample(cpu_percent=psutil.cpu_percent(interval=None),
+        cpu_percent = psutil.cpu_percent(interval=None)  # read every time: it measures since the last read
+        if self._cgroup is not None:
+            try:
+                cpu_percent = min(self._cgroup.percent(time.monotonic()), 100.0)
+            except (OSError, ValueError) as error:  # the group went away: say so once, then all cores
+                self._cgroup = None
+                self._note(f"CPU load is of all cores from now on: reading this process's CPU limit failed ({error})")
+        return LoadSample(cpu_percent=cpu_percent,
                           memory_percent=psutil.virtual_memory().percent,
                           gpu_percent=gpu_percent, gpu_memory_percent=gpu_memory_percent, gpu_power_w=gpu_power_w,
                           cpu_package_power_w=self._rapl.power_w(time.monotonic()))

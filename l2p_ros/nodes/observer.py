@@ -143,6 +143,14 @@ class PipelineObserver(Node):
                      "decision_rtt_ms": r.decision_rtt_ms, "predicted_total_ms": r.predicted_total_ms}
                     for r in sorted(self.results.values(), key=lambda r: r.stamp_s)]
 
+    def decision_timeline(self) -> list[dict]:
+        """Every decision seen, by the capture stamp of its frame: also those of frames dropped later."""
+        with self.lock:
+            decisions = list(self.decisions.values())
+        return sorted(({"stamp_s": from_time_msg(d.header.stamp), "cut": d.cut_after_layer,
+                        "bandwidth_mbps": d.bandwidth_mbps, "predicted_total_ms": d.predicted_total_ms}
+                       for d in decisions), key=lambda row: row["stamp_s"])
+
     def frame_stamps(self) -> list[float]:
         """Capture stamps of every camera frame seen, in seconds."""
         with self.lock:

@@ -194,6 +194,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         per_vehicle = {ns: observer.summary() for ns, observer in observers.items()}
         timelines = {ns: observer.timeline() for ns, observer in observers.items()}
         stamps = {ns: observer.frame_stamps() for ns, observer in observers.items()}
+        decisions = {ns: observer.decision_timeline() for ns, observer in observers.items()}
         # Our participant goes first, then the nodes: Fast DDS 3.2 can deadlock a process that
         # destroys a writer while it handles remote participants leaving (eProsima/Fast-DDS#6502;
         # seen hanging a test at teardown).
@@ -208,6 +209,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     if vehicles == 1:
         summary, timeline = per_vehicle[""], timelines[""]
         summary["frame_stamps"] = stamps[""]
+        summary["decisions"] = decisions[""]
     else:
         summary, timeline = fleet_summary(per_vehicle), {ns: rows for ns, rows in timelines.items()}
     summary["interrupted"] = interrupted

@@ -1,8 +1,9 @@
 """A tier's CPU limit: a cgroup with a CFS quota, a fraction of one core for every process in it.
 
 cgroup v1 (``/sys/fs/cgroup/cpu``, ``cpu.cfs_quota_us``) where its cpu controller is mounted, else
-cgroup v2 (``cpu.max``). A process joins by writing its PID to the group's ``cgroup.procs``;
-children stay in the group.
+cgroup v2 (``cpu.max``). With v1 the group is made in the ``cpuacct`` hierarchy too when that is
+mounted apart, so the group's usage can be read (the load monitor's share of the quota). A process
+joins by writing its PID to each group's ``cgroup.procs``; children stay in the groups.
 """
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ def group_dir(prefix: str, tier: str) -> Path:
     return (CGROUP_ROOT / "cpu" if _v1() else CGROUP_ROOT) / f"{prefix}-{tier}"
 
 
+def _accounting_dir(prefix: str, tier: str) -> Path | None:
+    """v1 with cpuacct mounted apart from cpu: the tier's group there (its usage counter)."""
+    accounting = CGROUP_ROOT / "cpuacct"
+    if _v1() and (accounting / "cpuacct.usage").is_file() and not (CGROUP_ROOT / "cpu" / "cpuacct.usage").is_file():
+        return accounting / f"{prefix}-{tier}"
+    return None
+
+
 def create(prefix: str, tier: str, cores: float) -> Path:
     """The group of ``tier`` limited to ``cores`` (0.05..64) of CPU time; its ``cgroup.procs`` path."""
     if not 0.05 <= cores <= 64:
@@ -46,6 +55,9 @@ def create(prefix: str, tier: str, cores: float) -> Path:
             (directory / "cpu.cfs_quota_us").write_text(str(quota_us))
         else:
             (directory / "cpu.max").write_text(f"{quota_us} {period}")
+        accounting = _accounting_dir(prefix, tier)
+        if accounting is not None:
+            accounting.mkdir(exist_ok=True)
     except OSError as error:
         raise TestbedError(f"cannot make the CPU limit {directory}: {error} (cgroup cpu controller needed)") from error
     return directory / "cgroup.procs"
@@ -67,25 +79,31 @@ def quota(prefix: str, tier: str) -> float | None:
     return None if quota_us < 0 else round(quota_us / period_us, 3)
 
 
-def procs_file(prefix: str, tier: str) -> Path | None:
-    """The ``cgroup.procs`` a process of ``tier`` joins, or None when the tier has no limit."""
+def procs_files(prefix: str, tier: str) -> list[Path]:
+    """The ``cgroup.procs`` files a process of ``tier`` joins; none when the tier has no limit."""
     path = group_dir(prefix, tier) / "cgroup.procs"
-    return path if path.is_file() else None
+    if not path.is_file():
+        return []
+    accounting = _accounting_dir(prefix, tier)
+    return [path] + ([accounting / "cgroup.procs"] if accounting is not None and accounting.is_dir() else [])
 
 
 def remove_all(prefix: str) -> list[str]:
     """Remove the groups of ``prefix``; a group still holding processes moves them to the root first."""
     removed = []
     for tier in TIERS:
-        directory = group_dir(prefix, tier)
-        if not directory.is_dir():
-            continue
-        root_procs = directory.parent / "cgroup.procs"
-        for pid in (directory / "cgroup.procs").read_text().split():
-            try:
-                root_procs.write_text(pid)
-            except OSError:  # exited meanwhile
-                pass
-        directory.rmdir()
-        removed.append(str(directory))
+        for directory in (group_dir(prefix, tier), _accounting_dir(prefix, tier)):
+            if directory is not None and directory.is_dir():
+                removed.append(_remove(directory))
     return removed
+
+
+def _remove(directory: Path) -> str:
+    root_procs = directory.parent / "cgroup.procs"
+    for pid in (directory / "cgroup.procs").read_text().split():
+        try:
+            root_procs.write_text(pid)
+        except OSError:  # exited meanwhile
+            pass
+    directory.rmdir()
+    return str(directory)

@@ -146,9 +146,15 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         if made_here:
             network.down(prefix, log=log)
     rows = summary.pop("timeline")
+    start_wall_s = started.get("wall_s", float("nan"))
+    decisions = [{"trace_time_s": round(row["stamp_s"] - start_wall_s, 4), "cut": row["cut"],
+                  "estimated_mbps": row["bandwidth_mbps"], "predicted_total_ms": row["predicted_total_ms"]}
+                 for row in summary.pop("decisions", [])]
+    summary.pop("frame_stamps", None)
     results = {
         "summary": summary,
-        "timeline": _timeline(rows, trace, started.get("wall_s", float("nan"))),
+        "timeline": _timeline(rows, trace, start_wall_s),
+        "decisions": decisions,
         "trace": {"path": str(trace_path), "duration_s": duration_s, "link": uplink, "direction": "up",
                   "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in replay.applied]},
         "testbed": {"layout": layout.to_dict(), "edge_cpu_quota": quota, "edge_profile": str(edge_profile), "cloud_profile": str(cloud_profile), "rate_hz": rate_hz},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 import time
 import uuid
 
@@ -57,7 +58,8 @@ def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = N
             run(in_namespace(namespace, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
                                          "net.ipv6.conf.default.disable_ipv6=1"]))
             # Each tier is its own host: Fast DDS treats participants with the same machine id as
-            # local and then never matches them over UDP (measured), so each namespace gets its own.
+            # local and then never matches them over UDP (measured), so each namespace gets its own
+            # (`ip netns exec` binds /etc/netns/<ns>/* over /etc; placement binds it the same way).
             (ETC_NETNS / namespace).mkdir(parents=True, exist_ok=True)
             (ETC_NETNS / namespace / "machine-id").write_text(uuid.uuid4().hex + "\n")
         for link in layout.links:
@@ -112,8 +114,10 @@ def _stop_processes(namespace: str) -> int:
     import os
 
     def pids() -> list[int]:
-        found = (int(p) for p in run(["ip", "netns", "pids", namespace], check=False).stdout.split())
-        return [pid for pid in found if pid != os.getpid()]
+        # Not the `ip` listing them either: started from inside the namespace, it is in it.
+        lister = subprocess.Popen(["ip", "netns", "pids", namespace], stdout=subprocess.PIPE, text=True)
+        found = (int(p) for p in lister.communicate()[0].split())
+        return [pid for pid in found if pid not in (os.getpid(), lister.pid)]
 
     found = pids()
     for sig, wait_s in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 1.0)):

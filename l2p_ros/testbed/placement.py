@@ -1,6 +1,6 @@
-"""How a process is started on a testbed tier: inside the tier's network namespace (with its own
-machine id, bind-mounted by ``ip netns exec``), in the tier's CPU limit when it has one, with the
-tier's DDS profile and the testbed's domain."""
+"""How a process is started on a testbed tier: inside the tier's network namespace with its own
+machine id, in the tier's CPU limit when it has one, with the tier's DDS profile and the testbed's
+domain."""
 from __future__ import annotations
 
 import os
@@ -11,10 +11,16 @@ from l2p_ros.testbed import cpu_limit
 from l2p_ros.testbed.dds_profile import DOMAIN_ID
 from l2p_ros.testbed.layout import Layout
 from l2p_ros.testbed.network import state_dir
+from l2p_ros.testbed.system import ETC_NETNS
 
-# Joins the cgroup given as $1, then runs the rest: a shell line, because the PID written must be
-# the one that then becomes the node (exec keeps it), and children inherit the group.
-_JOIN_CGROUP = 'echo $$ > "$1" && shift && exec "$@"'
+# Run inside `unshare --mount` (so the bind mount stays private to the process): join the cgroups
+# whose cgroup.procs files are listed, bind the tier's machine id, enter its network namespace, run
+# the rest. A shell line, because the PID written to the cgroups must be the one that becomes the
+# node (exec keeps it, nsenter too). Not `ip netns exec`: it remounts /sys, which hides
+# /sys/fs/cgroup from the process (the load monitor reads its own CPU limit there).
+_ENTER_TIER = ('ns=$1; id=$2; n=$3; shift 3; '
+               'while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 1; shift; n=$((n - 1)); done; '
+               'mount --bind "$id" /etc/machine-id || exit 1; exec nsenter --net="$ns" "$@"')
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,10 @@ class TierPlacement:
 
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` started inside this tier (and its CPU limit, if any)."""
-        wrapped = ["ip", "netns", "exec", self.namespace, *argv]
-        procs = cpu_limit.procs_file(self.layout.prefix, self.tier)
-        return ["sh", "-c", _JOIN_CGROUP, "l2p-cgroup", str(procs), *wrapped] if procs else wrapped
+        procs = cpu_limit.procs_files(self.layout.prefix, self.tier)
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _ENTER_TIER, "l2p-tier",
+                f"/run/netns/{self.namespace}", str(ETC_NETNS / self.namespace / "machine-id"), str(len(procs)),
+                *map(str, procs), *argv]
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)
