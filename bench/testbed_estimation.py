@@ -13,6 +13,7 @@ Writes bench/results/testbed_estimation.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -26,7 +27,7 @@ from common import save  # noqa: E402
 
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters  # noqa: E402
 from l2p_ros.testbed import network  # noqa: E402
-from l2p_ros.testbed.live_run import enter_namespace  # noqa: E402
+from l2p_ros.testbed.live_run import inside_namespace  # noqa: E402
 from l2p_ros.testbed.placement import TierPlacement  # noqa: E402
 from l2p_ros.testbed.shaping import set_rate  # noqa: E402
 from l2p_ros.testbed.system import unavailable_reason  # noqa: E402
@@ -52,13 +53,14 @@ def main() -> int:
     edge, cloud = TierPlacement(layout, "edge"), TierPlacement(layout, "cloud")
     link = layout.uplink
     rows = []
+    scope = contextlib.ExitStack()
     try:
         params = prepared_parameters(None, {})
         work_dir = Path(tempfile.mkdtemp(prefix="l2p-estimation-"))
         nodes = NodeSet({"network_monitor_node": params["network_monitor_node"]}, work_dir,
                         placements={"network_monitor_node": edge, "probe_echo_node": cloud})
         os.environ.update(edge.env())
-        enter_namespace(edge.namespace)
+        scope.enter_context(inside_namespace(edge.namespace))  # this process observes from the edge
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
@@ -109,6 +111,7 @@ def main() -> int:
         observer.destroy_node()
         rclpy.shutdown()
     finally:
+        scope.close()
         network.down(PREFIX)
     if args.print_states:
         first = states[0][0] if states else 0.0

@@ -36,6 +36,9 @@ def main() -> int:
     parser.add_argument("--fast-mbit", type=float, default=40.0)
     parser.add_argument("--slow-mbit", type=float, default=1.0)
     parser.add_argument("--edge-cpu-quota", type=float, default=0.3)
+    parser.add_argument("--cpu-scope", choices=("host", "limit"), default="host",
+                        help="the load monitor's cpu_scope: 'limit' reads the edge's load against its quota")
+    parser.add_argument("--name", default="testbed_policies", help="result name of a multi-policy run")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:
@@ -48,7 +51,8 @@ def main() -> int:
     for policy in [name.strip() for name in args.policies.split(",") if name.strip()]:
         tag = policy.replace(":", "-").replace("/", "_").removesuffix(".npz")  # ppo:models/ppo/x.npz
         results = run_on_trace(trace, policy, work / tag, edge_cpu_quota=args.edge_cpu_quota,
-                               duration_s=3 * args.phase_s, prefix="l2ps")
+                               duration_s=3 * args.phase_s, prefix="l2ps",
+                               overrides={("load_monitor_node", "cpu_scope"): args.cpu_scope})
         rows = phases(results)
         summary, simulated = results["summary"], results["simulated"]["summary"]
         plot_run(results, DOCS / f"testbed_step_{tag}.png",
@@ -66,11 +70,12 @@ def main() -> int:
                       "adapt_s": [row["adapt_s"] for row in rows[1:]],
                       "settled_cuts": [row["settled_cut"] for row in rows]})
         save(f"testbed_step_{tag}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
+                                     "cpu_scope": args.cpu_scope,
                                         "phase_s": args.phase_s, "phases": rows, "summary": summary,
                                         "simulated_summary": simulated, "uplink_bytes": results["uplink_bytes"],
                                         "results_json": str(work / tag / "results.json")})
     if len(table) > 1:
-        save("testbed_policies", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
+        save(args.name, {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota, "cpu_scope": args.cpu_scope,
                                   "phase_s": args.phase_s, "policies": table})
         for row in table:
             print(json.dumps(row))

@@ -286,3 +286,29 @@ def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_ever
     assert results["uplink_bytes"]["tx"] > offloaded_bytes  # the frames crossed the shaped link
     assert (out / "bag").is_dir()
     assert sniffer.rtps == []
+
+
+@needs_testbed
+def test_cli_up_shape_trace_status_down(tmp_path):
+    def l2p(*args, check=True):
+        return subprocess.run([sys.executable, "-m", "l2p_ros.cli", "testbed", *args, "--prefix", PREFIX],
+                              capture_output=True, text=True, check=check, timeout=120)
+
+    l2p("down")
+    l2p("up", "--edge-cpu-quota", "0.5", "--rate-mbit", "30")
+    try:
+        trace = tmp_path / "t.csv"
+        trace.write_text("time_s,bandwidth_mbps\n0,12\n0.4,3.5\n")
+        shaped = l2p("shape", "--trace", str(trace))
+        assert [line.split()[-2] for line in shaped.stdout.splitlines()] == ["12", "3.5"]
+        state = json.loads(l2p("status", "--json").stdout)
+        uplink = state["links"]["edge-cloud"]
+        assert uplink["up"]["rate_mbit"] == pytest.approx(3.5) and uplink["down"]["rate_mbit"] == pytest.approx(30)
+        assert state["edge_cpu_quota"] == pytest.approx(0.5)
+        refused = l2p("shape", "--rate-mbit", "5", "--link", "edge-fog", check=False)
+        assert refused.returncode == 2 and "no link 'edge-fog'" in refused.stderr
+    finally:
+        l2p("down")
+    assert _host_leftovers() == []
+    missing = l2p("status", check=False)
+    assert missing.returncode == 1 and '"up": false' in missing.stdout

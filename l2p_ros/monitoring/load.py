@@ -16,12 +16,14 @@ import psutil
 
 from l2p_ros.monitoring.cgroup_cpu import CgroupCpuLoad
 
-__all__ = ["LoadSample", "LoadSampler", "NvmlReader", "RaplReader", "DEFAULT_RAPL_ZONE"]
+__all__ = ["LoadSample", "LoadSampler", "NvmlReader", "RaplReader", "DEFAULT_RAPL_ZONE", "CPU_SCOPES"]
 
 # Package 0 of the powercap "intel-rapl" driver, which AMD processors expose under the same name.
 DEFAULT_RAPL_ZONE = Path("/sys/class/powercap/intel-rapl:0")
 
 Warn = Callable[[str], None]
+# What cpu_percent is a share of: all cores, or this process's cgroup CPU limit (cgroup_cpu).
+CPU_SCOPES = ("host", "limit")
 _LOG = logging.getLogger(__name__)
 
 
@@ -29,8 +31,8 @@ _LOG = logging.getLogger(__name__)
 class LoadSample:
     """Load of this machine at one instant; NaN marks a quantity it cannot read."""
 
-    # 0..100, averaged since the previous sample: of this process's CPU limit when it runs under one
-    # (a container's or the testbed edge's quota: cgroup_cpu), else of all cores
+    # 0..100, averaged since the previous sample: of all cores, or (cpu_scope "limit") of this
+    # process's CPU limit when it runs under one (a container's or the testbed edge's quota)
     cpu_percent: float
     memory_percent: float  # 0..100
     gpu_percent: float  # 0..100
@@ -138,7 +140,10 @@ class LoadSampler:
     """Takes :class:`LoadSample` readings of this machine. Each source it cannot read is reported
     once through ``warn`` and listed in :attr:`unavailable`."""
 
-    def __init__(self, gpu_index: int = 0, rapl_zone: Path = DEFAULT_RAPL_ZONE, warn: Warn = _LOG.warning):
+    def __init__(self, gpu_index: int = 0, rapl_zone: Path = DEFAULT_RAPL_ZONE, warn: Warn = _LOG.warning,
+                 cpu_scope: str = "host"):
+        if cpu_scope not in CPU_SCOPES:
+            raise ValueError(f"cpu_scope {cpu_scope!r}: must be one of {', '.join(CPU_SCOPES)}")
         self.unavailable: list[str] = []
         self._warn = warn
         self._gpu = NvmlReader(gpu_index, self._note)
@@ -147,7 +152,7 @@ class LoadSampler:
         # call only sets that start, so make it here.
         psutil.cpu_percent(interval=None)
         self._rapl.power_w(time.monotonic())
-        self._cgroup = CgroupCpuLoad.of_this_process()
+        self._cgroup = CgroupCpuLoad.of_this_process() if cpu_scope == "limit" else None
         if self._cgroup is not None:
             self._cgroup.percent(time.monotonic())
 

@@ -13,7 +13,7 @@ from rclpy.node import Node
 from std_msgs.msg import UInt32
 
 from l2p_msgs.msg import EdgeLoad
-from l2p_ros.monitoring.load import DEFAULT_RAPL_ZONE, LoadSampler
+from l2p_ros.monitoring.load import CPU_SCOPES, DEFAULT_RAPL_ZONE, LoadSampler
 from l2p_ros.nodes.common import STATE_QOS, Diagnostics, declare, parameter_error, run_node
 
 
@@ -26,12 +26,18 @@ class LoadMonitorNode(Node):
         gpu_index = declare(self, "gpu_index", 0, "NVML index of the GPU to report.")
         rapl_zone = declare(self, "rapl_zone", str(DEFAULT_RAPL_ZONE),
                             "powercap zone whose energy_uj counter gives the CPU package power.")
+        cpu_scope = declare(self, "cpu_scope", "host",
+                            "'host': CPU percent of all cores; 'limit': of this process's CPU limit (a "
+                            "container's or the testbed edge's cgroup quota), all cores where it has none. "
+                            "The limit counts the pipeline's own edge work too (see docs/testbed.md).")
         if not period_s > 0:
             raise parameter_error(self, "period_s", period_s, "must be > 0")
+        if cpu_scope not in CPU_SCOPES:
+            raise parameter_error(self, "cpu_scope", cpu_scope, f"must be one of {', '.join(CPU_SCOPES)}")
         if gpu_index < 0:
             raise parameter_error(self, "gpu_index", gpu_index, "must be >= 0")
 
-        self._sampler = LoadSampler(gpu_index, Path(rapl_zone), warn=self.get_logger().warning)
+        self._sampler = LoadSampler(gpu_index, Path(rapl_zone), warn=self.get_logger().warning, cpu_scope=cpu_scope)
         self._queue_length = 0
         self._load = self.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
         self.create_subscription(UInt32, "l2p/edge/queue_length", self._on_queue_length, STATE_QOS)

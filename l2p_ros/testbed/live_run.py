@@ -10,6 +10,7 @@ unlimited host.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -29,19 +30,27 @@ CLONE_NEWNET = 0x40000000
 DEFAULT_TAIL_S = 10.0  # how long a trace's last rate is played after its last sample, by default
 
 
-def enter_namespace(namespace: str) -> None:
-    """Move this thread (and the threads it starts later: rclpy's) into network namespace ``namespace``.
-
-    ``os.setns`` is Python 3.12+; libc's setns is the same call.
-    """
+def _setns(fd: int, what: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise TestbedError(f"cannot enter network namespace {what}: {os.strerror(error)}")
+
+
+@contextlib.contextmanager
+def inside_namespace(namespace: str):
+    """This thread (and the threads it starts meanwhile: rclpy's) in network namespace
+    ``namespace``; back in the one it was in afterwards. ``os.setns`` is Python 3.12+; libc's is
+    the same call."""
+    previous = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
     try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            error = ctypes.get_errno()
-            raise TestbedError(f"cannot enter network namespace {namespace}: {os.strerror(error)}")
+        _setns(target, namespace)
+        yield
     finally:
-        os.close(fd)
+        os.close(target)
+        _setns(previous, "of this process before")
+        os.close(previous)
 
 
 def limited_edge_profile(layout: Layout, model: str, input_size: int, log=print) -> Path:
@@ -87,11 +96,13 @@ def _timeline(rows: list[dict], trace, start_wall_s: float) -> list[dict]:
 def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | None = None,
                  edge_cpu_quota: float | None = None, rate_hz: float = 10.0, duration_s: float | None = None,
                  model: str = "yolov3-tiny", input_size: int = 416, config: Path | None = None,
-                 prefix: str = PREFIX, print_frames: bool = False, predict: bool = True, log=print) -> dict:
+                 prefix: str = PREFIX, print_frames: bool = False, predict: bool = True,
+                 overrides: dict | None = None, log=print) -> dict:
     """Run the pipeline across testbed ``prefix`` (made now, and removed after, if it is not up) while
     ``trace_path`` plays on the edge's uplink; ``duration_s`` defaults to the trace's last sample
-    plus ``DEFAULT_TAIL_S``. Returns the results written to ``out_dir/results.json`` (with the
+    plus ``DEFAULT_TAIL_S``; ``overrides``: more node parameters, {(node, name): value}. Returns the results written to ``out_dir/results.json`` (with the
     simulator's prediction under ``simulated`` when ``predict``), plotted in ``out_dir/run.png``."""
+    from l2p_ros.measure.cache import ensure_profile
     from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES
     from l2p_ros.nodes.pipeline_run import run_pipeline
     from l2p_ros.simulation.traces import load_trace
@@ -110,8 +121,6 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         if edge_cpu_quota is not None and not made_here:
             cpu_limit.create(prefix, "edge", edge_cpu_quota)
         quota = cpu_limit.quota(prefix, "edge")
-        from l2p_ros.measure.cache import ensure_profile
-
         edge_profile = limited_edge_profile(layout, model, input_size, log)
         cloud_profile = ensure_profile(model, input_size, threads=1, log=log)
         uplink = layout.uplink.name
@@ -128,16 +137,20 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         extra = {("camera_node", "loop"): True,
                  ("partitioner_node", "edge_profile"): str(edge_profile),
                  ("partitioner_node", "cloud_profile"): str(cloud_profile),
-                 ("partitioner_node", "model"): model, ("edge_node", "model"): model, ("cloud_node", "model"): model}
+                 ("partitioner_node", "model"): model, ("edge_node", "model"): model, ("cloud_node", "model"): model,
+                 **(overrides or {})}
         before = network.interface_counters(layout.namespace(layout.uplink.a), layout.uplink.a_ifname)
+        saved_env = dict(os.environ)
         os.environ.update(edge.env())
-        enter_namespace(edge.namespace)  # the observer is on the vehicle, outside its CPU limit
-        try:
-            summary = run_pipeline(config=config, source=source, frames=int(round(duration_s * rate_hz)), policy=policy,
-                                   rate_hz=rate_hz, record=out_dir / "bag", print_frames=print_frames, extra=extra,
-                                   placements=placements, on_first_frame=start_trace, log=log)
+        try:  # the observer is on the vehicle, outside its CPU limit
+            with inside_namespace(edge.namespace):
+                summary = run_pipeline(config=config, source=source, frames=int(round(duration_s * rate_hz)),
+                                       policy=policy, rate_hz=rate_hz, record=out_dir / "bag", print_frames=print_frames,
+                                       extra=extra, placements=placements, on_first_frame=start_trace, log=log)
         finally:
             replay.stop()
+            os.environ.clear()
+            os.environ.update(saved_env)
         if replay.error is not None:
             raise TestbedError(f"replaying the trace failed: {replay.error}")
         after = network.interface_counters(layout.namespace(layout.uplink.a), layout.uplink.a_ifname)
@@ -157,7 +170,8 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         "decisions": decisions,
         "trace": {"path": str(trace_path), "duration_s": duration_s, "link": uplink, "direction": "up",
                   "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in replay.applied]},
-        "testbed": {"layout": layout.to_dict(), "edge_cpu_quota": quota, "edge_profile": str(edge_profile), "cloud_profile": str(cloud_profile), "rate_hz": rate_hz},
+        "testbed": {"layout": layout.to_dict(), "edge_cpu_quota": quota, "edge_profile": str(edge_profile),
+                    "cloud_profile": str(cloud_profile), "rate_hz": rate_hz},
         "uplink_bytes": {"tx": after["tx_bytes"] - before["tx_bytes"], "rx": after["rx_bytes"] - before["rx_bytes"]},
     }
     if predict:
