@@ -46,6 +46,14 @@ def unavailable_reason() -> str | None:
             return f"tc tbf unavailable: {qdisc.stderr.strip()}"
     finally:
         subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
+    from l2p_ros.testbed import cpu_limit  # here: cpu_limit raises this module's TestbedError
+
+    try:
+        cpu_limit.create(probe, "edge", 0.5)
+    except TestbedError as error:
+        return f"no CPU limit for the edge: {error}"
+    finally:
+        cpu_limit.remove_all(probe)
     return None
 
 
