@@ -23,6 +23,13 @@ _ENTER_TIER = ('ns=$1; id=$2; n=$3; shift 3; '
                'mount --bind "$id" /etc/machine-id || exit 1; exec nsenter --net="$ns" "$@"')
 
 
+def enter_tier_command(namespace: str, machine_id: Path, cgroup_procs: list[Path], argv: list[str]) -> list[str]:
+    """``argv`` started in network namespace ``namespace``, with ``machine_id`` as /etc/machine-id,
+    in the cgroups whose ``cgroup.procs`` files are listed."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _ENTER_TIER, "l2p-tier",
+            f"/run/netns/{namespace}", str(machine_id), str(len(cgroup_procs)), *map(str, cgroup_procs), *argv]
+
+
 @dataclass(frozen=True)
 class TierPlacement:
     layout: Layout
@@ -38,10 +45,8 @@ class TierPlacement:
 
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` started inside this tier (and its CPU limit, if any)."""
-        procs = cpu_limit.procs_files(self.layout.prefix, self.tier)
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _ENTER_TIER, "l2p-tier",
-                f"/run/netns/{self.namespace}", str(ETC_NETNS / self.namespace / "machine-id"), str(len(procs)),
-                *map(str, procs), *argv]
+        return enter_tier_command(self.namespace, ETC_NETNS / self.namespace / "machine-id",
+                                  cpu_limit.procs_files(self.layout.prefix, self.tier), argv)
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)

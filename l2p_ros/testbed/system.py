@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -31,9 +32,9 @@ def unavailable_reason() -> str | None:
     """Why a testbed cannot be made here (not root, no iproute2, no namespaces, no tbf), or None."""
     if os.geteuid() != 0:
         return "the testbed needs root (network namespaces, tc, cgroups)"
-    for tool in ("ip", "tc"):
+    for tool, package in (("ip", "iproute2"), ("tc", "iproute2"), ("unshare", "util-linux"), ("nsenter", "util-linux")):
         if shutil.which(tool) is None:
-            return f"'{tool}' not found (iproute2)"
+            return f"'{tool}' not found ({package})"
     probe = f"l2p-probe-{uuid.uuid4().hex[:6]}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:
@@ -44,6 +45,15 @@ def unavailable_reason() -> str | None:
                                capture_output=True, text=True)
         if qdisc.returncode != 0:
             return f"tc tbf unavailable: {qdisc.stderr.strip()}"
+        from l2p_ros.testbed.placement import enter_tier_command  # here: placement imports this module
+
+        with tempfile.NamedTemporaryFile("w", suffix="-machine-id") as machine_id:
+            machine_id.write(uuid.uuid4().hex + "\n")
+            machine_id.flush()
+            entered = subprocess.run(enter_tier_command(probe, Path(machine_id.name), [], ["true"]),
+                                     capture_output=True, text=True)
+        if entered.returncode != 0:
+            return f"cannot start a process in a namespace as the testbed does: {entered.stderr.strip()}"
     finally:
         subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
     from l2p_ros.testbed import cpu_limit  # here: cpu_limit raises this module's TestbedError
