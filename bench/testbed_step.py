@@ -50,6 +50,7 @@ def main() -> int:
     table = []
     for policy in [name.strip() for name in args.policies.split(",") if name.strip()]:
         tag = policy.replace(":", "-").replace("/", "_").removesuffix(".npz")  # ppo:models/ppo/x.npz
+        tag += "" if args.cpu_scope == "host" else f"_{args.cpu_scope}_load"
         results = run_on_trace(trace, policy, work / tag, edge_cpu_quota=args.edge_cpu_quota,
                                duration_s=3 * args.phase_s, prefix="l2ps",
                                overrides={("load_monitor_node", "cpu_scope"): args.cpu_scope})

@@ -78,3 +78,29 @@ def test_a_busy_edge_reads_its_quota_full():
     finally:
         network.down("l2pc", log=lambda *_: None)
         time.sleep(0.1)
+
+
+@pytest.mark.skipif(REASON is not None, reason=f"testbed unavailable here: {REASON}")
+def test_the_network_process_own_time_is_not_load():
+    """Two busy processes share the edge's 0.3 of a core; the one named like the edge node is left
+    out, so the other work reads about half the quota instead of all of it."""
+    network.down("l2pc", log=lambda *_: None)
+    layout = network.up(prefix="l2pc", edge_cpu_quota=0.3, log=lambda *_: None)
+    busy = "import time\nt0 = time.monotonic()\nwhile time.monotonic() - t0 < 4.0: pass\n"
+    try:
+        edge = TierPlacement(layout, "edge")
+        hog = subprocess.Popen(edge.command([sys.executable, "-c", busy, "l2p_ros.nodes.edge_node"]))
+        code = ("import time\nfrom l2p_ros.monitoring.cgroup_cpu import CgroupCpuLoad\n"
+                "both = CgroupCpuLoad.of_this_process()\n"
+                "others = CgroupCpuLoad.of_this_process(('l2p_ros.nodes.' + 'edge_node',))  # not in this command line\n"
+                "time.sleep(0.5); both.percent(time.monotonic()); others.percent(time.monotonic())\n"
+                "t0 = time.monotonic()\nwhile time.monotonic() - t0 < 2.0: pass\n"
+                "print(both.percent(time.monotonic()), others.percent(time.monotonic()))")
+        out = subprocess.run(edge.command([sys.executable, "-c", code]), capture_output=True, text=True,
+                             check=True).stdout.split()
+        hog.wait(timeout=30)
+        both, others = float(out[0]), float(out[1])
+        assert both == pytest.approx(100.0, abs=15.0)
+        assert others == pytest.approx(50.0, abs=15.0)
+    finally:
+        network.down("l2pc", log=lambda *_: None)

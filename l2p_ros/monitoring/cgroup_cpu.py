@@ -12,6 +12,7 @@ and ``cpu.stat`` ``usage_usec`` in one group.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,11 @@ class CgroupCpuFiles:
     usage_file: Path
     usage_unit_s: float  # seconds per unit of the usage counter
     usage_key: str | None = None  # v2: the line of cpu.stat holding the usage
+
+    @property
+    def procs_file(self) -> Path:
+        """The group's processes (the group the usage is counted in)."""
+        return self.usage_file.with_name("cgroup.procs")
 
 
 def _groups(proc_cgroup: str) -> dict[str, str]:
@@ -64,23 +70,53 @@ def find_limit(proc_cgroup: str, root: Path = CGROUP_ROOT) -> CgroupCpuFiles | N
     return None
 
 
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 class CgroupCpuLoad:
     """Usage of a cgroup's CPU quota since the previous read, 0..100 (can pass 100 briefly: the
-    quota is enforced per period, the reads are not aligned with periods)."""
+    quota is enforced per period, the reads are not aligned with periods).
 
-    def __init__(self, files: CgroupCpuFiles):
+    ``excluded``: a process whose own CPU time does not count (the node running the network: the
+    load a partitioning policy needs is the share *other* work takes, by which the network's own
+    time stretches; counting the network's own work would read a busy edge as a loaded one). Any
+    process of the group whose command line holds one of these strings is excluded."""
+
+    def __init__(self, files: CgroupCpuFiles, excluded: tuple[str, ...] = ()):
         self.files = files
+        self.excluded = excluded
         self._previous: tuple[float, float] | None = None
 
     @classmethod
-    def of_this_process(cls) -> "CgroupCpuLoad | None":
+    def of_this_process(cls, excluded: tuple[str, ...] = ()) -> "CgroupCpuLoad | None":
         try:
             files = find_limit(Path("/proc/self/cgroup").read_text())
         except OSError:
             return None
-        return cls(files) if files is not None else None
+        return cls(files, excluded) if files is not None else None
+
+    def _excluded_s(self) -> float:
+        total = 0.0
+        for pid in self.files.procs_file.read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if any(name in command for name in self.excluded):
+                    total += _process_cpu_s(int(pid))
+            except (OSError, ValueError, IndexError):  # exited meanwhile
+                continue
+        return total
 
     def _usage_s(self) -> float:
+        excluded_s = self._excluded_s() if self.excluded else 0.0
+        return self._group_usage_s() - excluded_s
+
+    def _group_usage_s(self) -> float:
         text = self.files.usage_file.read_text()
         if self.files.usage_key is None:
             return int(text) * self.files.usage_unit_s

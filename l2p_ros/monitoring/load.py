@@ -22,8 +22,10 @@ __all__ = ["LoadSample", "LoadSampler", "NvmlReader", "RaplReader", "DEFAULT_RAP
 DEFAULT_RAPL_ZONE = Path("/sys/class/powercap/intel-rapl:0")
 
 Warn = Callable[[str], None]
-# What cpu_percent is a share of: all cores, or this process's cgroup CPU limit (cgroup_cpu).
+# What cpu_percent is a share of: all cores, or this process's cgroup CPU limit (cgroup_cpu), the
+# network's own process not counted (NETWORK_PROCESSES: its time is what the load stretches).
 CPU_SCOPES = ("host", "limit")
+NETWORK_PROCESSES = ("l2p_ros.nodes.edge_node",)
 _LOG = logging.getLogger(__name__)
 
 
@@ -32,7 +34,8 @@ class LoadSample:
     """Load of this machine at one instant; NaN marks a quantity it cannot read."""
 
     # 0..100, averaged since the previous sample: of all cores, or (cpu_scope "limit") of this
-    # process's CPU limit when it runs under one (a container's or the testbed edge's quota)
+    # process's CPU limit when it runs under one (a container's or the testbed edge's quota), the
+    # edge node's own time not counted
     cpu_percent: float
     memory_percent: float  # 0..100
     gpu_percent: float  # 0..100
@@ -152,7 +155,8 @@ class LoadSampler:
         # call only sets that start, so make it here.
         psutil.cpu_percent(interval=None)
         self._rapl.power_w(time.monotonic())
-        self._cgroup = CgroupCpuLoad.of_this_process() if cpu_scope == "limit" else None
+        self._cgroup = (CgroupCpuLoad.of_this_process(excluded=NETWORK_PROCESSES) if cpu_scope == "limit"
+                        else None)
         if self._cgroup is not None:
             self._cgroup.percent(time.monotonic())
 

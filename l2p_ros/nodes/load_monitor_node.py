@@ -28,8 +28,8 @@ class LoadMonitorNode(Node):
                             "powercap zone whose energy_uj counter gives the CPU package power.")
         cpu_scope = declare(self, "cpu_scope", "host",
                             "'host': CPU percent of all cores; 'limit': of this process's CPU limit (a "
-                            "container's or the testbed edge's cgroup quota), all cores where it has none. "
-                            "The limit counts the pipeline's own edge work too (see docs/testbed.md).")
+                            "container's or the testbed edge's cgroup quota) taken by work other than the "
+                            "edge node's, all cores where there is no limit (docs/testbed.md).")
         if not period_s > 0:
             raise parameter_error(self, "period_s", period_s, "must be > 0")
         if cpu_scope not in CPU_SCOPES:
