@@ -21,9 +21,17 @@ from l2p_ros.measure.profile import PROFILED_IMAGE_CODECS, ProfileError, load_pr
 from l2p_ros.model.graph import INPUT
 
 
-def profile_path(model_id_: str, device: str, threads: int) -> Path:
-    """Where :func:`ensure_profile` keeps the profile of a model on this host."""
-    return cache_dir() / "profiles" / f"{model_id_}-{device}-t{threads}-{socket.gethostname()}.yaml"
+def profile_path(model_id_: str, device: str, threads: int, cpu_quota: float | None = None) -> Path:
+    """Where the profile of a model on this host is kept (:func:`ensure_profile`); ``cpu_quota``: one
+    measured inside a CPU limit of that many cores (the testbed's edge)."""
+    limit = "" if cpu_quota is None else f"-q{cpu_quota:.2f}"
+    return cache_dir() / "profiles" / f"{model_id_}-{device}-t{threads}{limit}-{socket.gethostname()}.yaml"
+
+
+def is_current_profile(path: Path) -> bool:
+    """A cached profile that exists and has every image codec profiled today (one from before
+    network-resolution offload lacks some, and is measured again)."""
+    return path.is_file() and set(PROFILED_IMAGE_CODECS) <= set(load_profile(path).cut(INPUT).payload_bytes)
 
 
 def payload_fit_path(model_id_: str, weights: str) -> Path:
@@ -44,7 +52,7 @@ def ensure_profile(model: str, input_size: int, *, threads: int, device: str = "
     """The cached profile of this model on this host, measured now if there is none yet, or if the
     cached one lacks an image codec profiled today (one from before network-resolution offload)."""
     path = profile_path(model_id(model, input_size), device, threads)
-    if path.is_file() and set(PROFILED_IMAGE_CODECS) <= set(load_profile(path).cut(INPUT).payload_bytes):
+    if is_current_profile(path):
         return path
     from l2p_ros.measure.profiler import profile_model
     from l2p_ros.sources import read_video

@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -55,17 +54,14 @@ def inside_namespace(namespace: str):
 
 def limited_edge_profile(layout: Layout, model: str, input_size: int, log=print) -> Path:
     """The edge profile measured inside the edge's CPU limit (cached per quota and host)."""
-    from l2p_ros.assets import cache_dir
-    from l2p_ros.measure.cache import ensure_profile
+    from l2p_ros.measure.cache import ensure_profile, is_current_profile, profile_path
     from l2p_ros.measure.models import model_id
-    from l2p_ros.measure.profile import PROFILED_IMAGE_CODECS, load_profile
-    from l2p_ros.model.graph import INPUT
 
     quota = cpu_limit.quota(layout.prefix, "edge")
     if quota is None:
         return ensure_profile(model, input_size, threads=1, log=log)
-    path = cache_dir() / "profiles" / f"{model_id(model, input_size)}-cpu-t1-q{quota:.2f}-{socket.gethostname()}.yaml"
-    if path.is_file() and set(PROFILED_IMAGE_CODECS) <= set(load_profile(path).cut(INPUT).payload_bytes):
+    path = profile_path(model_id(model, input_size), "cpu", 1, cpu_quota=quota)
+    if is_current_profile(path):
         return path
     log(f"profiling {model} inside the edge's CPU limit ({quota:.2f} of a core) into {path} ...")
     path.parent.mkdir(parents=True, exist_ok=True)

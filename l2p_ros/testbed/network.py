@@ -7,6 +7,7 @@ still removes everything, and it is safe to run twice.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -111,8 +112,6 @@ def _wait_until_running(layout: Layout, timeout_s: float = 5.0) -> None:
 def _stop_processes(namespace: str) -> int:
     """Stop what still runs in ``namespace`` (left by a crash): SIGTERM, then SIGKILL. Not this process,
     which may have entered the namespace itself (``live_run``)."""
-    import os
-
     def pids() -> list[int]:
         # Not the `ip` listing them either: started from inside the namespace, it is in it.
         lister = subprocess.Popen(["ip", "netns", "pids", namespace], stdout=subprocess.PIPE, text=True)
