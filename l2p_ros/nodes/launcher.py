@@ -6,6 +6,7 @@ wheels): the same executables, the same parameter file, the single-host DDS prof
 from __future__ import annotations
 
 import copy
+import os
 import signal
 import subprocess
 import sys
@@ -77,13 +78,15 @@ class NodeSet:
         self.work_dir = work_dir
         self.nodes = nodes
         self.running: dict[str, RunningNode] = {}
+        self.stopped_on_purpose: set[str] = set()  # stopped by stop()/kill() mid-run: not a failure
 
     def start(self, name: str, executable: str | None = None, namespace: str = "") -> RunningNode:
         """Start node ``name``; ``executable`` (default: the same) lets one run twice, e.g. a fog cloud_node;
         ``namespace``: a fleet vehicle's, with the same parameters (its key is ``<namespace>/<name>``)."""
         key = f"{namespace}/{name}" if namespace else name
         log_path = self.work_dir / f"{key.replace('/', '.')}.log"
-        log = log_path.open("w")
+        log = log_path.open("a")  # a restarted node's log goes on after its first life's
+        self.stopped_on_purpose.discard(key)
         remaps = ["-r", f"__node:={name}"] if executable not in (None, name) else []
         if namespace:
             remaps += ["-r", f"__ns:=/{namespace}"]
@@ -117,13 +120,15 @@ class NodeSet:
         failures = []
         for node in self.running.values():
             code = node.process.poll()
-            if code not in (None, 0):
+            if code not in (None, 0) and node.name not in self.stopped_on_purpose:
                 tail = node.log_path.read_text()[-1500:]
                 failures.append(f"{node.name} exited with {code}:\n{tail}")
         return failures
 
     def stop(self, name: str, timeout_s: float = 5.0) -> int | None:
+        """Stop node ``name`` (SIGINT, then SIGTERM, then SIGKILL); its exit code."""
         node = self.running.get(name)
+        self.stopped_on_purpose.add(name)
         if node is None or node.process.poll() is not None:
             return None if node is None else node.process.returncode
         for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
@@ -133,6 +138,16 @@ class NodeSet:
             except subprocess.TimeoutExpired:
                 continue
         return node.process.returncode
+
+    def kill(self, name: str) -> int | None:
+        """Kill node ``name`` as a crash would (SIGKILL: nothing of it runs on); its exit code.
+        ``start`` brings it back."""
+        node = self.running.get(name)
+        self.stopped_on_purpose.add(name)
+        if node is None or node.process.poll() is not None:
+            return None if node is None else node.process.returncode
+        os.killpg(node.process.pid, signal.SIGKILL)  # its own session: the placement's wrapper too
+        return node.process.wait()
 
     def stop_all(self) -> None:
         for name in reversed(list(self.running)):

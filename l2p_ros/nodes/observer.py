@@ -148,7 +148,8 @@ class PipelineObserver(Node):
         with self.lock:
             decisions = list(self.decisions.values())
         return sorted(({"stamp_s": from_time_msg(d.header.stamp), "cut": d.cut_after_layer,
-                        "bandwidth_mbps": d.bandwidth_mbps, "predicted_total_ms": d.predicted_total_ms}
+                        "fog_until_layer": d.fog_until_layer, "bandwidth_mbps": d.bandwidth_mbps,
+                        "edge_cpu_percent": d.edge_cpu_percent, "predicted_total_ms": d.predicted_total_ms}
                        for d in decisions), key=lambda row: row["stamp_s"])
 
     def frame_stamps(self) -> list[float]:

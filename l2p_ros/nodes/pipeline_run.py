@@ -91,7 +91,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
                  codec: str | None = None, extra: dict | None = None, placements: dict | None = None,
-                 on_first_frame=None, log=print) -> dict:
+                 on_first_frame=None, during=None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
     ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
@@ -102,7 +102,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     ``placements``: where each node runs (see :class:`NodeSet`); the caller has then put this process
     where the observer belongs (the testbed's edge) instead of on the single-host DDS profile.
     ``on_first_frame``: called once, when the observer sees the first camera frame (the testbed starts
-    its trace there: a camera takes seconds to start).
+    its trace there: a camera takes seconds to start). ``during``: called with the :class:`NodeSet` on
+    every turn of the loop while frames flow and while they drain (the testbed's scheduled events:
+    a node killed and restarted mid-run; nodes stopped through it are not failures).
     """
     if placements is None:
         use_local_dds()
@@ -170,6 +172,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
             if on_first_frame is not None and any(observer.frames_seen for observer in observers.values()):
                 on_first_frame()
                 on_first_frame = None
+            if during is not None:
+                during(nodes)
             failures = nodes.failed()
             if failures:
                 raise RuntimeError("a node failed:\n" + "\n".join(failures))
@@ -180,6 +184,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         settled_at = None
         while time.monotonic() < deadline:
             spin()
+            if during is not None:
+                during(nodes)
             if unaccounted() > 0:
                 settled_at = None
             elif settled_at is None:

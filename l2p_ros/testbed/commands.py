@@ -90,13 +90,24 @@ def cmd_shape(args) -> int:
     return 0
 
 
+def _window(text: str):
+    from l2p_ros.testbed.events import Window
+
+    try:
+        return Window.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def cmd_run(args) -> int:
     from l2p_ros.nodes.pipeline_run import print_summary
     from l2p_ros.testbed.live_run import run_on_trace
 
+    overrides = {("load_monitor_node", "cpu_scope"): args.cpu_scope} if args.cpu_scope else None
     results = run_on_trace(args.trace, args.policy, args.out, source=args.source, edge_cpu_quota=args.edge_cpu_quota,
                            rate_hz=args.rate_hz, duration_s=args.duration_s, model=args.model, config=args.config,
-                           prefix=args.prefix, print_frames=not args.quiet)
+                           prefix=args.prefix, print_frames=not args.quiet, overrides=overrides,
+                           edge_hog=args.edge_hog, cloud_outage=args.cloud_outage)
     print_summary(results["summary"])
     print(f"wrote {Path(args.out) / 'results.json'}")
     return 0
@@ -138,6 +149,12 @@ def add_testbed_parser(sub) -> None:
     q.add_argument("--rate-hz", type=float, default=10.0, help="camera rate (default 10)")
     q.add_argument("--duration-s", type=float, default=None,
                    help="run length (default: the trace's last sample + 10 s)")
+    q.add_argument("--edge-hog", type=_window, default=None, metavar="START:STOP",
+                   help="a busy process inside the edge's CPU limit from START to STOP s of the trace")
+    q.add_argument("--cloud-outage", type=_window, default=None, metavar="START:STOP",
+                   help="kill the cloud node at START s of the trace (as a crash would) and start it again at STOP")
+    q.add_argument("--cpu-scope", choices=("host", "limit"), default=None,
+                   help="the load monitor's cpu_scope (default: the parameter file's); 'limit' sees a hog in the edge")
     q.add_argument("--model", default="yolov3-tiny")
     q.add_argument("--config", type=Path, default=None, help="parameter YAML (default: config/pipeline.yaml)")
     q.add_argument("--quiet", action="store_true", help="no per-frame lines")

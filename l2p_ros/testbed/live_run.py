@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 from l2p_ros.testbed import cpu_limit, network
+from l2p_ros.testbed.events import Window, testbed_events
 from l2p_ros.testbed.layout import PREFIX, Layout
 from l2p_ros.testbed.placement import TierPlacement
 from l2p_ros.testbed.shaping import TraceReplay, set_rate
@@ -74,6 +76,11 @@ def limited_edge_profile(layout: Layout, model: str, input_size: int, log=print)
     return path
 
 
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: a quantity the edge could not read is null."""
+    return value if math.isfinite(value) else None
+
+
 def _timeline(rows: list[dict], trace, start_wall_s: float) -> list[dict]:
     """The observer's per-frame rows with seconds since the trace started and the shaped rate then."""
     out = []
@@ -93,11 +100,15 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                  edge_cpu_quota: float | None = None, rate_hz: float = 10.0, duration_s: float | None = None,
                  model: str = "yolov3-tiny", input_size: int = 416, config: Path | None = None,
                  prefix: str = PREFIX, print_frames: bool = False, predict: bool = True,
-                 overrides: dict | None = None, log=print) -> dict:
+                 overrides: dict | None = None, edge_hog: Window | None = None,
+                 cloud_outage: Window | None = None, log=print) -> dict:
     """Run the pipeline across testbed ``prefix`` (made now, and removed after, if it is not up) while
     ``trace_path`` plays on the edge's uplink; ``duration_s`` defaults to the trace's last sample
-    plus ``DEFAULT_TAIL_S``; ``overrides``: more node parameters, {(node, name): value}. Returns the results written to ``out_dir/results.json`` (with the
-    simulator's prediction under ``simulated`` when ``predict``), plotted in ``out_dir/run.png``."""
+    plus ``DEFAULT_TAIL_S``; ``overrides``: more node parameters, {(node, name): value};
+    ``edge_hog``: a busy process inside the edge's limit during that window; ``cloud_outage``: the
+    cloud node killed at the window's start and started again at its end. Returns the results
+    written to ``out_dir/results.json`` (with the simulator's prediction under ``simulated`` when
+    ``predict``), plotted in ``out_dir/run.png``."""
     from l2p_ros.measure.cache import ensure_profile
     from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES
     from l2p_ros.nodes.pipeline_run import run_pipeline
@@ -107,6 +118,9 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
     duration_s = float(duration_s if duration_s is not None else trace.duration_s + DEFAULT_TAIL_S)
     if not duration_s > 0 or not rate_hz > 0:
         raise ValueError(f"duration_s ({duration_s}) and rate_hz ({rate_hz}) must be > 0")
+    for name, window in (("edge_hog", edge_hog), ("cloud_outage", cloud_outage)):
+        if window is not None and window.stop_s > duration_s:
+            raise ValueError(f"{name} {window.start_s:g}:{window.stop_s:g} ends after the run ({duration_s:g} s)")
     out_dir = Path(out_dir)
     if (out_dir / "bag").exists():
         raise FileExistsError(f"{out_dir / 'bag'} already exists: choose a new --out folder")
@@ -129,6 +143,11 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
             replay.start()
 
         edge, cloud = TierPlacement(layout, "edge"), TierPlacement(layout, "cloud")
+        schedule, hog = testbed_events(edge, edge_hog=edge_hog, cloud_outage=cloud_outage)
+
+        def during(nodes) -> None:
+            if "wall_s" in started:
+                schedule.tick(time.time() - started["wall_s"], nodes)
         placements = {**{name: edge for name in EDGE_NODES}, **{name: cloud for name in CLOUD_NODES}}
         extra = {("camera_node", "loop"): True,
                  ("partitioner_node", "edge_profile"): str(edge_profile),
@@ -142,9 +161,12 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
             with inside_namespace(edge.namespace):
                 summary = run_pipeline(config=config, source=source, frames=int(round(duration_s * rate_hz)),
                                        policy=policy, rate_hz=rate_hz, record=out_dir / "bag", print_frames=print_frames,
-                                       extra=extra, placements=placements, on_first_frame=start_trace, log=log)
+                                       extra=extra, placements=placements, on_first_frame=start_trace,
+                                       during=during, log=log)
         finally:
             replay.stop()
+            if hog is not None:
+                hog.stop()
             os.environ.clear()
             os.environ.update(saved_env)
         if replay.error is not None:
@@ -157,13 +179,15 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
     rows = summary.pop("timeline")
     start_wall_s = started.get("wall_s", float("nan"))
     decisions = [{"trace_time_s": round(row["stamp_s"] - start_wall_s, 4), "cut": row["cut"],
-                  "estimated_mbps": row["bandwidth_mbps"], "predicted_total_ms": row["predicted_total_ms"]}
+                  "fog_until_layer": row["fog_until_layer"], "estimated_mbps": row["bandwidth_mbps"],
+                  "edge_cpu_percent": _finite_or_none(row["edge_cpu_percent"]), "predicted_total_ms": row["predicted_total_ms"]}
                  for row in summary.pop("decisions", [])]
     summary.pop("frame_stamps", None)
     results = {
         "summary": summary,
         "timeline": _timeline(rows, trace, start_wall_s),
         "decisions": decisions,
+        "events": schedule.fired,
         "trace": {"path": str(trace_path), "duration_s": duration_s, "link": uplink, "direction": "up",
                   "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in replay.applied]},
         "testbed": {"layout": layout.to_dict(), "edge_cpu_quota": quota, "edge_profile": str(edge_profile),

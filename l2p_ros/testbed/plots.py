@@ -39,7 +39,13 @@ def plot_run(results: dict, path: Path, title: str = "") -> Path:
         cut_ax.step([r["trace_time_s"] for r in simulated], [r["cut"] for r in simulated], where="post", lw=0.8,
                     color="gray", alpha=0.8, label="simulator")
     cut_ax.set_ylabel("cut (-1 = image, last = edge only)")
-    cut_ax.legend(fontsize=8)
+    cut_ax.legend(fontsize=8, loc="upper left")
+    loads = [(row["trace_time_s"], row["edge_cpu_percent"]) for row in results.get("decisions") or []
+             if row.get("edge_cpu_percent") is not None and row["trace_time_s"] >= 0]
+    if loads:  # the load the policy decided on, beside the cut it chose
+        load_ax = cut_ax.twinx()
+        load_ax.plot([at for at, _ in loads], [load for _, load in loads], "-", lw=0.7, color="tab:orange", alpha=0.7)
+        load_ax.set_ylabel("edge CPU % (decided on)", color="tab:orange")
 
     parts = ("edge_ms", "encode_ms", "transfer_ms", "decode_ms", "cloud_ms")
     bottom = [0.0] * len(timeline)
@@ -55,6 +61,11 @@ def plot_run(results: dict, path: Path, title: str = "") -> Path:
     latency_ax.set_ylabel("latency ms")
     latency_ax.set_xlabel("seconds since the trace started")
     latency_ax.legend(fontsize=7, ncol=4)
+    for event in results.get("events") or []:
+        for ax in (link_ax, cut_ax, latency_ax):
+            ax.axvline(event["trace_time_s"], color="purple", ls="--", lw=0.8)
+        link_ax.annotate(event["event"], (event["trace_time_s"], 1), xycoords=("data", "axes fraction"),
+                         rotation=90, va="top", ha="right", fontsize=7, color="purple")
     summary = results["summary"]
     fig.suptitle(title or f"{summary.get('policy')}: {summary['frames_detected']} detected, "
                  f"{summary['frames_dropped']} dropped {summary['drops'] or ''}, {summary['unaccounted']} unaccounted")
