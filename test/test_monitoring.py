@@ -165,9 +165,25 @@ def test_link_goes_down_after_timeout_without_answers():
     link.add_probe(0, 10.0, 5.0, now_s=100.0)
     assert link.link_up(101.5)
     assert not link.link_up(101.6)
-    assert link.state(101.6).rtt_ms == 10.0  # the last estimate is kept for when it comes back
+    assert link.state(101.6).rtt_ms == 10.0  # the last estimate is still reported while down
     link.add_transfer(1000, 6.0, now_s=102.0)  # a transfer receipt also proves the link answers
     assert link.link_up(102.5)
+
+
+def test_a_link_back_after_being_down_is_measured_afresh():
+    link = LinkEstimator(timeout_s=2.0)
+    probe_stream(link, random.Random(3), rtt_ms=2.0, bandwidth_mbps=40.0, clock_offset_ms=0.0, n=10)
+    assert link.state(5.0).bandwidth_mbps == pytest.approx(40.0, rel=0.1)
+    link.add_unanswered(150_000, elapsed_ms=8000.0)  # the next tier died: the bound pushed the estimate to ~0
+    assert link.bandwidth_mbps.value < 0.2 and not link.link_up(20.0)
+    link.add_probe(0, 3.0, 1.5, now_s=20.0)  # it answers again
+    state = link.state(20.0)
+    assert link.reconnections == 1 and state.link_up
+    assert math.isnan(state.bandwidth_mbps) and state.rtt_ms == 3.0  # nothing of the old link left
+    link.add_probe(0, 3.0, 1.5, now_s=20.5)
+    assert link.add_probe(PAYLOAD_BYTES, 3.0 + PAYLOAD_BYTES * 8 / 40e3, math.nan, now_s=21.0)
+    assert link.state(21.0).bandwidth_mbps == pytest.approx(40.0, rel=0.01)
+    assert link.reconnections == 1  # answers within the timeout are no reconnection
 
 
 # --- ProbeTracker -----------------------------------------------------------------------------
@@ -192,6 +208,16 @@ def test_one_payload_probe_in_flight_and_its_late_answer_still_counts():
     result = tracker.match(1, 4096, 3.0, 3.1)  # a payload probe's after 2.6 s is news of a slow link
     assert result is not None and result.rtt_ms == pytest.approx(2600.0)
     assert tracker.send(3.5, 3.5, payload_bytes=4096) == (4, 0) and tracker.send(4.0, 4.0, 4096) == (5, 4096)
+
+
+def test_payload_probes_lost_with_the_link_are_forgotten_so_the_next_can_go():
+    tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0, payload_timeout_s=10.0)
+    tracker.send(0.0, 0.0)
+    tracker.send(0.5, 0.5, payload_bytes=4096)  # sent as the link went down
+    assert tracker.send(2.5, 2.5, payload_bytes=4096) == (2, 0) and tracker.send(3.0, 3.0, 4096) == (3, 0)
+    assert tracker.forget_payloads() == 1 and tracker.unanswered_payloads(3.1) == []
+    assert tracker.send(3.5, 3.5, 4096) == (4, 0) and tracker.send(4.0, 4.0, 4096) == (5, 4096)
+    assert tracker.match(1, 4096, 5.0, 5.0) is None and tracker.dropped["late"] == 1  # should it come after all
 
 
 def test_probe_payload_is_sized_to_a_share_of_the_link():

@@ -86,6 +86,16 @@ def _host_leftovers() -> list[str]:
     return found
 
 
+def test_run_options_that_need_a_fog_say_so(tmp_path):
+    for option, value in (("--fog-cpu-quota", "0.5"), ("--backhaul-trace", "b.csv")):
+        result = subprocess.run([sys.executable, "-m", "l2p_ros.cli", "testbed", "run", "--trace", "t.csv", "--policy",
+                                 "greedy", "--out", str(tmp_path), option, value], capture_output=True, text=True)
+        assert result.returncode != 0 and "need --fog" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "l2p_ros.cli", "testbed", "run", "--trace", "t.csv", "--policy",
+                             "greedy", "--out", str(tmp_path), "--cloud-outage", "40:20"], capture_output=True, text=True)
+    assert result.returncode == 2 and "start < stop" in result.stderr
+
+
 @pytest.fixture
 def testbed():
     network.down(PREFIX, log=lambda *_: None)
@@ -285,6 +295,38 @@ def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_ever
     offloaded_bytes = summary["cloud_payload_bytes_mean"] * summary["executed_on"]["cloud"]
     assert results["uplink_bytes"]["tx"] > offloaded_bytes  # the frames crossed the shaped link
     assert (out / "bag").is_dir()
+    assert sniffer.rtps == []
+
+
+@needs_testbed
+def test_live_run_through_a_fog_splits_frames_over_three_namespaces_and_measures_the_backhaul(tmp_path):
+    """Three tiers: the edge runs layers 0..7, the fog (in its own namespace and CPU limit) 8..13, the
+    cloud the rest; both shaped links carry the frames; the partitioner decides on the backhaul its
+    monitor on the fog measured, not the nominal rate; every frame accounted for, nothing on the host."""
+    network.down(PREFIX, log=lambda *_: None)
+    uplink, backhaul = tmp_path / "uplink.csv", tmp_path / "backhaul.csv"
+    uplink.write_text("time_s,bandwidth_mbps\n0,40\n")
+    backhaul.write_text("time_s,bandwidth_mbps\n0,20\n6,10\n")
+    out = tmp_path / "run"
+    sniffer = RtpsSniffer()
+    result = subprocess.run([sys.executable, "-m", "l2p_ros.cli", "testbed", "run", "--prefix", PREFIX, "--fog",
+                             "--trace", str(uplink), "--backhaul-trace", str(backhaul), "--policy", "fixed:7:13",
+                             "--duration-s", "12", "--rate-hz", "5", "--quiet", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    sniffer.stop()
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert _host_leftovers() == []
+    results = json.loads((out / "results.json").read_text())
+    summary = results["summary"]
+    assert summary["unaccounted"] == 0 and summary["frames_in_edge"] == 60
+    assert summary["executed_on"].get("edge+fog+cloud", 0) >= 0.8 * summary["frames_detected"] > 0
+    assert results["trace"]["link"] == "edge-fog" and results["backhaul"]["link"] == "fog-cloud"
+    assert [entry["bandwidth_mbps"] for entry in results["backhaul"]["applied"]] == [20.0, 10.0]
+    assert {(d["cut"], d["fog_until_layer"]) for d in results["decisions"]} == {(7, 13)}
+    measured = [d["fog_cloud_estimated_mbps"] for d in results["decisions"] if d["trace_time_s"] > 3]
+    assert measured and all(0 < rate < 40 for rate in measured)  # the monitor's, not the nominal 1000
+    assert results["uplink_bytes"]["tx"] > 0 and results["backhaul_bytes"]["tx"] > 0
+    assert results["simulated"] is None and "fog" in results["simulated_skipped"]
     assert sniffer.rtps == []
 
 

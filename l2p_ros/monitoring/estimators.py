@@ -151,20 +151,35 @@ class LinkEstimator:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         self.timeout_s = timeout_s
-        self.rtt_ms = RobustEwma(alpha, absolute_floor=0.05)
-        # Receive stamp (next tier's clock) minus send stamp (ours) of empty probes: one-way
-        # latency plus clock offset; only ever used as a difference, so the offset cancels.
-        self.apparent_one_way_ms = RobustEwma(alpha, absolute_floor=0.05)
-        # Two throughput outliers on one side are a new level: one payload probe comes per second,
-        # and a third would put off adapting to a faster link by another second.
-        self.bandwidth_mbps = RobustEwma(alpha, step_samples=2)
+        self.alpha = alpha
         # Payload transfers that took no longer than an empty probe: the payload is too small for
         # the link's jitter, so they say nothing about throughput.
         self.unresolved = 0
         self.bounded = 0  # times an unanswered payload lowered the estimate
+        self.reconnections = 0  # answers after a silence longer than timeout_s
         self._last_answer_s: float | None = None
+        self._fresh_estimates()
+
+    def _fresh_estimates(self) -> None:
+        """Estimates that know nothing yet (at start, and when the link comes back after being down)."""
+        self.rtt_ms = RobustEwma(self.alpha, absolute_floor=0.05)
+        # Receive stamp (next tier's clock) minus send stamp (ours) of empty probes: one-way
+        # latency plus clock offset; only ever used as a difference, so the offset cancels.
+        self.apparent_one_way_ms = RobustEwma(self.alpha, absolute_floor=0.05)
+        # Two throughput outliers on one side are a new level: one payload probe comes per second,
+        # and a third would put off adapting to a faster link by another second.
+        self.bandwidth_mbps = RobustEwma(self.alpha, step_samples=2)
         self._recent_rtt_ms: deque[float] = deque(maxlen=BASELINE_SAMPLES)
         self._recent_one_way_ms: deque[float] = deque(maxlen=BASELINE_SAMPLES)
+
+    def _answered(self, now_s: float) -> None:
+        """An answer arrived. After a silence longer than ``timeout_s`` the link is back (the next tier
+        restarted, the vehicle reconnected, perhaps over another link): what was estimated before,
+        and the estimate an unanswered probe pushed towards 0 meanwhile, say nothing about it now."""
+        if self._last_answer_s is not None and now_s - self._last_answer_s > self.timeout_s:
+            self._fresh_estimates()
+            self.reconnections += 1
+        self._last_answer_s = now_s
 
     def add_probe(self, payload_bytes: int, rtt_ms: float, apparent_one_way_ms: float, now_s: float) -> bool:
         """An answered probe: empty ones update the RTT, payload ones the throughput.
@@ -172,7 +187,7 @@ class LinkEstimator:
         Returns False when the observation could not be used (a payload probe before any RTT is
         known, or one not measurably slower than an empty probe).
         """
-        self._last_answer_s = now_s
+        self._answered(now_s)
         if payload_bytes == 0:
             self.rtt_ms.add(rtt_ms)
             self.apparent_one_way_ms.add(apparent_one_way_ms)
@@ -184,7 +199,7 @@ class LinkEstimator:
     def add_transfer(self, payload_bytes: int, apparent_one_way_ms: float, now_s: float) -> bool:
         """A real transfer of ``payload_bytes`` that the next tier received ``apparent_one_way_ms``
         (its receive stamp minus our send stamp) after we sent it. Returns False when unusable."""
-        self._last_answer_s = now_s
+        self._answered(now_s)
         if payload_bytes <= 0:
             return False
         return self._add_throughput(payload_bytes, apparent_one_way_ms - _base(self._recent_one_way_ms))

@@ -57,6 +57,14 @@ class ProbeTracker:
     def payload_in_flight(self) -> bool:
         return any(sent.payload_bytes for sent in self._pending.values())
 
+    def forget_payloads(self) -> int:
+        """Give up on every payload probe awaiting its echo (the link went down meanwhile: they are
+        lost, and one left pending would hold back the next and bound the new estimate); how many."""
+        lost = [seq for seq, sent in self._pending.items() if sent.payload_bytes]
+        for seq in lost:
+            del self._pending[seq]
+        return len(lost)
+
     def unanswered_payloads(self, monotonic_s: float) -> list[tuple[int, float]]:
         """(payload_bytes, ms since sent) of every payload probe still awaiting its echo."""
         return [(sent.payload_bytes, (monotonic_s - sent.monotonic_s) * 1e3)

@@ -98,11 +98,19 @@ class NetworkMonitorNode(Node):
     def _on_echo(self, echo: Probe) -> None:
         result = self._tracker.match(echo.seq, echo.payload_bytes, from_time_msg(echo.received), time.monotonic())
         if result is not None:
+            reconnections = self._link.reconnections
             self._link.add_probe(result.payload_bytes, result.rtt_ms, result.apparent_one_way_ms, time.monotonic())
+            self._after_answer(reconnections)
 
     def _on_receipt(self, receipt: Probe) -> None:
         apparent_one_way_ms = (from_time_msg(receipt.received) - from_time_msg(receipt.header.stamp)) * 1e3
+        reconnections = self._link.reconnections
         self._link.add_transfer(receipt.payload_bytes, apparent_one_way_ms, time.monotonic())
+        self._after_answer(reconnections)
+
+    def _after_answer(self, reconnections_before: int) -> None:
+        if self._link.reconnections > reconnections_before:  # back after being down: start measuring afresh
+            self._tracker.forget_payloads()
 
     def _publish(self) -> None:
         now = time.monotonic()

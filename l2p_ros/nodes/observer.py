@@ -149,6 +149,7 @@ class PipelineObserver(Node):
             decisions = list(self.decisions.values())
         return sorted(({"stamp_s": from_time_msg(d.header.stamp), "cut": d.cut_after_layer,
                         "fog_until_layer": d.fog_until_layer, "bandwidth_mbps": d.bandwidth_mbps,
+                        "fog_cloud_bandwidth_mbps": d.fog_cloud_bandwidth_mbps,
                         "edge_cpu_percent": d.edge_cpu_percent, "predicted_total_ms": d.predicted_total_ms}
                        for d in decisions), key=lambda row: row["stamp_s"])
 

@@ -58,8 +58,10 @@ def run_parameters(config: Path | None, overrides: dict, log=print) -> dict:
     return params
 
 
-def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READY_TIMEOUT_S, spin=None) -> None:
-    """Spin until the edge, partitioner and cloud of ``observer``'s vehicle are subscribed and publishing."""
+def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READY_TIMEOUT_S, spin=None,
+               detection_publishers: int = 2) -> None:
+    """Spin until the edge, partitioner and cloud of ``observer``'s vehicle are subscribed and publishing
+    (``detection_publishers``: the edge and the cloud, and a fog where there is one)."""
     import rclpy
 
     spin = spin or (lambda: rclpy.spin_once(observer, timeout_sec=0.1))
@@ -67,7 +69,7 @@ def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READ
     def ready() -> bool:
         spin()
         return (observer.count_subscribers("camera/image_raw") >= 3  # edge, partitioner, observer
-                and observer.count_publishers("l2p/detections") >= 2  # edge, cloud
+                and observer.count_publishers("l2p/detections") >= detection_publishers
                 and observer.count_subscribers("l2p/feature_map") >= 1)
 
     while not ready():
@@ -91,7 +93,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
                  codec: str | None = None, extra: dict | None = None, placements: dict | None = None,
-                 on_first_frame=None, during=None, log=print) -> dict:
+                 on_first_frame=None, during=None, extra_nodes: dict | None = None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
     ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
@@ -102,10 +104,14 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     ``placements``: where each node runs (see :class:`NodeSet`); the caller has then put this process
     where the observer belongs (the testbed's edge) instead of on the single-host DDS profile.
     ``on_first_frame``: called once, when the observer sees the first camera frame (the testbed starts
-    its trace there: a camera takes seconds to start). ``during``: called with the :class:`NodeSet` on
+    its trace there: a camera takes seconds to start). ``extra_nodes``: {name: (executable, {parameter:
+    value})}, more nodes started before the edge (e.g. a fog instance of cloud_node), their parameters
+    a copy of the executable's section with these changed. ``during``: called with the :class:`NodeSet` on
     every turn of the loop while frames flow and while they drain (the testbed's scheduled events:
     a node killed and restarted mid-run; nodes stopped through it are not failures).
     """
+    if extra_nodes and (single_edge_process or vehicles > 1):
+        raise ValueError("extra_nodes (a fog) run with one vehicle and separate node processes only")
     if placements is None:
         use_local_dds()
     import rclpy
@@ -124,6 +130,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     if max_wait_ms is not None:
         overrides[("cloud_node", "max_wait_ms")] = float(max_wait_ms)
     params = run_parameters(config, {**overrides, **(extra or {})}, log)
+    for name, (executable, node_overrides) in (extra_nodes or {}).items():
+        params[name] = {"ros__parameters": {**params[executable]["ros__parameters"], **node_overrides}}
     partitioner = params["partitioner_node"]["ros__parameters"]
     work_dir = temporary_work_dir()
     recorder = None
@@ -156,13 +164,17 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
             nodes.start("cloud_node")
             cameras = [nodes.start("edge_container", namespace=ns).process for ns in namespaces]
         else:
+            for name, (executable, _) in (extra_nodes or {}).items():
+                nodes.start(name, executable)
             for name in NODES:  # the cloud once, every other node but the camera once per vehicle
                 if name != "camera_node":
                     for ns in ([""] if name in CLOUD_NODES else namespaces):
                         nodes.start(name, namespace=ns)
         log(f"starting nodes (logs in {work_dir}) ...")
+        # The edge, the cloud, and every extra cloud_node (a fog) publish detections.
+        publishers = 2 + sum(executable == "cloud_node" for executable, _ in (extra_nodes or {}).values())
         for observer in observers.values():
-            wait_ready(observer, nodes, started, spin=spin)
+            wait_ready(observer, nodes, started, spin=spin, detection_publishers=publishers)
         if not single_edge_process:
             log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
                 + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))

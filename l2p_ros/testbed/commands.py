@@ -27,7 +27,10 @@ def _rate(text: str) -> float:
 def cmd_up(args) -> int:
     from l2p_ros.testbed import network
 
-    layout = network.up(fog=args.fog, prefix=args.prefix, edge_cpu_quota=args.edge_cpu_quota)
+    if args.fog_cpu_quota is not None and not args.fog:
+        raise SystemExit("--fog-cpu-quota needs --fog")
+    layout = network.up(fog=args.fog, prefix=args.prefix, edge_cpu_quota=args.edge_cpu_quota,
+                        fog_cpu_quota=args.fog_cpu_quota)
     if args.rate_mbit is not None:
         from l2p_ros.testbed.shaping import set_rate
 
@@ -50,8 +53,9 @@ def cmd_status(args) -> int:
     if args.json or not state["up"]:
         print(json.dumps(state, indent=1))
         return 0 if state["up"] else 1
-    print(f"testbed '{state['prefix']}': {', '.join(state['namespaces'])}; edge CPU quota "
-          f"{state['edge_cpu_quota'] if state['edge_cpu_quota'] is not None else 'none'}")
+    quotas = "; ".join(f"{tier} CPU quota {state[f'{tier}_cpu_quota'] if state[f'{tier}_cpu_quota'] is not None else 'none'}"
+                       for tier in ("edge", "fog") if f"{state['prefix']}-{tier}" in state["namespaces"])
+    print(f"testbed '{state['prefix']}': {', '.join(state['namespaces'])}; {quotas}")
     for name, ends in state["links"].items():
         for direction, end in ends.items():
             rate = end["rate_mbit"]
@@ -103,11 +107,14 @@ def cmd_run(args) -> int:
     from l2p_ros.nodes.pipeline_run import print_summary
     from l2p_ros.testbed.live_run import run_on_trace
 
+    if (args.fog_cpu_quota is not None or args.backhaul_trace is not None) and not args.fog:
+        raise SystemExit("--fog-cpu-quota and --backhaul-trace need --fog")
     overrides = {("load_monitor_node", "cpu_scope"): args.cpu_scope} if args.cpu_scope else None
     results = run_on_trace(args.trace, args.policy, args.out, source=args.source, edge_cpu_quota=args.edge_cpu_quota,
                            rate_hz=args.rate_hz, duration_s=args.duration_s, model=args.model, config=args.config,
                            prefix=args.prefix, print_frames=not args.quiet, overrides=overrides,
-                           edge_hog=args.edge_hog, cloud_outage=args.cloud_outage)
+                           edge_hog=args.edge_hog, cloud_outage=args.cloud_outage, fog=args.fog,
+                           fog_cpu_quota=args.fog_cpu_quota, backhaul_trace=args.backhaul_trace)
     print_summary(results["summary"])
     print(f"wrote {Path(args.out) / 'results.json'}")
     return 0
@@ -124,6 +131,7 @@ def add_testbed_parser(sub) -> None:
     q = with_prefix(tsub.add_parser("up", help="make the namespaces, links, DDS profiles and CPU limit"))
     q.add_argument("--fog", action="store_true", help="three tiers: edge - fog - cloud")
     q.add_argument("--edge-cpu-quota", type=_quota, default=None, help="limit every edge-side process to this share of a core")
+    q.add_argument("--fog-cpu-quota", type=_quota, default=None, help="with --fog: limit the fog's processes likewise")
     q.add_argument("--rate-mbit", type=_rate, default=None, help="shape every link, both directions, to this rate")
     q.set_defaults(func=cmd_up)
     q = with_prefix(tsub.add_parser("down", help="remove everything the testbed made (also after a crash)"))
@@ -149,6 +157,11 @@ def add_testbed_parser(sub) -> None:
     q.add_argument("--rate-hz", type=float, default=10.0, help="camera rate (default 10)")
     q.add_argument("--duration-s", type=float, default=None,
                    help="run length (default: the trace's last sample + 10 s)")
+    q.add_argument("--fog", action="store_true",
+                   help="three tiers: --trace plays on the edge -> fog link, a fog node runs between edge and cloud")
+    q.add_argument("--fog-cpu-quota", type=_quota, default=None, help="with --fog: share of one core for the fog")
+    q.add_argument("--backhaul-trace", type=Path, default=None,
+                   help="with --fog: CSV trace played on the fog -> cloud link (default: unshaped)")
     q.add_argument("--edge-hog", type=_window, default=None, metavar="START:STOP",
                    help="a busy process inside the edge's CPU limit from START to STOP s of the trace")
     q.add_argument("--cloud-outage", type=_window, default=None, metavar="START:STOP",

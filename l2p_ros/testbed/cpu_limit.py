@@ -43,7 +43,7 @@ def _accounting_dir(prefix: str, tier: str) -> Path | None:
 def create(prefix: str, tier: str, cores: float) -> Path:
     """The group of ``tier`` limited to ``cores`` (0.05..64) of CPU time; its ``cgroup.procs`` path."""
     if not 0.05 <= cores <= 64:
-        raise ValueError(f"edge_cpu_quota {cores}: must be a fraction of a core between 0.05 and 64 cores")
+        raise ValueError(f"{tier}_cpu_quota {cores}: must be a fraction of a core between 0.05 and 64 cores")
     directory = group_dir(prefix, tier)
     try:
         directory.mkdir(exist_ok=True)

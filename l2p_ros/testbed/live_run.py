@@ -29,6 +29,7 @@ from l2p_ros.testbed.system import TestbedError
 
 CLONE_NEWNET = 0x40000000
 DEFAULT_TAIL_S = 10.0  # how long a trace's last rate is played after its last sample, by default
+BACKHAUL = "backhaul"  # the fog -> cloud link's probe_link name
 
 
 def _setns(fd: int, what: str) -> None:
@@ -54,26 +55,41 @@ def inside_namespace(namespace: str):
         os.close(previous)
 
 
-def limited_edge_profile(layout: Layout, model: str, input_size: int, log=print) -> Path:
-    """The edge profile measured inside the edge's CPU limit (cached per quota and host)."""
+def limited_profile(layout: Layout, tier: str, model: str, input_size: int, log=print) -> Path:
+    """The profile of ``tier`` measured inside its CPU limit (cached per quota and host); without a
+    limit, this host's own profile."""
     from l2p_ros.measure.cache import ensure_profile, is_current_profile, profile_path
     from l2p_ros.measure.models import model_id
 
-    quota = cpu_limit.quota(layout.prefix, "edge")
+    quota = cpu_limit.quota(layout.prefix, tier)
     if quota is None:
         return ensure_profile(model, input_size, threads=1, log=log)
     path = profile_path(model_id(model, input_size), "cpu", 1, cpu_quota=quota)
     if is_current_profile(path):
         return path
-    log(f"profiling {model} inside the edge's CPU limit ({quota:.2f} of a core) into {path} ...")
+    log(f"profiling {model} inside the {tier}'s CPU limit ({quota:.2f} of a core) into {path} ...")
     path.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "l2p_ros.cli", "profile", "--model", model, "--size", str(input_size),
             "--threads", "1", "--out", str(path)]
-    placement = TierPlacement(layout, "edge")
+    placement = TierPlacement(layout, tier)
     result = subprocess.run(placement.command(argv), env=placement.env(), capture_output=True, text=True)
     if result.returncode != 0:
-        raise TestbedError(f"profiling inside the edge's CPU limit failed: {result.stderr.strip()[-1500:]}")
+        raise TestbedError(f"profiling inside the {tier}'s CPU limit failed: {result.stderr.strip()[-1500:]}")
     return path
+
+
+def _three_tier_nodes(fog_profile: Path) -> tuple[dict, dict]:
+    """(parameters, extra nodes) of a run through a fog: a cloud_node in the fog role between the
+    edge and the cloud, answering the edge's probes, and a second network monitor on the fog that
+    probes the cloud over the backhaul, which the partitioner decides on (README, three tiers live)."""
+    parameters = {("cloud_node", "input_topic"): "l2p/feature_map_cloud", ("cloud_node", "answer_probes"): True,
+                  ("cloud_node", "probe_link"): BACKHAUL, ("partitioner_node", "fog_profile"): str(fog_profile),
+                  ("partitioner_node", "fog_cloud_link"): BACKHAUL}
+    extra_nodes = {"fog_node": ("cloud_node", {"role": "fog", "input_topic": "l2p/feature_map",
+                                               "output_topic": "l2p/feature_map_cloud", "answer_probes": True,
+                                               "probe_link": ""}),
+                   "backhaul_monitor": ("network_monitor_node", {"probe_link": BACKHAUL})}
+    return parameters, extra_nodes
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -100,21 +116,27 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                  edge_cpu_quota: float | None = None, rate_hz: float = 10.0, duration_s: float | None = None,
                  model: str = "yolov3-tiny", input_size: int = 416, config: Path | None = None,
                  prefix: str = PREFIX, print_frames: bool = False, predict: bool = True,
-                 overrides: dict | None = None, edge_hog: Window | None = None,
-                 cloud_outage: Window | None = None, log=print) -> dict:
+                 overrides: dict | None = None, edge_hog: Window | None = None, cloud_outage: Window | None = None,
+                 fog: bool = False, fog_cpu_quota: float | None = None, backhaul_trace: Path | None = None,
+                 log=print) -> dict:
     """Run the pipeline across testbed ``prefix`` (made now, and removed after, if it is not up) while
     ``trace_path`` plays on the edge's uplink; ``duration_s`` defaults to the trace's last sample
     plus ``DEFAULT_TAIL_S``; ``overrides``: more node parameters, {(node, name): value};
     ``edge_hog``: a busy process inside the edge's limit during that window; ``cloud_outage``: the
-    cloud node killed at the window's start and started again at its end. Returns the results
-    written to ``out_dir/results.json`` (with the simulator's prediction under ``simulated`` when
-    ``predict``), plotted in ``out_dir/run.png``."""
+    cloud node killed at the window's start and started again at its end. ``fog``: three tiers (the
+    uplink is then edge -> fog; a fog node and a backhaul monitor run on the fog, inside
+    ``fog_cpu_quota`` when given; ``backhaul_trace`` plays on the fog -> cloud link, unshaped
+    without one). Returns the results written to ``out_dir/results.json`` (with the simulator's
+    prediction under ``simulated`` when ``predict``, in two tiers), plotted in ``out_dir/run.png``."""
     from l2p_ros.measure.cache import ensure_profile
     from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES
     from l2p_ros.nodes.pipeline_run import run_pipeline
     from l2p_ros.simulation.traces import load_trace
 
+    if (fog_cpu_quota is not None or backhaul_trace is not None) and not fog:
+        raise ValueError("fog_cpu_quota and backhaul_trace need a fog (fog=True)")
     trace = load_trace(trace_path)
+    backhaul = load_trace(backhaul_trace) if backhaul_trace is not None else None
     duration_s = float(duration_s if duration_s is not None else trace.duration_s + DEFAULT_TAIL_S)
     if not duration_s > 0 or not rate_hz > 0:
         raise ValueError(f"duration_s ({duration_s}) and rate_hz ({rate_hz}) must be > 0")
@@ -126,35 +148,52 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         raise FileExistsError(f"{out_dir / 'bag'} already exists: choose a new --out folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     made_here = not network.existing_namespaces(prefix)
-    layout = network.up(prefix=prefix, edge_cpu_quota=edge_cpu_quota, log=log) if made_here else network.load_layout(prefix)
+    layout = (network.up(fog=fog, prefix=prefix, edge_cpu_quota=edge_cpu_quota, fog_cpu_quota=fog_cpu_quota, log=log)
+              if made_here else network.load_layout(prefix))
     try:
-        if edge_cpu_quota is not None and not made_here:
-            cpu_limit.create(prefix, "edge", edge_cpu_quota)
-        quota = cpu_limit.quota(prefix, "edge")
-        edge_profile = limited_edge_profile(layout, model, input_size, log)
+        if ("fog" in layout.tiers) != fog:
+            raise TestbedError(f"testbed '{prefix}' is up with tiers {', '.join(layout.tiers)}: "
+                               f"{'a fog was' if fog else 'no fog was'} asked for (`l2p testbed down` first)")
+        for tier, cores in (("edge", edge_cpu_quota), ("fog", fog_cpu_quota)):
+            if cores is not None and not made_here:
+                cpu_limit.create(prefix, tier, cores)
+        edge_profile = limited_profile(layout, "edge", model, input_size, log)
+        fog_profile = limited_profile(layout, "fog", model, input_size, log) if fog else None
         cloud_profile = ensure_profile(model, input_size, threads=1, log=log)
-        uplink = layout.uplink.name
-        set_rate(layout, uplink, float(trace.bandwidth_mbps[0]), ("up",))
-        replay = TraceReplay(layout, uplink, trace.time_s, trace.bandwidth_mbps, ("up",), until_s=duration_s)
+        uplink, backhaul_link = layout.uplink, (layout.links[1] if fog else None)
+        replays = [(uplink, trace)] + ([(backhaul_link, backhaul)] if backhaul is not None else [])
+        for link, link_trace in replays:
+            set_rate(layout, link.name, float(link_trace.bandwidth_mbps[0]), ("up",))
+        players = [TraceReplay(layout, link.name, link_trace.time_s, link_trace.bandwidth_mbps, ("up",),
+                               until_s=duration_s) for link, link_trace in replays]
         started = {}
 
         def start_trace() -> None:
             started["wall_s"] = time.time()
-            replay.start()
+            for player in players:
+                player.start()
 
-        edge, cloud = TierPlacement(layout, "edge"), TierPlacement(layout, "cloud")
+        edge = TierPlacement(layout, "edge")
         schedule, hog = testbed_events(edge, edge_hog=edge_hog, cloud_outage=cloud_outage)
 
         def during(nodes) -> None:
             if "wall_s" in started:
                 schedule.tick(time.time() - started["wall_s"], nodes)
-        placements = {**{name: edge for name in EDGE_NODES}, **{name: cloud for name in CLOUD_NODES}}
+
+        placements = {**{name: edge for name in EDGE_NODES},
+                      **{name: TierPlacement(layout, "cloud") for name in CLOUD_NODES}}
         extra = {("camera_node", "loop"): True,
                  ("partitioner_node", "edge_profile"): str(edge_profile),
                  ("partitioner_node", "cloud_profile"): str(cloud_profile),
-                 ("partitioner_node", "model"): model, ("edge_node", "model"): model, ("cloud_node", "model"): model,
-                 **(overrides or {})}
-        before = network.interface_counters(layout.namespace(layout.uplink.a), layout.uplink.a_ifname)
+                 ("partitioner_node", "model"): model, ("edge_node", "model"): model, ("cloud_node", "model"): model}
+        extra_nodes = None
+        if fog:
+            fog_parameters, extra_nodes = _three_tier_nodes(fog_profile)
+            extra.update(fog_parameters)
+            placements.update({name: TierPlacement(layout, "fog") for name in extra_nodes})
+        extra.update(overrides or {})
+        links = [(uplink, "uplink_bytes")] + ([(backhaul_link, "backhaul_bytes")] if fog else [])
+        before = {key: network.interface_counters(layout.namespace(link.a), link.a_ifname) for link, key in links}
         saved_env = dict(os.environ)
         os.environ.update(edge.env())
         try:  # the observer is on the vehicle, outside its CPU limit
@@ -162,17 +201,25 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                 summary = run_pipeline(config=config, source=source, frames=int(round(duration_s * rate_hz)),
                                        policy=policy, rate_hz=rate_hz, record=out_dir / "bag", print_frames=print_frames,
                                        extra=extra, placements=placements, on_first_frame=start_trace,
-                                       during=during, log=log)
+                                       during=during, extra_nodes=extra_nodes, log=log)
         finally:
-            replay.stop()
+            for player in players:
+                player.stop()
             if hog is not None:
                 hog.stop()
             os.environ.clear()
             os.environ.update(saved_env)
-        if replay.error is not None:
-            raise TestbedError(f"replaying the trace failed: {replay.error}")
-        after = network.interface_counters(layout.namespace(layout.uplink.a), layout.uplink.a_ifname)
-        set_rate(layout, uplink, None, ("up",))
+        for player in players:
+            if player.error is not None:
+                raise TestbedError(f"replaying a trace on {player.link_name} failed: {player.error}")
+        link_bytes = {}
+        for link, key in links:
+            after = network.interface_counters(layout.namespace(link.a), link.a_ifname)
+            link_bytes[key] = {"tx": after["tx_bytes"] - before[key]["tx_bytes"],
+                               "rx": after["rx_bytes"] - before[key]["rx_bytes"]}
+        for link, _ in replays:
+            set_rate(layout, link.name, None, ("up",))
+        quotas = {f"{tier}_cpu_quota": cpu_limit.quota(prefix, tier) for tier in ("edge", "fog") if tier in layout.tiers}
     finally:
         if made_here:
             network.down(prefix, log=log)
@@ -180,7 +227,9 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
     start_wall_s = started.get("wall_s", float("nan"))
     decisions = [{"trace_time_s": round(row["stamp_s"] - start_wall_s, 4), "cut": row["cut"],
                   "fog_until_layer": row["fog_until_layer"], "estimated_mbps": row["bandwidth_mbps"],
-                  "edge_cpu_percent": _finite_or_none(row["edge_cpu_percent"]), "predicted_total_ms": row["predicted_total_ms"]}
+                  "fog_cloud_estimated_mbps": _finite_or_none(row["fog_cloud_bandwidth_mbps"]),
+                  "edge_cpu_percent": _finite_or_none(row["edge_cpu_percent"]),
+                  "predicted_total_ms": row["predicted_total_ms"]}
                  for row in summary.pop("decisions", [])]
     summary.pop("frame_stamps", None)
     results = {
@@ -188,13 +237,21 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         "timeline": _timeline(rows, trace, start_wall_s),
         "decisions": decisions,
         "events": schedule.fired,
-        "trace": {"path": str(trace_path), "duration_s": duration_s, "link": uplink, "direction": "up",
-                  "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in replay.applied]},
-        "testbed": {"layout": layout.to_dict(), "edge_cpu_quota": quota, "edge_profile": str(edge_profile),
+        "trace": {"path": str(trace_path), "duration_s": duration_s, "link": uplink.name, "direction": "up",
+                  "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in players[0].applied]},
+        "backhaul": None if backhaul is None else {
+            "path": str(backhaul_trace), "link": backhaul_link.name, "direction": "up",
+            "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in players[1].applied]},
+        "testbed": {"layout": layout.to_dict(), **quotas, "edge_profile": str(edge_profile),
+                    "fog_profile": None if fog_profile is None else str(fog_profile),
                     "cloud_profile": str(cloud_profile), "rate_hz": rate_hz},
-        "uplink_bytes": {"tx": after["tx_bytes"] - before["tx_bytes"], "rx": after["rx_bytes"] - before["rx_bytes"]},
+        **link_bytes,
     }
-    if predict:
+    if predict and fog:
+        results["simulated"] = None
+        results["simulated_skipped"] = ("the simulator's fog is derived from the edge profile behind a constant "
+                                        "backhaul; it cannot yet be told this run's measured fog and backhaul trace")
+    elif predict:
         from l2p_ros.testbed.prediction import simulate_live_run
 
         results["simulated"] = simulate_live_run(results, policy, model, log=log)

@@ -44,8 +44,12 @@ def load_layout(prefix: str = PREFIX) -> Layout:
     return layout
 
 
-def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = None, log=print) -> Layout:
-    """Create the namespaces, links, DDS profiles and (with ``edge_cpu_quota``) the edge's CPU limit."""
+def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = None,
+       fog_cpu_quota: float | None = None, log=print) -> Layout:
+    """Create the namespaces, links, DDS profiles and (with ``edge_cpu_quota``, ``fog_cpu_quota``)
+    the edge's and the fog's CPU limits."""
+    if fog_cpu_quota is not None and not fog:
+        raise ValueError("fog_cpu_quota needs a fog (fog=True)")
     layout = make_layout(fog, prefix)
     present = existing_namespaces(prefix)
     if present:
@@ -86,8 +90,9 @@ def up(fog: bool = False, prefix: str = PREFIX, edge_cpu_quota: float | None = N
         for tier in layout.tiers:
             dds_profile.write(layout, tier, directory / f"fastdds-{tier}.xml")
         (directory / "layout.json").write_text(json.dumps(layout.to_dict(), indent=1))
-        if edge_cpu_quota is not None:
-            cpu_limit.create(prefix, "edge", edge_cpu_quota)
+        for tier, cores in (("edge", edge_cpu_quota), ("fog", fog_cpu_quota)):
+            if cores is not None:
+                cpu_limit.create(prefix, tier, cores)
     except BaseException:
         down(prefix, log=lambda *_: None)
         raise
@@ -160,7 +165,7 @@ def interface_counters(namespace: str, ifname: str) -> dict:
 
 
 def status(prefix: str = PREFIX) -> dict:
-    """What is up: namespaces, each link's ends with rate and counters, the edge's CPU quota."""
+    """What is up: namespaces, each link's ends with rate and counters, the edge's and fog's CPU quotas."""
     from l2p_ros.testbed.shaping import current_rate_mbit
 
     namespaces = existing_namespaces(prefix)
@@ -177,4 +182,6 @@ def status(prefix: str = PREFIX) -> dict:
                                "rate_mbit": current_rate_mbit(namespace, ifname), **interface_counters(namespace, ifname)}
         links[link.name] = ends
     return {"prefix": prefix, "up": True, "namespaces": namespaces, "links": links,
-            "edge_cpu_quota": cpu_limit.quota(prefix, "edge"), "state_dir": str(state_dir(prefix))}
+            "edge_cpu_quota": cpu_limit.quota(prefix, "edge"),
+            "fog_cpu_quota": cpu_limit.quota(prefix, "fog") if "fog" in layout.tiers else None,
+            "state_dir": str(state_dir(prefix))}

@@ -18,8 +18,19 @@ def plot_run(results: dict, path: Path, title: str = "") -> Path:
     applied = results["trace"]["applied"]
     steps_t = [entry["trace_time_s"] for entry in applied] + [results["trace"]["duration_s"]]
     steps_r = [entry["bandwidth_mbps"] for entry in applied]
-    link_ax.step(steps_t, steps_r + steps_r[-1:], where="post", color="black", label="shaped (tc tbf)")
-    link_ax.plot(t, [row["estimated_mbps"] for row in timeline], ".", ms=3, label="estimated, live (decisions)")
+    uplink = results["trace"].get("link", "uplink")
+    link_ax.step(steps_t, steps_r + steps_r[-1:], where="post", color="black", label=f"{uplink} shaped (tc tbf)")
+    link_ax.plot(t, [row["estimated_mbps"] for row in timeline], ".", ms=3, label=f"{uplink} estimated, live (decisions)")
+    backhaul = results.get("backhaul")
+    if backhaul:
+        b_t = [entry["trace_time_s"] for entry in backhaul["applied"]] + [results["trace"]["duration_s"]]
+        b_r = [entry["bandwidth_mbps"] for entry in backhaul["applied"]]
+        link_ax.step(b_t, b_r + b_r[-1:], where="post", color="tab:brown", label=f"{backhaul['link']} shaped")
+    fog_estimates = [(row["trace_time_s"], row["fog_cloud_estimated_mbps"]) for row in results.get("decisions") or []
+                     if row.get("fog_cloud_estimated_mbps") is not None and row["trace_time_s"] >= 0]
+    if backhaul or fog_estimates:
+        link_ax.plot([at for at, _ in fog_estimates], [rate for _, rate in fog_estimates], ".", ms=2,
+                     color="tab:brown", alpha=0.6, label="fog -> cloud estimated, live (decisions)")
     if simulated:
         link_ax.plot([r["trace_time_s"] for r in simulated], [r["estimated_mbps"] for r in simulated], "-",
                      lw=0.8, alpha=0.7, label="estimated, simulator")
@@ -31,10 +42,15 @@ def plot_run(results: dict, path: Path, title: str = "") -> Path:
         return row["decided_cut"] if row.get("decided_cut") is not None else row["cut"]
 
     colors = {"cloud": "tab:blue", "edge": "tab:green", "edge (fallback)": "tab:red"}
-    for executed_on, color in colors.items():
+    for executed_on in sorted({row["executed_on"] for row in timeline}, key=lambda name: (name not in colors, name)):
         rows = [row for row in timeline if row["executed_on"] == executed_on]
-        cut_ax.plot([row["trace_time_s"] for row in rows], [cut_of(row) for row in rows], "o", ms=3, color=color,
-                    label=f"live, decided; finished on {executed_on}")
+        cut_ax.plot([row["trace_time_s"] for row in rows], [cut_of(row) for row in rows], "o", ms=3,
+                    color=colors.get(executed_on), label=f"live, decided; finished on {executed_on}")
+    fog_cuts = [(row["trace_time_s"], row["fog_until_layer"]) for row in results.get("decisions") or []
+                if row.get("fog_until_layer", -1) >= 0 and row["trace_time_s"] >= 0]
+    if fog_cuts:  # three tiers: the second cut (the fog's last layer) of each decision
+        cut_ax.plot([at for at, _ in fog_cuts], [j for _, j in fog_cuts], "x", ms=3, color="tab:purple",
+                    label="live, decided: fog's last layer")
     if simulated:
         cut_ax.step([r["trace_time_s"] for r in simulated], [r["cut"] for r in simulated], where="post", lw=0.8,
                     color="gray", alpha=0.8, label="simulator")
