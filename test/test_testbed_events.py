@@ -132,3 +132,23 @@ def test_outage_times_local_fallback_the_gap_and_the_return_to_the_cloud():
     assert result["executed_on_during_outage"] == {"edge (fallback)": 1, "edge": 18}
     with pytest.raises(ValueError, match="no cloud outage"):
         outage(_results(timeline, [], []))
+
+
+def test_three_tier_phases_follow_the_backhaul_and_settle_on_pairs_of_cuts():
+    # The image goes to the fog throughout; the fog passes it on (-1) until the backhaul drops at 10 s,
+    # then finishes it (23) from 10.4 s.
+    decisions = [{"trace_time_s": t / 10, "cut": -1, "fog_until_layer": 23 if 104 <= t < 200 else -1}
+                 for t in range(300)]
+    timeline = [_row(d["trace_time_s"], -1, "fog" if d["fog_until_layer"] == 23 else "fog+cloud")
+                for d in decisions[::10]]
+    results = _results(timeline, decisions, [])
+    results["testbed"] = {"layout": {"tiers": ["edge", "fog", "cloud"]}}
+    results["backhaul"] = {"applied": [{"trace_time_s": 0.0, "bandwidth_mbps": 20.0},
+                                       {"trace_time_s": 10.0, "bandwidth_mbps": 1.0},
+                                       {"trace_time_s": 20.0, "bandwidth_mbps": 20.0}]}
+    rows = phases(results, link="backhaul")
+    assert [(r["rate_mbit"], r["settled_cut"], r["adapt_s"]) for r in rows] == [
+        (20.0, (-1, -1), None), (1.0, (-1, 23), 0.4), (20.0, (-1, -1), 0.0)]
+    assert [r["settled_cut"] for r in phases(results)] == [(-1, -1)]  # the uplink's one phase
+    with pytest.raises(ValueError, match="no 'backhaul' trace"):
+        phases(_results(timeline, decisions, []), link="backhaul")

@@ -26,6 +26,12 @@ IMAGE_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
 # Feature maps, decisions, detections: every frame must be accounted for, so reliable, with a
 # short queue (a long one would only hold stale frames).
 FRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.RELIABLE)
+# Detections: as frames, but a reader that matches a writer late (a cloud restarted mid-run is
+# discovered by each reader on the vehicle in its own time: measured, results of 8 frames published
+# before the observer matched were lost) still gets the last few seconds' results. Compatible with
+# volatile readers (rqt, ros2 topic echo); readers that want the history use this profile too.
+DETECTIONS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=32, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Monitors: the latest estimate is what matters.
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -154,6 +160,6 @@ def run_node(node_class, args=None) -> None:
             rclpy.shutdown()
 
 
-__all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "STATE_QOS", "declare", "parameter_error", "to_time_msg",
+__all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "DETECTIONS_QOS", "STATE_QOS", "declare", "parameter_error", "to_time_msg",
            "from_time_msg", "stamp_key", "StampKey", "now_s", "Diagnostics", "bounded", "as_declared",
            "run_node"]

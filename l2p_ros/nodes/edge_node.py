@@ -20,8 +20,8 @@ from std_msgs.msg import Header, UInt32
 from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
 from l2p_ros import codec
 from l2p_ros.edge_scheduler import EdgeScheduler, ScheduledFrame
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, bounded, declare, from_time_msg,
-                                  now_s, parameter_error, run_node, stamp_key, to_time_msg)
+from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, bounded, declare,
+                                  from_time_msg, now_s, parameter_error, run_node, stamp_key, to_time_msg)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
@@ -80,7 +80,7 @@ class EdgeNode(Node):
             self.decision_wait_s, self.cloud_timeout_s, self.retry_period_s)
 
         self.feature_pub = self.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
-        self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", FRAME_QOS)
+        self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
         self.stats_pub = self.create_publisher(PipelineStats, "l2p/edge/stats", STATE_QOS)
         self.queue_pub = self.create_publisher(UInt32, "l2p/edge/queue_length", STATE_QOS)
         # DDS matches endpoints in the background; a FeatureMap published before the next tier's reader
@@ -90,7 +90,7 @@ class EdgeNode(Node):
             time.sleep(0.05)
         self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(PartitionDecision, "l2p/decision", self.on_decision, FRAME_QOS)
-        self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, FRAME_QOS)
+        self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, DETECTIONS_QOS)
         self.diagnostics = Diagnostics(self)
         self.create_timer(0.02, self.check_timeouts)
         self.create_timer(1.0, self.publish_stats)

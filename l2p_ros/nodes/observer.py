@@ -16,7 +16,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import DetectionArray, PartitionDecision, PipelineStats
-from l2p_ros.nodes.common import FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, from_time_msg, stamp_key
+from l2p_ros.nodes.common import DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, from_time_msg, stamp_key
 
 RECORDED = (("l2p/detections", DetectionArray, "l2p_msgs/msg/DetectionArray"),
             ("l2p/decision", PartitionDecision, "l2p_msgs/msg/PartitionDecision"),
@@ -55,7 +55,7 @@ class PipelineObserver(Node):
         self.stats: dict[str, PipelineStats] = {}
         self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         for topic, msg_type, type_name in RECORDED:
-            qos = STATE_QOS if msg_type is PipelineStats else FRAME_QOS
+            qos = {PipelineStats: STATE_QOS, DetectionArray: DETECTIONS_QOS}.get(msg_type, FRAME_QOS)
             self.create_subscription(msg_type, topic, lambda m, t=topic, n=type_name: self.on_message(t, n, m), qos)
 
     def on_image(self, msg: Image) -> None:

@@ -1,8 +1,9 @@
 """What a testbed run shows about adaptation, from its results.json (ROS-free).
 
-A run is cut into phases, at each rate change of its trace (:func:`phases`) or at each of its
+A run is cut into phases, at each rate change of a link's trace (:func:`phases`) or at each of its
 events (:func:`event_phases`: a hog started or stopped, the cloud killed or restarted). Per phase:
-the cut the policy settled on (the most frequent decided cut in the phase's second half), and the
+the cut the policy settled on (the most frequent decided cut in the phase's second half; in three
+tiers the pair of cuts), and the
 time to adapt: from the phase's start to the capture of the first frame decided for that cut (None
 when the phase needs no other cut, or the policy never settled on it). Decisions are those of every
 frame (``results["decisions"]``), also of frames dropped later; older results without them fall back
@@ -21,6 +22,15 @@ def _decided(row: dict) -> int:
     return row["decided_cut"] if row.get("decided_cut") is not None else row["cut"]
 
 
+def _three_tiers(results: dict) -> bool:
+    return "fog" in ((results.get("testbed") or {}).get("layout") or {}).get("tiers", ())
+
+
+def _choice(decision: dict, three_tiers: bool):
+    """What a decision chose: its cut, or in three tiers the pair (cut, fog's last layer; -1: none)."""
+    return (decision["cut"], decision.get("fog_until_layer", -1)) if three_tiers else decision["cut"]
+
+
 def _percentile(values: list[float], share: float) -> float:
     return sorted(values)[int(share * (len(values) - 1))]
 
@@ -30,17 +40,18 @@ def _phase_rows(results: dict, bounds: list[float], labels: list[dict]) -> list[
     timeline = results["timeline"]
     decided = results.get("decisions") or [{"trace_time_s": row["trace_time_s"], "cut": _decided(row)}
                                             for row in timeline]
+    three_tiers = _three_tiers(results)
     out = []
     previous_cut = None
     for index, label in enumerate(labels):
         start, stop = bounds[index], bounds[index + 1]
         rows = [row for row in timeline if start <= row["trace_time_s"] < stop]
         phase_decisions = [row for row in decided if start <= row["trace_time_s"] < stop]
-        settled = [row["cut"] for row in phase_decisions if row["trace_time_s"] >= (start + stop) / 2]
+        settled = [_choice(row, three_tiers) for row in phase_decisions if row["trace_time_s"] >= (start + stop) / 2]
         cut = Counter(settled).most_common(1)[0][0] if settled else None
         adapt_s = None
         if index > 0 and cut is not None and cut != previous_cut:
-            first = next((row for row in phase_decisions if row["cut"] == cut), None)
+            first = next((row for row in phase_decisions if _choice(row, three_tiers) == cut), None)
             adapt_s = round(first["trace_time_s"] - start, 3) if first else None
         totals = [row["total_ms"] for row in rows]
         loads = [row["edge_cpu_percent"] for row in phase_decisions if row.get("edge_cpu_percent") is not None]
@@ -54,9 +65,12 @@ def _phase_rows(results: dict, bounds: list[float], labels: list[dict]) -> list[
     return out
 
 
-def phases(results: dict) -> list[dict]:
-    """A phase per rate the trace set (``rate_mbit``)."""
-    applied = results["trace"]["applied"]
+def phases(results: dict, link: str = "trace") -> list[dict]:
+    """A phase per rate the trace set (``rate_mbit``): the uplink's (``trace``) or in three tiers the
+    fog -> cloud link's (``backhaul``). There ``settled_cut`` is a pair (cut, fog's last layer)."""
+    if not results.get(link):
+        raise ValueError(f"no {link!r} trace in these results")
+    applied = results[link]["applied"]
     bounds = [entry["trace_time_s"] for entry in applied] + [results["trace"]["duration_s"]]
     return _phase_rows(results, bounds, [{"rate_mbit": entry["bandwidth_mbps"]} for entry in applied])
 

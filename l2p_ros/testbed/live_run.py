@@ -30,6 +30,9 @@ from l2p_ros.testbed.system import TestbedError
 CLONE_NEWNET = 0x40000000
 DEFAULT_TAIL_S = 10.0  # how long a trace's last rate is played after its last sample, by default
 BACKHAUL = "backhaul"  # the fog -> cloud link's probe_link name
+# What the fog sends the cloud: pipeline.yaml's fp32 suits a fog on a LAN, not a shaped backhaul
+# (yolov3-tiny's layer-13 map is 692 KB in fp32: 0.55 s at 10 Mbit/s, past the edge's 0.5 s timeout).
+FOG_CODEC = "int8-channel+zstd"
 
 
 def _setns(fd: int, what: str) -> None:
@@ -84,10 +87,10 @@ def _three_tier_nodes(fog_profile: Path) -> tuple[dict, dict]:
     probes the cloud over the backhaul, which the partitioner decides on (README, three tiers live)."""
     parameters = {("cloud_node", "input_topic"): "l2p/feature_map_cloud", ("cloud_node", "answer_probes"): True,
                   ("cloud_node", "probe_link"): BACKHAUL, ("partitioner_node", "fog_profile"): str(fog_profile),
-                  ("partitioner_node", "fog_cloud_link"): BACKHAUL}
+                  ("partitioner_node", "fog_cloud_link"): BACKHAUL, ("partitioner_node", "fog_codec"): FOG_CODEC}
     extra_nodes = {"fog_node": ("cloud_node", {"role": "fog", "input_topic": "l2p/feature_map",
                                                "output_topic": "l2p/feature_map_cloud", "answer_probes": True,
-                                               "probe_link": ""}),
+                                               "probe_link": "", "fog_codec": FOG_CODEC}),
                    "backhaul_monitor": ("network_monitor_node", {"probe_link": BACKHAUL})}
     return parameters, extra_nodes
 
