@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from l2p_ros.testbed import cpu_limit, network
+from l2p_ros.testbed import cpu_limit, delay, network
 from l2p_ros.testbed.dds_profile import profile_xml
 from l2p_ros.testbed.layout import IFNAME_MAX, make_layout
 from l2p_ros.testbed.placement import TierPlacement
@@ -168,6 +168,44 @@ def test_shaped_rate_is_the_rate_measured_through_the_fog(testbed):
     assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) == 0.0
     set_rate(testbed, "edge-fog", None)
     assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) is None
+
+
+def _udp_rtt_ms(layout, client: str, server: str, address: str, count: int = 20) -> float:
+    """Median round trip of small UDP datagrams from tier ``client`` to an echo on tier ``server``."""
+    server_code = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                   f"s.bind(({address!r}, 5006))\n"
+                   "while True:\n    data, peer = s.recvfrom(2048)\n    s.sendto(data, peer)\n")
+    client_code = ("import socket, statistics, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                   "s.settimeout(2.0)\nrtts = []\n"
+                   f"for i in range({count}):\n    t = time.monotonic(); s.sendto(b'x' * 64, ({address!r}, 5006))\n"
+                   "    s.recvfrom(2048); rtts.append((time.monotonic() - t) * 1e3); time.sleep(0.01)\n"
+                   "print(statistics.median(rtts))\n")
+    echo = subprocess.Popen(["ip", "netns", "exec", layout.namespace(server), sys.executable, "-c", server_code])
+    try:
+        time.sleep(0.3)
+        return float(subprocess.run(["ip", "netns", "exec", layout.namespace(client), sys.executable, "-c", client_code],
+                                    capture_output=True, text=True, check=True).stdout)
+    finally:
+        echo.kill()
+        echo.wait()
+
+
+@needs_testbed
+def test_delay_lines_add_the_round_trip_time_asked_on_each_link(testbed):
+    fog_address, cloud_address = testbed.link("edge-fog").b_address, testbed.link("fog-cloud").b_address
+    assert _udp_rtt_ms(testbed, "edge", "cloud", cloud_address) < 3.0
+    delay.set_delay(testbed, "edge-fog", 30.0)
+    delay.set_delay(testbed, "fog-cloud", 20.0)
+    assert delay.current_rtt_ms(testbed, "edge-fog") == 30.0
+    assert _udp_rtt_ms(testbed, "edge", "fog", fog_address) == pytest.approx(30.0, abs=3.0)
+    assert _udp_rtt_ms(testbed, "fog", "cloud", cloud_address) == pytest.approx(20.0, abs=3.0)
+    assert _udp_rtt_ms(testbed, "edge", "cloud", cloud_address) == pytest.approx(50.0, abs=4.0)  # both, via the fog
+    set_rate(testbed, "edge-fog", 8.0, ("up",))  # shaping still holds behind the delay
+    assert _udp_throughput_mbit(testbed, "edge", "cloud", cloud_address) == pytest.approx(8.0 * 1442 / 1428, rel=0.1)
+    delay.set_delay(testbed, "edge-fog", None)
+    assert delay.current_rtt_ms(testbed, "edge-fog") is None
+    assert _udp_rtt_ms(testbed, "edge", "fog", fog_address) < 3.0
+    assert _udp_rtt_ms(testbed, "edge", "cloud", cloud_address) == pytest.approx(20.0, abs=3.0)
 
 
 @needs_testbed

@@ -17,6 +17,13 @@ def _quota(text: str) -> float:
     return value
 
 
+def _rtt(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text}: RTT ms must be between 0 and 10000 (0 removes the delay)")
+    return value
+
+
 def _rate(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -36,6 +43,11 @@ def cmd_up(args) -> int:
 
         for link in layout.links:
             set_rate(layout, link.name, args.rate_mbit)
+    if args.rtt_ms:
+        from l2p_ros.testbed.delay import set_delay
+
+        for link in layout.links:
+            set_delay(layout, link.name, args.rtt_ms)
     return 0
 
 
@@ -61,6 +73,8 @@ def cmd_status(args) -> int:
             rate = end["rate_mbit"]
             print(f"  {name:<10} {direction:<4} {end['interface']:<9} {end['address']:<12} "
                   f"{'unshaped' if rate is None else f'{rate:g} Mbit/s'}  tx {end['tx_bytes']} B  rx {end['rx_bytes']} B")
+        rtt = state["rtt_ms"].get(name)
+        print(f"  {name:<10} RTT added: {'none' if rtt is None else f'{rtt:g} ms'}")
     return 0
 
 
@@ -70,6 +84,14 @@ def cmd_shape(args) -> int:
 
     layout = network.load_layout(args.prefix)
     link = args.link or layout.uplink.name
+    if args.rtt_ms is not None:
+        from l2p_ros.testbed.delay import set_delay
+
+        set_delay(layout, link, args.rtt_ms)
+        if args.rate_mbit is None and args.trace is None and not args.unshaped:
+            return 0
+    elif args.rate_mbit is None and args.trace is None and not args.unshaped:
+        raise SystemExit("shape: give --rate-mbit, --trace, --unshaped or --rtt-ms")
     directions = DIRECTIONS if args.direction == "both" else (args.direction,)
     if args.trace is None:
         set_rate(layout, link, None if args.unshaped else args.rate_mbit, directions)
@@ -111,6 +133,7 @@ def cmd_run(args) -> int:
         raise SystemExit("--fog-cpu-quota and --backhaul-trace need --fog")
     overrides = {("load_monitor_node", "cpu_scope"): args.cpu_scope} if args.cpu_scope else None
     results = run_on_trace(args.trace, args.policy, args.out, source=args.source, edge_cpu_quota=args.edge_cpu_quota,
+                           rtt_ms=args.rtt_ms,
                            rate_hz=args.rate_hz, duration_s=args.duration_s, model=args.model, config=args.config,
                            prefix=args.prefix, print_frames=not args.quiet, overrides=overrides,
                            edge_hog=args.edge_hog, cloud_outage=args.cloud_outage, fog=args.fog,
@@ -133,6 +156,7 @@ def add_testbed_parser(sub) -> None:
     q.add_argument("--edge-cpu-quota", type=_quota, default=None, help="limit every edge-side process to this share of a core")
     q.add_argument("--fog-cpu-quota", type=_quota, default=None, help="with --fog: limit the fog's processes likewise")
     q.add_argument("--rate-mbit", type=_rate, default=None, help="shape every link, both directions, to this rate")
+    q.add_argument("--rtt-ms", type=_rtt, default=None, help="add this round-trip delay on every link (delay lines)")
     q.set_defaults(func=cmd_up)
     q = with_prefix(tsub.add_parser("down", help="remove everything the testbed made (also after a crash)"))
     q.set_defaults(func=cmd_down)
@@ -143,7 +167,9 @@ def add_testbed_parser(sub) -> None:
     q.add_argument("--link", default=None, help="e.g. edge-cloud, edge-fog, fog-cloud (default: the edge's uplink)")
     q.add_argument("--direction", choices=("up", "down", "both"), default="up",
                    help="up: towards the cloud (default); down: towards the edge")
-    group = q.add_mutually_exclusive_group(required=True)
+    q.add_argument("--rtt-ms", type=_rtt, default=None,
+                   help="round-trip delay added on the link, half each way (0 removes it); with or without a rate")
+    group = q.add_mutually_exclusive_group()
     group.add_argument("--rate-mbit", type=_rate, help="Mbit/s (0 takes the link down)")
     group.add_argument("--trace", type=Path, help="CSV trace (time_s,bandwidth_mbps,...) played in real time")
     group.add_argument("--unshaped", action="store_true", help="remove the shaping")
@@ -157,6 +183,7 @@ def add_testbed_parser(sub) -> None:
     q.add_argument("--rate-hz", type=float, default=10.0, help="camera rate (default 10)")
     q.add_argument("--duration-s", type=float, default=None,
                    help="run length (default: the trace's last sample + 10 s)")
+    q.add_argument("--rtt-ms", type=_rtt, default=None, help="round-trip delay added on the edge's uplink")
     q.add_argument("--fog", action="store_true",
                    help="three tiers: --trace plays on the edge -> fog link, a fog node runs between edge and cloud")
     q.add_argument("--fog-cpu-quota", type=_quota, default=None, help="with --fog: share of one core for the fog")

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from l2p_ros.testbed import cpu_limit, network
+from l2p_ros.testbed.delay import current_rtt_ms, set_delay
 from l2p_ros.testbed.events import Window, testbed_events
 from l2p_ros.testbed.layout import PREFIX, Layout
 from l2p_ros.testbed.placement import TierPlacement
@@ -121,7 +122,7 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                  prefix: str = PREFIX, print_frames: bool = False, predict: bool = True,
                  overrides: dict | None = None, edge_hog: Window | None = None, cloud_outage: Window | None = None,
                  fog: bool = False, fog_cpu_quota: float | None = None, backhaul_trace: Path | None = None,
-                 log=print) -> dict:
+                 rtt_ms: float | None = None, log=print) -> dict:
     """Run the pipeline across testbed ``prefix`` (made now, and removed after, if it is not up) while
     ``trace_path`` plays on the edge's uplink; ``duration_s`` defaults to the trace's last sample
     plus ``DEFAULT_TAIL_S``; ``overrides``: more node parameters, {(node, name): value};
@@ -129,7 +130,7 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
     cloud node killed at the window's start and started again at its end. ``fog``: three tiers (the
     uplink is then edge -> fog; a fog node and a backhaul monitor run on the fog, inside
     ``fog_cpu_quota`` when given; ``backhaul_trace`` plays on the fog -> cloud link, unshaped
-    without one). Returns the results written to ``out_dir/results.json`` (with the simulator's
+    without one). ``rtt_ms``: round-trip delay added on the uplink for the run (delay lines). Returns the results written to ``out_dir/results.json`` (with the simulator's
     prediction under ``simulated`` when ``predict``, in two tiers), plotted in ``out_dir/run.png``."""
     from l2p_ros.measure.cache import ensure_profile
     from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES
@@ -164,6 +165,9 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         fog_profile = limited_profile(layout, "fog", model, input_size, log) if fog else None
         cloud_profile = ensure_profile(model, input_size, threads=1, log=log)
         uplink, backhaul_link = layout.uplink, (layout.links[1] if fog else None)
+        if rtt_ms is not None:
+            set_delay(layout, uplink.name, rtt_ms)
+        added_rtt_ms = current_rtt_ms(layout, uplink.name)
         replays = [(uplink, trace)] + ([(backhaul_link, backhaul)] if backhaul is not None else [])
         for link, link_trace in replays:
             set_rate(layout, link.name, float(link_trace.bandwidth_mbps[0]), ("up",))
@@ -222,6 +226,8 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                                "rx": after["rx_bytes"] - before[key]["rx_bytes"]}
         for link, _ in replays:
             set_rate(layout, link.name, None, ("up",))
+        if rtt_ms is not None:
+            set_delay(layout, uplink.name, None)
         quotas = {f"{tier}_cpu_quota": cpu_limit.quota(prefix, tier) for tier in ("edge", "fog") if tier in layout.tiers}
     finally:
         if made_here:
@@ -247,7 +253,7 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
             "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in players[1].applied]},
         "testbed": {"layout": layout.to_dict(), **quotas, "edge_profile": str(edge_profile),
                     "fog_profile": None if fog_profile is None else str(fog_profile),
-                    "cloud_profile": str(cloud_profile), "rate_hz": rate_hz},
+                    "cloud_profile": str(cloud_profile), "rate_hz": rate_hz, "uplink_rtt_ms_added": added_rtt_ms},
         **link_bytes,
     }
     if predict and fog:

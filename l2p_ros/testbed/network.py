@@ -181,7 +181,10 @@ def status(prefix: str = PREFIX) -> dict:
             ends[direction] = {"from": tier, "interface": ifname, "address": address,
                                "rate_mbit": current_rate_mbit(namespace, ifname), **interface_counters(namespace, ifname)}
         links[link.name] = ends
+    from l2p_ros.testbed.delay import current_rtt_ms
+
     return {"prefix": prefix, "up": True, "namespaces": namespaces, "links": links,
+            "rtt_ms": {link.name: current_rtt_ms(layout, link.name) for link in layout.links},
             "edge_cpu_quota": cpu_limit.quota(prefix, "edge"),
             "fog_cpu_quota": cpu_limit.quota(prefix, "fog") if "fog" in layout.tiers else None,
             "state_dir": str(state_dir(prefix))}
