@@ -3,6 +3,7 @@ UDP between namespaces and nowhere else. The parts that build commands and profi
 the rest needs root and network namespaces, and skips with the reason where they are missing."""
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import pytest
 from l2p_ros.testbed import cpu_limit, delay, network
 from l2p_ros.testbed.dds_profile import profile_xml
 from l2p_ros.testbed.layout import IFNAME_MAX, make_layout
+from l2p_ros.testbed.link_check import udp_rtts_ms, udp_throughput_mbit
 from l2p_ros.testbed.placement import TierPlacement
 from l2p_ros.testbed.shaping import TraceReplay, current_rate_mbit, set_rate, tbf_arguments
 from l2p_ros.testbed.system import ETC_NETNS, unavailable_reason
@@ -133,36 +135,13 @@ def test_up_makes_isolated_namespaces_and_down_removes_everything_even_after_a_c
     assert network.down(PREFIX, log=lambda *_: None) == []  # twice is fine
 
 
-def _udp_throughput_mbit(layout, sender: str, receiver: str, address: str, seconds: float = 3.0) -> float:
-    receiver_code = (
-        "import socket, time\n"
-        f"s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(({address!r}, 5005)); s.settimeout(1.5)\n"
-        "n = 0; first = last = None\n"
-        "while True:\n"
-        "    try: d = s.recv(65535)\n"
-        "    except socket.timeout: break\n"
-        "    last = time.monotonic(); first = first or last; n += len(d) + 28\n"  # + IP and UDP headers
-        "print(n * 8 / (last - first) / 1e6)\n")
-    sender_code = (
-        "import socket, time\n"
-        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); payload = b'x' * 1400; t0 = time.monotonic()\n"
-        f"while time.monotonic() - t0 < {seconds}:\n"
-        f"    s.sendto(payload, ({address!r}, 5005)); time.sleep(0.0001)\n")
-    rx = subprocess.Popen(["ip", "netns", "exec", layout.namespace(receiver), sys.executable, "-c", receiver_code],
-                          stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    subprocess.run(["ip", "netns", "exec", layout.namespace(sender), sys.executable, "-c", sender_code], check=True)
-    out, _ = rx.communicate(timeout=30)
-    return float(out)
-
-
 @needs_testbed
 def test_shaped_rate_is_the_rate_measured_through_the_fog(testbed):
     set_rate(testbed, "edge-fog", 8.0, ("up",))
     assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) == pytest.approx(8.0)
     assert current_rate_mbit(testbed.namespace("fog"), testbed.link("edge-fog").b_ifname) is None
     cloud_address = testbed.link("fog-cloud").b_address  # routed edge -> fog -> cloud
-    measured = _udp_throughput_mbit(testbed, "edge", "cloud", cloud_address)
+    measured = udp_throughput_mbit(testbed, "edge", "cloud", cloud_address)
     assert measured == pytest.approx(8.0 * 1442 / 1428, rel=0.1)  # Ethernet header counted by tbf
     set_rate(testbed, "edge-fog", 0, ("up",))
     assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) == 0.0
@@ -170,24 +149,8 @@ def test_shaped_rate_is_the_rate_measured_through_the_fog(testbed):
     assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) is None
 
 
-def _udp_rtt_ms(layout, client: str, server: str, address: str, count: int = 20) -> float:
-    """Median round trip of small UDP datagrams from tier ``client`` to an echo on tier ``server``."""
-    server_code = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                   f"s.bind(({address!r}, 5006))\n"
-                   "while True:\n    data, peer = s.recvfrom(2048)\n    s.sendto(data, peer)\n")
-    client_code = ("import socket, statistics, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                   "s.settimeout(2.0)\nrtts = []\n"
-                   f"for i in range({count}):\n    t = time.monotonic(); s.sendto(b'x' * 64, ({address!r}, 5006))\n"
-                   "    s.recvfrom(2048); rtts.append((time.monotonic() - t) * 1e3); time.sleep(0.01)\n"
-                   "print(statistics.median(rtts))\n")
-    echo = subprocess.Popen(["ip", "netns", "exec", layout.namespace(server), sys.executable, "-c", server_code])
-    try:
-        time.sleep(0.3)
-        return float(subprocess.run(["ip", "netns", "exec", layout.namespace(client), sys.executable, "-c", client_code],
-                                    capture_output=True, text=True, check=True).stdout)
-    finally:
-        echo.kill()
-        echo.wait()
+def _udp_rtt_ms(layout, client: str, server: str, address: str) -> float:
+    return statistics.median(udp_rtts_ms(layout, client, server, address))
 
 
 @needs_testbed
@@ -201,7 +164,7 @@ def test_delay_lines_add_the_round_trip_time_asked_on_each_link(testbed):
     assert _udp_rtt_ms(testbed, "fog", "cloud", cloud_address) == pytest.approx(20.0, abs=3.0)
     assert _udp_rtt_ms(testbed, "edge", "cloud", cloud_address) == pytest.approx(50.0, abs=4.0)  # both, via the fog
     set_rate(testbed, "edge-fog", 8.0, ("up",))  # shaping still holds behind the delay
-    assert _udp_throughput_mbit(testbed, "edge", "cloud", cloud_address) == pytest.approx(8.0 * 1442 / 1428, rel=0.1)
+    assert udp_throughput_mbit(testbed, "edge", "cloud", cloud_address) == pytest.approx(8.0 * 1442 / 1428, rel=0.1)
     delay.set_delay(testbed, "edge-fog", None)
     assert delay.current_rtt_ms(testbed, "edge-fog") is None
     assert _udp_rtt_ms(testbed, "edge", "fog", fog_address) < 3.0

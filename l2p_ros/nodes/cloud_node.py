@@ -1,4 +1,5 @@
-"""Cloud (or fog) node: validates and decodes FeatureMaps, runs the rest of the network, publishes.
+"""Cloud (or fog) node: validates and decodes FeatureMaps, runs the rest of the network, and sends
+the detections back to the edge (``l2p/cloud_detections``), which publishes them for the vehicle.
 
 A malformed FeatureMap is dropped and counted as ``malformed_payload`` (invariant 3); frames that
 arrive faster than they are processed wait in a short queue, and the oldest is dropped as
@@ -27,8 +28,9 @@ from sensor_msgs.msg import Image
 from l2p_msgs.msg import DetectionArray, FeatureMap, PipelineStats
 from l2p_ros import codec
 from l2p_ros.fleet import CloudBatcher
-from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, bounded,
-                                  declare, from_time_msg, now_s, parameter_error, run_node, stamp_key, to_time_msg)
+from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, NEXT_TIER_DETECTIONS_TOPIC,
+                                  STATE_QOS, Diagnostics, bounded, declare, from_time_msg, now_s, parameter_error,
+                                  run_node, stamp_key, to_time_msg)
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, publish_stage_stats
 from l2p_ros.nodes.images import image_to_msg, msg_to_image
 from l2p_ros.nodes.model_params import load_detector
@@ -121,7 +123,7 @@ class CloudNode(Node):
         self.vehicles: dict[str, Vehicle] = {}
         for name in names:
             self.vehicles[name] = Vehicle(
-                name, self.create_publisher(DetectionArray, _topic(name, "l2p/detections"), DETECTIONS_QOS),
+                name, self.create_publisher(DetectionArray, _topic(name, NEXT_TIER_DETECTIONS_TOPIC), DETECTIONS_QOS),
                 self.create_publisher(PipelineStats, _topic(name, stats_topic), STATE_QOS),
                 (self.create_publisher(FeatureMap, _topic(name, output_topic), FRAME_QOS) if self.role == "fog"
                  else None),

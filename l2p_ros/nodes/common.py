@@ -27,11 +27,16 @@ IMAGE_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
 # short queue (a long one would only hold stale frames).
 FRAME_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.RELIABLE)
 # Detections: as frames, but a reader that matches a writer late (a cloud restarted mid-run is
-# discovered by each reader on the vehicle in its own time: measured, results of 8 frames published
-# before the observer matched were lost) still gets the last few seconds' results. Compatible with
-# volatile readers (rqt, ros2 topic echo); readers that want the history use this profile too.
+# discovered by the edge in its own time: measured, results of 8 frames published before the
+# observer matched were lost) still gets the last few seconds' results. Compatible with volatile
+# readers (rqt, ros2 topic echo); readers that want the history use this profile too.
 DETECTIONS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=32, reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Where the next tier (cloud, or a fog finishing a frame) sends a frame's detections: to the edge
+# node only, which republishes them on l2p/detections for the vehicle. One writer on the vehicle
+# means every reader there sees a result the edge saw: with the cloud writing to each reader itself,
+# a cloud killed mid-send delivered a result to the edge but not to the observer (measured).
+NEXT_TIER_DETECTIONS_TOPIC = "l2p/cloud_detections"
 # Monitors: the latest estimate is what matters.
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -160,6 +165,6 @@ def run_node(node_class, args=None) -> None:
             rclpy.shutdown()
 
 
-__all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "DETECTIONS_QOS", "STATE_QOS", "declare", "parameter_error", "to_time_msg",
+__all__ = ["IMAGE_QOS", "IMAGE_SUB_QOS", "FRAME_QOS", "DETECTIONS_QOS", "STATE_QOS", "NEXT_TIER_DETECTIONS_TOPIC", "declare", "parameter_error", "to_time_msg",
            "from_time_msg", "stamp_key", "StampKey", "now_s", "Diagnostics", "bounded", "as_declared",
            "run_node"]

@@ -3,7 +3,9 @@
 Latest frame wins: a frame replaced before the worker took it is dropped as ``stale_frame``.
 A frame sent to the next tier that gets no detections within ``cloud_timeout_s`` is finished
 locally from the image kept for it (invariant 5), and later frames stay local until a retry
-(one frame every ``retry_period_s``) is answered. That scheduling lives in the ROS-free
+(one frame every ``retry_period_s``) is answered. Every frame's detections reach the vehicle from
+here on ``l2p/detections``: those it finished, and those the next tier sent it on
+``l2p/cloud_detections``. That scheduling lives in the ROS-free
 :class:`l2p_ros.edge_scheduler.EdgeScheduler`; this node wires it to topics and runs the frames.
 """
 from __future__ import annotations
@@ -20,8 +22,9 @@ from std_msgs.msg import Header, UInt32
 from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
 from l2p_ros import codec
 from l2p_ros.edge_scheduler import EdgeScheduler, ScheduledFrame
-from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, bounded, declare,
-                                  from_time_msg, now_s, parameter_error, run_node, stamp_key, to_time_msg)
+from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, NEXT_TIER_DETECTIONS_TOPIC, STATE_QOS,
+                                  Diagnostics, bounded, declare, from_time_msg, now_s, parameter_error, run_node,
+                                  stamp_key, to_time_msg)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
@@ -90,7 +93,7 @@ class EdgeNode(Node):
             time.sleep(0.05)
         self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(PartitionDecision, "l2p/decision", self.on_decision, FRAME_QOS)
-        self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, DETECTIONS_QOS)
+        self.create_subscription(DetectionArray, NEXT_TIER_DETECTIONS_TOPIC, self.on_detections, DETECTIONS_QOS)
         self.diagnostics = Diagnostics(self)
         self.create_timer(0.02, self.check_timeouts)
         self.create_timer(1.0, self.publish_stats)
@@ -114,9 +117,11 @@ class EdgeNode(Node):
         self.scheduler.put_decision(stamp_key(msg.header), msg)
 
     def on_detections(self, msg: DetectionArray) -> None:
-        if msg.executed_on in (EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK):
-            return  # our own local results
+        """The next tier's result for a frame: it is done here, and the vehicle gets it from us, with
+        its latency up to now on this clock (the return trip included, no clock shared with the cloud)."""
         self.scheduler.detections_received(stamp_key(msg.header))
+        msg.timings.total_ms = (now_s() - from_time_msg(msg.timings.captured)) * 1e3
+        self.detections_pub.publish(msg)
 
     def check_timeouts(self) -> None:
         if self.scheduler.check_timeouts():

@@ -59,17 +59,20 @@ def run_parameters(config: Path | None, overrides: dict, log=print) -> dict:
 
 
 def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READY_TIMEOUT_S, spin=None,
-               detection_publishers: int = 2) -> None:
+               next_tiers: int = 1) -> None:
     """Spin until the edge, partitioner and cloud of ``observer``'s vehicle are subscribed and publishing
-    (``detection_publishers``: the edge and the cloud, and a fog where there is one)."""
+    (``next_tiers``: the tiers that send the edge detections: the cloud, and a fog where there is one)."""
     import rclpy
+
+    from l2p_ros.nodes.common import NEXT_TIER_DETECTIONS_TOPIC
 
     spin = spin or (lambda: rclpy.spin_once(observer, timeout_sec=0.1))
 
     def ready() -> bool:
         spin()
         return (observer.count_subscribers("camera/image_raw") >= 3  # edge, partitioner, observer
-                and observer.count_publishers("l2p/detections") >= detection_publishers
+                and observer.count_publishers("l2p/detections") >= 1  # the edge
+                and observer.count_publishers(NEXT_TIER_DETECTIONS_TOPIC) >= next_tiers
                 and observer.count_subscribers("l2p/feature_map") >= 1)
 
     while not ready():
@@ -171,10 +174,10 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                     for ns in ([""] if name in CLOUD_NODES else namespaces):
                         nodes.start(name, namespace=ns)
         log(f"starting nodes (logs in {work_dir}) ...")
-        # The edge, the cloud, and every extra cloud_node (a fog) publish detections.
-        publishers = 2 + sum(executable == "cloud_node" for executable, _ in (extra_nodes or {}).values())
+        # The cloud and every extra cloud_node (a fog) send the edge detections.
+        next_tiers = 1 + sum(executable == "cloud_node" for executable, _ in (extra_nodes or {}).values())
         for observer in observers.values():
-            wait_ready(observer, nodes, started, spin=spin, detection_publishers=publishers)
+            wait_ready(observer, nodes, started, spin=spin, next_tiers=next_tiers)
         if not single_edge_process:
             log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
                 + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))
