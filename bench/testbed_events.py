@@ -65,7 +65,7 @@ def main() -> int:
         what = (f"a busy process in the edge's limit {window.start_s:g}-{window.stop_s:g} s, load read on the {scope}"
                 if args.experiment == "hog" else f"cloud node killed at {window.start_s:g} s, restarted at {window.stop_s:g} s")
         plot_run(results, DOCS / f"{tag}.png",
-                 title=f"{args.policy}, edge at {args.edge_cpu_quota:g} of a core, uplink {rate:g} Mbit/s: {what}; "
+                 title=f"{args.policy}, edge at {args.edge_cpu_quota:g} of a core, uplink {rate:g} Mbit/s:\n{what}; "
                        f"{summary['unaccounted']} unaccounted, drops {summary['drops'] or 'none'}")
         for row in rows:
             print(json.dumps(row))

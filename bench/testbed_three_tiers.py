@@ -56,7 +56,7 @@ def main() -> int:
         rows = phases(results, link="backhaul")
         summary = results["summary"]
         plot_run(results, DOCS / f"testbed_three_tiers_{tag}.png",
-                 title=f"{policy}: edge {args.edge_cpu_quota:g} core, fog {args.fog_cpu_quota:g} core; edge -> fog "
+                 title=f"{policy}: edge {args.edge_cpu_quota:g} core, fog {args.fog_cpu_quota:g} core;\nedge -> fog "
                        f"{args.uplink_mbit:g} Mbit/s, backhaul {args.fast_mbit:g} -> {args.slow_mbit:g} -> "
                        f"{args.fast_mbit:g}; {summary['unaccounted']} unaccounted")
         for row in rows:

@@ -1,8 +1,9 @@
 """The in-process observer of ``l2p run``: per-frame lines, the summary, optional bag recording.
 
 Every camera frame is accounted for (invariant 4): detected (by the edge, the cloud, or the edge
-after a cloud timeout), dropped with a reason counted by the stage that dropped it, or still in
-flight when the run ended.
+after a cloud timeout), dropped by the edge with a reason, or still in flight when the run ended.
+A later tier's drop is reported too, but the frame it dropped is finished by the edge after its
+timeout, so it counts as detected.
 """
 from __future__ import annotations
 
@@ -118,7 +119,12 @@ class PipelineObserver(Node):
         edge_stats = self.stats.get("l2p/edge/stats")
         # The edge's counters arrive once a second; the frames this observer saw are never older.
         frames_in = max(edge_stats.frames_in if edge_stats else 0, len(seen))
-        dropped = sum(drops.values())
+        # Only the edge's drops end a frame. One a later tier drops (cloud_backlog, ...) is not lost:
+        # the edge keeps every frame it sent until detections come, and finishes it itself after
+        # cloud_timeout_s, so it is counted once, as detected (it was counted twice, measured: -1
+        # unaccounted). The later tiers' drops are still reported in ``drops``, with messages that
+        # were no camera frame (a malformed FeatureMap from elsewhere).
+        dropped = sum(count for stage_reason, count in drops.items() if stage_reason.startswith("edge:"))
         return {
             "frames_captured_seen": len(seen),
             "frames_in_edge": int(frames_in),

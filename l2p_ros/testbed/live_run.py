@@ -130,8 +130,9 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
     cloud node killed at the window's start and started again at its end. ``fog``: three tiers (the
     uplink is then edge -> fog; a fog node and a backhaul monitor run on the fog, inside
     ``fog_cpu_quota`` when given; ``backhaul_trace`` plays on the fog -> cloud link, unshaped
-    without one). ``rtt_ms``: round-trip delay added on the uplink for the run (delay lines). Returns the results written to ``out_dir/results.json`` (with the simulator's
-    prediction under ``simulated`` when ``predict``, in two tiers), plotted in ``out_dir/run.png``."""
+    without one). ``rtt_ms``: round-trip delay added on the uplink for the run (delay lines).
+    Returns the results written to ``out_dir/results.json`` (with the simulator's prediction under
+    ``simulated`` when ``predict``, in two tiers), plotted in ``out_dir/run.png``."""
     from l2p_ros.measure.cache import ensure_profile
     from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES
     from l2p_ros.nodes.pipeline_run import run_pipeline
