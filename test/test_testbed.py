@@ -45,13 +45,13 @@ def test_dds_profile_is_udp_on_testbed_addresses_without_multicast_or_shared_mem
     transports = root.findall(f".//{NS}transport_descriptor")
     assert [t.find(f"{NS}type").text for t in transports] == ["UDPv4"]
     whitelist = [a.text for a in transports[0].find(f"{NS}interfaceWhiteList")]
-    assert whitelist == ["10.213.0.2", "10.213.0.5"]
+    assert whitelist == ["10.213.0.2"]  # the fog's edge-facing address only: one locator, one copy per sample
     assert root.find(f".//{NS}useBuiltinTransports").text == "false"
     metatraffic = [a.text for a in root.find(f".//{NS}metatrafficUnicastLocatorList").iter(f"{NS}address")]
     assert metatraffic == whitelist  # given explicitly: Fast DDS then opens no multicast locator
     peers = [(a.find(f"{NS}address").text, int(a.find(f"{NS}port").text))
              for a in root.find(f".//{NS}initialPeersList").iter(f"{NS}udpv4")]
-    assert {address for address, _ in peers} == set(layout.all_addresses())
+    assert {address for address, _ in peers} == {"10.213.0.1", "10.213.0.2", "10.213.0.6"}
     edge_ports = sorted(port for address, port in peers if address == "10.213.0.1")
     assert edge_ports == [7400 + 250 * 73 + 10 + 2 * i for i in range(10)]  # the edge's participant ids 0..9
     assert root.find(f".//{NS}metatrafficMulticastLocatorList") is None

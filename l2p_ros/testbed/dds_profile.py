@@ -1,8 +1,9 @@
-"""The Fast DDS profile of a testbed namespace: UDP on that namespace's testbed addresses only.
+"""The Fast DDS profile of a testbed namespace: UDP on that namespace's one DDS address only
+(``Layout.dds_address``: a fog has two addresses, its participants use the edge-facing one).
 
 - No shared memory: ``/dev/shm`` is the same in every namespace, so SHM would carry edge-to-cloud
   traffic around the shaped link. Inside a namespace UDP goes over its loopback.
-- No multicast: discovery is unicast to the metatraffic locators of every testbed address
+- No multicast: discovery is unicast to the metatraffic locators of every tier's DDS address
   (``initialPeersList``), so no announcement is sent anywhere but to the testbed's own addresses.
 - Each namespace has its own machine id (``network.up``): with one id for all, Fast DDS takes the
   others for local participants and never matches them over UDP (measured with Fast DDS 3.2).
@@ -55,7 +56,7 @@ def _udp_locator(parent, address: str, port: int | None = None) -> None:
 
 
 def profile_xml(layout: Layout, tier: str) -> str:
-    own = layout.addresses(tier)
+    own = [layout.dds_address(tier)]
     root = ET.Element("dds", xmlns=NS)
     profiles = _sub(root, "profiles")
     transport = _sub(_sub(profiles, "transport_descriptors"), "transport_descriptor")
@@ -82,9 +83,8 @@ def profile_xml(layout: Layout, tier: str) -> str:
     _sub(_sub(initial, "period"), "nanosec", str(INITIAL_ANNOUNCEMENT_PERIOD_NS))
     peers = _sub(builtin, "initialPeersList")
     for peer_tier in layout.tiers:
-        for address in layout.addresses(peer_tier):
-            for participant_id in range(PARTICIPANTS[peer_tier]):
-                _udp_locator(peers, address, metatraffic_port(participant_id))
+        for participant_id in range(PARTICIPANTS[peer_tier]):
+            _udp_locator(peers, layout.dds_address(peer_tier), metatraffic_port(participant_id))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

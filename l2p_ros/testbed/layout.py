@@ -75,6 +75,13 @@ class Layout:
     def all_addresses(self) -> list[str]:
         return [address for tier in self.tiers for address in self.addresses(tier)]
 
+    def dds_address(self, tier: str) -> str:
+        """The one address ``tier``'s DDS participants use: its end of its first link (a fog's
+        edge-facing address; the cloud reaches it through its route to that link). With both of a
+        fog's addresses announced, every writer sent each sample to both, and both copies crossed
+        the edge -> fog link (measured: twice the frames' bytes on it)."""
+        return next(link.end(tier)[1] for link in self.links if tier in (link.a, link.b))
+
     def to_dict(self) -> dict:
         return {"prefix": self.prefix, "tiers": list(self.tiers), "links": [asdict(link) for link in self.links]}
 
