@@ -250,11 +250,14 @@ connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 stream = connection.makefile("rb")
 filler = os.urandom(payload_bytes)
 for _ in range(24):
-    seq, size = tracker.send(time.monotonic(), time.time())
-    connection.sendall(struct.pack("!II", seq, size) + filler[:size])
-    echo_seq, echo_bytes, received_s = struct.unpack("!IId", stream.read(16))
-    result = tracker.match(echo_seq, echo_bytes, received_s, time.monotonic())
-    link.add_probe(result.payload_bytes, result.rtt_ms, result.apparent_one_way_ms, time.monotonic())
+    probes = tracker.send(time.monotonic(), time.time())
+    for seq, size in probes:  # an empty probe, every second round with a payload probe behind it
+        connection.sendall(struct.pack("!II", seq, size) + filler[:size])
+    for _ in probes:
+        echo_seq, echo_bytes, received_s = struct.unpack("!IId", stream.read(16))
+        result = tracker.match(echo_seq, echo_bytes, received_s, time.monotonic())
+        link.add_probe(result.payload_bytes, result.rtt_ms, result.apparent_one_way_ms, time.monotonic(),
+                       result.dispersion_ms)
 state = link.state(time.monotonic())
 print(json.dumps({"bandwidth_mbps": state.bandwidth_mbps, "rtt_ms": state.rtt_ms}))
 """ % PORT

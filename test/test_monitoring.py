@@ -89,7 +89,8 @@ def test_estimate_stays_within_the_samples_seen(samples):
 # --- LinkEstimator ----------------------------------------------------------------------------
 
 def probe_stream(link, rng, *, rtt_ms, bandwidth_mbps, clock_offset_ms, n, start_s=0.0):
-    """Feed ``n`` probe pairs of a synthetic link: jittered RTT, payload time = bits / bandwidth."""
+    """Feed ``n`` empty and payload probes of a synthetic link: jittered RTT, payload time = bits /
+    bandwidth, no dispersion known (timed by RTT over the base)."""
     for i in range(n):
         now_s = start_s + i * 0.5
         jitter_ms = rng.gauss(0.0, 0.5)
@@ -149,6 +150,16 @@ def test_an_unanswered_payload_bounds_the_estimate_at_once():
     assert not empty.add_unanswered(150_000, 500.0)  # no estimate to bound yet
 
 
+def test_a_payload_probe_is_timed_by_its_dispersion_when_known_not_by_a_late_echo():
+    link = LinkEstimator()
+    for i in range(5):
+        link.add_probe(0, 2.0, 1.0, now_s=i * 0.5)
+    transfer_ms = PAYLOAD_BYTES * 8 / (8.0 * 1e3)  # 8 Mbit/s
+    # The echo reached a CPU-starved prober 80 ms late: by RTT the link would read far slower.
+    assert link.add_probe(PAYLOAD_BYTES, 2.0 + transfer_ms + 80.0, math.nan, 3.0, dispersion_ms=transfer_ms)
+    assert link.bandwidth_mbps.value == pytest.approx(8.0)
+
+
 def test_unresolvable_and_premature_observations_are_not_used():
     link = LinkEstimator()
     assert not link.add_probe(PAYLOAD_BYTES, 5.0, 1.0, 0.0)  # no RTT yet to subtract
@@ -188,36 +199,48 @@ def test_a_link_back_after_being_down_is_measured_afresh():
 
 # --- ProbeTracker -----------------------------------------------------------------------------
 
-def test_probes_alternate_and_echoes_give_rtt_and_apparent_delay():
+def test_a_payload_probe_follows_an_empty_one_every_second_period_and_is_timed_by_their_arrivals():
     tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0)
-    assert tracker.send(10.0, 1000.0) == (0, 0)
-    assert tracker.send(10.5, 1000.5) == (1, PAYLOAD_BYTES)
-    result = tracker.match(1, PAYLOAD_BYTES, received_wall_s=1000.52, monotonic_s=10.56)
-    assert result.seq == 1 and result.payload_bytes == PAYLOAD_BYTES
+    assert tracker.send(10.0, 1000.0) == [(0, 0)]
+    assert tracker.send(10.5, 1000.5) == [(1, 0), (2, PAYLOAD_BYTES)]  # the pair: lead, payload
+    lead = tracker.match(1, 0, received_wall_s=1000.505, monotonic_s=10.51)
+    assert lead.rtt_ms == pytest.approx(10.0) and lead.dispersion_ms is None
+    # This host heard the payload's echo late (starved of CPU): the RTT says 60 ms, the arrivals 15.
+    result = tracker.match(2, PAYLOAD_BYTES, received_wall_s=1000.52, monotonic_s=10.56)
+    assert result.seq == 2 and result.payload_bytes == PAYLOAD_BYTES
     assert result.rtt_ms == pytest.approx(60.0) and result.apparent_one_way_ms == pytest.approx(20.0)
+    assert result.dispersion_ms == pytest.approx(15.0)
     assert tracker.match(0, 0, 1000.01, 10.6).rtt_ms == pytest.approx(600.0)
+
+
+def test_a_payload_probe_whose_lead_was_lost_has_no_dispersion():
+    tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0)
+    tracker.send(0.0, 0.0)
+    tracker.send(0.5, 0.5)
+    assert tracker.match(2, PAYLOAD_BYTES, 0.52, 0.53).dispersion_ms is None
 
 
 def test_one_payload_probe_in_flight_and_its_late_answer_still_counts():
     tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0, payload_timeout_s=5.0)
-    assert tracker.send(0.0, 0.0) == (0, 0)
-    assert tracker.send(0.5, 0.5, payload_bytes=4096) == (1, 4096)
-    assert tracker.send(1.0, 1.0) == (2, 0)
-    assert tracker.send(1.5, 1.5, payload_bytes=4096) == (3, 0)  # seq 1 unanswered: no second payload
+    assert tracker.send(0.0, 0.0) == [(0, 0)]
+    assert tracker.send(0.5, 0.5, payload_bytes=4096) == [(1, 0), (2, 4096)]
+    assert tracker.send(1.0, 1.0) == [(3, 0)]
+    assert tracker.send(1.5, 1.5, payload_bytes=4096) == [(4, 0)]  # seq 2 unanswered: no second payload
     assert tracker.match(0, 0, 0.0, 1.6) is None  # an empty probe's answer after 1.6 s is late
-    result = tracker.match(1, 4096, 3.0, 3.1)  # a payload probe's after 2.6 s is news of a slow link
+    result = tracker.match(2, 4096, 3.0, 3.1)  # a payload probe's after 2.6 s is news of a slow link
     assert result is not None and result.rtt_ms == pytest.approx(2600.0)
-    assert tracker.send(3.5, 3.5, payload_bytes=4096) == (4, 0) and tracker.send(4.0, 4.0, 4096) == (5, 4096)
+    assert tracker.send(3.5, 3.5, payload_bytes=4096) == [(5, 0)]  # payloads go every second period
+    assert tracker.send(4.0, 4.0, payload_bytes=4096) == [(6, 0), (7, 4096)]
 
 
 def test_payload_probes_lost_with_the_link_are_forgotten_so_the_next_can_go():
     tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0, payload_timeout_s=10.0)
     tracker.send(0.0, 0.0)
-    tracker.send(0.5, 0.5, payload_bytes=4096)  # sent as the link went down
-    assert tracker.send(2.5, 2.5, payload_bytes=4096) == (2, 0) and tracker.send(3.0, 3.0, 4096) == (3, 0)
+    tracker.send(0.5, 0.5, payload_bytes=4096)  # the pair 1, 2 sent as the link went down
+    assert tracker.send(2.5, 2.5, 4096) == [(3, 0)] and tracker.send(3.0, 3.0, 4096) == [(4, 0)]
     assert tracker.forget_payloads() == 1 and tracker.unanswered_payloads(3.1) == []
-    assert tracker.send(3.5, 3.5, 4096) == (4, 0) and tracker.send(4.0, 4.0, 4096) == (5, 4096)
-    assert tracker.match(1, 4096, 5.0, 5.0) is None and tracker.dropped["late"] == 1  # should it come after all
+    assert tracker.send(3.5, 3.5, 4096) == [(5, 0)] and tracker.send(4.0, 4.0, 4096) == [(6, 0), (7, 4096)]
+    assert tracker.match(2, 4096, 5.0, 5.0) is None and tracker.dropped["late"] == 1  # should it come after all
 
 
 def test_probe_payload_is_sized_to_a_share_of_the_link():
@@ -231,15 +254,15 @@ def test_probe_payload_is_sized_to_a_share_of_the_link():
 def test_duplicate_late_unknown_and_mismatched_echoes_are_dropped():
     tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0)
     tracker.send(0.0, 0.0)
-    tracker.send(0.5, 0.5)
+    tracker.send(0.5, 0.5)  # 1 (empty), 2 (payload)
     assert tracker.match(0, 0, 0.0, 0.1) is not None
     assert tracker.match(0, 0, 0.0, 0.2) is None  # duplicate
-    assert tracker.match(1, 0, 0.5, 0.6) is None  # says it carried no payload
+    assert tracker.match(2, 0, 0.5, 0.6) is None  # says it carried no payload
     assert tracker.match(7, 0, 0.5, 0.6) is None  # never sent
-    assert tracker.match(1, PAYLOAD_BYTES, 0.5, 1.6) is None  # 1.1 s after sending: late
+    assert tracker.match(1, 0, 0.5, 1.6) is None  # 1.1 s after sending: late
     tracker.send(5.0, 5.0)
     assert dict(tracker.dropped) == {"duplicate": 1, "mismatched": 1, "unknown": 1, "late": 1}
-    assert list(tracker._pending) == [2]  # the expired probe was forgotten
+    assert list(tracker._pending) == [3]  # the expired probes were forgotten
 
 
 # --- RAPL -------------------------------------------------------------------------------------

@@ -181,8 +181,11 @@ class LinkEstimator:
             self.reconnections += 1
         self._last_answer_s = now_s
 
-    def add_probe(self, payload_bytes: int, rtt_ms: float, apparent_one_way_ms: float, now_s: float) -> bool:
-        """An answered probe: empty ones update the RTT, payload ones the throughput.
+    def add_probe(self, payload_bytes: int, rtt_ms: float, apparent_one_way_ms: float, now_s: float,
+                  dispersion_ms: float | None = None) -> bool:
+        """An answered probe: empty ones update the RTT, payload ones the throughput, timed by
+        ``dispersion_ms`` (its arrival after its lead's, on the echo's clock) when known, else by
+        its RTT over the base RTT.
 
         Returns False when the observation could not be used (a payload probe before any RTT is
         known, or one not measurably slower than an empty probe).
@@ -194,6 +197,8 @@ class LinkEstimator:
             self._recent_rtt_ms.append(rtt_ms)
             self._recent_one_way_ms.append(apparent_one_way_ms)
             return True
+        if dispersion_ms is not None:
+            return self._add_throughput(payload_bytes, dispersion_ms)
         return self._add_throughput(payload_bytes, rtt_ms - _base(self._recent_rtt_ms))
 
     def add_transfer(self, payload_bytes: int, apparent_one_way_ms: float, now_s: float) -> bool:

@@ -1,10 +1,15 @@
 """The link probe protocol without ROS: numbering probes, matching echoes, measuring the round trip.
 
-The prober sends probes that alternate between empty (RTT) and ``payload_bytes`` of filler
-(throughput); the echo service returns each one without its payload, with the time it received
-it on its own clock. The prober trusts only its own records of what it sent and when: an echo is
-matched by sequence number, and dropped (and counted) when it is a duplicate, late (its probe is
-older than ``timeout_s``), unknown, or claims a payload size that was not sent.
+The prober sends an empty probe (RTT) every period and, every second period, a probe with
+``payload_bytes`` of filler (throughput) right behind it; the echo service returns each one
+without its payload, with the time it received it on its own clock. The payload probe's transfer
+is the time between the two arrivals on the echo's clock (a packet pair): neither this host's
+delays before it sends, nor its delays in hearing the echoes, nor any clock offset count. On an
+edge whose CPU is shared by the camera, the network and other work, those delays had made a
+1 Mbit/s link read 0.25-0.45 (measured on the testbed at 0.3 of a core). The prober trusts only
+its own records of what it sent and when: an echo is matched by sequence number, and dropped (and
+counted) when it is a duplicate, late (its probe is older than ``timeout_s``), unknown, or claims
+a payload size that was not sent.
 """
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ class ProbeResult:
     payload_bytes: int
     rtt_ms: float  # send to echo arrival, on the prober's monotonic clock
     apparent_one_way_ms: float  # echo's receive stamp (its clock) minus our send stamp (our clock)
+    # A payload probe's arrival minus its lead's, both on the echo's clock; None when the lead's
+    # echo did not come first (lost, or no lead)
+    dispersion_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -29,12 +37,13 @@ class _Sent:
     payload_bytes: int
     monotonic_s: float
     wall_s: float
+    lead: int | None = None  # a payload probe's: the empty probe sent right before it
 
 
 class ProbeTracker:
     """Sequence numbers and payload sizes of outgoing probes, and matching of their echoes.
 
-    ``payload_bytes``: size of every second probe (even sequence numbers are empty).
+    ``payload_bytes``: size of the payload probes (unless :meth:`next_probes` is given another).
     ``timeout_s``: an echo arriving later than this after its probe is dropped as late.
     """
 
@@ -51,8 +60,10 @@ class ProbeTracker:
         self.payload_timeout_s = max(timeout_s, payload_timeout_s or timeout_s)
         self.dropped: Counter[str] = Counter()  # reason -> echoes dropped
         self._next_seq = 0
+        self._calls = 0
         self._pending: dict[int, _Sent] = {}
         self._answered: deque[int] = deque(maxlen=self._ANSWERED_MEMORY)
+        self._lead_received: dict[int, float] = {}  # lead seq -> its echo's receive stamp (wall s)
 
     def payload_in_flight(self) -> bool:
         return any(sent.payload_bytes for sent in self._pending.values())
@@ -70,24 +81,33 @@ class ProbeTracker:
         return [(sent.payload_bytes, (monotonic_s - sent.monotonic_s) * 1e3)
                 for sent in self._pending.values() if sent.payload_bytes]
 
-    def send(self, monotonic_s: float, wall_s: float, payload_bytes: int | None = None) -> tuple[int, int]:
-        """Record a probe sent now; returns its (seq, payload_bytes): :meth:`next`, then :meth:`record`."""
-        seq, size = self.next(monotonic_s, payload_bytes)
-        self.record(seq, size, monotonic_s, wall_s)
-        return seq, size
+    def send(self, monotonic_s: float, wall_s: float, payload_bytes: int | None = None) -> list[tuple[int, int]]:
+        """Record the probes sent now; returns their (seq, payload_bytes): :meth:`next_probes`, then
+        :meth:`record` for each."""
+        probes = self.next_probes(monotonic_s, payload_bytes)
+        for seq, size in probes:
+            self.record(seq, size, monotonic_s, wall_s)
+        return probes
 
-    def next(self, monotonic_s: float, payload_bytes: int | None = None) -> tuple[int, int]:
-        """The next probe's (seq, payload_bytes), to be built and then :meth:`record`-ed right before it
-        is sent (building a large probe takes time the link must not be charged for). Odd sequence
-        numbers carry ``payload_bytes`` (default: the tracker's), unless a payload probe is still
-        unanswered: one at a time, so probes never queue behind each other on a slow link."""
+    def next_probes(self, monotonic_s: float, payload_bytes: int | None = None) -> list[tuple[int, int]]:
+        """The probes to send now, in order, as (seq, payload_bytes): an empty one, and on every
+        second call a payload probe (``payload_bytes``, default the tracker's) right behind it,
+        unless one is still unanswered: one at a time, so probes never queue behind each other on a
+        slow link. Build them, then :meth:`record` each right before it is sent (building a large
+        probe takes time the link must not be charged for)."""
         self._expire(monotonic_s)
-        seq = self._next_seq
+        self._calls += 1
+        probes = [(self._next_seq, 0)]
         self._next_seq += 1
-        return seq, 0 if seq % 2 == 0 or self.payload_in_flight() else (payload_bytes or self.payload_bytes)
+        if self._calls % 2 == 0 and not self.payload_in_flight():
+            probes.append((self._next_seq, payload_bytes or self.payload_bytes))
+            self._next_seq += 1
+        return probes
 
     def record(self, seq: int, payload_bytes: int, monotonic_s: float, wall_s: float) -> None:
-        self._pending[seq] = _Sent(payload_bytes, monotonic_s, wall_s)
+        """A probe sent now; a payload probe's lead is the empty probe recorded just before it."""
+        lead = seq - 1 if payload_bytes and (seq - 1) in self._pending else None
+        self._pending[seq] = _Sent(payload_bytes, monotonic_s, wall_s, lead)
 
     def match(self, seq: int, payload_bytes: int, received_wall_s: float, monotonic_s: float) -> ProbeResult | None:
         """An echo arrived at ``monotonic_s``; returns its result, or None when it is dropped.
@@ -106,13 +126,23 @@ class ProbeTracker:
             return None
         del self._pending[seq]
         self._answered.append(seq)
+        dispersion_ms = None
+        if sent.payload_bytes:
+            lead_received_s = self._lead_received.pop(sent.lead, None)
+            if lead_received_s is not None:
+                dispersion_ms = (received_wall_s - lead_received_s) * 1e3
+        elif any(other.lead == seq for other in self._pending.values()):
+            self._lead_received[seq] = received_wall_s
         return ProbeResult(seq=seq, payload_bytes=sent.payload_bytes, rtt_ms=(monotonic_s - sent.monotonic_s) * 1e3,
-                           apparent_one_way_ms=(received_wall_s - sent.wall_s) * 1e3)
+                           apparent_one_way_ms=(received_wall_s - sent.wall_s) * 1e3, dispersion_ms=dispersion_ms)
 
     def _expire(self, monotonic_s: float) -> None:
         for seq, sent in list(self._pending.items()):
             if monotonic_s - sent.monotonic_s > (self.payload_timeout_s if sent.payload_bytes else self.timeout_s):
                 del self._pending[seq]
+        leads = {sent.lead for sent in self._pending.values()}
+        for seq in [seq for seq in self._lead_received if seq not in leads]:
+            del self._lead_received[seq]
 
 
 def sized_payload_bytes(bandwidth_mbps: float, share: float, period_s: float, minimum: int, maximum: int) -> int | None:

@@ -1,9 +1,10 @@
 """network_monitor_node: estimates the uplink to the next tier and publishes NetworkState.
 
-Active: publishes ``l2p/probe`` every ``probe_period_s``, alternating an empty probe (RTT) and a
-payload probe (throughput), and matches the echoes on ``l2p/probe_echo``. A payload probe is
-sized to take ``probe_share`` of the estimated link (``probe_payload_bytes`` until there is an
-estimate), and only one is in flight at a time.
+Active: publishes an empty probe (RTT) on ``l2p/probe`` every ``probe_period_s`` and, every
+second period, a payload probe right behind it (throughput: the time between their arrivals at the
+echo), and matches the echoes on ``l2p/probe_echo``. A payload probe is sized to take
+``probe_share`` of the estimated link (``probe_payload_bytes`` until there is an estimate), and
+only one is in flight at a time.
 Passive: every FeatureMap the next tier reports on ``l2p/transfer_receipt`` is a throughput sample
 at the real payload size (see :mod:`l2p_ros.nodes.probe_echo`).
 Publishes ``l2p/network_state`` (STATE_QOS) every ``publish_period_s``; ``link_up`` turns false
@@ -88,18 +89,20 @@ class NetworkMonitorNode(Node):
     def _send_probe(self) -> None:
         sized = (sized_payload_bytes(self._link.bandwidth_mbps.value, self._probe_share, 2 * self._probe_period_s,
                                      MIN_PROBE_PAYLOAD_BYTES, self._probe_max_bytes) if self._probe_share else None)
-        seq, payload_bytes = self._tracker.next(time.monotonic(), sized)
-        probe = Probe(seq=seq, payload_bytes=payload_bytes, payload=self._payload[:payload_bytes])
-        wall_s = now_s()  # stamped once built: building a 250 KB probe is no part of its transfer
-        probe.header.stamp = to_time_msg(wall_s)
-        self._tracker.record(seq, payload_bytes, time.monotonic(), wall_s)
-        self._probes.publish(probe)
+        # An empty probe, and every second period a payload probe right behind it (a packet pair).
+        for seq, payload_bytes in self._tracker.next_probes(time.monotonic(), sized):
+            probe = Probe(seq=seq, payload_bytes=payload_bytes, payload=self._payload[:payload_bytes])
+            wall_s = now_s()  # stamped once built: building a 250 KB probe is no part of its transfer
+            probe.header.stamp = to_time_msg(wall_s)
+            self._tracker.record(seq, payload_bytes, time.monotonic(), wall_s)
+            self._probes.publish(probe)
 
     def _on_echo(self, echo: Probe) -> None:
         result = self._tracker.match(echo.seq, echo.payload_bytes, from_time_msg(echo.received), time.monotonic())
         if result is not None:
             reconnections = self._link.reconnections
-            self._link.add_probe(result.payload_bytes, result.rtt_ms, result.apparent_one_way_ms, time.monotonic())
+            self._link.add_probe(result.payload_bytes, result.rtt_ms, result.apparent_one_way_ms, time.monotonic(),
+                                 result.dispersion_ms)
             self._after_answer(reconnections)
 
     def _on_receipt(self, receipt: Probe) -> None:
