@@ -2,9 +2,11 @@
 experiment 2). Needs root (l2p testbed).
 
     sudo python bench/testbed_estimation.py [--rates 2,5,10,20,50] [--settle-s 10] [--window-s 10]
+    sudo python bench/testbed_estimation.py --edge-cpu-quota 0.3 --edge-hogs 3 --rates 1,2,5,10 --name ...
 
-The network monitor runs in the edge namespace (inside ``--edge-cpu-quota`` if given) and a probe
-echo in the cloud namespace; no frames flow, so every estimate comes from the monitor's own probes.
+The network monitor runs in the edge namespace (inside ``--edge-cpu-quota`` if given, beside
+``--edge-hogs`` busy processes: an edge whose CPU the monitor must share) and a probe echo in the
+cloud namespace; no frames flow, so every estimate comes from the monitor's own probes.
 For each rate, shaped on the edge -> cloud direction: after ``--settle-s``, over ``--window-s``, the
 median relative error of the published estimate against the shaped rate, and the uplink bytes
 (probes and discovery) as a share of that rate. Targets: <= 15% median error, <= 5% of the link.
@@ -27,6 +29,7 @@ from common import save  # noqa: E402
 
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters  # noqa: E402
 from l2p_ros.testbed import network  # noqa: E402
+from l2p_ros.testbed.events import CpuHog  # noqa: E402
 from l2p_ros.testbed.live_run import inside_namespace  # noqa: E402
 from l2p_ros.testbed.placement import TierPlacement  # noqa: E402
 from l2p_ros.testbed.shaping import set_rate  # noqa: E402
@@ -41,6 +44,7 @@ def main() -> int:
     parser.add_argument("--settle-s", type=float, default=10.0)
     parser.add_argument("--window-s", type=float, default=10.0)
     parser.add_argument("--edge-cpu-quota", type=float, default=None)
+    parser.add_argument("--edge-hogs", type=int, default=0, help="busy processes beside the monitor in the edge")
     parser.add_argument("--name", default="testbed_estimation", help="result file name under bench/results")
     parser.add_argument("--print-states", action="store_true", help="print every NetworkState (time, Mbit/s)")
     args = parser.parse_args()
@@ -82,6 +86,10 @@ def main() -> int:
         executor.add_node(observer)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
+        hogs = [CpuHog(edge) for _ in range(args.edge_hogs)]
+        for hog in hogs:
+            hog.start()
+            scope.callback(hog.stop)
         with nodes:
             nodes.start("probe_echo_node", executable="probe_echo")
             nodes.start("network_monitor_node")
@@ -117,7 +125,7 @@ def main() -> int:
         first = states[0][0] if states else 0.0
         for t, bw, up in states:
             print(f"  {t - first:7.2f} s  {bw:8.3f} Mbit/s  {'up' if up else 'DOWN'}")
-    save(args.name, {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
+    save(args.name, {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota, "edge_hogs": args.edge_hogs,
                      "settle_s": args.settle_s, "window_s": args.window_s, "rows": rows})
     return 0
 

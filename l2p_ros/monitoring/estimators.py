@@ -3,9 +3,11 @@
 Two kinds of observations feed one :class:`LinkEstimator`:
 
 - Active probes (:mod:`l2p_ros.monitoring.probe`). A probe without payload measures the RTT. A probe
-  carrying ``payload_bytes`` comes back later by the time those bytes need on the uplink (the echo
-  returns without the payload, so the downlink does not enter), so
-  ``payload_bits / (rtt_with_payload - rtt)`` is a throughput sample.
+  carrying ``payload_bytes`` goes right behind an empty one and arrives later by the time those
+  bytes need on the uplink: ``payload_bits / dispersion`` (the gap between the two arrivals, on
+  the echo's clock) is a throughput sample. Without the lead's arrival, the payload probe's RTT over
+  the base RTT stands in for the dispersion (the echo returns without the payload, so the downlink
+  does not enter), which also counts this host's delays in sending and hearing.
 - Passive transfers: the next tier reports when it received a real FeatureMap of ``payload_bytes``
   that the edge stamped when sending. The two stamps come from two clocks, but the empty probes
   measure the same apparent one-way delay (latency plus the clock offset between the same two
@@ -28,7 +30,7 @@ __all__ = ["RobustEwma", "LinkEstimator", "LinkState"]
 
 # Outliers are judged only once this many samples have set a level and a spread.
 _TRUST_SAMPLES = 3
-BASELINE_SAMPLES = 5  # empty probes behind the base delay: one every two probe periods, so ~5 s
+BASELINE_SAMPLES = 5  # empty probes behind the base delay: one every probe period, so ~2.5 s
 
 
 @dataclass
