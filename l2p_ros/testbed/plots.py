@@ -41,7 +41,8 @@ def plot_run(results: dict, path: Path, title: str = "") -> Path:
     def cut_of(row) -> int:
         return row["decided_cut"] if row.get("decided_cut") is not None else row["cut"]
 
-    colors = {"cloud": "tab:blue", "edge": "tab:green", "edge (fallback)": "tab:red"}
+    colors = {"cloud": "tab:blue", "edge": "tab:green", "edge (fallback)": "tab:red", "fog": "tab:olive",
+              "edge+cloud": "tab:cyan", "edge+fog": "tab:brown", "edge+fog+cloud": "tab:pink", "fog+cloud": "tab:gray"}
     for executed_on in sorted({row["executed_on"] for row in timeline}, key=lambda name: (name not in colors, name)):
         rows = [row for row in timeline if row["executed_on"] == executed_on]
         cut_ax.plot([row["trace_time_s"] for row in rows], [cut_of(row) for row in rows], "o", ms=3,
