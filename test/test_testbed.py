@@ -269,10 +269,11 @@ def test_dds_crosses_the_links_and_no_packet_reaches_the_host(testbed, tmp_path)
 @needs_testbed
 def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_every_frame(tmp_path):
     """The pipeline across the namespaces: offloading on a fast link, finishing on the (CPU-limited)
-    edge once the link drops to 1 Mbit/s; every frame accounted for, nothing seen on the host."""
+    edge once the link drops to 0.5 Mbit/s (at 1 Mbit/s, estimated right, the image and the edge are
+    close to a tie and greedy mixes them); every frame accounted for, nothing seen on the host."""
     network.down(PREFIX, log=lambda *_: None)
     trace = tmp_path / "step.csv"
-    trace.write_text("time_s,bandwidth_mbps\n0,40\n12,1\n")
+    trace.write_text("time_s,bandwidth_mbps\n0,40\n12,0.5\n")
     out = tmp_path / "run"
     sniffer = RtpsSniffer()
     result = subprocess.run([sys.executable, "-m", "l2p_ros.cli", "testbed", "run", "--prefix", PREFIX, "--trace",
@@ -284,7 +285,7 @@ def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_ever
     results = json.loads((out / "results.json").read_text())
     summary, timeline = results["summary"], results["timeline"]
     assert summary["unaccounted"] == 0 and summary["frames_in_edge"] == 240
-    assert [entry["bandwidth_mbps"] for entry in results["trace"]["applied"]] == [40.0, 1.0]
+    assert [entry["bandwidth_mbps"] for entry in results["trace"]["applied"]] == [40.0, 0.5]
     assert results["testbed"]["edge_cpu_quota"] == pytest.approx(0.3)
     assert "-q0.30-" in results["testbed"]["edge_profile"]  # measured inside the limit
     fast = [row for row in timeline if 2 < row["trace_time_s"] < 12]
@@ -292,7 +293,7 @@ def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_ever
     assert fast and slow
     assert sum(row["executed_on"] == "cloud" for row in fast) > 0.8 * len(fast)
     assert sum(row["executed_on"].startswith("edge") for row in slow) > 0.8 * len(slow)
-    assert all(row["shaped_mbps"] == (40.0 if row["trace_time_s"] < 12 else 1.0) for row in fast + slow)
+    assert all(row["shaped_mbps"] == (40.0 if row["trace_time_s"] < 12 else 0.5) for row in fast + slow)
     offloaded_bytes = summary["cloud_payload_bytes_mean"] * summary["executed_on"]["cloud"]
     assert results["uplink_bytes"]["tx"] > offloaded_bytes  # the frames crossed the shaped link
     assert (out / "bag").is_dir()

@@ -13,7 +13,6 @@ the per-packet work is a read, a deque and a write (``select`` waits for the nex
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import json
 import os
@@ -26,13 +25,11 @@ import time
 from collections import deque
 from pathlib import Path
 
-from l2p_ros.testbed.layout import Layout
-from l2p_ros.testbed.system import TestbedError, run
+from l2p_ros.testbed.layout import SUBNET, Layout
+from l2p_ros.testbed.system import TestbedError, run, set_network_namespace
 
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
-SUBNET = "10.213.0.0/16"  # layout.SUBNET: everything an end tier reaches goes through its one link
-CLONE_NEWNET = 0x40000000
 READY_TIMEOUT_S = 5.0
 
 
@@ -100,8 +97,8 @@ def _delay_routes(layout: Layout, link_name: str, tier: str) -> tuple[list[str],
     its own or forwarded from its other link."""
     link = layout.link(link_name)
     others = [other for other in layout.links if other.name != link_name and tier in (other.a, other.b)]
-    if not others:
-        return [SUBNET], []
+    if not others:  # everything an end tier reaches goes through its one link
+        return [str(SUBNET)], []
     return [link.network], [other.end(tier)[0] for other in others]
 
 
@@ -120,9 +117,7 @@ def _delete_rules(table: str) -> None:
 def serve(namespace: str, tun: str, table: str, local_address: str, delay_ms: float, destinations: list[str],
           incoming: list[str]) -> None:
     """The delay-line process: enter ``namespace``, make ``tun`` and its routes, hold packets."""
-    target = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
-    if ctypes.CDLL(None, use_errno=True).setns(target, CLONE_NEWNET) != 0:
-        raise TestbedError(f"cannot enter network namespace {namespace}: {os.strerror(ctypes.get_errno())}")
+    set_network_namespace(os.open(f"/run/netns/{namespace}", os.O_RDONLY), namespace)
     fd = _open_tun(tun)
     _delete_rules(table)
     for argv in route_commands(tun, table, local_address, destinations, incoming):

@@ -11,7 +11,6 @@ unlimited host.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -26,9 +25,8 @@ from l2p_ros.testbed.events import Window, testbed_events
 from l2p_ros.testbed.layout import PREFIX, Layout
 from l2p_ros.testbed.placement import TierPlacement
 from l2p_ros.testbed.shaping import TraceReplay, set_rate
-from l2p_ros.testbed.system import TestbedError
+from l2p_ros.testbed.system import TestbedError, set_network_namespace
 
-CLONE_NEWNET = 0x40000000
 DEFAULT_TAIL_S = 10.0  # how long a trace's last rate is played after its last sample, by default
 BACKHAUL = "backhaul"  # the fog -> cloud link's probe_link name
 # What the fog sends the cloud: pipeline.yaml's fp32 suits a fog on a LAN, not a shaped backhaul
@@ -36,26 +34,18 @@ BACKHAUL = "backhaul"  # the fog -> cloud link's probe_link name
 FOG_CODEC = "int8-channel+zstd"
 
 
-def _setns(fd: int, what: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        error = ctypes.get_errno()
-        raise TestbedError(f"cannot enter network namespace {what}: {os.strerror(error)}")
-
-
 @contextlib.contextmanager
 def inside_namespace(namespace: str):
     """This thread (and the threads it starts meanwhile: rclpy's) in network namespace
-    ``namespace``; back in the one it was in afterwards. ``os.setns`` is Python 3.12+; libc's is
-    the same call."""
+    ``namespace``; back in the one it was in afterwards."""
     previous = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     target = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
     try:
-        _setns(target, namespace)
+        set_network_namespace(target, namespace)
         yield
     finally:
         os.close(target)
-        _setns(previous, "of this process before")
+        set_network_namespace(previous, "of this process before")
         os.close(previous)
 
 

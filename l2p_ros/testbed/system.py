@@ -1,6 +1,7 @@
 """Running ``ip`` and ``tc``, and whether this machine can hold a testbed at all."""
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -21,6 +22,17 @@ def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
     if check and result.returncode != 0:
         raise TestbedError(f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}")
     return result
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def set_network_namespace(fd: int, what: str) -> None:
+    """Move the calling thread into the network namespace open as ``fd``. ``os.setns`` is Python
+    3.12+; libc's is the same call."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        raise TestbedError(f"cannot enter network namespace {what}: {os.strerror(ctypes.get_errno())}")
 
 
 def in_namespace(namespace: str, argv: list[str]) -> list[str]:
