@@ -154,6 +154,7 @@ def _udp_rtt_ms(layout, client: str, server: str, address: str) -> float:
 
 
 @needs_testbed
+@pytest.mark.skipif(delay.unavailable_reason() is not None, reason=str(delay.unavailable_reason()))
 def test_delay_lines_add_the_round_trip_time_asked_on_each_link(testbed):
     fog_address, cloud_address = testbed.link("edge-fog").b_address, testbed.link("fog-cloud").b_address
     assert _udp_rtt_ms(testbed, "edge", "cloud", cloud_address) < 3.0

@@ -133,6 +133,13 @@ def serve(namespace: str, tun: str, table: str, local_address: str, delay_ms: fl
             os.write(fd, packet)
 
 
+def unavailable_reason() -> str | None:
+    """Why delay lines cannot run here (no TUN device), or None."""
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "/dev/net/tun is missing or not usable: the delay lines need TUN devices (modprobe tun)"
+    return None
+
+
 def _state_file(layout: Layout, link_name: str) -> Path:
     from l2p_ros.testbed.network import state_dir
 
@@ -169,6 +176,9 @@ def set_delay(layout: Layout, link_name: str, rtt_ms: float | None, log_dir: Pat
     clear_delay(layout, link_name)
     if not rtt_ms:
         return
+    reason = unavailable_reason()
+    if reason:
+        raise TestbedError(f"cannot add delay: {reason}")
     link = layout.link(link_name)
     table = table_of(layout, link_name)
     log_dir = log_dir or _state_file(layout, link_name).parent
