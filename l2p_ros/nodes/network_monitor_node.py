@@ -32,7 +32,11 @@ from l2p_ros.nodes.probe_echo import declare_probe_link
 # The local DDS profile carries messages up to 16 MB; a probe should be far smaller anyway, since
 # it loads the link it measures.
 MAX_PROBE_PAYLOAD_BYTES = 16 * 1024 * 1024
-MIN_PROBE_PAYLOAD_BYTES = 1024  # a smaller transfer is lost in the jitter even on a slow link
+# A payload probe spans at least three packets: a link lets a first packet through at once (tbf's
+# one-packet peak bucket; radio schedulers deliver bursts), and a packet pair of a 1 KB payload then
+# read a 0.5 Mbit/s link as 3.2 (measured on the testbed). Below ~1.2 Mbit/s this is more than
+# probe_share of the link.
+MIN_PROBE_PAYLOAD_BYTES = 4096
 
 
 class NetworkMonitorNode(Node):
