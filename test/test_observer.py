@@ -8,7 +8,7 @@ use_local_dds()
 import rclpy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from l2p_msgs.msg import DetectionArray, DropCount, PipelineStats  # noqa: E402
+from l2p_msgs.msg import DetectionArray, DropCount, EdgeLoad, NetworkState, PipelineStats  # noqa: E402
 from l2p_ros.nodes.observer import PipelineObserver  # noqa: E402
 
 
@@ -54,3 +54,17 @@ def test_a_frame_neither_detected_nor_dropped_by_the_edge_is_unaccounted(observe
     observer.on_message("l2p/pipeline_stats", "l2p_msgs/msg/PipelineStats", _stats(2, cloud_backlog=1))
     observer.on_message("l2p/edge/stats", "l2p_msgs/msg/PipelineStats", _stats(2))
     assert observer.summary()["unaccounted"] == 1  # dropped by the cloud, and never finished by the edge
+
+
+def test_load_and_link_states_are_recorded_not_counted(observer, tmp_path):
+    from l2p_ros.bag import BagRecorder, deserialize, read_bag
+
+    observer.recorder = BagRecorder(tmp_path / "bag")
+    observer.on_image(_stamped(Image(), 1))
+    observer.on_message("l2p/edge_load", "l2p_msgs/msg/EdgeLoad", EdgeLoad(cpu_percent=64.0, queue_length=1))
+    observer.on_message("l2p/network_state", "l2p_msgs/msg/NetworkState", NetworkState(bandwidth_mbps=0.9))
+    observer.recorder.close()
+    summary = observer.summary()
+    assert summary["frames_detected"] == 0 and summary["unaccounted"] == 1
+    recorded = {m.topic: deserialize(m.msgtype, m.cdr_bytes) for m in read_bag(tmp_path / "bag")}
+    assert recorded["/l2p/edge_load"].queue_length == 1 and recorded["/l2p/network_state"].bandwidth_mbps == 0.9

@@ -16,13 +16,18 @@ from rclpy.node import Node
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
-from l2p_msgs.msg import DetectionArray, PartitionDecision, PipelineStats
+from l2p_msgs.msg import DetectionArray, EdgeLoad, NetworkState, PartitionDecision, PipelineStats
 from l2p_ros.nodes.common import DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, from_time_msg, stamp_key
 
 RECORDED = (("l2p/detections", DetectionArray, "l2p_msgs/msg/DetectionArray"),
             ("l2p/decision", PartitionDecision, "l2p_msgs/msg/PartitionDecision"),
             ("l2p/pipeline_stats", PipelineStats, "l2p_msgs/msg/PipelineStats"),
-            ("l2p/edge/stats", PipelineStats, "l2p_msgs/msg/PipelineStats"))
+            ("l2p/edge/stats", PipelineStats, "l2p_msgs/msg/PipelineStats"),
+            # What the partitioner decided on, over time (the edge's load and queue, the link's
+            # estimate): recorded only.
+            ("l2p/edge_load", EdgeLoad, "l2p_msgs/msg/EdgeLoad"),
+            ("l2p/network_state", NetworkState, "l2p_msgs/msg/NetworkState"))
+RECORDED_ONLY = (EdgeLoad, NetworkState)
 
 
 @dataclass
@@ -56,7 +61,8 @@ class PipelineObserver(Node):
         self.stats: dict[str, PipelineStats] = {}
         self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
         for topic, msg_type, type_name in RECORDED:
-            qos = {PipelineStats: STATE_QOS, DetectionArray: DETECTIONS_QOS}.get(msg_type, FRAME_QOS)
+            qos = {PipelineStats: STATE_QOS, DetectionArray: DETECTIONS_QOS, EdgeLoad: STATE_QOS,
+                   NetworkState: STATE_QOS}.get(msg_type, FRAME_QOS)
             self.create_subscription(msg_type, topic, lambda m, t=topic, n=type_name: self.on_message(t, n, m), qos)
 
     def on_image(self, msg: Image) -> None:
@@ -70,6 +76,8 @@ class PipelineObserver(Node):
                 # Recorded under the fully qualified name, as `ros2 bag record` would.
                 name = f"/{self.vehicle}/{topic.lstrip('/')}" if self.vehicle else "/" + topic.lstrip("/")
                 self.recorder.write(name, type_name, serialize_message(msg), stamp_ns)
+        if isinstance(msg, RECORDED_ONLY):
+            return
         if isinstance(msg, PipelineStats):
             self.stats[topic] = msg
         elif isinstance(msg, PartitionDecision):
