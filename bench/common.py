@@ -38,3 +38,18 @@ def save(name: str, data: dict) -> Path:
     path.write_text(json.dumps({"machine": machine(), **data}, indent=1))
     print(f"saved {path}")
     return path
+
+
+def require_testbed() -> None:
+    """Exit saying why when this machine cannot hold an l2p testbed (root, namespaces, tbf, cgroups)."""
+    from l2p_ros.testbed.system import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        raise SystemExit(f"testbed unavailable: {reason}")
+
+
+def write_rate_trace(path: Path, steps: list[tuple[float, float]]) -> Path:
+    """A bandwidth trace in the simulator's CSV format: each (time_s, Mbit/s) holds until the next."""
+    path.write_text("time_s,bandwidth_mbps\n" + "".join(f"{t:g},{rate:g}\n" for t, rate in steps))
+    return path

@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import require_testbed, save  # noqa: E402
 
 from l2p_ros.testbed import network  # noqa: E402
 from l2p_ros.testbed.delay import set_delay  # noqa: E402
 from l2p_ros.testbed.link_check import udp_rtts_ms, udp_throughput_mbit  # noqa: E402
 from l2p_ros.testbed.shaping import set_rate  # noqa: E402
-from l2p_ros.testbed.system import unavailable_reason  # noqa: E402
 
 PREFIX = "l2pb"
 
@@ -33,9 +32,7 @@ def main() -> int:
     parser.add_argument("--rate-mbit", type=float, default=8.0)
     parser.add_argument("--count", type=int, default=200)
     args = parser.parse_args()
-    reason = unavailable_reason()
-    if reason:
-        raise SystemExit(f"testbed unavailable: {reason}")
+    require_testbed()
     network.down(PREFIX, log=lambda *_: None)
     layout = network.up(prefix=PREFIX)
     link = layout.uplink

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import require_testbed, save  # noqa: E402
 
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters  # noqa: E402
 from l2p_ros.testbed import network  # noqa: E402
@@ -33,7 +33,6 @@ from l2p_ros.testbed.events import CpuHog  # noqa: E402
 from l2p_ros.testbed.live_run import inside_namespace  # noqa: E402
 from l2p_ros.testbed.placement import TierPlacement  # noqa: E402
 from l2p_ros.testbed.shaping import set_rate  # noqa: E402
-from l2p_ros.testbed.system import unavailable_reason  # noqa: E402
 
 PREFIX = "l2pb"
 
@@ -48,9 +47,7 @@ def main() -> int:
     parser.add_argument("--name", default="testbed_estimation", help="result file name under bench/results")
     parser.add_argument("--print-states", action="store_true", help="print every NetworkState (time, Mbit/s)")
     args = parser.parse_args()
-    reason = unavailable_reason()
-    if reason:
-        raise SystemExit(f"testbed unavailable: {reason}")
+    require_testbed()
     rates = [float(rate) for rate in args.rates.split(",")]
     network.down(PREFIX, log=lambda *_: None)
     layout = network.up(prefix=PREFIX, edge_cpu_quota=args.edge_cpu_quota)

@@ -24,13 +24,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import require_testbed, save, write_rate_trace  # noqa: E402
 
 from l2p_ros.testbed.analysis import event_phases, outage  # noqa: E402
 from l2p_ros.testbed.events import Window  # noqa: E402
 from l2p_ros.testbed.live_run import run_on_trace  # noqa: E402
 from l2p_ros.testbed.plots import plot_run  # noqa: E402
-from l2p_ros.testbed.system import unavailable_reason  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -44,13 +43,10 @@ def main() -> int:
     parser.add_argument("--edge-cpu-quota", type=float, default=0.3)
     parser.add_argument("--cpu-scopes", default="host,limit", help="hog: the load monitor's cpu_scope, one run each")
     args = parser.parse_args()
-    reason = unavailable_reason()
-    if reason:
-        raise SystemExit(f"testbed unavailable: {reason}")
+    require_testbed()
     rate = args.rate_mbit if args.rate_mbit is not None else (1.0 if args.experiment == "hog" else 40.0)
     work = Path(tempfile.mkdtemp(prefix=f"l2p-testbed-{args.experiment}-"))
-    trace = work / "constant.csv"
-    trace.write_text(f"time_s,bandwidth_mbps\n0,{rate:g}\n")
+    trace = write_rate_trace(work / "constant.csv", [(0, rate)])
     window = Window(args.phase_s, 2 * args.phase_s)
     scopes = [s.strip() for s in args.cpu_scopes.split(",")] if args.experiment == "hog" else ["host"]
     for scope in scopes:

@@ -19,12 +19,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import require_testbed, save, write_rate_trace  # noqa: E402
 
 from l2p_ros.testbed.analysis import phases  # noqa: E402
 from l2p_ros.testbed.live_run import run_on_trace  # noqa: E402
 from l2p_ros.testbed.plots import plot_run  # noqa: E402
-from l2p_ros.testbed.system import unavailable_reason  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -40,13 +39,10 @@ def main() -> int:
                         help="the load monitor's cpu_scope: 'limit' reads the edge's load against its quota")
     parser.add_argument("--name", default="testbed_policies", help="result name of a multi-policy run")
     args = parser.parse_args()
-    reason = unavailable_reason()
-    if reason:
-        raise SystemExit(f"testbed unavailable: {reason}")
+    require_testbed()
     work = Path(tempfile.mkdtemp(prefix="l2p-testbed-step-"))
-    trace = work / "step.csv"
-    trace.write_text(f"# issue 10 experiment 1\ntime_s,bandwidth_mbps\n0,{args.fast_mbit:g}\n"
-                     f"{args.phase_s:g},{args.slow_mbit:g}\n{2 * args.phase_s:g},{args.fast_mbit:g}\n")
+    trace = write_rate_trace(work / "step.csv", [(0, args.fast_mbit), (args.phase_s, args.slow_mbit),
+                                                 (2 * args.phase_s, args.fast_mbit)])
     table = []
     for policy in [name.strip() for name in args.policies.split(",") if name.strip()]:
         tag = policy.replace(":", "-").replace("/", "_").removesuffix(".npz")  # ppo:models/ppo/x.npz

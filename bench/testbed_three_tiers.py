@@ -20,12 +20,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import require_testbed, save, write_rate_trace  # noqa: E402
 
 from l2p_ros.testbed.analysis import phases  # noqa: E402
 from l2p_ros.testbed.live_run import run_on_trace  # noqa: E402
 from l2p_ros.testbed.plots import plot_run  # noqa: E402
-from l2p_ros.testbed.system import unavailable_reason  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -40,14 +39,11 @@ def main() -> int:
     parser.add_argument("--edge-cpu-quota", type=float, default=0.3)
     parser.add_argument("--fog-cpu-quota", type=float, default=0.6)
     args = parser.parse_args()
-    reason = unavailable_reason()
-    if reason:
-        raise SystemExit(f"testbed unavailable: {reason}")
+    require_testbed()
     work = Path(tempfile.mkdtemp(prefix="l2p-testbed-3tiers-"))
-    uplink, backhaul = work / "uplink.csv", work / "backhaul.csv"
-    uplink.write_text(f"time_s,bandwidth_mbps\n0,{args.uplink_mbit:g}\n")
-    backhaul.write_text(f"time_s,bandwidth_mbps\n0,{args.fast_mbit:g}\n{args.phase_s:g},{args.slow_mbit:g}\n"
-                        f"{2 * args.phase_s:g},{args.fast_mbit:g}\n")
+    uplink = write_rate_trace(work / "uplink.csv", [(0, args.uplink_mbit)])
+    backhaul = write_rate_trace(work / "backhaul.csv", [(0, args.fast_mbit), (args.phase_s, args.slow_mbit),
+                                                        (2 * args.phase_s, args.fast_mbit)])
     table = []
     for policy in [name.strip() for name in args.policies.split(",") if name.strip()]:
         tag = policy.replace(":", "-")
