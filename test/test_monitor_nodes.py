@@ -25,6 +25,7 @@ from l2p_ros.monitoring.load import NvmlReader  # noqa: E402
 from l2p_ros.nodes.common import STATE_QOS, now_s, to_time_msg  # noqa: E402
 from l2p_ros.nodes.network_monitor_node import NetworkMonitorNode  # noqa: E402
 from l2p_ros.nodes.probe_echo import ProbeEchoNode  # noqa: E402
+from test.ros_helpers import call_service  # noqa: E402
 
 TIMEOUT_S = 1.0
 
@@ -323,9 +324,9 @@ def test_parameters_read_once_refuse_a_live_set_with_the_reason(ros_node, tmp_pa
         assert spin_until(ros_node, lambda: client.service_is_ready(), 30.0), monitor.poll()
         request = SetParameters.Request(parameters=[Parameter(name="period_s", value=ParameterValue(
             type=ParameterType.PARAMETER_DOUBLE, double_value=5.0))])
-        future = client.call_async(request)
-        assert spin_until(ros_node, future.done, 10.0)
-        [result] = future.result().results
+        response = call_service(ros_node, client, request)
+        assert response is not None, "no response to set_parameters"
+        [result] = response.results
         assert not result.successful
         assert "read-only" in result.reason or "read only" in result.reason, result.reason
     finally:

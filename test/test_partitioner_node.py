@@ -17,6 +17,7 @@ from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_
 from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS  # noqa: E402
 from l2p_ros.nodes.images import image_to_msg  # noqa: E402
 from l2p_ros.measure.cache import ensure_profile  # noqa: E402
+from test.ros_helpers import call_service  # noqa: E402
 
 
 @pytest.fixture()
@@ -159,9 +160,9 @@ def _set(node, parameters: dict):
     assert _spin_until(node, client.service_is_ready, 30.0)
     request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()
                                                 for name, value in parameters.items()])
-    future = client.call_async(request)
-    assert _spin_until(node, future.done, 10.0)
-    return future.result().results
+    response = call_service(node, client, request)
+    assert response is not None, "no response to set_parameters"
+    return response.results
 
 
 def test_policy_and_assumed_link_are_live_parameters(partitioner):
