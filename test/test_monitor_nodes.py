@@ -182,8 +182,10 @@ def test_wrong_parameters_fail_naming_the_parameter(override, name):
 
 def test_passive_transfer_receipts_give_the_bandwidth():
     """The cloud side reports received FeatureMaps; the monitor turns them into throughput."""
-    rclpy.init(args=["--ros-args", "-p", "probe_period_s:=1.0", "-p", "publish_period_s:=0.1",
-                     "-p", "timeout_s:=3.0"])
+    # The first payload probe goes out after two periods (6 s), when the receipts below are done:
+    # it would measure the shared-memory link, not the 100 Mbit/s the receipts describe.
+    rclpy.init(args=["--ros-args", "-p", "probe_period_s:=3.0", "-p", "publish_period_s:=0.1",
+                     "-p", "timeout_s:=6.0"])
     monitor, cloud = NetworkMonitorNode(), ProbeEchoNode()
     executor = SingleThreadedExecutor()
     for node in (monitor, cloud):
@@ -201,10 +203,13 @@ def test_passive_transfer_receipts_give_the_bandwidth():
         for seq in range(12):
             received_s = now_s()
             feature_map = FeatureMap(frame_seq=seq, payload_bytes=1_000_000)
-            # 1 MB taking 80 ms on top of the empty probe's delay: 100 Mbit/s.
+            # 1 MB taking 80 ms on top of the empty probe's delay: 100 Mbit/s. One after the other,
+            # as a link carries them: a frame arriving sooner after the one before it was faster.
             feature_map.timings.edge_sent = to_time_msg(received_s - (80.0 + base_ms) / 1e3)
             cloud.echo.report_transfer(feature_map, received_s)
-            executor.spin_once(timeout_sec=0.01)
+            spin_deadline = time.monotonic() + 0.1
+            while time.monotonic() < spin_deadline:
+                executor.spin_once(timeout_sec=0.01)
         deadline = time.monotonic() + 5
         while not (abs(states[-1].bandwidth_mbps - 100.0) < 10.0) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)

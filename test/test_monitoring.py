@@ -160,6 +160,76 @@ def test_a_payload_probe_is_timed_by_its_dispersion_when_known_not_by_a_late_ech
     assert link.bandwidth_mbps.value == pytest.approx(8.0)
 
 
+def _frames_through_a_fifo_link(link, send_times_s, payload_bytes, rate_mbps, one_way_s, with_arrivals=True):
+    """Send frames at ``send_times_s`` through a FIFO link of ``rate_mbps``; the next tier's receipts
+    as the estimator gets them (same clock on both hosts, answered at once)."""
+    link_free_s = 0.0
+    for sent_s in send_times_s:
+        start_s = max(sent_s + one_way_s, link_free_s)  # a frame waits for the ones ahead of it
+        link_free_s = received_s = start_s + payload_bytes * 8 / (rate_mbps * 1e6)
+        link.add_transfer(payload_bytes, (received_s - sent_s) * 1e3, received_s,
+                          received_s if with_arrivals else None)
+
+
+def test_frames_queued_behind_each_other_are_timed_from_the_arrival_ahead_of_them():
+    """Frames sent faster than the link carries them queue up: timed from their send stamps they
+    read the link slower and slower; timed from the arrival of the frame ahead, at its rate."""
+    link = LinkEstimator()
+    for i in range(5):
+        link.add_probe(0, 2.0, 1.0, now_s=9.0 + i * 0.2, received_s=9.0 + i * 0.2 + 0.001)
+    # 23 KB every 100 ms (1.84 Mbit/s) into a 1 Mbit/s link: each waits longer than the last.
+    _frames_through_a_fifo_link(link, [10.0 + 0.1 * i for i in range(10)], 23_000, 1.0, 0.001)
+    assert link.bandwidth_mbps.value == pytest.approx(1.0, rel=0.02)
+
+    from_send_stamps = LinkEstimator()  # the same receipts without their arrivals: the old reading
+    for i in range(5):
+        from_send_stamps.add_probe(0, 2.0, 1.0, now_s=9.0 + i * 0.2)
+    _frames_through_a_fifo_link(from_send_stamps, [10.0 + 0.1 * i for i in range(10)], 23_000, 1.0, 0.001,
+                                with_arrivals=False)
+    assert from_send_stamps.bandwidth_mbps.value < 0.7
+
+
+def test_a_drop_in_bandwidth_shows_from_the_second_frame_sent_after_it():
+    link = LinkEstimator()
+    for i in range(5):
+        link.add_probe(0, 2.0, 1.0, now_s=2.0 + i * 0.2, received_s=2.0 + i * 0.2 + 0.001)
+    _frames_through_a_fifo_link(link, [3.0 + 0.1 * i for i in range(20)], 23_000, 40.0, 0.001)
+    assert link.bandwidth_mbps.value == pytest.approx(40.0, rel=0.05)
+    _frames_through_a_fifo_link(link, [6.0, 6.1], 23_000, 1.0, 0.001)  # 1 Mbit/s from 6.0 s
+    assert link.bandwidth_mbps.value == pytest.approx(1.0, rel=0.05) and link.bandwidth_mbps.level_changes == 1
+
+
+def test_a_frame_that_may_have_waited_behind_an_unanswered_probe_is_not_timed():
+    link = LinkEstimator()
+    for i in range(5):
+        link.add_probe(0, 2.0, 1.0, now_s=i * 0.5, received_s=i * 0.5 + 0.001)
+    assert not link.add_transfer(23_000, 200.0, 3.0, received_s=3.0, behind_unknown=True)
+    assert link.unresolved == 1 and math.isnan(link.bandwidth_mbps.value)
+
+
+def test_a_payload_probe_is_timed_from_a_frame_that_arrived_between_it_and_its_lead():
+    link = LinkEstimator()
+    for i in range(5):
+        link.add_probe(0, 2.0, 1.0, now_s=i * 0.5, received_s=i * 0.5 + 0.001)
+    transfer_ms = PAYLOAD_BYTES * 8 / (8.0 * 1e3)  # 8 Mbit/s
+    link.add_probe(0, 2.0, 1.0, now_s=3.0, received_s=3.0)  # the lead...
+    link.add_transfer(23_000, 1.0 + 23.0, 3.0, received_s=3.023)  # ... a frame slipped in after it ...
+    assert link.add_probe(PAYLOAD_BYTES, 2.0, math.nan, 3.1, dispersion_ms=23.0 + transfer_ms,
+                          received_s=3.023 + transfer_ms / 1e3)  # ... and the payload came behind the frame
+    assert link.bandwidth_mbps.value == pytest.approx(8.0, rel=0.01)
+
+
+def test_waiting_outliers_say_which_level_they_suggest():
+    estimate = RobustEwma(step_samples=2)
+    for _ in range(5):
+        estimate.add(40.0)
+    assert not estimate.changing and math.isnan(estimate.suspected)
+    assert not estimate.add(1.2)
+    assert estimate.changing and estimate.suspected == 1.2 and estimate.value > 30.0
+    estimate.add(0.8)
+    assert not estimate.changing and estimate.value == pytest.approx(1.0)
+
+
 def test_unresolvable_and_premature_observations_are_not_used():
     link = LinkEstimator()
     assert not link.add_probe(PAYLOAD_BYTES, 5.0, 1.0, 0.0)  # no RTT yet to subtract
@@ -198,6 +268,17 @@ def test_a_link_back_after_being_down_is_measured_afresh():
 
 
 # --- ProbeTracker -----------------------------------------------------------------------------
+
+def test_a_confirming_pair_goes_out_of_turn_and_leaves_the_schedule_as_it_was():
+    tracker = ProbeTracker(4096, timeout_s=2.0)
+    assert [size for _, size in tracker.send(0.0, 100.0)] == [0]
+    assert [size for _, size in tracker.send(0.01, 100.01, confirm=True)] == [0, 4096]
+    assert tracker.payload_pending_since(100.02) and not tracker.payload_pending_since(100.005)
+    assert [size for _, size in tracker.send(0.02, 100.02, confirm=True)] == [0]  # one payload at a time
+    tracker.forget_payloads()
+    assert [size for _, size in tracker.send(0.5, 100.5)] == [0, 4096]  # the regular second period
+
+
 
 def test_a_payload_probe_follows_an_empty_one_every_second_period_and_is_timed_by_their_arrivals():
     tracker = ProbeTracker(PAYLOAD_BYTES, timeout_s=1.0)

@@ -68,6 +68,11 @@ class ProbeTracker:
     def payload_in_flight(self) -> bool:
         return any(sent.payload_bytes for sent in self._pending.values())
 
+    def payload_pending_since(self, wall_s: float) -> bool:
+        """A payload probe sent before ``wall_s`` still awaits its echo: a transfer sent at
+        ``wall_s`` may have waited behind it on the link."""
+        return any(sent.payload_bytes and sent.wall_s < wall_s for sent in self._pending.values())
+
     def forget_payloads(self) -> int:
         """Give up on every payload probe awaiting its echo (the link went down meanwhile: they are
         lost, and one left pending would hold back the next and bound the new estimate); how many."""
@@ -81,25 +86,29 @@ class ProbeTracker:
         return [(sent.payload_bytes, (monotonic_s - sent.monotonic_s) * 1e3)
                 for sent in self._pending.values() if sent.payload_bytes]
 
-    def send(self, monotonic_s: float, wall_s: float, payload_bytes: int | None = None) -> list[tuple[int, int]]:
+    def send(self, monotonic_s: float, wall_s: float, payload_bytes: int | None = None,
+             confirm: bool = False) -> list[tuple[int, int]]:
         """Record the probes sent now; returns their (seq, payload_bytes): :meth:`next_probes`, then
         :meth:`record` for each."""
-        probes = self.next_probes(monotonic_s, payload_bytes)
+        probes = self.next_probes(monotonic_s, payload_bytes, confirm)
         for seq, size in probes:
             self.record(seq, size, monotonic_s, wall_s)
         return probes
 
-    def next_probes(self, monotonic_s: float, payload_bytes: int | None = None) -> list[tuple[int, int]]:
+    def next_probes(self, monotonic_s: float, payload_bytes: int | None = None,
+                    confirm: bool = False) -> list[tuple[int, int]]:
         """The probes to send now, in order, as (seq, payload_bytes): an empty one, and on every
         second call a payload probe (``payload_bytes``, default the tracker's) right behind it,
         unless one is still unanswered: one at a time, so probes never queue behind each other on a
-        slow link. Build them, then :meth:`record` each right before it is sent (building a large
-        probe takes time the link must not be charged for)."""
+        slow link. ``confirm``: an extra pair now, out of turn (to confirm a sample that suggests
+        a new level at once, rather than a second later). Build them, then :meth:`record` each
+        right before it is sent (building a large probe takes time the link must not be charged for)."""
         self._expire(monotonic_s)
-        self._calls += 1
+        if not confirm:
+            self._calls += 1
         probes = [(self._next_seq, 0)]
         self._next_seq += 1
-        if self._calls % 2 == 0 and not self.payload_in_flight():
+        if (confirm or self._calls % 2 == 0) and not self.payload_in_flight():
             probes.append((self._next_seq, payload_bytes or self.payload_bytes))
             self._next_seq += 1
         return probes

@@ -7,9 +7,12 @@ echo), and matches the echoes on ``l2p/probe_echo``. A payload probe is sized to
 only one is in flight at a time.
 Passive: every FeatureMap the next tier reports on ``l2p/transfer_receipt`` is a throughput sample
 at the real payload size (see :mod:`l2p_ros.nodes.probe_echo`).
-Publishes ``l2p/network_state`` (STATE_QOS) every ``publish_period_s``; ``link_up`` turns false
-when neither echo nor receipt arrived for ``timeout_s``. The estimation is
-:mod:`l2p_ros.monitoring`; this node only moves messages.
+Publishes ``l2p/network_state`` (STATE_QOS) every ``publish_period_s``, and at once when the
+estimate changes level (confirmed outliers, or an unanswered probe's bound): a policy then sees a
+drop in bandwidth as soon as it is known, not up to a period later. A payload probe whose sample
+suggests a new level is confirmed by another pair at once. ``link_up`` turns false when neither
+echo nor receipt arrived for ``timeout_s``. The estimation is :mod:`l2p_ros.monitoring`; this node
+only moves messages.
 
 ``probe_link`` names another link to measure: a monitor on the fog with ``probe_link:=backhaul``
 probes a cloud node answering ``probe_link:=backhaul``, all on ``l2p/backhaul/...`` topics.
@@ -82,6 +85,7 @@ class NetworkMonitorNode(Node):
         # Random filler: a link that compresses (VPN, modem) would make zeros look fast.
         self._payload = os.urandom(max(payload_bytes, self._probe_max_bytes))
         self._link_was_up = False
+        self._published_level_changes = 0
         self._probes = self.create_publisher(Probe, topics.probe, FRAME_QOS)
         self._state = self.create_publisher(NetworkState, topics.state, STATE_QOS)
         self.create_subscription(Probe, topics.echo, self._on_echo, FRAME_QOS)
@@ -90,11 +94,15 @@ class NetworkMonitorNode(Node):
         self.create_timer(probe_period_s, self._send_probe)
         self.create_timer(publish_period_s, self._publish)
 
-    def _send_probe(self) -> None:
-        sized = (sized_payload_bytes(self._link.bandwidth_mbps.value, self._probe_share, 2 * self._probe_period_s,
+    def _send_probe(self, confirm: bool = False) -> None:
+        bandwidth = self._link.bandwidth_mbps
+        # Sized for the lower of the estimate and a suspected new level: a probe sized for the 40
+        # Mbit/s a link just lost would hold a 1 Mbit/s link for seconds.
+        rate_mbps = min(bandwidth.value, bandwidth.suspected) if bandwidth.changing else bandwidth.value
+        sized = (sized_payload_bytes(rate_mbps, self._probe_share, 2 * self._probe_period_s,
                                      MIN_PROBE_PAYLOAD_BYTES, self._probe_max_bytes) if self._probe_share else None)
         # An empty probe, and every second period a payload probe right behind it (a packet pair).
-        for seq, payload_bytes in self._tracker.next_probes(time.monotonic(), sized):
+        for seq, payload_bytes in self._tracker.next_probes(time.monotonic(), sized, confirm):
             probe = Probe(seq=seq, payload_bytes=payload_bytes, payload=self._payload[:payload_bytes])
             wall_s = now_s()  # stamped once built: building a 250 KB probe is no part of its transfer
             probe.header.stamp = to_time_msg(wall_s)
@@ -106,23 +114,32 @@ class NetworkMonitorNode(Node):
         if result is not None:
             reconnections = self._link.reconnections
             self._link.add_probe(result.payload_bytes, result.rtt_ms, result.apparent_one_way_ms, time.monotonic(),
-                                 result.dispersion_ms)
+                                 result.dispersion_ms, from_time_msg(echo.received))
             self._after_answer(reconnections)
+            if result.payload_bytes and self._link.bandwidth_mbps.changing and not self._tracker.payload_in_flight():
+                self._send_probe(confirm=True)
 
     def _on_receipt(self, receipt: Probe) -> None:
-        apparent_one_way_ms = (from_time_msg(receipt.received) - from_time_msg(receipt.header.stamp)) * 1e3
+        sent_s, received_s = from_time_msg(receipt.header.stamp), from_time_msg(receipt.received)
         reconnections = self._link.reconnections
-        self._link.add_transfer(receipt.payload_bytes, apparent_one_way_ms, time.monotonic())
+        self._link.add_transfer(receipt.payload_bytes, (received_s - sent_s) * 1e3, time.monotonic(), received_s,
+                                behind_unknown=self._tracker.payload_pending_since(sent_s))
         self._after_answer(reconnections)
 
     def _after_answer(self, reconnections_before: int) -> None:
         if self._link.reconnections > reconnections_before:  # back after being down: start measuring afresh
             self._tracker.forget_payloads()
+        if self._level_changes() != self._published_level_changes:
+            self._publish()
+
+    def _level_changes(self) -> int:
+        return self._link.bandwidth_mbps.level_changes + self._link.bounded
 
     def _publish(self) -> None:
         now = time.monotonic()
         for payload_bytes, elapsed_ms in self._tracker.unanswered_payloads(now):
             self._link.add_unanswered(payload_bytes, elapsed_ms)
+        self._published_level_changes = self._level_changes()
         state = self._link.state(now)
         msg = NetworkState(bandwidth_mbps=state.bandwidth_mbps, bandwidth_std_mbps=state.bandwidth_std_mbps,
                            rtt_ms=state.rtt_ms, rtt_std_ms=state.rtt_std_ms, samples=state.samples,
