@@ -60,8 +60,11 @@ def run_parameters(config: Path | None, overrides: dict, log=print) -> dict:
 
 def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READY_TIMEOUT_S, spin=None,
                next_tiers: int = 1) -> None:
-    """Spin until the edge, partitioner and cloud of ``observer``'s vehicle are subscribed and publishing
-    (``next_tiers``: the tiers that send the edge detections: the cloud, and a fog where there is one)."""
+    """Spin until the edge, partitioner, monitors and cloud of ``observer``'s vehicle are subscribed and
+    publishing (``next_tiers``: the tiers that send the edge detections: the cloud, and a fog where
+    there is one). The monitors too: frames must not be decided before the link and the load are
+    known, and a run records what its decisions were made on (a testbed run whose observer had not
+    yet discovered them recorded neither)."""
     import rclpy
 
     from l2p_ros.nodes.common import NEXT_TIER_DETECTIONS_TOPIC
@@ -73,7 +76,9 @@ def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READ
         return (observer.count_subscribers("camera/image_raw") >= 3  # edge, partitioner, observer
                 and observer.count_publishers("l2p/detections") >= 1  # the edge
                 and observer.count_publishers(NEXT_TIER_DETECTIONS_TOPIC) >= next_tiers
-                and observer.count_subscribers("l2p/feature_map") >= 1)
+                and observer.count_subscribers("l2p/feature_map") >= 1
+                and observer.count_publishers("l2p/network_state") >= 1
+                and observer.count_publishers("l2p/edge_load") >= 1)
 
     while not ready():
         failures = nodes.failed()
