@@ -8,7 +8,8 @@ its full pass takes ~150 ms against the cloud's ~45 ms: offloading wins on the f
 on the slow one). Per policy: time to adapt after each step (change to the first frame decided for
 the new phase's cut), frames unaccounted and dropped with their reasons, latency per phase, and the
 simulator's prediction for the same trace. Writes bench/results/testbed_step_<policy>.json and
-docs/testbed_step_<policy>.png.
+docs/testbed_step_<policy>.png; with edge-only and cloud-only among the policies also
+bench/results/<name>_prediction.json (bench/testbed_prediction.py: the prediction calibrated on them).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import require_testbed, save, write_rate_trace  # noqa: E402
+from testbed_prediction import calibrated_table, load_runs  # noqa: E402
 
 from l2p_ros.testbed.analysis import phases  # noqa: E402
 from l2p_ros.testbed.live_run import run_on_trace  # noqa: E402
@@ -73,9 +75,13 @@ def main() -> int:
                                         "results_json": str(work / tag / "results.json")})
     if len(table) > 1:
         save(args.name, {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota, "cpu_scope": args.cpu_scope,
-                                  "phase_s": args.phase_s, "policies": table})
+                                  "phase_s": args.phase_s, "policies": table, "work": str(work)})
         for row in table:
             print(json.dumps(row))
+    runs = load_runs(work)
+    if {"edge-only", "cloud-only"} <= set(runs):  # the prediction calibrated on them, for every policy
+        save(f"{args.name}_prediction", {"command": f"python bench/testbed_prediction.py {work}", "work": str(work),
+                                         **calibrated_table(runs)})
     return 0
 
 

@@ -48,6 +48,59 @@ def test_frames_faster_than_the_edge_queue_up_and_get_skipped():
     assert np.allclose(slow.latency_ms, edge_ms)  # idle edge: the profile's full pass
 
 
+def live(fps: float, **fields) -> SimulationConfig:
+    return SimulationConfig(fps=fps, live_edge=True, **fields)
+
+
+def test_live_edge_keeps_the_latest_frame_and_drops_the_one_it_replaces():
+    """As the live edge node: one waiting frame, replaced by a newer one (superseded), so no frame
+    waits behind more than the one in service."""
+    edge_only = FixedCut(Partition.edge_only(small_world().graph.num_layers))
+    edge_ms = small_world().edge_profile.total_ms
+    fast = constant_scenario(20.0, fps=2.5 * 1e3 / edge_ms)  # 2.5 frames per edge pass
+    log = run(fast, edge_only, duration_s=5.0, config=live(fast.fps))
+    assert (log.superseded == log.skipped).all() and log.superseded.sum() > 0.4 * len(log.skipped)
+    assert np.nanmax(log.latency_ms) <= 2 * edge_ms * 1.01  # the rest of one frame in service, then its own
+    assert set(log.vehicle_queue[log.processed]) <= {0, 1}  # the policies see the edge's one slot
+    queued = run(fast, edge_only, duration_s=5.0, config=SimulationConfig(fps=fast.fps))
+    assert not queued.superseded.any() and np.nanmax(queued.latency_ms) > 3 * edge_ms
+
+
+def test_live_edge_charges_the_frame_overhead_and_the_pipeline_background_load():
+    edge_only = FixedCut(Partition.edge_only(small_world().graph.num_layers))
+    cloud_only = FixedCut(Partition.image_offload())
+    slow = constant_scenario(20.0, fps=2.0)  # no frame waits for another
+    for policy in (edge_only, cloud_only):
+        plain = run(slow, policy, duration_s=5.0, config=live(slow.fps))
+        overhead = run(slow, policy, duration_s=5.0, config=live(slow.fps, frame_overhead_ms=30.0))
+        assert np.allclose(overhead.latency_ms - plain.latency_ms, 30.0)
+        assert np.allclose(overhead.queue_ms, plain.queue_ms)  # a cost of every frame, not a wait
+    idle = run(slow, edge_only, duration_s=5.0, config=live(slow.fps))
+    busy = run(slow, edge_only, duration_s=5.0, config=live(slow.fps, edge_background_load=0.6))
+    assert np.allclose(busy.edge_ms, idle.edge_ms / 0.4)
+    assert np.array_equal(busy.edge_load_estimate, idle.edge_load_estimate)  # no monitor reports it
+    with pytest.raises(ValueError, match="live_edge"):
+        SimulationConfig(frame_overhead_ms=5.0)
+    with pytest.raises(ValueError, match="edge_background_load"):
+        live(10.0, edge_background_load=1.0)
+
+
+def test_live_edge_policies_see_the_uplinks_backlog_in_the_rtt():
+    """The monitor's probes wait behind the frames in the uplink: image offload faster than the link
+    carries it shows as a growing RTT (the estimate's noise aside), not as a vehicle queue."""
+    cloud_only = FixedCut(Partition.image_offload())
+    congested = constant_scenario(0.5, fps=5.0)  # ~24 KB frames at 0.5 Mbit/s: ~0.4 s each
+    log = run(congested, cloud_only, duration_s=10.0, config=live(congested.fps, max_vehicle_queue=10**6))
+    assert set(log.vehicle_queue) <= {0, 1}
+    world = small_world()
+    sim = world.simulator(congested, 10.0, 0, live(congested.fps, max_vehicle_queue=10**6))
+    rtts = []
+    while not sim.done:
+        rtts.append(sim.pending.estimated_state.rtt_ms)
+        sim.step(Partition.image_offload())
+    assert rtts[-1] > rtts[0] + 1000.0  # seconds of backlog after 10 s
+
+
 def test_edge_only_ignores_bandwidth_and_cloud_only_does_not():
     layers = small_world().graph.num_layers
     # 5 frames/s: no stage is a bottleneck, so every frame is processed at either bandwidth.

@@ -74,6 +74,7 @@ def summarize(log: SimulationLog) -> dict:
         "frames": int(len(log.skipped)),
         "processed_frames": int(processed.sum()),
         "skipped_frames": int(log.skipped.sum()),
+        "superseded_frames": int(log.superseded.sum()),
         "undelivered_frames": int(len(latency) - len(delivered)),
         "latency_ms": {"mean": stat(np.mean), "std": stat(np.std), "p50": stat(np.median),
                        "p95": stat(lambda x: np.percentile(x, 95)), "p99": stat(lambda x: np.percentile(x, 99))},
@@ -122,12 +123,13 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
              fps: float | None = None,
              deadline_ms: float | None = None, frames_per_clip: int = 60,
              extra_policies: dict[str, Policy] | None = None, bottlenecks: Sequence[str] = (),
-             progress: bool = True, log=print) -> Evaluation:
+             simulation_options: dict | None = None, progress: bool = True, log=print) -> Evaluation:
     """Simulate ``minutes`` (default: the scenario's) of ``scenario`` under each policy.
 
     ``policies``: names (default :data:`DEFAULT_POLICIES`);
     ``extra_policies``: already built policies by report name (a trained PPO and its ablations);
-    ``bottlenecks``: learned bottleneck files every searching policy may choose (:func:`build_world`).
+    ``bottlenecks``: learned bottleneck files every searching policy may choose (:func:`build_world`);
+    ``simulation_options``: further :class:`SimulationConfig` fields (e.g. ``live_edge``).
     """
     scenario = resolve_scenario(scenario)
     progress_factory = _progress(progress)
@@ -137,7 +139,8 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                                  log=log, progress_factory=progress_factory)
     world = world.for_scenario(scenario)  # a fog tier when the scenario has one
     config = SimulationConfig(fps=scenario.fps if fps is None else fps,
-                              deadline_ms=scenario.deadline_ms if deadline_ms is None else deadline_ms)
+                              deadline_ms=scenario.deadline_ms if deadline_ms is None else deadline_ms,
+                              **(simulation_options or {}))
     duration_s = 60.0 * (minutes if minutes is not None else scenario.minutes)
     names = list(policies) if policies is not None else list(DEFAULT_POLICIES) + [
         name for name in scenario.extra_policies if name not in DEFAULT_POLICIES]

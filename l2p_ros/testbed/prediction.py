@@ -13,9 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from l2p_ros.measure.profile import load_profile
 
-def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", log=print) -> dict:
-    """``{"summary": ..., "timeline": [{trace_time_s, cut, latency_ms, estimated_mbps}...], "rtt_ms"}``."""
+
+def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", log=print,
+                      options: dict | None = None) -> dict:
+    """``{"summary": ..., "timeline": [{trace_time_s, cut, latency_ms, estimated_mbps}...], "rtt_ms"}``;
+    ``options``: further :class:`SimulationConfig` fields (:func:`live_edge_calibration`'s)."""
     from l2p_ros.simulation.evaluation import evaluate
     from l2p_ros.simulation.scenarios import Scenario
     from l2p_ros.simulation.traces import Trace, load_trace
@@ -33,7 +37,8 @@ def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", lo
                         duration_s / 60, lambda _d, _rng: trace, lambda _d, _rng: [(0.0, HIGH_COMPLEXITY_CLIP)],
                         fps=testbed["rate_hz"])
     evaluation = evaluate(scenario, model, [policy], edge_profile=Path(testbed["edge_profile"]),
-                          cloud_profile=Path(testbed["cloud_profile"]), cloud_speed_factor=1.0, progress=False, log=log)
+                          cloud_profile=Path(testbed["cloud_profile"]), cloud_speed_factor=1.0,
+                          simulation_options=options, progress=False, log=log)
     run = evaluation.runs[policy]
     sim = run.log
     timeline = []
@@ -43,3 +48,34 @@ def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", lo
                          "latency_ms": float(sim.latency_ms[i]),
                          "estimated_mbps": float(sim.bandwidth_estimate_mbps[i])})
     return {"summary": run.summary, "timeline": timeline, "rtt_ms": rtt_ms}
+
+
+# Frames this early in a run are left out of calibration: the pipeline is still warming up.
+WARM_UP_S = 2.0
+
+
+def _first_phase(rows: list[dict], results: dict, key: str) -> list[float]:
+    """``key`` of the rows between the warm-up and the trace's first change of rate."""
+    applied = results["trace"]["applied"]
+    end_s = applied[1]["trace_time_s"] if len(applied) > 1 else math.inf
+    return [row[key] for row in rows
+            if WARM_UP_S <= row["trace_time_s"] < end_s and row.get(key) is not None and math.isfinite(row[key])]
+
+
+def live_edge_calibration(cloud_only: dict, edge_only: dict) -> dict:
+    """The live pipeline's costs that the model leaves out, measured on two live runs with fixed
+    policies on the same testbed (their ``results.json``, with the model-only prediction in
+    ``simulated``), as :class:`SimulationConfig` fields for predicting other policies:
+
+    - ``frame_overhead_ms``: cloud-only frames, live median latency minus the simulated median, at
+      the trace's first rate (camera to edge, decision, encoding, decoding, the result back);
+    - ``edge_background_load``: edge-only frames, from how much longer the edge's layers take live
+      than the profile measured alone under the same CPU limit (``1 - profile / live``): the share
+      the pipeline's other processes take of the edge.
+    """
+    live_ms = statistics.median(_first_phase(cloud_only["timeline"], cloud_only, "total_ms"))
+    simulated_ms = statistics.median(_first_phase(cloud_only["simulated"]["timeline"], cloud_only, "latency_ms"))
+    live_edge_ms = statistics.median(_first_phase(edge_only["timeline"], edge_only, "edge_ms"))
+    profile_edge_ms = load_profile(edge_only["testbed"]["edge_profile"]).total_ms
+    return {"live_edge": True, "frame_overhead_ms": max(0.0, live_ms - simulated_ms),
+            "edge_background_load": min(0.95, max(0.0, 1.0 - profile_edge_ms / live_edge_ms))}

@@ -1,0 +1,26 @@
+"""The simulator's prediction of a live testbed run, calibrated on two fixed-policy runs (ROS-free)."""
+import pytest
+
+from l2p_ros.simulation.simulator import SimulationConfig
+from l2p_ros.testbed import prediction
+from test.simulation_fixtures import small_world
+
+
+def _results(live_rows, simulated_rows, change_s=20.0):
+    return {"timeline": live_rows, "simulated": {"timeline": simulated_rows},
+            "trace": {"applied": [{"trace_time_s": 0.0}, {"trace_time_s": change_s}]},
+            "testbed": {"edge_profile": "edge.yaml"}}
+
+
+def test_calibration_measures_the_overhead_and_the_edges_own_load(monkeypatch):
+    profile = small_world().edge_profile
+    monkeypatch.setattr(prediction, "load_profile", lambda path: profile)
+    times = [0.5 + 0.1 * i for i in range(300)]  # 0.5-30.4 s: warm-up and second phase left out
+    cloud_only = _results([{"trace_time_s": t, "total_ms": 100.0 if t < 20 else 900.0} for t in times],
+                          [{"trace_time_s": t, "latency_ms": 60.0 if t < 20 else 700.0} for t in times])
+    cloud_only["timeline"][0]["total_ms"] = 5000.0  # a warm-up frame
+    edge_only = _results([{"trace_time_s": t, "edge_ms": profile.total_ms / 0.4} for t in times], [])
+    options = prediction.live_edge_calibration(cloud_only, edge_only)
+    assert options["frame_overhead_ms"] == pytest.approx(40.0)
+    assert options["edge_background_load"] == pytest.approx(0.6)
+    SimulationConfig(**options)  # a valid configuration as it is
