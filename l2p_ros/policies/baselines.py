@@ -93,9 +93,11 @@ class OraclePolicy(Policy):
     """The fastest partition of the whole layer DAG (chain cuts included) under the TRUE state,
     and in three tiers of every (i, j) pair of chain cuts too.
 
-    A lower bound for every policy (per frame): the simulator passes the true conditions, and
-    ``cost_model`` should be the one the simulator scores frames with (true payload sizes
-    included). The DADS light-load min cut is exact for total latency, so it is solved once per
+    Myopic, so a reference and not a bound: it knows the true conditions (``cost_model`` should be
+    the one the simulator scores frames with, true payload sizes included) but takes the fastest
+    partition for the frame in front of it, charging the vehicle's queue and none of the link's or
+    the cloud's; where frames queue, a policy that spreads them over edge and link beats it
+    (:mod:`l2p_ros.simulation.bound` is the lower bound). The DADS light-load min cut is exact for total latency, so it is solved once per
     codec; DADS places on two tiers, so a three-tier model also searches the pairs, as a table.
     """
 

@@ -25,6 +25,7 @@ import numpy as np
 from l2p_ros.policies.baselines import FixedCut, OraclePolicy
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Policy, SystemState
+from l2p_ros.simulation.bound import frame_lower_bounds
 from l2p_ros.simulation.scenarios import Scenario, get_scenario, trace_scenario
 from l2p_ros.simulation.simulator import SimulationConfig, SimulationLog, Simulator
 from l2p_ros.simulation.world import DEFAULT_CLOUD_SPEED_FACTOR, World, build_world
@@ -54,8 +55,10 @@ class Evaluation:
         return self.runs[name].summary["latency_ms"]["mean"]
 
 
-def summarize(log: SimulationLog) -> dict:
-    """Latency statistics (ms, over frames delivered), energy, cut histogram, decision speed, misses."""
+def summarize(log: SimulationLog, lower_bounds_ms: np.ndarray | None = None) -> dict:
+    """Latency statistics (ms, over frames delivered), energy, cut histogram, decision speed, misses;
+    with ``lower_bounds_ms`` (:func:`frame_lower_bounds` of the run's frames) also the bound's mean
+    over the same delivered frames and the run's gap to it."""
     processed = log.processed
     latency = log.latency_ms[processed]
     delivered = latency[np.isfinite(latency)]
@@ -70,7 +73,14 @@ def summarize(log: SimulationLog) -> dict:
     def stat(fn):
         return float(fn(delivered)) if len(delivered) else None
 
+    bound = {}
+    if lower_bounds_ms is not None and len(delivered):
+        frames = np.flatnonzero(processed)[np.isfinite(latency)]
+        bound_ms = float(np.mean(lower_bounds_ms[frames]))
+        bound = {"lower_bound_ms": bound_ms, "gap_to_lower_bound_pct": 100.0 * (float(np.mean(delivered)) - bound_ms)
+                 / bound_ms}
     return {
+        **bound,
         "frames": int(len(log.skipped)),
         "processed_frames": int(processed.sum()),
         "skipped_frames": int(log.skipped.sum()),
@@ -161,6 +171,11 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
         "model": world.model_name,
         "sources": world.sources,
     }
+    bounds = frame_lower_bounds(simulator(), scenario.codec, scenario.image_codec)
+    meta["lower_bound"] = {
+        "mean_ms": float(np.mean(bounds[np.isfinite(bounds)])),
+        "note": "every frame alone on idle servers with its fastest partition: no policy is below it on any frame "
+                "(l2p_ros.simulation.bound); the oracle is myopic and can be beaten"}
     evaluation = Evaluation(meta)
 
     def run(name: str, make: Callable[[Simulator], Policy]) -> PolicyRun:
@@ -169,7 +184,7 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
         policy_log = sim.run(make(sim), bar.update if bar else None)
         if bar:
             bar.close()
-        return PolicyRun(name, policy_log, summarize(policy_log))
+        return PolicyRun(name, policy_log, summarize(policy_log, bounds))
 
     for name in names:
         if name == "oracle":  # it must predict with this very simulator's truth

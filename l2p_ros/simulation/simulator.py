@@ -174,6 +174,23 @@ class SimulationLog:
         return [p.name(self.num_layers) for p in self.partitions]
 
 
+@dataclass(frozen=True)
+class _Played:
+    """One frame played through the servers (:meth:`Simulator._play`); times in ms unless _s."""
+
+    latency_ms: float
+    service_ms: float
+    edge_ms: float
+    send_ms: float
+    cloud_ms: float
+    payload: float
+    energy_j: float
+    fog_ms: float
+    fog_send_ms: float
+    vehicle_done_s: float
+    free_s: tuple  # the servers' next free times after it, as Simulator._servers
+
+
 class Simulator:
     """One episode: ``rows`` (N,) gives the video-table row of each frame; ``model`` supplies the
     profiles and power model; ``seed`` drives the estimator's noise.
@@ -260,9 +277,7 @@ class Simulator:
                 skipped += 1
                 self._next += 1
                 continue
-            if self.payloads.row != row:
-                self.payloads.row = row
-                self.true_model.tensor_bytes.cache_clear()  # its per-tensor bytes were another frame's
+            self._payloads_at(row)
             self.pending = FrameContext(
                 n, t, row,
                 SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=queue,
@@ -278,45 +293,91 @@ class Simulator:
         if self.pending is None:
             raise RuntimeError("the simulation is over: no frame is pending")
         frame = self.pending
+        played = self._play(partition, frame.time_s, frame.row, self._servers())
+        (self._edge_free_s, self._link_free_s, self._cloud_free_s, self._fog_free_s,
+         self._fog_link_free_s) = played.free_s
+        self._vehicle_done_s.append(played.vehicle_done_s)
+        latency_ms, service_ms = played.latency_ms, played.service_ms
+        n, log = frame.index, self.log
+        partition_id = self._partition_ids.get(partition)
+        if partition_id is None:
+            partition_id = self._partition_ids[partition] = len(log.partitions)
+            log.partitions.append(partition)
+        log.partition[n] = partition_id
+        log.latency_ms[n], log.edge_ms[n], log.send_ms[n] = latency_ms, played.edge_ms, played.send_ms
+        log.cloud_ms[n], log.queue_ms[n], log.payload_bytes[n] = played.cloud_ms, latency_ms - service_ms, played.payload
+        log.edge_energy_j[n], log.deadline_miss[n] = played.energy_j, latency_ms > self.config.deadline_ms
+        log.decide_s[n] = decide_s
+        log.fog_ms[n], log.fog_send_ms[n] = played.fog_ms, played.fog_send_ms
+        self._next = n + 1
+        skipped = self._advance()
+        return FrameOutcome(n, partition, latency_ms, played.edge_ms, played.send_ms, played.cloud_ms,
+                            latency_ms - service_ms, played.payload, played.energy_j, bool(log.deadline_miss[n]),
+                            skipped, played.fog_ms, played.fog_send_ms)
+
+    def _servers(self) -> tuple[float, float, float, float, float]:
+        """When each server is next free (s): edge, uplink, cloud, fog, fog -> cloud link."""
+        return self._edge_free_s, self._link_free_s, self._cloud_free_s, self._fog_free_s, self._fog_link_free_s
+
+    def unqueued_latency_ms(self, partition: Partition, index: int) -> float:
+        """Frame ``index``'s latency with ``partition`` were every server idle when it arrives: what
+        no policy can beat with that partition. Each server is FIFO and its finish time never
+        falls when its start is later (the work is fixed and the rates are positive or zero), so
+        waiting for a busy server, or for better conditions, only ever ends later."""
+        row = int(self.rows[index])
+        self._payloads_at(row)
+        return self._play(partition, index / self.config.fps, row, (0.0,) * 5).latency_ms
+
+    def true_model_for(self, index: int) -> CostModel:
+        """The true cost model with frame ``index``'s own payload sizes."""
+        self._payloads_at(int(self.rows[index]))
+        return self.true_model
+
+    def _payloads_at(self, row: int) -> None:
+        if self.payloads.row != row:
+            self.payloads.row = row
+            self.true_model.tensor_bytes.cache_clear()  # its per-tensor bytes were another frame's
+
+    def _play(self, partition: Partition, t: float, row: int, free_s: tuple) -> _Played:
+        """One frame arriving at ``t`` (video row ``row``) through servers next free at ``free_s``
+        (:meth:`_servers`), under the true conditions. The true model's payloads must be at ``row``."""
         if partition.fog_until_layer is not None and not self._has_fog:
             raise ValueError("three-tier partitions need a three-tier world (a fog profile); this one has two tiers")
+        edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s = free_s
         plan = self.true_model.placement(partition)  # cut, idle-edge ms, cloud ms
-        t = frame.time_s
         trace = self.trace
-        edge_start = max(t, self._edge_free_s)
+        edge_start = max(t, edge_free_s)
         edge_done = trace.time_to_complete(self._edge_rate, edge_start, plan.edge_ms / 1e3)
-        self._edge_free_s = edge_done
+        edge_free_s = edge_done
         fog_ms = fog_send_ms = fog_rtt_ms = 0.0
         if plan.local:
-            payload, send_s, rtt_ms, finish = 0.0, 0.0, 0.0, edge_done
-            self._vehicle_done_s.append(edge_done)
+            payload, send_s, rtt_ms, finish, vehicle_done = 0.0, 0.0, 0.0, edge_done, edge_done
         else:
-            payload = float(self.table.payload_bytes(frame.row, plan.cut, partition.codec))
-            link_start = max(edge_done, self._link_free_s)
+            payload = float(self.table.payload_bytes(row, plan.cut, partition.codec))
+            link_start = max(edge_done, link_free_s)
             link_done = trace.time_to_complete(self._link_bytes_per_s, link_start, payload)
-            self._link_free_s = link_done
-            self._vehicle_done_s.append(link_done)
+            link_free_s = vehicle_done = link_done
             send_s = link_done - link_start
             rtt_ms = trace.at(link_start)[1]
             arrival_s = link_done + rtt_ms / 2e3  # at the next tier
             fog_finishes = self._has_fog and plan.handover is None
             if self._has_fog:
                 fog_ms = plan.fog_ms
-                self._fog_free_s = max(arrival_s, self._fog_free_s) + fog_ms / 1e3
+                fog_free_s = max(arrival_s, fog_free_s) + fog_ms / 1e3
             if self._has_fog and not fog_finishes:
                 if plan.handover is plan.cut:  # forwarded as it is
                     fog_payload = payload
                 else:
-                    fog_payload = float(self.table.payload_bytes(frame.row, plan.handover, self.true_model.fog_codec))
+                    fog_payload = float(self.table.payload_bytes(row, plan.handover, self.true_model.fog_codec))
                 fog_send_ms = send_ms(fog_payload, self.config.fog_cloud_bandwidth_mbps)
                 fog_rtt_ms = self.config.fog_cloud_rtt_ms
-                self._fog_link_free_s = max(self._fog_free_s, self._fog_link_free_s) + fog_send_ms / 1e3
-                arrival_s = self._fog_link_free_s + fog_rtt_ms / 2e3  # at the cloud
+                fog_link_free_s = max(fog_free_s, fog_link_free_s) + fog_send_ms / 1e3
+                arrival_s = fog_link_free_s + fog_rtt_ms / 2e3  # at the cloud
             if fog_finishes:
-                finish = self._fog_free_s + rtt_ms / 2e3
+                finish = fog_free_s + rtt_ms / 2e3
             else:
-                self._cloud_free_s = max(arrival_s, self._cloud_free_s) + plan.cloud_ms / 1e3
-                finish = self._cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
+                cloud_free_s = max(arrival_s, cloud_free_s) + plan.cloud_ms / 1e3
+                finish = cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
         edge_ms = (edge_done - edge_start) * 1e3
         latency_ms = (finish - t) * 1e3 + self.config.frame_overhead_ms
         if self._has_fog:  # as the cost model: the edge idles through both hops and the fog
@@ -327,22 +388,8 @@ class Simulator:
             service_ms = edge_ms + send_s * 1e3 + rtt_ms + plan.cloud_ms
         service_ms += self.config.frame_overhead_ms
         energy = self.true_model.power.energy_j(edge_ms, send_s * 1e3, wait_ms)
-        n, log = frame.index, self.log
-        partition_id = self._partition_ids.get(partition)
-        if partition_id is None:
-            partition_id = self._partition_ids[partition] = len(log.partitions)
-            log.partitions.append(partition)
-        log.partition[n] = partition_id
-        log.latency_ms[n], log.edge_ms[n], log.send_ms[n] = latency_ms, edge_ms, send_s * 1e3
-        log.cloud_ms[n], log.queue_ms[n], log.payload_bytes[n] = plan.cloud_ms, latency_ms - service_ms, payload
-        log.edge_energy_j[n], log.deadline_miss[n] = energy, latency_ms > self.config.deadline_ms
-        log.decide_s[n] = decide_s
-        log.fog_ms[n], log.fog_send_ms[n] = fog_ms, fog_send_ms
-        self._next = n + 1
-        skipped = self._advance()
-        return FrameOutcome(n, partition, latency_ms, edge_ms, send_s * 1e3, plan.cloud_ms,
-                            latency_ms - service_ms, payload, energy, bool(log.deadline_miss[n]), skipped,
-                            fog_ms, fog_send_ms)
+        return _Played(latency_ms, service_ms, edge_ms, send_s * 1e3, plan.cloud_ms, payload, energy, fog_ms,
+                       fog_send_ms, vehicle_done, (edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s))
 
     def run(self, policy: Policy, on_frames: Callable[[int], None] | None = None) -> SimulationLog:
         """Let ``policy`` decide every frame; ``on_frames(k)`` reports progress (k frames passed)."""
