@@ -257,6 +257,7 @@ def cmd_evaluate(args) -> int:
                           cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
                           fps=args.fps, deadline_ms=args.deadline_ms,
                           frames_per_clip=args.video_frames, extra_policies=extra, bottlenecks=args.bottlenecks,
+                          frame_costs=None if args.frame_costs == "none" else args.frame_costs,
                           log=lambda text: print(text, file=sys.stderr))
     paths = write_report(evaluation, args.out)
     print(paths["markdown"].read_text())
@@ -322,6 +323,9 @@ def _add_evaluate_parser(sub) -> None:
     _add_world_args(p)
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: the scenario's)")
     p.add_argument("--deadline-ms", type=float, default=None, help="deadline (default: the scenario's)")
+    p.add_argument("--frame-costs", default="committed", metavar="FILE|committed|none",
+                   help="measured encode, decode, complexity and decision times the simulator charges: a "
+                        "frame-costs file, 'committed' (default: the repository's for the model, if any) or 'none'")
     p.add_argument("--image-codec", type=_image_codec, default=None,
                    help="image offload's codec (default: the scenario's, jpeg-q75; jpeg-full-q75 sends the "
                         "camera-size image, as every figure written before network-resolution offload did)")

@@ -25,7 +25,9 @@ from l2p_ros.policies.types import SystemState
 from l2p_ros.simulation.video import load_table, payload_samples
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "models" / "profiles"
-PROFILES = sorted(p for p in PROFILES_DIR.glob("*.yaml") if not p.name.endswith("-payload-fit.yaml"))
+PROFILES = sorted(p for p in PROFILES_DIR.glob("*.yaml")
+                  if not p.name.endswith("-payload-fit.yaml") and not p.name.startswith("frame-costs-"))
+FRAME_COSTS = sorted(PROFILES_DIR.glob("frame-costs-*.yaml"))
 FITS = sorted(PROFILES_DIR.glob("*-payload-fit.yaml"))
 # What the docs use: this host's CPU profile of yolov3-tiny, the H200 profiles, the fit on real frames.
 TABLES = sorted(PROFILES_DIR.glob("video-*.npz"))
@@ -163,3 +165,20 @@ def test_video_table_fits_its_model(path):
     assert np.all(table.image_bytes > 0) and np.ptp(table.image_bytes[:, 0]) > 0
     samples = payload_samples(table, graph)  # the complexity fit the policies predict with
     assert len(samples.complexity) == table.num_rows
+
+
+@pytest.mark.parametrize("path", FRAME_COSTS, ids=lambda p: p.name)
+def test_frame_costs_load_and_charge_every_codec_the_simulator_plays(path):
+    """Each frame-costs file loads, names its machine and sources, and prices every image and
+    tensor codec of the committed video table (nothing of theirs goes uncharged)."""
+    from l2p_ros.simulation.frame_costs import load_frame_costs
+    from l2p_ros.simulation.video import load_table
+
+    costs = load_frame_costs(path)
+    assert costs.machine and costs.sources and costs.per_frame_ms["complexity"] > 0
+    table = load_table(TABLES[0])
+    for codec in table.image_codecs:
+        assert costs.encode_ms(codec, 0) > 0 and costs.decode_ms(codec, 0) > 0, codec
+    for codec in table.tensor_codecs:
+        assert costs.encode_ms(codec, 1e6) > 0 and costs.decode_ms(codec, 1e6) > 0, codec
+    assert not costs.uncharged

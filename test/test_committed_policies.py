@@ -129,8 +129,9 @@ def test_committed_policies_reproduce_the_documented_run(factor, tmp_path_factor
     same_as = "cloud-only" if factor == 1.0 else "edge-only"
     # Documented before network-resolution offload: the image went at the camera's size.
     scenario = dataclasses.replace(get_scenario("l2p-paper"), image_codec="jpeg-full-q75")
+    # Documented before the simulator charged encoding, decoding, complexity and decisions.
     evaluation = evaluate(scenario, policies=[same_as, "greedy"], minutes=30, seed=0, world=world,
-                          extra_policies=policies, progress=False, log=lambda *args: None)
+                          extra_policies=policies, frame_costs=None, progress=False, log=lambda *args: None)
     summary = {name: run.summary for name, run in evaluation.runs.items()}
     latency = {name: (s["latency_ms"]["mean"], s["latency_ms"]["std"]) for name, s in summary.items()}
     for name, (mean, std) in DOCUMENTED[factor].items():

@@ -101,6 +101,32 @@ def test_live_edge_policies_see_the_uplinks_backlog_in_the_rtt():
     assert rtts[-1] > rtts[0] + 1000.0  # seconds of backlog after 10 s
 
 
+def test_measured_frame_costs_are_charged_where_they_run():
+    """Complexity and decision on the edge for every frame; encoding on the edge and decoding on the
+    next tier for offloaded ones: with nothing queued, each adds to the latency exactly."""
+    from l2p_ros.simulation.frame_costs import committed_frame_costs, load_frame_costs
+
+    costs = load_frame_costs(committed_frame_costs("yolov3-tiny"))
+    world = small_world()
+    slow = constant_scenario(20.0, fps=2.0)
+    cut = 7
+    crossing_bytes = world.edge_profile.layers[cut].output_bytes
+    cases = [(FixedCut(Partition.edge_only(world.graph.num_layers)), costs.edge_per_frame_ms, 0.0),
+             (FixedCut(Partition.image_offload(slow.image_codec)), costs.edge_per_frame_ms
+              + costs.encode_ms(slow.image_codec, 0), costs.decode_ms(slow.image_codec, 0)),
+             (FixedCut(Partition.chain(cut, slow.codec)), costs.edge_per_frame_ms
+              + costs.encode_ms(slow.codec, crossing_bytes), costs.decode_ms(slow.codec, crossing_bytes))]
+    for policy, edge_extra_ms, cloud_extra_ms in cases:
+        plain = run(slow, policy, duration_s=5.0, config=SimulationConfig(fps=slow.fps))
+        charged = run(slow, policy, duration_s=5.0, config=SimulationConfig(fps=slow.fps, frame_costs=costs))
+        assert edge_extra_ms > 0.5
+        assert np.allclose(charged.edge_ms - plain.edge_ms, edge_extra_ms)
+        assert np.allclose(charged.cloud_ms - plain.cloud_ms, cloud_extra_ms)
+        assert np.allclose(charged.latency_ms - plain.latency_ms, edge_extra_ms + cloud_extra_ms)
+        assert (charged.edge_energy_j > plain.edge_energy_j).all()
+    assert not costs.uncharged
+
+
 def test_edge_only_ignores_bandwidth_and_cloud_only_does_not():
     layers = small_world().graph.num_layers
     # 5 frames/s: no stage is a bottleneck, so every frame is processed at either bandwidth.

@@ -26,6 +26,7 @@ from l2p_ros.policies.baselines import FixedCut, OraclePolicy
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Policy, SystemState
 from l2p_ros.simulation.bound import frame_lower_bounds
+from l2p_ros.simulation.frame_costs import committed_frame_costs, load_frame_costs
 from l2p_ros.simulation.scenarios import Scenario, get_scenario, trace_scenario
 from l2p_ros.simulation.simulator import SimulationConfig, SimulationLog, Simulator
 from l2p_ros.simulation.world import DEFAULT_CLOUD_SPEED_FACTOR, World, build_world
@@ -133,13 +134,16 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
              fps: float | None = None,
              deadline_ms: float | None = None, frames_per_clip: int = 60,
              extra_policies: dict[str, Policy] | None = None, bottlenecks: Sequence[str] = (),
-             simulation_options: dict | None = None, progress: bool = True, log=print) -> Evaluation:
+             simulation_options: dict | None = None, frame_costs: str | Path | None = "committed",
+             progress: bool = True, log=print) -> Evaluation:
     """Simulate ``minutes`` (default: the scenario's) of ``scenario`` under each policy.
 
     ``policies``: names (default :data:`DEFAULT_POLICIES`);
     ``extra_policies``: already built policies by report name (a trained PPO and its ablations);
     ``bottlenecks``: learned bottleneck files every searching policy may choose (:func:`build_world`);
-    ``simulation_options``: further :class:`SimulationConfig` fields (e.g. ``live_edge``).
+    ``simulation_options``: further :class:`SimulationConfig` fields (e.g. ``live_edge``);
+    ``frame_costs``: a frame-costs file the simulator charges (:mod:`l2p_ros.simulation.frame_costs`),
+    ``"committed"`` (default) the repository's for the model where there is one, None: none.
     """
     scenario = resolve_scenario(scenario)
     progress_factory = _progress(progress)
@@ -148,9 +152,12 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                                  frames_per_clip=frames_per_clip, bottlenecks=bottlenecks,
                                  log=log, progress_factory=progress_factory)
     world = world.for_scenario(scenario)  # a fog tier when the scenario has one
+    if frame_costs == "committed":
+        frame_costs = committed_frame_costs(str(model))
+    costs = load_frame_costs(frame_costs) if frame_costs is not None else None
     config = SimulationConfig(fps=scenario.fps if fps is None else fps,
                               deadline_ms=scenario.deadline_ms if deadline_ms is None else deadline_ms,
-                              **(simulation_options or {}))
+                              **{"frame_costs": costs, **(simulation_options or {})})
     duration_s = 60.0 * (minutes if minutes is not None else scenario.minutes)
     names = list(policies) if policies is not None else list(DEFAULT_POLICIES) + [
         name for name in scenario.extra_policies if name not in DEFAULT_POLICIES]
@@ -169,7 +176,7 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                      "tiers": 3 if world.fog_profile is not None else 2,
                      "estimator": vars(config.estimator), "nominal_state": vars(nominal)},
         "model": world.model_name,
-        "sources": world.sources,
+        "sources": {**world.sources, "frame_costs": _frame_costs_source(frame_costs, costs)},
     }
     bounds = frame_lower_bounds(simulator(), scenario.codec, scenario.image_codec)
     meta["lower_bound"] = {
@@ -199,7 +206,17 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
     for name, policy in (extra_policies or {}).items():
         evaluation.runs[name] = run(name, lambda sim, policy=policy: policy)
     _compare(evaluation)
+    if costs is not None:
+        evaluation.meta["sources"]["frame_costs"]["uncharged_codecs"] = sorted(costs.uncharged)
     return evaluation
+
+
+def _frame_costs_source(path, costs) -> dict:
+    if costs is None:
+        return {"charged": False, "note": "encoding, decoding, frame complexity and the decision are not simulated"}
+    return {"charged": True, "file": str(path), "machine": costs.machine, "sources": costs.sources,
+            "per_frame_ms": costs.per_frame_ms,
+            "note": "measured; charged to the edge (complexity, decision, encoding) and the receiving tier (decoding)"}
 
 
 def _best_fixed(world: World, scenario: Scenario, run) -> PolicyRun:

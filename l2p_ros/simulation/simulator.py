@@ -21,6 +21,11 @@ payload on the fog link), and one whose fog range reaches the last layer finishe
 link runs at the config's constant ``fog_cloud_bandwidth_mbps`` and ``fog_cloud_rtt_ms`` (the
 states the policies see carry the same values). Two-tier worlds play exactly as before.
 
+``frame_costs`` (:mod:`l2p_ros.simulation.frame_costs`, measured): every frame's complexity and
+decision, and the crossing's encoding, are charged to the edge as work (stretched by its load like
+its layers); decoding to the tier that receives the edge's payload and computes on it. The
+policies' cost model does not know them, as the live policies do not.
+
 Edge-only frames finish on the edge and use neither link nor cloud. A frame waits when the
 server before it is busy, so latency grows when frames come faster than a stage runs. Frames not
 yet through the vehicle's servers (edge and uplink) form the vehicle queue; a frame arriving to
@@ -52,6 +57,7 @@ import numpy as np
 from l2p_ros.policies.cost_model import CostModel, send_ms
 from l2p_ros.policies.types import Partition, Policy, SystemState
 from l2p_ros.simulation.estimator import EstimatorConfig, EwmaEstimator
+from l2p_ros.simulation.frame_costs import FrameCosts
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import FramePayloads, VideoTable
 
@@ -72,6 +78,7 @@ class SimulationConfig:
     live_edge: bool = False
     frame_overhead_ms: float = 0.0
     edge_background_load: float = 0.0
+    frame_costs: FrameCosts | None = None
 
     def __post_init__(self) -> None:
         if self.fps <= 0 or self.deadline_ms <= 0 or self.max_vehicle_queue < 0:
@@ -217,6 +224,7 @@ class Simulator:
                                     fog_codec=model.fog_codec,
                                     bottlenecks={name: (cut, None) for name, (cut, _) in model.bottlenecks.items()})
         self._has_fog = model.has_fog
+        self._layer_bytes = [layer.output_bytes for layer in model.edge_profile.layers]  # fp32, for frame_costs
         self.estimator = EwmaEstimator(trace, config.estimator, np.random.default_rng(seed))
         self._link_bytes_per_s = trace.bandwidth_mbps * 1e6 / 8
         # Work sharing the edge: the trace's load and the pipeline's own (live_edge), independent shares.
@@ -345,13 +353,22 @@ class Simulator:
             raise ValueError("three-tier partitions need a three-tier world (a fog profile); this one has two tiers")
         edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s = free_s
         plan = self.true_model.placement(partition)  # cut, idle-edge ms, cloud ms
+        edge_work_ms, decode_ms = plan.edge_ms, 0.0
+        costs = self.config.frame_costs
+        if costs is not None:
+            edge_work_ms += costs.edge_per_frame_ms
+            if not plan.local:
+                fp32_bytes = sum(self._layer_bytes[i] for i in plan.cut.crossing if i >= 0)
+                edge_work_ms += costs.encode_ms(partition.codec, fp32_bytes)
+                decode_ms = costs.decode_ms(partition.codec, fp32_bytes)
         trace = self.trace
         edge_start = max(t, edge_free_s)
-        edge_done = trace.time_to_complete(self._edge_rate, edge_start, plan.edge_ms / 1e3)
+        edge_done = trace.time_to_complete(self._edge_rate, edge_start, edge_work_ms / 1e3)
         edge_free_s = edge_done
         fog_ms = fog_send_ms = fog_rtt_ms = 0.0
         if plan.local:
             payload, send_s, rtt_ms, finish, vehicle_done = 0.0, 0.0, 0.0, edge_done, edge_done
+            cloud_ms = plan.cloud_ms
         else:
             payload = float(self.table.payload_bytes(row, plan.cut, partition.codec))
             link_start = max(edge_done, link_free_s)
@@ -361,8 +378,10 @@ class Simulator:
             rtt_ms = trace.at(link_start)[1]
             arrival_s = link_done + rtt_ms / 2e3  # at the next tier
             fog_finishes = self._has_fog and plan.handover is None
+            fog_computes = self._has_fog and plan.handover is not plan.cut
+            cloud_ms = plan.cloud_ms + (0.0 if fog_computes else decode_ms)
             if self._has_fog:
-                fog_ms = plan.fog_ms
+                fog_ms = plan.fog_ms + (decode_ms if fog_computes else 0.0)
                 fog_free_s = max(arrival_s, fog_free_s) + fog_ms / 1e3
             if self._has_fog and not fog_finishes:
                 if plan.handover is plan.cut:  # forwarded as it is
@@ -376,19 +395,19 @@ class Simulator:
             if fog_finishes:
                 finish = fog_free_s + rtt_ms / 2e3
             else:
-                cloud_free_s = max(arrival_s, cloud_free_s) + plan.cloud_ms / 1e3
+                cloud_free_s = max(arrival_s, cloud_free_s) + cloud_ms / 1e3
                 finish = cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
         edge_ms = (edge_done - edge_start) * 1e3
         latency_ms = (finish - t) * 1e3 + self.config.frame_overhead_ms
         if self._has_fog:  # as the cost model: the edge idles through both hops and the fog
-            wait_ms = rtt_ms + fog_ms + fog_send_ms + fog_rtt_ms + plan.cloud_ms
+            wait_ms = rtt_ms + fog_ms + fog_send_ms + fog_rtt_ms + cloud_ms
             service_ms = edge_ms + send_s * 1e3 + wait_ms
         else:  # two tiers: the very sums of before, bit for bit
-            wait_ms = rtt_ms + plan.cloud_ms
-            service_ms = edge_ms + send_s * 1e3 + rtt_ms + plan.cloud_ms
+            wait_ms = rtt_ms + cloud_ms
+            service_ms = edge_ms + send_s * 1e3 + rtt_ms + cloud_ms
         service_ms += self.config.frame_overhead_ms
         energy = self.true_model.power.energy_j(edge_ms, send_s * 1e3, wait_ms)
-        return _Played(latency_ms, service_ms, edge_ms, send_s * 1e3, plan.cloud_ms, payload, energy, fog_ms,
+        return _Played(latency_ms, service_ms, edge_ms, send_s * 1e3, cloud_ms, payload, energy, fog_ms,
                        fog_send_ms, vehicle_done, (edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s))
 
     def run(self, policy: Policy, on_frames: Callable[[int], None] | None = None) -> SimulationLog:

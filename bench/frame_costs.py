@@ -1,0 +1,83 @@
+"""Collect the per-frame costs the simulator charges besides layers and link (issue 11, item 3).
+
+    python bench/frame_costs.py [--out models/profiles/frame-costs-yolov3-tiny-416-cpu-vm-2core.yaml]
+
+From measurements already saved by three benches on this machine (rerun them to re-measure):
+bench/bench_codec.py (tensor codecs' encode and decode at several cuts, fitted as a line in the
+crossing's fp32 MB), bench/bench_image_offload.py (image codecs' encode and receive, averaged
+over its two videos) and bench/bench_decision.py (frame complexity, and a searching policy's
+decision). Writes the file l2p_ros.simulation.frame_costs reads.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from l2p_ros.simulation.frame_costs import FrameCosts, fit_tensor_codecs
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CODEC = RESULTS / "codec_yolov3-tiny_416.json"
+IMAGE = RESULTS / "image_offload_yolov3-tiny_416.json"
+DECISION = RESULTS / "decision_cost.json"
+
+
+def _load(path: Path) -> dict:
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run the bench that writes it first")
+    return json.loads(path.read_text())
+
+
+def _fill_qualities(image_costs: dict) -> list[str]:
+    """Add JPEG qualities the image bench skipped (every 5 within its range), interpolated
+    linearly between the measured ones either side; returns their names."""
+    added = []
+    for family in ("jpeg-q", "jpeg-full-q"):
+        measured = sorted(int(name.removeprefix(family)) for name in image_costs
+                          if name.startswith(family) and name.removeprefix(family).isdigit())
+        for quality in range(measured[0], measured[-1] + 1, 5):
+            if quality in measured:
+                continue
+            low = max(q for q in measured if q < quality)
+            high = min(q for q in measured if q > quality)
+            weight = (quality - low) / (high - low)
+            image_costs[f"{family}{quality}"] = {
+                key: round((1 - weight) * image_costs[f"{family}{low}"][key] + weight * image_costs[f"{family}{high}"][key], 4)
+                for key in ("encode_ms", "receive_ms")}
+            added.append(f"{family}{quality}")
+    return added
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "models/profiles/frame-costs-yolov3-tiny-416-cpu-vm-2core.yaml")
+    args = parser.parse_args()
+    codec, image, decision = _load(CODEC), _load(IMAGE), _load(DECISION)
+    image_codecs: dict[str, dict] = {}
+    for rows in image["results"].values():
+        for row in rows:
+            image_codecs.setdefault(row["codec"], []).append(row)
+    image_costs = {name: {"encode_ms": round(statistics.mean(r["encode_ms_median"] for r in rows), 4),
+                          "receive_ms": round(statistics.mean(r["receive_ms_median"] for r in rows), 4)}
+                   for name, rows in image_codecs.items()}
+    interpolated = _fill_qualities(image_costs)
+    greedy = decision["models"]["yolov3-tiny"]["policies"]["greedy"]["decide"]["median_us"]
+    costs = FrameCosts(
+        "yolov3-tiny", codec["machine"],
+        {"tensor_codecs": f"bench/results/{CODEC.name} ({json.dumps(codec['args'])})",
+         "image_codecs": f"bench/results/{IMAGE.name} ({image['command']})",
+         "per_frame": f"bench/results/{DECISION.name} (complexity; greedy's decision)",
+         "interpolated": f"{', '.join(interpolated)}: between the measured qualities either side"},
+        {"complexity": round(decision["complexity_us"]["median_us"] / 1e3, 4), "decision": round(greedy / 1e3, 4)},
+        image_costs, fit_tensor_codecs(codec["rows"]))
+    costs.save(args.out)
+    print(f"wrote {args.out}: {len(image_costs)} image codecs, {len(costs.tensor_codecs)} tensor codecs, "
+          f"{costs.edge_per_frame_ms:.2f} ms per frame on the edge")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

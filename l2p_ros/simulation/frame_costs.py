@@ -1,0 +1,89 @@
+"""Per-frame costs the model's layers and the link leave out, measured, for the simulator to charge.
+
+The partitioner measures each frame's complexity and decides (on the edge, every frame); the edge
+encodes the crossing tensors (or the image) and the next tier decodes them. A file holds what the
+benches measured on one machine (:func:`write` from bench/frame_costs.py):
+
+- ``per_frame_ms``: complexity and decision, charged to the edge for every frame;
+- ``image_codecs``: encode (edge) and receive (decode and letterbox, next tier) ms per image codec;
+- ``tensor_codecs``: encode and decode ms per tensor codec as ``a + b * MB``, MB being the fp32
+  size of the crossing tensors: a least-squares line over the cuts the codec bench measured.
+
+Codecs a file does not hold (a learned bottleneck's) are charged nothing and named in
+:attr:`FrameCosts.uncharged`, so a summary can say what was left out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from l2p_ros.measure.profile import read_versioned_yaml, save_yaml
+
+SCHEMA = "l2p-frame-costs/1"
+# The committed measurements, in a source checkout (models/profiles/ beside the package).
+COMMITTED_DIR = Path(__file__).resolve().parents[2] / "models" / "profiles"
+
+
+@dataclass
+class FrameCosts:
+    model: str
+    machine: dict
+    sources: dict
+    per_frame_ms: dict  # complexity, decision
+    image_codecs: dict  # codec -> {encode_ms, receive_ms}
+    tensor_codecs: dict  # codec -> {encode: [a_ms, b_ms_per_mb], decode: [a, b]}
+    uncharged: set[str] = field(default_factory=set)
+
+    @property
+    def edge_per_frame_ms(self) -> float:
+        return float(sum(self.per_frame_ms.values()))
+
+    def encode_ms(self, codec: str, fp32_bytes: float) -> float:
+        return self._codec_ms(codec, fp32_bytes, "encode_ms", "encode")
+
+    def decode_ms(self, codec: str, fp32_bytes: float) -> float:
+        return self._codec_ms(codec, fp32_bytes, "receive_ms", "decode")
+
+    def _codec_ms(self, codec: str, fp32_bytes: float, image_key: str, tensor_key: str) -> float:
+        if codec in self.image_codecs:
+            return float(self.image_codecs[codec][image_key])
+        if codec in self.tensor_codecs:
+            intercept, slope = self.tensor_codecs[codec][tensor_key]
+            return max(0.0, intercept + slope * fp32_bytes / 1e6)
+        self.uncharged.add(codec)
+        return 0.0
+
+    def save(self, path: str | Path) -> None:
+        save_yaml(path, {"schema": SCHEMA, "model": self.model, "machine": self.machine, "sources": self.sources,
+                         "per_frame_ms": self.per_frame_ms, "image_codecs": self.image_codecs,
+                         "tensor_codecs": self.tensor_codecs})
+
+
+def load_frame_costs(path: str | Path) -> FrameCosts:
+    data = read_versioned_yaml(path, SCHEMA, "frame costs")
+    return FrameCosts(data["model"], data["machine"], data["sources"], data["per_frame_ms"], data["image_codecs"],
+                      data["tensor_codecs"])
+
+
+def fit_tensor_codecs(rows: list[dict]) -> dict:
+    """``rows`` of bench/bench_codec.py (cut, codec, fp32_bytes, encode_ms_median, decode_ms_median):
+    per tensor codec, encode and decode ms as a line in the crossing's fp32 MB."""
+    by_codec: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["cut"] != "cloud":  # image rows are the image codecs'
+            by_codec.setdefault(row["codec"], []).append(row)
+    fitted = {}
+    for codec, codec_rows in by_codec.items():
+        mb = np.array([row["fp32_bytes"] / 1e6 for row in codec_rows])
+        fitted[codec] = {key: [round(float(v), 6) for v in np.polyfit(mb, [row[column] for row in codec_rows], 1)[::-1]]
+                         for key, column in (("encode", "encode_ms_median"), ("decode", "decode_ms_median"))}
+    return fitted
+
+
+def committed_frame_costs(model: str) -> Path | None:
+    """The committed frame-costs file of ``model`` (``frame-costs-<model>-*.yaml``), None when there
+    is none (another model, or an installed package without the repository's models/)."""
+    found = sorted(COMMITTED_DIR.glob(f"frame-costs-{model}-*.yaml"))
+    return found[0] if found else None
