@@ -22,7 +22,7 @@ from std_msgs.msg import UInt32  # noqa: E402
 
 from l2p_msgs.msg import EdgeLoad, FeatureMap, NetworkState  # noqa: E402
 from l2p_ros.monitoring.load import NvmlReader  # noqa: E402
-from l2p_ros.nodes.common import STATE_QOS, now_s, to_time_msg  # noqa: E402
+from l2p_ros.nodes.common import FRAME_QOS, STATE_QOS, now_s, to_time_msg  # noqa: E402
 from l2p_ros.nodes.network_monitor_node import NetworkMonitorNode  # noqa: E402
 from l2p_ros.nodes.probe_echo import ProbeEchoNode  # noqa: E402
 from test.ros_helpers import call_service  # noqa: E402
@@ -214,6 +214,48 @@ def test_passive_transfer_receipts_give_the_bandwidth():
         while not (abs(states[-1].bandwidth_mbps - 100.0) < 10.0) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
         assert states[-1].bandwidth_mbps == pytest.approx(100.0, rel=0.1)
+    finally:
+        for node in (monitor, cloud, observer):
+            node.destroy_node()
+        rclpy.shutdown()
+
+
+def test_no_payload_probe_while_frames_measure_the_link():
+    """While transfer receipts come, the monitor sends only empty probes (the frames measure the
+    link); once they stop, payload probes resume."""
+    from l2p_msgs.msg import Probe
+
+    rclpy.init(args=["--ros-args", "-p", "probe_period_s:=0.2", "-p", "timeout_s:=2.0"])
+    monitor, cloud = NetworkMonitorNode(), ProbeEchoNode()
+    observer = rclpy.create_node("observer")
+    probes = []
+    observer.create_subscription(Probe, "l2p/probe", lambda probe: probes.append((time.monotonic(), probe.payload_bytes)),
+                                 FRAME_QOS)
+    executor = SingleThreadedExecutor()
+    for node in (monitor, cloud, observer):
+        executor.add_node(node)
+
+    def spin_for(seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.01)
+
+    try:
+        spin_for(2.0)  # the link is measured by probes first
+        assert any(size for _, size in probes), probes
+        frames_from = time.monotonic()
+        for seq in range(30):  # 3 s of frames, 10 per second, 100 KB at ~100 Mbit/s
+            received_s = now_s()
+            feature_map = FeatureMap(frame_seq=seq, payload_bytes=100_000)
+            feature_map.timings.edge_sent = to_time_msg(received_s - 0.009)
+            cloud.echo.report_transfer(feature_map, received_s)
+            spin_for(0.1)
+        frames_until = time.monotonic()
+        spin_for(1.5)
+        during = [size for t, size in probes if frames_from + 0.5 < t < frames_until]
+        after = [size for t, size in probes if t > frames_until + 0.5]
+        assert during and not any(during), during
+        assert any(after), after
     finally:
         for node in (monitor, cloud, observer):
             node.destroy_node()

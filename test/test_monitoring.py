@@ -277,6 +277,9 @@ def test_a_confirming_pair_goes_out_of_turn_and_leaves_the_schedule_as_it_was():
     assert [size for _, size in tracker.send(0.02, 100.02, confirm=True)] == [0]  # one payload at a time
     tracker.forget_payloads()
     assert [size for _, size in tracker.send(0.5, 100.5)] == [0, 4096]  # the regular second period
+    tracker.forget_payloads()
+    tracker.send(1.0, 101.0)
+    assert [size for _, size in tracker.next_probes(1.5, payload=False)] == [0]  # frames measure the link
 
 
 

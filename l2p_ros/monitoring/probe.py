@@ -96,19 +96,20 @@ class ProbeTracker:
         return probes
 
     def next_probes(self, monotonic_s: float, payload_bytes: int | None = None,
-                    confirm: bool = False) -> list[tuple[int, int]]:
+                    confirm: bool = False, payload: bool = True) -> list[tuple[int, int]]:
         """The probes to send now, in order, as (seq, payload_bytes): an empty one, and on every
         second call a payload probe (``payload_bytes``, default the tracker's) right behind it,
         unless one is still unanswered: one at a time, so probes never queue behind each other on a
         slow link. ``confirm``: an extra pair now, out of turn (to confirm a sample that suggests
-        a new level at once, rather than a second later). Build them, then :meth:`record` each
-        right before it is sent (building a large probe takes time the link must not be charged for)."""
+        a new level at once, rather than a second later). ``payload=False``: no payload probe this
+        time (real transfers measure the link). Build them, then :meth:`record` each right before
+        it is sent (building a large probe takes time the link must not be charged for)."""
         self._expire(monotonic_s)
         if not confirm:
             self._calls += 1
         probes = [(self._next_seq, 0)]
         self._next_seq += 1
-        if (confirm or self._calls % 2 == 0) and not self.payload_in_flight():
+        if payload and (confirm or self._calls % 2 == 0) and not self.payload_in_flight():
             probes.append((self._next_seq, payload_bytes or self.payload_bytes))
             self._next_seq += 1
         return probes

@@ -6,7 +6,10 @@ echo), and matches the echoes on ``l2p/probe_echo``. A payload probe is sized to
 ``probe_share`` of the estimated link (``probe_payload_bytes`` until there is an estimate), and
 only one is in flight at a time.
 Passive: every FeatureMap the next tier reports on ``l2p/transfer_receipt`` is a throughput sample
-at the real payload size (see :mod:`l2p_ros.nodes.probe_echo`).
+at the real payload size (see :mod:`l2p_ros.nodes.probe_echo`). While such samples come (frames
+are offloaded), no payload probe is sent: the frames measure the link, and a probe sized for a
+fast link would sit in front of them for seconds once it slows (measured: a 175 KB probe sent as
+40 Mbit/s fell to 1 held the frames behind it for 1.4 s, and hid their timing from the estimate).
 Publishes ``l2p/network_state`` (STATE_QOS) every ``publish_period_s``, and at once when the
 estimate changes level (confirmed outliers, or an unanswered probe's bound): a policy then sees a
 drop in bandwidth as soon as it is known, not up to a period later. A payload probe whose sample
@@ -86,6 +89,7 @@ class NetworkMonitorNode(Node):
         self._payload = os.urandom(max(payload_bytes, self._probe_max_bytes))
         self._link_was_up = False
         self._published_level_changes = 0
+        self._last_passive_sample_s = -float("inf")  # monotonic s of the last usable transfer receipt
         self._probes = self.create_publisher(Probe, topics.probe, FRAME_QOS)
         self._state = self.create_publisher(NetworkState, topics.state, STATE_QOS)
         self.create_subscription(Probe, topics.echo, self._on_echo, FRAME_QOS)
@@ -101,8 +105,11 @@ class NetworkMonitorNode(Node):
         rate_mbps = min(bandwidth.value, bandwidth.suspected) if bandwidth.changing else bandwidth.value
         sized = (sized_payload_bytes(rate_mbps, self._probe_share, 2 * self._probe_period_s,
                                      MIN_PROBE_PAYLOAD_BYTES, self._probe_max_bytes) if self._probe_share else None)
-        # An empty probe, and every second period a payload probe right behind it (a packet pair).
-        for seq, payload_bytes in self._tracker.next_probes(time.monotonic(), sized, confirm):
+        # An empty probe, and every second period a payload probe right behind it (a packet pair),
+        # unless real transfers measured the link since the last one.
+        now = time.monotonic()
+        measured_passively = now - self._last_passive_sample_s < 2 * self._probe_period_s
+        for seq, payload_bytes in self._tracker.next_probes(now, sized, confirm, payload=not measured_passively):
             probe = Probe(seq=seq, payload_bytes=payload_bytes, payload=self._payload[:payload_bytes])
             wall_s = now_s()  # stamped once built: building a 250 KB probe is no part of its transfer
             probe.header.stamp = to_time_msg(wall_s)
@@ -122,8 +129,9 @@ class NetworkMonitorNode(Node):
     def _on_receipt(self, receipt: Probe) -> None:
         sent_s, received_s = from_time_msg(receipt.header.stamp), from_time_msg(receipt.received)
         reconnections = self._link.reconnections
-        self._link.add_transfer(receipt.payload_bytes, (received_s - sent_s) * 1e3, time.monotonic(), received_s,
-                                behind_unknown=self._tracker.payload_pending_since(sent_s))
+        if self._link.add_transfer(receipt.payload_bytes, (received_s - sent_s) * 1e3, time.monotonic(), received_s,
+                                   behind_unknown=self._tracker.payload_pending_since(sent_s)):
+            self._last_passive_sample_s = time.monotonic()
         self._after_answer(reconnections)
 
     def _after_answer(self, reconnections_before: int) -> None:

@@ -26,7 +26,7 @@ from l2p_ros.policies.baselines import FixedCut, OraclePolicy
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Policy, SystemState
 from l2p_ros.simulation.bound import frame_lower_bounds
-from l2p_ros.simulation.frame_costs import committed_frame_costs, load_frame_costs
+from l2p_ros.simulation.frame_costs import COMMITTED_DIR, committed_frame_costs, load_frame_costs
 from l2p_ros.simulation.scenarios import Scenario, get_scenario, trace_scenario
 from l2p_ros.simulation.simulator import SimulationConfig, SimulationLog, Simulator
 from l2p_ros.simulation.world import DEFAULT_CLOUD_SPEED_FACTOR, World, build_world
@@ -214,6 +214,10 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
 def _frame_costs_source(path, costs) -> dict:
     if costs is None:
         return {"charged": False, "note": "encoding, decoding, frame complexity and the decision are not simulated"}
+    try:  # the repository's own file by its repository path, so that results do not name this checkout
+        path = Path(path).resolve().relative_to(COMMITTED_DIR.parents[1])
+    except ValueError:
+        pass
     return {"charged": True, "file": str(path), "machine": costs.machine, "sources": costs.sources,
             "per_frame_ms": costs.per_frame_ms,
             "note": "measured; charged to the edge (complexity, decision, encoding) and the receiving tier (decoding)"}

@@ -57,6 +57,9 @@ def markdown_table(evaluation: Evaluation) -> str:
         f"- cloud profile: {_describe(meta['sources']['cloud_profile'])}",
         *([_describe_fog(meta['sources']['fog_profile'])] if "fog_profile" in meta["sources"] else []),
         f"- video: {meta['sources']['video_table']['note']}",
+        f"- frame costs: {_describe_costs(meta['sources'].get('frame_costs', {}))}",
+        *([f"- lower bound: {_fmt(meta['lower_bound']['mean_ms'])} ms mean over every frame ("
+           f"{meta['lower_bound']['note']})"] if "lower_bound" in meta else []),
         "",
         "| Method | Mean latency (ms) | Std (ms) | Improvement over static optimal |",
         "|---|---:|---:|---:|",
@@ -66,15 +69,17 @@ def markdown_table(evaluation: Evaluation) -> str:
         improvement = run.summary.get("improvement_over_static_optimal_pct")
         lines.append(f"| {name} | {_fmt(latency['mean'])} | {_fmt(latency['std'])} | "
                      f"{'-' if improvement is None else f'{improvement:+.1f}%'} |")
-    lines += ["", "| Method | p50 | p95 | p99 | edge J/frame | deadline misses | skipped | gap to oracle | "
-              "decisions/s | cuts (frames) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines += ["", "| Method | p50 | p95 | p99 | edge J/frame | deadline misses | skipped | gap to lower bound | "
+              "gap to oracle | decisions/s | cuts (frames) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, run in evaluation.runs.items():
         s = run.summary
         latency = s["latency_ms"]
         gap = s.get("gap_to_oracle_pct")
+        bound_gap = s.get("gap_to_lower_bound_pct")
         cuts = ", ".join(f"{short_label(cut)}: {count}" for cut, count in s["cut_histogram"].items())
         lines.append(f"| {name} | {_fmt(latency['p50'])} | {_fmt(latency['p95'])} | {_fmt(latency['p99'])} | "
                      f"{_fmt(s['edge_energy_j_per_frame'], 3)} | {s['deadline_misses']} | {s['skipped_frames']} | "
+                     f"{'-' if bound_gap is None else f'{bound_gap:+.1f}%'} | "
                      f"{'-' if gap is None else f'{gap:+.1f}%'} | {_fmt(s['decisions_per_s'], 0)} | {cuts} |")
     best = meta.get("best_adaptive")
     if best:
@@ -97,6 +102,14 @@ def _describe(source: dict) -> str:
         origin = f"{factor:g}x the {source.get('from', 'edge profile')}" if factor else source.get("file", "")
         return f"DERIVED ({origin})"
     return f"measured ({source.get('file', '')})"
+
+
+def _describe_costs(source: dict) -> str:
+    if not source.get("charged"):
+        return "not charged (encoding, decoding, frame complexity and the decision left out)"
+    uncharged = source.get("uncharged_codecs")
+    return (f"measured, charged ({source['file']}; per frame {source['per_frame_ms']} ms)"
+            + (f"; not charged for {', '.join(uncharged)}" if uncharged else ""))
 
 
 def _describe_fog(source: dict) -> str:

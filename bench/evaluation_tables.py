@@ -1,0 +1,106 @@
+"""Regenerate the simulated evaluation's tables from the repository's own inputs (issue 11).
+
+    python bench/evaluation_tables.py [--out docs/evaluation_current.md] [--only NAME ...]
+
+Every run uses only committed files: the edge profile measured on the project's 2-core VM
+(models/profiles/yolov3-tiny-416-cpu-t1-vm-2core.yaml), the cloud derived from it at 20x, the
+video table of 60 real frames per clip (copied into the simulator's cache when missing), the
+measured frame costs, the committed PPO policies. Today's defaults: images at network resolution
+(jpeg-q75), frame costs charged. Each section says the command that reproduces it by hand.
+Writes one markdown file (generated: edit this script, not the file) and bench/results/evaluation_tables.json.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+
+from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
+from l2p_ros.simulation.report import markdown_table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = "models/profiles/yolov3-tiny-416-cpu-t1-vm-2core.yaml"
+TABLE = "models/profiles/video-yolov3-tiny-416-pretrained-vtest+Megamind-n60.npz"
+PPO = ["models/ppo/ppo-full.npz", "models/ppo/ppo-resource-only.npz", "models/ppo/ppo-no-network.npz",
+       "models/ppo/ppo-complexity-only.npz"]
+PPO_2X = [path.replace("models/ppo/", "models/ppo/edge-2x/") for path in PPO]
+
+# name -> (heading, evaluate() arguments besides the world's, the equivalent command's options)
+RUNS = {
+    "paper": ("l2p-paper, the measured edge, with PPO (30 simulated minutes, seed 0)",
+              dict(scenario="l2p-paper", minutes=30, seed=0, ppo=PPO),
+              f"--scenario l2p-paper --minutes 30 --seed 0 --ppo {','.join(PPO)}"),
+    "paper-edge-2x": ("l2p-paper, an edge twice as slow (derived), with its PPO (30 minutes, seed 0)",
+                      dict(scenario="l2p-paper", minutes=30, seed=0, edge_speed_factor=0.5, ppo=PPO_2X),
+                      f"--scenario l2p-paper --minutes 30 --seed 0 --edge-speed-factor 0.5 --ppo {','.join(PPO_2X)}"),
+    "paper-jetson": ("l2p-paper, a Jetson-class edge (a quarter as fast, derived; 10 minutes, seed 0)",
+                     dict(scenario="l2p-paper", minutes=10, seed=0, edge_speed_factor=0.25),
+                     "--scenario l2p-paper --minutes 10 --seed 0 --edge-speed-factor 0.25"),
+    "paper-20fps": ("l2p-paper at 20 frames/s, where frames queue (10 minutes, seed 1)",
+                    dict(scenario="l2p-paper", minutes=10, seed=1, fps=20.0),
+                    "--scenario l2p-paper --minutes 10 --seed 1 --fps 20"),
+    "throttle": ("three-tier-throttle (3 minutes, seed 0)", dict(scenario="three-tier-throttle", minutes=3, seed=0),
+                 "--scenario three-tier-throttle --minutes 3 --seed 0"),
+    "backhaul": ("three-tier-backhaul (10 minutes, seed 0)", dict(scenario="three-tier-backhaul", minutes=10, seed=0),
+                 "--scenario three-tier-backhaul --minutes 10 --seed 0"),
+}
+
+
+def _ppo(paths: list[str]) -> dict:
+    from l2p_ros.policies.learned import LearnedPolicy
+
+    policies = {}
+    for path in paths:
+        policy = LearnedPolicy.load(ROOT / path)
+        policies[policy.name] = policy
+    return policies
+
+
+def _cached_table() -> None:
+    """The simulator reads its video table from the cache: put the committed one there."""
+    from l2p_ros.assets import cache_dir
+
+    target = cache_dir() / "simulation" / Path(TABLE).name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / TABLE, target)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "evaluation_current.md")
+    parser.add_argument("--only", nargs="*", choices=sorted(RUNS), help="regenerate these sections only")
+    args = parser.parse_args()
+    _cached_table()
+    sections, figures = [], {}
+    for name, (heading, options, command) in RUNS.items():
+        if args.only and name not in args.only:
+            continue
+        options = dict(options)
+        ppo = options.pop("ppo", None)
+        started = time.monotonic()
+        evaluation = evaluate(options.pop("scenario"), "yolov3-tiny", edge_profile=ROOT / PROFILE,
+                              extra_policies=_ppo(ppo) if ppo else None, progress=False,
+                              log=lambda *_: None, **options)
+        print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        table = markdown_table(evaluation).split("\n", 2)[2]  # without its own title
+        sections.append(f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n{table}")
+        figures[name] = {policy: run.summary for policy, run in evaluation.runs.items()}
+        figures[name]["lower_bound"] = evaluation.meta["lower_bound"]
+    header = ("# Evaluation tables, regenerated\n\n"
+              "Generated by `python bench/evaluation_tables.py` from committed inputs only (the script's "
+              "docstring lists them); do not edit by hand. All figures are simulated. `decisions/s` is "
+              "measured on the machine that ran the script; every other figure is deterministic.\n\n")
+    args.out.write_text(header + "\n".join(sections))
+    print(f"wrote {args.out}")
+    save("evaluation_tables", {"command": " ".join(sys.argv), "runs": figures})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
