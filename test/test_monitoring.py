@@ -171,7 +171,7 @@ def _frames_through_a_fifo_link(link, send_times_s, payload_bytes, rate_mbps, on
                           received_s if with_arrivals else None)
 
 
-def test_frames_queued_behind_each_other_are_timed_from_the_arrival_ahead_of_them():
+def test_frames_queued_behind_each_other_are_timed_by_all_that_arrived_meanwhile():
     """Frames sent faster than the link carries them queue up: timed from their send stamps they
     read the link slower and slower; timed from the arrival of the frame ahead, at its rate."""
     link = LinkEstimator()
@@ -197,6 +197,18 @@ def test_a_drop_in_bandwidth_shows_from_the_second_frame_sent_after_it():
     assert link.bandwidth_mbps.value == pytest.approx(40.0, rel=0.05)
     _frames_through_a_fifo_link(link, [6.0, 6.1], 23_000, 1.0, 0.001)  # 1 Mbit/s from 6.0 s
     assert link.bandwidth_mbps.value == pytest.approx(1.0, rel=0.05) and link.bandwidth_mbps.level_changes == 1
+
+
+def test_a_frame_completed_by_a_resent_fragment_right_behind_another_is_not_read_fast():
+    """1 Mbit/s: frame A's last fragment was lost in the queue and resent, so frame B (sent 100 ms
+    after A) arrived first and A's resent fragment 2 ms behind B. Timed from the arrival before
+    it, A would read 90 Mbit/s; counted over the time both were in flight, about the link's rate."""
+    link = LinkEstimator()
+    for i in range(5):
+        link.add_probe(0, 2.0, 1.0, now_s=9.0 + i * 0.2, received_s=9.0 + i * 0.2 + 0.001)
+    assert link.add_transfer(23_000, (10.370 - 10.1) * 1e3, 10.37, received_s=10.370)  # B
+    assert link.add_transfer(23_000, (10.372 - 10.0) * 1e3, 10.372, received_s=10.372)  # A
+    assert 0.6 < link.bandwidth_mbps.value < 1.1
 
 
 def test_a_frame_that_may_have_waited_behind_an_unanswered_probe_is_not_timed():

@@ -12,11 +12,13 @@ Two kinds of observations feed one :class:`LinkEstimator`:
   that the edge stamped when sending. The two stamps come from two clocks, but the empty probes
   measure the same apparent one-way delay (latency plus the clock offset between the same two
   hosts), so ``observed - apparent one-way delay`` is the transfer time with the offset cancelled.
-  A frame sent while the link was still busy with earlier ones waited for them: its transfer
-  started when the one before it arrived, so it is timed from that arrival (on the next tier's
-  clock, as packet pairs are) when that is later. Timed from its send stamp, a queue of frames
-  read as a slow link: 15-25% low on the testbed with frames flowing, and after a drop in
-  bandwidth the frames' true rate showed only once the queue had drained.
+  A frame that waited behind earlier ones shared the link with them: its sample is every byte that
+  arrived from the last arrival before it entered the link until its own (on the next tier's
+  clock), over that time, as BBR measures a delivery rate. Timed with its own bytes only, a queue of frames read as a slow link: 15-25% low on the
+  testbed with frames flowing, and after a drop in bandwidth the true rate showed only once the
+  queue had drained. Timed from the arrival right before it instead (a packet train), a frame
+  completed by a resent fragment read the link many times too fast: the tbf queue drops, reliable
+  DDS resends, and a frame's last fragment may arrive right behind another frame.
 
 The delay subtracted is the smallest of the last ``BASELINE_SAMPLES`` empty probes (the base delay,
 as LEDBAT and BBR take it), not their mean: an empty probe that waited behind a frame in the
@@ -190,7 +192,8 @@ class LinkEstimator:
         self.bandwidth_mbps = RobustEwma(self.alpha, step_samples=2)
         self._recent_rtt_ms: deque[float] = deque(maxlen=BASELINE_SAMPLES)
         self._recent_one_way_ms: deque[float] = deque(maxlen=BASELINE_SAMPLES)
-        self._arrivals_s: deque[float] = deque(maxlen=ARRIVAL_MEMORY)  # next tier's clock, seconds
+        # (arrival, bytes, start of its transfer) of recent answers, seconds on the next tier's clock
+        self._arrivals: deque[tuple[float, int, float]] = deque(maxlen=ARRIVAL_MEMORY)
 
     def _answered(self, now_s: float) -> None:
         """An answer arrived. After a silence longer than ``timeout_s`` the link is back (the next tier
@@ -217,47 +220,63 @@ class LinkEstimator:
             self.apparent_one_way_ms.add(apparent_one_way_ms)
             self._recent_rtt_ms.append(rtt_ms)
             self._recent_one_way_ms.append(apparent_one_way_ms)
-            self._arrived(received_s)
+            self._arrived(received_s, 0)
             return True
         if dispersion_ms is not None:
-            if received_s is not None:  # something that arrived after the lead was ahead of the payload
-                dispersion_ms = min(dispersion_ms, self._since_previous_arrival_ms(received_s))
-            used = self._add_throughput(payload_bytes, dispersion_ms)
+            # Whatever arrived between the lead and the payload (a frame) shared the link with it.
+            delivered = payload_bytes + (self._delivered_bytes(received_s - dispersion_ms / 1e3, received_s)
+                                         if received_s is not None else 0)
+            used = self._add_throughput(delivered, dispersion_ms)
+            started_s = received_s - dispersion_ms / 1e3 if received_s is not None else None
         else:
             used = self._add_throughput(payload_bytes, rtt_ms - _base(self._recent_rtt_ms))
-        self._arrived(received_s)
+            started_s = None
+        self._arrived(received_s, payload_bytes, started_s)
         return used
 
     def add_transfer(self, payload_bytes: int, apparent_one_way_ms: float, now_s: float,
                      received_s: float | None = None, behind_unknown: bool = False) -> bool:
         """A real transfer of ``payload_bytes`` that the next tier received ``apparent_one_way_ms``
         (its receive stamp minus our send stamp) after we sent it, at ``received_s`` on its clock
-        (when given, a transfer that arrived right behind an earlier one is timed from that one's
-        arrival). ``behind_unknown``: something whose arrival is not known yet (a payload probe
-        still unanswered) may have been ahead of it on the link, so it is not timed at all.
+        (when given, what else arrived while it was in flight counts as delivered in that time).
+        ``behind_unknown``: something whose arrival is not known yet (a payload probe still
+        unanswered) may have been ahead of it on the link, so it is not timed at all.
         Returns False when unusable."""
         self._answered(now_s)
         if payload_bytes <= 0:
             return False
         if behind_unknown:
-            self._arrived(received_s)
+            self._arrived(received_s, payload_bytes)
             self.unresolved += 1
             return False
         transfer_ms = apparent_one_way_ms - _base(self._recent_one_way_ms)
-        if received_s is not None:
-            transfer_ms = min(transfer_ms, self._since_previous_arrival_ms(received_s))
-        self._arrived(received_s)
-        return self._add_throughput(payload_bytes, transfer_ms)
+        delivered = payload_bytes
+        if received_s is not None and transfer_ms > 0:
+            entered_s = received_s - transfer_ms / 1e3  # when it would have started on an idle link
+            started_s = entered_s
+            ahead = [entry for entry in self._arrivals if entered_s < entry[0] < received_s]
+            if ahead:  # it waited: the link was busy from the last arrival before it entered, or from
+                # when it or the first of those ahead of it entered if that is later (an arrival
+                # ahead may have entered after it: it overtook a fragment that had to be resent)
+                before = [arrival for arrival, _, _ in self._arrivals if arrival <= entered_s]
+                start_s = max(min(entered_s, *(entry[2] for entry in ahead)), max(before, default=-math.inf))
+                delivered += self._delivered_bytes(start_s, received_s)
+                transfer_ms = (received_s - start_s) * 1e3
+                started_s = max(entered_s, max(entry[0] for entry in ahead))  # its own turn on the link
+            self._arrived(received_s, payload_bytes, started_s)
+        else:
+            self._arrived(received_s, payload_bytes)
+        return self._add_throughput(delivered, transfer_ms)
 
-    def _arrived(self, received_s: float | None) -> None:
+    def _arrived(self, received_s: float | None, payload_bytes: int, started_s: float | None = None) -> None:
+        """An arrival at ``received_s`` of ``payload_bytes`` whose transfer started at ``started_s``
+        (default: then; all on the next tier's clock)."""
         if received_s is not None:
-            self._arrivals_s.append(received_s)
+            self._arrivals.append((received_s, payload_bytes, received_s if started_s is None else started_s))
 
-    def _since_previous_arrival_ms(self, received_s: float) -> float:
-        """Milliseconds since the latest known arrival before ``received_s`` (infinite if none): the
-        link is FIFO, so a transfer that was queued started when the one ahead of it arrived."""
-        earlier = [arrival for arrival in self._arrivals_s if arrival < received_s]
-        return (received_s - max(earlier)) * 1e3 if earlier else math.inf
+    def _delivered_bytes(self, from_s: float, until_s: float) -> int:
+        """Bytes known to have arrived after ``from_s`` and before ``until_s`` (next tier's clock)."""
+        return sum(size for arrival, size, _ in self._arrivals if from_s < arrival < until_s)
 
     def add_unanswered(self, payload_bytes: int, elapsed_ms: float) -> bool:
         """``payload_bytes`` sent ``elapsed_ms`` ago are still unanswered, so the link carries them

@@ -29,8 +29,8 @@ policies' cost model does not know them, as the live policies do not.
 Edge-only frames finish on the edge and use neither link nor cloud. A frame waits when the
 server before it is busy, so latency grows when frames come faster than a stage runs. Frames not
 yet through the vehicle's servers (edge and uplink) form the vehicle queue; a frame arriving to
-more than ``max_vehicle_queue`` of them is skipped (never processed, counted). Encoding time and
-the decision's own compute time are not simulated (decision time is measured separately).
+more than ``max_vehicle_queue`` of them is skipped (never processed, counted). Without
+``frame_costs``, encoding, decoding, the frame's complexity and the decision take no time.
 
 ``live_edge`` plays the vehicle as the live edge node schedules it (measured on the testbed, where
 the simulator without it was 21-24% slower than live for the searching policies):

@@ -5,7 +5,10 @@ events (:func:`event_phases`: a hog started or stopped, the cloud killed or rest
 the cut the policy settled on (the most frequent decided cut in the phase's second half; in three
 tiers the pair of cuts), and the
 time to adapt: from the phase's start to the capture of the first frame decided for that cut (None
-when the phase needs no other cut, or the policy never settled on it). Decisions are those of every
+when the phase needs no other cut, or the policy never settled on it); and the first move: from the
+phase's start to the first frame decided for any other cut than the previous phase's (the policy
+noticed the change; a policy that spreads frames over edge and link, as greedy does on a slow link
+with a busy edge, moves at once but may settle on no single cut). Decisions are those of every
 frame (``results["decisions"]``), also of frames dropped later; older results without them fall back
 to the detected frames' decisions. Latency per phase: mean and p95 of the frames detected that were
 captured in it. :func:`outage` reads a cloud outage (experiment 6) off the frames' results.
@@ -49,14 +52,18 @@ def _phase_rows(results: dict, bounds: list[float], labels: list[dict]) -> list[
         phase_decisions = [row for row in decided if start <= row["trace_time_s"] < stop]
         settled = [_choice(row, three_tiers) for row in phase_decisions if row["trace_time_s"] >= (start + stop) / 2]
         cut = Counter(settled).most_common(1)[0][0] if settled else None
-        adapt_s = None
+        adapt_s = first_move_s = None
         if index > 0 and cut is not None and cut != previous_cut:
             first = next((row for row in phase_decisions if _choice(row, three_tiers) == cut), None)
             adapt_s = round(first["trace_time_s"] - start, 3) if first else None
+        if index > 0 and previous_cut is not None:
+            moved = next((row for row in phase_decisions if _choice(row, three_tiers) != previous_cut), None)
+            first_move_s = round(moved["trace_time_s"] - start, 3) if moved else None
         totals = [row["total_ms"] for row in rows]
         loads = [row["edge_cpu_percent"] for row in phase_decisions if row.get("edge_cpu_percent") is not None]
         out.append({**label, "from_s": start, "to_s": stop, "frames_detected": len(rows),
                     "frames_decided": len(phase_decisions), "settled_cut": cut, "adapt_s": adapt_s,
+                    "first_move_s": first_move_s,
                     "executed_on": dict(Counter(row["executed_on"] for row in rows)),
                     "edge_cpu_percent_median": round(statistics.median(loads), 1) if loads else None,
                     "latency_mean_ms": round(statistics.mean(totals), 1) if totals else None,
