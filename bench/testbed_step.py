@@ -67,6 +67,7 @@ def main() -> int:
                       "simulated_p95_ms": simulated["latency_ms"]["p95"], "detected": summary["frames_detected"],
                       "dropped": summary["frames_dropped"], "unaccounted": summary["unaccounted"],
                       "adapt_s": [row["adapt_s"] for row in rows[1:]],
+                      "first_move_s": [row["first_move_s"] for row in rows[1:]],
                       "settled_cuts": [row["settled_cut"] for row in rows]})
         save(f"testbed_step_{tag}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
                                      "cpu_scope": args.cpu_scope,

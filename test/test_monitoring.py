@@ -231,6 +231,31 @@ def test_a_payload_probe_is_timed_from_a_frame_that_arrived_between_it_and_its_l
     assert link.bandwidth_mbps.value == pytest.approx(8.0, rel=0.01)
 
 
+# Throughput samples of frames on the testbed's 40 Mbit/s link (receipts, Mbit/s), as measured.
+FAST_LINK_SAMPLES = [39.469, 34.909, 39.102, 17.469, 39.506, 38.915, 38.396, 20.659, 25.883, 17.715, 40.685, 39.587,
+                     26.596, 25.504, 24.474, 29.193, 39.759, 27.764, 34.040, 39.032, 25.855, 38.638, 39.544, 27.366,
+                     34.879, 39.212, 37.255, 39.587, 39.455, 24.356, 24.168, 25.595, 38.834]
+
+
+def test_each_outlier_of_a_run_is_judged_against_the_level_before_it():
+    """Noisy samples of a fast link, then a drop to 1 Mbit/s: the first low sample must not widen
+    the spread so much that the second looks normal."""
+    estimate = RobustEwma(step_samples=2)
+    for x in FAST_LINK_SAMPLES:
+        estimate.add(x)
+    changes = estimate.level_changes
+    assert not estimate.add(1.03) and estimate.value > 25.0  # waits: a spike, or a new level?
+    assert not estimate.add(0.99)
+    assert estimate.value == pytest.approx(1.01) and estimate.level_changes == changes + 1
+    spiky = RobustEwma(step_samples=2)
+    for x in FAST_LINK_SAMPLES:
+        spiky.add(x)
+    before, changes = spiky.value, spiky.level_changes
+    spiky.add(1.0)  # a spike...
+    assert spiky.add(31.0)  # ... shown as one by the next sample: it counts now, clipped
+    assert 0.7 * before < spiky.value < before and spiky.level_changes == changes
+
+
 def test_waiting_outliers_say_which_level_they_suggest():
     estimate = RobustEwma(step_samples=2)
     for _ in range(5):

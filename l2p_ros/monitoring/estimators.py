@@ -49,7 +49,8 @@ class RobustEwma:
     - The first samples are averaged (weight ``1/n``), so the estimate is usable from the first
       sample; after that a new sample weighs ``alpha``.
     - A sample farther than ``outlier_std`` spreads from the mean is an outlier: it moves the mean
-      only as far as a sample at that distance would (Huber clipping), so one spike barely shows.
+      only as far as a sample at that distance would (Huber clipping), so one spike barely shows;
+      it counts once the next sample shows it was a spike (not the start of a new level).
     - ``step_samples`` outliers in a row on the same side are a change of level, not noise: the
       estimate restarts from them (and its uncertainty grows again, because it rests on few samples).
     - The spread used to judge outliers is at least ``relative_floor * |mean|`` and
@@ -68,6 +69,7 @@ class RobustEwma:
     _mean: float = field(default=math.nan, init=False)
     _variance: float = field(default=0.0, init=False)  # of one sample around the mean
     _run: list[float] = field(default_factory=list, init=False)  # consecutive outliers, same side
+    _run_clipped: list[float] = field(default_factory=list, init=False)  # what each counts as if a spike
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha <= 1.0:
@@ -114,16 +116,26 @@ class RobustEwma:
             if abs(deviation) > threshold:
                 self.outliers += 1
                 if self._run and (self._run[0] > self._mean) != (deviation > 0):
-                    self._run.clear()
+                    self._settle_run()
                 self._run.append(x)
+                self._run_clipped.append(self._mean + math.copysign(threshold, deviation))
                 if len(self._run) >= self.step_samples:
-                    self._restart(self._run)
-                else:
-                    self._update(self._mean + math.copysign(threshold, deviation))
+                    self._restart(list(self._run))
                 return False
-        self._run.clear()
+        self._settle_run()
         self._update(x)
         return True
+
+    def _settle_run(self) -> None:
+        """The waiting outliers were spikes, not a new level: they count now, clipped. Until then the
+        estimate and its spread stay as they were, so each outlier of a run is judged against the
+        same level (measured: updated with the first clipped sample of a drop from 40 to 1 Mbit/s,
+        the spread of noisy 40 Mbit/s samples grew enough to take the second for normal, and the
+        estimate fell by a fifth per sample instead of restarting: 4 s to adapt)."""
+        for clipped in self._run_clipped:
+            self._update(clipped)
+        self._run.clear()
+        self._run_clipped.clear()
 
     def _update(self, x: float) -> None:
         self.samples += 1
@@ -142,7 +154,8 @@ class RobustEwma:
         self.samples = len(run)
         self._mean = sum(run) / len(run)
         self._variance = sum((x - self._mean) ** 2 for x in run) / len(run)
-        run.clear()
+        self._run.clear()  # a new level: no outlier waits any more
+        self._run_clipped.clear()
 
 
 @dataclass(frozen=True)
