@@ -63,6 +63,9 @@ class RobustEwma:
     step_samples: int = 3
     relative_floor: float = 0.05
     absolute_floor: float = 0.0
+    # False: each outlier moves the estimate at once (as before stop 11; the figures documented
+    # then were simulated so), instead of once the next sample shows it was a spike.
+    hold_level_while_run: bool = True
     samples: int = field(default=0, init=False)  # samples behind the estimate (since the last restart)
     outliers: int = field(default=0, init=False)  # clipped samples, counted since creation
     level_changes: int = field(default=0, init=False)  # restarts, counted since creation
@@ -121,6 +124,8 @@ class RobustEwma:
                 self._run_clipped.append(self._mean + math.copysign(threshold, deviation))
                 if len(self._run) >= self.step_samples:
                     self._restart(list(self._run))
+                elif not self.hold_level_while_run:
+                    self._update(self._run_clipped.pop())
                 return False
         self._settle_run()
         self._update(x)

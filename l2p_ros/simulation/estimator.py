@@ -31,6 +31,7 @@ class EstimatorConfig:
     rtt_noise_ms: float = 2.0
     load_noise: float = 0.03
     perfect: bool = False
+    hold_level_while_run: bool = True  # RobustEwma's; False: as the monitors were before stop 11
 
     def __post_init__(self) -> None:
         if self.probe_period_s <= 0 or not 0 < self.alpha <= 1:
@@ -48,9 +49,10 @@ class EwmaEstimator:
         self.rng = rng
         # Bandwidth is smoothed in log space: a step from 50 to 5 Mbit/s is the same kind of
         # change as one from 5 to 0.5, and the noise is multiplicative.
-        self.log_bandwidth = RobustEwma(config.alpha, absolute_floor=0.05)
-        self.rtt_ms = RobustEwma(config.alpha, absolute_floor=0.5)
-        self.edge_load = RobustEwma(config.alpha, absolute_floor=0.02)
+        hold = config.hold_level_while_run
+        self.log_bandwidth = RobustEwma(config.alpha, absolute_floor=0.05, hold_level_while_run=hold)
+        self.rtt_ms = RobustEwma(config.alpha, absolute_floor=0.5, hold_level_while_run=hold)
+        self.edge_load = RobustEwma(config.alpha, absolute_floor=0.02, hold_level_while_run=hold)
         self.next_probe_s = 0.0
 
     def estimate(self, t_s: float) -> tuple[float, float, float]:
