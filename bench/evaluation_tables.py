@@ -12,6 +12,7 @@ Writes one markdown file (generated: edit this script, not the file) and bench/r
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -56,7 +57,7 @@ def _ppo(paths: list[str]) -> dict:
 
     policies = {}
     for path in paths:
-        policy = LearnedPolicy.load(ROOT / path)
+        policy = LearnedPolicy.load(path)
         policies[policy.name] = policy
     return policies
 
@@ -76,6 +77,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "evaluation_current.md")
     parser.add_argument("--only", nargs="*", choices=sorted(RUNS), help="regenerate these sections only")
     args = parser.parse_args()
+    args.out = args.out.resolve()
+    os.chdir(ROOT)  # inputs by their repository paths, so that the tables name no checkout
     _cached_table()
     sections, figures = [], {}
     for name, (heading, options, command) in RUNS.items():
@@ -84,7 +87,7 @@ def main() -> int:
         options = dict(options)
         ppo = options.pop("ppo", None)
         started = time.monotonic()
-        evaluation = evaluate(options.pop("scenario"), "yolov3-tiny", edge_profile=ROOT / PROFILE,
+        evaluation = evaluate(options.pop("scenario"), "yolov3-tiny", edge_profile=Path(PROFILE),
                               extra_policies=_ppo(ppo) if ppo else None, progress=False,
                               log=lambda *_: None, **options)
         print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
