@@ -3,7 +3,7 @@ processes, over seeds, frame rates and scenarios, two and three tiers; the myopi
 import numpy as np
 import pytest
 
-from l2p_ros.policies.baselines import FixedCut, OraclePolicy
+from l2p_ros.policies.baselines import OraclePolicy
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Partition, Policy, SystemState
 from l2p_ros.simulation.bound import frame_lower_bounds
