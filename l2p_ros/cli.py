@@ -171,7 +171,7 @@ def cmd_run(args) -> int:
         from l2p_ros.model.device import resolve_device
 
         resolve_device(args.device or "cpu", args.precision or "fp32")
-
+    _check_run_inputs(args)
     summary = run_pipeline(config=args.config, source=args.source, image_topic=args.image_topic,
                            frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,
                            summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
@@ -180,6 +180,27 @@ def cmd_run(args) -> int:
                            codec=args.codec)
     print_summary(summary)
     return 0
+
+
+def _check_run_inputs(args) -> None:
+    """What the nodes would reject 20-30 s into start-up, refused now in one line (ValueError): the
+    source (opened and closed again; a camera device is left to the camera node, which owns it) and
+    the policy's name."""
+    from l2p_ros.policies.registry import POLICY_NAMES
+    from l2p_ros.sources import SourceError, device_target, open_source
+
+    if args.source is not None and device_target(str(args.source)) is None:
+        try:
+            open_source(args.source, image_topic=args.image_topic or "").close()
+        except SourceError as error:
+            raise ValueError(f"--{error.parameter.replace('_', '-')} {args.source}: {error}") from None
+    if args.policy is not None:
+        known = {name for name in POLICY_NAMES if not name.endswith((":K", ":FILE"))}
+        prefix = args.policy.split(":", 1)[0] + ":" if ":" in args.policy else None
+        if args.policy not in known and prefix not in ("fixed:", "ppo:"):
+            raise ValueError(f"--policy {args.policy!r}: unknown; known: {', '.join(POLICY_NAMES)}")
+        if prefix == "ppo:" and not Path(args.policy.split(":", 1)[1]).is_file():
+            raise FileNotFoundError(f"--policy {args.policy}: policy file {args.policy.split(':', 1)[1]} not found")
 
 
 def cmd_train_bottleneck(args) -> int:

@@ -346,7 +346,7 @@ class FrameSource:
                 return
 
 
-def _device_target(source: str) -> str | int | None:
+def device_target(source: str) -> str | int | None:
     """``"0"`` -> 0, ``"/dev/video2"`` -> the path; None for anything that is not a V4L2 device."""
     if re.fullmatch(r"\d+", source):
         return int(source)
@@ -372,7 +372,7 @@ def open_source(source: str | int | Path, *, image_topic: str = "", frame_id: st
     if max_frames < 0:
         raise SourceError("max_frames", f"max_frames must be >= 0 (0 = no limit), got {max_frames}")
     text = str(source)
-    device = _device_target(text) if isinstance(source, (str, int)) else None
+    device = device_target(text) if isinstance(source, (str, int)) else None
     if device is not None:
         if loop or realtime:
             raise SourceError("loop" if loop else "realtime",

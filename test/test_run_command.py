@@ -44,3 +44,20 @@ def test_a_bottleneck_codec_reaches_the_nodes_that_need_it():
                        ("cloud_node", "bottlenecks"): "/data/my-car.safetensors"}
     assert _overrides(None, None, 0, None, None, codec="int8-channel+zstd") == \
         {("partitioner_node", "codec"): "int8-channel+zstd"}
+
+
+def test_bad_run_inputs_are_refused_in_one_line_before_any_node_starts(tmp_path):
+    """A source or policy the nodes would reject 20-30 s into start-up: one line naming the input, a
+    non-zero exit, no traceback, no node started."""
+    (tmp_path / "empty").mkdir()
+    cases = [(["--source", str(tmp_path / "empty")], "--source", "holds no images"),
+             (["--source", str(tmp_path / "missing.avi")], "--source", "does not exist"),
+             (["--policy", "nonsense"], "--policy 'nonsense'", "unknown"),
+             (["--policy", f"ppo:{tmp_path / 'none.npz'}"], "--policy ppo:", "not found")]
+    for args, names, reason in cases:
+        result = subprocess.run([sys.executable, "-m", "l2p_ros.cli", "run", *args], capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and names in lines[0] and reason in lines[0], (args, result.stderr)
+        assert "starting nodes" not in result.stdout
