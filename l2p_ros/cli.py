@@ -186,7 +186,7 @@ def _check_run_inputs(args) -> None:
     """What the nodes would reject 20-30 s into start-up, refused now in one line (ValueError): the
     source (opened and closed again; a camera device is left to the camera node, which owns it) and
     the policy's name."""
-    from l2p_ros.policies.registry import POLICY_NAMES
+    from l2p_ros.policies.registry import check_policy_name
     from l2p_ros.sources import SourceError, device_target, open_source
 
     if args.source is not None and device_target(str(args.source)) is None:
@@ -195,12 +195,12 @@ def _check_run_inputs(args) -> None:
         except SourceError as error:
             raise ValueError(f"--{error.parameter.replace('_', '-')} {args.source}: {error}") from None
     if args.policy is not None:
-        known = {name for name in POLICY_NAMES if not name.endswith((":K", ":FILE"))}
-        prefix = args.policy.split(":", 1)[0] + ":" if ":" in args.policy else None
-        if args.policy not in known and prefix not in ("fixed:", "ppo:"):
-            raise ValueError(f"--policy {args.policy!r}: unknown; known: {', '.join(POLICY_NAMES)}")
-        if prefix == "ppo:" and not Path(args.policy.split(":", 1)[1]).is_file():
-            raise FileNotFoundError(f"--policy {args.policy}: policy file {args.policy.split(':', 1)[1]} not found")
+        try:
+            check_policy_name(args.policy)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"--policy {args.policy}: {error}") from None
+        except ValueError as error:
+            raise ValueError(f"--policy {args.policy!r}: {error}") from None
 
 
 def cmd_train_bottleneck(args) -> int:

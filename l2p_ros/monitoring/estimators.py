@@ -14,9 +14,9 @@ Two kinds of observations feed one :class:`LinkEstimator`:
   hosts), so ``observed - apparent one-way delay`` is the transfer time with the offset cancelled.
   A frame that waited behind earlier ones shared the link with them: its sample is every byte that
   arrived from the last arrival before it entered the link until its own (on the next tier's
-  clock), over that time, as BBR measures a delivery rate. Timed with its own bytes only, a queue of frames read as a slow link: 15-25% low on the
-  testbed with frames flowing, and after a drop in bandwidth the true rate showed only once the
-  queue had drained. Timed from the arrival right before it instead (a packet train), a frame
+  clock), over that time, as BBR measures a delivery rate. Timed with its own bytes only, a queue
+  of frames read as a slow link: 15-25% low on the testbed with frames flowing, and after a drop in
+  bandwidth the true rate showed only once the queue had drained. Timed from the arrival right before it instead (a packet train), a frame
   completed by a resent fragment read the link many times too fast: the tbf queue drops, reliable
   DDS resends, and a frame's last fragment may arrive right behind another frame.
 
@@ -38,7 +38,7 @@ __all__ = ["RobustEwma", "LinkEstimator", "LinkState"]
 # Outliers are judged only once this many samples have set a level and a spread.
 _TRUST_SAMPLES = 3
 BASELINE_SAMPLES = 5  # empty probes behind the base delay: one every probe period, so ~2.5 s
-# Arrival stamps (the next tier's clock) remembered to find what arrived right before a transfer.
+# Arrivals (the next tier's clock) remembered to find what else arrived while a transfer was in flight.
 ARRIVAL_MEMORY = 64
 
 
@@ -241,11 +241,11 @@ class LinkEstimator:
             self._arrived(received_s, 0)
             return True
         if dispersion_ms is not None:
-            # Whatever arrived between the lead and the payload (a frame) shared the link with it.
-            delivered = payload_bytes + (self._delivered_bytes(received_s - dispersion_ms / 1e3, received_s)
-                                         if received_s is not None else 0)
+            delivered, started_s = payload_bytes, None
+            if received_s is not None:  # what arrived between the lead and the payload shared the link with it
+                started_s = received_s - dispersion_ms / 1e3
+                delivered += self._delivered_bytes(started_s, received_s)
             used = self._add_throughput(delivered, dispersion_ms)
-            started_s = received_s - dispersion_ms / 1e3 if received_s is not None else None
         else:
             used = self._add_throughput(payload_bytes, rtt_ms - _base(self._recent_rtt_ms))
             started_s = None

@@ -1,6 +1,8 @@
 """Policies by name, as the partitioner node's ``policy`` parameter and ``l2p run --policy`` name them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from l2p_ros.model.graph import INPUT
 from l2p_ros.policies.baselines import CloudOnly, EdgeOnly, FixedCut, Greedy, StaticOptimal
 from l2p_ros.policies.cost_model import CostModel
@@ -18,6 +20,21 @@ from l2p_ros.policies.types import Partition, Policy, SystemState
 POLICY_NAMES = ("edge-only", "cloud-only", "fixed:K", "static-optimal", "heuristic", "greedy", "dnnsplit",
                 "dads", "dads-light", "dads-heavy", "score", "ppo:FILE")
 NOMINAL_STATE = SystemState(bandwidth_mbps=20.0, rtt_ms=20.0, edge_load=0.0, frame_complexity=0.5)
+
+
+def check_policy_name(name: str) -> None:
+    """Without a model: ValueError when :func:`make_policy` knows no policy ``name``,
+    FileNotFoundError when a ``ppo:FILE`` names no file."""
+    kind, _, argument = name.partition(":")
+    if kind == "ppo" and argument:
+        if not Path(argument).is_file():
+            raise FileNotFoundError(f"policy file {argument} not found")
+    elif not (kind == "fixed" and argument) and name not in POLICY_NAMES:
+        raise ValueError(_unknown(name))
+
+
+def _unknown(name: str) -> str:
+    return f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}"
 
 
 def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_codec: str = "jpeg-q75",
@@ -56,7 +73,7 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
         policy = DadsPolicy(cost_model, frame_interval_ms, mode, codec, image_codec)
         policy.name = name
         return policy
-    raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
+    raise ValueError(_unknown(name))
 
 
 def _fixed(name: str, num_layers: int, codec: str, image_codec: str) -> Policy:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from l2p_ros.policies.baselines import OraclePolicy, chain_partitions
-from l2p_ros.policies.types import INPUT, Partition, SystemState
+from l2p_ros.policies.types import INPUT, Partition
 from l2p_ros.simulation.simulator import Simulator
 
 
@@ -39,15 +39,8 @@ def frame_lower_bounds(sim: Simulator, codec: str, image_codec: str) -> np.ndarr
     chain = candidate_partitions(sim, codec, image_codec)
     oracle = OraclePolicy(sim.true_model, (codec,), image_codec)
     bounds = np.empty(sim.num_frames)
-    fps = sim.config.fps
     for n in range(sim.num_frames):
-        t = n / fps
-        bandwidth, rtt, load = sim.trace.at(t)
-        state = SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=0,
-                            frame_complexity=float(sim.table.complexity[sim.rows[n]]), time_s=t,
-                            fog_cloud_bandwidth_mbps=sim.config.fog_cloud_bandwidth_mbps,
-                            fog_cloud_rtt_ms=sim.config.fog_cloud_rtt_ms)
         sim.true_model_for(n)  # the oracle predicts with this frame's own payloads
-        candidates = chain + [oracle.decide(state)]
+        candidates = chain + [oracle.decide(sim.true_state(n))]
         bounds[n] = min(sim.unqueued_latency_ms(partition, n) for partition in candidates)
     return bounds

@@ -2,7 +2,7 @@
 
 The partitioner measures each frame's complexity and decides (on the edge, every frame); the edge
 encodes the crossing tensors (or the image) and the next tier decodes them. A file holds what the
-benches measured on one machine (:func:`write` from bench/frame_costs.py):
+benches measured on one machine (:meth:`FrameCosts.save`, from bench/frame_costs.py):
 
 - ``per_frame_ms``: complexity and decision, charged to the edge for every frame;
 - ``image_codecs``: encode (edge) and receive (decode and letterbox, next tier) ms per image codec;

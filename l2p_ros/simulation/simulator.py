@@ -287,9 +287,7 @@ class Simulator:
                 continue
             self._payloads_at(row)
             self.pending = FrameContext(
-                n, t, row,
-                SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=queue,
-                            frame_complexity=complexity, time_s=t, **self._fog_link),
+                n, t, row, self.true_state(n, queue),
                 SystemState(bandwidth_mbps=est_bandwidth, rtt_ms=est_rtt, edge_load=est_load,
                             edge_queue_length=queue, frame_complexity=complexity, time_s=t, **self._fog_link))
             return skipped
@@ -326,6 +324,14 @@ class Simulator:
     def _servers(self) -> tuple[float, float, float, float, float]:
         """When each server is next free (s): edge, uplink, cloud, fog, fog -> cloud link."""
         return self._edge_free_s, self._link_free_s, self._cloud_free_s, self._fog_free_s, self._fog_link_free_s
+
+    def true_state(self, index: int, queue: int = 0) -> SystemState:
+        """The true conditions when frame ``index`` arrives, with ``queue`` frames ahead of it."""
+        t = index / self.config.fps
+        bandwidth, rtt, load = self.trace.at(t)
+        return SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=queue,
+                           frame_complexity=float(self.table.complexity[self.rows[index]]), time_s=t,
+                           **self._fog_link)
 
     def unqueued_latency_ms(self, partition: Partition, index: int) -> float:
         """Frame ``index``'s latency with ``partition`` were every server idle when it arrives: what
