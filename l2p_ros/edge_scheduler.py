@@ -5,6 +5,10 @@ and what happens when the next tier stops answering.
   is stale (the caller counts it as ``stale_frame``).
 - Decision matching: a taken frame waits up to ``decision_wait_s`` for the decision with its key,
   else it uses the last decision received, else none.
+- Partitioner silence: when no decision has arrived for ``partitioner_timeout_s`` (since the last one,
+  or since the first frame if none came), the partitioner is silent: frames no longer wait for
+  decisions and run with none (the edge's default cut), instead of keeping the last decision
+  forever; the next decision ends the silence.
 - In flight: a frame sent to the next tier is kept (with its payload, so it can still be finished
   locally) until detections with its key come back.
 - Timeout fallback (invariant 5): a frame in flight for ``cloud_timeout_s`` or more moves to the
@@ -58,6 +62,7 @@ class SchedulerState:
     queue_length: int
     in_flight: int
     next_tier_silent: bool
+    partitioner_silent: bool = False
 
 
 class EdgeScheduler(Generic[F, D]):
@@ -69,11 +74,13 @@ class EdgeScheduler(Generic[F, D]):
     """
 
     def __init__(self, decision_wait_s: float, cloud_timeout_s: float, retry_period_s: float,
-                 clock: Callable[[], float] = time.monotonic):
-        if decision_wait_s < 0 or cloud_timeout_s <= 0 or retry_period_s <= 0:
-            raise ValueError(f"need decision_wait_s >= 0, cloud_timeout_s > 0, retry_period_s > 0; got "
-                             f"{decision_wait_s}, {cloud_timeout_s}, {retry_period_s}")
+                 clock: Callable[[], float] = time.monotonic, partitioner_timeout_s: float = 2.0):
+        if decision_wait_s < 0 or cloud_timeout_s <= 0 or retry_period_s <= 0 or partitioner_timeout_s <= 0:
+            raise ValueError(f"need decision_wait_s >= 0, cloud_timeout_s > 0, retry_period_s > 0, "
+                             f"partitioner_timeout_s > 0; got {decision_wait_s}, {cloud_timeout_s}, "
+                             f"{retry_period_s}, {partitioner_timeout_s}")
         self.decision_wait_s = decision_wait_s
+        self.partitioner_timeout_s = partitioner_timeout_s
         self.cloud_timeout_s = cloud_timeout_s
         self.retry_period_s = retry_period_s
         self._clock = clock
@@ -83,6 +90,7 @@ class EdgeScheduler(Generic[F, D]):
         self._in_flight: OrderedDict[Hashable, ScheduledFrame[F, D]] = OrderedDict()
         self._decisions: OrderedDict[Hashable, D] = OrderedDict()
         self._last_decision: D | None = None
+        self._last_decision_s: float | None = None  # when a decision last arrived, else the first frame
         self._next_tier_silent = False
         self._last_retry_s: float | None = None  # None: the first retry is due at once
         self._running = True
@@ -100,6 +108,8 @@ class EdgeScheduler(Generic[F, D]):
             if replaced:
                 self.stale_frames += 1
             self._latest = ScheduledFrame(key, frame)
+            if self._last_decision_s is None:
+                self._last_decision_s = self._clock()
             self._cond.notify()
             return replaced
 
@@ -111,6 +121,7 @@ class EdgeScheduler(Generic[F, D]):
             while len(self._decisions) > DECISION_HISTORY:
                 self._decisions.popitem(last=False)
             self._last_decision = decision
+            self._last_decision_s = self._clock()
             self._cond.notify()
 
     def detections_received(self, key: Hashable) -> bool:
@@ -161,6 +172,9 @@ class EdgeScheduler(Generic[F, D]):
             if self._timed_out:
                 return self._timed_out.pop(0)
             scheduled, self._latest = self._latest, None
+            if self._partitioner_silent():
+                scheduled.decision = self._decisions.pop(scheduled.key, None)
+                return scheduled
             wait_until_s = self._clock() + self.decision_wait_s
             while scheduled.key not in self._decisions and self._running:
                 left_s = wait_until_s - self._clock()
@@ -170,6 +184,11 @@ class EdgeScheduler(Generic[F, D]):
             decision = self._decisions.pop(scheduled.key, None)
             scheduled.decision = self._last_decision if decision is None else decision
             return scheduled
+
+    def _partitioner_silent(self) -> bool:
+        """Called with the lock held."""
+        return (self._last_decision_s is not None
+                and self._clock() - self._last_decision_s >= self.partitioner_timeout_s)
 
     def offload_allowed(self) -> bool:
         """Whether a frame may go to the next tier now: always while it answers; while it is silent,
@@ -203,7 +222,8 @@ class EdgeScheduler(Generic[F, D]):
         """A consistent snapshot of queue length, frames in flight and silence. Thread-safe."""
         with self._cond:
             return SchedulerState(queue_length=len(self._timed_out) + int(self._latest is not None),
-                                  in_flight=len(self._in_flight), next_tier_silent=self._next_tier_silent)
+                                  in_flight=len(self._in_flight), next_tier_silent=self._next_tier_silent,
+                                  partitioner_silent=self._partitioner_silent())
 
     def shutdown(self) -> None:
         """Stop: a blocked or later :meth:`take` returns None. Thread-safe, idempotent."""

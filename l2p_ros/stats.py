@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,13 +90,16 @@ class DropWatch:
         return new
 
 
-def stage_status(new_drops: Mapping[str, int], next_tier_silent: bool = False) -> tuple[int, str]:
-    """(level, message) of a stage's diagnostic status: WARN while its next tier is silent or while
-    it drops frames, else OK."""
+def stage_status(new_drops: Mapping[str, int], next_tier_silent: bool = False,
+                 problems: Sequence[str] = ()) -> tuple[int, str]:
+    """(level, message) of a stage's diagnostic status: WARN while its next tier is silent, while it
+    drops frames or while any of ``problems`` (what else degrades it, said in words) holds, naming
+    each; else OK."""
+    said = list(problems)
     if next_tier_silent:
-        return WARN, "next tier silent: running locally"
+        said.insert(0, "next tier silent: running locally")
     if new_drops:
-        dropped = ", ".join(f"{count} {reason}" for reason, count in sorted(new_drops.items()))
-        return WARN, f"dropped frames in the last period: {dropped}"
-    return OK, "running"
+        said.append("dropped frames in the last period: "
+                    + ", ".join(f"{count} {reason}" for reason, count in sorted(new_drops.items())))
+    return (WARN, "; ".join(said)) if said else (OK, "running")
 

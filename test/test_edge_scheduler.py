@@ -29,7 +29,8 @@ def test_latest_frame_wins_and_the_replaced_ones_are_stale():
     assert scheduler.put_frame((2, 0), "b") is True
     assert scheduler.put_frame((3, 0), "c") is True
     assert scheduler.stale_frames == 2
-    assert scheduler.state() == SchedulerState(queue_length=1, in_flight=0, next_tier_silent=False)
+    assert scheduler.state() == SchedulerState(queue_length=1, in_flight=0, next_tier_silent=False,
+                                               partitioner_silent=False)
     taken = scheduler.take()
     assert (taken.key, taken.frame, taken.timed_out) == ((3, 0), "c", False)
     # The slot is empty again: the next frame replaces nothing.
@@ -111,6 +112,41 @@ def test_a_frame_has_no_decision_before_any_arrived():
     assert taker.result.decision is None
 
 
+def test_a_silent_partitioner_bounds_how_long_the_last_decision_is_kept():
+    """A dead partitioner: the last decision was kept forever and every frame first waited
+    decision_wait_s for a decision that never came (measured live: 121 frames at cut -1)."""
+    clock = FakeClock()
+    scheduler = EdgeScheduler(0.5, 0.5, 2.0, clock=clock, partitioner_timeout_s=2.0)
+    scheduler.put_decision((0, 1), "offload")
+    scheduler.put_frame((1, 0), "a")
+    clock.advance(1.0)  # within the timeout: the last decision still holds, after the wait
+    taker = Taker(scheduler)
+    assert not taker.returned(0.2)
+    clock.advance(0.5)
+    assert taker.returned() and taker.result.decision == "offload"
+    assert not scheduler.state().partitioner_silent
+    clock.advance(0.5)  # 2 s since the last decision: silent
+    assert scheduler.state().partitioner_silent
+    scheduler.put_frame((2, 0), "b")
+    taken = scheduler.take()  # no wait: the fake clock does not move, yet take returns
+    assert (taken.key, taken.decision) == ((2, 0), None)
+    # The next decision ends the silence.
+    scheduler.put_decision((3, 0), "edge")
+    assert not scheduler.state().partitioner_silent
+    scheduler.put_frame((3, 0), "c")
+    assert scheduler.take().decision == "edge"
+
+
+def test_a_partitioner_that_never_answers_is_silent_from_the_first_frame_on():
+    clock = FakeClock()
+    scheduler = EdgeScheduler(0.0, 0.5, 2.0, clock=clock, partitioner_timeout_s=2.0)
+    assert not scheduler.state().partitioner_silent  # no frame yet: nothing to decide
+    scheduler.put_frame((1, 0), "a")
+    scheduler.take()
+    clock.advance(2.0)
+    assert scheduler.state().partitioner_silent
+
+
 def test_a_decision_is_used_once():
     scheduler = make(decision_wait_s=0.0)
     scheduler.put_decision((1, 0), "decision 1")
@@ -163,7 +199,9 @@ def test_detections_clear_the_in_flight_entry():
     assert scheduler.state().in_flight == 1
     clock.advance(10.0)
     assert scheduler.check_timeouts() is True  # only (2, 0) was still waiting
-    assert scheduler.state() == SchedulerState(queue_length=1, in_flight=0, next_tier_silent=True)
+    # 10 s without a decision: the partitioner is silent too.
+    assert scheduler.state() == SchedulerState(queue_length=1, in_flight=0, next_tier_silent=True,
+                                               partitioner_silent=True)
     assert scheduler.take().key == (2, 0)
 
 
@@ -281,13 +319,16 @@ def test_a_failed_send_leaves_nothing_in_flight():
     scheduler.send_failed(sent)
     clock.advance(5.0)
     assert scheduler.check_timeouts() is False
-    assert scheduler.state() == SchedulerState(queue_length=0, in_flight=0, next_tier_silent=False)
+    assert scheduler.state() == SchedulerState(queue_length=0, in_flight=0, next_tier_silent=False,
+                                               partitioner_silent=True)
 
 
 def test_parameters_are_checked():
     for bad in ((-0.1, 0.5, 2.0), (0.1, 0.0, 2.0), (0.1, 0.5, 0.0)):
         with pytest.raises(ValueError):
             EdgeScheduler(*bad)
+    with pytest.raises(ValueError, match="partitioner_timeout_s > 0"):
+        EdgeScheduler(0.1, 0.5, 2.0, partitioner_timeout_s=0.0)
 
 
 # -- concurrency ----------------------------------------------------------------------------------

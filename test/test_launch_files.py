@@ -1,7 +1,12 @@
 """Launch files and parameter files agree with what the nodes declare.
 
 ``launch``/``launch_ros`` are not installable here, so the launch files are compiled and checked
-against the nodes' declared parameters and setup.py's executables instead of being executed.
+against the nodes' declared parameters and setup.py's executables instead of being executed, and
+the helpers that build their nodes (``launch_support``) are tested alone. Checked by hand on
+2026-12-05 against the sources of ros2/launch 3.7.1 and ros2/launch_ros (a stub for the missing
+composition_interfaces, a stand-in ``ros2`` for the recorder): replay.launch.py with
+``namespace:=car1`` started every node under /car1, recorded /car1/l2p/..., the camera waited for
+the edge and the partitioner, and the launch shut down 5 s after the bag ended.
 """
 import ast
 import py_compile
@@ -87,3 +92,48 @@ def test_launch_arguments_cover_every_parameter_once():
 def test_setup_installs_launch_and_config():
     setup = (ROOT / "setup.py").read_text()
     assert 'glob("launch/*.py")' in setup and 'glob("config/*.yaml")' in setup
+
+
+def test_a_users_parameter_file_wins_over_packaged_defaults_but_not_over_given_arguments(config):
+    from l2p_ros.nodes.launch_support import node_parameters
+
+    arguments = launch_arguments(ROOT / "config" / "pipeline.yaml", NODES)
+    users = {"partitioner_node": {"ros__parameters": {"policy": "dads", "codec": "int8"}},
+             "camera_node": {"ros__parameters": {"rate_hz": 5.0}}}
+    # Arguments left at their packaged defaults do not touch the user's file.
+    untouched = {name: entry["default"] for name, entry in arguments.items()}
+    assert node_parameters(users, "partitioner_node", arguments, untouched) == {"policy": "dads", "codec": "int8"}
+    # Given ones do, typed as ros2 launch types them (source:=0 is camera index 0).
+    given = {**untouched, "policy": "score", "source": "0", "rate_hz": "2.5"}
+    assert node_parameters(users, "partitioner_node", arguments, given)["policy"] == "score"
+    camera = node_parameters(users, "camera_node", arguments, given)
+    assert camera == {"rate_hz": 2.5, "source": 0}
+    # Without a user's file the packaged one is read the same way.
+    assert node_parameters(config, "edge_node", arguments, untouched) == config["edge_node"]["ros__parameters"]
+
+
+def test_remaps_and_namespaced_topics():
+    from l2p_ros.nodes.launch_support import parse_remaps, qualified_topic
+
+    assert parse_remaps("") == []
+    assert parse_remaps("camera/image_raw:=/front/image, l2p/detections:=dets") == [
+        ("camera/image_raw", "/front/image"), ("l2p/detections", "dets")]
+    with pytest.raises(ValueError, match="'camera/image_raw' is not from:=to"):
+        parse_remaps("camera/image_raw")
+    assert qualified_topic("", "l2p/detections") == "/l2p/detections"
+    assert qualified_topic("/car1/", "l2p/detections") == "/car1/l2p/detections"
+    assert qualified_topic("car1", "/absolute") == "/absolute"
+
+
+def test_every_launch_file_offers_the_common_arguments():
+    """The arguments are declared by _common.describe, which every launch file builds on."""
+    common = (ROOT / "launch" / "_common.py").read_text()
+    assert "COMMON_ARGUMENTS" in common and '"single_host_dds"' in common
+    for launch_file in (ROOT / "launch").glob("*.launch.py"):
+        assert "describe(" in launch_file.read_text(), launch_file.name
+    from l2p_ros.nodes.launch_support import COMMON_ARGUMENTS
+
+    assert {name for name, _, _ in COMMON_ARGUMENTS} == {"namespace", "params_file", "use_sim_time", "log_level",
+                                                         "remaps"}
+    replay = (ROOT / "launch" / "replay.launch.py").read_text()
+    assert '"--topics"' in replay and "shutdown_after_camera=True" in replay

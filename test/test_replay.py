@@ -32,3 +32,23 @@ def test_a_bag_replays_through_the_pipeline_and_the_results_bag_reads_back(tmp_p
     assert sum(len(d.detections) for d in detections) > 0  # people in the street scene
     assert any(m.topic == "/l2p/pipeline_stats" for m in recorded)
     assert (tmp_path / "summary.json").is_file()
+
+
+def test_frames_with_hour_old_stamps_report_their_true_latency(tmp_path):
+    """Latency runs from the edge's ingest stamp, not from header.stamp: a bag whose frames were stamped
+    an hour ago (what `ros2 bag play` publishes) reported total_ms of 3,600,071 when it did."""
+    import time
+
+    hour_ago_s = time.time() - 3600.0
+    frames = [(hour_ago_s + i * 0.1, frame_id, image)
+              for i, (_, frame_id, image) in enumerate(open_source(asset_path(SAMPLE_VIDEO), max_frames=FRAMES))]
+    bag = tmp_path / "old"
+    write_image_bag(bag, frames)
+    summary = run_pipeline(source=bag, rate_hz=4.0, policy="fixed:7", print_frames=False, log=lambda *_: None,
+                           extra={("camera_node", "use_recorded_stamps"): True,
+                                  ("edge_node", "decision_wait_s"): 5.0, ("edge_node", "cloud_timeout_s"): 5.0})
+    assert summary["frames_detected"] == FRAMES and summary["unaccounted"] == 0, summary
+    # The source's stamps reach the user unchanged ...
+    assert [round(row["stamp_s"], 3) for row in summary["timeline"]] == [round(s, 3) for s, _, _ in frames]
+    # ... and the latency is the pipeline's, seconds at most on a loaded machine, not an hour.
+    assert all(0 < row["total_ms"] < 30_000 for row in summary["timeline"]), summary["timeline"]

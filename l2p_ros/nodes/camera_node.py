@@ -1,13 +1,13 @@
 """camera_node: frames of a V4L2 device, a video file, an image folder or a rosbag2 bag, published as
 sensor_msgs/Image (bgr8) on ``output_topic`` with sensor-data QoS (best effort, depth 1).
 
-Stamps and frame identity. ``header.stamp`` is when the frame entered the ROS graph, on this
-machine's system clock, because downstream nodes measure end-to-end latency from it:
-- a live device: the capture (read) time;
-- a replay (video file, image folder, bag): the publish time. The source's own stamp (a bag's
-  recorded header stamp) is reported as ``last_source_stamp_s`` in the diagnostics, and
-  ``use_recorded_stamps:=true`` publishes it instead (to line frames up with other recorded
-  topics; latencies then include the bag's age, and it cannot be combined with ``loop``).
+Stamps and frame identity. ``header.stamp`` is the frame's time for the user (latency is not
+measured from it: the edge takes its own ingest stamp when a frame arrives, so any stamp works):
+- a live device: the capture (read) time, on the system clock;
+- a replay (video file, image folder, bag): the publish time on the node's clock (ROS time: sim time
+  under ``use_sim_time``). The source's own stamp (a bag's recorded header stamp) is reported as
+  ``last_source_stamp_s`` in the diagnostics, and ``use_recorded_stamps:=true`` publishes it instead
+  (to line frames up with other recorded topics; it cannot be combined with ``loop``).
 Stamps strictly increase (nudged by 1 ns if the clock repeats), so a stamp identifies one frame:
 sensor_msgs/Image has no sequence number, and downstream nodes key frames by ``header.stamp``, the
 ROS convention. ``header.frame_id`` is the ``frame_id`` parameter (a bag's recorded frame id when set).
@@ -33,7 +33,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from l2p_ros.assets import SAMPLE_VIDEO, AssetError, asset_path
-from l2p_ros.nodes.common import IMAGE_QOS, Diagnostics, declare, now_s, parameter_error, run_node
+from l2p_ros.nodes.common import IMAGE_QOS, Diagnostics, declare, parameter_error, run_node
 from l2p_ros.nodes.images import image_to_msg
 from l2p_ros.sources import SourceError, open_source
 
@@ -125,7 +125,8 @@ class CameraNode(Node):
 
     def _publish(self, stamp_s: float, frame_id: str, image_bgr) -> None:
         use_source_stamp = self._source.live or self._use_recorded
-        stamp_ns = max(round((stamp_s if use_source_stamp else now_s()) * 1e9), self._last_stamp_ns + 1)
+        stamp_ns = max(round(stamp_s * 1e9) if use_source_stamp else self.get_clock().now().nanoseconds,
+                       self._last_stamp_ns + 1)
         self._last_stamp_ns = stamp_ns
         self._publisher.publish(image_to_msg(image_bgr, stamp_ns * 1e-9, frame_id))
         self._published += 1

@@ -260,7 +260,7 @@ class CloudNode(Node):
         out.detections = detections_to_msgs(result.detections)
         timings = msg.timings
         timings.decode_ms, timings.cloud_ms = result.decode_ms, result.cloud_ms
-        timings.total_ms = (now_s() - from_time_msg(timings.captured)) * 1e3
+        timings.total_ms = (now_s() - from_time_msg(timings.ingested)) * 1e3  # the edge's clock: it recomputes
         out.timings = timings
         served = self.vehicles[vehicle]
         served.detections_pub.publish(out)

@@ -36,10 +36,14 @@ EXECUTED_ON_EDGE_FALLBACK = "edge (fallback)"
 
 @dataclass
 class EdgeFrame:
-    """What the scheduler keeps for a frame: its header and image (kept until it is detected)."""
+    """What the scheduler keeps for a frame: its header and image (kept until it is detected), and
+    when it reached this node on the system clock: latency is measured from there, so a frame whose
+    stamp is old or on another clock (a bag played by ``ros2 bag play``, a driver stamping with its
+    own clock, sim time) still gets its true latency."""
 
     header: Header
     image: np.ndarray
+    ingest_s: float
 
 
 # A frame as the scheduler hands it to the worker, with its matched decision.
@@ -59,6 +63,9 @@ class EdgeNode(Node):
                                        "seconds without detections after which a sent frame is finished locally")
         self.retry_period_s = declare(self, "retry_period_s", 2.0,
                                       "while the next tier is silent, offload one frame this often, seconds")
+        self.partitioner_timeout_s = declare(self, "partitioner_timeout_s", 2.0,
+                                             "seconds without decisions after which frames stop waiting for "
+                                             "them and run with default_cut (a dead partitioner)")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         next_tier_wait_s = declare(self, "next_tier_wait_s", 10.0,
                                    "at start, how long to wait for the next tier to be discovered before "
@@ -66,7 +73,8 @@ class EdgeNode(Node):
         for name, value, check, why in (
                 ("decision_wait_s", self.decision_wait_s, self.decision_wait_s >= 0, "must be >= 0"),
                 ("cloud_timeout_s", self.cloud_timeout_s, self.cloud_timeout_s > 0, "must be > 0"),
-                ("retry_period_s", self.retry_period_s, self.retry_period_s > 0, "must be > 0")):
+                ("retry_period_s", self.retry_period_s, self.retry_period_s > 0, "must be > 0"),
+                ("partitioner_timeout_s", self.partitioner_timeout_s, self.partitioner_timeout_s > 0, "must be > 0")):
             if not check:
                 raise parameter_error(self, name, value, why)
         try:
@@ -80,7 +88,9 @@ class EdgeNode(Node):
         self.drop_watch = DropWatch()
         self._working = False  # the worker is running a frame it took from the scheduler
         self.scheduler: EdgeScheduler[EdgeFrame, PartitionDecision] = EdgeScheduler(
-            self.decision_wait_s, self.cloud_timeout_s, self.retry_period_s)
+            self.decision_wait_s, self.cloud_timeout_s, self.retry_period_s,
+            partitioner_timeout_s=self.partitioner_timeout_s)
+        self._partitioner_silent = False  # as last logged
 
         self.feature_pub = self.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
         self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
@@ -103,6 +113,7 @@ class EdgeNode(Node):
 
     # -- callbacks (executor thread): store and wake the worker, never compute ----------------
     def on_image(self, msg: Image) -> None:
+        ingest_s = now_s()
         self.stats.count_in()
         try:
             image = msg_to_image(msg)
@@ -110,7 +121,7 @@ class EdgeNode(Node):
             self.stats.drop("malformed_image")
             self.get_logger().warning(f"dropped an image: {bounded(error)}", throttle_duration_sec=5.0)
             return
-        if self.scheduler.put_frame(stamp_key(msg.header), EdgeFrame(msg.header, image)):
+        if self.scheduler.put_frame(stamp_key(msg.header), EdgeFrame(msg.header, image, ingest_s)):
             self.stats.drop("stale_frame")
 
     def on_decision(self, msg: PartitionDecision) -> None:
@@ -120,12 +131,20 @@ class EdgeNode(Node):
         """The next tier's result for a frame: it is done here, and the vehicle gets it from us, with
         its latency up to now on this clock (the return trip included, no clock shared with the cloud)."""
         self.scheduler.detections_received(stamp_key(msg.header))
-        msg.timings.total_ms = (now_s() - from_time_msg(msg.timings.captured)) * 1e3
+        msg.timings.total_ms = (now_s() - from_time_msg(msg.timings.ingested)) * 1e3
         self.detections_pub.publish(msg)
 
     def check_timeouts(self) -> None:
         if self.scheduler.check_timeouts():
             self.get_logger().warning("next tier silent: finishing frames locally")
+        silent = self.scheduler.state().partitioner_silent
+        if silent != self._partitioner_silent:
+            self._partitioner_silent = silent
+            if silent:
+                self.get_logger().warning(f"partitioner silent for {self.partitioner_timeout_s:g} s: frames run "
+                                          f"with default_cut {self.default_cut} until decisions come back")
+            else:
+                self.get_logger().info("partitioner back: frames follow its decisions again")
 
     # -- worker thread ----------------------------------------------------------------------------
     def idle(self) -> bool:
@@ -183,6 +202,7 @@ class EdgeNode(Node):
             msg.run_until_layer = pending.decision.fog_until_layer
         timings = msg.timings
         timings.captured = header.stamp
+        timings.ingested = to_time_msg(pending.frame.ingest_s)
         timings.decision_ms = pending.decision.decision_ms if pending.decision else 0.0
         timings.edge_ms, timings.encode_ms = frame.edge_ms, frame.encode_ms
         timings.edge_sent = to_time_msg(now_s())
@@ -205,9 +225,10 @@ class EdgeNode(Node):
                              codec="none", executed_on=EXECUTED_ON_EDGE_FALLBACK if fallback else EXECUTED_ON_EDGE)
         out.detections = detections_to_msgs(detections)
         out.timings.captured = header.stamp
+        out.timings.ingested = to_time_msg(pending.frame.ingest_s)
         out.timings.decision_ms = pending.decision.decision_ms if pending.decision else 0.0
         out.timings.edge_ms = (time.perf_counter() - start) * 1e3
-        out.timings.total_ms = (now_s() - from_time_msg(header.stamp)) * 1e3
+        out.timings.total_ms = (now_s() - pending.frame.ingest_s) * 1e3
         self.detections_pub.publish(out)
         self.stats.detected(out.timings.total_ms, fallback=fallback)
 
@@ -215,7 +236,8 @@ class EdgeNode(Node):
         counters, drops = publish_stage_stats(self, self.stats, self.stats_pub)
         state = self.scheduler.state()
         self.queue_pub.publish(UInt32(data=state.queue_length))
-        level, message = stage_status(self.drop_watch.since_last(drops), state.next_tier_silent)
+        problems = [f"partitioner silent: running default_cut {self.default_cut}"] if state.partitioner_silent else []
+        level, message = stage_status(self.drop_watch.since_last(drops), state.next_tier_silent, problems)
         self.diagnostics.update(level, message, in_flight=state.in_flight, **counters)
 
     def destroy_node(self):

@@ -49,3 +49,48 @@ def launch_arguments(params_file: str | Path, nodes: tuple[str, ...]) -> dict[st
             entry = arguments.setdefault(name, {"default": default, "targets": []})
             entry["targets"].append((node, parameter))
     return arguments
+
+
+# Launch arguments every launch file offers besides the parameters: (name, default, description).
+# ``single_host_dds`` defaults per file (on for the one-host files, off for edge/cloud).
+COMMON_ARGUMENTS = (
+    ("namespace", "", "namespace of every node (one vehicle or camera of several); topics are relative"),
+    ("params_file", "", "parameter YAML (pipeline.yaml's layout) instead of the packaged one; "
+                        "arguments given on the command line still override it"),
+    ("use_sim_time", "false", "nodes take ROS time from /clock (ros2 bag play --clock)"),
+    ("log_level", "info", "log level of every node (debug, info, warn, error, fatal)"),
+    ("remaps", "", "remappings for every node, comma-separated from:=to pairs"),
+)
+
+
+def node_parameters(params: dict, node: str, arguments: dict[str, dict], given: dict[str, str]) -> dict:
+    """The parameters ``node`` starts with: its section of ``params`` (the parameter file), then every
+    launch argument the user gave that sets one of its parameters (``given``: argument name -> text;
+    an argument left at its packaged default does not override the file: a user's params_file wins
+    over the packaged defaults). Texts are read as YAML, as ``ros2 launch`` reads typed values."""
+    values = dict((params.get(node) or {}).get("ros__parameters") or {})
+    for name, entry in arguments.items():
+        if name in given and given[name] != entry["default"]:
+            for target, parameter in entry["targets"]:
+                if target == node:
+                    values[parameter] = yaml.safe_load(given[name]) if given[name] != "" else ""
+    return values
+
+
+def parse_remaps(text: str) -> list[tuple[str, str]]:
+    """``"a:=b,c:=d"`` -> [("a", "b"), ("c", "d")]; a malformed pair is an error naming it."""
+    remaps = []
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        source, sep, target = pair.partition(":=")
+        if not sep or not source or not target:
+            raise ValueError(f"remaps: {pair!r} is not from:=to")
+        remaps.append((source, target))
+    return remaps
+
+
+def qualified_topic(namespace: str, topic: str) -> str:
+    """A relative topic as seen from ``namespace`` (what a recorder outside it must ask for)."""
+    if topic.startswith("/"):
+        return topic
+    namespace = namespace.strip("/")
+    return f"/{namespace}/{topic}" if namespace else f"/{topic}"
