@@ -179,7 +179,10 @@ def cmd_run(args) -> int:
                            max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process,
                            codec=args.codec)
     print_summary(summary)
-    return 0
+    if summary["exit_code"]:
+        print(f"l2p run: error: {', '.join(summary['failed_nodes'])} died during the run; the summary above "
+              f"still counts every frame (logs in {summary['logs']})", file=sys.stderr)
+    return summary["exit_code"]
 
 
 def _check_run_inputs(args) -> None:

@@ -188,3 +188,35 @@ def test_policy_and_assumed_link_are_live_parameters(partitioner):
     assert all(result.successful for result in results), [result.reason for result in results]
     decision = decide()
     assert (decision.bandwidth_mbps, decision.rtt_ms) == (3.5, 40.0)  # assumed until a NetworkState arrives
+
+
+@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "state_max_age_s": 1.0, "default_bandwidth_mbps": 2.0,
+                                          "default_rtt_ms": 30.0}], indirect=True)
+def test_a_dead_monitors_last_state_goes_stale_and_the_decision_says_so(partitioner):
+    """Killed live, the network monitor left 873 Mbit/s behind for 128 decisions; now its last
+    state holds for state_max_age_s, then the assumed link is used and the decision names it."""
+    node, nodes = partitioner
+    network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
+    load_pub = node.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
+    decide = _decider(node, nodes)
+
+    def decide_fresh():  # publish both monitors' states until the partitioner has them
+        for _ in range(20):
+            network_pub.publish(NetworkState(bandwidth_mbps=873.0, rtt_ms=1.0, link_up=True))
+            load_pub.publish(EdgeLoad(cpu_percent=10.0, gpu_percent=float("nan")))
+            decision = decide()
+            if decision.bandwidth_mbps == 873.0 and not decision.stale_inputs:
+                return decision
+        raise AssertionError("the partitioner never used the published states")
+
+    fresh = decide_fresh()
+    assert fresh.edge_cpu_percent == 10.0
+    time.sleep(1.5)  # both monitors silent for longer than state_max_age_s
+    stale = decide()
+    assert list(stale.stale_inputs) == ["load", "network"]
+    assert (stale.bandwidth_mbps, stale.rtt_ms) == (2.0, 30.0) and math.isnan(stale.edge_cpu_percent)
+    log = nodes.running["partitioner_node"].log_path.read_text()
+    assert "network state stale" in log and "load state stale" in log
+    assert not decide_fresh().stale_inputs  # back as soon as the monitors are
+    assert _spin_until(node, lambda: "network state fresh again" in
+                       nodes.running["partitioner_node"].log_path.read_text(), 5.0)

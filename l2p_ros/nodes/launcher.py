@@ -115,15 +115,16 @@ class NodeSet:
             if name not in except_nodes:
                 self.start(name)
 
+    def exited_with_error(self) -> dict[str, int]:
+        """Node key -> exit code of every node that exited with an error (not stopped on purpose);
+        a signal's death is -signal, as subprocess reports it."""
+        return {node.name: node.process.returncode for node in self.running.values()
+                if node.process.poll() not in (None, 0) and node.name not in self.stopped_on_purpose}
+
     def failed(self) -> list[str]:
         """Nodes that exited with an error, with the tail of their log."""
-        failures = []
-        for node in self.running.values():
-            code = node.process.poll()
-            if code not in (None, 0) and node.name not in self.stopped_on_purpose:
-                tail = node.log_path.read_text()[-1500:]
-                failures.append(f"{node.name} exited with {code}:\n{tail}")
-        return failures
+        return [f"{name} exited with {code}:\n{self.running[name].log_path.read_text()[-1500:]}"
+                for name, code in self.exited_with_error().items()]
 
     def stop(self, name: str, timeout_s: float = 5.0) -> int | None:
         """Stop node ``name`` (SIGINT, then SIGTERM, then SIGKILL); its exit code."""

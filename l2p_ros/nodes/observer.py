@@ -164,7 +164,8 @@ class PipelineObserver(Node):
         return sorted(({"stamp_s": from_time_msg(d.header.stamp), "cut": d.cut_after_layer,
                         "fog_until_layer": d.fog_until_layer, "bandwidth_mbps": d.bandwidth_mbps,
                         "fog_cloud_bandwidth_mbps": d.fog_cloud_bandwidth_mbps,
-                        "edge_cpu_percent": d.edge_cpu_percent, "predicted_total_ms": d.predicted_total_ms}
+                        "edge_cpu_percent": d.edge_cpu_percent, "predicted_total_ms": d.predicted_total_ms,
+                        "stale_inputs": list(d.stale_inputs)}
                        for d in decisions), key=lambda row: row["stamp_s"])
 
     def frame_stamps(self) -> list[float]:

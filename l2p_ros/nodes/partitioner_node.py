@@ -26,6 +26,7 @@ from l2p_ros.measure.cache import ensure_payload_fit
 from l2p_ros.measure.models import model_id
 from l2p_ros.measure.payload_fit import load_payload_fit
 from l2p_ros.measure.profile import ProfileError
+from l2p_ros.monitoring.freshness import Freshness
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, system_state
 from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, as_declared, bounded, declare,
@@ -70,6 +71,9 @@ class PartitionerNode(Node):
         fog_cloud_rtt_ms = declare(self, "fog_cloud_rtt_ms", 5.0, "three tiers: the fog -> cloud RTT (nominal)")
         fog_cloud_link = declare(self, "fog_cloud_link", "", "three tiers: the probe_link a monitor on the fog "
                                  "measures the fog -> cloud link on (e.g. backhaul); '' = the nominal values")
+        state_max_age_s = declare(self, "state_max_age_s", 3.0,
+                                  "a NetworkState or EdgeLoad older than this is stale (its monitor died): "
+                                  "decide on the assumed defaults instead, and say so, seconds")
         threads = declare(self, "profile_threads", 2, "torch threads when this node measures the edge profile")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         if cloud_speed_factor <= 0:
@@ -79,6 +83,8 @@ class PartitionerNode(Node):
                             ("fog_speed_factor", fog_speed_factor), ("fog_cloud_rtt_ms", fog_cloud_rtt_ms)):
             if not value >= 0:
                 raise parameter_error(self, name, value, "must be >= 0")
+        if not state_max_age_s > 0:
+            raise parameter_error(self, "state_max_age_s", state_max_age_s, "must be > 0")
         if not fog_cloud_bandwidth_mbps > 0:
             raise parameter_error(self, "fog_cloud_bandwidth_mbps", fog_cloud_bandwidth_mbps, "must be > 0")
         self.assumed_links = AssumedLinks(default_bandwidth_mbps, default_rtt_ms, fog_cloud_bandwidth_mbps,
@@ -118,6 +124,7 @@ class PartitionerNode(Node):
         self.power_calibrator = PowerCalibrator()
         self.network: NetworkState | None = None
         self.load: EdgeLoad | None = None
+        self.freshness = Freshness(("network", "load") + (("backhaul",) if fog_cloud_link else ()), state_max_age_s)
         self.decisions = 0
         self.decision_pub = self.create_publisher(PartitionDecision, "l2p/decision", FRAME_QOS)
         self.complexity_pub = self.create_publisher(FrameComplexity, "l2p/frame_complexity", STATE_QOS)
@@ -170,12 +177,15 @@ class PartitionerNode(Node):
 
     def on_network(self, msg: NetworkState) -> None:
         self.network = msg
+        self.freshness.arrived("network")
 
     def on_backhaul(self, msg: NetworkState) -> None:
         self.backhaul = msg
+        self.freshness.arrived("backhaul")
 
     def on_load(self, msg: EdgeLoad) -> None:
         self.load = msg
+        self.freshness.arrived("load")
         # Measured edge power when the load monitor can read it: NVML on a GPU edge, else RAPL.
         if math.isfinite(msg.gpu_power_w) and math.isfinite(msg.gpu_percent):
             self.power_calibrator.sensor = "NVML"
@@ -190,8 +200,21 @@ class PartitionerNode(Node):
                                            f"{measured.idle_w:.1f} W, active {measured.active_w:.1f} W")
                 self.cost_model.power = measured
 
-    def state(self, complexity: float) -> SystemState:
-        return system_state(complexity, self.network, self.load, self.assumed_links, self.backhaul)
+    def state(self, complexity: float, stale: list[str]) -> SystemState:
+        """The state to decide on: a stale input counts as missing (the assumed link, no load)."""
+        return system_state(complexity, None if "network" in stale else self.network,
+                            None if "load" in stale else self.load, self.assumed_links,
+                            None if "backhaul" in stale else self.backhaul)
+
+    def _say_staleness(self, stale: list[str]) -> None:
+        became, recovered = self.freshness.changes(stale)
+        for name in became:
+            age_s = self.freshness.age_s(name)
+            self.get_logger().warning(
+                f"{name} state stale ({'never received' if age_s is None else f'{age_s:.1f} s old'}): "
+                f"deciding on the assumed {'edge load 0' if name == 'load' else 'link'} until it comes back")
+        for name in recovered:
+            self.get_logger().info(f"{name} state fresh again")
 
     def on_image(self, msg: Image) -> None:
         start = time.perf_counter()
@@ -201,7 +224,9 @@ class PartitionerNode(Node):
             self.get_logger().warning(f"cannot decide for a malformed image: {bounded(error)}", throttle_duration_sec=5.0)
             return  # the edge drops and counts the same frame
         metrics = self.meter.measure(image)
-        state = self.state(metrics.complexity)
+        stale = self.freshness.stale()
+        self._say_staleness(stale)
+        state = self.state(metrics.complexity, stale)
         partition = self.policy.decide(state)
         try:
             prediction = self.cost_model.predict(partition, state)
@@ -229,16 +254,20 @@ class PartitionerNode(Node):
         out.fog_cloud_bandwidth_mbps = float(state.fog_cloud_bandwidth_mbps) if three_tier else nan
         out.fog_cloud_rtt_ms = float(state.fog_cloud_rtt_ms) if three_tier else nan
         out.frame_complexity = float(metrics.complexity)
-        out.edge_cpu_percent = float(self.load.cpu_percent) if self.load else float("nan")
-        out.edge_gpu_percent = float(self.load.gpu_percent) if self.load else float("nan")
+        load = None if "load" in stale else self.load
+        out.edge_cpu_percent = float(load.cpu_percent) if load else nan
+        out.edge_gpu_percent = float(load.gpu_percent) if load else nan
         out.decision_ms = float(decision_ms)
+        out.stale_inputs = stale
         self.decision_pub.publish(out)
         self.complexity_pub.publish(FrameComplexity(
             header=msg.header, frame_seq=self.decisions, entropy_bits=metrics.entropy_bits,
             jpeg_bytes=float(metrics.jpeg_bytes), spatial_information=metrics.spatial_information,
             temporal_information=metrics.temporal_information, complexity=metrics.complexity))
         self.decisions += 1
-        self.diagnostics.update(0, "running", decisions=self.decisions, last_cut=out.cut_after_layer,
+        self.diagnostics.update(1 if stale else 0,
+                                f"deciding on assumed defaults, stale: {', '.join(stale)}" if stale else "running",
+                                decisions=self.decisions, last_cut=out.cut_after_layer,
                                 last_decision_ms=round(decision_ms, 3), policy=self.policy.name)
 
 

@@ -17,6 +17,16 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def shell_exit_code(returncode: int) -> int:
+    """A process's exit status as a shell reports it: death by signal N is 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _is_edge(key: str) -> bool:
+    """The node that finishes frames for a vehicle: without it nothing more can be accounted."""
+    return key.rsplit("/", 1)[-1] in ("edge_node", "edge_container")
+
+
 def _overrides(source, image_topic, frames, policy, rate_hz, device=None, precision=None, codec=None) -> dict:
     overrides = {}
     if codec:
@@ -167,6 +177,19 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     nodes = NodeSet(params, work_dir, placements=placements)
     started = time.monotonic()
     interrupted = False
+    died: dict[str, int] = {}  # node key -> exit code, in the order they died
+
+    def note_deaths() -> None:
+        """A node that dies mid-run is reported once; the run goes on with the others (a dead cloud:
+        the edge finishes frames itself; a dead partitioner: the edge's default cut; a dead monitor:
+        the partitioner's assumed state) and its summary is still written."""
+        for key, code in nodes.exited_with_error().items():
+            if key not in died:
+                died[key] = code
+                last = nodes.running[key].log_path.read_text().strip().splitlines()[-1:] or [""]
+                log(f"{key} died (exit code {shell_exit_code(code)}); the run goes on without it. "
+                    f"Its last log line: {last[0][-300:]}")
+
     try:
         if single_edge_process:  # the cloud, then one container per vehicle (its camera waits for readers)
             nodes.start("cloud_node")
@@ -194,9 +217,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                 on_first_frame = None
             if during is not None:
                 during(nodes)
-            failures = nodes.failed()
-            if failures:
-                raise RuntimeError("a node failed:\n" + "\n".join(failures))
+            note_deaths()
         # Drain: frames still in the edge or the cloud finish (or time out and finish locally). On a
         # loaded machine a frame can take seconds, so wait until every frame is accounted for, with
         # the stats of a period after the last result, up to drain_timeout_s.
@@ -206,6 +227,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
             spin()
             if during is not None:
                 during(nodes)
+            note_deaths()
+            if any(_is_edge(key) for key in died):
+                break  # frames its edge held are lost with it: nothing more will be accounted
             if unaccounted() > 0:
                 settled_at = None
             elif settled_at is None:
@@ -239,6 +263,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     else:
         summary, timeline = fleet_summary(per_vehicle), {ns: rows for ns, rows in timelines.items()}
     summary["interrupted"] = interrupted
+    summary["failed_nodes"] = {key: shell_exit_code(code) for key, code in died.items()}
+    # The run's own status: that of the first node that died, else 0.
+    summary["exit_code"] = shell_exit_code(next(iter(died.values()))) if died else 0
     summary["wall_s"] = wall_s
     summary["policy"] = partitioner.get("policy")
     summary["logs"] = str(work_dir)
@@ -272,7 +299,7 @@ def print_summary(summary: dict, log=print) -> None:
     log("\nsummary")
     for key in ("policy", "frames_captured_seen", "frames_in_edge", "frames_detected", "frames_dropped", "drops", "unaccounted",
                 "late_duplicate_results", "executed_on", "cuts", "latency_mean_ms", "latency_p95_ms",
-                "cloud_payload_bytes_mean", "wall_s"):
+                "cloud_payload_bytes_mean", "failed_nodes", "wall_s"):
         value = summary.get(key)
         if isinstance(value, float):
             value = round(value, 2)
