@@ -177,7 +177,7 @@ def cmd_run(args) -> int:
                            summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
                            precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
                            max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process,
-                           codec=args.codec)
+                           codec=args.codec, loop=args.loop)
     print_summary(summary)
     if summary["exit_code"]:
         print(f"l2p run: error: {', '.join(summary['failed_nodes'])} died during the run; the summary above "
@@ -482,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=None, help="V4L2 device, video, image folder or rosbag2 bag")
     p.add_argument("--image-topic", default=None, help="bag sources: the image topic to replay")
     p.add_argument("--frames", type=_nonnegative_int, default=0, help="stop after N frames (0 = until the source ends)")
+    p.add_argument("--loop", action="store_true",
+                   help="start the source over at its end, until --frames or Ctrl-C (a soak); the observer then "
+                        "keeps whole records of the last minute only, so memory stays flat")
     p.add_argument("--rate-hz", type=_nonnegative_float, default=None,
                    help="camera rate, 0 = as fast as possible (default from the YAML)")
     p.add_argument("--policy", default=None, help="partitioning policy (default from the YAML)")

@@ -103,3 +103,22 @@ def stage_status(new_drops: Mapping[str, int], next_tier_silent: bool = False,
                     + ", ".join(f"{count} {reason}" for reason, count in sorted(new_drops.items())))
     return (WARN, "; ".join(said)) if said else (OK, "running")
 
+
+
+def latency_per_minute(latencies: Sequence[tuple[float, float]]) -> list[dict]:
+    """Per minute of the run (by frame stamp, from the first frame): frames detected and their latency
+    percentiles, from (stamp s, total_ms) pairs. Percentiles are numpy's (linear interpolation)."""
+    if not latencies:
+        return []
+    stamps = np.array([stamp for stamp, _ in latencies])
+    totals = np.array([total for _, total in latencies])
+    minutes = ((stamps - stamps.min()) // 60).astype(int)
+    rows = []
+    for minute in range(int(minutes.max()) + 1):
+        values = totals[minutes == minute]
+        if len(values):
+            p50, p95, p99 = np.percentile(values, [50, 95, 99])
+            rows.append({"minute": minute, "frames": int(len(values)), "p50_ms": round(float(p50), 2),
+                         "p95_ms": round(float(p95), 2), "p99_ms": round(float(p99), 2),
+                         "max_ms": round(float(values.max()), 2)})
+    return rows

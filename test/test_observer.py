@@ -68,3 +68,28 @@ def test_load_and_link_states_are_recorded_not_counted(observer, tmp_path):
     assert summary["frames_detected"] == 0 and summary["unaccounted"] == 1
     recorded = {m.topic: deserialize(m.msgtype, m.cdr_bytes) for m in read_bag(tmp_path / "bag")}
     assert recorded["/l2p/edge_load"].queue_length == 1 and recorded["/l2p/network_state"].bandwidth_mbps == 0.9
+
+
+def test_a_retaining_observer_folds_old_frames_into_counters_and_stays_bounded():
+    rclpy.init()
+    observer = PipelineObserver(print_frames=False, retain_s=10.0)
+    try:
+        for sec in range(1, 101):  # 100 frames a second apart, each detected at once
+            observer.on_image(_stamped(Image(), sec))
+            detections = _stamped(DetectionArray(executed_on="edge", cut_after_layer=23), sec)
+            detections.timings.total_ms = float(sec)
+            observer.on_message("l2p/detections", "l2p_msgs/msg/DetectionArray", detections)
+            assert len(observer.results) <= 11 and len(observer.frames_seen) <= 11
+        # A late answer for a folded frame is a duplicate, not a new detection.
+        observer.on_message("l2p/detections", "l2p_msgs/msg/DetectionArray",
+                            _stamped(DetectionArray(executed_on="cloud"), 5))
+        observer.on_message("l2p/edge/stats", "l2p_msgs/msg/PipelineStats", _stats(100))
+        summary = observer.summary()
+        assert (summary["frames_captured_seen"], summary["frames_detected"], summary["unaccounted"]) == (100, 100, 0)
+        assert summary["late_duplicate_results"] == 1
+        assert summary["executed_on"] == {"edge": 100} and summary["cuts"] == {"23": 100}
+        assert summary["latency_mean_ms"] == pytest.approx(50.5)
+        assert observer.latencies() == [(float(sec), float(sec)) for sec in range(1, 101)]
+    finally:
+        observer.destroy_node()
+        rclpy.shutdown()

@@ -8,8 +8,12 @@ from pathlib import Path
 
 from l2p_ros.nodes.dds import use_local_dds
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_dir
+from l2p_ros.stats import latency_per_minute
 
 READY_TIMEOUT_S = 120.0
+# A looping run keeps whole frame records this long (seconds of frames); older ones are folded into
+# the observer's counters, so a run of hours does not grow. Far above any frame's time in flight.
+LOOP_RETAIN_S = 60.0
 STATS_PERIOD_S = 1.0  # how often the edge and the cloud publish their counters
 
 
@@ -110,9 +114,13 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
-                 codec: str | None = None, extra: dict | None = None, placements: dict | None = None,
+                 codec: str | None = None, loop: bool = False, extra: dict | None = None,
+                 placements: dict | None = None,
                  on_first_frame=None, during=None, extra_nodes: dict | None = None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
+
+    ``loop``: the camera starts its source over at the end (until ``frames`` or Ctrl-C), and the
+    observer keeps whole records of the last LOOP_RETAIN_S seconds only (the timeline holds those).
 
     ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
     namespace ``v0``, ``v1``, ... and playing the same source, and one cloud node serving them all
@@ -143,6 +151,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     overrides = _overrides(source, image_topic, frames, policy, rate_hz, device, precision, codec)
     if vehicles > 1:
         overrides[("cloud_node", "vehicles")] = ",".join(namespaces)
+    if loop:
+        overrides[("camera_node", "loop")] = True
     if max_batch is not None:
         overrides[("cloud_node", "max_batch")] = int(max_batch)
     if max_wait_ms is not None:
@@ -163,7 +173,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (&)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the nodes too, not only Ctrl-C
     camera_topic = params["camera_node"]["ros__parameters"].get("output_topic", "camera/image_raw")
-    observers = {ns: PipelineObserver(camera_topic, recorder, print_frames, namespace=ns) for ns in namespaces}
+    observers = {ns: PipelineObserver(camera_topic, recorder, print_frames, namespace=ns,
+                                      retain_s=LOOP_RETAIN_S if loop else None) for ns in namespaces}
     executor = SingleThreadedExecutor()
     for observer in observers.values():
         executor.add_node(observer)
@@ -245,6 +256,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         timelines = {ns: observer.timeline() for ns, observer in observers.items()}
         stamps = {ns: observer.frame_stamps() for ns, observer in observers.items()}
         decisions = {ns: observer.decision_timeline() for ns, observer in observers.items()}
+        latencies = sorted(pair for observer in observers.values() for pair in observer.latencies())
         # Our participant goes first, then the nodes: Fast DDS 3.2 can deadlock a process that
         # destroys a writer while it handles remote participants leaving (eProsima/Fast-DDS#6502;
         # seen hanging a test at teardown).
@@ -262,6 +274,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         summary["decisions"] = decisions[""]
     else:
         summary, timeline = fleet_summary(per_vehicle), {ns: rows for ns, rows in timelines.items()}
+    summary["latency_per_minute"] = latency_per_minute(latencies)  # every vehicle's frames
     summary["interrupted"] = interrupted
     summary["failed_nodes"] = {key: shell_exit_code(code) for key, code in died.items()}
     # The run's own status: that of the first node that died, else 0.
