@@ -67,6 +67,10 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+# Unknown bottleneck names remembered as refused; past this many, unknown names are refused unread.
+MAX_REFUSED_BOTTLENECKS = 256
+
+
 class SplitDetector:
     """A model with its runner and post-processing, able to run any cut on either side.
 
@@ -114,6 +118,10 @@ class SplitDetector:
         PayloadError when there is none (a received frame naming an unknown bottleneck)."""
         if spec.bottleneck not in self.bottlenecks:
             refused = self._refused_bottlenecks.get(spec.bottleneck)
+            if refused is None and len(self._refused_bottlenecks) >= MAX_REFUSED_BOTTLENECKS:
+                # A sender inventing names: the memory of refusals stays bounded, and so do lookups.
+                raise codec.PayloadError(f"codec {spec}: not loaded, and {MAX_REFUSED_BOTTLENECKS} unknown "
+                                         "bottleneck names were refused already")
             if refused is None:  # looked up once: frames naming it again are refused without disk reads
                 try:
                     self.add_bottleneck(spec.bottleneck)

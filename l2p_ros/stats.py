@@ -73,6 +73,7 @@ class StageStats:
             }
 
 
+ERROR = 2
 WARN = 1  # diagnostic_msgs/DiagnosticStatus levels, without importing ROS here
 OK = 0
 
@@ -92,7 +93,8 @@ class DropWatch:
 
 def stage_status(new_drops: Mapping[str, int], next_tier_silent: bool = False,
                  problems: Sequence[str] = ()) -> tuple[int, str]:
-    """(level, message) of a stage's diagnostic status: WARN while its next tier is silent, while it
+    """(level, message) of a stage's diagnostic status: ERROR while frames fail on the stage itself
+    (a drop reason ``*_error``: it cannot run them); WARN while its next tier is silent, while it
     drops frames or while any of ``problems`` (what else degrades it, said in words) holds, naming
     each; else OK."""
     said = list(problems)
@@ -101,7 +103,9 @@ def stage_status(new_drops: Mapping[str, int], next_tier_silent: bool = False,
     if new_drops:
         said.append("dropped frames in the last period: "
                     + ", ".join(f"{count} {reason}" for reason, count in sorted(new_drops.items())))
-    return (WARN, "; ".join(said)) if said else (OK, "running")
+    if not said:
+        return OK, "running"
+    return (ERROR if any(reason.endswith("_error") for reason in new_drops) else WARN), "; ".join(said)
 
 
 

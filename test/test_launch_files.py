@@ -21,14 +21,15 @@ from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES, launch_argumen
 ROOT = Path(__file__).resolve().parents[1]
 NODES = EDGE_NODES + CLOUD_NODES
 SHARED_DECLARERS = {"load_detector": "model_params.py", "declare_model": "model_params.py",
-                    "declare_probe_link": "probe_echo.py"}
+                    "declare_probe_link": "probe_echo.py", "DetectionOutputs": "outputs.py"}
 
 
 def _declared_in(path: Path, function: str | None = None) -> set[str]:
     tree = ast.parse(path.read_text())
     scope = tree
     if function:
-        scope = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
+        scope = next(n for n in ast.walk(tree)
+                     if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == function)
     names = set()
     for call in ast.walk(scope):
         if isinstance(call, ast.Call):
@@ -137,3 +138,21 @@ def test_every_launch_file_offers_the_common_arguments():
                                                          "remaps"}
     replay = (ROOT / "launch" / "replay.launch.py").read_text()
     assert '"--topics"' in replay and "shutdown_after_camera=True" in replay
+
+
+def test_the_diagnostics_analyzers_group_every_nodes_status_once():
+    """config/diagnostics.yaml (diagnostic_aggregator) matches each node's status name, under a
+    namespace too, with exactly one analyzer."""
+    analyzers = yaml.safe_load((ROOT / "config" / "diagnostics.yaml").read_text())["analyzers"]["ros__parameters"]
+    groups = {key: value for key, value in analyzers.items() if isinstance(value, dict)}
+    assert all(g["type"] == "diagnostic_aggregator/GenericAnalyzer" for g in groups.values())
+    publishing = [path.stem for path in (ROOT / "l2p_ros" / "nodes").glob("*_node.py")
+                  if "Diagnostics(" in path.read_text()]
+    assert set(NODES) <= set(publishing)
+    names = [f"l2p_ros: {ns}/{node}" for node in publishing for ns in ("", "/car1", "/v0")]
+    names += ["l2p_ros: /fog_node", "l2p_ros: /probe_echo_node"]  # the testbed's fog, a standalone echo
+    for name in names:
+        matched = [key for key, group in groups.items() if any(part in name for part in group["contains"])]
+        assert len(matched) == 1, (name, matched)
+    for key, group in groups.items():
+        assert any(part in name for name in names for part in group["contains"]), f"{key} matches nothing"

@@ -27,3 +27,28 @@ def test_latency_per_minute_groups_by_stamp_from_the_first_frame():
     assert [(r["minute"], r["frames"]) for r in rows] == [(0, 60), (1, 60), (2, 30)]
     assert rows[0]["p50_ms"] == 29.5 and rows[0]["max_ms"] == 59.0 and rows[2]["max_ms"] == 29.0
     assert latency_per_minute([]) == []
+
+
+def test_frames_failing_on_the_stage_itself_are_an_error_and_every_problem_is_named():
+    from l2p_ros.stats import ERROR
+
+    assert stage_status({"cloud_error": 2, "malformed_payload": 1}) == (
+        ERROR, "dropped frames in the last period: 2 cloud_error, 1 malformed_payload")
+    assert stage_status({}, next_tier_silent=True, problems=["partitioner silent: running default_cut edge"]) == (
+        WARN, "next tier silent: running locally; partitioner silent: running default_cut edge")
+
+
+def test_a_load_sensor_that_breaks_is_a_warning_one_never_there_is_not():
+    import math
+
+    from l2p_ros.monitoring.load import LoadSample, SensorWatch
+
+    nan = math.nan
+    watch = SensorWatch()
+    no_gpu = LoadSample(cpu_percent=20.0, memory_percent=40.0, gpu_percent=nan, gpu_memory_percent=nan,
+                        gpu_power_w=nan, cpu_package_power_w=12.0)
+    assert watch.status(no_gpu) == (OK, "running")
+    power_gone = LoadSample(**{**no_gpu.__dict__, "cpu_package_power_w": nan})
+    assert watch.status(power_gone) == (WARN, "stopped reading: cpu_package_power_w")
+    blind = LoadSample(**{**no_gpu.__dict__, "cpu_percent": nan})
+    assert watch.status(blind)[1].startswith("CPU load unreadable")

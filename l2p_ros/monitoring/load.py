@@ -180,3 +180,24 @@ class LoadSampler:
 
     def close(self) -> None:
         self._gpu.close()
+
+
+class SensorWatch:
+    """The load monitor's health: WARN when the CPU load cannot be read (the policies then assume an
+    idle edge) or when a reading that worked earlier in this run turns NaN (a sensor that broke);
+    sensors this machine never had (no GPU, no readable RAPL) are no fault, only listed."""
+
+    def __init__(self):
+        self._worked: set[str] = set()
+
+    def status(self, sample: LoadSample) -> tuple[int, str]:
+        """(0 OK or 1 WARN, message) for this sample."""
+        values = {field: getattr(sample, field) for field in LoadSample.__dataclass_fields__}
+        problems = []
+        if not math.isfinite(values["cpu_percent"]):
+            problems.append("CPU load unreadable: the policies assume an idle edge")
+        broke = sorted(field for field in self._worked if not math.isfinite(values[field]))
+        if broke:
+            problems.append(f"stopped reading: {', '.join(broke)}")
+        self._worked |= {field for field, value in values.items() if math.isfinite(value)}
+        return (1, "; ".join(problems)) if problems else (0, "running")

@@ -31,7 +31,8 @@ from l2p_ros.fleet import CloudBatcher
 from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_QOS, IMAGE_SUB_QOS, NEXT_TIER_DETECTIONS_TOPIC,
                                   STATE_QOS, Diagnostics, bounded, declare, from_time_msg, now_s, parameter_error,
                                   run_node, stamp_key, to_time_msg)
-from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, msg_to_frame, publish_stage_stats
+from l2p_ros.nodes.conversions import (DEFAULT_MAX_PAYLOAD_BYTES, detections_to_msgs, frame_to_msg, msg_to_frame,
+                                      publish_stage_stats)
 from l2p_ros.nodes.images import image_to_msg, msg_to_image
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.nodes.probe_echo import ProbeEcho, declare_probe_link, in_namespace
@@ -96,9 +97,14 @@ class CloudNode(Node):
         max_batch = declare(self, "max_batch", 1, "cloud role: frames sharing a cut finished in one batched pass, "
                             "at most")
         max_wait_ms = declare(self, "max_wait_ms", 0.0, "how long a batch's first frame waits for more, ms")
+        self.max_payload_bytes = declare(self, "max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES,
+                                         "a received FeatureMap carrying more tensor or image bytes is dropped "
+                                         "unread (malformed_payload)")
         annotate_topic = declare(self, "annotate_image_topic", "",
                                  "camera topic to draw detections on, published on l2p/annotated ('' = off); "
                                  "the cloud only sees images it is sent, so this is for single-host debugging")
+        if self.max_payload_bytes < 1:
+            raise parameter_error(self, "max_payload_bytes", self.max_payload_bytes, "must be >= 1")
         if queue_depth < 1:
             raise parameter_error(self, "queue_depth", queue_depth, "must be >= 1")
         if max_batch < 1:
@@ -196,7 +202,7 @@ class CloudNode(Node):
     def forward(self, vehicle: str, received: Received) -> None:
         """Fog role: run the frame's middle range and send it on, pass it through, or finish it."""
         msg = received.msg
-        frame = msg_to_frame(msg, self.detector.model.input_size)
+        frame = msg_to_frame(msg, self.detector.model.input_size, self.max_payload_bytes)
         self._stamp_arrival(received)
         served = self.vehicles[vehicle]
         last_layer = self.detector.num_layers - 1
@@ -226,7 +232,8 @@ class CloudNode(Node):
         for vehicle, received in batch:
             self._stamp_arrival(received)
             try:
-                valid.append((vehicle, received, msg_to_frame(received.msg, self.detector.model.input_size)))
+                valid.append((vehicle, received, msg_to_frame(received.msg, self.detector.model.input_size,
+                                                              self.max_payload_bytes)))
             except codec.PayloadError as error:
                 self._drop(vehicle, error)
         if not valid:

@@ -134,7 +134,9 @@ class Diagnostics:
         self._values.update({k: str(v) for k, v in values.items()})
 
     def publish(self) -> None:
-        status = DiagnosticStatus(level=self._level, name=f"l2p_ros: {self._node.get_name()}",
+        # Named by the fully qualified node name, so the vehicles of a fleet (namespaces) stay apart
+        # in rqt_robot_monitor and config/diagnostics.yaml can group them.
+        status = DiagnosticStatus(level=self._level, name=f"l2p_ros: {self._node.get_fully_qualified_name()}",
                                   message=self._message, hardware_id=self._node.get_fully_qualified_name())
         status.values = [KeyValue(key=k, value=v) for k, v in sorted(self._values.items())]
         array = DiagnosticArray(status=[status])

@@ -14,6 +14,11 @@ from l2p_ros.model.postprocess import Detection, LetterboxInfo
 from l2p_ros.split import EncodedFrame
 from l2p_ros.stats import StageStats
 
+# The most payload bytes (tensor data plus image) a received FeatureMap may carry: checked before any
+# byte is copied or decoded. YOLOv3-608's largest crossing in fp32 is about 45 MB; the cloud node's
+# ``max_payload_bytes`` sets it per deployment.
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 2**20
+
 
 def frame_to_msg(frame: EncodedFrame, msg: FeatureMap) -> FeatureMap:
     """Fill ``msg`` (header, seq and timings set by the caller) from an encoded frame."""
@@ -33,11 +38,17 @@ def frame_to_msg(frame: EncodedFrame, msg: FeatureMap) -> FeatureMap:
     return msg
 
 
-def msg_to_frame(msg: FeatureMap, input_size: int) -> EncodedFrame:
-    """A received FeatureMap as an EncodedFrame; PayloadError when its framing is inconsistent.
+def msg_to_frame(msg: FeatureMap, input_size: int, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> EncodedFrame:
+    """A received FeatureMap as an EncodedFrame; PayloadError when its framing is inconsistent or it
+    carries more than ``max_payload_bytes``.
 
     Tensor contents, shapes and dtypes are validated later against the cut by ``codec.decode_tensors``.
     """
+    carried = len(msg.image_data) + sum(len(t.data) for t in msg.tensors)
+    if carried > max_payload_bytes:
+        raise codec.PayloadError(f"payload of {carried} B exceeds max_payload_bytes {max_payload_bytes}")
+    if len(msg.tensors) > 64 or len(msg.edge_layers) > 4096:  # far above any cut of the models we run
+        raise codec.PayloadError(f"{len(msg.tensors)} tensors / {len(msg.edge_layers)} edge_layers: too many")
     spec = codec.CodecSpec.parse(msg.codec)
     if msg.input_size != input_size:
         raise codec.PayloadError(f"frame was letterboxed to {msg.input_size} px, this model runs {input_size} px")
@@ -48,7 +59,10 @@ def msg_to_frame(msg: FeatureMap, input_size: int) -> EncodedFrame:
     scale = float(msg.letterbox_scale)
     if not (math.isfinite(scale) and scale > 0) or not 0 < msg.image_width <= 16384 or not 0 < msg.image_height <= 16384:
         raise codec.PayloadError(f"implausible image geometry {msg.image_width}x{msg.image_height} scale {scale}")
-    info = LetterboxInfo(scale, int(msg.letterbox_pad_x), int(msg.letterbox_pad_y),
+    pads = (float(msg.letterbox_pad_x), float(msg.letterbox_pad_y))
+    if not all(math.isfinite(pad) and 0 <= pad <= msg.input_size for pad in pads):  # found by fuzzing: inf
+        raise codec.PayloadError(f"letterbox padding {pads} outside 0..{msg.input_size}")
+    info = LetterboxInfo(scale, int(pads[0]), int(pads[1]),
                          int(msg.image_width), int(msg.image_height), int(msg.input_size))
     records = [codec.TensorRecord(t.layer_index, tuple(int(d) for d in t.shape), t.dtype,
                                   tuple(t.quant_scale), tuple(t.quant_zero_point), bytes(t.data))

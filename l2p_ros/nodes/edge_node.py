@@ -28,6 +28,7 @@ from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, NEXT
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
+from l2p_ros.nodes.outputs import DetectionOutputs
 from l2p_ros.stats import DropWatch, StageStats, stage_status
 
 EXECUTED_ON_EDGE = "edge"
@@ -94,6 +95,7 @@ class EdgeNode(Node):
 
         self.feature_pub = self.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
         self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
+        self.outputs = DetectionOutputs(self)  # the same detections as vision_msgs and an image overlay
         self.stats_pub = self.create_publisher(PipelineStats, "l2p/edge/stats", STATE_QOS)
         self.queue_pub = self.create_publisher(UInt32, "l2p/edge/queue_length", STATE_QOS)
         # DDS matches endpoints in the background; a FeatureMap published before the next tier's reader
@@ -133,6 +135,7 @@ class EdgeNode(Node):
         self.scheduler.detections_received(stamp_key(msg.header))
         msg.timings.total_ms = (now_s() - from_time_msg(msg.timings.ingested)) * 1e3
         self.detections_pub.publish(msg)
+        self.outputs.publish(msg)
 
     def check_timeouts(self) -> None:
         if self.scheduler.check_timeouts():
@@ -230,6 +233,7 @@ class EdgeNode(Node):
         out.timings.edge_ms = (time.perf_counter() - start) * 1e3
         out.timings.total_ms = (now_s() - pending.frame.ingest_s) * 1e3
         self.detections_pub.publish(out)
+        self.outputs.publish(out)
         self.stats.detected(out.timings.total_ms, fallback=fallback)
 
     def publish_stats(self) -> None:

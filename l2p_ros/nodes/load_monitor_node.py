@@ -13,7 +13,7 @@ from rclpy.node import Node
 from std_msgs.msg import UInt32
 
 from l2p_msgs.msg import EdgeLoad
-from l2p_ros.monitoring.load import CPU_SCOPES, DEFAULT_RAPL_ZONE, LoadSampler
+from l2p_ros.monitoring.load import CPU_SCOPES, DEFAULT_RAPL_ZONE, LoadSampler, SensorWatch
 from l2p_ros.nodes.common import STATE_QOS, Diagnostics, declare, parameter_error, run_node
 
 
@@ -38,6 +38,7 @@ class LoadMonitorNode(Node):
             raise parameter_error(self, "gpu_index", gpu_index, "must be >= 0")
 
         self._sampler = LoadSampler(gpu_index, Path(rapl_zone), warn=self.get_logger().warning, cpu_scope=cpu_scope)
+        self._sensor_watch = SensorWatch()
         self._queue_length = 0
         self._load = self.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
         self.create_subscription(UInt32, "l2p/edge/queue_length", self._on_queue_length, STATE_QOS)
@@ -55,7 +56,8 @@ class LoadMonitorNode(Node):
                        queue_length=self._queue_length)
         msg.header.stamp = self.get_clock().now().to_msg()
         self._load.publish(msg)
-        self._diagnostics.update(cpu_percent=f"{sample.cpu_percent:.1f}", memory_percent=f"{sample.memory_percent:.1f}",
+        level, message = self._sensor_watch.status(sample)
+        self._diagnostics.update(level, message, cpu_percent=f"{sample.cpu_percent:.1f}", memory_percent=f"{sample.memory_percent:.1f}",
                                  queue_length=self._queue_length,
                                  unavailable="; ".join(self._sampler.unavailable) or "none")
 
