@@ -177,7 +177,7 @@ def cmd_run(args) -> int:
                            summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
                            precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
                            max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process,
-                           codec=args.codec, loop=args.loop)
+                           codec=args.codec, loop=args.loop, domain_id=args.domain_id)
     print_summary(summary)
     if summary["exit_code"]:
         print(f"l2p run: error: {', '.join(summary['failed_nodes'])} died during the run; the summary above "
@@ -332,6 +332,14 @@ _positive_float = _at_least(float, 0, strict=True)
 _nonnegative_float = _at_least(float, 0)
 _nonnegative_int = _at_least(int, 0)
 _positive_int = _at_least(int, 1)
+
+
+def _domain_id(text: str) -> int:
+    """An argparse type: a DDS domain id ROS 2 accepts on every transport (0..232)."""
+    value = _nonnegative_int(text)
+    if value > 232:
+        raise argparse.ArgumentTypeError(f"{value} is above 232, the largest domain id ROS 2 can use")
+    return value
 
 
 def _add_evaluate_parser(sub) -> None:
@@ -502,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the cloud finishes up to this many frames sharing a cut in one pass (default from the YAML)")
     p.add_argument("--max-wait-ms", type=float, default=None,
                    help="how long a batch's first frame waits for more (default from the YAML)")
+    p.add_argument("--domain-id", type=_domain_id, default=None,
+                   help="DDS domain of the run's nodes (default: $ROS_DOMAIN_ID, else one no other l2p run on "
+                        "this host uses, printed at start)")
     p.add_argument("--single-edge-process", action="store_true",
                    help="each vehicle's edge-side nodes in one process (edge_container): one DDS participant, "
                         "torch loaded once")

@@ -43,14 +43,15 @@ def _start_camera(topic: str, *parameters: str) -> subprocess.Popen:
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _receive(topic: str, *parameters: str, timeout_s: float = 30.0):
+def _receive(topic: str, *parameters: str, timeout_s: float = 30.0,
+             reliability: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT):
     """Start the camera node, collect what it publishes until it exits; (messages, return code, log)."""
     rclpy.init(domain_id=DOMAIN_ID)
     try:
         node = rclpy.create_node("camera_test_subscriber")
         received = []
         # Best effort like the publisher; a deeper queue so this test's own spinning drops nothing.
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=10, reliability=reliability)
         node.create_subscription(Image, topic, received.append, qos)
         camera = _start_camera(topic, *parameters)
         deadline = time.monotonic() + timeout_s
@@ -120,3 +121,18 @@ def test_a_camera_index_given_as_an_integer_is_a_device():
     assert result.returncode != 0
     assert "InvalidParameterTypeException" not in result.stderr
     assert "parameter 'source'='0' is invalid: cannot open video device 0" in result.stderr, result.stderr
+
+
+def test_a_reliable_publisher_serves_a_subscriber_that_keeps_the_image_transport_default():
+    """Best effort (the default) never matches a reliable subscriber; qos_reliability:=reliable does,
+    and our own best-effort subscribers still read it."""
+    args = (f"source:={asset_path(SAMPLE_VIDEO)}", "max_frames:=3", "rate_hz:=20")
+    received, returncode, log = _receive("/camera_test/reliable", *args, "qos_reliability:=reliable",
+                                         reliability=ReliabilityPolicy.RELIABLE)
+    assert returncode == 0 and len(received) == 3, log
+    received, returncode, log = _receive("/camera_test/reliable_be", *args, "qos_reliability:=reliable")
+    assert returncode == 0 and len(received) == 3, log
+    result = subprocess.run([sys.executable, "-m", "l2p_ros.nodes.camera_node", "--ros-args",
+                             "-p", "qos_reliability:=sometimes"], env=_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "parameter 'qos_reliability/qos_depth'='sometimes/1' is invalid" in result.stderr

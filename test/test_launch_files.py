@@ -47,7 +47,9 @@ def _declared_in(path: Path, function: str | None = None) -> set[str]:
 
 
 def declared_parameters(node: str) -> set[str]:
-    return _declared_in(ROOT / "l2p_ros" / "nodes" / f"{node}.py")
+    path = ROOT / "l2p_ros" / "nodes" / f"{node}.py"
+    inherited = _declared_in(ROOT / "l2p_ros" / "nodes" / "lifecycle.py") if "(ManagedNode)" in path.read_text() else set()
+    return _declared_in(path) | inherited
 
 
 @pytest.fixture(scope="module")

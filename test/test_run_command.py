@@ -61,3 +61,34 @@ def test_bad_run_inputs_are_refused_in_one_line_before_any_node_starts(tmp_path)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and names in lines[0] and reason in lines[0], (args, result.stderr)
         assert "starting nodes" not in result.stdout
+
+
+def test_two_runs_side_by_side_keep_their_frames_apart(tmp_path):
+    """Two `l2p run` on one host shared DDS domain 0 and exchanged camera frames and decisions; each
+    now claims a domain of its own (printed), so each counts only its own frames and decisions."""
+    from l2p_ros.nodes.dds import local_dds_env
+
+    env = local_dds_env()
+    env.pop("ROS_DOMAIN_ID", None)  # the default: claim a free domain
+    runs = {}
+    for name, frames, policy in (("a", 30, "fixed:7"), ("b", 20, "fixed:edge")):
+        summary = tmp_path / f"{name}.json"
+        runs[name] = (subprocess.Popen(
+            [sys.executable, "-m", "l2p_ros.cli", "run", "--frames", str(frames), "--rate-hz", "5", "--policy", policy,
+             "--quiet", "--summary-json", str(summary)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True), summary, frames, policy)
+    outputs = {}
+    for name, (process, summary, frames, policy) in runs.items():
+        outputs[name] = process.communicate(timeout=300)[0]
+        assert process.returncode == 0, outputs[name]
+    domains = set()
+    for name, (process, summary_path, frames, policy) in runs.items():
+        summary = json.loads(summary_path.read_text())["summary"]
+        domains.add(summary["ros_domain_id"])
+        assert f"DDS domain {summary['ros_domain_id']} (free on this host)" in outputs[name]
+        # Exactly its own frames, all of them, and only its own policy's results.
+        assert summary["frames_captured_seen"] == summary["frames_in_edge"] == frames, (name, summary)
+        assert summary["unaccounted"] == 0
+        expected = {"7"} if policy == "fixed:7" else {"23"}
+        assert set(summary["cuts"]) == expected, (name, summary["cuts"])
+    assert len(domains) == 2, domains

@@ -15,6 +15,7 @@ from typing import Callable
 import psutil
 
 from l2p_ros.monitoring.cgroup_cpu import CgroupCpuLoad
+from l2p_ros.monitoring.jetson import JtopReader
 
 __all__ = ["LoadSample", "LoadSampler", "NvmlReader", "RaplReader", "DEFAULT_RAPL_ZONE", "CPU_SCOPES"]
 
@@ -42,6 +43,7 @@ class LoadSample:
     gpu_memory_percent: float  # 0..100
     gpu_power_w: float
     cpu_package_power_w: float  # averaged since the previous sample
+    board_power_w: float = math.nan  # a Jetson's input rail (jetson-stats), instantaneous
 
 
 class RaplReader:
@@ -144,12 +146,15 @@ class LoadSampler:
     once through ``warn`` and listed in :attr:`unavailable`."""
 
     def __init__(self, gpu_index: int = 0, rapl_zone: Path = DEFAULT_RAPL_ZONE, warn: Warn = _LOG.warning,
-                 cpu_scope: str = "host"):
+                 cpu_scope: str = "host", jetson: bool = False):
+        """``jetson``: also read jetson-stats (jtop), which gives a Jetson's GPU load and board power
+        where NVML and RAPL give nothing."""
         if cpu_scope not in CPU_SCOPES:
             raise ValueError(f"cpu_scope {cpu_scope!r}: must be one of {', '.join(CPU_SCOPES)}")
         self.unavailable: list[str] = []
         self._warn = warn
         self._gpu = NvmlReader(gpu_index, self._note)
+        self._jetson = JtopReader(warn=self._note) if jetson else None
         self._rapl = RaplReader(rapl_zone, self._note)
         # psutil's CPU percentage covers the time since the previous call in this thread; the first
         # call only sets that start, so make it here.
@@ -173,13 +178,21 @@ class LoadSampler:
             except (OSError, ValueError) as error:  # the group went away: say so once, then all cores
                 self._cgroup = None
                 self._note(f"CPU load is of all cores from now on: reading this process's CPU limit failed ({error})")
+        board_power_w = math.nan
+        reading = self._jetson.read() if self._jetson is not None else None
+        if reading is not None:  # NVML reads nothing on a Jetson: its GPU comes from jtop
+            gpu_percent = gpu_percent if math.isfinite(gpu_percent) else reading.gpu_percent
+            gpu_power_w = gpu_power_w if math.isfinite(gpu_power_w) else reading.gpu_power_w
+            board_power_w = reading.total_power_w
         return LoadSample(cpu_percent=cpu_percent,
                           memory_percent=psutil.virtual_memory().percent,
                           gpu_percent=gpu_percent, gpu_memory_percent=gpu_memory_percent, gpu_power_w=gpu_power_w,
-                          cpu_package_power_w=self._rapl.power_w(time.monotonic()))
+                          cpu_package_power_w=self._rapl.power_w(time.monotonic()), board_power_w=board_power_w)
 
     def close(self) -> None:
         self._gpu.close()
+        if self._jetson is not None:
+            self._jetson.close()
 
 
 class SensorWatch:
@@ -201,3 +214,8 @@ class SensorWatch:
             problems.append(f"stopped reading: {', '.join(broke)}")
         self._worked |= {field for field, value in values.items() if math.isfinite(value)}
         return (1, "; ".join(problems)) if problems else (0, "running")
+
+
+def is_jetson() -> bool:
+    """Whether this machine is an NVIDIA Jetson (L4T writes /etc/nv_tegra_release)."""
+    return Path("/etc/nv_tegra_release").exists()

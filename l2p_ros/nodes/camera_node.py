@@ -33,7 +33,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from l2p_ros.assets import SAMPLE_VIDEO, AssetError, asset_path
-from l2p_ros.nodes.common import IMAGE_QOS, Diagnostics, declare, parameter_error, run_node
+from l2p_ros.nodes.common import Diagnostics, declare, image_qos, parameter_error, run_node
 from l2p_ros.nodes.images import image_to_msg
 from l2p_ros.sources import SourceError, open_source
 
@@ -64,10 +64,18 @@ class CameraNode(Node):
                            "(overrides rate_hz)")
         self._use_recorded = declare(self, "use_recorded_stamps", False, "replay: publish the source's "
                                      "recorded stamps instead of the publish time")
+        reliability = declare(self, "qos_reliability", "best_effort",
+                              "best_effort (sensor data: a late frame is worth less than the next) or reliable "
+                              "(for subscribers that keep image_transport's reliable default)")
+        depth = declare(self, "qos_depth", 1, "frames the publisher keeps for slow readers")
         min_subscribers = declare(self, "min_subscribers", 0, "start publishing once output_topic has this "
                                   "many subscribers, so a replay loses no frame to discovery")
         if self._use_recorded and loop:
             raise parameter_error(self, "use_recorded_stamps", True, "recorded stamps would repeat with loop:=true")
+        try:
+            qos = image_qos(reliability, depth)
+        except ValueError as error:
+            raise parameter_error(self, "qos_reliability/qos_depth", f"{reliability}/{depth}", str(error)) from None
         if min_subscribers < 0:
             raise parameter_error(self, "min_subscribers", min_subscribers, "must be >= 0")
         if not source:
@@ -86,7 +94,7 @@ class CameraNode(Node):
         self._stamps = ("capture time" if self._source.live else
                         "recorded stamps" if self._use_recorded else "publish time")
         self._min_subscribers = min_subscribers
-        self._publisher = self.create_publisher(Image, output_topic, IMAGE_QOS)
+        self._publisher = self.create_publisher(Image, output_topic, qos)
         self._diagnostics = Diagnostics(self)
         self._published = 0
         self._last_stamp_ns = 0

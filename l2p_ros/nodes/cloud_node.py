@@ -21,7 +21,6 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from rclpy.node import Node
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import Image
 
@@ -34,6 +33,7 @@ from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_QOS, IMAGE_SU
 from l2p_ros.nodes.conversions import (DEFAULT_MAX_PAYLOAD_BYTES, detections_to_msgs, frame_to_msg, msg_to_frame,
                                       publish_stage_stats)
 from l2p_ros.nodes.images import image_to_msg, msg_to_image
+from l2p_ros.nodes.lifecycle import ManagedNode
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.nodes.probe_echo import ProbeEcho, declare_probe_link, in_namespace
 from l2p_ros.split import CloudResult, EncodedFrame
@@ -79,9 +79,17 @@ def _topic(vehicle: str, topic: str) -> str:
     return f"/{vehicle}/{topic.lstrip('/')}" if vehicle else topic
 
 
-class CloudNode(Node):
+class CloudNode(ManagedNode):
+    """A lifecycle node (l2p_ros.nodes.lifecycle): configure loads the model and creates the
+    publishers, activate starts consuming feature maps."""
+
     def __init__(self):
         super().__init__("cloud_node")
+        self.worker = None
+        self.batch_sizes: dict[int, int] = {}  # batch size -> batches finished, for diagnostics
+        self.start_if_autostart()
+
+    def configure(self) -> None:
         self.detector = load_detector(self)
         self.role = declare(self, "role", "cloud", "'cloud' (finish the network) or 'fog' (run a middle range)")
         if self.role not in ("cloud", "fog"):
@@ -134,26 +142,38 @@ class CloudNode(Node):
                 (self.create_publisher(FeatureMap, _topic(name, output_topic), FRAME_QOS) if self.role == "fog"
                  else None),
                 ProbeEcho(self, in_namespace(probe_topics, name)) if answer_probes else None, StageStats())
-        # A fog forwards frame by frame; the cloud batches frames that share a cut.
-        self.batcher: CloudBatcher[Received] = CloudBatcher(
-            names, queue_depth, max_batch if self.role == "cloud" else 1, max_wait_ms / 1e3)
-        self.batch_sizes: dict[int, int] = {}  # batch size -> batches finished, for diagnostics
+        self._batching = (names, queue_depth, max_batch if self.role == "cloud" else 1, max_wait_ms / 1e3)
+        self._input_topic, self._annotate_topic = input_topic, annotate_topic
         self.drop_watch = DropWatch()
-        self.annotated_pub = None
+        self.annotated_pub = self.create_publisher(Image, "l2p/annotated", IMAGE_QOS) if annotate_topic else None
         self._images: OrderedDict = OrderedDict()  # stamp -> Image, for annotation
-        if annotate_topic:
-            self.annotated_pub = self.create_publisher(Image, "l2p/annotated", IMAGE_QOS)
-            self.create_subscription(Image, annotate_topic, self.on_image, IMAGE_SUB_QOS)
-        for name in names:
-            self.create_subscription(FeatureMap, _topic(name, input_topic),
-                                     lambda msg, vehicle=name: self.on_feature_map(vehicle, msg), FRAME_QOS)
         self.diagnostics = Diagnostics(self)
+
+    def activate(self) -> None:
+        names, queue_depth, max_batch, max_wait_s = self._batching
+        # A fog forwards frame by frame; the cloud batches frames that share a cut.
+        self.batcher: CloudBatcher[Received] = CloudBatcher(names, queue_depth, max_batch, max_wait_s)
+        if self._annotate_topic:
+            self.create_subscription(Image, self._annotate_topic, self.on_image, IMAGE_SUB_QOS)
+        for name in names:
+            self.create_subscription(FeatureMap, _topic(name, self._input_topic),
+                                     lambda msg, vehicle=name: self.on_feature_map(vehicle, msg), FRAME_QOS)
         self.create_timer(1.0, self.publish_stats)
         self.worker = threading.Thread(target=self.work, name=f"{self.role}_worker", daemon=True)
         self.worker.start()
         served = f"vehicles {', '.join(names)}, " if names != [SINGLE_VEHICLE] else ""
-        self.get_logger().info(f"{self.role} ready: {self.detector.model_id}, {served}input {input_topic}, "
+        self.get_logger().info(f"{self.role} ready: {self.detector.model_id}, {served}input {self._input_topic}, "
                                f"max_batch {self.batcher.max_batch}")
+
+    def deactivate(self) -> None:
+        self.batcher.shutdown()
+        self.worker.join(timeout=5.0)
+        self.worker = None
+        if self.role == "cloud":
+            self.get_logger().info(self.batch_report())
+
+    def release(self) -> None:
+        self.detector = None
 
     def on_image(self, msg: Image) -> None:
         self._images[stamp_key(msg.header)] = msg
@@ -297,12 +317,6 @@ class CloudNode(Node):
         return (f"finished {frames} frames in {sum(self.batch_sizes.values())} batches "
                 f"(batch size: count {dict(sorted(self.batch_sizes.items()))})")
 
-    def destroy_node(self):
-        self.batcher.shutdown()
-        self.worker.join(timeout=5.0)
-        if self.role == "cloud":
-            self.get_logger().info(self.batch_report())
-        return super().destroy_node()
 
 
 def main(args=None) -> None:

@@ -17,6 +17,21 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                        reliability=ReliabilityPolicy.BEST_EFFORT,
                        durability=DurabilityPolicy.VOLATILE)
+
+
+def image_qos(reliability: str = "best_effort", depth: int = 1) -> QoSProfile:
+    """The camera's publisher QoS. Our subscribers (IMAGE_SUB_QOS, best effort) read either kind; a
+    reliable publisher also serves subscribers that keep image_transport's reliable default, which a
+    best-effort publisher never matches. ValueError on an unknown reliability or a depth below 1."""
+    policies = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+    if reliability not in policies:
+        raise ValueError(f"reliability must be one of {', '.join(policies)}")
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[reliability],
+                      durability=DurabilityPolicy.VOLATILE)
+
+
 # Subscribers keep a few images: with depth 1, DDS silently overwrites a frame the callback has not
 # taken yet; with a short history every frame reaches the node, which drops stale ones itself and
 # counts them (invariant 4). Compatible with the depth-1 publisher.
@@ -53,6 +68,12 @@ def declare(node: Node, name: str, default: Any, description: str, live: bool = 
     rclpy would otherwise reject as a type mismatch; any other type is refused with an error naming
     the parameter.
     """
+    if node.has_parameter(name):  # a lifecycle node configured again after a cleanup
+        value = node.get_parameter(name).value
+        try:
+            return as_declared(default, value)
+        except ValueError as error:
+            raise parameter_error(node, name, value, str(error)) from None
     if isinstance(default, (float, str)):
         value = node.declare_parameter(name, default, ParameterDescriptor(
             description=description, dynamic_typing=True, read_only=not live)).value

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 # Shipped inside the package so it is found under an editable pip install too, where setup.py
@@ -38,3 +39,30 @@ def use_local_dds() -> None:
     os.environ.update(local_dds_env({}))
     for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "FASTDDS_BUILTIN_TRANSPORTS"):
         os.environ.pop(name, None)
+
+
+# DDS domains `l2p run` claims for itself when no ROS_DOMAIN_ID is given: apart from the default 0
+# (a user's other ROS 2 graph), the tests' 1..100, the benches' 101..200 and the testbed's 73.
+RUN_DOMAIN_IDS = range(201, 233)
+_LOCK_DIR = Path(tempfile.gettempdir()) / "l2p_ros-dds-domains"
+
+
+def claim_domain_id(ids: range = RUN_DOMAIN_IDS):
+    """(domain id, lock file): the first id of ``ids`` no other live process of this host holds.
+
+    Two ``l2p run`` beside each other exchanged camera frames and decisions on domain 0 (measured).
+    The claim is an exclusive lock on a file per id, released when the process ends however it ends;
+    keep the returned file open for the run's lifetime."""
+    import fcntl
+
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    for domain_id in ids:
+        lock = open(_LOCK_DIR / f"{domain_id}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return domain_id, lock
+    raise RuntimeError(f"every DDS domain id {ids.start}..{ids.stop - 1} is held by another l2p run on this host; "
+                       "pass --domain-id")

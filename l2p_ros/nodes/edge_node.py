@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, UInt32
 
@@ -26,6 +25,7 @@ from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, NEXT
                                   Diagnostics, bounded, declare, from_time_msg, now_s, parameter_error, run_node,
                                   stamp_key, to_time_msg)
 from l2p_ros.nodes.images import msg_to_image
+from l2p_ros.nodes.lifecycle import ManagedNode
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.nodes.outputs import DetectionOutputs
@@ -51,9 +51,16 @@ class EdgeFrame:
 Pending = ScheduledFrame[EdgeFrame, PartitionDecision]
 
 
-class EdgeNode(Node):
+class EdgeNode(ManagedNode):
+    """A lifecycle node (l2p_ros.nodes.lifecycle): configure loads the model and creates the
+    publishers; activate waits (bounded) for the next tier's reader, then takes frames."""
+
     def __init__(self):
         super().__init__("edge_node")
+        self.worker = None
+        self.start_if_autostart()
+
+    def configure(self) -> None:
         self.detector = load_detector(self)
         self.default_cut = declare(self, "default_cut", "edge",
                                    "cut used until decisions arrive: a layer index, 'edge' or 'cloud'")
@@ -67,8 +74,8 @@ class EdgeNode(Node):
         self.partitioner_timeout_s = declare(self, "partitioner_timeout_s", 2.0,
                                              "seconds without decisions after which frames stop waiting for "
                                              "them and run with default_cut (a dead partitioner)")
-        image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
-        next_tier_wait_s = declare(self, "next_tier_wait_s", 10.0,
+        self.image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
+        self.next_tier_wait_s = declare(self, "next_tier_wait_s", 10.0,
                                    "at start, how long to wait for the next tier to be discovered before "
                                    "taking frames, seconds (frames sent before it would be lost)")
         for name, value, check, why in (
@@ -88,25 +95,26 @@ class EdgeNode(Node):
         self.stats = StageStats()
         self.drop_watch = DropWatch()
         self._working = False  # the worker is running a frame it took from the scheduler
-        self.scheduler: EdgeScheduler[EdgeFrame, PartitionDecision] = EdgeScheduler(
-            self.decision_wait_s, self.cloud_timeout_s, self.retry_period_s,
-            partitioner_timeout_s=self.partitioner_timeout_s)
         self._partitioner_silent = False  # as last logged
-
         self.feature_pub = self.create_publisher(FeatureMap, "l2p/feature_map", FRAME_QOS)
         self.detections_pub = self.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
         self.outputs = DetectionOutputs(self)  # the same detections as vision_msgs and an image overlay
         self.stats_pub = self.create_publisher(PipelineStats, "l2p/edge/stats", STATE_QOS)
         self.queue_pub = self.create_publisher(UInt32, "l2p/edge/queue_length", STATE_QOS)
+        self.diagnostics = Diagnostics(self)
+
+    def activate(self) -> None:
+        self.scheduler: EdgeScheduler[EdgeFrame, PartitionDecision] = EdgeScheduler(
+            self.decision_wait_s, self.cloud_timeout_s, self.retry_period_s,
+            partitioner_timeout_s=self.partitioner_timeout_s)
         # DDS matches endpoints in the background; a FeatureMap published before the next tier's reader
         # is matched is silently lost, so frames are only taken once it is (or the wait is over).
-        deadline = time.monotonic() + next_tier_wait_s
+        deadline = time.monotonic() + self.next_tier_wait_s
         while self.feature_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
+        self.create_subscription(Image, self.image_topic, self.on_image, IMAGE_SUB_QOS)
         self.create_subscription(PartitionDecision, "l2p/decision", self.on_decision, FRAME_QOS)
         self.create_subscription(DetectionArray, NEXT_TIER_DETECTIONS_TOPIC, self.on_detections, DETECTIONS_QOS)
-        self.diagnostics = Diagnostics(self)
         self.create_timer(0.02, self.check_timeouts)
         self.create_timer(1.0, self.publish_stats)
         self.worker = threading.Thread(target=self.work, name="edge_worker", daemon=True)
@@ -244,10 +252,13 @@ class EdgeNode(Node):
         level, message = stage_status(self.drop_watch.since_last(drops), state.next_tier_silent, problems)
         self.diagnostics.update(level, message, in_flight=state.in_flight, **counters)
 
-    def destroy_node(self):
+    def deactivate(self) -> None:
         self.scheduler.shutdown()
         self.worker.join(timeout=5.0)
-        return super().destroy_node()
+        self.worker = None
+
+    def release(self) -> None:
+        self.detector = None
 
 
 def main(args=None) -> None:

@@ -13,7 +13,7 @@ from rclpy.node import Node
 from std_msgs.msg import UInt32
 
 from l2p_msgs.msg import EdgeLoad
-from l2p_ros.monitoring.load import CPU_SCOPES, DEFAULT_RAPL_ZONE, LoadSampler, SensorWatch
+from l2p_ros.monitoring.load import CPU_SCOPES, DEFAULT_RAPL_ZONE, LoadSampler, SensorWatch, is_jetson
 from l2p_ros.nodes.common import STATE_QOS, Diagnostics, declare, parameter_error, run_node
 
 
@@ -30,6 +30,11 @@ class LoadMonitorNode(Node):
                             "'host': CPU percent of all cores; 'limit': of this process's CPU limit (a "
                             "container's or the testbed edge's cgroup quota) taken by work other than the "
                             "edge node's, all cores where there is no limit (docs/testbed.md).")
+        jetson_stats = declare(self, "jetson_stats", "auto",
+                               "read a Jetson's GPU load and board power through jetson-stats (jtop): 'auto' "
+                               "(on a Jetson), 'on' or 'off'")
+        if jetson_stats not in ("auto", "on", "off"):
+            raise parameter_error(self, "jetson_stats", jetson_stats, "must be auto, on or off")
         if not period_s > 0:
             raise parameter_error(self, "period_s", period_s, "must be > 0")
         if cpu_scope not in CPU_SCOPES:
@@ -37,7 +42,9 @@ class LoadMonitorNode(Node):
         if gpu_index < 0:
             raise parameter_error(self, "gpu_index", gpu_index, "must be >= 0")
 
-        self._sampler = LoadSampler(gpu_index, Path(rapl_zone), warn=self.get_logger().warning, cpu_scope=cpu_scope)
+        use_jtop = jetson_stats == "on" or (jetson_stats == "auto" and is_jetson())
+        self._sampler = LoadSampler(gpu_index, Path(rapl_zone), warn=self.get_logger().warning, cpu_scope=cpu_scope,
+                                    jetson=use_jtop)
         self._sensor_watch = SensorWatch()
         self._queue_length = 0
         self._load = self.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
@@ -53,6 +60,7 @@ class LoadMonitorNode(Node):
         msg = EdgeLoad(cpu_percent=sample.cpu_percent, memory_percent=sample.memory_percent,
                        gpu_percent=sample.gpu_percent, gpu_memory_percent=sample.gpu_memory_percent,
                        gpu_power_w=sample.gpu_power_w, cpu_package_power_w=sample.cpu_package_power_w,
+                       board_power_w=sample.board_power_w,
                        queue_length=self._queue_length)
         msg.header.stamp = self.get_clock().now().to_msg()
         self._load.publish(msg)

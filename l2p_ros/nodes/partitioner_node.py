@@ -186,8 +186,13 @@ class PartitionerNode(Node):
     def on_load(self, msg: EdgeLoad) -> None:
         self.load = msg
         self.freshness.arrived("load")
-        # Measured edge power when the load monitor can read it: NVML on a GPU edge, else RAPL.
-        if math.isfinite(msg.gpu_power_w) and math.isfinite(msg.gpu_percent):
+        # Measured edge power when the load monitor can read it: a Jetson's board power against the
+        # busier of CPU and GPU, else NVML on a GPU edge, else RAPL.
+        busy = [v for v in (msg.cpu_percent, msg.gpu_percent) if math.isfinite(v)]
+        if math.isfinite(msg.board_power_w) and busy:
+            self.power_calibrator.sensor = "INA3221 (jetson-stats)"
+            self.power_calibrator.add(max(busy) / 100.0, msg.board_power_w)
+        elif math.isfinite(msg.gpu_power_w) and math.isfinite(msg.gpu_percent):
             self.power_calibrator.sensor = "NVML"
             self.power_calibrator.add(msg.gpu_percent / 100.0, msg.gpu_power_w)
         elif math.isfinite(msg.cpu_package_power_w):

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
 
-from l2p_ros.nodes.dds import use_local_dds
+from l2p_ros.nodes.dds import claim_domain_id, use_local_dds
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_dir
 from l2p_ros.stats import latency_per_minute
 
@@ -114,10 +115,15 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
-                 codec: str | None = None, loop: bool = False, extra: dict | None = None,
+                 codec: str | None = None, loop: bool = False, domain_id: int | None = None,
+                 extra: dict | None = None,
                  placements: dict | None = None,
                  on_first_frame=None, during=None, extra_nodes: dict | None = None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
+
+    ``domain_id``: the run's DDS domain (ROS_DOMAIN_ID of every node and the observer). Default: the
+    environment's ROS_DOMAIN_ID where set, else one of ``dds.RUN_DOMAIN_IDS`` no other run of this
+    host holds, so two runs side by side never exchange frames; printed either way.
 
     ``loop``: the camera starts its source over at the end (until ``frames`` or Ctrl-C), and the
     observer keeps whole records of the last LOOP_RETAIN_S seconds only (the timeline holds those).
@@ -138,8 +144,17 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     """
     if extra_nodes and (single_edge_process or vehicles > 1):
         raise ValueError("extra_nodes (a fog) run with one vehicle and separate node processes only")
-    if placements is None:
+    domain_lock = None
+    if placements is None:  # (a testbed run's placements set its own domain)
         use_local_dds()
+        if domain_id is not None:
+            why = "--domain-id"
+        elif os.environ.get("ROS_DOMAIN_ID", "").strip():
+            domain_id, why = int(os.environ["ROS_DOMAIN_ID"]), "ROS_DOMAIN_ID of the environment"
+        else:
+            (domain_id, domain_lock), why = claim_domain_id(), "free on this host"
+        os.environ["ROS_DOMAIN_ID"] = str(domain_id)  # this process (the observer) and every node
+        log(f"DDS domain {domain_id} ({why}): other ROS 2 tools see this run with ROS_DOMAIN_ID={domain_id}")
     import rclpy
     import rclpy.signals
     from rclpy.executors import SingleThreadedExecutor
@@ -153,6 +168,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         overrides[("cloud_node", "vehicles")] = ",".join(namespaces)
     if loop:
         overrides[("camera_node", "loop")] = True
+    if not single_edge_process:  # this run drives the lifecycle nodes' transitions (drive_lifecycle)
+        overrides[("edge_node", "autostart")] = overrides[("cloud_node", "autostart")] = False
     if max_batch is not None:
         overrides[("cloud_node", "max_batch")] = int(max_batch)
     if max_wait_ms is not None:
@@ -213,6 +230,15 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                     for ns in ([""] if name in CLOUD_NODES else namespaces):
                         nodes.start(name, namespace=ns)
         log(f"starting nodes (logs in {work_dir}) ...")
+        if not single_edge_process:  # every model loads at once; the cloud is active before any edge
+            from l2p_ros.nodes.lifecycle import LIFECYCLE_EXECUTABLES, drive
+
+            lifecycle = (["/cloud_node"]
+                         + [f"/{name}" for name, (executable, _) in (extra_nodes or {}).items()
+                            if executable in LIFECYCLE_EXECUTABLES]
+                         + [f"/{ns}/edge_node" if ns else "/edge_node" for ns in namespaces])
+            drive(next(iter(observers.values())), lifecycle, spin, nodes.failed,
+                  timeout_s=READY_TIMEOUT_S - (time.monotonic() - started))
         # The cloud and every extra cloud_node (a fog) send the edge detections.
         next_tiers = 1 + sum(executable == "cloud_node" for executable, _ in (extra_nodes or {}).values())
         for observer in observers.values():
@@ -280,6 +306,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     # The run's own status: that of the first node that died, else 0.
     summary["exit_code"] = shell_exit_code(next(iter(died.values()))) if died else 0
     summary["wall_s"] = wall_s
+    summary["ros_domain_id"] = os.environ.get("ROS_DOMAIN_ID")
+    if domain_lock is not None:
+        domain_lock.close()
     summary["policy"] = partitioner.get("policy")
     summary["logs"] = str(work_dir)
     if summary_json:
