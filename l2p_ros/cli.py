@@ -190,9 +190,9 @@ def _check_run_inputs(args) -> None:
     source (opened and closed again; a camera device is left to the camera node, which owns it) and
     the policy's name."""
     from l2p_ros.policies.registry import check_policy_name
-    from l2p_ros.sources import SourceError, device_target, open_source
+    from l2p_ros.sources import SourceError, device_target, open_source, topic_of
 
-    if args.source is not None and device_target(str(args.source)) is None:
+    if args.source is not None and device_target(str(args.source)) is None and topic_of(str(args.source)) is None:
         try:
             open_source(args.source, image_topic=args.image_topic or "").close()
         except SourceError as error:

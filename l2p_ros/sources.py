@@ -308,6 +308,8 @@ class FrameSource:
 
     def close(self) -> None:
         self._stop.set()
+        if hasattr(self._reader, "close"):  # a reader that blocks waiting for frames (a live topic)
+            self._reader.close()
 
     def _wait_until(self, due_monotonic_s: float) -> bool:
         """Sleep until the deadline; False when closed meanwhile."""
@@ -344,6 +346,14 @@ class FrameSource:
                 frames.close()
             if not self._loop or yielded_in_pass == 0:  # an empty pass would loop forever
                 return
+
+
+TOPIC_PREFIX = "topic:"  # a live ROS image topic (read by the camera node: l2p_ros.nodes.topic_source)
+
+
+def topic_of(source: str) -> str | None:
+    """``"topic:/front/image_raw"`` -> "/front/image_raw"; None for any other source."""
+    return source[len(TOPIC_PREFIX):] if source.startswith(TOPIC_PREFIX) else None
 
 
 def device_target(source: str) -> str | int | None:

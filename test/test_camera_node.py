@@ -136,3 +136,49 @@ def test_a_reliable_publisher_serves_a_subscriber_that_keeps_the_image_transport
                              "-p", "qos_reliability:=sometimes"], env=_env(), capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "parameter 'qos_reliability/qos_depth'='sometimes/1' is invalid" in result.stderr
+
+
+def test_a_drivers_live_compressed_topic_enters_with_its_stamps_and_camera_info():
+    """source:=topic:/drv/image_raw/compressed: another driver's JPEG frames come out as our Image with
+    the driver's stamps and frame id, and its CameraInfo is passed through beside them."""
+    from sensor_msgs.msg import CameraInfo, CompressedImage
+
+    rclpy.init(domain_id=DOMAIN_ID)
+    try:
+        node = rclpy.create_node("camera_test_driver")
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        frames, infos = [], []
+        node.create_subscription(Image, "/camera_test/live/image_raw", frames.append, qos)
+        node.create_subscription(CameraInfo, "/camera_test/live/camera_info", infos.append, qos)
+        image_pub = node.create_publisher(CompressedImage, "/drv/image_raw/compressed", 10)
+        info_pub = node.create_publisher(CameraInfo, "/drv/camera_info", 10)
+        camera = _start_camera("/camera_test/live/image_raw", "source:=topic:/drv/image_raw/compressed",
+                               "camera_info_topic:=/drv/camera_info", "max_frames:=3", "rate_hz:=0")
+        video = cv2.VideoCapture(str(asset_path(SAMPLE_VIDEO)))
+        ok, picture = video.read()
+        video.release()
+        jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
+        sent_stamps = []
+        deadline = time.monotonic() + 60
+        while camera.poll() is None and time.monotonic() < deadline:
+            if image_pub.get_subscription_count():  # the camera node is listening
+                stamp_s = 1000.0 + len(sent_stamps)
+                msg = CompressedImage(format="jpeg", data=jpeg)
+                msg.header.stamp.sec, msg.header.frame_id = int(stamp_s), "front_cam"
+                image_pub.publish(msg)
+                info = CameraInfo(width=picture.shape[1], height=picture.shape[0], distortion_model="plumb_bob")
+                info.header = msg.header
+                info_pub.publish(info)
+                sent_stamps.append(stamp_s)
+            rclpy.spin_once(node, timeout_sec=0.2)
+        for _ in range(20):
+            rclpy.spin_once(node, timeout_sec=0.05)
+        log = camera.communicate(timeout=10)[0]
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+    assert camera.returncode == 0 and len(frames) == 3, log
+    assert "topic /drv/image_raw/compressed (sensor_msgs/CompressedImage)" in log
+    assert all(from_time_msg(f.header.stamp) in sent_stamps and f.header.frame_id == "front_cam" for f in frames)
+    assert msg_to_image(frames[0]).shape == picture.shape
+    assert infos and infos[0].width == picture.shape[1] and infos[0].header.frame_id == "front_cam"

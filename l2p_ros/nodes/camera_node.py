@@ -1,4 +1,5 @@
-"""camera_node: frames of a V4L2 device, a video file, an image folder or a rosbag2 bag, published as
+"""camera_node: frames of a V4L2 device, a video file, an image folder, a rosbag2 bag or another
+driver's live image topic (``topic:/front/image_raw``, raw or ``.../compressed``), published as
 sensor_msgs/Image (bgr8) on ``output_topic`` with sensor-data QoS (best effort, depth 1).
 
 Stamps and frame identity. ``header.stamp`` is the frame's time for the user (latency is not
@@ -30,12 +31,13 @@ from collections import deque
 
 import rclpy
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
 from l2p_ros.assets import SAMPLE_VIDEO, AssetError, asset_path
-from l2p_ros.nodes.common import Diagnostics, declare, image_qos, parameter_error, run_node
+from l2p_ros.nodes.common import IMAGE_SUB_QOS, Diagnostics, declare, image_qos, parameter_error, run_node
 from l2p_ros.nodes.images import image_to_msg
-from l2p_ros.sources import SourceError, open_source
+from l2p_ros.nodes.topic_source import TopicReader
+from l2p_ros.sources import FrameSource, SourceError, open_source, topic_of
 
 # After the last frame: best-effort delivery has no acknowledgement to wait for, so give the last
 # message time to reach the subscribers before the process tears its transport down.
@@ -51,7 +53,8 @@ class CameraNode(Node):
         # Set first: the context's cleanup calls destroy_node even on a node whose __init__ failed.
         self._stopping = threading.Event()
         self._source = self._worker = None
-        source = declare(self, "source", "", "V4L2 device (/dev/video0 or an index), video file, image folder "
+        source = declare(self, "source", "", "V4L2 device (/dev/video0 or an index), video file, image folder, "
+                         "topic:/NAME (a live Image topic, or CompressedImage if NAME ends in /compressed) "
                          "or rosbag2 bag (directory, .mcap or .db3); empty = the sample video")
         image_topic = declare(self, "image_topic", "", "bag only: the Image/CompressedImage topic to read "
                               "(may be empty when the bag has one)")
@@ -68,6 +71,9 @@ class CameraNode(Node):
                               "best_effort (sensor data: a late frame is worth less than the next) or reliable "
                               "(for subscribers that keep image_transport's reliable default)")
         depth = declare(self, "qos_depth", 1, "frames the publisher keeps for slow readers")
+        camera_info_topic = declare(self, "camera_info_topic", "",
+                                    "sensor_msgs/CameraInfo to pass through next to the frames (on the output "
+                                    "topic's camera_info, e.g. camera/camera_info); '' = none")
         min_subscribers = declare(self, "min_subscribers", 0, "start publishing once output_topic has this "
                                   "many subscribers, so a replay loses no frame to discovery")
         if self._use_recorded and loop:
@@ -85,16 +91,31 @@ class CameraNode(Node):
                 raise parameter_error(self, "source", source, str(error)) from error
         values = {"source": source, "image_topic": image_topic, "rate_hz": rate_hz, "loop": loop,
                   "max_frames": max_frames, "realtime": realtime}
-        try:
-            self._source = open_source(source, image_topic=image_topic, frame_id=frame_id, rate_hz=rate_hz,
-                                       realtime=realtime, loop=loop, max_frames=max_frames)
-        except SourceError as error:
-            raise parameter_error(self, error.parameter, values.get(error.parameter), str(error)) from error
+        topic = topic_of(source)
+        if topic is not None:  # another driver's live topic, raw or compressed
+            if loop or realtime:
+                raise parameter_error(self, "loop/realtime", f"{loop}/{realtime}", "a live topic cannot loop or "
+                                      "replay in real time")
+            try:
+                reader = TopicReader(self, topic, frame_id)
+            except Exception as error:  # an invalid topic name: rclpy says why
+                raise parameter_error(self, "source", source, str(error)) from None
+            self._source = FrameSource(reader, rate_hz=rate_hz, realtime=False, loop=False, max_frames=max_frames)
+        else:
+            try:
+                self._source = open_source(source, image_topic=image_topic, frame_id=frame_id, rate_hz=rate_hz,
+                                           realtime=realtime, loop=loop, max_frames=max_frames)
+            except SourceError as error:
+                raise parameter_error(self, error.parameter, values.get(error.parameter), str(error)) from error
 
         self._stamps = ("capture time" if self._source.live else
                         "recorded stamps" if self._use_recorded else "publish time")
         self._min_subscribers = min_subscribers
         self._publisher = self.create_publisher(Image, output_topic, qos)
+        if camera_info_topic:  # passed through unchanged: same header as the driver's frames
+            info_topic = f"{output_topic.rsplit('/', 1)[0]}/camera_info" if "/" in output_topic else "camera_info"
+            info_publisher = self.create_publisher(CameraInfo, info_topic, qos)
+            self.create_subscription(CameraInfo, camera_info_topic, info_publisher.publish, IMAGE_SUB_QOS)
         self._diagnostics = Diagnostics(self)
         self._published = 0
         self._last_stamp_ns = 0

@@ -87,21 +87,35 @@ class CloudNode(ManagedNode):
         super().__init__("cloud_node")
         self.worker = None
         self.batch_sizes: dict[int, int] = {}  # batch size -> batches finished, for diagnostics
+        self.role = declare(self, "role", "cloud", "'cloud' (finish the network) or 'fog' (run a middle range)")
+        if self.role not in ("cloud", "fog"):
+            raise parameter_error(self, "role", self.role, "must be 'cloud' or 'fog'")
+        self._input_topic = declare(self, "input_topic", "l2p/feature_map", "FeatureMap topic to consume")
+        vehicles = declare(self, "vehicles", "", "fleet: the vehicle namespaces this node serves, comma-separated "
+                           "(e.g. v0,v1,v2); '' = one vehicle on this node's own topics")
+        try:
+            self._names = vehicle_names(vehicles)
+        except ValueError as error:
+            raise parameter_error(self, "vehicles", vehicles, str(error)) from None
+        # Answers the edge's link probes and reports each FeatureMap's arrival (passive bandwidth),
+        # from the start and whatever the lifecycle state: the link is measurable while the model
+        # loads (answering only once configured, a backhaul read as down for the first seconds).
+        # In three tiers only the tier right after the edge should answer: the fog.
+        answer_probes = declare(self, "answer_probes", self.role == "fog" or self._input_topic == "l2p/feature_map",
+                                "answer network probes and report transfers (the tier right after the edge)")
+        probe_topics = declare_probe_link(self)  # a cloud behind a fog answers the fog's monitor on its own link
+        self._probe_echos = {name: ProbeEcho(self, in_namespace(probe_topics, name)) if answer_probes else None
+                             for name in self._names}
         self.start_if_autostart()
 
     def configure(self) -> None:
         self.detector = load_detector(self)
-        self.role = declare(self, "role", "cloud", "'cloud' (finish the network) or 'fog' (run a middle range)")
-        if self.role not in ("cloud", "fog"):
-            raise parameter_error(self, "role", self.role, "must be 'cloud' or 'fog'")
-        input_topic = declare(self, "input_topic", "l2p/feature_map", "FeatureMap topic to consume")
+        names = self._names
         output_topic = declare(self, "output_topic", "l2p/feature_map_cloud",
                                "fog only: FeatureMap topic for the next tier")
         self.fog_codec = declare(self, "fog_codec", "fp32", "fog only: codec of the forwarded tensors")
         queue_depth = declare(self, "queue_depth", 4, "frames of one vehicle waiting to be processed before its "
                               "oldest is dropped")
-        vehicles = declare(self, "vehicles", "", "fleet: the vehicle namespaces this node serves, comma-separated "
-                           "(e.g. v0,v1,v2); '' = one vehicle on this node's own topics")
         max_batch = declare(self, "max_batch", 1, "cloud role: frames sharing a cut finished in one batched pass, "
                             "at most")
         max_wait_ms = declare(self, "max_wait_ms", 0.0, "how long a batch's first frame waits for more, ms")
@@ -123,16 +137,6 @@ class CloudNode(ManagedNode):
             self.fog_spec = codec.CodecSpec.parse(self.fog_codec)
         except ValueError as error:
             raise parameter_error(self, "fog_codec", self.fog_codec, str(error)) from None
-        try:
-            names = vehicle_names(vehicles)
-        except ValueError as error:
-            raise parameter_error(self, "vehicles", vehicles, str(error)) from None
-
-        # Answers the edge's link probes and reports each FeatureMap's arrival (passive bandwidth).
-        # In three tiers only the tier right after the edge should answer: the fog.
-        answer_probes = declare(self, "answer_probes", self.role == "fog" or input_topic == "l2p/feature_map",
-                                "answer network probes and report transfers (the tier right after the edge)")
-        probe_topics = declare_probe_link(self)  # a cloud behind a fog answers the fog's monitor on its own link
         stats_topic = f"l2p/{self.role}/stats" if self.role == "fog" else "l2p/pipeline_stats"
         self.vehicles: dict[str, Vehicle] = {}
         for name in names:
@@ -141,9 +145,9 @@ class CloudNode(ManagedNode):
                 self.create_publisher(PipelineStats, _topic(name, stats_topic), STATE_QOS),
                 (self.create_publisher(FeatureMap, _topic(name, output_topic), FRAME_QOS) if self.role == "fog"
                  else None),
-                ProbeEcho(self, in_namespace(probe_topics, name)) if answer_probes else None, StageStats())
+                self._probe_echos[name], StageStats())
         self._batching = (names, queue_depth, max_batch if self.role == "cloud" else 1, max_wait_ms / 1e3)
-        self._input_topic, self._annotate_topic = input_topic, annotate_topic
+        self._annotate_topic = annotate_topic
         self.drop_watch = DropWatch()
         self.annotated_pub = self.create_publisher(Image, "l2p/annotated", IMAGE_QOS) if annotate_topic else None
         self._images: OrderedDict = OrderedDict()  # stamp -> Image, for annotation

@@ -66,6 +66,7 @@ class PipelineObserver(Node):
         self.duplicates = 0
         self.decisions: dict[tuple[int, int], PartitionDecision] = {}
         self.stats: dict[str, PipelineStats] = {}
+        self.link_measured = False
         self.retain_s = retain_s
         self.folded_until: tuple[int, int] = (-1, 0)  # every frame stamped at or before this is folded
         self.folded_seen = 0
@@ -116,6 +117,8 @@ class PipelineObserver(Node):
                 # Recorded under the fully qualified name, as `ros2 bag record` would.
                 name = f"/{self.vehicle}/{topic.lstrip('/')}" if self.vehicle else "/" + topic.lstrip("/")
                 self.recorder.write(name, type_name, serialize_message(msg), stamp_ns)
+        if isinstance(msg, NetworkState) and msg.link_up:
+            self.link_measured = True  # the monitor has had an answer over the link
         if isinstance(msg, RECORDED_ONLY):
             return
         if isinstance(msg, PipelineStats):

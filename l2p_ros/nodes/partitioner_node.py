@@ -189,7 +189,7 @@ class PartitionerNode(Node):
         # Measured edge power when the load monitor can read it: a Jetson's board power against the
         # busier of CPU and GPU, else NVML on a GPU edge, else RAPL.
         busy = [v for v in (msg.cpu_percent, msg.gpu_percent) if math.isfinite(v)]
-        if math.isfinite(msg.board_power_w) and busy:
+        if msg.board_power_w > 0 and math.isfinite(msg.board_power_w) and busy:  # 0: a sender that never set it
             self.power_calibrator.sensor = "INA3221 (jetson-stats)"
             self.power_calibrator.add(max(busy) / 100.0, msg.board_power_w)
         elif math.isfinite(msg.gpu_power_w) and math.isfinite(msg.gpu_percent):
