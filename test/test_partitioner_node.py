@@ -178,7 +178,7 @@ def test_policy_and_assumed_link_are_live_parameters(partitioner):
     for parameters, why in (({"policy": "nonsense"}, "unknown policy"),
                             ({"codec": "int9"}, "int9"),
                             ({"default_bandwidth_mbps": "fast"}, "must be a number"),
-                            ({"default_bandwidth_mbps": -5.0}, "must be >= 0"),
+                            ({"default_bandwidth_mbps": -5.0}, "out of range Min: 0.0"),  # the descriptor range
                             ({"model": "yolov3"}, "read-only")):
         [result] = _set(node, parameters)
         assert not result.successful and why in result.reason, (parameters, result.reason)

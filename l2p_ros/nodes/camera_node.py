@@ -75,15 +75,13 @@ class CameraNode(Node):
                                     "sensor_msgs/CameraInfo to pass through next to the frames (on the output "
                                     "topic's camera_info, e.g. camera/camera_info); '' = none")
         min_subscribers = declare(self, "min_subscribers", 0, "start publishing once output_topic has this "
-                                  "many subscribers, so a replay loses no frame to discovery")
+                                  "many subscribers, so a replay loses no frame to discovery", minimum=0)
         if self._use_recorded and loop:
             raise parameter_error(self, "use_recorded_stamps", True, "recorded stamps would repeat with loop:=true")
         try:
             qos = image_qos(reliability, depth)
         except ValueError as error:
             raise parameter_error(self, "qos_reliability/qos_depth", f"{reliability}/{depth}", str(error)) from None
-        if min_subscribers < 0:
-            raise parameter_error(self, "min_subscribers", min_subscribers, "must be >= 0")
         if not source:
             try:
                 source = str(asset_path(SAMPLE_VIDEO))

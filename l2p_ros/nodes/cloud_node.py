@@ -115,24 +115,16 @@ class CloudNode(ManagedNode):
                                "fog only: FeatureMap topic for the next tier")
         self.fog_codec = declare(self, "fog_codec", "fp32", "fog only: codec of the forwarded tensors")
         queue_depth = declare(self, "queue_depth", 4, "frames of one vehicle waiting to be processed before its "
-                              "oldest is dropped")
+                              "oldest is dropped", minimum=1)
         max_batch = declare(self, "max_batch", 1, "cloud role: frames sharing a cut finished in one batched pass, "
-                            "at most")
-        max_wait_ms = declare(self, "max_wait_ms", 0.0, "how long a batch's first frame waits for more, ms")
+                            "at most", minimum=1)
+        max_wait_ms = declare(self, "max_wait_ms", 0.0, "how long a batch's first frame waits for more, ms", minimum=0)
         self.max_payload_bytes = declare(self, "max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES,
                                          "a received FeatureMap carrying more tensor or image bytes is dropped "
-                                         "unread (malformed_payload)")
+                                         "unread (malformed_payload)", minimum=1)
         annotate_topic = declare(self, "annotate_image_topic", "",
                                  "camera topic to draw detections on, published on l2p/annotated ('' = off); "
                                  "the cloud only sees images it is sent, so this is for single-host debugging")
-        if self.max_payload_bytes < 1:
-            raise parameter_error(self, "max_payload_bytes", self.max_payload_bytes, "must be >= 1")
-        if queue_depth < 1:
-            raise parameter_error(self, "queue_depth", queue_depth, "must be >= 1")
-        if max_batch < 1:
-            raise parameter_error(self, "max_batch", max_batch, "must be >= 1")
-        if not max_wait_ms >= 0:
-            raise parameter_error(self, "max_wait_ms", max_wait_ms, "must be >= 0")
         try:
             self.fog_spec = codec.CodecSpec.parse(self.fog_codec)
         except ValueError as error:

@@ -4,13 +4,15 @@ Image conversion is in ``l2p_ros.nodes.images``, so nodes that never see an imag
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 # Images: sensor-data QoS, depth 1 — a late frame is worth less than the next one.
@@ -56,8 +58,13 @@ NEXT_TIER_DETECTIONS_TOPIC = "l2p/cloud_detections"
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def declare(node: Node, name: str, default: Any, description: str, live: bool = False) -> Any:
+def declare(node: Node, name: str, default: Any, description: str, live: bool = False,
+            minimum: float | int | None = None) -> Any:
     """Declare a parameter with a description and return its value at start.
+
+    ``minimum``: the smallest value allowed, as a range in the descriptor (``ros2 param describe``
+    shows it, and rclpy refuses a ``ros2 param set`` below it) and checked here too, with an error
+    naming the parameter (a float parameter given an integer escapes rclpy's range check).
 
     A parameter is read once, so it is declared read-only: ``ros2 param set`` on a running node is
     refused with the reason, instead of reporting success and changing nothing. ``live``: the node
@@ -70,19 +77,27 @@ def declare(node: Node, name: str, default: Any, description: str, live: bool = 
     """
     if node.has_parameter(name):  # a lifecycle node configured again after a cleanup
         value = node.get_parameter(name).value
+    else:
+        descriptor = ParameterDescriptor(description=description, read_only=not live,
+                                         dynamic_typing=isinstance(default, (float, str)))
+        if minimum is not None and isinstance(default, float):
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(minimum), to_value=math.inf)]
+        elif minimum is not None and isinstance(default, int) and not isinstance(default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=int(minimum), to_value=2**63 - 1)]
         try:
-            return as_declared(default, value)
-        except ValueError as error:
-            raise parameter_error(node, name, value, str(error)) from None
-    if isinstance(default, (float, str)):
-        value = node.declare_parameter(name, default, ParameterDescriptor(
-            description=description, dynamic_typing=True, read_only=not live)).value
-        try:
-            return as_declared(default, value)
-        except ValueError as error:
-            raise parameter_error(node, name, value, str(error)) from None
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description,
-                                                                     read_only=not live)).value
+            value = node.declare_parameter(name, default, descriptor).value
+        except InvalidParameterValueException:  # below the range: say it our way, with the value given
+            # (rclpy's exception does not keep the value; its overrides are where it came from)
+            given = getattr(node, "_parameter_overrides", {}).get(name)
+            raise parameter_error(node, name, given.value if given is not None else "?",
+                                  f"must be >= {minimum}") from None
+    try:
+        value = as_declared(default, value)
+    except ValueError as error:
+        raise parameter_error(node, name, value, str(error)) from None
+    if minimum is not None and not value >= minimum:
+        raise parameter_error(node, name, value, f"must be >= {minimum}")
+    return value
 
 
 def as_declared(default: Any, value: Any) -> Any:

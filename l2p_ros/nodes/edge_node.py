@@ -66,7 +66,7 @@ class EdgeNode(ManagedNode):
                                    "cut used until decisions arrive: a layer index, 'edge' or 'cloud'")
         self.default_codec = declare(self, "default_codec", "fp32", "codec used with default_cut")
         self.decision_wait_s = declare(self, "decision_wait_s", 0.1,
-                                       "how long a frame waits for its own partition decision, seconds")
+                                       "how long a frame waits for its own partition decision, seconds", minimum=0)
         self.cloud_timeout_s = declare(self, "cloud_timeout_s", 0.5,
                                        "seconds without detections after which a sent frame is finished locally")
         self.retry_period_s = declare(self, "retry_period_s", 2.0,
@@ -79,7 +79,6 @@ class EdgeNode(ManagedNode):
                                    "at start, how long to wait for the next tier to be discovered before "
                                    "taking frames, seconds (frames sent before it would be lost)")
         for name, value, check, why in (
-                ("decision_wait_s", self.decision_wait_s, self.decision_wait_s >= 0, "must be >= 0"),
                 ("cloud_timeout_s", self.cloud_timeout_s, self.cloud_timeout_s > 0, "must be > 0"),
                 ("retry_period_s", self.retry_period_s, self.retry_period_s > 0, "must be > 0"),
                 ("partitioner_timeout_s", self.partitioner_timeout_s, self.partitioner_timeout_s > 0, "must be > 0")):

@@ -23,7 +23,7 @@ class LoadMonitorNode(Node):
         period_s = declare(self, "period_s", 1.0,
                            "Seconds between EdgeLoad messages; CPU percent and package power are averages "
                            "over this period.")
-        gpu_index = declare(self, "gpu_index", 0, "NVML index of the GPU to report.")
+        gpu_index = declare(self, "gpu_index", 0, "NVML index of the GPU to report.", minimum=0)
         rapl_zone = declare(self, "rapl_zone", str(DEFAULT_RAPL_ZONE),
                             "powercap zone whose energy_uj counter gives the CPU package power.")
         cpu_scope = declare(self, "cpu_scope", "host",
@@ -39,8 +39,6 @@ class LoadMonitorNode(Node):
             raise parameter_error(self, "period_s", period_s, "must be > 0")
         if cpu_scope not in CPU_SCOPES:
             raise parameter_error(self, "cpu_scope", cpu_scope, f"must be one of {', '.join(CPU_SCOPES)}")
-        if gpu_index < 0:
-            raise parameter_error(self, "gpu_index", gpu_index, "must be >= 0")
 
         use_jtop = jetson_stats == "on" or (jetson_stats == "auto" and is_jetson())
         self._sampler = LoadSampler(gpu_index, Path(rapl_zone), warn=self.get_logger().warning, cpu_scope=cpu_scope,

@@ -38,7 +38,7 @@ def load_detector(node: Node) -> SplitDetector:
     weights = declare(node, "weights", "", "Darknet .weights file ('' = pretrained yolov3-tiny from the cache)")
     random_weights = declare(node, "random_weights", False,
                              "seeded random weights: for latency profiling only, detections are meaningless")
-    threads = declare(node, "threads", 0, "torch CPU threads (0 = torch default)")
+    threads = declare(node, "threads", 0, "torch CPU threads (0 = torch default)", minimum=0)
     score_threshold = declare(node, "score_threshold", 0.25, "minimum objectness x class probability")
     nms_iou = declare(node, "nms_iou", 0.45, "IoU above which NMS suppresses a same-class box")
     device = declare(node, "device", "cpu", "where the network runs: cpu, cuda or cuda:N")
@@ -46,8 +46,6 @@ def load_detector(node: Node) -> SplitDetector:
     bottlenecks = declare(node, "bottlenecks", "", "learned bottleneck codecs to load at start, comma-separated "
                           "names (models/bottleneck/NAME.safetensors) or paths; a frame naming a bundled one "
                           "loads it on first use")
-    if threads < 0:
-        raise parameter_error(node, "threads", threads, "must be >= 0")
     if not 0.0 <= score_threshold <= 1.0:
         raise parameter_error(node, "score_threshold", score_threshold, "must be in 0..1")
     try:  # an unusable device fails at start, not on the first frame

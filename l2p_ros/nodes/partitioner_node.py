@@ -56,19 +56,21 @@ class PartitionerNode(Node):
                               "own cut: comma-separated names (models/bottleneck/) or paths; give the edge and "
                               "cloud nodes the same")
         image_codec = declare(self, "image_codec", "jpeg-q75", "codec for image offload (live)", live=True)
-        frame_interval_ms = declare(self, "frame_interval_ms", 100.0, "camera period, for throughput-aware policies")
+        frame_interval_ms = declare(self, "frame_interval_ms", 100.0, "camera period, for throughput-aware policies",
+                                    minimum=0)
         default_bandwidth_mbps = declare(self, "default_bandwidth_mbps", 20.0,
-                                         "uplink assumed until a NetworkState arrives (live)", live=True)
+                                         "uplink assumed until a NetworkState arrives (live)", live=True, minimum=0)
         default_rtt_ms = declare(self, "default_rtt_ms", 20.0, "RTT assumed until a NetworkState arrives (live)",
-                                 live=True)
+                                 live=True, minimum=0)
         fog_profile = declare(self, "fog_profile", "", "three tiers: the fog's profile YAML ('' = fog_speed_factor)")
         fog_speed_factor = declare(self, "fog_speed_factor", 0.0, "three tiers: a fog this many times the edge "
-                                   "profile's speed, labelled derived; 0 and no fog_profile = two tiers")
+                                   "profile's speed, labelled derived; 0 and no fog_profile = two tiers", minimum=0)
         fog_codec = declare(self, "fog_codec", "fp32", "three tiers: the codec the fog forwards tensors with "
                             "(the fog node's fog_codec)")
         fog_cloud_bandwidth_mbps = declare(self, "fog_cloud_bandwidth_mbps", 1000.0,
                                            "three tiers: the fog -> cloud link's bandwidth (nominal)")
-        fog_cloud_rtt_ms = declare(self, "fog_cloud_rtt_ms", 5.0, "three tiers: the fog -> cloud RTT (nominal)")
+        fog_cloud_rtt_ms = declare(self, "fog_cloud_rtt_ms", 5.0, "three tiers: the fog -> cloud RTT (nominal)",
+                                   minimum=0)
         fog_cloud_link = declare(self, "fog_cloud_link", "", "three tiers: the probe_link a monitor on the fog "
                                  "measures the fog -> cloud link on (e.g. backhaul); '' = the nominal values")
         state_max_age_s = declare(self, "state_max_age_s", 3.0,
@@ -78,11 +80,6 @@ class PartitionerNode(Node):
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         if cloud_speed_factor <= 0:
             raise parameter_error(self, "cloud_speed_factor", cloud_speed_factor, "must be > 0")
-        for name, value in (("default_bandwidth_mbps", default_bandwidth_mbps),
-                            ("default_rtt_ms", default_rtt_ms), ("frame_interval_ms", frame_interval_ms),
-                            ("fog_speed_factor", fog_speed_factor), ("fog_cloud_rtt_ms", fog_cloud_rtt_ms)):
-            if not value >= 0:
-                raise parameter_error(self, name, value, "must be >= 0")
         if not state_max_age_s > 0:
             raise parameter_error(self, "state_max_age_s", state_max_age_s, "must be > 0")
         if not fog_cloud_bandwidth_mbps > 0:
