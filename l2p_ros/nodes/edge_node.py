@@ -76,8 +76,8 @@ class EdgeNode(ManagedNode):
                                              "them and run with default_cut (a dead partitioner)")
         self.image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         self.next_tier_wait_s = declare(self, "next_tier_wait_s", 10.0,
-                                   "at start, how long to wait for the next tier to be discovered before "
-                                   "taking frames, seconds (frames sent before it would be lost)")
+                                        "at start, how long to wait for the next tier to be discovered before "
+                                        "taking frames, seconds (frames sent before it would be lost)")
         for name, value, check, why in (
                 ("cloud_timeout_s", self.cloud_timeout_s, self.cloud_timeout_s > 0, "must be > 0"),
                 ("retry_period_s", self.retry_period_s, self.retry_period_s > 0, "must be > 0"),

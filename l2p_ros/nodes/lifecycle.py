@@ -112,14 +112,9 @@ class ManagedNode(LifecycleNode):
 
     def _stop(self, step: str, body: Callable[[], None]) -> None:
         body()
-        for entity in self._created[step]:
-            for destroy in (self.destroy_subscription, self.destroy_publisher, self.destroy_timer,
-                            self.destroy_service, self.destroy_client):
-                try:
-                    if destroy(entity):
-                        break
-                except (TypeError, AttributeError, ValueError):
-                    continue
+        for entity in self._created[step]:  # each destroy_* is False for an entity of another kind
+            any(destroy(entity) for destroy in (self.destroy_subscription, self.destroy_publisher, self.destroy_timer,
+                                                self.destroy_service, self.destroy_client))
         self._created[step] = []
 
 

@@ -53,9 +53,11 @@ class FrameRecord:
 
 class PipelineObserver(Node):
     def __init__(self, image_topic: str = "camera/image_raw", recorder=None, print_frames: bool = True,
-                 namespace: str = "", retain_s: float | None = None):
+                 namespace: str = "", retain_s: float | None = None, backhaul_state_topic: str = ""):
         """``namespace``: a fleet vehicle's (its topics are ``/<namespace>/...``); "" = the root.
-        ``retain_s``: keep whole records of the last this many seconds of frames only (None: all)."""
+        ``retain_s``: keep whole records of the last this many seconds of frames only (None: all).
+        ``backhaul_state_topic``: a second link's NetworkState (a fog's backhaul), watched so a run can
+        wait for it to be measured too."""
         super().__init__("l2p_observer", namespace=f"/{namespace}" if namespace else None)
         self.vehicle = namespace
         self.recorder = recorder
@@ -66,7 +68,7 @@ class PipelineObserver(Node):
         self.duplicates = 0
         self.decisions: dict[tuple[int, int], PartitionDecision] = {}
         self.stats: dict[str, PipelineStats] = {}
-        self.link_measured = False
+        self.links_measured: set[str] = set()  # NetworkState topics whose monitor has an estimate
         self.retain_s = retain_s
         self.folded_until: tuple[int, int] = (-1, 0)  # every frame stamped at or before this is folded
         self.folded_seen = 0
@@ -76,6 +78,11 @@ class PipelineObserver(Node):
         self.folded_stamps_s = array("d")
         self.folded_totals_ms = array("f")
         self.create_subscription(Image, image_topic, self.on_image, IMAGE_SUB_QOS)
+        self.link_state_topics = ["l2p/network_state"] + ([backhaul_state_topic] if backhaul_state_topic else [])
+        if backhaul_state_topic:
+            self.create_subscription(NetworkState, backhaul_state_topic,
+                                     lambda m: self.on_message(backhaul_state_topic, "l2p_msgs/msg/NetworkState", m),
+                                     STATE_QOS)
         for topic, msg_type, type_name in RECORDED:
             qos = {PipelineStats: STATE_QOS, DetectionArray: DETECTIONS_QOS, EdgeLoad: STATE_QOS,
                    NetworkState: STATE_QOS}.get(msg_type, FRAME_QOS)
@@ -117,8 +124,8 @@ class PipelineObserver(Node):
                 # Recorded under the fully qualified name, as `ros2 bag record` would.
                 name = f"/{self.vehicle}/{topic.lstrip('/')}" if self.vehicle else "/" + topic.lstrip("/")
                 self.recorder.write(name, type_name, serialize_message(msg), stamp_ns)
-        if isinstance(msg, NetworkState) and msg.link_up:
-            self.link_measured = True  # the monitor has had an answer over the link
+        if isinstance(msg, NetworkState) and msg.link_up and msg.bandwidth_mbps > 0:
+            self.links_measured.add(topic)  # answered, and a rate estimated
         if isinstance(msg, RECORDED_ONLY):
             return
         if isinstance(msg, PipelineStats):

@@ -102,11 +102,13 @@ def wait_ready(observer, nodes: NodeSet, started: float, timeout_s: float = READ
             raise RuntimeError("a node failed to start:\n" + "\n".join(failures))
         if time.monotonic() - started > timeout_s:
             raise RuntimeError(f"nodes not ready after {timeout_s:.0f} s; logs in {nodes.work_dir}")
-    # And the link measured once, so the first frames are not decided on a link read as down
-    # because nothing had answered yet (seen once the models loaded in parallel: 5 s of decisions at
-    # 0 Mbit/s across the testbed's namespaces). A link that stays down is the run's to show.
+    # And every link measured once (answered, a rate estimated), so the first frames are not decided
+    # on a link read as 0 Mbit/s because nothing had been measured yet (seen once the models loaded in
+    # parallel: 5 s of such decisions across the testbed's namespaces). A link that stays down is the
+    # run's to show.
     link_deadline = time.monotonic() + LINK_WAIT_S
-    while not observer.link_measured and time.monotonic() < link_deadline:
+    while (not observer.links_measured.issuperset(observer.link_state_topics)
+           and time.monotonic() < link_deadline):
         spin()
 
 
@@ -123,8 +125,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
                  codec: str | None = None, loop: bool = False, domain_id: int | None = None,
-                 extra: dict | None = None,
-                 placements: dict | None = None,
+                 extra: dict | None = None, placements: dict | None = None,
                  on_first_frame=None, during=None, extra_nodes: dict | None = None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
@@ -168,6 +169,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
 
     from l2p_ros.nodes.launch_support import CLOUD_NODES, NODES
     from l2p_ros.nodes.observer import PipelineObserver
+    from l2p_ros.nodes.probe_echo import link_topics
 
     namespaces = vehicle_namespaces(vehicles)
     overrides = _overrides(source, image_topic, frames, policy, rate_hz, device, precision, codec)
@@ -175,7 +177,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         overrides[("cloud_node", "vehicles")] = ",".join(namespaces)
     if loop:
         overrides[("camera_node", "loop")] = True
-    if not single_edge_process:  # this run drives the lifecycle nodes' transitions (drive_lifecycle)
+    if not single_edge_process:  # this run drives the lifecycle nodes' transitions (lifecycle.drive)
         overrides[("edge_node", "autostart")] = overrides[("cloud_node", "autostart")] = False
     if max_batch is not None:
         overrides[("cloud_node", "max_batch")] = int(max_batch)
@@ -197,8 +199,11 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (&)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the nodes too, not only Ctrl-C
     camera_topic = params["camera_node"]["ros__parameters"].get("output_topic", "camera/image_raw")
+    backhaul = partitioner.get("fog_cloud_link", "")
     observers = {ns: PipelineObserver(camera_topic, recorder, print_frames, namespace=ns,
-                                      retain_s=LOOP_RETAIN_S if loop else None) for ns in namespaces}
+                                      retain_s=LOOP_RETAIN_S if loop else None,
+                                      backhaul_state_topic=link_topics(backhaul).state if backhaul else "")
+                 for ns in namespaces}
     executor = SingleThreadedExecutor()
     for observer in observers.values():
         executor.add_node(observer)
