@@ -82,6 +82,19 @@ def decode_compressed(data) -> np.ndarray:
     return image
 
 
+def image_msg_frame(msg, compressed: bool, frame_id: str, unstamped_s: float) -> Frame:
+    """A sensor_msgs Image or CompressedImage (rosbags' or rclpy's: the same fields) as a Frame: its
+    header's stamp (``unstamped_s`` where it is zero) and frame id (``frame_id`` where empty).
+    ValueError when it does not decode."""
+    if compressed:
+        image = decode_compressed(msg.data)
+    else:
+        image = decode_image_buffer(msg.data, msg.height, msg.width, msg.step, msg.encoding)
+    stamp = msg.header.stamp
+    stamp_s = stamp.sec + stamp.nanosec * 1e-9 if (stamp.sec or stamp.nanosec) else unstamped_s
+    return Frame(stamp_s, msg.header.frame_id or frame_id, image)
+
+
 class _VideoReader:
     """A V4L2 device or a video file through cv2.VideoCapture; one pass = one play of the video."""
 
@@ -260,13 +273,7 @@ class _BagReader:
 
     def _decode(self, raw: bytes, log_time_ns: int) -> Frame:
         msg = self._typestore.deserialize_cdr(raw, self.msgtype)
-        if self.msgtype == IMAGE_TYPE:
-            image = decode_image_buffer(msg.data, msg.height, msg.width, msg.step, msg.encoding)
-        else:
-            image = decode_compressed(msg.data)
-        stamp = msg.header.stamp
-        stamp_s = stamp.sec + stamp.nanosec * 1e-9 if (stamp.sec or stamp.nanosec) else log_time_ns * 1e-9
-        return Frame(stamp_s, msg.header.frame_id or self.frame_id, image)
+        return image_msg_frame(msg, self.msgtype != IMAGE_TYPE, self.frame_id, log_time_ns * 1e-9)
 
     def read_pass(self) -> Iterator[Frame]:
         from rosbags.rosbag2 import Reader

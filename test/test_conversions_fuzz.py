@@ -68,23 +68,18 @@ MUTATIONS = {
 }
 
 
+# Mutation name -> the CrossingTensor field it sets on the message's first tensor.
+TENSOR_FIELDS = {"tensor_layer": "layer_index", "tensor_shape": "shape", "tensor_dtype": "dtype",
+                 "tensor_scale": "quant_scale", "tensor_zero_point": "quant_zero_point", "tensor_data": "data"}
+
+
 def _mutate(msg: FeatureMap, field: str, value) -> None:
     tensor = msg.tensors[0] if msg.tensors else None
     if field.startswith("tensor") and tensor is None:
         msg.tensors = [CrossingTensor()]
         tensor = msg.tensors[0]
-    if field == "tensor_layer":
-        tensor.layer_index = value
-    elif field == "tensor_shape":
-        tensor.shape = value
-    elif field == "tensor_dtype":
-        tensor.dtype = value
-    elif field == "tensor_scale":
-        tensor.quant_scale = value
-    elif field == "tensor_zero_point":
-        tensor.quant_zero_point = value
-    elif field == "tensor_data":
-        tensor.data = value
+    if field in TENSOR_FIELDS:
+        setattr(tensor, TENSOR_FIELDS[field], value)
     elif field == "tensors_dropped":
         msg.tensors = []
     elif field == "tensor_duplicated":

@@ -35,7 +35,6 @@ from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
 from l2p_ros.policies.registry import POLICY_NAMES, make_policy
-from l2p_ros.policies.types import SystemState
 
 
 class PartitionerNode(Node):
@@ -202,11 +201,10 @@ class PartitionerNode(Node):
                                            f"{measured.idle_w:.1f} W, active {measured.active_w:.1f} W")
                 self.cost_model.power = measured
 
-    def state(self, complexity: float, stale: list[str]) -> SystemState:
-        """The state to decide on: a stale input counts as missing (the assumed link, no load)."""
-        return system_state(complexity, None if "network" in stale else self.network,
-                            None if "load" in stale else self.load, self.assumed_links,
-                            None if "backhaul" in stale else self.backhaul)
+    def fresh_inputs(self, stale: list[str]) -> dict:
+        """The monitors' latest states by input name, a stale one as missing (the assumed link, no load)."""
+        inputs = {"network": self.network, "load": self.load, "backhaul": self.backhaul}
+        return {name: None if name in stale else value for name, value in inputs.items()}
 
     def _say_staleness(self, stale: list[str]) -> None:
         became, recovered = self.freshness.changes(stale)
@@ -228,7 +226,9 @@ class PartitionerNode(Node):
         metrics = self.meter.measure(image)
         stale = self.freshness.stale()
         self._say_staleness(stale)
-        state = self.state(metrics.complexity, stale)
+        inputs = self.fresh_inputs(stale)
+        state = system_state(metrics.complexity, inputs["network"], inputs["load"], self.assumed_links,
+                             inputs["backhaul"])
         partition = self.policy.decide(state)
         try:
             prediction = self.cost_model.predict(partition, state)
@@ -256,7 +256,7 @@ class PartitionerNode(Node):
         out.fog_cloud_bandwidth_mbps = float(state.fog_cloud_bandwidth_mbps) if three_tier else nan
         out.fog_cloud_rtt_ms = float(state.fog_cloud_rtt_ms) if three_tier else nan
         out.frame_complexity = float(metrics.complexity)
-        load = None if "load" in stale else self.load
+        load = inputs["load"]
         out.edge_cpu_percent = float(load.cpu_percent) if load else nan
         out.edge_gpu_percent = float(load.gpu_percent) if load else nan
         out.decision_ms = float(decision_ms)

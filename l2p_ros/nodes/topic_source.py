@@ -16,7 +16,7 @@ from typing import Iterator
 from sensor_msgs.msg import CompressedImage, Image
 
 from l2p_ros.nodes.common import IMAGE_SUB_QOS
-from l2p_ros.sources import Frame, decode_compressed, decode_image_buffer
+from l2p_ros.sources import Frame, image_msg_frame
 
 _POLL_S = 0.1  # how often a waiting read looks at whether it was closed
 
@@ -48,13 +48,7 @@ class TopicReader:
             self._cond.notify()
 
     def _decode(self, msg) -> Frame:
-        if self.compressed:
-            image = decode_compressed(bytes(msg.data))
-        else:
-            image = decode_image_buffer(bytes(msg.data), msg.height, msg.width, msg.step, msg.encoding)
-        stamp = msg.header.stamp
-        stamp_s = stamp.sec + stamp.nanosec * 1e-9 if (stamp.sec or stamp.nanosec) else time.time()
-        return Frame(stamp_s, msg.header.frame_id or self.frame_id, image)
+        return image_msg_frame(msg, self.compressed, self.frame_id, time.time())
 
     def read_pass(self) -> Iterator[Frame]:
         while True:
