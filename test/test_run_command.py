@@ -89,6 +89,13 @@ def test_two_runs_side_by_side_keep_their_frames_apart(tmp_path):
         # Exactly its own frames, all of them, and only its own policy's results.
         assert summary["frames_captured_seen"] == summary["frames_in_edge"] == frames, (name, summary)
         assert summary["unaccounted"] == 0
-        expected = {"7"} if policy == "fixed:7" else {"23"}
-        assert set(summary["cuts"]) == expected, (name, summary["cuts"])
+        # A decision from the other run would show as a frame the edge ran at the other cut by choice;
+        # a frame this run's edge finished itself (the cloud slow under a loaded CI host) is a fallback.
+        cuts, executed_on = summary["cuts"], summary["executed_on"]
+        if policy == "fixed:7":
+            assert set(cuts) <= {"7", "23"} and cuts.get("7", 0) > 0, (name, cuts)
+            assert cuts.get("23", 0) == executed_on.get("edge (fallback)", 0), (name, cuts, executed_on)
+            assert "edge" not in executed_on, (name, executed_on)
+        else:
+            assert set(cuts) == {"23"} and set(executed_on) == {"edge"}, (name, cuts, executed_on)
     assert len(domains) == 2, domains
