@@ -12,6 +12,11 @@ from l2p_ros.assets import SAMPLE_VIDEO, asset_path
 from l2p_ros.sources import read_video
 
 RESULTS_DIR = Path(__file__).with_name("results")
+ROOT = RESULTS_DIR.parents[1]
+# The simulated figures' committed inputs (models/profiles/README.md): the edge profile measured on
+# the project's 2-core VM and the simulator's video table of 60 real frames per clip.
+COMMITTED_EDGE_PROFILE = "models/profiles/yolov3-tiny-416-cpu-t1-vm-2core.yaml"
+COMMITTED_VIDEO_TABLE = "models/profiles/video-yolov3-tiny-416-pretrained-vtest+Megamind-n60.npz"
 
 
 def sample_frames(count: int, stride: int = 1, start: int = 0) -> list[np.ndarray]:
@@ -53,3 +58,16 @@ def write_rate_trace(path: Path, steps: list[tuple[float, float]]) -> Path:
     """A bandwidth trace in the simulator's CSV format: each (time_s, Mbit/s) holds until the next."""
     path.write_text("time_s,bandwidth_mbps\n" + "".join(f"{t:g},{rate:g}\n" for t, rate in steps))
     return path
+
+
+def use_committed_video_table() -> None:
+    """The simulator reads its video table from the cache: put the committed one there (the same
+    name, so a table measured on this host is the same file)."""
+    import shutil
+
+    from l2p_ros.assets import cache_dir
+
+    target = cache_dir() / "simulation" / Path(COMMITTED_VIDEO_TABLE).name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / COMMITTED_VIDEO_TABLE, target)

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import COMMITTED_EDGE_PROFILE as PROFILE, save, use_committed_video_table  # noqa: E402
 
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.report import markdown_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILE = "models/profiles/yolov3-tiny-416-cpu-t1-vm-2core.yaml"
-TABLE = "models/profiles/video-yolov3-tiny-416-pretrained-vtest+Megamind-n60.npz"
 PPO = ["models/ppo/ppo-full.npz", "models/ppo/ppo-resource-only.npz", "models/ppo/ppo-no-network.npz",
        "models/ppo/ppo-complexity-only.npz"]
 PPO_2X = [path.replace("models/ppo/", "models/ppo/edge-2x/") for path in PPO]
@@ -36,9 +33,10 @@ RUNS = {
     "paper": ("l2p-paper, the measured edge, with PPO (30 simulated minutes, seed 0)",
               dict(scenario="l2p-paper", minutes=30, seed=0, ppo=PPO),
               f"--scenario l2p-paper --minutes 30 --seed 0 --ppo {','.join(PPO)}"),
-    "paper-edge-2x": ("l2p-paper, an edge twice as slow (derived), with its PPO (30 minutes, seed 0)",
-                      dict(scenario="l2p-paper", minutes=30, seed=0, edge_speed_factor=0.5, ppo=PPO_2X),
-                      f"--scenario l2p-paper --minutes 30 --seed 0 --edge-speed-factor 0.5 --ppo {','.join(PPO_2X)}"),
+    # The policies under models/ppo/edge-2x/ were trained on an edge twice as fast: evaluate them there.
+    "paper-edge-2x": ("l2p-paper, an edge twice as fast (derived), with its PPO (30 minutes, seed 0)",
+                      dict(scenario="l2p-paper", minutes=30, seed=0, edge_speed_factor=2.0, ppo=PPO_2X),
+                      f"--scenario l2p-paper --minutes 30 --seed 0 --edge-speed-factor 2 --ppo {','.join(PPO_2X)}"),
     "paper-jetson": ("l2p-paper, a Jetson-class edge (a quarter as fast, derived; 10 minutes, seed 0)",
                      dict(scenario="l2p-paper", minutes=10, seed=0, edge_speed_factor=0.25),
                      "--scenario l2p-paper --minutes 10 --seed 0 --edge-speed-factor 0.25"),
@@ -51,6 +49,47 @@ RUNS = {
                  "--scenario three-tier-backhaul --minutes 10 --seed 0"),
 }
 
+# name -> (heading, evaluate() arguments without the seed, the seeds, the equivalent command's options):
+# the same scenario over further seeds, one compact table (seed 0 is the full section above).
+SWEEP_POLICIES = ["static-optimal", "best-fixed", "greedy", "dads", "score", "oracle"]
+SEED_SWEEPS = {
+    "paper-seeds": ("l2p-paper, the measured edge, seeds 1-3 (30 minutes each)",
+                    dict(scenario="l2p-paper", minutes=30, ppo=PPO), [1, 2, 3],
+                    f"--scenario l2p-paper --minutes 30 --seed S --policies {','.join(SWEEP_POLICIES)} "
+                    f"--ppo {','.join(PPO)}"),
+    "paper-edge-2x-seeds": ("l2p-paper, an edge twice as fast (derived), seeds 1-3 (30 minutes each)",
+                            dict(scenario="l2p-paper", minutes=30, edge_speed_factor=2.0, ppo=PPO_2X), [1, 2, 3],
+                            f"--scenario l2p-paper --minutes 30 --seed S --edge-speed-factor 2 "
+                            f"--policies {','.join(SWEEP_POLICIES)} --ppo {','.join(PPO_2X)}"),
+}
+
+
+def _evaluate(options: dict, **extra):
+    options = dict(options, **extra)
+    ppo = options.pop("ppo", None)
+    return evaluate(options.pop("scenario"), "yolov3-tiny", edge_profile=Path(PROFILE),
+                    extra_policies=_ppo(ppo) if ppo else None, progress=False, log=lambda *_: None, **options)
+
+
+def _seed_table(evaluations: dict[int, object]) -> str:
+    """One row per method, one column per seed: mean ms / std ms / improvement over static optimal /
+    deadline misses; the lower bound's mean last."""
+    seeds = list(evaluations)
+    lines = ["Each cell: mean ms / std ms / improvement over static optimal / deadline misses.", "",
+             "| method | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
+             "|---|" + "---|" * len(seeds)]
+    for name in next(iter(evaluations.values())).runs:
+        cells = []
+        for evaluation in evaluations.values():
+            summary = evaluation.runs[name].summary
+            improvement = summary.get("improvement_over_static_optimal_pct")
+            cells.append(f"{summary['latency_ms']['mean']:.1f} / {summary['latency_ms']['std']:.1f} / "
+                         f"{'-' if improvement is None else f'{improvement:+.1f}%'} / {summary['deadline_misses']}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("| lower bound (mean) | " + " | ".join(
+        f"{evaluation.meta['lower_bound']['mean_ms']:.1f}" for evaluation in evaluations.values()) + " |")
+    return "\n".join(lines) + "\n"
+
 
 def _ppo(paths: list[str]) -> dict:
     from l2p_ros.policies.learned import LearnedPolicy
@@ -62,39 +101,37 @@ def _ppo(paths: list[str]) -> dict:
     return policies
 
 
-def _cached_table() -> None:
-    """The simulator reads its video table from the cache: put the committed one there."""
-    from l2p_ros.assets import cache_dir
-
-    target = cache_dir() / "simulation" / Path(TABLE).name
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ROOT / TABLE, target)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "evaluation_current.md")
-    parser.add_argument("--only", nargs="*", choices=sorted(RUNS), help="regenerate these sections only")
+    parser.add_argument("--only", nargs="*", choices=sorted([*RUNS, *SEED_SWEEPS]),
+                        help="write these sections only (to try a change; the committed file has them all)")
     args = parser.parse_args()
     args.out = args.out.resolve()
     os.chdir(ROOT)  # inputs by their repository paths, so that the tables name no checkout
-    _cached_table()
+    use_committed_video_table()
     sections, figures = [], {}
     for name, (heading, options, command) in RUNS.items():
         if args.only and name not in args.only:
             continue
-        options = dict(options)
-        ppo = options.pop("ppo", None)
         started = time.monotonic()
-        evaluation = evaluate(options.pop("scenario"), "yolov3-tiny", edge_profile=Path(PROFILE),
-                              extra_policies=_ppo(ppo) if ppo else None, progress=False,
-                              log=lambda *_: None, **options)
+        evaluation = _evaluate(options)
         print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
         table = markdown_table(evaluation).split("\n", 2)[2]  # without its own title
         sections.append(f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n{table}")
         figures[name] = {policy: run.summary for policy, run in evaluation.runs.items()}
         figures[name]["lower_bound"] = evaluation.meta["lower_bound"]
+    for name, (heading, options, seeds, command) in SEED_SWEEPS.items():
+        if args.only and name not in args.only:
+            continue
+        started = time.monotonic()
+        evaluations = {seed: _evaluate(options, seed=seed, policies=SWEEP_POLICIES) for seed in seeds}
+        print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        sections.append(f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n"
+                        f"{_seed_table(evaluations)}")
+        figures[name] = {seed: {**{policy: run.summary for policy, run in evaluation.runs.items()},
+                                "lower_bound": evaluation.meta["lower_bound"]}
+                         for seed, evaluation in evaluations.items()}
     header = ("# Evaluation tables, regenerated\n\n"
               "Generated by `python bench/evaluation_tables.py` from committed inputs only (the script's "
               "docstring lists them); do not edit by hand. All figures are simulated. `decisions/s` is "

@@ -290,7 +290,7 @@ def cmd_evaluate(args) -> int:
 
 
 def _add_world_args(p) -> None:
-    """The simulated world's model, profiles and video (``evaluate`` and ``train-ppo`` alike)."""
+    """The simulated world's model, profiles, video and frame costs (``evaluate`` and ``train-ppo`` alike)."""
     p.add_argument("--model", default="yolov3-tiny", help="yolov3, yolov3-tiny or a Darknet .cfg path")
     p.add_argument("--edge-profile", type=Path, default=None, help="default: measured on this host")
     p.add_argument("--edge-speed-factor", type=_positive_float, default=1.0,
@@ -303,6 +303,12 @@ def _add_world_args(p) -> None:
     p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
     p.add_argument("--bottlenecks", nargs="*", default=(), metavar="NAME",
                    help="learned bottlenecks (models/bottleneck/ names or paths) the policies may choose")
+    p.add_argument("--frame-costs", default="committed", metavar="FILE|committed|none",
+                   help="measured encode, decode, complexity and decision times the simulator charges: a "
+                        "frame-costs file, 'committed' (default: the repository's for the model, if any) or 'none'")
+    p.add_argument("--image-codec", type=_image_codec, default=None,
+                   help="image offload's codec (default: the scenario's, jpeg-q75; jpeg-full-q75 sends the "
+                        "camera-size image, as every figure written before network-resolution offload did)")
 
 
 def _at_least(convert, minimum: float, strict: bool = False):
@@ -355,12 +361,6 @@ def _add_evaluate_parser(sub) -> None:
     _add_world_args(p)
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: the scenario's)")
     p.add_argument("--deadline-ms", type=float, default=None, help="deadline (default: the scenario's)")
-    p.add_argument("--frame-costs", default="committed", metavar="FILE|committed|none",
-                   help="measured encode, decode, complexity and decision times the simulator charges: a "
-                        "frame-costs file, 'committed' (default: the repository's for the model, if any) or 'none'")
-    p.add_argument("--image-codec", type=_image_codec, default=None,
-                   help="image offload's codec (default: the scenario's, jpeg-q75; jpeg-full-q75 sends the "
-                        "camera-size image, as every figure written before network-resolution offload did)")
     p.add_argument("--ppo", default=None, help="trained policy files (l2p train-ppo), comma separated; each is "
                    "reported under its own name (ppo, ppo-resource-only, ...)")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"))
@@ -391,6 +391,8 @@ def cmd_train_ppo(args) -> int:
     from l2p_ros.simulation.world import build_world
 
     scenario = get_scenario(args.scenario)
+    if args.image_codec:
+        scenario = dataclasses.replace(scenario, image_codec=args.image_codec)
     world = build_world(args.model, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                         cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
                         frames_per_clip=args.video_frames, bottlenecks=args.bottlenecks,
@@ -402,10 +404,13 @@ def cmd_train_ppo(args) -> int:
                "--timesteps", str(config.timesteps), "--seed", str(config.seed), "--threads", str(args.threads),
                "--model", str(args.model), "--edge-speed-factor", f"{args.edge_speed_factor:g}",
                "--cloud-speed-factor", f"{args.cloud_speed_factor:g}",
-               "--video-frames", str(args.video_frames), "--out", str(args.out)]
+               "--video-frames", str(args.video_frames), "--frame-costs", str(args.frame_costs),
+               "--image-codec", scenario.image_codec, "--out", str(args.out)]
     for flag, path in (("--edge-profile", args.edge_profile), ("--cloud-profile", args.cloud_profile)):
         command += [flag, str(path)] if path else []
+    command += ["--bottlenecks", *args.bottlenecks] if args.bottlenecks else []
     policy = train_ppo(world, scenario, args.ablation, config, command=shlex.join(command),
+                       frame_costs=None if args.frame_costs == "none" else args.frame_costs,
                        log=lambda text: print(text, file=sys.stderr)).policy
     path = policy.save(args.out)
     training = policy.metadata["training"]

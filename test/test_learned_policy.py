@@ -180,3 +180,17 @@ def test_cli_train_then_evaluate_with_ppo(tmp_path, capsys, monkeypatch):
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert {"ppo-no-network", "ppo-no-network:ppo-no-network"} <= set(results["policies"])
     assert main(["train-ppo", "--ablation", "bogus", "--timesteps", "10", "--out", str(out)]) == 2
+
+
+def test_training_charges_the_frame_costs_evaluation_charges():
+    """A policy trained where encoding, decoding, complexity and deciding are free would meet them
+    only when evaluated or deployed: training charges the committed frame costs by default, the
+    same rollouts cost more, and the file says which costs its world had."""
+    charged = train_ppo(small_world(), PAPER, "full", TINY, progress=False).policy.metadata["training"]
+    free = train_ppo(small_world(), PAPER, "full", TINY, frame_costs=None, progress=False).policy.metadata["training"]
+    assert charged["world"]["frame_costs"]["charged"] and not free["world"]["frame_costs"]["charged"]
+    assert charged["world"]["frame_costs"]["file"].startswith("models/profiles/frame-costs-yolov3-tiny-")
+    assert charged["world"]["image_codec"] == PAPER.image_codec
+    # The same seed samples the same first actions: the first rollout differs by the costs alone.
+    per_frame = charged["world"]["frame_costs"]["per_frame_ms"]
+    assert charged["curve"][0]["mean_latency_ms"] >= free["curve"][0]["mean_latency_ms"] + sum(per_frame.values())

@@ -26,7 +26,7 @@ from l2p_ros.policies.baselines import FixedCut, OraclePolicy
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Policy, SystemState
 from l2p_ros.simulation.bound import frame_lower_bounds
-from l2p_ros.simulation.frame_costs import COMMITTED_DIR, committed_frame_costs, load_frame_costs
+from l2p_ros.simulation.frame_costs import frame_costs_source, resolve_frame_costs
 from l2p_ros.simulation.scenarios import Scenario, get_scenario, trace_scenario
 from l2p_ros.simulation.simulator import SimulationConfig, SimulationLog, Simulator
 from l2p_ros.simulation.world import DEFAULT_CLOUD_SPEED_FACTOR, World, build_world
@@ -152,9 +152,7 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                                  frames_per_clip=frames_per_clip, bottlenecks=bottlenecks,
                                  log=log, progress_factory=progress_factory)
     world = world.for_scenario(scenario)  # a fog tier when the scenario has one
-    if frame_costs == "committed":
-        frame_costs = committed_frame_costs(str(model))
-    costs = load_frame_costs(frame_costs) if frame_costs is not None else None
+    frame_costs, costs = resolve_frame_costs(frame_costs, str(model))
     config = SimulationConfig(fps=scenario.fps if fps is None else fps,
                               deadline_ms=scenario.deadline_ms if deadline_ms is None else deadline_ms,
                               **{"frame_costs": costs, **(simulation_options or {})})
@@ -176,7 +174,7 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                      "tiers": 3 if world.fog_profile is not None else 2,
                      "estimator": vars(config.estimator), "nominal_state": vars(nominal)},
         "model": world.model_name,
-        "sources": {**world.sources, "frame_costs": _frame_costs_source(frame_costs, costs)},
+        "sources": {**world.sources, "frame_costs": frame_costs_source(frame_costs, costs)},
     }
     bounds = frame_lower_bounds(simulator(), scenario.codec, scenario.image_codec)
     meta["lower_bound"] = {
@@ -209,18 +207,6 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
     if costs is not None:
         evaluation.meta["sources"]["frame_costs"]["uncharged_codecs"] = sorted(costs.uncharged)
     return evaluation
-
-
-def _frame_costs_source(path, costs) -> dict:
-    if costs is None:
-        return {"charged": False, "note": "encoding, decoding, frame complexity and the decision are not simulated"}
-    try:  # the repository's own file by its repository path, so that results do not name this checkout
-        path = Path(path).resolve().relative_to(COMMITTED_DIR.parents[1])
-    except ValueError:
-        pass
-    return {"charged": True, "file": str(path), "machine": costs.machine, "sources": costs.sources,
-            "per_frame_ms": costs.per_frame_ms,
-            "note": "measured; charged to the edge (complexity, decision, encoding) and the receiving tier (decoding)"}
 
 
 def _best_fixed(world: World, scenario: Scenario, run) -> PolicyRun:

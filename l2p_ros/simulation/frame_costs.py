@@ -87,3 +87,24 @@ def committed_frame_costs(model: str) -> Path | None:
     is none (another model, or an installed package without the repository's models/)."""
     found = sorted(COMMITTED_DIR.glob(f"frame-costs-{model}-*.yaml"))
     return found[0] if found else None
+
+
+def resolve_frame_costs(frame_costs: str | Path | None, model: str) -> tuple[Path | None, FrameCosts | None]:
+    """``frame_costs`` as ``l2p evaluate`` and ``l2p train-ppo`` take it (a file, ``"committed"`` for
+    the repository's file of ``model``, or None): the file and its costs, (None, None) when none."""
+    if frame_costs == "committed":
+        frame_costs = committed_frame_costs(model)
+    return (Path(frame_costs), load_frame_costs(frame_costs)) if frame_costs is not None else (None, None)
+
+
+def frame_costs_source(path, costs) -> dict:
+    """Where a run's frame costs came from, for its results and a trained policy's metadata."""
+    if costs is None:
+        return {"charged": False, "note": "encoding, decoding, frame complexity and the decision are not simulated"}
+    try:  # the repository's own file by its repository path, so that results do not name this checkout
+        path = Path(path).resolve().relative_to(COMMITTED_DIR.parents[1])
+    except ValueError:
+        pass
+    return {"charged": True, "file": str(path), "machine": costs.machine, "sources": costs.sources,
+            "per_frame_ms": costs.per_frame_ms,
+            "note": "measured; charged to the edge (complexity, decision, encoding) and the receiving tier (decoding)"}

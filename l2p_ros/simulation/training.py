@@ -15,13 +15,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 
 from l2p_ros.policies.learned import LearnedPolicy
 from l2p_ros.simulation.env import PartitionEnv, RewardConfig
 from l2p_ros.policies.observation import ABLATIONS, ObservationSpec
+from l2p_ros.simulation.frame_costs import frame_costs_source, resolve_frame_costs
 from l2p_ros.simulation.scenarios import Scenario
+from l2p_ros.simulation.simulator import SimulationConfig
 from l2p_ros.simulation.world import World
 
 TRAINING_BUDGET_S = 15 * 60  # paper-scenario training within 15 minutes on 2 CPU cores
@@ -146,9 +149,10 @@ def verify_export(model, policy: LearnedPolicy, observations: np.ndarray) -> dic
 
 
 def _simulated_observations(world: World, scenario: Scenario, spec: ObservationSpec, policy: LearnedPolicy,
-                            episode_s: float, seed: int) -> np.ndarray:
+                            episode_s: float, seed: int, simulation: SimulationConfig) -> np.ndarray:
     """Observations the policy meets in one episode it plays itself (the states it actually sees)."""
-    env = PartitionEnv(world, scenario, observation=spec, candidates=policy.candidates, episode_s=episode_s)
+    env = PartitionEnv(world, scenario, observation=spec, candidates=policy.candidates, episode_s=episode_s,
+                       config=simulation)
     observation, _ = env.reset(seed=seed)
     seen, truncated = [observation], False
     while not truncated:
@@ -167,9 +171,13 @@ class TrainingRun:
 
 
 def train_ppo(world: World, scenario: Scenario, ablation: str = "full", config: PpoConfig = PpoConfig(), *,
-              progress: bool = True, command: str | None = None, log=print) -> TrainingRun:
+              frame_costs: str | Path | None = "committed", progress: bool = True, command: str | None = None,
+              log=print) -> TrainingRun:
     """Train PPO on ``scenario`` in ``world`` with the ``ablation``'s observation and export it.
 
+    ``frame_costs``: what the simulator charges per frame, as :func:`~l2p_ros.simulation.evaluation.evaluate`
+    takes it (default the committed file): a policy trained where these costs are free meets them
+    when it is evaluated or deployed.
     ``command``: how this run was started, recorded so the file can be reproduced.
     """
     import torch
@@ -180,11 +188,14 @@ def train_ppo(world: World, scenario: Scenario, ablation: str = "full", config: 
         raise ValueError(f"unknown ablation {ablation!r}; known: {', '.join(ABLATIONS)}")
     spec = ObservationSpec.ablation(ablation)
     candidates = world.candidates(scenario.codec, scenario.image_codec)
+    costs_path, costs = resolve_frame_costs(frame_costs, world.model_name)
+    simulation = SimulationConfig(fps=scenario.fps, deadline_ms=scenario.deadline_ms, frame_costs=costs)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)
     try:
         envs = DummyVecEnv([lambda: PartitionEnv(world, scenario, observation=spec, candidates=candidates,
-                                                 episode_s=config.episode_s, reward=config.reward)] * config.n_envs)
+                                                 episode_s=config.episode_s, reward=config.reward,
+                                                 config=simulation)] * config.n_envs)
         model = PPO("MlpPolicy", envs, learning_rate=config.learning_rate, n_steps=config.n_steps,
                     batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
                     gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
@@ -208,14 +219,17 @@ def train_ppo(world: World, scenario: Scenario, ablation: str = "full", config: 
                 "torch_threads": config.torch_threads, "command": command,
                 "config": {**asdict(config), "hidden_sizes": list(config.hidden_sizes)},
                 "libraries": {name: version(name) for name in ("stable-baselines3", "torch", "gymnasium", "numpy")},
-                "world": world.sources, "simulated": True, "curve": _thin(callback.curve),
+                "world": {**world.sources, "image_codec": scenario.image_codec,
+                          "frame_costs": frame_costs_source(costs_path, costs)},
+                "simulated": True, "curve": _thin(callback.curve),
             },
         }
         policy = export_actor(model, spec, candidates, metadata)
         rng = np.random.default_rng(config.seed)
         observations = np.concatenate([
             rng.random((4096, spec.size), dtype=np.float32),
-            _simulated_observations(world, scenario, spec, policy, min(config.episode_s, 60.0), config.seed),
+            _simulated_observations(world, scenario, spec, policy, min(config.episode_s, 60.0), config.seed,
+                                    simulation),
         ])
         metadata["training"]["verification"] = verify_export(model, policy, observations)
     finally:
