@@ -2,16 +2,20 @@
 
     python bench/frame_costs.py [--out models/profiles/frame-costs-yolov3-tiny-416-cpu-vm-2core.yaml]
 
-From measurements already saved by three benches on this machine (rerun them to re-measure):
+From measurements already saved by four benches on this machine (rerun them to re-measure):
 bench/bench_codec.py (tensor codecs' encode and decode at several cuts, fitted as a line in the
 crossing's fp32 MB), bench/bench_image_offload.py (image codecs' encode and receive, averaged
-over its two videos) and bench/bench_decision.py (frame complexity, and a searching policy's
-decision). Writes the file l2p_ros.simulation.frame_costs reads.
+over its two videos), bench/bench_decision.py (frame complexity, and a searching policy's
+decision) and bench/bench_bottleneck.py (each shipped bottleneck's encode and decode: the mean of
+the bench's rows for a bottleneck of the same cut, channels and bits, over every frame set: the
+cost depends on the network's shape, not its weights). Writes the file
+l2p_ros.simulation.frame_costs reads.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -23,6 +27,7 @@ RESULTS = ROOT / "bench" / "results"
 CODEC = RESULTS / "codec_yolov3-tiny_416.json"
 IMAGE = RESULTS / "image_offload_yolov3-tiny_416.json"
 DECISION = RESULTS / "decision_cost.json"
+BOTTLENECK = RESULTS / "bottleneck_yolov3-tiny_416.json"
 
 
 def _load(path: Path) -> dict:
@@ -51,11 +56,35 @@ def _fill_qualities(image_costs: dict) -> list[str]:
     return added
 
 
+def _bottleneck_costs(results: dict) -> dict:
+    """``bn:NAME`` -> encode and decode ms for each bottleneck in models/bottleneck/, from the bench's
+    rows (named ``bn:<scene>-c<channels>-b<bits>``) of the same cut, channels and bits."""
+    from l2p_ros.bottleneck_file import read_bottleneck
+
+    rows: dict[tuple, list[dict]] = {}
+    for frame_set in results["results"].values():
+        for row in frame_set:
+            shape = re.fullmatch(r"bn:.+-c(\d+)-b(\d+)", row["codec"])
+            if shape:
+                rows.setdefault((int(row["cut"]), int(shape[1]), int(shape[2])), []).append(row)
+    costs = {}
+    for path in sorted((ROOT / "models" / "bottleneck").glob("*.safetensors")):
+        info, _ = read_bottleneck(path)
+        same = rows.get((info.cut_after_layer, info.channels, info.bits))
+        if not same:
+            print(f"{path.name}: the bottleneck bench has no cut {info.cut_after_layer}, {info.channels} channels, "
+                  f"{info.bits} bits: left uncharged", file=sys.stderr)
+            continue
+        costs[f"bn:{path.stem}"] = {key: round(statistics.mean(row[key] for row in same), 4)
+                                    for key in ("encode_ms", "decode_ms")}
+    return costs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "models/profiles/frame-costs-yolov3-tiny-416-cpu-vm-2core.yaml")
     args = parser.parse_args()
-    codec, image, decision = _load(CODEC), _load(IMAGE), _load(DECISION)
+    codec, image, decision, bottleneck = _load(CODEC), _load(IMAGE), _load(DECISION), _load(BOTTLENECK)
     image_codecs: dict[str, dict] = {}
     for rows in image["results"].values():
         for row in rows:
@@ -70,11 +99,14 @@ def main() -> int:
         {"tensor_codecs": f"bench/results/{CODEC.name} ({json.dumps(codec['args'])})",
          "image_codecs": f"bench/results/{IMAGE.name} ({image['command']})",
          "per_frame": f"bench/results/{DECISION.name} (complexity; greedy's decision)",
+         "bottleneck_codecs": f"bench/results/{BOTTLENECK.name} ({bottleneck['command']}; rows of the same cut, "
+                              "channels and bits, every frame set)",
          "interpolated": f"{', '.join(interpolated)}: between the measured qualities either side"},
         {"complexity": round(decision["complexity_us"]["median_us"] / 1e3, 4), "decision": round(greedy / 1e3, 4)},
-        image_costs, fit_tensor_codecs(codec["rows"]))
+        image_costs, fit_tensor_codecs(codec["rows"]), _bottleneck_costs(bottleneck))
     costs.save(args.out)
     print(f"wrote {args.out}: {len(image_costs)} image codecs, {len(costs.tensor_codecs)} tensor codecs, "
+          f"{len(costs.bottleneck_codecs)} bottlenecks, "
           f"{costs.edge_per_frame_ms:.2f} ms per frame on the edge")
     return 0
 

@@ -181,4 +181,7 @@ def test_frame_costs_load_and_charge_every_codec_the_simulator_plays(path):
         assert costs.encode_ms(codec, 0) > 0 and costs.decode_ms(codec, 0) > 0, codec
     for codec in table.tensor_codecs:
         assert costs.encode_ms(codec, 1e6) > 0 and costs.decode_ms(codec, 1e6) > 0, codec
+    for bottleneck in sorted((PROFILES_DIR.parent / "bottleneck").glob("*.safetensors")):  # every shipped one
+        codec = f"bn:{bottleneck.stem}"
+        assert costs.encode_ms(codec, 1e6) > 0 and costs.decode_ms(codec, 1e6) > 0, codec
     assert not costs.uncharged

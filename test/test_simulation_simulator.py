@@ -127,6 +127,27 @@ def test_measured_frame_costs_are_charged_where_they_run():
     assert not costs.uncharged
 
 
+def test_frame_costs_without_bottlenecks_still_load_and_name_what_they_leave_out(tmp_path):
+    """A file written before bottleneck costs were collected (schema 1) loads; a bottleneck it does
+    not price is charged nothing and named as uncharged."""
+    import yaml
+
+    from l2p_ros.simulation.frame_costs import committed_frame_costs, load_frame_costs
+
+    data = yaml.safe_load(committed_frame_costs("yolov3-tiny").read_text())
+    data["schema"] = "l2p-frame-costs/1"
+    del data["bottleneck_codecs"]
+    old = tmp_path / "frame-costs-v1.yaml"
+    old.write_text(yaml.safe_dump(data))
+    costs = load_frame_costs(old)
+    assert costs.bottleneck_codecs == {} and costs.encode_ms("jpeg-q75", 0) > 0
+    assert costs.encode_ms("bn:vtest-street", 1e6) == 0.0 and costs.uncharged == {"bn:vtest-street"}
+    data["schema"] = "l2p-frame-costs/9"
+    old.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="l2p-frame-costs/9"):
+        load_frame_costs(old)
+
+
 def test_edge_only_ignores_bandwidth_and_cloud_only_does_not():
     layers = small_world().graph.num_layers
     # 5 frames/s: no stage is a bottleneck, so every frame is processed at either bandwidth.

@@ -7,9 +7,12 @@ benches measured on one machine (:meth:`FrameCosts.save`, from bench/frame_costs
 - ``per_frame_ms``: complexity and decision, charged to the edge for every frame;
 - ``image_codecs``: encode (edge) and receive (decode and letterbox, next tier) ms per image codec;
 - ``tensor_codecs``: encode and decode ms per tensor codec as ``a + b * MB``, MB being the fp32
-  size of the crossing tensors: a least-squares line over the cuts the codec bench measured.
+  size of the crossing tensors: a least-squares line over the cuts the codec bench measured;
+- ``bottleneck_codecs``: encode (encoder + zstd, edge) and decode (zstd + decoder, next tier) ms
+  of each shipped learned bottleneck (``bn:NAME``), from the bottleneck bench's rows of the same
+  cut, channels and bits.
 
-Codecs a file does not hold (a learned bottleneck's) are charged nothing and named in
+Codecs a file does not hold (a bottleneck of your own) are charged nothing and named in
 :attr:`FrameCosts.uncharged`, so a summary can say what was left out.
 """
 from __future__ import annotations
@@ -21,7 +24,8 @@ import numpy as np
 
 from l2p_ros.measure.profile import read_versioned_yaml, save_yaml
 
-SCHEMA = "l2p-frame-costs/1"
+SCHEMA = "l2p-frame-costs/2"
+SCHEMA_V1 = "l2p-frame-costs/1"  # no bottleneck_codecs
 # The committed measurements, in a source checkout (models/profiles/ beside the package).
 COMMITTED_DIR = Path(__file__).resolve().parents[2] / "models" / "profiles"
 
@@ -34,6 +38,7 @@ class FrameCosts:
     per_frame_ms: dict  # complexity, decision
     image_codecs: dict  # codec -> {encode_ms, receive_ms}
     tensor_codecs: dict  # codec -> {encode: [a_ms, b_ms_per_mb], decode: [a, b]}
+    bottleneck_codecs: dict = field(default_factory=dict)  # bn:NAME -> {encode_ms, decode_ms}
     uncharged: set[str] = field(default_factory=set)
 
     @property
@@ -49,6 +54,8 @@ class FrameCosts:
     def _codec_ms(self, codec: str, fp32_bytes: float, image_key: str, tensor_key: str) -> float:
         if codec in self.image_codecs:
             return float(self.image_codecs[codec][image_key])
+        if codec in self.bottleneck_codecs:
+            return float(self.bottleneck_codecs[codec][f"{tensor_key}_ms"])
         if codec in self.tensor_codecs:
             intercept, slope = self.tensor_codecs[codec][tensor_key]
             return max(0.0, intercept + slope * fp32_bytes / 1e6)
@@ -58,13 +65,13 @@ class FrameCosts:
     def save(self, path: str | Path) -> None:
         save_yaml(path, {"schema": SCHEMA, "model": self.model, "machine": self.machine, "sources": self.sources,
                          "per_frame_ms": self.per_frame_ms, "image_codecs": self.image_codecs,
-                         "tensor_codecs": self.tensor_codecs})
+                         "tensor_codecs": self.tensor_codecs, "bottleneck_codecs": self.bottleneck_codecs})
 
 
 def load_frame_costs(path: str | Path) -> FrameCosts:
-    data = read_versioned_yaml(path, SCHEMA, "frame costs")
+    data = read_versioned_yaml(path, SCHEMA, "frame costs", older=(SCHEMA_V1,))
     return FrameCosts(data["model"], data["machine"], data["sources"], data["per_frame_ms"], data["image_codecs"],
-                      data["tensor_codecs"])
+                      data["tensor_codecs"], data.get("bottleneck_codecs", {}))
 
 
 def fit_tensor_codecs(rows: list[dict]) -> dict:
