@@ -5,7 +5,8 @@
 Every run uses only committed files: the edge profile measured on the project's 2-core VM
 (models/profiles/yolov3-tiny-416-cpu-t1-vm-2core.yaml), the cloud derived from it at 20x, the
 video table of 60 real frames per clip (copied into the simulator's cache when missing), the
-measured frame costs, the committed PPO policies. Today's defaults: images at network resolution
+measured frame costs, the committed PPO policies, and one trace (bench/traces/: the testbed's
+stepped link with the edge half busy). Today's defaults: images at network resolution
 (jpeg-q75), frame costs charged. Each section says the command that reproduces it by hand.
 Writes one markdown file (generated: edit this script, not the file) and bench/results/evaluation_tables.json.
 """
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PPO = ["models/ppo/ppo-full.npz", "models/ppo/ppo-resource-only.npz", "models/ppo/ppo-no-network.npz",
        "models/ppo/ppo-complexity-only.npz"]
 PPO_2X = [path.replace("models/ppo/", "models/ppo/edge-2x/") for path in PPO]
+STEP_TRACE = "bench/traces/step_40_1_40_load50.csv"
+STEP_POLICIES = ["edge-only", "cloud-only", "static-optimal", "greedy", "dads", "score", "oracle"]
 
 # name -> (heading, evaluate() arguments besides the world's, the equivalent command's options)
 RUNS = {
@@ -43,6 +46,15 @@ RUNS = {
     "paper-20fps": ("l2p-paper at 20 frames/s, where frames queue (10 minutes, seed 1)",
                     dict(scenario="l2p-paper", minutes=10, seed=1, fps=20.0),
                     "--scenario l2p-paper --minutes 10 --seed 1 --fps 20"),
+    # Outside what the policies trained on: the link falls to 1 Mbit/s while the edge is half busy.
+    "step-load": ("the testbed's 40 / 1 / 40 Mbit/s step with the edge half busy, outside PPO's training (1 minute)",
+                  dict(scenario=STEP_TRACE, minutes=1, seed=0, policies=STEP_POLICIES, ppo=PPO[:1]),
+                  f"--trace {STEP_TRACE} --minutes 1 --seed 0 --policies {','.join(STEP_POLICIES)} --ppo {PPO[0]}"),
+    "step-load-edge-2x": ("the same step on an edge twice as fast (derived), with its PPO (1 minute)",
+                          dict(scenario=STEP_TRACE, minutes=1, seed=0, edge_speed_factor=2.0, policies=STEP_POLICIES,
+                               ppo=PPO_2X[:1]),
+                          f"--trace {STEP_TRACE} --minutes 1 --seed 0 --edge-speed-factor 2 "
+                          f"--policies {','.join(STEP_POLICIES)} --ppo {PPO_2X[0]}"),
     "throttle": ("three-tier-throttle (3 minutes, seed 0)", dict(scenario="three-tier-throttle", minutes=3, seed=0),
                  "--scenario three-tier-throttle --minutes 3 --seed 0"),
     "backhaul": ("three-tier-backhaul (10 minutes, seed 0)", dict(scenario="three-tier-backhaul", minutes=10, seed=0),

@@ -58,7 +58,7 @@ def test_the_bound_is_reached_where_nothing_waits():
 
 
 class Alternate(Policy):
-    """Every other frame on the edge, the others offloaded as images: neither server queues."""
+    """Every other frame on the edge, the others offloaded as images."""
 
     name = "alternate"
 
@@ -76,18 +76,20 @@ class Alternate(Policy):
 
 def test_the_myopic_oracle_is_beaten_where_frames_queue():
     """Frames every 50 ms, a loaded edge (~2x its profile) and a link that carries an image in
-    ~60 ms: alone, each frame is fastest offloaded, so the oracle offloads every frame and the link
-    queues; alternating edge and link keeps both idle and is faster on average, though never below
-    the bound."""
+    ~100 ms. The oracle sees both backlogs (the edge's queue, the uplink's in the RTT) but only for
+    the frame in front of it: it offloads while the link's backlog is shorter than the edge's
+    time, and lets the link queue to that point. Alternating edge and link keeps both short and is
+    faster on average (137 against 155 ms when written), though never below the bound."""
     world = small_world()
     image_bytes = 24_000  # about the busy street's JPEG at network resolution
-    scenario = constant_scenario(image_bytes * 8 / 60e3, edge_load=0.5, fps=20.0, rtt_ms=5.0)
+    scenario = constant_scenario(image_bytes * 8 / 100e3, edge_load=0.5, fps=20.0, rtt_ms=5.0)
     config = SimulationConfig(fps=scenario.fps)
     sim = world.simulator(scenario, 20.0, 0, config)
     oracle = sim.run(OraclePolicy(sim.true_model, (scenario.codec,), scenario.image_codec))
     alternate = world.simulator(scenario, 20.0, 0, config).run(Alternate(world.graph.num_layers, scenario.image_codec))
     bounds = frame_lower_bounds(world.simulator(scenario, 20.0, 0, config), scenario.codec, scenario.image_codec)
-    assert np.nanmean(alternate.latency_ms) < 0.8 * np.nanmean(oracle.latency_ms)
+    assert not alternate.skipped.any()
+    assert np.nanmean(alternate.latency_ms) < 0.92 * np.nanmean(oracle.latency_ms)
     for log in (oracle, alternate):
         frames = np.flatnonzero(log.processed)
         assert (log.latency_ms[frames] >= bounds[frames] - 1e-6).all()

@@ -90,3 +90,23 @@ def test_evaluate_reports_bad_input(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["evaluate", "--edge-speed-factor", factor, "--out", str(tmp_path)])
         assert "argument --edge-speed-factor: must be > 0" in capsys.readouterr().err
+
+
+def test_cost_model_policies_leave_a_congested_link_for_a_busy_edge():
+    """The link falls from 40 to 1 Mbit/s for 20 s while the edge is half busy: an image then takes
+    ~200 ms to send and the edge ~2x its profile. The policies see the uplink's backlog in the RTT
+    and the frames at the edge as its queue, so they run on the edge within a second or two of the
+    drop and stay there until the link is back. (When the simulator counted frames waiting for
+    the link as edge queue, greedy kept sending images into the backlog for 11 s.)"""
+    from pathlib import Path
+
+    trace = Path(__file__).resolve().parents[1] / "bench" / "traces" / "step_40_1_40_load50.csv"
+    evaluation = evaluate(trace, policies=["greedy", "dads", "oracle"], minutes=1, seed=0, world=small_world(),
+                          progress=False, log=lambda *args: None)
+    oracle_ms = evaluation.runs["oracle"].summary["latency_ms"]["mean"]
+    for name in ("greedy", "dads"):
+        log = evaluation.runs[name].log
+        slow = (log.time_s >= 22.0) & (log.time_s < 40.0) & log.processed
+        on_edge = np.array([log.partitions[p].is_edge_only(log.num_layers) for p in log.partition[slow]])
+        assert on_edge.mean() >= 0.9, (name, on_edge.mean())
+        assert evaluation.runs[name].summary["latency_ms"]["mean"] <= 1.15 * oracle_ms, name

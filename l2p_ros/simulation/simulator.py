@@ -32,13 +32,19 @@ yet through the vehicle's servers (edge and uplink) form the vehicle queue; a fr
 more than ``max_vehicle_queue`` of them is skipped (never processed, counted). Without
 ``frame_costs``, encoding, decoding, the frame's complexity and the decision take no time.
 
+The policies see the queue as the live monitors report it: the frames still at the edge as its
+queue, and the uplink's backlog in the RTT (the monitor's probes and the frames' receipts wait
+behind it). Counting frames waiting for the link as edge queue, as this simulator once did, made
+every cost-model policy charge the backlog to running on the edge and none to sending more:
+after the link fell to 1 Mbit/s with the edge half busy, greedy kept sending images into the
+backlog for 11 s (bench/traces/step_40_1_40_load50.csv).
+
 ``live_edge`` plays the vehicle as the live edge node schedules it (measured on the testbed, where
 the simulator without it was 21-24% slower than live for the searching policies):
 - latest frame wins: the edge holds one waiting frame, and a frame still waiting when the next
   arrives is dropped (``superseded``); ``max_vehicle_queue`` still bounds the frames in the uplink
   (live, the DDS writer keeps the last four);
-- the policies see what the live monitors report: the edge's own waiting frame as its queue (0
-  or 1), and the uplink's backlog in the RTT (the monitor's probes wait behind it);
+- the edge's queue the policies see is its own waiting frame (0 or 1);
 - ``frame_overhead_ms``: the pipeline's fixed time per frame outside the model's compute and the
   link (camera to edge, the decision, encoding and decoding, the result back), as measured live;
 - ``edge_background_load``: the share of the edge's CPU the pipeline's other processes take
@@ -95,8 +101,8 @@ class SimulationConfig:
 class FrameContext:
     """The frame awaiting a decision: its index, arrival time (s), video-table row, and the state
     as it truly is and as the monitors estimate it. Complexity and queue are known exactly; the
-    state's ``edge_queue_length`` is the vehicle queue (frames ahead still at the edge or in the
-    uplink's send buffer)."""
+    state's ``edge_queue_length`` counts the frames ahead still at the edge, and its RTT includes
+    the uplink's backlog."""
 
     index: int
     time_s: float
@@ -235,6 +241,7 @@ class Simulator:
         self._edge_free_s = self._link_free_s = self._cloud_free_s = 0.0
         self._fog_free_s = self._fog_link_free_s = 0.0
         self._vehicle_done_s: list[float] = []  # when each accepted frame leaves the vehicle
+        self._edge_done_s: list[float] = []  # when each accepted frame leaves the edge's server
         self._next = 0
         self.pending: FrameContext | None = None
         self._advance()
@@ -262,17 +269,19 @@ class Simulator:
             n, t = self._next, self._next / fps
             row = int(self.rows[n])
             self._vehicle_done_s = [d for d in self._vehicle_done_s if d > t]
+            self._edge_done_s = [d for d in self._edge_done_s if d > t]
             bandwidth, rtt, load = self.trace.at(t)
             est_bandwidth, est_rtt, est_load = self.estimator.estimate(t)
+            backlog_ms = max(0.0, self._link_free_s - t) * 1e3
+            est_rtt += backlog_ms  # probes and receipts wait behind the uplink's backlog
             drop = len(self._vehicle_done_s) > self.config.max_vehicle_queue
             if self.config.live_edge:
                 queue = int(self._edge_free_s > t)  # the frame waits in the edge's slot
-                est_rtt += max(0.0, self._link_free_s - t) * 1e3  # probes wait behind the uplink's backlog
                 # Still waiting when the next frame arrives: the next one replaces it.
                 superseded = n + 1 < self.num_frames and self._edge_free_s > (n + 1) / fps
                 drop = drop or superseded
             else:
-                queue = len(self._vehicle_done_s)
+                queue = len(self._edge_done_s)  # frames ahead still at the edge
                 superseded = False
             complexity = float(self.table.complexity[row])
             log = self.log
@@ -287,7 +296,7 @@ class Simulator:
                 continue
             self._payloads_at(row)
             self.pending = FrameContext(
-                n, t, row, self.true_state(n, queue),
+                n, t, row, self.true_state(n, queue, backlog_ms),
                 SystemState(bandwidth_mbps=est_bandwidth, rtt_ms=est_rtt, edge_load=est_load,
                             edge_queue_length=queue, frame_complexity=complexity, time_s=t, **self._fog_link))
             return skipped
@@ -303,6 +312,7 @@ class Simulator:
         (self._edge_free_s, self._link_free_s, self._cloud_free_s, self._fog_free_s,
          self._fog_link_free_s) = played.free_s
         self._vehicle_done_s.append(played.vehicle_done_s)
+        self._edge_done_s.append(self._edge_free_s)  # FIFO: the edge is next free when this frame leaves it
         latency_ms, service_ms = played.latency_ms, played.service_ms
         n, log = frame.index, self.log
         partition_id = self._partition_ids.get(partition)
@@ -325,11 +335,13 @@ class Simulator:
         """When each server is next free (s): edge, uplink, cloud, fog, fog -> cloud link."""
         return self._edge_free_s, self._link_free_s, self._cloud_free_s, self._fog_free_s, self._fog_link_free_s
 
-    def true_state(self, index: int, queue: int = 0) -> SystemState:
-        """The true conditions when frame ``index`` arrives, with ``queue`` frames ahead of it."""
+    def true_state(self, index: int, queue: int = 0, uplink_backlog_ms: float = 0.0) -> SystemState:
+        """The true conditions when frame ``index`` arrives, with ``queue`` frames ahead of it at the
+        edge and the uplink busy ``uplink_backlog_ms`` longer (in the RTT, as the monitors see it)."""
         t = index / self.config.fps
         bandwidth, rtt, load = self.trace.at(t)
-        return SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=load, edge_queue_length=queue,
+        return SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt + uplink_backlog_ms, edge_load=load,
+                           edge_queue_length=queue,
                            frame_complexity=float(self.table.complexity[self.rows[index]]), time_s=t,
                            **self._fog_link)
 
