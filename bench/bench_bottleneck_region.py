@@ -8,8 +8,9 @@ The link is held constant (RTT 20 ms, no edge load) so each row answers one ques
 bandwidth, on this edge, which partitions do greedy and the oracle choose, and what does the
 bottleneck change in mean latency and edge energy. Everything else is the l2p-paper world: the
 committed CPU profile (derived for the edge speed, labelled derived), the cloud derived at 20x,
-the paper's alternating scenes of real frames, network-resolution JPEG q75 for image offload and
-int8-channel+zstd for tensor cuts. Simulated (trace-driven). Writes
+the paper's alternating scenes of real frames (the committed video table), network-resolution JPEG
+q75 for image offload and int8-channel+zstd for tensor cuts, the committed frame costs (the
+bottleneck's encoder and decoder included). Simulated (trace-driven). Writes
 bench/results/bottleneck_region_yolov3-tiny.json.
 """
 from __future__ import annotations
@@ -20,14 +21,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import COMMITTED_EDGE_PROFILE, ROOT, save, use_committed_video_table  # noqa: E402
 
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.scenarios import trace_scenario  # noqa: E402
 from l2p_ros.simulation.world import build_world  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-EDGE_PROFILE = ROOT / "models" / "profiles" / "yolov3-tiny-416-cpu-t1-vm-2core.yaml"
+EDGE_PROFILE = ROOT / COMMITTED_EDGE_PROFILE
 POLICIES = ["greedy", "oracle"]
 
 
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--bottleneck", default="vtest-street")
     args = parser.parse_args()
+    use_committed_video_table()
     directory = Path(tempfile.mkdtemp(prefix="l2p-region-"))
     rows = []
     print(f"{'edge x':>6} {'Mbit/s':>7} {'bn':>3} | {'greedy ms':>9} {'J':>6} {'interior %':>10} | "

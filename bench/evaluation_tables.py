@@ -13,6 +13,7 @@ Writes one markdown file (generated: edit this script, not the file) and bench/r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ from common import COMMITTED_EDGE_PROFILE as PROFILE, save, use_committed_video_
 
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.report import markdown_table  # noqa: E402
+from l2p_ros.simulation.scenarios import get_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PPO = ["models/ppo/ppo-full.npz", "models/ppo/ppo-resource-only.npz", "models/ppo/ppo-no-network.npz",
@@ -61,42 +63,73 @@ RUNS = {
                  "--scenario three-tier-backhaul --minutes 10 --seed 0"),
 }
 
-# name -> (heading, evaluate() arguments without the seed, the seeds, the equivalent command's options):
-# the same scenario over further seeds, one compact table (seed 0 is the full section above).
+# name -> (heading, [(column, evaluate() arguments)], the policies, the equivalent command's options):
+# one compact table over several runs (further seeds, or other choices of codec).
 SWEEP_POLICIES = ["static-optimal", "best-fixed", "greedy", "dads", "score", "oracle"]
-SEED_SWEEPS = {
+INTERIOR_POLICIES = ["cloud-only", "greedy", "oracle"]
+BOTTLENECK = "vtest-street"
+
+
+def _seeds(options: dict) -> list[tuple[str, dict]]:
+    return [(f"seed {seed}", dict(options, seed=seed)) for seed in (1, 2, 3)]
+
+
+def _interior(options: dict) -> list[tuple[str, dict]]:
+    return [("camera-size image (jpeg-full-q75)", dict(options, image_codec="jpeg-full-q75")),
+            ("network resolution (jpeg-q75)", options),
+            (f"jpeg-q75 + bottleneck {BOTTLENECK}", dict(options, bottlenecks=(BOTTLENECK,)))]
+
+
+COMPACT = {
     "paper-seeds": ("l2p-paper, the measured edge, seeds 1-3 (30 minutes each)",
-                    dict(scenario="l2p-paper", minutes=30, ppo=PPO), [1, 2, 3],
+                    _seeds(dict(scenario="l2p-paper", minutes=30, ppo=PPO)), SWEEP_POLICIES,
                     f"--scenario l2p-paper --minutes 30 --seed S --policies {','.join(SWEEP_POLICIES)} "
                     f"--ppo {','.join(PPO)}"),
     "paper-edge-2x-seeds": ("l2p-paper, an edge twice as fast (derived), seeds 1-3 (30 minutes each)",
-                            dict(scenario="l2p-paper", minutes=30, edge_speed_factor=2.0, ppo=PPO_2X), [1, 2, 3],
+                            _seeds(dict(scenario="l2p-paper", minutes=30, edge_speed_factor=2.0, ppo=PPO_2X)),
+                            SWEEP_POLICIES,
                             f"--scenario l2p-paper --minutes 30 --seed S --edge-speed-factor 2 "
                             f"--policies {','.join(SWEEP_POLICIES)} --ppo {','.join(PPO_2X)}"),
+    "interior": ("Interior cuts: image offload's size and a learned bottleneck, the measured edge "
+                 "(l2p-paper, 10 minutes, seed 0)",
+                 _interior(dict(scenario="l2p-paper", minutes=10, seed=0)), INTERIOR_POLICIES,
+                 f"--scenario l2p-paper --minutes 10 --seed 0 --policies {','.join(INTERIOR_POLICIES)} "
+                 f"[--image-codec jpeg-full-q75 | --bottlenecks {BOTTLENECK}]"),
+    "interior-jetson": ("Interior cuts on a Jetson-class edge (0.25x, derived; l2p-paper, 10 minutes, seed 0)",
+                        _interior(dict(scenario="l2p-paper", minutes=10, seed=0, edge_speed_factor=0.25)),
+                        INTERIOR_POLICIES,
+                        f"--scenario l2p-paper --minutes 10 --seed 0 --edge-speed-factor 0.25 "
+                        f"--policies {','.join(INTERIOR_POLICIES)} "
+                        f"[--image-codec jpeg-full-q75 | --bottlenecks {BOTTLENECK}]"),
 }
 
 
 def _evaluate(options: dict, **extra):
     options = dict(options, **extra)
     ppo = options.pop("ppo", None)
-    return evaluate(options.pop("scenario"), "yolov3-tiny", edge_profile=Path(PROFILE),
-                    extra_policies=_ppo(ppo) if ppo else None, progress=False, log=lambda *_: None, **options)
+    scenario = options.pop("scenario")
+    if "image_codec" in options:
+        scenario = dataclasses.replace(get_scenario(scenario), image_codec=options.pop("image_codec"))
+    return evaluate(scenario, "yolov3-tiny", edge_profile=Path(PROFILE), extra_policies=_ppo(ppo) if ppo else None,
+                    progress=False, log=lambda *_: None, **options)
 
 
-def _seed_table(evaluations: dict[int, object]) -> str:
-    """One row per method, one column per seed: mean ms / std ms / improvement over static optimal /
-    deadline misses; the lower bound's mean last."""
-    seeds = list(evaluations)
-    lines = ["Each cell: mean ms / std ms / improvement over static optimal / deadline misses.", "",
-             "| method | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
-             "|---|" + "---|" * len(seeds)]
+def _compact_table(evaluations: dict[str, object]) -> str:
+    """One row per method, one column per run; the lower bound's mean last."""
+    lines = ["Each cell: mean ms / std ms / improvement over static optimal (over cloud-only where static "
+             "optimal is not in the table) / deadline misses / share of frames at an interior cut.", "",
+             "| method | " + " | ".join(evaluations) + " |", "|---|" + "---|" * len(evaluations)]
     for name in next(iter(evaluations.values())).runs:
         cells = []
         for evaluation in evaluations.values():
             summary = evaluation.runs[name].summary
-            improvement = summary.get("improvement_over_static_optimal_pct")
+            reference = evaluation.runs.get("static-optimal") or evaluation.runs["cloud-only"]
+            reference_ms = reference.summary["latency_ms"]["mean"]
+            cuts = summary["cut_histogram"]
+            interior = sum(n for cut, n in cuts.items() if cut not in ("cloud", "edge")) / max(1, sum(cuts.values()))
             cells.append(f"{summary['latency_ms']['mean']:.1f} / {summary['latency_ms']['std']:.1f} / "
-                         f"{'-' if improvement is None else f'{improvement:+.1f}%'} / {summary['deadline_misses']}")
+                         f"{100 * (reference_ms - summary['latency_ms']['mean']) / reference_ms:+.1f}% / "
+                         f"{summary['deadline_misses']} / {100 * interior:.0f}%")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("| lower bound (mean) | " + " | ".join(
         f"{evaluation.meta['lower_bound']['mean_ms']:.1f}" for evaluation in evaluations.values()) + " |")
@@ -116,7 +149,7 @@ def _ppo(paths: list[str]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "evaluation_current.md")
-    parser.add_argument("--only", nargs="*", choices=sorted([*RUNS, *SEED_SWEEPS]),
+    parser.add_argument("--only", nargs="*", choices=sorted([*RUNS, *COMPACT]),
                         help="write these sections only (to try a change; the committed file has them all)")
     args = parser.parse_args()
     args.out = args.out.resolve()
@@ -133,17 +166,17 @@ def main() -> int:
         sections.append(f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n{table}")
         figures[name] = {policy: run.summary for policy, run in evaluation.runs.items()}
         figures[name]["lower_bound"] = evaluation.meta["lower_bound"]
-    for name, (heading, options, seeds, command) in SEED_SWEEPS.items():
+    for name, (heading, columns, policies, command) in COMPACT.items():
         if args.only and name not in args.only:
             continue
         started = time.monotonic()
-        evaluations = {seed: _evaluate(options, seed=seed, policies=SWEEP_POLICIES) for seed in seeds}
+        evaluations = {column: _evaluate(options, policies=policies) for column, options in columns}
         print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
         sections.append(f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n"
-                        f"{_seed_table(evaluations)}")
-        figures[name] = {seed: {**{policy: run.summary for policy, run in evaluation.runs.items()},
-                                "lower_bound": evaluation.meta["lower_bound"]}
-                         for seed, evaluation in evaluations.items()}
+                        f"{_compact_table(evaluations)}")
+        figures[name] = {column: {**{policy: run.summary for policy, run in evaluation.runs.items()},
+                                  "lower_bound": evaluation.meta["lower_bound"]}
+                         for column, evaluation in evaluations.items()}
     header = ("# Evaluation tables, regenerated\n\n"
               "Generated by `python bench/evaluation_tables.py` from committed inputs only (the script's "
               "docstring lists them); do not edit by hand. All figures are simulated. `decisions/s` is "
