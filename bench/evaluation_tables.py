@@ -67,6 +67,7 @@ RUNS = {
 # one compact table over several runs (further seeds, or other choices of codec).
 SWEEP_POLICIES = ["static-optimal", "best-fixed", "greedy", "dads", "score", "oracle"]
 INTERIOR_POLICIES = ["cloud-only", "greedy", "oracle"]
+COSTS_POLICIES = ["edge-only", "cloud-only", "greedy", "dads", "score", "oracle"]
 BOTTLENECK = "vtest-street"
 
 
@@ -90,6 +91,12 @@ COMPACT = {
                             SWEEP_POLICIES,
                             f"--scenario l2p-paper --minutes 30 --seed S --edge-speed-factor 2 "
                             f"--policies {','.join(SWEEP_POLICIES)} --ppo {','.join(PPO_2X)}"),
+    "frame-costs": ("What the frame costs add (l2p-paper, the measured edge, 10 minutes, seed 0)",
+                    [("frame costs charged", dict(scenario="l2p-paper", minutes=10, seed=0)),
+                     ("none (--frame-costs none)", dict(scenario="l2p-paper", minutes=10, seed=0, frame_costs=None))],
+                    COSTS_POLICIES,
+                    f"--scenario l2p-paper --minutes 10 --seed 0 --policies {','.join(COSTS_POLICIES)} "
+                    "[--frame-costs none]"),
     "interior": ("Interior cuts: image offload's size and a learned bottleneck, the measured edge "
                  "(l2p-paper, 10 minutes, seed 0)",
                  _interior(dict(scenario="l2p-paper", minutes=10, seed=0)), INTERIOR_POLICIES,
