@@ -24,3 +24,35 @@ def test_calibration_measures_the_overhead_and_the_edges_own_load(monkeypatch):
     assert options["frame_overhead_ms"] == pytest.approx(40.0)
     assert options["edge_background_load"] == pytest.approx(0.6)
     SimulationConfig(**options)  # a valid configuration as it is
+
+
+def test_committed_testbed_runs_reproduce_the_documented_prediction(monkeypatch):
+    """docs/testbed.md's simulated columns of experiment 5 come from the repository: the recorded
+    live runs in bench/results/testbed_step_runs/ (with the trace, profiles and policy file they
+    name) give bench/results/testbed_policies_prediction.json's calibration and figures again."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    from l2p_ros.simulation import world as world_module
+    from l2p_ros.simulation.video import load_table
+
+    root = Path(__file__).resolve().parents[1]
+    table = load_table(root / "models" / "profiles" / "video-yolov3-tiny-416-pretrained-vtest+Megamind-n60.npz")
+    monkeypatch.setattr(world_module, "video_table", lambda *args, **kwargs: table)
+    monkeypatch.chdir(root)  # the runs name their files by repository path
+    runs = {}
+    for path in sorted((root / "bench" / "results" / "testbed_step_runs").glob("*.json.gz")):
+        results = json.loads(gzip.decompress(path.read_bytes()))
+        runs[results["summary"]["policy"]] = results
+    documented = json.loads((root / "bench" / "results" / "testbed_policies_prediction.json").read_text())
+    rows = {row["policy"]: row for row in documented["policies"]}
+    assert set(runs) == set(rows) and documented["resimulated"]
+    for name in ("cloud-only", "greedy"):  # today's model-only prediction, as the table was made
+        runs[name]["simulated"] = prediction.simulate_live_run(runs[name], name, log=lambda *args: None)
+        assert runs[name]["simulated"]["summary"]["latency_ms"]["mean"] == \
+            pytest.approx(rows[name]["model_only_mean_ms"], abs=0.05)
+    options = prediction.live_edge_calibration(runs["cloud-only"], runs["edge-only"])
+    assert options == pytest.approx(documented["calibration"])
+    calibrated = prediction.simulate_live_run(runs["greedy"], "greedy", log=lambda *args: None, options=options)
+    assert calibrated["summary"]["latency_ms"]["mean"] == pytest.approx(rows["greedy"]["calibrated_mean_ms"], abs=0.05)
