@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import COMMITTED_EDGE_PROFILE as PROFILE, save, use_committed_video_table  # noqa: E402
+from common import COMMITTED_EDGE_PROFILE as PROFILE, ROOT, save, use_committed_video_table  # noqa: E402
 
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.report import markdown_table  # noqa: E402
 from l2p_ros.simulation.scenarios import get_scenario  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 PPO = ["models/ppo/ppo-full.npz", "models/ppo/ppo-resource-only.npz", "models/ppo/ppo-no-network.npz",
        "models/ppo/ppo-complexity-only.npz"]
 PPO_2X = [path.replace("models/ppo/", "models/ppo/edge-2x/") for path in PPO]
