@@ -6,7 +6,10 @@ Issue 9's targets (network-resolution offload, and the learned bottleneck in its
 of the detections) are not met (docs/benchmarks.md). This splits the full model's detections on
 the camera frame by their score (the detector keeps scores above 0.25) and reports, per band, the
 share each offload reproduces (same class, IoU >= 0.5): whether the loss is spread over every
-detection or sits in the ones the model itself is unsure of. Frames: each clip's as
+detection or sits in the ones the model itself is unsure of; and for each detection lost, why:
+its box is still found but scored at or below the threshold (``score_fell``), found only with IoU
+0.3-0.5 (``box_moved``), or not at all (``gone``), from the same payload decoded with the
+threshold lowered to 0.02. Frames: each clip's as
 bench_image_offload.py picks them (image codecs), and vtest's held-out later frames as
 bench_bottleneck.py picks them (image codecs and the shipped bottleneck at its cut).
 Writes bench/results/offload_score_bands_yolov3-tiny_416.json.
@@ -35,6 +38,18 @@ CODECS = ("jpeg-full-q75", "jpeg-q50", "jpeg-q75", "jpeg-q95")
 BOTTLENECK = "vtest-street"
 IN_DOMAIN = "vtest.avi, held-out later frames"
 BANDS = ((0.25, 0.35), (0.35, 0.5), (0.5, 1.0))  # lower bound inclusive; 1.0 includes 1.0
+LOW_THRESHOLD = 0.02  # to see what a lost detection became
+
+
+def why_lost(detection, candidates: list) -> str:
+    """A detection the offload's kept ones do not reproduce, against every candidate above
+    LOW_THRESHOLD from the same payload."""
+    if match_detections([detection], candidates):
+        return "score_fell"
+    if match_detections([detection], candidates, iou_threshold=0.3):
+        return "box_moved"
+    return "gone"
+
 
 
 def band_of(score: float) -> int:
@@ -65,18 +80,32 @@ def main() -> None:
         for cut, name in offloads:
             spec = codec.CodecSpec.parse(name)
             matched = [0] * len(BANDS)
+            lost = {"score_fell": 0, "box_moved": 0, "gone": 0}
             for frame, detections in zip(frames, references):
-                found = detector.cloud(detector.edge(frame, cut, spec)).detections
+                sent = detector.edge(frame, cut, spec)
+                kept_threshold, detector.score_threshold = detector.score_threshold, LOW_THRESHOLD
+                try:
+                    candidates = detector.cloud(sent).detections
+                finally:
+                    detector.score_threshold = kept_threshold
+                # Greedy NMS only lets a box be suppressed by a higher-scored one, so the boxes
+                # above the threshold are the same with the lower one.
+                found = [d for d in candidates if d.score > kept_threshold]
                 for detection in detections:
-                    matched[band_of(detection.score)] += match_detections([detection], found)
+                    hit = match_detections([detection], found)
+                    matched[band_of(detection.score)] += hit
+                    if not hit:
+                        lost[why_lost(detection, candidates)] += 1
             row = {"codec": name, "cut": str(cut), "matched_share": round(sum(matched) / max(1, sum(totals)), 4),
+                   "lost": lost,
                    "bands": [{"score_from": low, "score_to": high, "detections": total,
                               "matched_share": round(hit / total, 4) if total else None}
                              for (low, high), total, hit in zip(BANDS, totals, matched)]}
             rows.append(row)
             cells = " ".join(f"{band['matched_share'] if band['matched_share'] is not None else float('nan'):8.1%} "
                              f"({band['detections']:>3})" for band in row["bands"])
-            print(f"{label:>32} {name:>16} {row['matched_share']:6.1%} ({sum(totals):>3}) {cells}")
+            print(f"{label:>32} {name:>16} {row['matched_share']:6.1%} ({sum(totals):>3}) {cells}  lost: "
+                  + ", ".join(f"{why} {count}" for why, count in lost.items()))
         results[label] = rows
     save("offload_score_bands_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]),
                                                  "frames_per_clip": args.frames_per_clip, "results": results})
