@@ -46,9 +46,14 @@ TENSOR = ((5, "int8-tensor+zstd"), (7, "int8-tensor+zstd"), (7, "int8-channel+zs
 PHOTOS = ("messi5.jpg", "fruits.jpg", "basketball1.png")
 
 
+def vtest_split() -> tuple[list, list]:
+    """The street scene's training frames and its held-out later ones: 300 frames over vtest.avi,
+    the last 20% in time held out."""
+    return training.split_in_time(training.read_frames([str(asset_path("vtest.avi"))], 300), 0.2)
+
+
 def held_out_sets(frames_per_clip: int) -> tuple[list, dict[str, list]]:
-    frames = training.read_frames([str(asset_path("vtest.avi"))], 300)
-    train_frames, in_domain = training.split_in_time(frames, 0.2)
+    train_frames, in_domain = vtest_split()
     megamind = training.read_frames([str(asset_path("Megamind.avi"))], frames_per_clip)
     photos = [next(iter(open_source(asset_path(name)))).image_bgr for name in PHOTOS]
     bag = Path(tempfile.mkdtemp(prefix="l2p-bench-bag-")) / "megamind"

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import COMMITTED_EDGE_PROFILE, ROOT, save, use_committed_video_table  # noqa: E402
+from common import COMMITTED_EDGE_PROFILE, ROOT, interior_share, save, use_committed_video_table  # noqa: E402
 
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.scenarios import trace_scenario  # noqa: E402
@@ -66,11 +66,9 @@ def main() -> None:
                 for name in POLICIES:
                     summary = evaluation.runs[name].summary
                     cuts = summary["cut_histogram"]
-                    frames = sum(cuts.values())
-                    interior = sum(n for cut, n in cuts.items() if cut not in ("cloud", "edge"))
                     row[name] = {"latency_ms_mean": round(summary["latency_ms"]["mean"], 2),
                                  "edge_energy_j": round(summary["edge_energy_j_per_frame"], 4),
-                                 "interior_share": round(interior / max(1, frames), 4), "cuts": cuts}
+                                 "interior_share": round(interior_share(cuts), 4), "cuts": cuts}
                 rows.append(row)
                 g, o = row["greedy"], row["oracle"]
                 print(f"{factor:6g} {bandwidth:7g} {'yes' if with_bottleneck else 'no':>3} | "

@@ -23,12 +23,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_bottleneck import vtest_split  # noqa: E402
 from bench_image_offload import CLIPS, clip_frames  # noqa: E402
 from common import save  # noqa: E402
 
-from l2p_ros import bottleneck_training as training  # noqa: E402
 from l2p_ros import codec  # noqa: E402
-from l2p_ros.assets import asset_path  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.matching import match_detections  # noqa: E402
 from l2p_ros.model.postprocess import load_class_names  # noqa: E402
@@ -51,7 +50,6 @@ def why_lost(detection, candidates: list) -> str:
     return "gone"
 
 
-
 def band_of(score: float) -> int:
     return next(i for i, (low, high) in enumerate(BANDS) if low <= score < high or (high == 1.0 and score >= low))
 
@@ -65,7 +63,7 @@ def main() -> None:
     detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
     bottleneck = detector.add_bottleneck(BOTTLENECK)
     sets = [(clip, clip_frames(clip, args.frames_per_clip), [("cloud", name) for name in CODECS]) for clip in CLIPS]
-    _, in_domain = training.split_in_time(training.read_frames([str(asset_path("vtest.avi"))], 300), 0.2)
+    _, in_domain = vtest_split()
     sets.append((IN_DOMAIN, in_domain, [("cloud", "jpeg-full-q75"), ("cloud", "jpeg-q75"),
                                         (detector.bottleneck(bottleneck).info.cut_after_layer, str(bottleneck))]))
     results = {}

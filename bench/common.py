@@ -60,6 +60,11 @@ def write_rate_trace(path: Path, steps: list[tuple[float, float]]) -> Path:
     return path
 
 
+def interior_share(cut_histogram: dict) -> float:
+    """The share of a run's frames cut inside the network (neither the image sent nor all on the edge)."""
+    return sum(n for cut, n in cut_histogram.items() if cut not in ("cloud", "edge")) / max(1, sum(cut_histogram.values()))
+
+
 def use_committed_video_table() -> None:
     """The simulator reads its video table from the cache: put the committed one there (the same
     name, so a table measured on this host is the same file)."""

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import COMMITTED_EDGE_PROFILE as PROFILE, ROOT, save, use_committed_video_table  # noqa: E402
+from common import COMMITTED_EDGE_PROFILE as PROFILE, ROOT, interior_share, save, use_committed_video_table  # noqa: E402
 
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.report import markdown_table  # noqa: E402
@@ -131,11 +131,9 @@ def _compact_table(evaluations: dict[str, object]) -> str:
             summary = evaluation.runs[name].summary
             reference = evaluation.runs.get("static-optimal") or evaluation.runs["cloud-only"]
             reference_ms = reference.summary["latency_ms"]["mean"]
-            cuts = summary["cut_histogram"]
-            interior = sum(n for cut, n in cuts.items() if cut not in ("cloud", "edge")) / max(1, sum(cuts.values()))
             cells.append(f"{summary['latency_ms']['mean']:.1f} / {summary['latency_ms']['std']:.1f} / "
                          f"{100 * (reference_ms - summary['latency_ms']['mean']) / reference_ms:+.1f}% / "
-                         f"{summary['deadline_misses']} / {100 * interior:.0f}%")
+                         f"{summary['deadline_misses']} / {100 * interior_share(summary['cut_histogram']):.0f}%")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("| lower bound (mean) | " + " | ".join(
         f"{evaluation.meta['lower_bound']['mean_ms']:.1f}" for evaluation in evaluations.values()) + " |")

@@ -51,11 +51,14 @@ def archive_runs(runs: dict[str, dict], out: Path) -> None:
     cloud profiles, and a ``ppo:FILE`` policy (which then names its copy: the file that ran live,
     not whatever the repository holds under that name later)."""
     out.mkdir(parents=True, exist_ok=True)
+    kept: dict[str, str] = {}  # the runs share their trace and profiles: each is copied once
 
     def keep(path: str, name: str) -> str:
-        target = out / name
-        shutil.copyfile(path, target)
-        return str(target.resolve().relative_to(ROOT))
+        if path not in kept:
+            target = out / name
+            shutil.copyfile(path, target)
+            kept[path] = str(target.resolve().relative_to(ROOT))
+        return kept[path]
 
     for policy, results in runs.items():
         results = json.loads(json.dumps(results))  # a copy to rewrite

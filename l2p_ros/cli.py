@@ -281,7 +281,7 @@ def cmd_evaluate(args) -> int:
                           cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
                           fps=args.fps, deadline_ms=args.deadline_ms,
                           frames_per_clip=args.video_frames, extra_policies=extra, bottlenecks=args.bottlenecks,
-                          frame_costs=None if args.frame_costs == "none" else args.frame_costs,
+                          frame_costs=args.frame_costs,
                           log=lambda text: print(text, file=sys.stderr))
     paths = write_report(evaluation, args.out)
     print(paths["markdown"].read_text())
@@ -410,7 +410,7 @@ def cmd_train_ppo(args) -> int:
         command += [flag, str(path)] if path else []
     command += ["--bottlenecks", *args.bottlenecks] if args.bottlenecks else []
     policy = train_ppo(world, scenario, args.ablation, config, command=shlex.join(command),
-                       frame_costs=None if args.frame_costs == "none" else args.frame_costs,
+                       frame_costs=args.frame_costs,
                        log=lambda text: print(text, file=sys.stderr)).policy
     path = policy.save(args.out)
     training = policy.metadata["training"]

@@ -98,10 +98,13 @@ def committed_frame_costs(model: str) -> Path | None:
 
 def resolve_frame_costs(frame_costs: str | Path | None, model: str) -> tuple[Path | None, FrameCosts | None]:
     """``frame_costs`` as ``l2p evaluate`` and ``l2p train-ppo`` take it (a file, ``"committed"`` for
-    the repository's file of ``model``, or None): the file and its costs, (None, None) when none."""
+    the repository's file of ``model``, ``"none"`` or None): the file and its costs, (None, None)
+    when none."""
     if frame_costs == "committed":
         frame_costs = committed_frame_costs(model)
-    return (Path(frame_costs), load_frame_costs(frame_costs)) if frame_costs is not None else (None, None)
+    if frame_costs is None or frame_costs == "none":
+        return None, None
+    return Path(frame_costs), load_frame_costs(frame_costs)
 
 
 def frame_costs_source(path, costs) -> dict:
