@@ -290,26 +290,57 @@ def test_the_first_retry_does_not_depend_on_the_clocks_origin():
     assert scheduler.offload_allowed() is False
 
 
-@pytest.mark.parametrize("answered_key", [(1, 0), (99, 0)], ids=["the timed-out frame", "another frame"])
-def test_detections_from_the_next_tier_end_the_silence(answered_key):
+def test_an_answer_in_time_ends_the_silence():
     clock = FakeClock()
     scheduler = make(clock, cloud_timeout_s=0.5, retry_period_s=2.0)
     send(scheduler, (1, 0))
     clock.advance(0.5)
     scheduler.check_timeouts()
     assert scheduler.take().timed_out  # finished locally by the worker
-    assert scheduler.offload_allowed() is True  # the retry
+    retry = send(scheduler, (2, 0))  # the retry, due at once
     assert scheduler.offload_allowed() is False
-    scheduler.detections_received(answered_key)  # a late answer still shows the tier is back
+    clock.advance(0.3)
+    assert scheduler.detections_received(retry.key) is True  # within cloud_timeout_s: the tier is back
     assert scheduler.state().next_tier_silent is False
     assert all(scheduler.offload_allowed() for _ in range(3))
     # Silent again later: the retry period counts from the last retry, not from the silence.
-    send(scheduler, (2, 0))
+    send(scheduler, (3, 0))
     clock.advance(0.5)
     assert scheduler.check_timeouts() is True
-    assert scheduler.offload_allowed() is False  # only 0.5 s since the last retry
-    clock.advance(1.5)
+    assert scheduler.offload_allowed() is False  # only 0.8 s since the last retry
+    clock.advance(1.2)
     assert scheduler.offload_allowed() is True
+
+
+@pytest.mark.parametrize("answered_key", [(1, 0), (99, 0)], ids=["the timed-out frame", "a frame never sent"])
+def test_a_late_answer_does_not_end_the_silence(answered_key):
+    """A tier answering after cloud_timeout_s is too slow to use: offloading stays shut but for the
+    retries, so a slow link cannot make every frame time out and run twice."""
+    clock = FakeClock()
+    scheduler = make(clock, cloud_timeout_s=0.5, retry_period_s=2.0)
+    send(scheduler, (1, 0))
+    clock.advance(0.5)
+    scheduler.check_timeouts()
+    assert scheduler.offload_allowed() is True  # the retry
+    assert scheduler.detections_received(answered_key) is False
+    assert scheduler.state().next_tier_silent is True
+    assert scheduler.offload_allowed() is False
+    clock.advance(2.0)
+    assert scheduler.offload_allowed() is True  # the next retry
+
+
+def test_a_late_answer_spares_the_fallback_not_yet_run():
+    clock = FakeClock()
+    scheduler = make(clock, cloud_timeout_s=0.5)
+    send(scheduler, (1, 0), "a")
+    send(scheduler, (2, 0), "b")
+    clock.advance(0.5)
+    scheduler.check_timeouts()
+    assert scheduler.state().queue_length == 2
+    assert scheduler.detections_received((1, 0)) is False  # late: its detections are in, no local pass
+    assert scheduler.state().queue_length == 1
+    scheduler.put_frame((3, 0), "c")
+    assert [scheduler.take().frame for _ in range(2)] == ["b", "c"]
 
 
 def test_a_failed_send_leaves_nothing_in_flight():

@@ -3,7 +3,6 @@ UDP between namespaces and nowhere else. The parts that build commands and profi
 the rest needs root and network namespaces, and skips with the reason where they are missing."""
 import json
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -149,27 +148,29 @@ def test_shaped_rate_is_the_rate_measured_through_the_fog(testbed):
     assert current_rate_mbit(testbed.namespace("edge"), testbed.link("edge-fog").a_ifname) is None
 
 
-def _udp_rtt_ms(layout, client: str, server: str, address: str) -> float:
-    return statistics.median(udp_rtts_ms(layout, client, server, address))
+def _udp_base_rtt_ms(layout, client: str, server: str, address: str) -> float:
+    """The base round trip: the smallest of 20. A delay line sets it; a loaded host only adds to
+    single round trips (the CI host's median edge->fog->cloud read 54 ms behind 30 + 20 ms lines)."""
+    return min(udp_rtts_ms(layout, client, server, address))
 
 
 @needs_testbed
 @pytest.mark.skipif(delay.unavailable_reason() is not None, reason=str(delay.unavailable_reason()))
 def test_delay_lines_add_the_round_trip_time_asked_on_each_link(testbed):
     fog_address, cloud_address = testbed.link("edge-fog").b_address, testbed.link("fog-cloud").b_address
-    assert _udp_rtt_ms(testbed, "edge", "cloud", cloud_address) < 3.0
+    assert _udp_base_rtt_ms(testbed, "edge", "cloud", cloud_address) < 3.0
     delay.set_delay(testbed, "edge-fog", 30.0)
     delay.set_delay(testbed, "fog-cloud", 20.0)
     assert delay.current_rtt_ms(testbed, "edge-fog") == 30.0
-    assert _udp_rtt_ms(testbed, "edge", "fog", fog_address) == pytest.approx(30.0, abs=3.0)
-    assert _udp_rtt_ms(testbed, "fog", "cloud", cloud_address) == pytest.approx(20.0, abs=3.0)
-    assert _udp_rtt_ms(testbed, "edge", "cloud", cloud_address) == pytest.approx(50.0, abs=4.0)  # both, via the fog
+    assert _udp_base_rtt_ms(testbed, "edge", "fog", fog_address) == pytest.approx(30.0, abs=3.0)
+    assert _udp_base_rtt_ms(testbed, "fog", "cloud", cloud_address) == pytest.approx(20.0, abs=3.0)
+    assert _udp_base_rtt_ms(testbed, "edge", "cloud", cloud_address) == pytest.approx(50.0, abs=4.0)  # both, via the fog
     set_rate(testbed, "edge-fog", 8.0, ("up",))  # shaping still holds behind the delay
     assert udp_throughput_mbit(testbed, "edge", "cloud", cloud_address) == pytest.approx(8.0 * 1442 / 1428, rel=0.1)
     delay.set_delay(testbed, "edge-fog", None)
     assert delay.current_rtt_ms(testbed, "edge-fog") is None
-    assert _udp_rtt_ms(testbed, "edge", "fog", fog_address) < 3.0
-    assert _udp_rtt_ms(testbed, "edge", "cloud", cloud_address) == pytest.approx(20.0, abs=3.0)
+    assert _udp_base_rtt_ms(testbed, "edge", "fog", fog_address) < 3.0
+    assert _udp_base_rtt_ms(testbed, "edge", "cloud", cloud_address) == pytest.approx(20.0, abs=3.0)
 
 
 @needs_testbed
@@ -270,23 +271,28 @@ def test_dds_crosses_the_links_and_no_packet_reaches_the_host(testbed, tmp_path)
 @needs_testbed
 def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_every_frame(tmp_path):
     """The pipeline across the namespaces: offloading on a fast link, finishing on the (CPU-limited)
-    edge once the link drops to 0.5 Mbit/s (at 1 Mbit/s, estimated right, the image and the edge are
-    close to a tie and greedy mixes them); every frame accounted for, nothing seen on the host."""
+    edge once the link drops to 0.25 Mbit/s; every frame accounted for, nothing seen on the host.
+    At 0.5 Mbit/s the image (24 KB: ~400 ms on the link) and the 0.3-core edge with a frame ahead
+    (~460 ms) are a tie in greedy's cost model, and greedy mixes them (measured: 13 of 21 frames
+    on the edge); at 1 Mbit/s the image wins."""
     network.down(PREFIX, log=lambda *_: None)
     trace = tmp_path / "step.csv"
-    trace.write_text("time_s,bandwidth_mbps\n0,40\n12,0.5\n")
+    trace.write_text("time_s,bandwidth_mbps\n0,40\n12,0.25\n")
     out = tmp_path / "run"
     sniffer = RtpsSniffer()
     result = subprocess.run([sys.executable, "-m", "l2p_ros.cli", "testbed", "run", "--prefix", PREFIX, "--trace",
                              str(trace), "--policy", "greedy", "--edge-cpu-quota", "0.3", "--duration-s", "24",
-                             "--quiet", "--out", str(out)], capture_output=True, text=True, timeout=600)
+                             # The edge's machine is its cgroup: host-wide CPU would count the cloud and
+                             # whatever else this host runs as the edge's load (CI: 100%, all offloaded).
+                             "--cpu-scope", "limit", "--quiet", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
     sniffer.stop()
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert _host_leftovers() == []  # made for the run, removed after it
     results = json.loads((out / "results.json").read_text())
     summary, timeline = results["summary"], results["timeline"]
     assert summary["unaccounted"] == 0 and summary["frames_in_edge"] == 240
-    assert [entry["bandwidth_mbps"] for entry in results["trace"]["applied"]] == [40.0, 0.5]
+    assert [entry["bandwidth_mbps"] for entry in results["trace"]["applied"]] == [40.0, 0.25]
     assert results["testbed"]["edge_cpu_quota"] == pytest.approx(0.3)
     assert "-q0.30-" in results["testbed"]["edge_profile"]  # measured inside the limit
     fast = [row for row in timeline if 2 < row["trace_time_s"] < 12]
@@ -294,7 +300,7 @@ def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_ever
     assert fast and slow
     assert sum(row["executed_on"] == "cloud" for row in fast) > 0.8 * len(fast)
     assert sum(row["executed_on"].startswith("edge") for row in slow) > 0.8 * len(slow)
-    assert all(row["shaped_mbps"] == (40.0 if row["trace_time_s"] < 12 else 0.5) for row in fast + slow)
+    assert all(row["shaped_mbps"] == (40.0 if row["trace_time_s"] < 12 else 0.25) for row in fast + slow)
     offloaded_bytes = summary["cloud_payload_bytes_mean"] * summary["executed_on"]["cloud"]
     assert results["uplink_bytes"]["tx"] > offloaded_bytes  # the frames crossed the shaped link
     assert (out / "bag").is_dir()

@@ -99,10 +99,9 @@ class NetworkMonitorNode(Node):
         self.create_timer(publish_period_s, self._publish)
 
     def _send_probe(self, confirm: bool = False) -> None:
-        bandwidth = self._link.bandwidth_mbps
         # Sized for the lower of the estimate and a suspected new level: a probe sized for the 40
         # Mbit/s a link just lost would hold a 1 Mbit/s link for seconds.
-        rate_mbps = min(bandwidth.value, bandwidth.suspected) if bandwidth.changing else bandwidth.value
+        rate_mbps = self._link.cautious_bandwidth_mbps
         sized = (sized_payload_bytes(rate_mbps, self._probe_share, 2 * self._probe_period_s,
                                      MIN_PROBE_PAYLOAD_BYTES, self._probe_max_bytes) if self._probe_share else None)
         # An empty probe, and every second period a payload probe right behind it (a packet pair),
@@ -123,7 +122,7 @@ class NetworkMonitorNode(Node):
             self._link.add_probe(result.payload_bytes, result.rtt_ms, result.apparent_one_way_ms, time.monotonic(),
                                  result.dispersion_ms, from_time_msg(echo.received))
             self._after_answer(reconnections)
-            if result.payload_bytes and self._link.bandwidth_mbps.changing and not self._tracker.payload_in_flight():
+            if result.payload_bytes and self._link.log_bandwidth.changing and not self._tracker.payload_in_flight():
                 self._send_probe(confirm=True)
 
     def _on_receipt(self, receipt: Probe) -> None:
@@ -141,7 +140,7 @@ class NetworkMonitorNode(Node):
             self._publish()
 
     def _level_changes(self) -> int:
-        return self._link.bandwidth_mbps.level_changes + self._link.bounded
+        return self._link.log_bandwidth.level_changes + self._link.bounded
 
     def _publish(self) -> None:
         now = time.monotonic()
@@ -164,8 +163,8 @@ class NetworkMonitorNode(Node):
             DiagnosticStatus.OK if state.link_up else DiagnosticStatus.WARN,
             "link up" if state.link_up else "link down: the next tier does not answer",
             bandwidth_mbps=f"{state.bandwidth_mbps:.3f}", rtt_ms=f"{state.rtt_ms:.3f}", samples=state.samples,
-            outliers=self._link.rtt_ms.outliers + self._link.bandwidth_mbps.outliers,
-            level_changes=self._link.rtt_ms.level_changes + self._link.bandwidth_mbps.level_changes,
+            outliers=self._link.rtt_ms.outliers + self._link.log_bandwidth.outliers,
+            level_changes=self._link.rtt_ms.level_changes + self._link.log_bandwidth.level_changes,
             unresolved_payload_probes=self._link.unresolved, bounded_by_unanswered=self._link.bounded,
             dropped_echoes=sum(self._tracker.dropped.values()),
             **{f"dropped_echoes_{reason}": n for reason, n in self._tracker.dropped.items()})
