@@ -79,6 +79,16 @@ def quota(prefix: str, tier: str) -> float | None:
     return None if quota_us < 0 else round(quota_us / period_us, 3)
 
 
+def throttled_periods(prefix: str, tier: str) -> int:
+    """How many CFS periods the kernel has held the tier's group back at its quota (``cpu.stat``
+    ``nr_throttled``, in v1 and v2 alike): the count rises only where the limit bites."""
+    for line in (group_dir(prefix, tier) / "cpu.stat").read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "nr_throttled":
+            return int(value)
+    raise TestbedError(f"no nr_throttled in {group_dir(prefix, tier) / 'cpu.stat'}")
+
+
 def procs_files(prefix: str, tier: str) -> list[Path]:
     """The ``cgroup.procs`` files a process of ``tier`` joins; none when the tier has no limit."""
     path = group_dir(prefix, tier) / "cgroup.procs"
