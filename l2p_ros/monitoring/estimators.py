@@ -206,7 +206,7 @@ class LinkEstimator:
         # latency plus clock offset; only ever used as a difference, so the offset cancels.
         self.apparent_one_way_ms = RobustEwma(self.alpha, absolute_floor=0.05)
         # Throughput is smoothed in log space, as the simulator's estimator does: its noise is
-        # multiplicative and its changes are ratios. Smoothed linearly, samples scattered 20-90 on a
+        # multiplicative and its changes are ratios. Smoothed linearly, samples scattered 16-115 on a
         # 40 Mbit/s link made a drop to 0.25 Mbit/s read as noise (under 3 spreads): the estimate fell
         # by a fifth per sample and took 6.7 s to reach the edge's break-even (testbed, stop 14).
         # Two throughput outliers on one side are a new level: one payload probe comes per second,
