@@ -146,7 +146,8 @@ class EdgeNode(ManagedNode):
 
     def check_timeouts(self) -> None:
         if self.scheduler.check_timeouts():
-            self.get_logger().warning("next tier silent: finishing frames locally")
+            self.get_logger().warning(f"next tier silent (no answer within cloud_timeout_s {self.cloud_timeout_s:g} s): "
+                                      "finishing frames locally, retrying one every retry_period_s")
         silent = self.scheduler.state().partitioner_silent
         if silent != self._partitioner_silent:
             self._partitioner_silent = silent
