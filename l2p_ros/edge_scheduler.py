@@ -59,12 +59,15 @@ class ScheduledFrame(Generic[F, D]):
 @dataclass(frozen=True)
 class SchedulerState:
     """A consistent snapshot: frames waiting for the worker (fallback list plus the slot), frames in
-    flight, and whether the next tier is currently silent."""
+    flight, whether the next tier is currently silent, and ``fallbacks``: the timed-out frames
+    waiting for a local pass, the only frames a newly arriving one waits behind (the slot's frame is
+    replaced by it, never ahead of it)."""
 
     queue_length: int
     in_flight: int
     next_tier_silent: bool
     partitioner_silent: bool = False
+    fallbacks: int = 0
 
 
 class EdgeScheduler(Generic[F, D]):
@@ -235,7 +238,7 @@ class EdgeScheduler(Generic[F, D]):
         with self._cond:
             return SchedulerState(queue_length=len(self._timed_out) + int(self._latest is not None),
                                   in_flight=len(self._in_flight), next_tier_silent=self._next_tier_silent,
-                                  partitioner_silent=self._partitioner_silent())
+                                  partitioner_silent=self._partitioner_silent(), fallbacks=len(self._timed_out))
 
     def shutdown(self) -> None:
         """Stop: a blocked or later :meth:`take` returns None. Thread-safe, idempotent."""

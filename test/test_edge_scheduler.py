@@ -29,8 +29,9 @@ def test_latest_frame_wins_and_the_replaced_ones_are_stale():
     assert scheduler.put_frame((2, 0), "b") is True
     assert scheduler.put_frame((3, 0), "c") is True
     assert scheduler.stale_frames == 2
+    # One frame waits for the worker, but none is ahead of the next one to come: it replaces it.
     assert scheduler.state() == SchedulerState(queue_length=1, in_flight=0, next_tier_silent=False,
-                                               partitioner_silent=False)
+                                               partitioner_silent=False, fallbacks=0)
     taken = scheduler.take()
     assert (taken.key, taken.frame, taken.timed_out) == ((3, 0), "c", False)
     # The slot is empty again: the next frame replaces nothing.
@@ -201,7 +202,7 @@ def test_detections_clear_the_in_flight_entry():
     assert scheduler.check_timeouts() is True  # only (2, 0) was still waiting
     # 10 s without a decision: the partitioner is silent too.
     assert scheduler.state() == SchedulerState(queue_length=1, in_flight=0, next_tier_silent=True,
-                                               partitioner_silent=True)
+                                               partitioner_silent=True, fallbacks=1)
     assert scheduler.take().key == (2, 0)
 
 
@@ -215,7 +216,7 @@ def test_a_frame_times_out_after_cloud_timeout_s_not_before():
     assert scheduler.state() == SchedulerState(queue_length=0, in_flight=1, next_tier_silent=False)
     clock.advance(0.01)
     assert scheduler.check_timeouts() is True
-    assert scheduler.state() == SchedulerState(queue_length=1, in_flight=0, next_tier_silent=True)
+    assert scheduler.state() == SchedulerState(queue_length=1, in_flight=0, next_tier_silent=True, fallbacks=1)
     fallback = scheduler.take()
     assert fallback is sent and fallback.timed_out and fallback.frame == "a"
 
@@ -245,7 +246,7 @@ def test_take_serves_the_fallback_list_before_the_latest_frame():
     scheduler.put_frame((2, 0), "new")
     clock.advance(0.5)
     scheduler.check_timeouts()
-    assert scheduler.state().queue_length == 2
+    assert (scheduler.state().queue_length, scheduler.state().fallbacks) == (2, 1)  # the fallback is ahead of a new frame
     first, second = scheduler.take(), scheduler.take()
     assert (first.frame, first.timed_out) == ("sent", True)
     assert (second.frame, second.timed_out) == ("new", False)

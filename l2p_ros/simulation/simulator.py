@@ -44,7 +44,10 @@ the simulator without it was 21-24% slower than live for the searching policies)
 - latest frame wins: the edge holds one waiting frame, and a frame still waiting when the next
   arrives is dropped (``superseded``); ``max_vehicle_queue`` still bounds the frames in the uplink
   (live, the DDS writer keeps the last four);
-- the edge's queue the policies see is its own waiting frame (0 or 1);
+- the edge's queue the policies see is 0, as the live edge reports it (its timed-out frames only,
+  which are not simulated): the frame in service delays every choice alike, and the waiting one is
+  replaced by the next (stop 14; before, the waiting frame counted, so the edge looked twice as
+  slow whenever it was busy and greedy alternated edge and image at 1 Mbit/s, live and here);
 - ``frame_overhead_ms``: the pipeline's fixed time per frame outside the model's compute and the
   link (camera to edge, the decision, encoding and decoding, the result back), as measured live;
 - ``edge_background_load``: the share of the edge's CPU the pipeline's other processes take
@@ -101,8 +104,8 @@ class SimulationConfig:
 class FrameContext:
     """The frame awaiting a decision: its index, arrival time (s), video-table row, and the state
     as it truly is and as the monitors estimate it. Complexity and queue are known exactly; the
-    state's ``edge_queue_length`` counts the frames ahead still at the edge, and its RTT includes
-    the uplink's backlog."""
+    state's ``edge_queue_length`` counts the frames ahead still at the edge (0 with ``live_edge``,
+    as the live edge reports it), and its RTT includes the uplink's backlog."""
 
     index: int
     time_s: float
@@ -280,8 +283,11 @@ class Simulator:
                 # Still waiting when the next frame arrives: the next one replaces it.
                 superseded = n + 1 < self.num_frames and self._edge_free_s > (n + 1) / fps
                 drop = drop or superseded
+                # What the live edge reports: its timed-out frames, which are not simulated. The
+                # frame in service delays every choice alike, so it is not charged per choice.
+                reported_queue = 0
             else:
-                queue = len(self._edge_done_s)  # frames ahead still at the edge
+                queue = reported_queue = len(self._edge_done_s)  # frames ahead still at the edge
                 superseded = False
             complexity = float(self.table.complexity[row])
             log = self.log
@@ -296,9 +302,10 @@ class Simulator:
                 continue
             self._payloads_at(row)
             self.pending = FrameContext(
-                n, t, row, self.true_state(n, queue, backlog_ms),
+                n, t, row, self.true_state(n, reported_queue, backlog_ms),
                 SystemState(bandwidth_mbps=est_bandwidth, rtt_ms=est_rtt, edge_load=est_load,
-                            edge_queue_length=queue, frame_complexity=complexity, time_s=t, **self._fog_link))
+                            edge_queue_length=reported_queue, frame_complexity=complexity, time_s=t,
+                            **self._fog_link))
             return skipped
         self.pending = None
         return skipped
