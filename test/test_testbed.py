@@ -276,9 +276,9 @@ def test_dds_crosses_the_links_and_no_packet_reaches_the_host(testbed, tmp_path)
 def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_every_frame(tmp_path):
     """The pipeline across the namespaces: offloading on a fast link, finishing on the (CPU-limited)
     edge once the link drops to 0.25 Mbit/s; every frame accounted for, nothing seen on the host.
-    At 0.5 Mbit/s the image (24 KB: ~400 ms on the link) and the 0.3-core edge with a frame ahead
-    (~460 ms) are a tie in greedy's cost model, and greedy mixes them (measured: 13 of 21 frames
-    on the edge); at 1 Mbit/s the image wins."""
+    The slow phase is far from a tie: the image (24 KB) takes ~780 ms on the link, the 0.3-core edge
+    ~230 ms. (At 0.5 Mbit/s, while the edge's waiting frame still counted as queue, the two were a
+    tie in greedy's cost model and greedy mixed them: 13 of 21 frames on the edge.)"""
     network.down(PREFIX, log=lambda *_: None)
     trace = tmp_path / "step.csv"
     trace.write_text("time_s,bandwidth_mbps\n0,40\n12,0.25\n")
