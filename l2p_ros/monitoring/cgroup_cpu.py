@@ -70,6 +70,15 @@ def find_limit(proc_cgroup: str, root: Path = CGROUP_ROOT) -> CgroupCpuFiles | N
     return None
 
 
+def stat_value(path: Path, key: str) -> int:
+    """The value of line ``key`` in a cgroup ``key value`` file (``cpu.stat``); ValueError without it."""
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            return int(value)
+    raise ValueError(f"{key} not in {path}")
+
+
 def _process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (/proc/<pid>/stat fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -117,14 +126,9 @@ class CgroupCpuLoad:
         return self._group_usage_s() - excluded_s
 
     def _group_usage_s(self) -> float:
-        text = self.files.usage_file.read_text()
         if self.files.usage_key is None:
-            return int(text) * self.files.usage_unit_s
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == self.files.usage_key:
-                return int(value) * self.files.usage_unit_s
-        raise ValueError(f"{self.files.usage_key} not in {self.files.usage_file}")
+            return int(self.files.usage_file.read_text()) * self.files.usage_unit_s
+        return stat_value(self.files.usage_file, self.files.usage_key) * self.files.usage_unit_s
 
     def percent(self, now_s: float) -> float:
         """Share of the quota used since the previous call (``now_s`` monotonic); NaN on the first."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from l2p_ros.monitoring.cgroup_cpu import stat_value
 from l2p_ros.testbed.layout import TIERS
 from l2p_ros.testbed.system import TestbedError
 
@@ -82,11 +83,10 @@ def quota(prefix: str, tier: str) -> float | None:
 def throttled_periods(prefix: str, tier: str) -> int:
     """How many CFS periods the kernel has held the tier's group back at its quota (``cpu.stat``
     ``nr_throttled``, in v1 and v2 alike): the count rises only where the limit bites."""
-    for line in (group_dir(prefix, tier) / "cpu.stat").read_text().splitlines():
-        key, _, value = line.partition(" ")
-        if key == "nr_throttled":
-            return int(value)
-    raise TestbedError(f"no nr_throttled in {group_dir(prefix, tier) / 'cpu.stat'}")
+    try:
+        return stat_value(group_dir(prefix, tier) / "cpu.stat", "nr_throttled")
+    except ValueError as error:
+        raise TestbedError(str(error)) from None
 
 
 def procs_files(prefix: str, tier: str) -> list[Path]:
