@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -177,7 +178,12 @@ def cmd_run(args) -> int:
                            summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
                            precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
                            max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process,
-                           codec=args.codec, loop=args.loop, domain_id=args.domain_id)
+                           codec=args.codec, loop=args.loop, domain_id=args.domain_id, clouds=args.clouds,
+                           dds=args.dds)
+    if summary["start_error"]:  # nothing ran: the reason, in one line (logs and the summary file kept)
+        print(f"l2p run: error: start-up failed: {summary['start_error']} (logs in {summary['logs']})",
+              file=sys.stderr)
+        return summary["exit_code"]
     print_summary(summary)
     if summary["exit_code"]:
         print(f"l2p run: error: {', '.join(summary['failed_nodes'])} died during the run; the summary above "
@@ -185,12 +191,57 @@ def cmd_run(args) -> int:
     return summary["exit_code"]
 
 
+def _configured(config: Path | None, node: str, name: str):
+    """A node parameter as the run's parameter file sets it (None where it does not)."""
+    from l2p_ros.nodes.launcher import load_parameters
+
+    return load_parameters(config).get(node, {}).get("ros__parameters", {}).get(name)
+
+
+def _check_codec(codec: str, policy: str | None) -> None:
+    """``--codec`` as the partitioner, edge and cloud would read it (ValueError naming it): a codec
+    name, or a learned bottleneck whose file reads, with a policy that can use it at its cut (its
+    model is checked by the nodes that load it)."""
+    from l2p_ros.bottleneck_file import read_bottleneck
+    from l2p_ros.codec_spec import CodecSpec
+    from l2p_ros.policies.registry import check_tensor_codec
+
+    try:
+        if codec.startswith("bn:"):
+            cut = read_bottleneck(codec[3:])[0].cut_after_layer
+            try:
+                check_tensor_codec(policy or "", codec)
+            except ValueError as error:
+                raise ValueError(f"{error} (its cut: --policy fixed:{cut})") from None
+            if policy and policy.startswith("fixed:") and policy.split(":")[1] != str(cut):
+                raise ValueError(f"its cut is after layer {cut}, the policy {policy} cuts elsewhere: use "
+                                 f"--policy fixed:{cut}")
+        else:
+            CodecSpec.parse(codec)
+    except ValueError as error:  # PayloadError and BottleneckError are ValueErrors
+        raise ValueError(f"--codec {codec}: {error}") from None
+
+
 def _check_run_inputs(args) -> None:
     """What the nodes would reject 20-30 s into start-up, refused now in one line (ValueError): the
-    source (opened and closed again; a camera device is left to the camera node, which owns it) and
-    the policy's name."""
+    source (opened and closed again; a camera device is left to the camera node, which owns it), the
+    policy's name, the fleet's clouds and, with ``--dds environment``, that the environment's RMW loads."""
+    from l2p_ros.nodes.dds import rmw_load_error
+    from l2p_ros.nodes.pipeline_run import cloud_assignment, vehicle_namespaces
     from l2p_ros.policies.registry import check_policy_name
     from l2p_ros.sources import SourceError, device_target, open_source, topic_of
+
+    if args.codec is not None:
+        _check_codec(args.codec, args.policy or _configured(args.config, "partitioner_node", "policy"))
+    try:
+        cloud_assignment(vehicle_namespaces(args.vehicles), args.clouds)
+    except ValueError as error:
+        raise ValueError(f"--clouds {args.clouds} with --vehicles {args.vehicles}: {error}") from None
+    if args.dds == "environment":
+        why = rmw_load_error(dict(os.environ))
+        if why:
+            raise ValueError(f"--dds environment with RMW_IMPLEMENTATION={os.environ.get('RMW_IMPLEMENTATION', '')!r}: "
+                             f"{why}")
 
     if args.source is not None and device_target(str(args.source)) is None and topic_of(str(args.source)) is None:
         try:
@@ -518,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain-id", type=_domain_id, default=None,
                    help="DDS domain of the run's nodes (default: $ROS_DOMAIN_ID, else one no other l2p run on "
                         "this host uses, printed at start)")
+    p.add_argument("--clouds", type=_positive_int, default=1,
+                   help="with --vehicles: this many cloud nodes share the fleet, each serving its own vehicles "
+                        "(v0 -> the first, v1 -> the second, ...)")
+    p.add_argument("--dds", choices=("local", "environment"), default="local",
+                   help="local: shared memory only, nothing leaves this host (default); environment: the "
+                        "environment's RMW_IMPLEMENTATION and DDS configuration (a Fast DDS profile, rmw_zenoh, "
+                        "...), for a graph across hosts")
     p.add_argument("--single-edge-process", action="store_true",
                    help="each vehicle's edge-side nodes in one process (edge_container): one DDS participant, "
                         "torch loaded once")

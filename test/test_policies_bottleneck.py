@@ -8,7 +8,7 @@ import pytest
 
 from l2p_ros.bottleneck_file import BottleneckError, read_bottleneck
 from l2p_ros.deployment import Deployment, build_cost_model
-from l2p_ros.policies.registry import make_policy
+from l2p_ros.policies.registry import SEARCHING_POLICIES, make_policy
 from l2p_ros.policies.types import Partition, SystemState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,3 +67,14 @@ def test_a_bottleneck_for_another_model_or_without_a_measured_payload_is_refused
                                     "yolov3-416-cpu-t1-vm-2core.yaml", bottlenecks=("vtest-street",)))
     with pytest.raises(BottleneckError, match="not found"):
         build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=("nowhere",)))
+
+
+@pytest.mark.parametrize("name", SEARCHING_POLICIES)
+def test_a_bottleneck_is_not_a_searching_policys_tensor_codec(built, name):
+    """A searching policy asks its tensor codec for every cut's bytes, which a bottleneck has at its
+    own cut only (greedy crashed on its first decision in `l2p run --codec bn:...`): it is refused at
+    once with the way to use it, and a fixed policy at its cut keeps it."""
+    model, _ = built
+    with pytest.raises(ValueError, match="usable at its own cut only"):
+        make_policy(name, model, codec=CODEC)
+    assert make_policy("fixed:7", model, codec=CODEC).decide(FAST_LINK) == Partition.chain(7, CODEC)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,6 +34,53 @@ def local_dds_env(base: dict[str, str] | None = None, small_messages: bool = Fal
     env.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
     env.pop("ROS_STATIC_PEERS", None)
     return env
+
+
+# How `l2p run` configures DDS: "local" (the default) forces the SHM-only profile above;
+# "environment" leaves the environment's RMW_IMPLEMENTATION and its configuration (a Fast DDS
+# profile, ROS_AUTOMATIC_DISCOVERY_RANGE, ROS_STATIC_PEERS, a Zenoh router's config, ...) to every
+# node, as `ros2 launch ... single_host_dds:=false` does: the user's graph decides what leaves the host.
+DDS_MODES = ("local", "environment")
+# What `environment` passes on and reports: the variables that choose an RMW or shape its traffic.
+DDS_VARIABLES = ("RMW_IMPLEMENTATION", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS",
+                 "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "CYCLONEDDS_URI", "ZENOH_ROUTER_CONFIG_URI",
+                 "ZENOH_SESSION_CONFIG_URI", "ZENOH_CONFIG_OVERRIDE")
+
+
+def node_dds_env(mode: str, small_messages: bool = False, profile: Path | None = None) -> dict[str, str]:
+    """A node process's environment under ``mode`` (one of DDS_MODES)."""
+    if mode == "local":
+        return local_dds_env(small_messages=small_messages, profile=profile)
+    if mode == "environment":
+        return dict(os.environ)
+    raise ValueError(f"DDS mode {mode!r}: one of {', '.join(DDS_MODES)}")
+
+
+def dds_description(env: dict[str, str]) -> str:
+    """One line naming the RMW and the DDS variables set in ``env`` (for the run's log and summary)."""
+    rmw = env.get("RMW_IMPLEMENTATION") or "the install's default RMW"
+    settings = [f"{name}={env[name]}" for name in DDS_VARIABLES[1:] if env.get(name)]
+    return rmw + (f" ({', '.join(settings)})" if settings else " (no DDS variable set: the RMW's defaults)")
+
+
+def rmw_load_error(env: dict[str, str], timeout_s: float = 30.0) -> str | None:
+    """None when rclpy initialises under ``env``, else the reason, in one line.
+
+    Checked in a child process: rcl ends the whole process (exit 102) when RMW_IMPLEMENTATION names an
+    RMW this install was not built with (measured with rmw_zenoh_cpp on the PyPI wheels), and an RMW
+    not installed fails to load. ``rclpy.init`` alone creates no DDS participant (that happens with the
+    first node), so the check sends nothing."""
+    code = "import rclpy; rclpy.init(); rclpy.shutdown()"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return f"rclpy did not initialise within {timeout_s:.0f} s"
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    reason = next((line for line in lines if "RMW" in line or "rmw" in line), lines[-1] if lines else "")
+    return f"rclpy could not initialise (exit {done.returncode}): {reason[:300]}"
 
 
 def use_local_dds() -> None:

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import yaml
 
-from l2p_ros.nodes.dds import EDGE_CONTAINER_PROFILE, local_dds_env
+from l2p_ros.nodes.dds import EDGE_CONTAINER_PROFILE, node_dds_env
 from l2p_ros.nodes.launch_support import NODES, SMALL_MESSAGE_NODES
 
 
-def _dds_env(executable: str) -> dict[str, str]:
-    """The single-host DDS profile sized for what the executable sends."""
+def _dds_env(executable: str, dds_mode: str) -> dict[str, str]:
+    """``local``: the single-host DDS profile sized for what the executable sends; ``environment``: ours."""
     if executable == "edge_container":
-        return local_dds_env(profile=EDGE_CONTAINER_PROFILE)
-    return local_dds_env(small_messages=executable in SMALL_MESSAGE_NODES)
+        return node_dds_env(dds_mode, profile=EDGE_CONTAINER_PROFILE)
+    return node_dds_env(dds_mode, small_messages=executable in SMALL_MESSAGE_NODES)
 
 
 def config_dir() -> Path:
@@ -68,11 +68,14 @@ class RunningNode:
 class NodeSet:
     """The pipeline's processes; stops them all on exit (SIGINT, then SIGTERM, then SIGKILL)."""
 
-    def __init__(self, params: dict, work_dir: Path, nodes: tuple[str, ...] = NODES, placements: dict | None = None):
+    def __init__(self, params: dict, work_dir: Path, nodes: tuple[str, ...] = NODES, placements: dict | None = None,
+                 dds_mode: str = "local"):
         """``placements``: node name -> where it runs (a :class:`l2p_ros.testbed.placement.TierPlacement`:
         its ``command`` wraps the argv, its ``env`` replaces the single-host DDS environment); nodes
-        not named run here on the single-host profile."""
+        not named run here under ``dds_mode`` (``dds.DDS_MODES``: the single-host profile, or this
+        process's environment as it is)."""
         self.placements = placements or {}
+        self.dds_mode = dds_mode
         self.params_file = work_dir / "params.yaml"
         self.params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         self.work_dir = work_dir
@@ -94,7 +97,7 @@ class NodeSet:
                 "--params-file", str(self._params_file(namespace))]
         placement = self.placements.get(name)
         process = subprocess.Popen(placement.command(argv) if placement else argv,
-                                   env=placement.env() if placement else _dds_env(executable or name),
+                                   env=placement.env() if placement else _dds_env(executable or name, self.dds_mode),
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.running[key] = RunningNode(key, process, log_path)
         return self.running[key]

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from l2p_ros.nodes.dds import claim_domain_id, use_local_dds
+from l2p_ros.nodes.dds import DDS_MODES, claim_domain_id, dds_description, use_local_dds
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_dir
 from l2p_ros.stats import latency_per_minute
 
@@ -119,13 +119,22 @@ def vehicle_namespaces(vehicles: int) -> list[str]:
     return [""] if vehicles == 1 else [f"v{i}" for i in range(vehicles)]
 
 
+def cloud_assignment(namespaces: list[str], clouds: int) -> dict[str, list[str]]:
+    """Cloud node name -> the vehicles it serves: ``cloud_node``, ``cloud_node_1``, ... taking vehicles
+    in turn (v0 -> the first, v1 -> the second, ...), so each serves a fixed part of the fleet and a
+    vehicle's frames always meet the same cloud (its batches, its queue, its accounting)."""
+    if not 1 <= clouds <= len(namespaces):
+        raise ValueError(f"clouds must be between 1 and the number of vehicles ({len(namespaces)}), got {clouds}")
+    return {("cloud_node" if i == 0 else f"cloud_node_{i}"): namespaces[i::clouds] for i in range(clouds)}
+
+
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
                  codec: str | None = None, loop: bool = False, domain_id: int | None = None,
-                 extra: dict | None = None, placements: dict | None = None,
+                 clouds: int = 1, dds: str = "local", extra: dict | None = None, placements: dict | None = None,
                  on_first_frame=None, during=None, extra_nodes: dict | None = None, log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
@@ -139,7 +148,11 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     ``vehicles`` > 1: that many edge sets (camera, monitors, partitioner, edge), each in its own
     namespace ``v0``, ``v1``, ... and playing the same source, and one cloud node serving them all
     (``max_batch``, ``max_wait_ms``); the summary then holds every vehicle's own accounting under
-    ``vehicles`` and the fleet's totals.
+    ``vehicles`` and the fleet's totals. ``clouds`` > 1: that many cloud nodes share the fleet, each
+    serving its vehicles by namespace (:func:`cloud_assignment`); several servers, one fleet.
+
+    ``dds``: "local" (SHM only, nothing leaves this host) or "environment" (the environment's
+    RMW_IMPLEMENTATION and DDS configuration, for a graph across hosts; see ``dds.DDS_MODES``).
 
     ``placements``: where each node runs (see :class:`NodeSet`); the caller has then put this process
     where the observer belongs (the testbed's edge) instead of on the single-host DDS profile.
@@ -152,9 +165,16 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     """
     if extra_nodes and (single_edge_process or vehicles > 1):
         raise ValueError("extra_nodes (a fog) run with one vehicle and separate node processes only")
+    if dds not in DDS_MODES:
+        raise ValueError(f"dds {dds!r}: one of {', '.join(DDS_MODES)}")
+    namespaces = vehicle_namespaces(vehicles)
+    served_by = cloud_assignment(namespaces, clouds)
     domain_lock = None
     if placements is None:  # (a testbed run's placements set its own domain)
-        use_local_dds()
+        if dds == "local":
+            use_local_dds()
+        log(f"DDS: {dds_description(dict(os.environ))}"
+            + (" (shared memory only: nothing leaves this host)" if dds == "local" else ", from the environment"))
         if domain_id is not None:
             why = "--domain-id"
         elif os.environ.get("ROS_DOMAIN_ID", "").strip():
@@ -171,10 +191,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     from l2p_ros.nodes.observer import PipelineObserver
     from l2p_ros.nodes.probe_echo import link_topics
 
-    namespaces = vehicle_namespaces(vehicles)
     overrides = _overrides(source, image_topic, frames, policy, rate_hz, device, precision, codec)
     if vehicles > 1:
-        overrides[("cloud_node", "vehicles")] = ",".join(namespaces)
+        overrides[("cloud_node", "vehicles")] = ",".join(served_by["cloud_node"])
     if loop:
         overrides[("camera_node", "loop")] = True
     if not single_edge_process:  # this run drives the lifecycle nodes' transitions (lifecycle.drive)
@@ -184,7 +203,10 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     if max_wait_ms is not None:
         overrides[("cloud_node", "max_wait_ms")] = float(max_wait_ms)
     params = run_parameters(config, {**overrides, **(extra or {})}, log)
-    for name, (executable, node_overrides) in (extra_nodes or {}).items():
+    # The other clouds: the first's parameters, their own vehicles.
+    more_clouds = {name: ("cloud_node", {"vehicles": ",".join(own)}) for name, own in served_by.items()
+                   if name != "cloud_node"}
+    for name, (executable, node_overrides) in {**(extra_nodes or {}), **more_clouds}.items():
         params[name] = {"ros__parameters": {**params[executable]["ros__parameters"], **node_overrides}}
     partitioner = params["partitioner_node"]["ros__parameters"]
     work_dir = temporary_work_dir()
@@ -214,10 +236,15 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     def unaccounted() -> int:
         return sum(observer.summary()["unaccounted"] for observer in observers.values())
 
-    nodes = NodeSet(params, work_dir, placements=placements)
+    nodes = NodeSet(params, work_dir, placements=placements, dds_mode=dds)
     started = time.monotonic()
     interrupted = False
     died: dict[str, int] = {}  # node key -> exit code, in the order they died
+
+    def last_line(key: str) -> str:
+        """A node's last log line: a node that fails says why there (a parameter error, a traceback's end)."""
+        lines = nodes.running[key].log_path.read_text().strip().splitlines()
+        return lines[-1][-300:] if lines else ""
 
     def note_deaths() -> None:
         """A node that dies mid-run is reported once; the run goes on with the others (a dead cloud:
@@ -226,11 +253,17 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         for key, code in nodes.exited_with_error().items():
             if key not in died:
                 died[key] = code
-                last = nodes.running[key].log_path.read_text().strip().splitlines()[-1:] or [""]
+                if starting:
+                    continue  # reported once, as the start-up's failure
                 log(f"{key} died (exit code {shell_exit_code(code)}); the run goes on without it. "
-                    f"Its last log line: {last[0][-300:]}")
+                    f"Its last log line: {last_line(key)}")
+
+    starting = True  # until the cameras run: a failure then ends the run, with its reason in one line
+    start_error = None
 
     try:
+        for name in more_clouds:
+            nodes.start(name, "cloud_node")
         if single_edge_process:  # the cloud, then one container per vehicle (its camera waits for readers)
             nodes.start("cloud_node")
             cameras = [nodes.start("edge_container", namespace=ns).process for ns in namespaces]
@@ -245,7 +278,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         if not single_edge_process:  # every model loads at once; the cloud is active before any edge
             from l2p_ros.nodes.lifecycle import LIFECYCLE_EXECUTABLES, drive
 
-            lifecycle = (["/cloud_node"]
+            lifecycle = ([f"/{name}" for name in served_by]
                          + [f"/{name}" for name, (executable, _) in (extra_nodes or {}).items()
                             if executable in LIFECYCLE_EXECUTABLES]
                          + [f"/{ns}/edge_node" if ns else "/edge_node" for ns in namespaces])
@@ -259,6 +292,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
             log(f"nodes ready after {time.monotonic() - started:.1f} s; starting the camera"
                 + (f"s of {len(namespaces)} vehicles" if vehicles > 1 else ""))
             cameras = [nodes.start("camera_node", namespace=ns).process for ns in namespaces]
+        starting = False
         while any(camera.poll() is None for camera in cameras):
             spin()
             if on_first_frame is not None and any(observer.frames_seen for observer in observers.values()):
@@ -288,6 +322,18 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: stopping the nodes")
+    except RuntimeError as error:
+        if not starting:
+            raise
+        note_deaths()
+        key = next(iter(died), None)
+        if key:
+            start_error = f"{key} exited with code {shell_exit_code(died[key])} during start-up: {last_line(key)}"
+        else:  # alive but refused (a lifecycle transition that failed) or too slow: the node it names says why
+            start_error = str(error).splitlines()[0]
+            named = [key for key in nodes.running if f"/{key} " in f"{start_error} ".replace(",", " ")]
+            start_error += "".join(f"; {key}: {last_line(key)}" for key in named)
+        log(f"start-up failed: {start_error}")
     finally:
         wall_s = round(time.monotonic() - started, 2)
         per_vehicle = {ns: observer.summary() for ns, observer in observers.items()}
@@ -315,10 +361,14 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     summary["latency_per_minute"] = latency_per_minute(latencies)  # every vehicle's frames
     summary["interrupted"] = interrupted
     summary["failed_nodes"] = {key: shell_exit_code(code) for key, code in died.items()}
-    # The run's own status: that of the first node that died, else 0.
-    summary["exit_code"] = shell_exit_code(next(iter(died.values()))) if died else 0
+    # The run's own status: that of the first node that died, else 1 for a start-up that failed, else 0.
+    summary["exit_code"] = shell_exit_code(next(iter(died.values()))) if died else int(start_error is not None)
+    summary["start_error"] = start_error
     summary["wall_s"] = wall_s
     summary["ros_domain_id"] = os.environ.get("ROS_DOMAIN_ID")
+    summary["dds"] = {"mode": dds if placements is None else "testbed", "rmw": os.environ.get("RMW_IMPLEMENTATION")}
+    if clouds > 1:
+        summary["clouds"] = served_by
     if domain_lock is not None:
         domain_lock.close()
     summary["policy"] = partitioner.get("policy")

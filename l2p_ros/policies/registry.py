@@ -20,6 +20,19 @@ from l2p_ros.policies.types import Partition, Policy, SystemState
 POLICY_NAMES = ("edge-only", "cloud-only", "fixed:K", "static-optimal", "heuristic", "greedy", "dnnsplit",
                 "dads", "dads-light", "dads-heavy", "score", "ppo:FILE")
 NOMINAL_STATE = SystemState(bandwidth_mbps=20.0, rtt_ms=20.0, edge_load=0.0, frame_complexity=0.5)
+# Policies that weigh the tensor codec at every cut they consider.
+SEARCHING_POLICIES = ("static-optimal", "heuristic", "greedy", "dnnsplit", "dads", "dads-light", "dads-heavy", "score")
+
+
+def check_tensor_codec(policy: str, codec: str) -> None:
+    """ValueError when ``codec`` cannot be the tensor codec of ``policy``: a learned bottleneck
+    (``bn:``) exists at its own cut only, so a policy that searches cuts would ask it for the
+    others' sizes (it crashed greedy's first decision); such a policy is offered it through the
+    partitioner's ``bottlenecks`` instead."""
+    if codec.startswith("bn:") and policy in SEARCHING_POLICIES:
+        raise ValueError(f"codec {codec} is a learned bottleneck, usable at its own cut only: run it with "
+                         f"policy fixed:<its cut>, or name it in the partitioner's bottlenecks (all nodes' "
+                         f"bottlenecks parameter) so that {policy} can choose it")
 
 
 def check_policy_name(name: str) -> None:
@@ -46,6 +59,7 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
     ``score`` only: ``score_weights``, ``max_latency_ms`` (default ``frame_interval_ms``: a frame
     should be done before the next one arrives) and ``period_frames`` (re-evaluation period).
     """
+    check_tensor_codec(name, codec)
     num_layers = cost_model.num_layers
     if name == "edge-only":
         return EdgeOnly(num_layers)
