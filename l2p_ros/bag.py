@@ -114,6 +114,7 @@ class BagRecorder:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"bag {self.path} already exists; choose a new path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
         self._writer.open()
         self._connections = {}

@@ -518,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=float, default=0.25)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both tiers of a --split run there)")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16: CUDA only")
-    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--frames", type=_positive_int, default=None, help="stop after this many frames")
     p.add_argument("--annotate-dir", type=Path, default=None, help="write annotated PNGs here")
     p.add_argument("--json", action="store_true", help="one JSON object per frame")
     p.add_argument("inputs", type=Path, nargs="+")
@@ -588,14 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("make-bag", help="write a rosbag2 image bag from a video, image folder or device")
     p.add_argument("source", help="video file, image folder or V4L2 device")
     p.add_argument("out", type=Path, help="bag directory to create")
-    p.add_argument("--frames", type=int, default=0, help="at most this many frames (0 = all)")
+    p.add_argument("--frames", type=_nonnegative_int, default=0, help="at most this many frames (0 = all)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     p.add_argument("--compressed", action="store_true", help="sensor_msgs/CompressedImage (JPEG) instead of Image")
     p.add_argument("--topic", default="/camera/image_raw")
     p.set_defaults(func=cmd_make_bag)
 
     p = sub.add_parser("demo", help="the live pipeline on the sample video with pretrained YOLOv3-tiny")
-    p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--frames", type=_positive_int, default=200)
     p.add_argument("--policy", default=None, help="partitioning policy (default from config/pipeline.yaml)")
     p.add_argument("--out", type=Path, default=None, help="default out/demo (out/demo-shaped with --shaped-link)")
     p.add_argument("--shaped-link", action="store_true",
@@ -621,14 +621,25 @@ def check_output(path: Path, kind: str) -> None:
 
     if kind == "new_dir" and path.exists():
         raise ValueError(f"{path} already exists; choose a new path")
-    folder = path if kind == "dir" else path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"cannot create the folder for {path}: {error.strerror or error}") from None
     if kind == "file" and path.is_dir():
         raise ValueError(f"{path} is a folder, not a file")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    # The missing folders are created to prove they can be (permissions alone do not tell: root may
+    # "write" /proc), then removed again: a command refused later must leave nothing behind, and
+    # its writer creates them when it writes.
+    folder = (path if kind == "dir" else path.parent).absolute()
+    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError as error:
+        raise ValueError(f"cannot create the folder for {path}: {error.strerror or error}") from None
+    finally:
+        for created in missing:  # deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                pass
+    if not writable:
         raise ValueError(f"cannot write {path}: {folder} is not writable")
 
 

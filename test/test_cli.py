@@ -69,10 +69,16 @@ def test_profile_writes_a_loadable_profile(tmp_path):
     (("run", "--rate-hz", "-1"), "--rate-hz: must be >= 0"),
     (("make-bag", "IMAGE", "/tmp"), "/tmp already exists; choose a new path"),
     (("evaluate", "--out", "/proc/nope"), "cannot create the folder for /proc/nope"),
+    (("detect", "--frames", "-1", "IMAGE"), "--frames: must be >= 1"),
+    (("make-bag", "IMAGE", "NEW", "--frames", "-2"), "--frames: must be >= 0"),
+    (("demo", "--frames", "0"), "--frames: must be >= 1"),
+    (("profile", "--out", "/proc/nope/p.yaml"), "cannot create the folder for /proc/nope/p.yaml"),
+    (("run", "--record", "/tmp"), "/tmp already exists; choose a new path"),
     (("evaluate", "--image-codec", "jpeg-q70"), "'jpeg-q70' is not an image codec the simulator measures"),
 ])
-def test_errors_name_the_problem(args, message):
+def test_errors_name_the_problem(args, message, tmp_path):
     args = [str(asset_path("messi5.jpg")) if a == "IMAGE" else a for a in args]
+    args = [str(tmp_path / "new" / "bag") if a == "NEW" else a for a in args]
     result = l2p(*args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr
@@ -87,3 +93,12 @@ def test_detect_on_a_file_that_is_not_what_it_says_fails(tmp_path, name, message
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and str(path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_refused_command_leaves_nothing_behind(tmp_path):
+    """Output folders are checked by creating them and removed again: a run refused after that check
+    (here for its policy) leaves no empty folder where its summary and bag would have gone."""
+    summary, bag = tmp_path / "a" / "b" / "s.json", tmp_path / "c" / "bag"
+    result = l2p("run", "--summary-json", summary, "--record", bag, "--policy", "nonsense")
+    assert result.returncode == 2 and "--policy 'nonsense'" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []

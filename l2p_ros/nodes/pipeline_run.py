@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -352,6 +353,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         nodes.stop_all()
         if recorder is not None:
             recorder.close()
+            if start_error is not None and recorder.messages_written == 0:  # nothing ran: leave nothing
+                shutil.rmtree(record, ignore_errors=True)
     if vehicles == 1:
         summary, timeline = per_vehicle[""], timelines[""]
         summary["frame_stamps"] = stamps[""]
