@@ -359,22 +359,48 @@ def test_probe_estimate_on_a_tbf_shaped_link(shaped_link):
         server.communicate()
 
 
-def test_parameters_read_once_refuse_a_live_set_with_the_reason(ros_node, tmp_path):
-    """``ros2 param set`` on a running node: refused (parameters are read once, at start), never a
-    reported success that changes nothing."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+def _set(ros_node, node_name: str, name: str, value):
+    """One parameter set through the node's real SetParameters service; its result."""
     from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
 
-    monitor = start_node("load_monitor_node", tmp_path, period_s=0.2)
+    client = ros_node.create_client(SetParameters, f"/{node_name}/set_parameters")
+    assert spin_until(ros_node, lambda: client.service_is_ready(), 30.0)
+    response = call_service(ros_node, client, SetParameters.Request(
+        parameters=[Parameter(name, value=value).to_parameter_msg()]))
+    assert response is not None, "no response to set_parameters"
+    [result] = response.results
+    return result
+
+
+def test_monitor_settings_are_live_or_refuse_a_set_with_the_reason(ros_node, tmp_path):
+    """``ros2 param set`` on a running monitor: a live setting (the load monitor's period) changes
+    what it publishes from then on; a bad value, or a parameter read once at start, is refused with
+    the reason, never a reported success that changes nothing."""
+    load = start_node("load_monitor_node", tmp_path, period_s=0.2)
+    network = start_node("network_monitor_node", tmp_path, probe_period_s=0.5)
+    stamps: list[float] = []
+    ros_node.create_subscription(EdgeLoad, "l2p/edge_load", lambda msg: stamps.append(time.monotonic()), STATE_QOS)
     try:
-        client = ros_node.create_client(SetParameters, "/load_monitor_node/set_parameters")
-        assert spin_until(ros_node, lambda: client.service_is_ready(), 30.0), monitor.poll()
-        request = SetParameters.Request(parameters=[Parameter(name="period_s", value=ParameterValue(
-            type=ParameterType.PARAMETER_DOUBLE, double_value=5.0))])
-        response = call_service(ros_node, client, request)
-        assert response is not None, "no response to set_parameters"
-        [result] = response.results
-        assert not result.successful
-        assert "read-only" in result.reason or "read only" in result.reason, result.reason
+        assert spin_until(ros_node, lambda: len(stamps) >= 6, 30.0), load.poll()
+        result = _set(ros_node, "load_monitor_node", "period_s", 1.0)
+        assert result.successful, result.reason
+        spin_until(ros_node, lambda: False, 1.2)  # the old period's last message, if any
+        stamps.clear()
+        spin_until(ros_node, lambda: False, 3.5)
+        assert 2 <= len(stamps) <= 4, stamps  # one a second now (it was five)
+        for node, name, value, why in (
+                ("load_monitor_node", "period_s", 0.0, "must be > 0"),
+                ("load_monitor_node", "gpu_index", 3, "read-only"),
+                ("network_monitor_node", "timeout_s", 0.5, "at least twice probe_period_s"),
+                ("network_monitor_node", "probe_share", 1.5, "must be below 1"),
+                ("network_monitor_node", "smoothing", 0.5, "read-only")):
+            result = _set(ros_node, node, name, value)
+            assert not result.successful and why in result.reason.replace("read only", "read-only"), \
+                (name, result.reason)
+        for name, value in (("probe_share", 0.05), ("timeout_s", 3.0)):
+            result = _set(ros_node, "network_monitor_node", name, value)
+            assert result.successful, (name, result.reason)
     finally:
-        stop(monitor)
+        _, network_log = stop(load, network)
+    assert "parameter set live: timeout_s = 3.0" in network_log

@@ -220,3 +220,12 @@ def test_a_dead_monitors_last_state_goes_stale_and_the_decision_says_so(partitio
     assert not decide_fresh().stale_inputs  # back as soon as the monitors are
     assert _spin_until(node, lambda: "network state fresh again" in
                        nodes.running["partitioner_node"].log_path.read_text(), 5.0)
+
+    # state_max_age_s is live: longer, the same silence no longer makes the states stale
+    [refused] = _set(node, {"state_max_age_s": 0.0})
+    assert not refused.successful and "must be > 0" in refused.reason, refused.reason
+    [result] = _set(node, {"state_max_age_s": 60.0})
+    assert result.successful, result.reason
+    decide_fresh()
+    time.sleep(1.5)
+    assert not decide().stale_inputs

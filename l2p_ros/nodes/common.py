@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -59,12 +60,12 @@ STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Rel
 
 
 def declare(node: Node, name: str, default: Any, description: str, live: bool = False,
-            minimum: float | int | None = None) -> Any:
+            minimum: float | int | None = None, maximum: float | int | None = None) -> Any:
     """Declare a parameter with a description and return its value at start.
 
-    ``minimum``: the smallest value allowed, as a range in the descriptor (``ros2 param describe``
-    shows it, and rclpy refuses a ``ros2 param set`` below it) and checked here too, with an error
-    naming the parameter (a float parameter given an integer escapes rclpy's range check).
+    ``minimum``/``maximum``: the values allowed, as a range in the descriptor (``ros2 param
+    describe`` shows it, and rclpy refuses a ``ros2 param set`` outside it) and checked here too,
+    with an error naming the parameter (a float parameter given an integer escapes rclpy's check).
 
     A parameter is read once, so it is declared read-only: ``ros2 param set`` on a running node is
     refused with the reason, instead of reporting success and changing nothing. ``live``: the node
@@ -80,24 +81,104 @@ def declare(node: Node, name: str, default: Any, description: str, live: bool = 
     else:
         descriptor = ParameterDescriptor(description=description, read_only=not live,
                                          dynamic_typing=isinstance(default, (float, str)))
-        if minimum is not None and isinstance(default, float):
-            descriptor.floating_point_range = [FloatingPointRange(from_value=float(minimum), to_value=math.inf)]
-        elif minimum is not None and isinstance(default, int) and not isinstance(default, bool):
-            descriptor.integer_range = [IntegerRange(from_value=int(minimum), to_value=2**63 - 1)]
+        ranged = minimum is not None or maximum is not None
+        if ranged and isinstance(default, float):
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=-math.inf if minimum is None else float(minimum),
+                to_value=math.inf if maximum is None else float(maximum))]
+        elif ranged and isinstance(default, int) and not isinstance(default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=-2**63 if minimum is None else int(minimum),
+                                                     to_value=2**63 - 1 if maximum is None else int(maximum))]
         try:
             value = node.declare_parameter(name, default, descriptor).value
-        except InvalidParameterValueException:  # below the range: say it our way, with the value given
+        except InvalidParameterValueException:  # outside the range: say it our way, with the value given
             # (rclpy's exception does not keep the value; its overrides are where it came from)
             given = getattr(node, "_parameter_overrides", {}).get(name)
             raise parameter_error(node, name, given.value if given is not None else "?",
-                                  f"must be >= {minimum}") from None
+                                  range_reason(minimum, maximum)) from None
     try:
         value = as_declared(default, value)
     except ValueError as error:
         raise parameter_error(node, name, value, str(error)) from None
-    if minimum is not None and not value >= minimum:
-        raise parameter_error(node, name, value, f"must be >= {minimum}")
+    if not in_range(value, minimum, maximum):
+        raise parameter_error(node, name, value, range_reason(minimum, maximum))
     return value
+
+
+def in_range(value, minimum=None, maximum=None) -> bool:
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def range_reason(minimum=None, maximum=None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"must be in [{minimum}, {maximum}]"
+    return f"must be >= {minimum}" if maximum is None else f"must be <= {maximum}"
+
+
+@dataclass(frozen=True)
+class _Live:
+    default: Any
+    apply: Callable[[Any], None]
+    check: Callable[[Any], str | None] | None
+    minimum: float | int | None
+    maximum: float | int | None
+
+    def reason(self, value) -> str | None:
+        if not in_range(value, self.minimum, self.maximum):
+            return range_reason(self.minimum, self.maximum)
+        return self.check(value) if self.check else None
+
+
+class LiveParameters:
+    """Parameters a running node applies: ``ros2 param set`` converts each as declared and checks it
+    (range, then its ``check``); only once every callback of the node accepted the whole request are
+    they applied (rclpy's post-set callback, from the next frame or period); otherwise it is refused
+    with the reason and nothing changes. Other parameters are left to their own callbacks (a
+    read-only one is refused by rclpy itself)."""
+
+    def __init__(self, node: Node):
+        self.node = node
+        self._specs: dict[str, _Live] = {}
+        node.add_on_set_parameters_callback(self._on_set)
+        node.add_post_set_parameters_callback(self._after_set)
+
+    def declare(self, name: str, default: Any, description: str, apply: Callable[[Any], None],
+                check: Callable[[Any], str | None] | None = None, minimum=None, maximum=None) -> Any:
+        """Declare a live parameter; its value at start (checked like a later set; not applied:
+        the node uses the value it gets back). ``apply(value)`` takes a value set later;
+        ``check(value)``: the reason to refuse it, or None."""
+        value = declare(self.node, name, default, description, live=True, minimum=minimum, maximum=maximum)
+        spec = _Live(default, apply, check, minimum, maximum)
+        why = spec.reason(value)
+        if why:
+            raise parameter_error(self.node, name, value, why)
+        self._specs[name] = spec
+        return value
+
+    def _on_set(self, parameters):
+        from rcl_interfaces.msg import SetParametersResult
+
+        for parameter in parameters:
+            spec = self._specs.get(parameter.name)
+            if spec is None:
+                continue
+            where = f"{parameter.name}={bounded(parameter.value)!r}"
+            try:
+                value = as_declared(spec.default, parameter.value)
+            except ValueError as error:
+                return SetParametersResult(successful=False, reason=f"{where}: {error}")
+            why = spec.reason(value)
+            if why:
+                return SetParametersResult(successful=False, reason=f"{where}: {why}")
+        return SetParametersResult(successful=True)
+
+    def _after_set(self, parameters) -> None:
+        for parameter in parameters:
+            spec = self._specs.get(parameter.name)
+            if spec is not None:
+                value = as_declared(spec.default, parameter.value)
+                spec.apply(value)
+                self.node.get_logger().info(f"parameter set live: {parameter.name} = {bounded(value)}")
 
 
 def as_declared(default: Any, value: Any) -> Any:

@@ -65,25 +65,28 @@ class EdgeNode(ManagedNode):
         self.default_cut = declare(self, "default_cut", "edge",
                                    "cut used until decisions arrive: a layer index, 'edge' or 'cloud'")
         self.default_codec = declare(self, "default_codec", "fp32", "codec used with default_cut")
-        self.decision_wait_s = declare(self, "decision_wait_s", 0.1,
-                                       "how long a frame waits for its own partition decision, seconds", minimum=0)
-        self.cloud_timeout_s = declare(self, "cloud_timeout_s", 0.5,
-                                       "seconds without detections after which a sent frame is finished locally")
-        self.retry_period_s = declare(self, "retry_period_s", 2.0,
-                                      "while the next tier is silent, offload one frame this often, seconds")
-        self.partitioner_timeout_s = declare(self, "partitioner_timeout_s", 2.0,
-                                             "seconds without decisions after which frames stop waiting for "
-                                             "them and run with default_cut (a dead partitioner)")
+        def timing(name: str, default: float, description: str, minimum: float = 0.0, strict: bool = True) -> float:
+            def apply(value: float) -> None:  # from the next frame (the scheduler reads them each time)
+                setattr(self, name, value)
+                if getattr(self, "scheduler", None) is not None:
+                    setattr(self.scheduler, name, value)
+
+            return self.live.declare(name, default, description + " (live)", apply, minimum=minimum,
+                                     check=(lambda value: None if value > 0 else "must be > 0") if strict else None)
+
+        self.decision_wait_s = timing("decision_wait_s", 0.1,
+                                      "how long a frame waits for its own partition decision, seconds", strict=False)
+        self.cloud_timeout_s = timing("cloud_timeout_s", 0.5,
+                                      "seconds without detections after which a sent frame is finished locally")
+        self.retry_period_s = timing("retry_period_s", 2.0,
+                                     "while the next tier is silent, offload one frame this often, seconds")
+        self.partitioner_timeout_s = timing("partitioner_timeout_s", 2.0,
+                                            "seconds without decisions after which frames stop waiting for them "
+                                            "and run with default_cut (a dead partitioner)")
         self.image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         self.next_tier_wait_s = declare(self, "next_tier_wait_s", 10.0,
                                         "at start, how long to wait for the next tier to be discovered before "
                                         "taking frames, seconds (frames sent before it would be lost)")
-        for name, value, check, why in (
-                ("cloud_timeout_s", self.cloud_timeout_s, self.cloud_timeout_s > 0, "must be > 0"),
-                ("retry_period_s", self.retry_period_s, self.retry_period_s > 0, "must be > 0"),
-                ("partitioner_timeout_s", self.partitioner_timeout_s, self.partitioner_timeout_s > 0, "must be > 0")):
-            if not check:
-                raise parameter_error(self, name, value, why)
         try:
             self.detector.cut(self.default_cut)
             codec.CodecSpec.parse(self.default_codec)

@@ -24,7 +24,7 @@ from typing import Callable
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from l2p_ros.nodes.common import bounded, declare
+from l2p_ros.nodes.common import LiveParameters, bounded, declare
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 # The executables that are lifecycle nodes (``l2p run`` drives them).
@@ -41,6 +41,7 @@ class ManagedNode(LifecycleNode):
         self.autostart = declare(self, "autostart", True, "configure and activate at start; false: wait for "
                                  "lifecycle transitions (ros2 lifecycle set, or l2p run)")
         self.failure: Exception | None = None  # why the last transition failed
+        self.live = LiveParameters(self)  # parameters applied while running (declared on configure)
         self._created: dict[str, list] = {"configure": [], "activate": []}
 
     # -- what subclasses write --------------------------------------------------------------------

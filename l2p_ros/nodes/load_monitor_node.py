@@ -14,15 +14,16 @@ from std_msgs.msg import UInt32
 
 from l2p_msgs.msg import EdgeLoad
 from l2p_ros.monitoring.load import CPU_SCOPES, DEFAULT_RAPL_ZONE, LoadSampler, SensorWatch, is_jetson
-from l2p_ros.nodes.common import STATE_QOS, Diagnostics, declare, parameter_error, run_node
+from l2p_ros.nodes.common import STATE_QOS, Diagnostics, LiveParameters, declare, parameter_error, run_node
 
 
 class LoadMonitorNode(Node):
     def __init__(self):
         super().__init__("load_monitor_node")
-        period_s = declare(self, "period_s", 1.0,
-                           "Seconds between EdgeLoad messages; CPU percent and package power are averages "
-                           "over this period.")
+        live = LiveParameters(self)
+        period_s = live.declare("period_s", 1.0, "Seconds between EdgeLoad messages; CPU percent and package power "
+                                "are averages over this period. Live.", apply=self._set_period,
+                                check=lambda value: None if value > 0 else "must be > 0")
         gpu_index = declare(self, "gpu_index", 0, "NVML index of the GPU to report.", minimum=0)
         rapl_zone = declare(self, "rapl_zone", str(DEFAULT_RAPL_ZONE),
                             "powercap zone whose energy_uj counter gives the CPU package power.")
@@ -35,8 +36,6 @@ class LoadMonitorNode(Node):
                                "(on a Jetson), 'on' or 'off'")
         if jetson_stats not in ("auto", "on", "off"):
             raise parameter_error(self, "jetson_stats", jetson_stats, "must be auto, on or off")
-        if not period_s > 0:
-            raise parameter_error(self, "period_s", period_s, "must be > 0")
         if cpu_scope not in CPU_SCOPES:
             raise parameter_error(self, "cpu_scope", cpu_scope, f"must be one of {', '.join(CPU_SCOPES)}")
 
@@ -48,7 +47,11 @@ class LoadMonitorNode(Node):
         self._load = self.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
         self.create_subscription(UInt32, "l2p/edge/queue_length", self._on_queue_length, STATE_QOS)
         self._diagnostics = Diagnostics(self)
-        self.create_timer(period_s, self._publish)
+        self._timer = self.create_timer(period_s, self._publish)
+
+    def _set_period(self, period_s: float) -> None:
+        self.destroy_timer(self._timer)
+        self._timer = self.create_timer(period_s, self._publish)
 
     def _on_queue_length(self, msg: UInt32) -> None:
         self._queue_length = msg.data

@@ -39,15 +39,22 @@ def load_detector(node: Node) -> SplitDetector:
     random_weights = declare(node, "random_weights", False,
                              "seeded random weights: for latency profiling only, detections are meaningless")
     threads = declare(node, "threads", 0, "torch CPU threads (0 = torch default)", minimum=0)
-    score_threshold = declare(node, "score_threshold", 0.25, "minimum objectness x class probability")
-    nms_iou = declare(node, "nms_iou", 0.45, "IoU above which NMS suppresses a same-class box")
+    loaded: dict[str, SplitDetector] = {}  # the detector a live threshold applies to, once loaded
+
+    def threshold(name: str, default: float, description: str) -> float:
+        live = getattr(node, "live", None)  # a lifecycle node applies its thresholds while running
+        if live is None:
+            return declare(node, name, default, description, minimum=0.0, maximum=1.0)
+        return live.declare(name, default, description, minimum=0.0, maximum=1.0,
+                            apply=lambda value: loaded and setattr(loaded["detector"], name, value))
+
+    score_threshold = threshold("score_threshold", 0.25, "minimum objectness x class probability, 0..1 (live)")
+    nms_iou = threshold("nms_iou", 0.45, "IoU above which NMS suppresses a same-class box, 0..1 (live)")
     device = declare(node, "device", "cpu", "where the network runs: cpu, cuda or cuda:N")
     precision = declare(node, "precision", "fp32", "fp32, or fp16 (CUDA only)")
     bottlenecks = declare(node, "bottlenecks", "", "learned bottleneck codecs to load at start, comma-separated "
                           "names (models/bottleneck/NAME.safetensors) or paths; a frame naming a bundled one "
                           "loads it on first use")
-    if not 0.0 <= score_threshold <= 1.0:
-        raise parameter_error(node, "score_threshold", score_threshold, "must be in 0..1")
     try:  # an unusable device fails at start, not on the first frame
         resolve_device(device, precision)
     except ValueError as error:
@@ -61,7 +68,8 @@ def load_detector(node: Node) -> SplitDetector:
         raise parameter_error(node, "model/weights", f"{model}/{weights}", str(error)) from None
     if random_weights:
         node.get_logger().warning("random weights: detections are meaningless (profiling only)")
-    detector = SplitDetector(darknet, load_class_names(), model_id(model, input_size), score_threshold, nms_iou)
+    detector = loaded["detector"] = SplitDetector(darknet, load_class_names(), model_id(model, input_size),
+                                                  score_threshold, nms_iou)
     for name in filter(None, (part.strip() for part in bottlenecks.split(","))):
         try:
             spec = detector.add_bottleneck(name)

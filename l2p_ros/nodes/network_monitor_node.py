@@ -31,8 +31,8 @@ from rclpy.node import Node
 from l2p_msgs.msg import NetworkState, Probe
 from l2p_ros.monitoring.estimators import LinkEstimator
 from l2p_ros.monitoring.probe import ProbeTracker, sized_payload_bytes
-from l2p_ros.nodes.common import (FRAME_QOS, STATE_QOS, Diagnostics, declare, from_time_msg, now_s,
-                                  parameter_error, run_node, to_time_msg)
+from l2p_ros.nodes.common import (FRAME_QOS, STATE_QOS, Diagnostics, LiveParameters, declare, from_time_msg,
+                                  now_s, parameter_error, run_node, to_time_msg)
 from l2p_ros.nodes.probe_echo import declare_probe_link
 
 # The local DDS profile carries messages up to 16 MB; a probe should be far smaller anyway, since
@@ -43,6 +43,9 @@ MAX_PROBE_PAYLOAD_BYTES = 16 * 1024 * 1024
 # read a 0.5 Mbit/s link as 3.2 (measured on the testbed). Below ~1.2 Mbit/s this is more than
 # probe_share of the link.
 MIN_PROBE_PAYLOAD_BYTES = 4096
+# A payload probe's answer counts this many timeouts late: on a slow link its transfer takes longer
+# than an empty probe's round trip.
+PAYLOAD_TIMEOUT_FACTOR = 5
 
 
 class NetworkMonitorNode(Node):
@@ -54,17 +57,22 @@ class NetworkMonitorNode(Node):
         payload_bytes = declare(self, "probe_payload_bytes", 65536,
                                 "Payload of every second probe in bytes until the link's rate is known; then "
                                 "sized so that probes take probe_share of the link.")
-        self._probe_share = declare(self, "probe_share", 0.035,
-                                    "Share of the estimated link the payload probes take (their transfer then "
-                                    "lasts probe_share x 2 x probe_period_s at any rate); 0 = always "
-                                    "probe_payload_bytes.")
+        live = LiveParameters(self)
+        self._probe_share = live.declare(
+            "probe_share", 0.035, "Share of the estimated link the payload probes take (their transfer then "
+            "lasts probe_share x 2 x probe_period_s at any rate); 0 = always probe_payload_bytes. Live.",
+            apply=lambda value: setattr(self, "_probe_share", value), minimum=0.0,
+            check=lambda value: None if value < 1 else "must be below 1")
         self._probe_max_bytes = declare(self, "probe_payload_max_bytes", 1 << 20, "Largest sized probe payload.")
         publish_period_s = declare(self, "publish_period_s", 0.5, "Seconds between NetworkState messages.")
-        timeout_s = declare(self, "timeout_s", 2.0,
-                            "Seconds without any echo or transfer receipt after which link_up is false; "
-                            "echoes later than this are dropped.")
+        timeout_s = live.declare(
+            "timeout_s", 2.0, "Seconds without any echo or transfer receipt after which link_up is false; "
+            "echoes later than this are dropped. Live.", apply=self._set_timeout,
+            check=lambda value: None if value >= 2 * probe_period_s else (
+                f"must be at least twice probe_period_s ({probe_period_s}): echoes come once per period, so a "
+                "shorter timeout reads the link down on one late echo"))
         smoothing = declare(self, "smoothing", 0.2,
-                            "Weight of a new observation in the smoothed estimates, in (0, 1].")
+                            "Weight of a new observation in the smoothed estimates, in (0, 1].", maximum=1.0)
         topics = declare_probe_link(self)
         for name, value in (("probe_period_s", probe_period_s), ("publish_period_s", publish_period_s)):
             if not value > 0:
@@ -73,16 +81,10 @@ class NetworkMonitorNode(Node):
             if not MIN_PROBE_PAYLOAD_BYTES <= value <= MAX_PROBE_PAYLOAD_BYTES:
                 raise parameter_error(self, name, value,
                                       f"must be between {MIN_PROBE_PAYLOAD_BYTES} and {MAX_PROBE_PAYLOAD_BYTES}")
-        if not 0 <= self._probe_share < 1:
-            raise parameter_error(self, "probe_share", self._probe_share, "must be in [0, 1)")
-        if not timeout_s >= 2 * probe_period_s:
-            raise parameter_error(self, "timeout_s", timeout_s,
-                                  f"must be at least twice probe_period_s ({probe_period_s}): echoes come once "
-                                  "per period, so a shorter timeout reads the link down on one late echo")
         if not 0 < smoothing <= 1:
             raise parameter_error(self, "smoothing", smoothing, "must be in (0, 1]")
 
-        self._tracker = ProbeTracker(payload_bytes, timeout_s, payload_timeout_s=5 * timeout_s)
+        self._tracker = ProbeTracker(payload_bytes, timeout_s, payload_timeout_s=PAYLOAD_TIMEOUT_FACTOR * timeout_s)
         self._link = LinkEstimator(timeout_s, smoothing)
         self._probe_period_s = probe_period_s
         # Random filler: a link that compresses (VPN, modem) would make zeros look fast.
@@ -97,6 +99,10 @@ class NetworkMonitorNode(Node):
         self._diagnostics = Diagnostics(self)
         self.create_timer(probe_period_s, self._send_probe)
         self.create_timer(publish_period_s, self._publish)
+
+    def _set_timeout(self, timeout_s: float) -> None:
+        self._tracker.timeout_s = self._link.timeout_s = timeout_s
+        self._tracker.payload_timeout_s = PAYLOAD_TIMEOUT_FACTOR * timeout_s
 
     def _send_probe(self, confirm: bool = False) -> None:
         # Sized for the lower of the estimate and a suspected new level: a probe sized for the 40

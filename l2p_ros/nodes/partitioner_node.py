@@ -29,8 +29,8 @@ from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.freshness import Freshness
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, system_state
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, as_declared, bounded, declare,
-                                  parameter_error, run_node)
+from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, LiveParameters, as_declared,
+                                  bounded, declare, parameter_error, run_node)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
@@ -72,15 +72,16 @@ class PartitionerNode(Node):
                                    minimum=0)
         fog_cloud_link = declare(self, "fog_cloud_link", "", "three tiers: the probe_link a monitor on the fog "
                                  "measures the fog -> cloud link on (e.g. backhaul); '' = the nominal values")
-        state_max_age_s = declare(self, "state_max_age_s", 3.0,
-                                  "a NetworkState or EdgeLoad older than this is stale (its monitor died): "
-                                  "decide on the assumed defaults instead, and say so, seconds")
+        self.live = LiveParameters(self)
+        state_max_age_s = self.live.declare(
+            "state_max_age_s", 3.0, "a NetworkState or EdgeLoad older than this is stale (its monitor died): "
+            "decide on the assumed defaults instead, and say so, seconds (live)",
+            apply=lambda value: setattr(self.freshness, "max_age_s", value),
+            check=lambda value: None if value > 0 else "must be > 0")
         threads = declare(self, "profile_threads", 2, "torch threads when this node measures the edge profile")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         if cloud_speed_factor <= 0:
             raise parameter_error(self, "cloud_speed_factor", cloud_speed_factor, "must be > 0")
-        if not state_max_age_s > 0:
-            raise parameter_error(self, "state_max_age_s", state_max_age_s, "must be > 0")
         if not fog_cloud_bandwidth_mbps > 0:
             raise parameter_error(self, "fog_cloud_bandwidth_mbps", fog_cloud_bandwidth_mbps, "must be > 0")
         self.assumed_links = AssumedLinks(default_bandwidth_mbps, default_rtt_ms, fog_cloud_bandwidth_mbps,
@@ -114,7 +115,9 @@ class PartitionerNode(Node):
             self.policy = self.make_policy(**self.choice)
         except ValueError as error:
             raise parameter_error(self, "policy/codec", f"{policy_name}/{codec}", str(error)) from None
+        self._accepted = (self.choice, self.assumed_links, self.policy)
         self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.add_post_set_parameters_callback(self.after_set_parameters)
 
         self.meter = ComplexityMeter()
         self.power_calibrator = PowerCalibrator()
@@ -165,11 +168,17 @@ class PartitionerNode(Node):
             policy = self.make_policy(**choice) if choice != self.choice else self.policy
         except ValueError as error:
             return SetParametersResult(successful=False, reason=f"{where}: {error}")
+        self._accepted = (choice, assumed, policy)  # applied once every callback accepted the request
+        return SetParametersResult(successful=True)
+
+    def after_set_parameters(self, parameters) -> None:
+        choice, assumed, policy = self._accepted
+        if (choice, assumed) == (self.choice, self.assumed_links):
+            return  # the request set none of this callback's parameters
         self.choice, self.assumed_links, self.policy = choice, assumed, policy
         self.get_logger().info(f"parameters set live: policy {policy.name}, codec {choice['codec']}, "
                                f"image codec {choice['image_codec']}, assumed link {assumed.bandwidth_mbps:g} Mbit/s "
                                f"{assumed.rtt_ms:g} ms")
-        return SetParametersResult(successful=True)
 
     def on_network(self, msg: NetworkState) -> None:
         self.network = msg
