@@ -108,6 +108,36 @@ def stage_status(new_drops: Mapping[str, int], next_tier_silent: bool = False,
     return (ERROR if any(reason.endswith("_error") for reason in new_drops) else WARN), "; ".join(said)
 
 
+def backlog_problems(queued: Mapping[str, int], depth: int) -> list[str]:
+    """A stage's queues that are full (its next frame would push out the oldest), in words, for
+    :func:`stage_status`: a backlog warns before it drops."""
+    full = sorted(name or "the vehicle" for name, count in queued.items() if count >= depth)
+    return [f"backlog: queue full ({depth} frames) for {', '.join(full)}"] if full else []
+
+
+def camera_status(requested_hz: float, achieved_hz: float, published: int, new_skipped: int) -> tuple[int, str]:
+    """(level, message) of the camera: WARN while it publishes at under half the rate asked (after a
+    few frames; a source that cannot keep up, or a starved CPU) or skips undecodable frames; else OK."""
+    said = []
+    if requested_hz > 0 and published >= 5 and achieved_hz < requested_hz / 2:
+        said.append(f"publishing at {achieved_hz:.1f} Hz, asked {requested_hz:g}")
+    if new_skipped:
+        said.append(f"skipped {new_skipped} undecodable frames in the last period")
+    return (WARN, "; ".join(said)) if said else (OK, "running")
+
+
+def link_status(link_up: bool, throughput_age_s: float | None, stale_after_s: float) -> tuple[int, str]:
+    """(level, message) of a network monitor: WARN while the link is down, or while it answers but
+    no throughput sample came for ``stale_after_s`` (payload probes unanswered, no frames measured:
+    the bandwidth the partitioner reads is old); else OK."""
+    if not link_up:
+        return WARN, "link down: the next tier does not answer"
+    if throughput_age_s is None:
+        return OK, "link up (no throughput sample yet)"
+    if throughput_age_s > stale_after_s:
+        return WARN, f"link up, but the throughput estimate is {throughput_age_s:.0f} s old"
+    return OK, "link up"
+
 
 def latency_per_minute(latencies: Sequence[tuple[float, float]]) -> list[dict]:
     """Per minute of the run (by frame stamp, from the first frame): frames detected and their latency

@@ -404,3 +404,27 @@ def test_monitor_settings_are_live_or_refuse_a_set_with_the_reason(ros_node, tmp
     finally:
         _, network_log = stop(load, network)
     assert "parameter set live: timeout_s = 3.0" in network_log
+
+
+def test_diagnostics_levels_reach_diagnostics_from_running_monitors(ros_node, tmp_path):
+    """What rqt_robot_monitor shows, read from /diagnostics: a network monitor whose next tier never
+    answers is WARN with the reason; a load monitor that reads the CPU is OK."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    seen: dict[str, tuple[int, str]] = {}
+
+    def on_diagnostics(array) -> None:
+        for status in array.status:
+            seen[status.name] = (status.level[0] if isinstance(status.level, bytes) else status.level, status.message)
+
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    network = start_node("network_monitor_node", tmp_path, probe_period_s=0.2, timeout_s=0.5)
+    load = start_node("load_monitor_node", tmp_path, period_s=0.2)
+    names = ("l2p_ros: /network_monitor_node", "l2p_ros: /load_monitor_node")
+    try:
+        assert spin_until(ros_node, lambda: all(name in seen for name in names), 30.0), seen
+        assert spin_until(ros_node, lambda: seen[names[0]][0] == 1, 10.0), seen
+    finally:
+        stop(network, load)
+    assert seen[names[0]] == (1, "link down: the next tier does not answer")
+    assert seen[names[1]] == (0, "running")  # sensors this host never had (GPU, RAPL) are no fault

@@ -1,5 +1,6 @@
 """A stage's counters and the status it reports from them (ROS-free)."""
-from l2p_ros.stats import OK, WARN, DropWatch, StageStats, stage_status
+from l2p_ros.stats import (OK, WARN, DropWatch, StageStats, backlog_problems, camera_status, link_status,
+                           stage_status)
 
 
 def test_drops_are_reported_in_the_period_they_happen_then_ok_again():
@@ -52,3 +53,27 @@ def test_a_load_sensor_that_breaks_is_a_warning_one_never_there_is_not():
     assert watch.status(power_gone) == (WARN, "stopped reading: cpu_package_power_w")
     blind = LoadSample(**{**no_gpu.__dict__, "cpu_percent": nan})
     assert watch.status(blind)[1].startswith("CPU load unreadable")
+
+
+def test_a_full_queue_warns_before_frames_are_dropped():
+    assert backlog_problems({"v0": 3, "v1": 4}, depth=4) == ["backlog: queue full (4 frames) for v1"]
+    assert backlog_problems({"": 4}, depth=4) == ["backlog: queue full (4 frames) for the vehicle"]
+    assert backlog_problems({"v0": 3}, depth=4) == []
+    level, message = stage_status({}, problems=backlog_problems({"": 4}, 4))
+    assert level == WARN and "backlog" in message
+
+
+def test_the_camera_warns_when_it_falls_behind_or_skips_frames():
+    assert camera_status(10.0, 9.8, published=50, new_skipped=0) == (OK, "running")
+    assert camera_status(10.0, 3.0, published=2, new_skipped=0) == (OK, "running")  # starting up
+    assert camera_status(10.0, 3.0, published=50, new_skipped=0) == (WARN, "publishing at 3.0 Hz, asked 10")
+    assert camera_status(0.0, 3.0, published=50, new_skipped=0)[0] == OK  # as fast as it can: no target
+    assert camera_status(10.0, 9.8, published=50, new_skipped=2) == (
+        WARN, "skipped 2 undecodable frames in the last period")
+
+
+def test_a_link_that_answers_but_measures_no_throughput_is_stale():
+    assert link_status(False, 1.0, 10.0)[0] == WARN
+    assert link_status(True, None, 10.0)[0] == OK
+    assert link_status(True, 2.0, 10.0) == (OK, "link up")
+    assert link_status(True, 25.0, 10.0) == (WARN, "link up, but the throughput estimate is 25 s old")

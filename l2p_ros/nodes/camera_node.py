@@ -34,10 +34,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from l2p_ros.assets import SAMPLE_VIDEO, AssetError, asset_path
-from l2p_ros.nodes.common import IMAGE_SUB_QOS, Diagnostics, declare, image_qos, parameter_error, run_node
+from l2p_ros.nodes.common import IMAGE_SUB_QOS, Diagnostics, bounded, declare, image_qos, parameter_error, run_node
 from l2p_ros.nodes.images import image_to_msg
 from l2p_ros.nodes.topic_source import TopicReader
 from l2p_ros.sources import FrameSource, SourceError, open_source, topic_of
+from l2p_ros.stats import ERROR, camera_status
 
 # After the last frame: best-effort delivery has no acknowledgement to wait for, so give the last
 # message time to reach the subscribers before the process tears its transport down.
@@ -115,6 +116,9 @@ class CameraNode(Node):
             info_publisher = self.create_publisher(CameraInfo, info_topic, qos)
             self.create_subscription(CameraInfo, camera_info_topic, info_publisher.publish, IMAGE_SUB_QOS)
         self._diagnostics = Diagnostics(self)
+        self._rate_hz = rate_hz
+        self._skipped_reported = 0
+        self.create_timer(1.0, self._check_health)
         self._published = 0
         self._last_stamp_ns = 0
         self._publish_times_s = deque(maxlen=20)  # monotonic, for the achieved rate
@@ -140,6 +144,13 @@ class CameraNode(Node):
         self._diagnostics.update(message=message, source=self._source.description, stamps=self._stamps,
                                  frames_published=self._published, frames_skipped=self._source.skipped,
                                  rate_hz_achieved=f"{self._achieved_rate_hz():.2f}", **values)
+
+    def _check_health(self) -> None:
+        skipped = self._source.skipped
+        level, message = camera_status(self._rate_hz if not self._source.live else 0.0, self._achieved_rate_hz(),
+                                       self._published, skipped - self._skipped_reported)
+        self._skipped_reported = skipped
+        self._diagnostics.update(level, message)
 
     def _wait_for_subscribers(self) -> None:
         if self._min_subscribers == 0:
@@ -178,7 +189,9 @@ class CameraNode(Node):
     def _finish(self) -> None:
         """Executor thread, once the source has ended: report, then ``on_source_end`` (by default the
         process ends, exit 0), or fail."""
-        if self._error is not None:
+        if self._error is not None:  # the source failed: said on /diagnostics before the node goes
+            self._diagnostics.update(ERROR, f"source failed: {bounded(self._error)}")
+            self._diagnostics.publish()
             raise self._error
         span_s = self._publish_times_s[-1] - self._first_publish_s if self._published > 1 else 0.0
         rate_hz = (self._published - 1) / span_s if span_s > 0 else 0.0

@@ -37,7 +37,7 @@ from l2p_ros.nodes.lifecycle import ManagedNode
 from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.nodes.probe_echo import ProbeEcho, declare_probe_link, in_namespace
 from l2p_ros.split import CloudResult, EncodedFrame
-from l2p_ros.stats import DropWatch, StageStats, stage_status
+from l2p_ros.stats import DropWatch, StageStats, backlog_problems, stage_status
 from l2p_ros.visualize import draw_detections
 
 SINGLE_VEHICLE = ""  # the vehicle of a node without ``vehicles``: its own (relative) topics
@@ -301,7 +301,8 @@ class CloudNode(ManagedNode):
             drops.update({f"{name}:{reason}" if name else reason: count for reason, count in own_drops.items()})
             if name == SINGLE_VEHICLE:
                 single = counters
-        level, message = stage_status(self.drop_watch.since_last(drops))
+        level, message = stage_status(self.drop_watch.since_last(drops),
+                                      problems=backlog_problems(queued, self.batcher.queue_depth))
         if SINGLE_VEHICLE in self.vehicles:
             self.diagnostics.update(level, message, queued=queued[SINGLE_VEHICLE], **single)
         else:

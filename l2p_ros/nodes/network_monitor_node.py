@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import time
 
-from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 
 from l2p_msgs.msg import NetworkState, Probe
@@ -34,6 +33,7 @@ from l2p_ros.monitoring.probe import ProbeTracker, sized_payload_bytes
 from l2p_ros.nodes.common import (FRAME_QOS, STATE_QOS, Diagnostics, LiveParameters, declare, from_time_msg,
                                   now_s, parameter_error, run_node, to_time_msg)
 from l2p_ros.nodes.probe_echo import declare_probe_link
+from l2p_ros.stats import link_status
 
 # The local DDS profile carries messages up to 16 MB; a probe should be far smaller anyway, since
 # it loads the link it measures.
@@ -43,6 +43,9 @@ MAX_PROBE_PAYLOAD_BYTES = 16 * 1024 * 1024
 # read a 0.5 Mbit/s link as 3.2 (measured on the testbed). Below ~1.2 Mbit/s this is more than
 # probe_share of the link.
 MIN_PROBE_PAYLOAD_BYTES = 4096
+# The throughput estimate is called stale after this long without a sample (and at least 20 probe
+# periods: one payload probe goes every second period, frames measure the link between them).
+STALE_THROUGHPUT_MIN_S = 10.0
 # A payload probe's answer counts this many timeouts late: on a slow link its transfer takes longer
 # than an empty probe's round trip.
 PAYLOAD_TIMEOUT_FACTOR = 5
@@ -90,6 +93,7 @@ class NetworkMonitorNode(Node):
         # Random filler: a link that compresses (VPN, modem) would make zeros look fast.
         self._payload = os.urandom(max(payload_bytes, self._probe_max_bytes))
         self._link_was_up = False
+        self._throughput_samples, self._throughput_sample_s = 0, None  # when the last one came (monotonic s)
         self._published_level_changes = 0
         self._last_passive_sample_s = -float("inf")  # monotonic s of the last usable transfer receipt
         self._probes = self.create_publisher(Probe, topics.probe, FRAME_QOS)
@@ -165,9 +169,13 @@ class NetworkMonitorNode(Node):
             else:
                 self.get_logger().warning(f"link down: no echo or receipt for {self._link.timeout_s} s")
             self._link_was_up = state.link_up
+        throughput_samples = self._link.log_bandwidth.samples
+        if throughput_samples != self._throughput_samples:
+            self._throughput_samples, self._throughput_sample_s = throughput_samples, now
+        age_s = None if self._throughput_sample_s is None else now - self._throughput_sample_s
+        level, message = link_status(state.link_up, age_s, max(STALE_THROUGHPUT_MIN_S, 20 * self._probe_period_s))
         self._diagnostics.update(
-            DiagnosticStatus.OK if state.link_up else DiagnosticStatus.WARN,
-            "link up" if state.link_up else "link down: the next tier does not answer",
+            level, message,
             bandwidth_mbps=f"{state.bandwidth_mbps:.3f}", rtt_ms=f"{state.rtt_ms:.3f}", samples=state.samples,
             outliers=self._link.rtt_ms.outliers + self._link.log_bandwidth.outliers,
             level_changes=self._link.rtt_ms.level_changes + self._link.log_bandwidth.level_changes,
