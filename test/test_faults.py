@@ -93,3 +93,23 @@ def test_a_dead_edge_ends_the_run_with_its_exit_code_and_the_summary_written(tmp
     assert time.monotonic() - started < 120
     assert 0 < summary["frames_detected"] < frames
     assert summary["unaccounted"] > 0, summary
+
+
+def test_a_dead_load_monitor_and_a_dead_camera_end_the_run_cleanly_with_every_frame_taken_accounted(tmp_path):
+    """The load monitor killed: its state goes stale and decisions say so (no load assumed). The
+    camera killed: no more frames come, so the run drains what the edge took, accounts every one of
+    them and ends with the first death's status and its summary written."""
+    frames, rate_hz = 100, 5.0
+    first_frame, during, killed = _killer({"load_monitor_node": 1.5, "camera_node": 5.0})
+    summary = run_pipeline(frames=frames, rate_hz=rate_hz, policy="fixed:7", print_frames=False,
+                           summary_json=tmp_path / "summary.json", log=lambda *_: None,
+                           on_first_frame=first_frame, during=during,
+                           extra={("partitioner_node", "state_max_age_s"): 1.5})
+    assert summary["failed_nodes"] == {"load_monitor_node": 137, "camera_node": 137}, summary
+    assert summary["exit_code"] == 137 and (tmp_path / "summary.json").is_file()
+    taken = summary["frames_in_edge"]
+    assert 10 < taken < frames, summary  # the camera died half-way
+    assert summary["unaccounted"] == 0 and summary["frames_detected"] + summary["frames_dropped"] == taken
+    late = [d for d in summary["decisions"] if d["stamp_s"] > killed["load_monitor_node"] + 2.0]
+    assert late and all(d["stale_inputs"] == ["load"] for d in late), late
+    assert "load state stale" in open(f"{summary['logs']}/partitioner_node.log").read()
