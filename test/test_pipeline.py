@@ -68,12 +68,24 @@ def _video_frames(count: int):
 
 
 def test_split_pipeline_detects_what_the_full_model_detects():
-    """Frames cut after layer 9 with fp32 on the wire give the in-process full model's detections."""
+    """Frames cut after layer 9 with fp32 on the wire give the in-process full model's detections.
+    The edge also draws them for Foxglove/rviz: an ImageMarker per frame on l2p/detections_overlay,
+    on the frame's stamp, four edges (eight points) per box."""
+    from visualization_msgs.msg import ImageMarker
+
+    from l2p_ros.nodes.common import DETECTIONS_QOS
+
+    overlays: dict[float, int] = {}
     with live_pipeline(_overrides("fixed:9", FRAMES, rate_hz=3.0)) as (nodes, observer):
+        observer.create_subscription(  # transient local, 32 deep: the first frames' markers too
+            ImageMarker, "l2p/detections_overlay",
+            lambda m: overlays.__setitem__(round(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, 6),
+                                           len(m.points)), DETECTIONS_QOS)
         summary = _accounted(observer, FRAMES)
         stamps = observer.frame_stamps()
         timeline = observer.timeline()
     detected = summary["frames_detected"]
+    assert {round(r["stamp_s"], 6): 8 * len(r["boxes"]) for r in timeline} == overlays
     assert summary["executed_on"] == {"edge+cloud": detected} and summary["cuts"] == {"9": detected}
     torch.set_num_threads(1)
     detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
