@@ -44,12 +44,22 @@ def _start_camera(topic: str, *parameters: str) -> subprocess.Popen:
 
 
 def _receive(topic: str, *parameters: str, timeout_s: float = 30.0,
-             reliability: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT):
-    """Start the camera node, collect what it publishes until it exits; (messages, return code, log)."""
+             reliability: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT, sim_clock_start_s: float | None = None):
+    """Start the camera node, collect what it publishes until it exits; (messages, return code, log).
+    ``sim_clock_start_s``: publish /clock from this time on, as ``ros2 bag play --clock`` does."""
     rclpy.init(domain_id=DOMAIN_ID)
     try:
         node = rclpy.create_node("camera_test_subscriber")
         received = []
+        if sim_clock_start_s is not None:
+            from rosgraph_msgs.msg import Clock
+
+            from l2p_ros.nodes.common import to_time_msg
+
+            clock = node.create_publisher(Clock, "/clock", 10)
+            started = time.monotonic()
+            node.create_timer(0.01, lambda: clock.publish(Clock(clock=to_time_msg(
+                sim_clock_start_s + time.monotonic() - started))))
         # Best effort like the publisher; a deeper queue so this test's own spinning drops nothing.
         qos = QoSProfile(depth=10, reliability=reliability)
         node.create_subscription(Image, topic, received.append, qos)
@@ -90,6 +100,18 @@ def test_publishes_video_frames_and_exits_cleanly():
     assert all(b > a for a, b in zip(stamps_s, stamps_s[1:]))
     assert start_s < stamps_s[0] and stamps_s[-1] - stamps_s[0] >= 0.15
     assert "published 5 frames" in log and "header.stamp = publish time" in log
+
+
+def test_with_use_sim_time_frames_are_stamped_on_the_simulated_clock():
+    """``use_sim_time:=true`` (a bag played with --clock, a simulator): the camera stamps replayed
+    frames with /clock's time, not the host's (latency is measured from ingest, so it stays right)."""
+    sim_start_s = 1000.0
+    received, returncode, log = _receive("/camera_test/sim", f"source:={asset_path(SAMPLE_VIDEO)}", "max_frames:=5",
+                                         "rate_hz:=20", "use_sim_time:=true", sim_clock_start_s=sim_start_s)
+    assert returncode == 0 and len(received) == 5, log
+    stamps_s = [from_time_msg(m.header.stamp) for m in received]
+    assert all(sim_start_s < stamp < sim_start_s + 60 for stamp in stamps_s), stamps_s
+    assert all(b > a for a, b in zip(stamps_s, stamps_s[1:]))
 
 
 def test_replays_a_compressed_bag_keeping_its_frame_id(tmp_path):
