@@ -247,7 +247,8 @@ def _check_run_inputs(args) -> None:
         try:
             open_source(args.source, image_topic=args.image_topic or "").close()
         except SourceError as error:
-            raise ValueError(f"--{error.parameter.replace('_', '-')} {args.source}: {error}") from None
+            given = args.image_topic if error.parameter == "image_topic" else args.source
+            raise ValueError(f"--{error.parameter.replace('_', '-')} {given}: {error}") from None
     if args.policy is not None:
         try:
             check_policy_name(args.policy)

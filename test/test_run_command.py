@@ -10,6 +10,8 @@ from pathlib import Path
 
 import psutil
 
+from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+
 
 def test_ctrl_c_stops_the_nodes_and_prints_the_summary(tmp_path):
     summary_json = tmp_path / "summary.json"
@@ -52,7 +54,13 @@ def test_bad_run_inputs_are_refused_in_one_line_before_any_node_starts(tmp_path)
     """A source or policy the nodes would reject 20-30 s into start-up: one line naming the input, a
     non-zero exit, no traceback, no node started."""
     (tmp_path / "empty").mkdir()
+    from l2p_ros.bag import write_image_bag
+    from l2p_ros.sources import open_source
+
+    write_image_bag(tmp_path / "bag", open_source(asset_path(SAMPLE_VIDEO), max_frames=2))
     cases = [(["--source", str(tmp_path / "empty")], "--source", "holds no images"),
+             (["--source", str(tmp_path / "bag"), "--image-topic", "/wrong"], "--image-topic /wrong",
+              "not in the bag"),
              (["--source", str(tmp_path / "missing.avi")], "--source", "does not exist"),
              (["--policy", "nonsense"], "--policy 'nonsense'", "unknown"),
              (["--policy", f"ppo:{tmp_path / 'none.npz'}"], "--policy ppo:", "not found"),
