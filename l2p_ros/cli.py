@@ -328,17 +328,28 @@ def cmd_evaluate(args) -> int:
     scenario = resolve_scenario(args.trace or args.scenario)
     if args.image_codec:
         scenario = dataclasses.replace(scenario, image_codec=args.image_codec)
+    fleet = None
+    if args.fleet_vehicles:
+        from l2p_ros.policies.cloud_batching import CloudBatching, CloudShare
+
+        fleet = CloudShare(args.fleet_vehicles, args.fps or scenario.fps, args.cloud_max_batch,
+                           CloudBatching.load(args.cloud_batching))
+    more = {} if args.hindsight_s is None else {"hindsight_s": args.hindsight_s}
     evaluation = evaluate(scenario, args.model, policies,
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                           cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
                           fps=args.fps, deadline_ms=args.deadline_ms,
                           frames_per_clip=args.video_frames, extra_policies=extra, bottlenecks=args.bottlenecks,
-                          frame_costs=args.frame_costs,
+                          frame_costs=args.frame_costs, fleet=fleet, **more,
                           log=lambda text: print(text, file=sys.stderr))
     paths = write_report(evaluation, args.out)
     print(paths["markdown"].read_text())
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     return 0
+
+
+DEFAULT_CLOUD_BATCHING = Path(__file__).resolve().parents[1] / "models" / "profiles" / \
+    "cloud-batching-yolov3-tiny-416-cuda-h200.yaml"
 
 
 def _add_world_args(p) -> None:
@@ -415,6 +426,16 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--deadline-ms", type=float, default=None, help="deadline (default: the scenario's)")
     p.add_argument("--ppo", default=None, help="trained policy files (l2p train-ppo), comma separated; each is "
                    "reported under its own name (ppo, ppo-resource-only, ...)")
+    p.add_argument("--fleet-vehicles", type=_positive_int, default=None,
+                   help="the cloud is shared by this many vehicles (this one included) sending at the run's fps, "
+                        "and batches their frames; the simulator and the policies' cost model both know it")
+    p.add_argument("--cloud-max-batch", type=_positive_int, default=1, help="with --fleet-vehicles: the batch limit")
+    p.add_argument("--cloud-batching", type=Path, default=DEFAULT_CLOUD_BATCHING,
+                   help="with --fleet-vehicles: measured batch curves (bench/cloud_batching.py; default: the "
+                        "H200's for yolov3-tiny)")
+    p.add_argument("--hindsight-s", type=_nonnegative_float, default=None,
+                   help="seconds from the start over which the hindsight optimum (every queue accounted) is found "
+                        "and each policy compared with it (default 20; 0: none)")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"))
     p.set_defaults(func=cmd_evaluate)
 

@@ -15,6 +15,7 @@ from l2p_ros.bottleneck_file import BottleneckError, read_bottleneck, resolve_pa
 from l2p_ros.measure.cache import ensure_profile
 from l2p_ros.measure.models import model_graph, model_id
 from l2p_ros.measure.profile import Profile, derive_profile, is_derived, load_profile
+from l2p_ros.policies.cloud_batching import CloudShare
 from l2p_ros.policies.energy import PowerModel
 from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn
 from l2p_ros.policies.types import DEFAULT_TENSOR_CODEC
@@ -107,9 +108,20 @@ def fog_profile(edge: Profile, speed_factor: float) -> Profile:
     return derive_profile(edge, speed_factor, f"fog, derived: {speed_factor:g}x the edge profile's speed")
 
 
+def _rebuilt(model: CostModel, **changes) -> CostModel:
+    """``model`` built again with ``changes`` (CostModel's keyword arguments), all else the same."""
+    kept = dict(cloud_power=model.cloud_power, fog_profile=model.fog_profile, fog_power=model.fog_power,
+                fog_codec=model.fog_codec, bottlenecks=model.bottlenecks, cloud_share=model.cloud_share)
+    return CostModel(model.graph, model.edge_profile, model.cloud_profile, model.power, model.payload_bytes_fn,
+                     model.max_edge_load, **{**kept, **changes})
+
+
 def with_fog(model: CostModel, fog: Profile, fog_codec: str) -> CostModel:
     """``model`` with a fog tier: same graph, edge and cloud profiles, payload function, powers and
     load cap; the fog's crossing encoded with ``fog_codec``."""
-    return CostModel(model.graph, model.edge_profile, model.cloud_profile, model.power, model.payload_bytes_fn,
-                     model.max_edge_load, cloud_power=model.cloud_power, fog_profile=fog,
-                     fog_power=model.fog_power, fog_codec=fog_codec, bottlenecks=model.bottlenecks)
+    return _rebuilt(model, fog_profile=fog, fog_codec=fog_codec)
+
+
+def with_cloud_share(model: CostModel, share: CloudShare | None) -> CostModel:
+    """``model`` predicting a cloud shared by a batching fleet (None: the cloud alone)."""
+    return _rebuilt(model, cloud_share=share)

@@ -26,7 +26,7 @@ from l2p_ros.simulation.video import load_table, payload_samples
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "models" / "profiles"
 PROFILES = sorted(p for p in PROFILES_DIR.glob("*.yaml")
-                  if not p.name.endswith("-payload-fit.yaml") and not p.name.startswith("frame-costs-"))
+                  if not p.name.endswith("-payload-fit.yaml") and not p.name.startswith(("frame-costs-", "cloud-batching-")))
 FRAME_COSTS = sorted(PROFILES_DIR.glob("frame-costs-*.yaml"))
 FITS = sorted(PROFILES_DIR.glob("*-payload-fit.yaml"))
 # What the docs use: this host's CPU profile of yolov3-tiny, the H200 profiles, the fit on real frames.

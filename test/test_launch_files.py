@@ -34,7 +34,10 @@ def _declared_in(path: Path, function: str | None = None) -> set[str]:
     for call in ast.walk(scope):
         if isinstance(call, ast.Call):
             callee = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
-            if callee in ("declare", "declare_parameter") and len(call.args) >= 2 \
+            method = isinstance(call.func, ast.Attribute)  # LiveParameters.declare(name, ...)
+            if callee == "declare" and method and call.args and isinstance(call.args[0], ast.Constant):
+                names.add(call.args[0].value)
+            elif callee in ("declare", "declare_parameter") and len(call.args) >= 2 \
                     and isinstance(call.args[1], ast.Constant) and isinstance(call.args[1].value, str):
                 names.add(call.args[1].value)
             elif callee in ("declare_parameter",) and call.args and isinstance(call.args[0], ast.Constant):

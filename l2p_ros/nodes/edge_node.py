@@ -65,24 +65,21 @@ class EdgeNode(ManagedNode):
         self.default_cut = declare(self, "default_cut", "edge",
                                    "cut used until decisions arrive: a layer index, 'edge' or 'cloud'")
         self.default_codec = declare(self, "default_codec", "fp32", "codec used with default_cut")
-        def timing(name: str, default: float, description: str, minimum: float = 0.0, strict: bool = True) -> float:
-            def apply(value: float) -> None:  # from the next frame (the scheduler reads them each time)
-                setattr(self, name, value)
-                if getattr(self, "scheduler", None) is not None:
-                    setattr(self.scheduler, name, value)
+        def positive(value: float) -> str | None:
+            return None if value > 0 else "must be > 0"
 
-            return self.live.declare(name, default, description + " (live)", apply, minimum=minimum,
-                                     check=(lambda value: None if value > 0 else "must be > 0") if strict else None)
-
-        self.decision_wait_s = timing("decision_wait_s", 0.1,
-                                      "how long a frame waits for its own partition decision, seconds", strict=False)
-        self.cloud_timeout_s = timing("cloud_timeout_s", 0.5,
-                                      "seconds without detections after which a sent frame is finished locally")
-        self.retry_period_s = timing("retry_period_s", 2.0,
-                                     "while the next tier is silent, offload one frame this often, seconds")
-        self.partitioner_timeout_s = timing("partitioner_timeout_s", 2.0,
-                                            "seconds without decisions after which frames stop waiting for them "
-                                            "and run with default_cut (a dead partitioner)")
+        self.decision_wait_s = self.live.declare(
+            "decision_wait_s", 0.1, "how long a frame waits for its own partition decision, seconds (live)",
+            self._timing("decision_wait_s"), minimum=0.0)
+        self.cloud_timeout_s = self.live.declare(
+            "cloud_timeout_s", 0.5, "seconds without detections after which a sent frame is finished locally (live)",
+            self._timing("cloud_timeout_s"), check=positive)
+        self.retry_period_s = self.live.declare(
+            "retry_period_s", 2.0, "while the next tier is silent, offload one frame this often, seconds (live)",
+            self._timing("retry_period_s"), check=positive)
+        self.partitioner_timeout_s = self.live.declare(
+            "partitioner_timeout_s", 2.0, "seconds without decisions after which frames stop waiting for them and "
+            "run with default_cut (a dead partitioner) (live)", self._timing("partitioner_timeout_s"), check=positive)
         self.image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         self.next_tier_wait_s = declare(self, "next_tier_wait_s", 10.0,
                                         "at start, how long to wait for the next tier to be discovered before "
@@ -104,6 +101,14 @@ class EdgeNode(ManagedNode):
         self.stats_pub = self.create_publisher(PipelineStats, "l2p/edge/stats", STATE_QOS)
         self.queue_pub = self.create_publisher(UInt32, "l2p/edge/queue_length", STATE_QOS)
         self.diagnostics = Diagnostics(self)
+
+    def _timing(self, name: str):
+        """A live timing's setter: from the next frame (the scheduler reads them every time)."""
+        def apply(value: float) -> None:
+            setattr(self, name, value)
+            if getattr(self, "scheduler", None) is not None:
+                setattr(self.scheduler, name, value)
+        return apply
 
     def activate(self) -> None:
         self.scheduler: EdgeScheduler[EdgeFrame, PartitionDecision] = EdgeScheduler(

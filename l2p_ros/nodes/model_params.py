@@ -26,7 +26,8 @@ def declare_model(node: Node) -> tuple[str, int]:
 
 
 def load_detector(node: Node) -> SplitDetector:
-    """Declare the model parameters on ``node`` and load the model they name."""
+    """Declare the model parameters on ``node`` (a lifecycle node: its thresholds are live) and load
+    the model they name."""
     import torch
 
     from l2p_ros.model.darknet import load_model
@@ -41,15 +42,14 @@ def load_detector(node: Node) -> SplitDetector:
     threads = declare(node, "threads", 0, "torch CPU threads (0 = torch default)", minimum=0)
     loaded: dict[str, SplitDetector] = {}  # the detector a live threshold applies to, once loaded
 
-    def threshold(name: str, default: float, description: str) -> float:
-        live = getattr(node, "live", None)  # a lifecycle node applies its thresholds while running
-        if live is None:
-            return declare(node, name, default, description, minimum=0.0, maximum=1.0)
-        return live.declare(name, default, description, minimum=0.0, maximum=1.0,
-                            apply=lambda value: loaded and setattr(loaded["detector"], name, value))
+    def setter(name: str):
+        return lambda value: loaded and setattr(loaded["detector"], name, value)
 
-    score_threshold = threshold("score_threshold", 0.25, "minimum objectness x class probability, 0..1 (live)")
-    nms_iou = threshold("nms_iou", 0.45, "IoU above which NMS suppresses a same-class box, 0..1 (live)")
+    # Live on the nodes that run the network (lifecycle nodes: ``node.live``).
+    score_threshold = node.live.declare("score_threshold", 0.25, "minimum objectness x class probability, 0..1 "
+                                        "(live)", setter("score_threshold"), minimum=0.0, maximum=1.0)
+    nms_iou = node.live.declare("nms_iou", 0.45, "IoU above which NMS suppresses a same-class box, 0..1 (live)",
+                                setter("nms_iou"), minimum=0.0, maximum=1.0)
     device = declare(node, "device", "cpu", "where the network runs: cpu, cuda or cuda:N")
     precision = declare(node, "precision", "fp32", "fp32, or fp16 (CUDA only)")
     bottlenecks = declare(node, "bottlenecks", "", "learned bottleneck codecs to load at start, comma-separated "

@@ -55,6 +55,7 @@ import numpy as np
 
 from l2p_ros.measure.profile import Profile, ProfileError
 from l2p_ros.model.graph import INPUT, Cut, LayerGraph
+from l2p_ros.policies.cloud_batching import CloudShare
 from l2p_ros.policies.energy import CLOUD_POWER, FOG_POWER, PowerModel
 from l2p_ros.policies.types import DEFAULT_TENSOR_CODEC, Partition, SystemState
 
@@ -141,13 +142,19 @@ class CostModel:
     ``{codec name: (cut after layer, payload bytes per frame)}`` (the bytes its file records from
     its held-out frames; None: ask ``payload_bytes_fn``, as the simulator's truth does for each
     frame's own bytes); :meth:`bottleneck_partitions` offers them to the policies.
+
+    ``cloud_share``: the cloud serves a batching fleet (:mod:`l2p_ros.policies.cloud_batching`): a
+    partition's cloud time is its expected time there with the other vehicles' frames, infinite
+    where the cloud cannot keep up with the fleet sending it. DADS weighs the cloud's layers at
+    their one-frame times in its cut, and compares its choice with the others by this prediction.
     """
 
     def __init__(self, graph: LayerGraph, edge_profile: Profile, cloud_profile: Profile,
                  power: PowerModel = PowerModel(), payload_bytes_fn: PayloadBytesFn | None = None,
                  max_edge_load: float = 0.95, *, cloud_power: PowerModel = CLOUD_POWER,
                  fog_profile: Profile | None = None, fog_power: PowerModel = FOG_POWER,
-                 fog_codec: str = DEFAULT_TENSOR_CODEC, bottlenecks: dict[str, tuple[int, float]] | None = None):
+                 fog_codec: str = DEFAULT_TENSOR_CODEC, bottlenecks: dict[str, tuple[int, float]] | None = None,
+                 cloud_share: CloudShare | None = None):
         profiles = {"edge": edge_profile, "cloud": cloud_profile, "fog": fog_profile}
         for role, profile in profiles.items():
             if profile is not None and len(profile.layers) != graph.num_layers:
@@ -167,6 +174,7 @@ class CostModel:
                 raise ValueError(f"bottleneck {name}: cut {after_layer} must be inside the network and its "
                                  f"payload > 0 bytes, got {payload}")
         self.max_edge_load = max_edge_load
+        self.cloud_share = cloud_share
         self.edge_layer_ms = np.array([l.latency_ms_median for l in edge_profile.layers])
         self.cloud_layer_ms = np.array([l.latency_ms_median for l in cloud_profile.layers])
         self.fog_layer_ms = None if fog_profile is None else np.array([l.latency_ms_median for l in fog_profile.layers])
@@ -277,14 +285,21 @@ class CostModel:
         if on_edge.all():
             return Placement(cut, None, edge_ms, 0.0, 0.0, True)
         if not self.has_fog:
-            return Placement(cut, None, edge_ms, 0.0, float(self.cloud_layer_ms[~on_edge].sum()), False)
+            return Placement(cut, None, edge_ms, 0.0, self._at_cloud(float(self.cloud_layer_ms[~on_edge].sum()),
+                                                                     cut.after_layer == INPUT), False)
         handover = cut if partition.fog_until_layer is None else self.chain_cut(partition.fog_until_layer)
         before_cloud = np.zeros(self.num_layers, dtype=bool)
         before_cloud[list(handover.edge_layers)] = True
         fog_ms = float(self.fog_layer_ms[before_cloud & ~on_edge].sum())
         if before_cloud.all():  # the fog finishes: no handover to the cloud
             return Placement(cut, None, edge_ms, fog_ms, 0.0, False)
-        return Placement(cut, handover, edge_ms, fog_ms, float(self.cloud_layer_ms[~before_cloud].sum()), False)
+        return Placement(cut, handover, edge_ms, fog_ms,
+                         self._at_cloud(float(self.cloud_layer_ms[~before_cloud].sum()), handover.after_layer == INPUT),
+                         False)
+
+    def _at_cloud(self, single_ms: float, image: bool) -> float:
+        """The cloud's time for a frame: its layers' (one frame alone), or with a fleet sharing it."""
+        return single_ms if self.cloud_share is None else self.cloud_share.frame_ms(single_ms, image)
 
     def predict(self, partition: Partition, state: SystemState) -> Prediction:
         place = self.placement(partition)

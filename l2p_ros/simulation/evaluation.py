@@ -23,10 +23,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from l2p_ros.policies.baselines import FixedCut, OraclePolicy
+from l2p_ros.policies.cloud_batching import CloudShare
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Policy, SystemState
 from l2p_ros.simulation.bound import frame_lower_bounds
 from l2p_ros.simulation.frame_costs import frame_costs_source, resolve_frame_costs
+from l2p_ros.simulation.hindsight import HindsightResult, hindsight_optimum
 from l2p_ros.simulation.scenarios import Scenario, get_scenario, trace_scenario
 from l2p_ros.simulation.simulator import SimulationConfig, SimulationLog, Simulator
 from l2p_ros.simulation.world import DEFAULT_CLOUD_SPEED_FACTOR, World, build_world
@@ -36,6 +38,8 @@ DEFAULT_POLICIES = ("edge-only", "cloud-only", "static-optimal", "best-fixed", "
 # Not adaptive: what the best adaptive policy is measured against.
 STATIC_POLICIES = ("edge-only", "cloud-only", "static-optimal", "best-fixed")
 REFERENCE_POLICIES = ("oracle",)
+# The hindsight optimum's span by default: exact or near it in seconds of run time on 2 cores.
+HINDSIGHT_S = 20.0
 
 
 @dataclass
@@ -100,6 +104,18 @@ def summarize(log: SimulationLog, lower_bounds_ms: np.ndarray | None = None) -> 
     }
 
 
+def hindsight_comparison(log: SimulationLog, hindsight: HindsightResult) -> dict:
+    """A policy's mean over the hindsight optimum's frames and its gap to it (percent); None where
+    the policy skipped or lost any of them (it then processed another set of frames)."""
+    frames = len(hindsight.latency_ms)
+    latency = log.latency_ms[:frames]
+    if not (log.processed[:frames].all() and np.isfinite(latency).all()):
+        return {"hindsight_gap_pct": None}
+    mean_ms = float(np.mean(latency))
+    return {"hindsight_frames_mean_ms": mean_ms,
+            "hindsight_gap_pct": 100.0 * (mean_ms - hindsight.mean_ms) / hindsight.mean_ms}
+
+
 def nominal_state(sim: Simulator) -> SystemState:
     """Median true conditions at the frames of a simulation: what a static choice is tuned for."""
     times_s = np.arange(sim.num_frames) / sim.config.fps
@@ -135,6 +151,7 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
              deadline_ms: float | None = None, frames_per_clip: int = 60,
              extra_policies: dict[str, Policy] | None = None, bottlenecks: Sequence[str] = (),
              simulation_options: dict | None = None, frame_costs: str | Path | None = "committed",
+             fleet: CloudShare | None = None, hindsight_s: float = HINDSIGHT_S,
              progress: bool = True, log=print) -> Evaluation:
     """Simulate ``minutes`` (default: the scenario's) of ``scenario`` under each policy.
 
@@ -144,6 +161,11 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
     ``simulation_options``: further :class:`SimulationConfig` fields (e.g. ``live_edge``);
     ``frame_costs``: a frame-costs file the simulator charges (:mod:`l2p_ros.simulation.frame_costs`),
     ``"committed"`` (default) the repository's for the model where there is one, None: none.
+    ``fleet``: the cloud is shared by a batching fleet, in the simulator and in the policies' cost
+    model alike (its ``frames_per_s`` must be the run's fps).
+    ``hindsight_s``: the first seconds over which the hindsight optimum is found (every queue
+    accounted; :mod:`l2p_ros.simulation.hindsight`) and each policy compared with it; 0: none (also
+    with a fleet or ``live_edge``, which it does not model).
     """
     scenario = resolve_scenario(scenario)
     progress_factory = _progress(progress)
@@ -152,10 +174,12 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                                  frames_per_clip=frames_per_clip, bottlenecks=bottlenecks,
                                  log=log, progress_factory=progress_factory)
     world = world.for_scenario(scenario)  # a fog tier when the scenario has one
+    if fleet is not None:
+        world = world.with_cloud_share(fleet)
     frame_costs, costs = resolve_frame_costs(frame_costs, str(model))
     config = SimulationConfig(fps=scenario.fps if fps is None else fps,
                               deadline_ms=scenario.deadline_ms if deadline_ms is None else deadline_ms,
-                              **{"frame_costs": costs, **(simulation_options or {})})
+                              **{"frame_costs": costs, "fleet": fleet, **(simulation_options or {})})
     duration_s = 60.0 * (minutes if minutes is not None else scenario.minutes)
     names = list(policies) if policies is not None else list(DEFAULT_POLICIES) + [
         name for name in scenario.extra_policies if name not in DEFAULT_POLICIES]
@@ -181,6 +205,23 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
         "mean_ms": float(np.mean(bounds[np.isfinite(bounds)])),
         "note": "every frame alone on idle servers with its fastest partition: no policy is below it on any frame "
                 "(l2p_ros.simulation.bound); the oracle is myopic and can be beaten"}
+    if fleet is not None:
+        meta["fleet"] = world.sources["cloud_share"]
+    hindsight = None
+    if hindsight_s > 0 and fleet is None and not config.live_edge:
+        frames = max(1, round(hindsight_s * config.fps))
+        bar = progress_factory(frames, "hindsight") if progress_factory else None
+        hindsight = hindsight_optimum(simulator(), scenario.codec, scenario.image_codec, frames=frames,
+                                      on_frames=bar.update if bar else None)
+        if bar:
+            bar.close()
+        meta["hindsight"] = {
+            "seconds": frames / config.fps, "frames": frames, "mean_ms": hindsight.mean_ms, "exact": hindsight.exact,
+            "windows": hindsight.windows, "candidates": hindsight.candidates,
+            "note": "the least mean latency of any schedule over these first frames, knowing the whole trace, "
+                    "with every queue (l2p_ros.simulation.hindsight); " + (
+                        "exact" if hindsight.exact else
+                        f"a lower bound: {hindsight.windows} windows, each from idle servers")}
     evaluation = Evaluation(meta)
 
     def run(name: str, make: Callable[[Simulator], Policy]) -> PolicyRun:
@@ -189,7 +230,10 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
         policy_log = sim.run(make(sim), bar.update if bar else None)
         if bar:
             bar.close()
-        return PolicyRun(name, policy_log, summarize(policy_log, bounds))
+        summary = summarize(policy_log, bounds)
+        if hindsight is not None:
+            summary.update(hindsight_comparison(policy_log, hindsight))
+        return PolicyRun(name, policy_log, summary)
 
     for name in names:
         if name == "oracle":  # it must predict with this very simulator's truth

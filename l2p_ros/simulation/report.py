@@ -60,6 +60,11 @@ def markdown_table(evaluation: Evaluation) -> str:
         f"- frame costs: {_describe_costs(meta['sources'].get('frame_costs', {}))}",
         *([f"- lower bound: {_fmt(meta['lower_bound']['mean_ms'])} ms mean over every frame ("
            f"{meta['lower_bound']['note']})"] if "lower_bound" in meta else []),
+        *([f"- hindsight optimum: {_fmt(meta['hindsight']['mean_ms'])} ms mean over the first "
+           f"{_fmt(meta['hindsight']['seconds'])} s ({meta['hindsight']['note']})"] if "hindsight" in meta else []),
+        *([f"- fleet: the cloud is shared by {meta['fleet']['vehicles']} vehicles at {meta['fleet']['frames_per_s']:g} "
+           f"frames/s each, batches up to {meta['fleet']['max_batch']} (curves: {meta['fleet']['batching']['source']})"]
+          if meta.get("fleet") else []),
         "",
         "| Method | Mean latency (ms) | Std (ms) | Improvement over static optimal |",
         "|---|---:|---:|---:|",
@@ -70,16 +75,19 @@ def markdown_table(evaluation: Evaluation) -> str:
         lines.append(f"| {name} | {_fmt(latency['mean'])} | {_fmt(latency['std'])} | "
                      f"{'-' if improvement is None else f'{improvement:+.1f}%'} |")
     lines += ["", "| Method | p50 | p95 | p99 | edge J/frame | deadline misses | skipped | gap to lower bound | "
-              "gap to oracle | decisions/s | cuts (frames) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "gap to hindsight optimum | gap to oracle | decisions/s | cuts (frames) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, run in evaluation.runs.items():
         s = run.summary
         latency = s["latency_ms"]
         gap = s.get("gap_to_oracle_pct")
         bound_gap = s.get("gap_to_lower_bound_pct")
+        hindsight_gap = s.get("hindsight_gap_pct")
         cuts = ", ".join(f"{short_label(cut)}: {count}" for cut, count in s["cut_histogram"].items())
         lines.append(f"| {name} | {_fmt(latency['p50'])} | {_fmt(latency['p95'])} | {_fmt(latency['p99'])} | "
                      f"{_fmt(s['edge_energy_j_per_frame'], 3)} | {s['deadline_misses']} | {s['skipped_frames']} | "
                      f"{'-' if bound_gap is None else f'{bound_gap:+.1f}%'} | "
+                     f"{'-' if hindsight_gap is None else f'{hindsight_gap:+.1f}%'} | "
                      f"{'-' if gap is None else f'{gap:+.1f}%'} | {_fmt(s['decisions_per_s'], 0)} | {cuts} |")
     best = meta.get("best_adaptive")
     if best:

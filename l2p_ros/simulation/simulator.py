@@ -26,6 +26,11 @@ decision, and the crossing's encoding, are charged to the edge as work (stretche
 its layers); decoding to the tier that receives the edge's payload and computes on it. The
 policies' cost model does not know them, as the live policies do not.
 
+``fleet`` (a :class:`~l2p_ros.policies.cloud_batching.CloudShare`): the cloud is shared with the
+simulated vehicle's peers and batches frames that share a partition
+(:mod:`l2p_ros.simulation.fleet_cloud`); the policies' cost model knows it when built with the
+same share (``World.with_cloud_share``).
+
 Edge-only frames finish on the edge and use neither link nor cloud. A frame waits when the
 server before it is busy, so latency grows when frames come faster than a stage runs. Frames not
 yet through the vehicle's servers (edge and uplink) form the vehicle queue; a frame arriving to
@@ -63,9 +68,12 @@ from typing import Callable
 
 import numpy as np
 
+from l2p_ros.policies.cloud_batching import CloudShare
 from l2p_ros.policies.cost_model import CostModel, send_ms
-from l2p_ros.policies.types import Partition, Policy, SystemState
+from l2p_ros.policies.types import INPUT, Partition, Policy, SystemState
 from l2p_ros.simulation.estimator import EstimatorConfig, EwmaEstimator
+from l2p_ros.simulation.fleet_cloud import IDLE, FleetCloudState
+from l2p_ros.simulation.fleet_cloud import serve as fleet_serve
 from l2p_ros.simulation.frame_costs import FrameCosts
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import FramePayloads, VideoTable
@@ -76,7 +84,9 @@ class SimulationConfig:
     """``fps``: frame arrival rate; ``deadline_ms``: a frame slower than this misses its deadline;
     ``max_vehicle_queue``: frames allowed ahead on the vehicle before an arriving frame is skipped;
     ``fog_cloud_bandwidth_mbps``, ``fog_cloud_rtt_ms``: the fog -> cloud link, used in three tiers
-    only (the defaults are :class:`SystemState`'s nominal backhaul)."""
+    only (the defaults are :class:`SystemState`'s nominal backhaul); ``fleet``: the cloud is shared
+    with that many vehicles and batches their frames (:mod:`l2p_ros.simulation.fleet_cloud`; its
+    ``frames_per_s`` must be ``fps``), None: the cloud is the simulated vehicle's alone."""
 
     fps: float = 10.0
     deadline_ms: float = 100.0
@@ -88,8 +98,12 @@ class SimulationConfig:
     frame_overhead_ms: float = 0.0
     edge_background_load: float = 0.0
     frame_costs: FrameCosts | None = None
+    fleet: CloudShare | None = None
 
     def __post_init__(self) -> None:
+        if self.fleet is not None and (self.fleet.frames_per_s != self.fps or self.live_edge):
+            raise ValueError(f"a fleet's vehicles send at the simulated fps ({self.fps}), got "
+                             f"{self.fleet.frames_per_s}; and it is not modelled with live_edge")
         if self.fps <= 0 or self.deadline_ms <= 0 or self.max_vehicle_queue < 0:
             raise ValueError(f"need fps > 0, deadline_ms > 0, max_vehicle_queue >= 0: {self}")
         if self.fog_cloud_bandwidth_mbps <= 0 or self.fog_cloud_rtt_ms < 0:
@@ -205,6 +219,7 @@ class _Played:
     fog_send_ms: float
     vehicle_done_s: float
     free_s: tuple  # the servers' next free times after it, as Simulator._servers
+    fleet_cloud: FleetCloudState = IDLE  # with a fleet: the shared cloud after it
 
 
 class Simulator:
@@ -243,6 +258,7 @@ class Simulator:
         self.log = SimulationLog.empty(len(self.rows), model.num_layers, config.deadline_ms)
         self._edge_free_s = self._link_free_s = self._cloud_free_s = 0.0
         self._fog_free_s = self._fog_link_free_s = 0.0
+        self._fleet_cloud = IDLE  # the shared cloud, with a fleet
         self._vehicle_done_s: list[float] = []  # when each accepted frame leaves the vehicle
         self._edge_done_s: list[float] = []  # when each accepted frame leaves the edge's server
         self._next = 0
@@ -315,9 +331,10 @@ class Simulator:
         if self.pending is None:
             raise RuntimeError("the simulation is over: no frame is pending")
         frame = self.pending
-        played = self._play(partition, frame.time_s, frame.row, self._servers())
+        played = self._play(partition, frame.time_s, frame.row, self._servers(), self._fleet_cloud)
         (self._edge_free_s, self._link_free_s, self._cloud_free_s, self._fog_free_s,
          self._fog_link_free_s) = played.free_s
+        self._fleet_cloud = played.fleet_cloud
         self._vehicle_done_s.append(played.vehicle_done_s)
         self._edge_done_s.append(self._edge_free_s)  # FIFO: the edge is next free when this frame leaves it
         latency_ms, service_ms = played.latency_ms, played.service_ms
@@ -371,9 +388,11 @@ class Simulator:
             self.payloads.row = row
             self.true_model.tensor_bytes.cache_clear()  # its per-tensor bytes were another frame's
 
-    def _play(self, partition: Partition, t: float, row: int, free_s: tuple) -> _Played:
+    def _play(self, partition: Partition, t: float, row: int, free_s: tuple,
+              fleet_cloud: FleetCloudState = IDLE) -> _Played:
         """One frame arriving at ``t`` (video row ``row``) through servers next free at ``free_s``
-        (:meth:`_servers`), under the true conditions. The true model's payloads must be at ``row``."""
+        (:meth:`_servers`) and, with a fleet, the shared cloud ``fleet_cloud``, under the true
+        conditions. The true model's payloads must be at ``row``."""
         if partition.fog_until_layer is not None and not self._has_fog:
             raise ValueError("three-tier partitions need a three-tier world (a fog profile); this one has two tiers")
         edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s = free_s
@@ -419,9 +438,15 @@ class Simulator:
                 arrival_s = fog_link_free_s + fog_rtt_ms / 2e3  # at the cloud
             if fog_finishes:
                 finish = fog_free_s + rtt_ms / 2e3
-            else:
+            elif self.config.fleet is None:
                 cloud_free_s = max(arrival_s, cloud_free_s) + cloud_ms / 1e3
                 finish = cloud_free_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
+            else:  # batched with the peers' frames of the same partition
+                image = plan.cut.after_layer == INPUT and not fog_computes
+                done_s, fleet_cloud, _ = fleet_serve(self.config.fleet, fleet_cloud, arrival_s, (partition,),
+                                                     cloud_ms, image)
+                cloud_free_s = fleet_cloud.free_s
+                finish = done_s + fog_rtt_ms / 2e3 + rtt_ms / 2e3
         edge_ms = (edge_done - edge_start) * 1e3
         latency_ms = (finish - t) * 1e3 + self.config.frame_overhead_ms
         if self._has_fog:  # as the cost model: the edge idles through both hops and the fog
@@ -433,7 +458,8 @@ class Simulator:
         service_ms += self.config.frame_overhead_ms
         energy = self.true_model.power.energy_j(edge_ms, send_s * 1e3, wait_ms)
         return _Played(latency_ms, service_ms, edge_ms, send_s * 1e3, cloud_ms, payload, energy, fog_ms,
-                       fog_send_ms, vehicle_done, (edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s))
+                       fog_send_ms, vehicle_done, (edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s),
+                       fleet_cloud)
 
     def run(self, policy: Policy, on_frames: Callable[[int], None] | None = None) -> SimulationLog:
         """Let ``policy`` decide every frame; ``on_frames(k)`` reports progress (k frames passed)."""

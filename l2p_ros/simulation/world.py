@@ -12,13 +12,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from l2p_ros.deployment import Deployment, build_cost_model, fog_profile, with_fog
+from l2p_ros.deployment import Deployment, build_cost_model, fog_profile, with_cloud_share, with_fog
 from l2p_ros.measure.models import model_graph
 from l2p_ros.measure.payload_fit import fit_payloads
 from l2p_ros.measure.profile import Profile
 from l2p_ros.model.graph import LayerGraph
 from l2p_ros.policies.energy import PowerModel
 from l2p_ros.policies.baselines import chain_partitions
+from l2p_ros.policies.cloud_batching import CloudShare
 from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn
 from l2p_ros.policies.dnnsplit import profile_candidates
 from l2p_ros.policies.types import Partition
@@ -76,6 +77,15 @@ class World:
             "fog_power": {"active_w": base.fog_power.active_w, "transmit_w": base.fog_power.transmit_w,
                           "source": base.fog_power.source}}}
         return replace(self, policy_model=model, sources=sources, fog_profile=profile, _tiered={})
+
+    def with_cloud_share(self, share: CloudShare | None) -> World:
+        """The same world whose policies know the cloud is shared by a batching fleet (the
+        simulator's truth is ``SimulationConfig.fleet``; give both the same share)."""
+        sources = {**self.sources, "cloud_share": None if share is None else {
+            "vehicles": share.vehicles, "frames_per_s": share.frames_per_s, "max_batch": share.max_batch,
+            "batching": {"machine": share.batching.machine, "source": share.batching.source}}}
+        return replace(self, policy_model=with_cloud_share(self.policy_model, share), sources=sources,
+                       _tiered={})
 
     def candidates(self, codec: str, image_codec: str) -> list[Partition]:
         """DNNSplit's candidate chain cuts (image offload and edge only included) as partitions, and
