@@ -8,7 +8,7 @@ Every run: the paper's scenario, the committed H200 cloud profile and its measur
 ``--edge-speed-factor`` (0.25: Jetson-class), ``fps`` frames a second per vehicle. The simulator
 plays the other vehicles as the simulated one's peers (l2p_ros/simulation/fleet_cloud.py) and the
 policies' cost model knows the fleet (l2p_ros/policies/cloud_batching.py). Prints a table and
-saves bench/results/fleet_share.json.
+saves bench/results/fleet_share_<frame costs>.json.
 """
 from __future__ import annotations
 
@@ -36,8 +36,13 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--edge-speed-factor", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fleet_share.json")
+    parser.add_argument("--frame-costs", default="none", metavar="committed|none",
+                        help="none (default): the simulator charges what the policies know, so the fleet's effect "
+                             "is seen alone; committed: also the measured decode times, which the policies' cost "
+                             "model does not know")
+    parser.add_argument("--out", type=Path, default=None, help="default bench/results/fleet_share_<frame costs>.json")
     args = parser.parse_args()
+    args.out = args.out or ROOT / "bench" / "results" / f"fleet_share_{args.frame_costs}.json"
     batching = CloudBatching.load(PROFILES / "cloud-batching-yolov3-tiny-416-cuda-h200.yaml")
     world = build_world("yolov3-tiny", edge_profile=PROFILES / "yolov3-tiny-416-cpu-t1-vm-2core.yaml",
                         cloud_profile=PROFILES / "yolov3-tiny-416-cuda-h200.yaml",
@@ -48,7 +53,8 @@ def main() -> None:
         for max_batch in map(int, args.batches.split(",")):
             fleet = CloudShare(vehicles, args.fps, max_batch, batching)
             evaluation = evaluate("l2p-paper", policies=POLICIES, minutes=args.minutes, seed=args.seed, world=world,
-                                  fps=args.fps, fleet=fleet, hindsight_s=0, progress=False, log=lambda *a: None)
+                                  fps=args.fps, fleet=fleet, hindsight_s=0, progress=False, log=lambda *a: None,
+                                  frame_costs=None if args.frame_costs == "none" else args.frame_costs)
             means = {name: evaluation.runs[name].summary["latency_ms"]["mean"] for name in POLICIES}
             greedy = evaluation.runs["greedy"].summary
             on_cloud = 1.0 - greedy["cut_histogram"].get("edge", 0) / max(greedy["processed_frames"], 1)
@@ -60,6 +66,7 @@ def main() -> None:
                   + f"   {100 * on_cloud:5.1f}%")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"command": " ".join(sys.argv), "fps": args.fps, "minutes": args.minutes,
+                                    "frame_costs": args.frame_costs,
                                     "edge_speed_factor": args.edge_speed_factor, "seed": args.seed,
                                     "batching": {"machine": batching.machine, "source": batching.source},
                                     "sources": evaluation.meta["sources"], "rows": rows}, indent=1, default=str))
