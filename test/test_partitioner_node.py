@@ -1,6 +1,7 @@
 """The partitioner node in its own process: decisions per frame, and a measured edge power model."""
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +230,32 @@ def test_a_dead_monitors_last_state_goes_stale_and_the_decision_says_so(partitio
     decide_fresh()
     time.sleep(1.5)
     assert not decide().stale_inputs
+
+
+FLEET = {"policy": "greedy", "default_bandwidth_mbps": 200.0, "default_rtt_ms": 5.0, "cloud_max_batch": 4,
+         "cloud_speed_factor": 20.0,  # a GPU-class cloud: alone, sending the image wins
+         "cloud_batching": str(Path(__file__).resolve().parents[1] / "models" / "profiles"
+                               / "cloud-batching-yolov3-tiny-416-cpu-vm-2core.yaml")}
+
+
+@pytest.mark.parametrize("partitioner, vehicles", [({**FLEET, "fleet_vehicles": 1}, 1),
+                                                   ({**FLEET, "fleet_vehicles": 100}, 100)],
+                         indirect=["partitioner"])
+def test_a_partitioner_told_its_cloud_is_shared_leaves_it_when_it_cannot_keep_up(partitioner, vehicles):
+    """On a fast link greedy sends images; told 100 vehicles at 10 frames/s share the cloud (more
+    images a second than it finishes in batches of 4), it sends a cut whose tail the cloud keeps up with."""
+    node, nodes = partitioner
+    decision = _decider(node, nodes)()
+    log = nodes.running["partitioner_node"].log_path.read_text()
+    if vehicles == 1:
+        assert decision.cut_after_layer == -1 and "shared by" not in log
+    else:
+        assert decision.cut_after_layer != -1 and "the cloud is shared by 100 vehicles, batches up to 4" in log
+
+
+@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "fleet_vehicles": 3}], indirect=True)
+def test_a_fleet_without_batch_curves_is_refused_at_start(partitioner):
+    node, nodes = partitioner
+    assert _spin_until(node, lambda: bool(nodes.failed()), 90)
+    assert "parameter 'cloud_batching'='' is invalid: fleet_vehicles > 1 needs" in \
+        nodes.running["partitioner_node"].log_path.read_text()

@@ -21,7 +21,7 @@ from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecis
 from l2p_ros.bottleneck_file import BottleneckError
 from l2p_ros.codec_spec import CodecSpec
 from l2p_ros.complexity import ComplexityMeter
-from l2p_ros.deployment import Deployment, build_cost_model
+from l2p_ros.deployment import Deployment, build_cost_model, with_cloud_share
 from l2p_ros.measure.cache import ensure_payload_fit
 from l2p_ros.measure.models import model_id
 from l2p_ros.measure.payload_fit import load_payload_fit
@@ -34,6 +34,7 @@ from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnosti
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
+from l2p_ros.policies.cloud_batching import CloudBatching, CloudShare
 from l2p_ros.policies.registry import POLICY_NAMES, make_policy
 
 
@@ -79,6 +80,12 @@ class PartitionerNode(Node):
             apply=lambda value: setattr(self.freshness, "max_age_s", value),
             check=lambda value: None if value > 0 else "must be > 0")
         threads = declare(self, "profile_threads", 2, "torch threads when this node measures the edge profile")
+        fleet_vehicles = declare(self, "fleet_vehicles", 1, "vehicles (this one included) sharing the cloud, which "
+                                 "batches their frames: the cost model then predicts the shared cloud's time "
+                                 "(1 = the cloud is this vehicle's alone)", minimum=1)
+        cloud_max_batch = declare(self, "cloud_max_batch", 1, "with fleet_vehicles > 1: the cloud's max_batch", minimum=1)
+        cloud_batching = declare(self, "cloud_batching", "", "with fleet_vehicles > 1: the cloud's measured batch "
+                                 "curves (models/profiles/cloud-batching-*.yaml, bench/cloud_batching.py)")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         if cloud_speed_factor <= 0:
             raise parameter_error(self, "cloud_speed_factor", cloud_speed_factor, "must be > 0")
@@ -109,6 +116,17 @@ class PartitionerNode(Node):
                 self.cost_model.payload_bytes(self.cost_model.chain_cut(0), fog_codec, 0.5)
             except ProfileError as error:
                 raise parameter_error(self, "fog_codec", fog_codec, str(error)) from None
+        if fleet_vehicles > 1:  # the policies predict a cloud shared by a batching fleet
+            if not cloud_batching:
+                raise parameter_error(self, "cloud_batching", "", "fleet_vehicles > 1 needs the cloud's batch curves")
+            try:
+                share = CloudShare(fleet_vehicles, 1e3 / frame_interval_ms, cloud_max_batch,
+                                   CloudBatching.load(cloud_batching))
+            except (ValueError, FileNotFoundError) as error:
+                raise parameter_error(self, "cloud_batching", cloud_batching, str(error)) from None
+            self.cost_model = with_cloud_share(self.cost_model, share)
+            self.get_logger().info(f"the cloud is shared by {fleet_vehicles} vehicles, batches up to {cloud_max_batch} "
+                                   f"(curves measured on {share.batching.machine})")
         self.frame_interval_ms = frame_interval_ms
         self.choice = {"policy": policy_name, "codec": codec, "image_codec": image_codec}
         try:

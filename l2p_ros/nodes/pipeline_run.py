@@ -129,6 +129,21 @@ def cloud_assignment(namespaces: list[str], clouds: int) -> dict[str, list[str]]
     return {("cloud_node" if i == 0 else f"cloud_node_{i}"): namespaces[i::clouds] for i in range(clouds)}
 
 
+# The batch curves of this host's CPU cloud (a source checkout's; bench/cloud_batching.py).
+CPU_CLOUD_BATCHING = Path(__file__).resolve().parents[2] / "models" / "profiles" / \
+    "cloud-batching-yolov3-tiny-416-cpu-vm-2core.yaml"
+
+
+def tell_fleet(partitioner: dict, vehicles: int, max_batch: int, log=print) -> None:
+    """A fleet run's partitioners predict the shared cloud: ``vehicles`` on it (the most any of the
+    run's clouds serves), its ``max_batch``, and this CPU's measured batch curves, where the source
+    checkout has them (an install without models/profiles/ leaves the cloud unshared, and says so)."""
+    if not CPU_CLOUD_BATCHING.is_file():
+        log(f"the partitioners predict the cloud as unshared: no batch curves at {CPU_CLOUD_BATCHING}")
+        return
+    partitioner.update(fleet_vehicles=vehicles, cloud_max_batch=max_batch, cloud_batching=str(CPU_CLOUD_BATCHING))
+
+
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
                  summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
@@ -210,6 +225,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     for name, (executable, node_overrides) in {**(extra_nodes or {}), **more_clouds}.items():
         params[name] = {"ros__parameters": {**params[executable]["ros__parameters"], **node_overrides}}
     partitioner = params["partitioner_node"]["ros__parameters"]
+    if vehicles > 1 and partitioner.get("fleet_vehicles", 1) == 1:
+        tell_fleet(partitioner, max(len(own) for own in served_by.values()),
+                   int(params["cloud_node"]["ros__parameters"].get("max_batch", 1)), log)
     work_dir = temporary_work_dir()
     recorder = None
     if record:
