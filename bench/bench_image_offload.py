@@ -10,7 +10,8 @@ camera-size offload at the same quality; for each camera-size row also the share
 detections the exact letterbox (lossless network resolution) reproduces: the most any
 network-resolution codec can reach on that measure. Target (issue 9): at q75, network resolution is at most
 0.4x today's bytes on vtest with >= 97% of the camera-size offload's detections matched.
-Writes bench/results/image_offload_yolov3-tiny_416.json and docs/image_offload.png.
+Writes bench/results/image_offload_yolov3-tiny_416.json and docs/image_offload.png; with ``--webp``
+(WebP rows only) bench/results/image_offload_webp_yolov3-tiny_416.json.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -30,11 +32,14 @@ from l2p_ros import codec  # noqa: E402
 from l2p_ros.assets import asset_path  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.matching import match_detections  # noqa: E402
-from l2p_ros.model.postprocess import load_class_names  # noqa: E402
+from l2p_ros.model.postprocess import letterbox_info, load_class_names, place_in_input, resize_to_input  # noqa: E402
 from l2p_ros.sources import read_video, video_frame_count  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
 QUALITIES = (30, 40, 50, 60, 75, 85, 95)
+# WebP at network resolution, for comparison only (cv2; not one of the product's codecs): measured
+# against the camera-size JPEG q75 offload, the target's reference.
+WEBP_QUALITIES = (60, 75, 85, 90, 95)
 CLIPS = ("vtest.avi", "Megamind.avi")
 
 
@@ -72,6 +77,24 @@ def measure(detector: SplitDetector, frames: list[np.ndarray], references: list,
     return row, detections
 
 
+def measure_webp(detector: SplitDetector, frames: list[np.ndarray], full_q75: list, full_q75_bytes: float,
+                 quality: int) -> dict:
+    """WebP of the network-resolution image (what ``jpeg-qN`` resizes), decoded and placed as the
+    receiver places a network-resolution JPEG: bytes and detections against the camera-size q75 offload."""
+    sizes, matched = [], 0
+    for frame, reference in zip(frames, full_q75):
+        info = letterbox_info(frame.shape[1], frame.shape[0], detector.model.input_size)
+        ok, data = cv2.imencode(".webp", resize_to_input(frame, detector.model.input_size),
+                                [cv2.IMWRITE_WEBP_QUALITY, quality])
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        found = detector._postprocess(detector.model(place_in_input(image, info)), info)
+        sizes.append(len(data))
+        matched += match_detections(reference, found)
+    return {"codec": f"webp-q{quality} (cv2, comparison only)", "bytes_mean": round(float(np.mean(sizes)), 1),
+            "bytes_vs_full_size_q75": round(float(np.mean(sizes)) / full_q75_bytes, 4),
+            "matched_of_full_size_q75_offload": round(matched / max(1, sum(map(len, full_q75))), 4)}
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -97,9 +120,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames-per-clip", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--webp", action="store_true",
+                        help="only WebP at network resolution against the camera-size q75 offload (its own JSON)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
+    if args.webp:
+        return compare_webp(detector, args)
     results, summary = {}, {}
     for clip in CLIPS:
         frames = clip_frames(clip, args.frames_per_clip)
@@ -133,6 +160,25 @@ def main() -> None:
                                            "frames_per_clip": args.frames_per_clip, "summary": summary,
                                            "results": results})
     plot(results, Path(__file__).resolve().parents[1] / "docs" / "image_offload.png")
+
+
+def compare_webp(detector: SplitDetector, args) -> None:
+    """``--webp``: WebP at network resolution against the camera-size JPEG q75 offload."""
+    results = {}
+    full_q75 = codec.CodecSpec.parse("jpeg-full-q75")
+    for clip in CLIPS:
+        frames = clip_frames(clip, args.frames_per_clip)
+        sent = [detector.edge(frame, "cloud", full_q75) for frame in frames]
+        reference = [detector.cloud(frame).detections for frame in sent]
+        reference_bytes = float(np.mean([frame.payload_bytes for frame in sent]))
+        print(f"{clip}: camera-size jpeg-full-q75 {reference_bytes / 1e3:.1f} KB, "
+              f"{sum(map(len, reference))} detections")
+        results[clip] = [measure_webp(detector, frames, reference, reference_bytes, q) for q in WEBP_QUALITIES]
+        for row in results[clip]:
+            print(f"  {row['codec']:>34} {row['bytes_mean'] / 1e3:6.1f} KB, {row['bytes_vs_full_size_q75']:.2f}x, "
+                  f"{row['matched_of_full_size_q75_offload']:.1%} of its detections")
+    save("image_offload_webp_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]),
+                                                "frames_per_clip": args.frames_per_clip, "results": results})
 
 
 if __name__ == "__main__":
