@@ -47,15 +47,17 @@ RUNS = {
     "paper-20fps": ("l2p-paper at 20 frames/s, where frames queue (10 minutes, seed 1)",
                     dict(scenario="l2p-paper", minutes=10, seed=1, fps=20.0),
                     "--scenario l2p-paper --minutes 10 --seed 1 --fps 20"),
-    # Outside what the policies trained on: the link falls to 1 Mbit/s while the edge is half busy.
+    # Outside what the policies trained on: the link falls to 1 Mbit/s while the edge is half busy. The
+    # hindsight optimum over the whole minute (every queue, exact): the step is where queues decide.
     "step-load": ("the testbed's 40 / 1 / 40 Mbit/s step with the edge half busy, outside PPO's training (1 minute)",
-                  dict(scenario=STEP_TRACE, minutes=1, seed=0, policies=STEP_POLICIES, ppo=PPO[:1]),
-                  f"--trace {STEP_TRACE} --minutes 1 --seed 0 --policies {','.join(STEP_POLICIES)} --ppo {PPO[0]}"),
+                  dict(scenario=STEP_TRACE, minutes=1, seed=0, policies=STEP_POLICIES, ppo=PPO[:1], hindsight_s=60.0),
+                  f"--trace {STEP_TRACE} --minutes 1 --seed 0 --policies {','.join(STEP_POLICIES)} --ppo {PPO[0]} "
+                  "--hindsight-s 60"),
     "step-load-edge-2x": ("the same step on an edge twice as fast (derived), with its PPO (1 minute)",
                           dict(scenario=STEP_TRACE, minutes=1, seed=0, edge_speed_factor=2.0, policies=STEP_POLICIES,
-                               ppo=PPO_2X[:1]),
+                               ppo=PPO_2X[:1], hindsight_s=60.0),
                           f"--trace {STEP_TRACE} --minutes 1 --seed 0 --edge-speed-factor 2 "
-                          f"--policies {','.join(STEP_POLICIES)} --ppo {PPO_2X[0]}"),
+                          f"--policies {','.join(STEP_POLICIES)} --ppo {PPO_2X[0]} --hindsight-s 60"),
     "throttle": ("three-tier-throttle (3 minutes, seed 0)", dict(scenario="three-tier-throttle", minutes=3, seed=0),
                  "--scenario three-tier-throttle --minutes 3 --seed 0"),
     "backhaul": ("three-tier-backhaul (10 minutes, seed 0)", dict(scenario="three-tier-backhaul", minutes=10, seed=0),

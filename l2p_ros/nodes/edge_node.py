@@ -65,6 +65,7 @@ class EdgeNode(ManagedNode):
         self.default_cut = declare(self, "default_cut", "edge",
                                    "cut used until decisions arrive: a layer index, 'edge' or 'cloud'")
         self.default_codec = declare(self, "default_codec", "fp32", "codec used with default_cut")
+
         def positive(value: float) -> str | None:
             return None if value > 0 else "must be > 0"
 
