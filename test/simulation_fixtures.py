@@ -7,7 +7,10 @@ import functools
 
 import numpy as np
 
-from l2p_ros.simulation.scenarios import Scenario
+from l2p_ros.policies.baselines import OraclePolicy
+from l2p_ros.policies.registry import make_policy
+from l2p_ros.simulation.scenarios import Scenario, get_scenario
+from l2p_ros.simulation.simulator import SimulationConfig
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import HIGH_COMPLEXITY_CLIP
 from l2p_ros.simulation.world import World, build_world
@@ -29,3 +32,26 @@ def constant_scenario(bandwidth_mbps: float, edge_load: float = 0.0, rtt_ms: flo
 
     return Scenario(f"constant-{bandwidth_mbps}", "constant conditions", 1.0, trace,
                     lambda duration_s, rng: [(0.0, HIGH_COMPLEXITY_CLIP)], fps=fps)
+
+
+# The policies the bound tests run beside the oracle.
+BOUND_POLICIES = ("edge-only", "cloud-only", "heuristic", "greedy", "dads", "dnnsplit", "score")
+
+
+def scenario_runs(scenario_name: str, fps: float, seed: int, duration_s: float):
+    """(scenario, a factory of fresh simulators of it, the logs of BOUND_POLICIES and the oracle on it)."""
+    scenario = get_scenario(scenario_name)
+    world = small_world().for_scenario(scenario)
+    config = SimulationConfig(fps=fps, deadline_ms=scenario.deadline_ms)
+
+    def simulator():
+        return world.simulator(scenario, duration_s, seed, config)
+
+    logs = {}
+    for name in BOUND_POLICIES:
+        policy = make_policy(name, world.policy_model, codec=scenario.codec, image_codec=scenario.image_codec,
+                             frame_interval_ms=1e3 / fps)
+        logs[name] = simulator().run(policy)
+    sim = simulator()
+    logs["oracle"] = sim.run(OraclePolicy(sim.true_model, (scenario.codec,), scenario.image_codec))
+    return scenario, simulator, logs

@@ -4,33 +4,14 @@ import numpy as np
 import pytest
 
 from l2p_ros.policies.baselines import OraclePolicy
-from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Partition, Policy, SystemState
 from l2p_ros.simulation.bound import frame_lower_bounds
-from l2p_ros.simulation.scenarios import get_scenario
 from l2p_ros.simulation.simulator import SimulationConfig
-from test.simulation_fixtures import constant_scenario, small_world
-
-POLICIES = ("edge-only", "cloud-only", "heuristic", "greedy", "dads", "dnnsplit", "score")
-
+from test.simulation_fixtures import constant_scenario, scenario_runs, small_world
 
 def _runs(scenario_name: str, fps: float, seed: int, duration_s: float = 30.0):
-    scenario = get_scenario(scenario_name)
-    world = small_world().for_scenario(scenario)
-    config = SimulationConfig(fps=fps, deadline_ms=scenario.deadline_ms)
-
-    def simulator():
-        return world.simulator(scenario, duration_s, seed, config)
-
-    bounds = frame_lower_bounds(simulator(), scenario.codec, scenario.image_codec)
-    logs = {}
-    for name in POLICIES:
-        policy = make_policy(name, world.policy_model, codec=scenario.codec, image_codec=scenario.image_codec,
-                             frame_interval_ms=1e3 / fps)
-        logs[name] = simulator().run(policy)
-    sim = simulator()
-    logs["oracle"] = sim.run(OraclePolicy(sim.true_model, (scenario.codec,), scenario.image_codec))
-    return bounds, logs
+    scenario, simulator, logs = scenario_runs(scenario_name, fps, seed, duration_s)
+    return frame_lower_bounds(simulator(), scenario.codec, scenario.image_codec), logs
 
 
 @pytest.mark.parametrize("scenario_name, fps, seed", [("l2p-paper", 10.0, 0), ("l2p-paper", 20.0, 1),

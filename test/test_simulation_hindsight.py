@@ -7,16 +7,12 @@ import numpy as np
 import pytest
 
 from l2p_ros.policies.baselines import OraclePolicy
-from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Partition
 from l2p_ros.simulation.bound import frame_lower_bounds
 from l2p_ros.simulation.hindsight import hindsight_candidates, hindsight_optimum
 from l2p_ros.simulation.scenarios import get_scenario
 from l2p_ros.simulation.simulator import SimulationConfig
-from test.simulation_fixtures import constant_scenario, small_world
-
-POLICIES = ("edge-only", "cloud-only", "heuristic", "greedy", "dads", "dnnsplit", "score")
-
+from test.simulation_fixtures import constant_scenario, scenario_runs, small_world
 
 def _brute_force(sim_factory, candidates) -> float:
     """The least total latency over every sequence of ``candidates``, each played in full."""
@@ -55,34 +51,11 @@ def test_the_optimum_equals_brute_force_over_every_schedule(bandwidth_mbps, fps)
     assert np.allclose(played, result.latency_ms)
 
 
-def _world(scenario_name: str, fps: float, seed: int, duration_s: float):
-    scenario = get_scenario(scenario_name)
-    world = small_world().for_scenario(scenario)
-    config = SimulationConfig(fps=fps, deadline_ms=scenario.deadline_ms)
-
-    def simulator():
-        return world.simulator(scenario, duration_s, seed, config)
-
-    return scenario, world, simulator
-
-
-def _runs(scenario_name: str, fps: float, seed: int, duration_s: float):
-    scenario, world, simulator = _world(scenario_name, fps, seed, duration_s)
-    logs = {}
-    for name in POLICIES:
-        policy = make_policy(name, world.policy_model, codec=scenario.codec, image_codec=scenario.image_codec,
-                             frame_interval_ms=1e3 / fps)
-        logs[name] = simulator().run(policy)
-    sim = simulator()
-    logs["oracle"] = sim.run(OraclePolicy(sim.true_model, (scenario.codec,), scenario.image_codec))
-    return scenario, simulator, logs
-
-
 @pytest.mark.parametrize("scenario_name, fps, seed", [("l2p-paper", 20.0, 1), ("l2p-paper", 30.0, 2),
                                                       ("three-tier-throttle", 20.0, 0)])
 def test_no_policy_beats_the_optimum_nor_is_it_below_the_per_frame_bound(scenario_name, fps, seed):
     duration_s = 3.0 if scenario_name == "l2p-paper" else 1.0  # three tiers: ~350 candidates a frame
-    scenario, simulator, logs = _runs(scenario_name, fps, seed, duration_s)
+    scenario, simulator, logs = scenario_runs(scenario_name, fps, seed, duration_s)
     result = hindsight_optimum(simulator(), scenario.codec, scenario.image_codec)
     per_frame = frame_lower_bounds(simulator(), scenario.codec, scenario.image_codec)
     assert result.exact or scenario.fog is not None, result.windows  # three tiers: windows, a bound
@@ -120,7 +93,12 @@ def test_where_frames_queue_the_optimum_is_above_the_per_frame_bound_and_below_t
 def test_windows_restarted_from_idle_servers_are_a_bound_between_the_two():
     """Forced into windows by a small state budget: the sum is still at most the exact optimum and
     at least the per-frame bound."""
-    scenario, _, sim = _world("l2p-paper", 30.0, 2, duration_s=3.0)
+    scenario = get_scenario("l2p-paper")
+    world = small_world().for_scenario(scenario)
+    config = SimulationConfig(fps=30.0, deadline_ms=scenario.deadline_ms)
+
+    def sim():
+        return world.simulator(scenario, 3.0, 2, config)
     exact = hindsight_optimum(sim(), scenario.codec, scenario.image_codec)
     windowed = hindsight_optimum(sim(), scenario.codec, scenario.image_codec, max_states=3)
     per_frame = frame_lower_bounds(sim(), scenario.codec, scenario.image_codec)
