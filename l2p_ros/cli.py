@@ -332,8 +332,10 @@ def cmd_evaluate(args) -> int:
     if args.fleet_vehicles:
         from l2p_ros.policies.cloud_batching import CloudBatching, CloudShare
 
+        from l2p_ros.policies.cloud_batching import H200_CURVES
+
         fleet = CloudShare(args.fleet_vehicles, args.fps or scenario.fps, args.cloud_max_batch,
-                           CloudBatching.load(args.cloud_batching))
+                           CloudBatching.load(args.cloud_batching or H200_CURVES))
     more = {} if args.hindsight_s is None else {"hindsight_s": args.hindsight_s}
     evaluation = evaluate(scenario, args.model, policies,
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
@@ -346,10 +348,6 @@ def cmd_evaluate(args) -> int:
     print(paths["markdown"].read_text())
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     return 0
-
-
-DEFAULT_CLOUD_BATCHING = Path(__file__).resolve().parents[1] / "models" / "profiles" / \
-    "cloud-batching-yolov3-tiny-416-cuda-h200.yaml"
 
 
 def _add_world_args(p) -> None:
@@ -430,7 +428,7 @@ def _add_evaluate_parser(sub) -> None:
                    help="the cloud is shared by this many vehicles (this one included) sending at the run's fps, "
                         "and batches their frames; the simulator and the policies' cost model both know it")
     p.add_argument("--cloud-max-batch", type=_positive_int, default=1, help="with --fleet-vehicles: the batch limit")
-    p.add_argument("--cloud-batching", type=Path, default=DEFAULT_CLOUD_BATCHING,
+    p.add_argument("--cloud-batching", type=Path, default=None,
                    help="with --fleet-vehicles: measured batch curves (bench/cloud_batching.py; default: the "
                         "H200's for yolov3-tiny)")
     p.add_argument("--hindsight-s", type=_nonnegative_float, default=None,

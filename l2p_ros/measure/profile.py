@@ -15,6 +15,9 @@ import yaml
 from l2p_ros.codec_spec import full_size_name
 
 SCHEMA = "l2p-profile/2"
+# The measured inputs committed with the source (models/profiles/README.md): profiles, payload fits,
+# frame costs, cloud batch curves.
+COMMITTED_PROFILES_DIR = Path(__file__).resolve().parents[2] / "models" / "profiles"
 # Version 1 files were written before network-resolution image offload: their ``jpeg-qN`` is the
 # camera-size image (``jpeg-full-qN`` today). They are read with that name put right.
 SCHEMA_V1 = "l2p-profile/1"

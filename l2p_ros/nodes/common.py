@@ -115,6 +115,11 @@ def range_reason(minimum=None, maximum=None) -> str:
     return f"must be >= {minimum}" if maximum is None else f"must be <= {maximum}"
 
 
+def positive(value: float) -> str | None:
+    """A live parameter's ``check`` for a value that must be above 0 (a range includes its bound)."""
+    return None if value > 0 else "must be > 0"
+
+
 @dataclass(frozen=True)
 class _Live:
     default: Any

@@ -22,8 +22,8 @@ from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, Pipeline
 from l2p_ros import codec
 from l2p_ros.edge_scheduler import EdgeScheduler, ScheduledFrame
 from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, NEXT_TIER_DETECTIONS_TOPIC, STATE_QOS,
-                                  Diagnostics, bounded, declare, from_time_msg, now_s, parameter_error, run_node,
-                                  stamp_key, to_time_msg)
+                                  Diagnostics, bounded, declare, from_time_msg, now_s, parameter_error, positive,
+                                  run_node, stamp_key, to_time_msg)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.lifecycle import ManagedNode
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
@@ -65,9 +65,6 @@ class EdgeNode(ManagedNode):
         self.default_cut = declare(self, "default_cut", "edge",
                                    "cut used until decisions arrive: a layer index, 'edge' or 'cloud'")
         self.default_codec = declare(self, "default_codec", "fp32", "codec used with default_cut")
-
-        def positive(value: float) -> str | None:
-            return None if value > 0 else "must be > 0"
 
         self.decision_wait_s = self.live.declare(
             "decision_wait_s", 0.1, "how long a frame waits for its own partition decision, seconds (live)",

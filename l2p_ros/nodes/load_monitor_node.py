@@ -14,7 +14,7 @@ from std_msgs.msg import UInt32
 
 from l2p_msgs.msg import EdgeLoad
 from l2p_ros.monitoring.load import CPU_SCOPES, DEFAULT_RAPL_ZONE, LoadSampler, SensorWatch, is_jetson
-from l2p_ros.nodes.common import STATE_QOS, Diagnostics, LiveParameters, declare, parameter_error, run_node
+from l2p_ros.nodes.common import STATE_QOS, Diagnostics, LiveParameters, declare, parameter_error, positive, run_node
 
 
 class LoadMonitorNode(Node):
@@ -23,7 +23,7 @@ class LoadMonitorNode(Node):
         live = LiveParameters(self)
         period_s = live.declare("period_s", 1.0, "Seconds between EdgeLoad messages; CPU percent and package power "
                                 "are averages over this period. Live.", apply=self._set_period,
-                                check=lambda value: None if value > 0 else "must be > 0")
+                                check=positive)
         gpu_index = declare(self, "gpu_index", 0, "NVML index of the GPU to report.", minimum=0)
         rapl_zone = declare(self, "rapl_zone", str(DEFAULT_RAPL_ZONE),
                             "powercap zone whose energy_uj counter gives the CPU package power.")

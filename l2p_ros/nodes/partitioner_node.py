@@ -30,7 +30,7 @@ from l2p_ros.monitoring.freshness import Freshness
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, system_state
 from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, LiveParameters, as_declared,
-                                  bounded, declare, parameter_error, run_node)
+                                  bounded, declare, parameter_error, positive, run_node)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
@@ -78,7 +78,7 @@ class PartitionerNode(Node):
             "state_max_age_s", 3.0, "a NetworkState or EdgeLoad older than this is stale (its monitor died): "
             "decide on the assumed defaults instead, and say so, seconds (live)",
             apply=lambda value: setattr(self.freshness, "max_age_s", value),
-            check=lambda value: None if value > 0 else "must be > 0")
+            check=positive)
         threads = declare(self, "profile_threads", 2, "torch threads when this node measures the edge profile")
         fleet_vehicles = declare(self, "fleet_vehicles", 1, "vehicles (this one included) sharing the cloud, which "
                                  "batches their frames: the cost model then predicts the shared cloud's time "

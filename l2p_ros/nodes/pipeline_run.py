@@ -129,19 +129,16 @@ def cloud_assignment(namespaces: list[str], clouds: int) -> dict[str, list[str]]
     return {("cloud_node" if i == 0 else f"cloud_node_{i}"): namespaces[i::clouds] for i in range(clouds)}
 
 
-# The batch curves of this host's CPU cloud (a source checkout's; bench/cloud_batching.py).
-CPU_CLOUD_BATCHING = Path(__file__).resolve().parents[2] / "models" / "profiles" / \
-    "cloud-batching-yolov3-tiny-416-cpu-vm-2core.yaml"
-
-
 def tell_fleet(partitioner: dict, vehicles: int, max_batch: int, log=print) -> None:
     """A fleet run's partitioners predict the shared cloud: ``vehicles`` on it (the most any of the
     run's clouds serves), its ``max_batch``, and this CPU's measured batch curves, where the source
     checkout has them (an install without models/profiles/ leaves the cloud unshared, and says so)."""
-    if not CPU_CLOUD_BATCHING.is_file():
-        log(f"the partitioners predict the cloud as unshared: no batch curves at {CPU_CLOUD_BATCHING}")
+    from l2p_ros.policies.cloud_batching import CPU_CURVES
+
+    if not CPU_CURVES.is_file():
+        log(f"the partitioners predict the cloud as unshared: no batch curves at {CPU_CURVES}")
         return
-    partitioner.update(fleet_vehicles=vehicles, cloud_max_batch=max_batch, cloud_batching=str(CPU_CLOUD_BATCHING))
+    partitioner.update(fleet_vehicles=vehicles, cloud_max_batch=max_batch, cloud_batching=str(CPU_CURVES))
 
 
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,

@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from l2p_ros.measure.profile import COMMITTED_PROFILES_DIR
+
 SCHEMA = "l2p-cloud-batching/1"
+# The committed curves (bench/cloud_batching.py): the lent H200's, and this VM's CPU cloud's.
+H200_CURVES = COMMITTED_PROFILES_DIR / "cloud-batching-yolov3-tiny-416-cuda-h200.yaml"
+CPU_CURVES = COMMITTED_PROFILES_DIR / "cloud-batching-yolov3-tiny-416-cpu-vm-2core.yaml"
 KINDS = ("tensor", "image")  # a cut's tensors; image offload (per-frame JPEG decoding)
 
 

@@ -22,12 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from l2p_ros.measure.profile import read_versioned_yaml, save_yaml
+from l2p_ros.measure.profile import COMMITTED_PROFILES_DIR, read_versioned_yaml, save_yaml
 
 SCHEMA = "l2p-frame-costs/2"
 SCHEMA_V1 = "l2p-frame-costs/1"  # no bottleneck_codecs
-# The committed measurements, in a source checkout (models/profiles/ beside the package).
-COMMITTED_DIR = Path(__file__).resolve().parents[2] / "models" / "profiles"
 
 
 @dataclass
@@ -92,7 +90,7 @@ def fit_tensor_codecs(rows: list[dict]) -> dict:
 def committed_frame_costs(model: str) -> Path | None:
     """The committed frame-costs file of ``model`` (``frame-costs-<model>-*.yaml``), None when there
     is none (another model, or an installed package without the repository's models/)."""
-    found = sorted(COMMITTED_DIR.glob(f"frame-costs-{model}-*.yaml"))
+    found = sorted(COMMITTED_PROFILES_DIR.glob(f"frame-costs-{model}-*.yaml"))
     return found[0] if found else None
 
 
@@ -112,7 +110,7 @@ def frame_costs_source(path, costs) -> dict:
     if costs is None:
         return {"charged": False, "note": "encoding, decoding, frame complexity and the decision are not simulated"}
     try:  # the repository's own file by its repository path, so that results do not name this checkout
-        path = Path(path).resolve().relative_to(COMMITTED_DIR.parents[1])
+        path = Path(path).resolve().relative_to(COMMITTED_PROFILES_DIR.parents[1])
     except ValueError:
         pass
     return {"charged": True, "file": str(path), "machine": costs.machine, "sources": costs.sources,
