@@ -1,13 +1,17 @@
 """Learned bottleneck against image offload and quantized tensors: rate and accuracy, held out.
 
     python bench/bench_bottleneck.py --threads 2            # trains what is missing (~10 min each)
+    python bench/bench_bottleneck.py --threads 2 --photos --settings 16x4 --shipped sample-scenes
 
-Bottlenecks are distilled (``l2p_ros.bottleneck_training``, the ``l2p train-bottleneck`` path) on
-the first 80% in time of 300 frames spread over vtest.avi, for each (channels, bits) asked, and
-kept in out/bench_bottleneck/ (``--retrain`` trains them again). Everything is then evaluated on
-frames the training never saw:
+Bottlenecks are distilled (``l2p_ros.bottleneck_training``, the ``l2p train-bottleneck`` path with
+its defaults, augmented views included) on the first 80% in time of 300 frames spread over
+vtest.avi, with ``--photos`` also on the first 80% of the training photos (``l2p fetch-assets``
+puts them beside the sample media), for each (channels, bits) asked, and kept in
+out/bench_bottleneck/ (``--retrain`` trains them again). ``--shipped`` adds bottlenecks from
+models/bottleneck/ as they are. Everything is then evaluated on frames the training never saw:
 
-- in-domain: the last 20% of those frames (later in the same street scene);
+- in-domain: the last 20% of those frames (later in the same street scene); with ``--photos``
+  also the training photos' last 20%;
 - cross-domain: Megamind.avi (animation), the bundled photos, and a recorded bag (Megamind frames
   written as a CompressedImage bag, read back through the bag source).
 
@@ -16,7 +20,7 @@ for network-resolution JPEG at several qualities, camera-size JPEG q75, int8+zst
 worth using, and each bottleneck; plus each bottleneck's encoder (edge) and decoder (cloud) ms
 beside the head and tail they sit between. Targets (issue 9): in-domain, a bottleneck at <= 0.5x
 the network-resolution JPEG-q75 bytes with >= 97% matched (stretch 0.25x at 95%); cross-domain
-reported. Writes bench/results/bottleneck_yolov3-tiny_416.json and docs/bottleneck_rate_accuracy.png.
+reported. Writes bench/results/bottleneck[_photos]_yolov3-tiny_416.json and docs/bottleneck_rate_accuracy[_photos].png.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save  # noqa: E402
 
 from l2p_ros import bottleneck_training as training  # noqa: E402
-from l2p_ros.assets import asset_path  # noqa: E402
+from l2p_ros.assets import asset_path, training_photos_dir  # noqa: E402
 from l2p_ros.bag import write_image_bag  # noqa: E402
 from l2p_ros.codec import CodecSpec  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
@@ -52,15 +56,21 @@ def vtest_split() -> tuple[list, list]:
     return training.split_in_time(training.read_frames([str(asset_path("vtest.avi"))], 300), 0.2)
 
 
-def held_out_sets(frames_per_clip: int) -> tuple[list, dict[str, list]]:
+def held_out_sets(frames_per_clip: int, photos: bool) -> tuple[list, dict[str, list]]:
+    """The training frames (before augmentation) and each held-out set by name."""
     train_frames, in_domain = vtest_split()
+    sets = {"in-domain (vtest, later)": in_domain}
+    if photos:  # as `l2p train-bottleneck --train vtest.avi PHOTOS` splits them
+        photo_train, photo_later = training.split_in_time(training.read_frames([str(training_photos_dir())], 300), 0.2)
+        train_frames = train_frames + photo_train
+        sets["training photos, later 20%"] = photo_later
     megamind = training.read_frames([str(asset_path("Megamind.avi"))], frames_per_clip)
     photos = [next(iter(open_source(asset_path(name)))).image_bgr for name in PHOTOS]
     bag = Path(tempfile.mkdtemp(prefix="l2p-bench-bag-")) / "megamind"
     write_image_bag(bag, open_source(asset_path("Megamind.avi"), max_frames=frames_per_clip), compressed=True)
     recorded = [frame.image_bgr for frame in open_source(bag)]
-    return train_frames, {"in-domain (vtest, later)": in_domain, "Megamind.avi": megamind,
-                          "photos": photos, "bag (Megamind, CompressedImage)": recorded}
+    return train_frames, {**sets, "Megamind.avi": megamind, "photos": photos,
+                          "bag (Megamind, CompressedImage)": recorded}
 
 
 def point(detector: SplitDetector, frames: list, references: list, cut, spec: CodecSpec) -> dict:
@@ -74,8 +84,12 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
-    for axis, (setting, rows) in zip(axes[0], results.items()):
+    columns = min(3, len(results))
+    rows_of_plots = -(-len(results) // columns)
+    figure, axes = plt.subplots(rows_of_plots, columns, figsize=(5 * columns, 4.2 * rows_of_plots), squeeze=False)
+    for axis in axes.flat[len(results):]:
+        axis.set_visible(False)
+    for axis, (setting, rows) in zip(axes.flat, results.items()):
         groups = {"JPEG, network resolution": [r for r in rows if r["codec"].startswith("jpeg-q")],
                   "JPEG, camera size": [r for r in rows if r["codec"].startswith("jpeg-full")],
                   "int8 + zstd": [r for r in rows if r["codec"].startswith("int8")],
@@ -101,22 +115,31 @@ def main() -> None:
     parser.add_argument("--frames-per-clip", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--photos", action="store_true", help="distil on the training photos too")
+    parser.add_argument("--shipped", default="", help="models/bottleneck/ names to evaluate as they are, comma separated")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "bench_bottleneck")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model("yolov3-tiny")
     detector = SplitDetector(model, load_class_names(), MODEL_ID)
-    train_frames, sets = held_out_sets(args.frames_per_clip)
+    train_frames, sets = held_out_sets(args.frames_per_clip, args.photos)
     trained = {}
-    for setting in args.settings.split(","):
+    for setting in filter(None, args.settings.split(",")):
         channels, bits = (int(v) for v in setting.split("x"))
-        path = args.out_dir / f"vtest-c{channels}-b{bits}.safetensors"
+        path = args.out_dir / f"{'photos' if args.photos else 'vtest'}-c{channels}-b{bits}.safetensors"
         if args.retrain or not path.is_file():
-            print(f"distilling {path.name} on {len(train_frames)} frames ...", flush=True)
-            bottleneck, record = training.train(model, MODEL_ID, train_frames, cut=7, channels=channels, bits=bits)
-            bottleneck.info.training.update(record, sources=["vtest.avi (first 80% of 300 frames)"])
+            views = training.augmented_views(train_frames, training.AUGMENT_VIEWS)
+            print(f"distilling {path.name} on {len(train_frames)} frames (+{len(views) - len(train_frames)} views) ...",
+                  flush=True)
+            bottleneck, record = training.train(model, MODEL_ID, views, cut=7, channels=channels, bits=bits)
+            sources = "vtest.avi" + (" + training photos" if args.photos else "")
+            bottleneck.info.training.update(record, sources=[f"{sources} (first 80% of 300 frames each)"],
+                                            augmented_views=training.AUGMENT_VIEWS)
             bottleneck.save(path)
         spec = detector.add_bottleneck(path)
+        trained[str(spec)] = detector.bottleneck(spec).info.training
+    for name in filter(None, args.shipped.split(",")):
+        spec = detector.add_bottleneck(name)
         trained[str(spec)] = detector.bottleneck(spec).info.training
     results = {}
     for setting, frames in sets.items():
@@ -132,9 +155,10 @@ def main() -> None:
             print(f"{row['codec']:>22} {row['cut']:>5} {row['bytes_mean'] / 1e3:7.1f} {row['matched_share']:8.1%} "
                   f"{row['head_ms']:6.2f} {row['encode_ms']:6.2f} {row['decode_ms']:6.2f} {row['tail_ms']:6.2f}")
         results[setting] = rows
-    save("bottleneck_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]), "trained": trained,
-                                        "results": results})
-    plot(results, ROOT / "docs" / "bottleneck_rate_accuracy.png")
+    suffix = "_photos" if args.photos else ""
+    save(f"bottleneck{suffix}_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]), "trained": trained,
+                                                 "results": results})
+    plot(results, ROOT / "docs" / f"bottleneck_rate_accuracy{suffix}.png")
 
 
 if __name__ == "__main__":

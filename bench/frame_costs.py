@@ -1,6 +1,7 @@
 """Collect the per-frame costs the simulator charges besides layers and link (issue 11, item 3).
 
     python bench/frame_costs.py [--out models/profiles/frame-costs-yolov3-tiny-416-cpu-vm-2core.yaml]
+    python bench/frame_costs.py --bottlenecks-only   # price newly shipped bottlenecks, the rest kept
 
 From measurements already saved by four benches on this machine (rerun them to re-measure):
 bench/bench_codec.py (tensor codecs' encode and decode at several cuts, fitted as a line in the
@@ -9,7 +10,8 @@ over its two videos), bench/bench_decision.py (frame complexity, and a searching
 decision) and bench/bench_bottleneck.py (each shipped bottleneck's encode and decode: the mean of
 the bench's rows for a bottleneck of the same cut, channels and bits, over every frame set: the
 cost depends on the network's shape, not its weights). Writes the file
-l2p_ros.simulation.frame_costs reads.
+l2p_ros.simulation.frame_costs reads. ``--bottlenecks-only`` rewrites only its bottleneck prices
+in an existing file, so shipping a bottleneck does not move the figures already computed from it.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from l2p_ros.simulation.frame_costs import FrameCosts, fit_tensor_codecs
+from l2p_ros.simulation.frame_costs import FrameCosts, fit_tensor_codecs, load_frame_costs
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -83,7 +85,15 @@ def _bottleneck_costs(results: dict) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "models/profiles/frame-costs-yolov3-tiny-416-cpu-vm-2core.yaml")
+    parser.add_argument("--bottlenecks-only", action="store_true",
+                        help="rewrite only the bottleneck prices of the existing --out file")
     args = parser.parse_args()
+    if args.bottlenecks_only:
+        costs = load_frame_costs(args.out)
+        costs.bottleneck_codecs = _bottleneck_costs(_load(BOTTLENECK))
+        costs.save(args.out)
+        print(f"wrote {args.out}: {len(costs.bottleneck_codecs)} bottlenecks priced, the rest kept")
+        return 0
     codec, image, decision, bottleneck = _load(CODEC), _load(IMAGE), _load(DECISION), _load(BOTTLENECK)
     image_codecs: dict[str, dict] = {}
     for rows in image["results"].values():

@@ -8,6 +8,7 @@ checked; neither package is installed or imported.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ MEDIA_ASSETS = (
 
 SAMPLE_VIDEO = "vtest.avi"
 SAMPLE_IMAGES = ("messi5.jpg", "basketball1.png", "fruits.jpg")
+TRAINING_PHOTOS_DIR = "opencv-doc-photos"
 
 
 def cache_dir() -> Path:
@@ -117,7 +119,8 @@ def _fetch_model_assets(missing: list[Asset], target_dir: Path, work: Path) -> N
             _install_verified(source, asset, target_dir)
 
 
-def _fetch_media_assets(missing: list[Asset], target_dir: Path, work: Path) -> None:
+def _extract_media_package(work: Path) -> Path:
+    """Download Debian's opencv-doc into ``work`` and unpack it; the unpacked root."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise AssetError("the sample media come from Debian's opencv-doc package: apt-get and dpkg-deb are required")
     try:
@@ -131,22 +134,56 @@ def _fetch_media_assets(missing: list[Asset], target_dir: Path, work: Path) -> N
         raise AssetError(f"apt-get download {DEB_PACKAGE} produced no .deb in {work}")
     extract_dir = work / "deb"
     _run(["dpkg-deb", "-x", str(debs[0]), str(extract_dir)], work)
+    (extract_dir / "package").write_text(debs[0].name)
+    return extract_dir
+
+
+def _fetch_media_assets(missing: list[Asset], target_dir: Path, work: Path) -> None:
+    extract_dir = _extract_media_package(work)
     for asset in missing:
         _install_verified(extract_dir / asset.member, asset, target_dir)
+    _install_training_photos(extract_dir, target_dir / TRAINING_PHOTOS_DIR)
+
+
+def _install_training_photos(extract_dir: Path, folder: Path) -> None:
+    """opencv-doc's other photos, every image in its sample data except the ``SAMPLE_IMAGES`` the
+    evaluation holds out (portraits, street and aerial views, fruit, animals, logos, text,
+    chessboards): varied scenes to distil a bottleneck that must keep working beyond one camera
+    (docs/benchmarks.md). ``manifest.json``, written last, names the package and each file's md5."""
+    data = extract_dir / DEB_ROOT
+    photos = sorted(p for p in data.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.name not in SAMPLE_IMAGES)
+    if not photos:
+        raise AssetError(f"{DEB_PACKAGE} holds no photos under {DEB_ROOT}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in photos:
+        shutil.copyfile(photo, folder / photo.name)
+    manifest = {"package": (extract_dir / "package").read_text(), "files": {p.name: _md5(p) for p in photos}}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def training_photos_dir(target_dir: Path | None = None) -> Path:
+    """The folder of training photos (fetched by :func:`fetch_assets`): a ``--train`` source for
+    ``l2p train-bottleneck``. AssetError naming the command when it is not there."""
+    folder = (target_dir or cache_dir()) / TRAINING_PHOTOS_DIR
+    if not (folder / "manifest.json").is_file():
+        raise AssetError(f"training photos missing from {folder}: run `l2p fetch-assets`")
+    return folder
 
 
 def fetch_assets(target_dir: Path | None = None, log=print) -> dict[str, Path]:
     """Make every asset present and verified in the cache; only missing or corrupt ones are fetched."""
     target_dir = target_dir or cache_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
+    photos_ready = (target_dir / TRAINING_PHOTOS_DIR / "manifest.json").is_file()
     for group, fetch in ((MODEL_ASSETS, _fetch_model_assets), (MEDIA_ASSETS, _fetch_media_assets)):
         missing = [a for a in group if not is_valid(target_dir / a.name, a)]
-        if not missing:
+        if not missing and (group is MODEL_ASSETS or photos_ready):
             continue
-        log(f"fetching {', '.join(a.name for a in missing)} ...")
+        log(f"fetching {', '.join(a.name for a in missing) or 'the training photos'} ...")
         with tempfile.TemporaryDirectory(prefix="l2p-assets-") as work:
             fetch(missing, target_dir, Path(work))
     paths = {a.name: target_dir / a.name for a in MODEL_ASSETS + MEDIA_ASSETS}
+    paths[TRAINING_PHOTOS_DIR] = target_dir / TRAINING_PHOTOS_DIR
     for name, path in paths.items():
         log(f"ok  {path}")
     return paths

@@ -275,19 +275,24 @@ def cmd_train_bottleneck(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = _load(args)
-    frames = training.read_frames(args.train, args.max_frames)
+    per_source = training.read_frames_per_source(args.train, args.max_frames)
     if args.val:
-        train_frames, held_out = frames, training.read_frames(args.val, args.max_frames)
+        train_frames = [frame for frames in per_source for frame in frames]
+        held_out = training.read_frames(args.val, args.max_frames)
     else:
-        train_frames, held_out = training.split_in_time(frames, args.held_out)
-    print(f"{len(train_frames)} training frames, {len(held_out)} held out "
-          f"({'from --val' if args.val else 'the last part in time'}); cut {cut}, {channels} channels, {bits} bits",
-          file=sys.stderr)
+        train_frames, held_out = training.split_each_in_time(per_source, args.held_out)
+    seen = len(train_frames)
+    augment = training.AUGMENT_VIEWS if args.augment is None else args.augment
+    train_frames = training.augmented_views(train_frames, augment, seed=args.seed)
+    print(f"{seen} training frames (+{len(train_frames) - seen} augmented views), {len(held_out)} held out "
+          f"({'from --val' if args.val else 'the last part of each source in time'}); cut {cut}, {channels} "
+          f"channels, {bits} bits", file=sys.stderr)
     bar = lambda total, desc: tqdm(total=total, desc=desc, unit="step", file=sys.stderr)  # noqa: E731
     bottleneck, record = training.train(model, _model_id(args), train_frames, cut=cut, channels=channels,
                                         bits=bits, epochs=args.epochs, tail_epochs=args.tail_epochs,
                                         seed=args.seed, progress_factory=bar)
     record.update(sources=[str(s) for s in args.train], val_sources=[str(s) for s in args.val or []],
+                  frames_seen=seen, augmented_views=augment,
                   command=" ".join(["l2p", *sys.argv[1:]]))
     bottleneck.info.training.update(record)
     path = bottleneck.save(args.out)
@@ -548,14 +553,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--train", nargs="+", required=True, help="videos, image folders or bags to distil on")
     p.add_argument("--val", nargs="+", default=None,
-                   help="held-out sources (default: the last --held-out share of the training frames in time)")
+                   help="held-out sources (default: the last --held-out share of each training source in time)")
     p.add_argument("--held-out", type=float, default=0.2, help="share held out without --val (default 0.2)")
-    p.add_argument("--max-frames", type=_positive_int, default=300, help="frames used, spread over the sources")
+    p.add_argument("--max-frames", type=_positive_int, default=300, help="frames used per source, spread over it")
     p.add_argument("--cut", type=int, default=None, help="cut after this layer (default per model: tiny 7)")
     p.add_argument("--channels", type=_positive_int, default=None, help="code channels (default per model)")
     p.add_argument("--bits", type=_positive_int, default=None, help="bits per code, 1..8 (default per model)")
-    p.add_argument("--epochs", type=_nonnegative_int, default=100, help="epochs on the crossing tensor alone")
-    p.add_argument("--tail-epochs", type=_nonnegative_int, default=30, help="epochs through the frozen tail")
+    p.add_argument("--augment", type=_nonnegative_int, default=None,
+                   help="random crops/mirrors added per training frame (default: bottleneck_training.AUGMENT_VIEWS)")
+    p.add_argument("--epochs", type=_nonnegative_int, default=40, help="epochs on the crossing tensor alone")
+    p.add_argument("--tail-epochs", type=_nonnegative_int, default=15, help="epochs through the frozen tail")
     p.add_argument("--threads", type=_nonnegative_int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="the bottleneck file to write (.safetensors)")

@@ -167,3 +167,22 @@ def test_the_shipped_bottleneck_keeps_most_detections_on_frames_it_never_saw(det
     assert matched >= 0.85 * sum(map(len, reference))
     image_bytes = sum(detector.edge(frame, "cloud", CodecSpec.parse("jpeg-q75")).payload_bytes for frame in frames)
     assert sum(s.payload_bytes for s in sent) < 0.3 * image_bytes
+
+
+def test_the_varied_bottleneck_keeps_most_detections_on_a_scene_it_never_saw(detector):
+    """sample-scenes was distilled on the street video and the training photos with augmented
+    views; Megamind.avi (an animation) was never among them. The street-only bottleneck keeps
+    almost none of its detections; the varied one most (docs/benchmarks.md)."""
+    frames = [frame for _, frame in read_video(asset_path("Megamind.avi"), range(0, 270, 10))]
+    reference = [detector.detect(frame) for frame in frames]
+    assert sum(map(len, reference)) >= 30
+    matched = {}
+    for name in ("sample-scenes", "vtest-street"):
+        spec = detector.add_bottleneck(name)
+        matched[name] = sum(match_detections(r, detector.cloud(detector.edge(frame, 7, spec)).detections)
+                            for r, frame in zip(reference, frames)) / sum(map(len, reference))
+    assert matched["sample-scenes"] >= 0.6 and matched["vtest-street"] <= 0.2, matched
+    info = detector.bottleneck(CodecSpec.parse("bn:sample-scenes")).info
+    assert (info.cut_after_layer, info.channels, info.bits) == (7, 32, 4)
+    assert info.training["augmented_views"] == 2 and info.training["held_out"]["matched_share"] >= 0.9
+    assert any("opencv-doc-photos" in source for source in info.training["sources"])

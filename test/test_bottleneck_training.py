@@ -6,15 +6,17 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from l2p_ros import bottleneck_training as training
-from l2p_ros.assets import asset_path
+from l2p_ros.assets import SAMPLE_IMAGES, AssetError, asset_path, training_photos_dir
 from l2p_ros.bottleneck import load_bottleneck
 from l2p_ros.codec_spec import CodecSpec
 from l2p_ros.model.darknet import load_model
 from l2p_ros.model.postprocess import load_class_names
+from l2p_ros.sources import open_source, read_video
 from l2p_ros.split import SplitDetector
 
 
@@ -74,11 +76,74 @@ def test_a_distilled_bottleneck_keeps_most_detections_on_frames_it_never_saw():
 
 
 def test_frames_are_spread_over_every_source_in_one_bounded_pass():
+    """The budget is per source: a long recording is thinned evenly to it, a short one read whole."""
     vtest, megamind = str(asset_path("vtest.avi")), str(asset_path("Megamind.avi"))
-    frames = training.read_frames([vtest, megamind], 20)
-    assert len(frames) == 20
-    sizes = [frame.shape[:2] for frame in frames]
-    assert sizes[0] == (576, 768) and sizes[-1] == (528, 720)  # both sources, in order
-    assert 4 <= sum(size == (528, 720) for size in sizes) <= 10  # Megamind holds about a quarter of the frames
+    per_source = training.read_frames_per_source([vtest, megamind], 300)
+    assert [len(frames) for frames in per_source] == [300, 270]  # 795 frames thinned; 270 whole
+    assert {f.shape[:2] for f in per_source[0]} == {(576, 768)} and {f.shape[:2] for f in per_source[1]} == {(528, 720)}
+    first, last = (frame for _, frame in read_video(vtest, [0, 794]))
+    assert (per_source[0][0] == first).all() and (per_source[0][-1] == last).all()  # first to last
+    frames = training.read_frames([vtest, megamind], 300)
+    assert len(frames) == 570 and all(a is b or (a == b).all() for a, b in zip(frames, per_source[0] + per_source[1]))
     train_frames, held_out = training.split_in_time(frames, 0.2)
-    assert (len(train_frames), len(held_out)) == (16, 4) and held_out[-1] is frames[-1]
+    assert (len(train_frames), len(held_out)) == (456, 114) and held_out[-1] is frames[-1]
+
+
+def test_each_source_holds_out_its_own_later_frames():
+    """Without --val every scene has later frames held out, not only the last source; a source
+    too short to split (one photo) trains whole."""
+    vtest = [np.full((4, 4, 3), i, np.uint8) for i in range(10)]
+    megamind = [np.full((4, 4, 3), 100 + i, np.uint8) for i in range(5)]
+    photo = [np.full((4, 4, 3), 200, np.uint8)]
+    train_frames, held_out = training.split_each_in_time([vtest, megamind, photo], 0.2)
+    assert [int(f[0, 0, 0]) for f in held_out] == [8, 9, 104]
+    assert [int(f[0, 0, 0]) for f in train_frames] == [*range(8), 100, 101, 102, 103, 200]
+    with pytest.raises(ValueError, match="cannot be split"):
+        training.split_each_in_time([photo, photo], 0.2)
+
+
+def test_augmented_views_are_new_views_of_each_frame_and_repeatable():
+    frames = [frame.image_bgr for frame in open_source(asset_path("vtest.avi"), max_frames=3)]
+    views = training.augmented_views(frames, 2, seed=5)
+    assert len(views) == 9 and all(v is f for v, f in zip(views, frames))  # the frames first, unchanged
+    assert all(v.shape == frames[0].shape and v.dtype == np.uint8 for v in views)
+    assert all(np.abs(v.astype(int) - frames[i // 2].astype(int)).mean() > 3 for i, v in enumerate(views[3:]))
+    again = training.augmented_views(frames, 2, seed=5)
+    assert all((a == b).all() for a, b in zip(views, again))
+    other = training.augmented_views(frames, 2, seed=6)
+    assert any((a != b).any() for a, b in zip(views[3:], other[3:]))
+    assert training.augmented_views(frames, 0) == frames
+    with pytest.raises(ValueError, match="views must be >= 0"):
+        training.augmented_views(frames, -1)
+
+
+def test_the_detection_loss_weighs_candidate_detections_most():
+    """The same change in a class logit costs far more where the teacher's detection score is a
+    candidate (above CANDIDATE_SCORE) than in an empty cell: the cells that decide which boxes
+    are kept are the ones the student must get right."""
+    model = load_model("yolov3-tiny")
+    teacher = training.Teacher(model, 7)
+    classes = 80
+    output = torch.full((1, 3 * (5 + classes), 13, 13), -8.0)
+    rows = output.view(1, 3, 5 + classes, 13, 13)
+    rows[:, :, :4] = 0.0  # box terms
+    rows[0, 0, 4, 6, 6] = 2.0   # objectness 0.88 at one cell ...
+    rows[0, 0, 5, 6, 6] = 0.0   # ... class 0 at 0.5: a detection score of 0.44, a candidate
+    weights = teacher.loss_weights(output)
+    assert float(teacher.detection_loss(output, output, weights)) == 0.0
+    at_candidate, at_empty = output.clone(), output.clone()
+    at_candidate.view(1, 3, 5 + classes, 13, 13)[0, 0, 5, 6, 6] -= 1.0
+    at_empty.view(1, 3, 5 + classes, 13, 13)[0, 0, 5, 2, 2] += 9.0  # an empty cell's class goes to 0.73
+    candidate_loss = float(teacher.detection_loss(at_candidate, output, weights))
+    empty_loss = float(teacher.detection_loss(at_empty, output, weights))
+    assert candidate_loss > 20 * empty_loss > 0, (candidate_loss, empty_loss)
+
+
+def test_the_training_photos_are_fetched_beside_the_media_without_the_held_out_ones(tmp_path):
+    folder = training_photos_dir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["package"].startswith("opencv-doc_") and len(manifest["files"]) >= 50
+    assert not set(manifest["files"]) & set(SAMPLE_IMAGES)  # the evaluation's photos are never trained on
+    assert all((folder / name).is_file() for name in manifest["files"])
+    with pytest.raises(AssetError, match="run `l2p fetch-assets`"):
+        training_photos_dir(tmp_path)
