@@ -82,6 +82,7 @@ def point(detector: SplitDetector, frames: list, references: list, cut, spec: Co
 
 def plot(results: dict, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     columns = min(3, len(results))
@@ -101,6 +102,8 @@ def plot(results: dict, path: Path) -> None:
                 axis.annotate(r["codec"].replace("jpeg-", "").replace("bn:", "") + (f"@{r['cut']}" if r["codec"].startswith("int8") else ""),
                               (r["bytes_mean"] / 1e3, 100 * r["matched_share"]), fontsize=6)
         axis.set(title=setting, xlabel="KB per frame (log)", ylabel="% of the full model's detections", xscale="log")
+        axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     figure.tight_layout()

@@ -11,7 +11,7 @@ committed CPU profile (derived for the edge speed, labelled derived), the cloud 
 the paper's alternating scenes of real frames (the committed video table), network-resolution JPEG
 q75 for image offload and int8-channel+zstd for tensor cuts, the committed frame costs (the
 bottleneck's encoder and decoder included). Simulated (trace-driven). Writes
-bench/results/bottleneck_region_yolov3-tiny.json.
+bench/results/bottleneck_region_yolov3-tiny.json (another ``--bottleneck``: ..._<name>.json).
 """
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def main() -> None:
                       f"{g['latency_ms_mean']:9.1f} {g['edge_energy_j']:6.3f} {100 * g['interior_share']:9.1f}% | "
                       f"{o['latency_ms_mean']:9.1f} {o['edge_energy_j']:6.3f} {100 * o['interior_share']:9.1f}%",
                       flush=True)
-    save("bottleneck_region_yolov3-tiny", {"command": " ".join(["python", *sys.argv]), "rows": rows,
+    suffix = "" if args.bottleneck == "vtest-street" else f"_{args.bottleneck}"
+    save(f"bottleneck_region_yolov3-tiny{suffix}", {"command": " ".join(["python", *sys.argv]), "rows": rows,
                                            "simulated": True})
 
 
