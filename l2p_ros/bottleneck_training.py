@@ -50,7 +50,7 @@ CANDIDATE_WEIGHT = 400
 # Random views added per training frame (augmented_views): measured in docs/benchmarks.md.
 AUGMENT_VIEWS = 2
 
-# yolov3-tiny: measured (docs/benchmarks.md): 32 channels of 4 bits send about 0.37x the
+# yolov3-tiny: measured (docs/benchmarks.md): 32 channels of 4 bits send about 0.38x the
 # network-resolution JPEG-q75 bytes, the most detections kept within the 0.5x the codec is for;
 # more channels or bits bought about a point of detections for twice the bytes. yolov3: a
 # single-tensor cut cheap for the edge (256x52x52 after layer 12); not yet measured (no pretrained
@@ -111,6 +111,7 @@ def augmented_views(frames: list[np.ndarray], views: int, seed: int = 0) -> list
                 v2.RandomResizedCrop((height, width), scale=(0.3, 1.0), ratio=(aspect * 3 / 4, aspect * 4 / 3),
                                      antialias=True),
                 v2.RandomHorizontalFlip(),
+                # Brightness and contrast only: they do not care that the channels are BGR.
                 v2.ColorJitter(brightness=0.25, contrast=0.25)])
             image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
             extra += [np.ascontiguousarray(augment(image).permute(1, 2, 0).numpy()) for _ in range(views)]
@@ -210,7 +211,7 @@ class Teacher:
         teacher_detection = objectness * teacher_scores[:, :, 1:]
         student_detection = student_scores[:, :, :1] * student_scores[:, :, 1:]
         weight = 1 + CANDIDATE_WEIGHT * (teacher_detection > CANDIDATE_SCORE).float()
-        # Scaled so that a candidate's score off by 0.1 costs about what the other terms do at their spread.
+        # x100: the scale at which it was measured against the other two terms (docs/benchmarks.md).
         detection = 100 * (weight * (student_detection - teacher_detection) ** 2).sum() / weight.sum()
         objectness_loss = ((student_scores[:, :, :1] - objectness) ** 2).mean() / score_var
         box_loss = (objectness * (student_boxes - teacher_boxes) ** 2).sum() / objectness.sum().clamp_min(1e-8) / 4
