@@ -128,9 +128,10 @@ def split_in_time(frames: list[np.ndarray], held_out_share: float) -> tuple[list
     return frames[:cut], frames[cut:]
 
 
-def split_each_in_time(per_source: list[list[np.ndarray]], held_out_share: float) -> tuple[list, list]:
+def split_each_in_time(per_source: list[list[np.ndarray]], held_out_share: float) -> tuple[list, list[list]]:
     """Every source split in time (:func:`split_in_time`), so each scene has later frames held
-    out, not only the last source; a source too short to split trains whole."""
+    out, not only the last source: the training frames, and each source's held-out frames (empty
+    for a source too short to split, which trains whole)."""
     train_frames, held_out = [], []
     for frames in per_source:
         try:
@@ -138,8 +139,8 @@ def split_each_in_time(per_source: list[list[np.ndarray]], held_out_share: float
         except ValueError:
             first, later = frames, []
         train_frames += first
-        held_out += later
-    if not train_frames or not held_out:
+        held_out.append(later)
+    if not train_frames or not any(held_out):
         raise ValueError(f"{sum(map(len, per_source))} frames from {len(per_source)} sources cannot be split into "
                          "training and held-out parts")
     return train_frames, held_out

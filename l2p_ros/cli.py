@@ -278,9 +278,11 @@ def cmd_train_bottleneck(args) -> int:
     per_source = training.read_frames_per_source(args.train, args.max_frames)
     if args.val:
         train_frames = [frame for frames in per_source for frame in frames]
-        held_out = training.read_frames(args.val, args.max_frames)
+        held_out_sources, held_out_per_source = args.val, training.read_frames_per_source(args.val, args.max_frames)
     else:
-        train_frames, held_out = training.split_each_in_time(per_source, args.held_out)
+        held_out_sources = args.train
+        train_frames, held_out_per_source = training.split_each_in_time(per_source, args.held_out)
+    held_out = [frame for frames in held_out_per_source for frame in frames]
     seen = len(train_frames)
     augment = training.AUGMENT_VIEWS if args.augment is None else args.augment
     train_frames = training.augmented_views(train_frames, augment, seed=args.seed)
@@ -297,8 +299,12 @@ def cmd_train_bottleneck(args) -> int:
     bottleneck.info.training.update(record)
     path = bottleneck.save(args.out)
     detector = SplitDetector(model, load_class_names(), _model_id(args))
-    report = training.evaluate(detector, detector.add_bottleneck(path), held_out)
+    spec = detector.add_bottleneck(path)
+    report = training.evaluate(detector, spec, held_out)
     bottleneck.info.training["held_out"] = report
+    if len(held_out_sources) > 1:  # a scene's own figure: a varied source must not hide a camera's loss
+        report["per_source"] = {str(source): training.evaluate(detector, spec, frames)
+                                for source, frames in zip(held_out_sources, held_out_per_source) if frames}
     bottleneck.save(path)  # again, with its held-out results
     print(json.dumps({"out": str(path), "held_out": report, "wall_time_s": record["wall_time_s"]}, indent=1))
     return 0

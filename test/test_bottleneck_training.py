@@ -43,6 +43,21 @@ def test_train_bottleneck_writes_a_file_that_detect_uses(tmp_path):
     assert all(0 < r["payload_bytes"] < 4 * 26 * 26 for r in records)
 
 
+def test_train_bottleneck_reports_each_source_held_out_on_its_own(tmp_path):
+    """A camera's video and a folder of photos: each keeps its later frames out, the record has the
+    combined figure and each source's, so the varied source cannot hide what the camera loses."""
+    vtest, photos = str(asset_path("vtest.avi")), str(training_photos_dir())
+    out = tmp_path / "two.safetensors"
+    result = l2p("train-bottleneck", "--train", vtest, photos, "--max-frames", "10", "--epochs", "1",
+                 "--tail-epochs", "0", "--channels", "4", "--augment", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "16 training frames (+16 augmented views), 4 held out" in result.stderr
+    held_out = load_bottleneck(out).info.training["held_out"]
+    assert held_out["frames"] == 4 and list(held_out["per_source"]) == [vtest, photos]
+    assert [report["frames"] for report in held_out["per_source"].values()] == [2, 2]
+    assert all(0 <= report["matched_share"] <= 1 for report in held_out["per_source"].values())
+
+
 @pytest.mark.parametrize("args, message", [
     (("--model", "yolov3", "--random-weights", "--cut", "61", "--channels", "8", "--bits", "4"), "carries [36, 61]"),
     (("--bits", "9"), "bits must be 1..8"),
@@ -96,7 +111,7 @@ def test_each_source_holds_out_its_own_later_frames():
     megamind = [np.full((4, 4, 3), 100 + i, np.uint8) for i in range(5)]
     photo = [np.full((4, 4, 3), 200, np.uint8)]
     train_frames, held_out = training.split_each_in_time([vtest, megamind, photo], 0.2)
-    assert [int(f[0, 0, 0]) for f in held_out] == [8, 9, 104]
+    assert [[int(f[0, 0, 0]) for f in frames] for frames in held_out] == [[8, 9], [104], []]
     assert [int(f[0, 0, 0]) for f in train_frames] == [*range(8), 100, 101, 102, 103, 200]
     with pytest.raises(ValueError, match="cannot be split"):
         training.split_each_in_time([photo, photo], 0.2)
