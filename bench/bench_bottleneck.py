@@ -58,12 +58,10 @@ def vtest_split() -> tuple[list, list]:
 
 def held_out_sets(frames_per_clip: int, photos: bool) -> tuple[list, dict[str, list]]:
     """The training frames (before augmentation) and each held-out set by name."""
-    train_frames, in_domain = vtest_split()
-    sets = {"in-domain (vtest, later)": in_domain}
-    if photos:  # as `l2p train-bottleneck --train vtest.avi PHOTOS` splits them
-        photo_train, photo_later = training.split_in_time(training.read_frames([str(training_photos_dir())], 300), 0.2)
-        train_frames = train_frames + photo_train
-        sets["training photos, later 20%"] = photo_later
+    sources = [str(asset_path("vtest.avi"))] + ([str(training_photos_dir())] if photos else [])
+    # As `l2p train-bottleneck --train vtest.avi [PHOTOS]` reads and splits them.
+    train_frames, held_out = training.split_each_in_time(training.read_frames_per_source(sources, 300), 0.2)
+    sets = dict(zip(["in-domain (vtest, later)", "training photos, later 20%"], held_out))
     megamind = training.read_frames([str(asset_path("Megamind.avi"))], frames_per_clip)
     photos = [next(iter(open_source(asset_path(name)))).image_bgr for name in PHOTOS]
     bag = Path(tempfile.mkdtemp(prefix="l2p-bench-bag-")) / "megamind"
