@@ -2,6 +2,7 @@
 
     python bench/bench_bottleneck.py --threads 2            # trains what is missing (~10 min each)
     python bench/bench_bottleneck.py --threads 2 --photos --settings 16x4 --shipped sample-scenes
+    python bench/bench_bottleneck.py --threads 2 --photos --settings 64x4@0.03   # codes priced in training
 
 Bottlenecks are distilled (``l2p_ros.bottleneck_training``, the ``l2p train-bottleneck`` path with
 its defaults, augmented views included) on the first 80% in time of 300 frames spread over
@@ -71,6 +72,13 @@ def held_out_sets(frames_per_clip: int, photos: bool) -> tuple[list, dict[str, l
                           "bag (Megamind, CompressedImage)": recorded}
 
 
+def parse_setting(setting: str) -> tuple[int, int, float]:
+    """``CHANNELSxBITS[@RATE_WEIGHT]`` -> (channels, bits, rate_weight)."""
+    shape, _, rate = setting.partition("@")
+    channels, bits = (int(v) for v in shape.split("x"))
+    return channels, bits, float(rate or 0)
+
+
 def point(detector: SplitDetector, frames: list, references: list, cut, spec: CodecSpec) -> dict:
     measured = training.measure_codec(detector, frames, references, cut, spec)
     return {"codec": str(spec), "cut": str(cut), "bytes_mean": round(measured["bytes_mean"], 1),
@@ -112,7 +120,8 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", default="8x4,16x4,32x4,16x2",
-                        help="bottlenecks as CHANNELSxBITS, comma separated (default 8x4,16x4,32x4,16x2)")
+                        help="bottlenecks as CHANNELSxBITS or CHANNELSxBITS@RATE_WEIGHT (priced codes), comma "
+                             "separated (default 8x4,16x4,32x4,16x2)")
     parser.add_argument("--frames-per-clip", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--retrain", action="store_true")
@@ -126,13 +135,15 @@ def main() -> None:
     train_frames, sets = held_out_sets(args.frames_per_clip, args.photos)
     trained = {}
     for setting in filter(None, args.settings.split(",")):
-        channels, bits = (int(v) for v in setting.split("x"))
-        path = args.out_dir / f"{'photos' if args.photos else 'vtest'}-c{channels}-b{bits}.safetensors"
+        channels, bits, rate_weight = parse_setting(setting)
+        rate_suffix = f"-r{rate_weight:g}" if rate_weight else ""
+        path = args.out_dir / f"{'photos' if args.photos else 'vtest'}-c{channels}-b{bits}{rate_suffix}.safetensors"
         if args.retrain or not path.is_file():
             views = training.augmented_views(train_frames, training.AUGMENT_VIEWS)
             print(f"distilling {path.name} on {len(train_frames)} frames (+{len(views) - len(train_frames)} views) ...",
                   flush=True)
-            bottleneck, record = training.train(model, MODEL_ID, views, cut=7, channels=channels, bits=bits)
+            bottleneck, record = training.train(model, MODEL_ID, views, cut=7, channels=channels, bits=bits,
+                                                rate_weight=rate_weight)
             sources = "vtest.avi" + (" + training photos" if args.photos else "")
             bottleneck.info.training.update(record, sources=[f"{sources} (first 80% of 300 frames each)"],
                                             augmented_views=training.AUGMENT_VIEWS)

@@ -1,7 +1,8 @@
 """A learned bottleneck codec: a small encoder after a cut on the edge, its decoder on the next tier.
 
 Supervised compression (BottleNet++, Matsubara et al.'s sc2bench): the tensor crossing a cut is
-squeezed by a trained encoder into ``channels`` maps of ``bits``-bit codes, sent zstd-compressed,
+squeezed by a trained encoder into ``channels`` maps of ``bits``-bit codes, sent zstd-compressed
+(training prices the codes' entropy, so they come out skewed enough for zstd to shrink them),
 and expanded back by a decoder into what the frozen rest of the network expects. The original
 layers never change; the teacher is the unmodified model (``bottleneck_training``), so no labels
 are needed.
@@ -59,12 +60,14 @@ class Bottleneck(nn.Module):
         weight = self.decoder[0].weight
         return self.decoder(codes.to(device=weight.device, dtype=weight.dtype) / self.info.levels)
 
-    def forward(self, crossing: torch.Tensor) -> torch.Tensor:
-        """Training path: encode, quantize with a straight-through gradient, decode."""
-        soft = torch.sigmoid(self.encoder(crossing))
+    def forward(self, crossing: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training path: encode, quantize with a straight-through gradient, decode. Returns the
+        decoded tensor and the codes before rounding (in code units, 0..levels), which the rate
+        term of training prices (``bottleneck_training.CodeRate``)."""
         levels = self.info.levels
-        hard = torch.round(soft * levels) / levels
-        return self.decoder(soft + (hard - soft).detach())
+        soft = torch.sigmoid(self.encoder(crossing)) * levels
+        hard = torch.round(soft)
+        return self.decoder((soft + (hard - soft).detach()) / levels), soft
 
     # ---- file format -------------------------------------------------------------------------
 

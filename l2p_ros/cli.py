@@ -272,6 +272,7 @@ def cmd_train_bottleneck(args) -> int:
     cut = args.cut if args.cut is not None else defaults.cut
     channels = args.channels if args.channels is not None else defaults.channels
     bits = args.bits if args.bits is not None else defaults.bits
+    rate_weight = args.rate_weight if args.rate_weight is not None else defaults.rate_weight if defaults else 0.0
     if args.threads:
         torch.set_num_threads(args.threads)
     model = _load(args)
@@ -292,7 +293,7 @@ def cmd_train_bottleneck(args) -> int:
     bar = lambda total, desc: tqdm(total=total, desc=desc, unit="step", file=sys.stderr)  # noqa: E731
     bottleneck, record = training.train(model, _model_id(args), train_frames, cut=cut, channels=channels,
                                         bits=bits, epochs=args.epochs, tail_epochs=args.tail_epochs,
-                                        seed=args.seed, progress_factory=bar)
+                                        rate_weight=rate_weight, seed=args.seed, progress_factory=bar)
     record.update(sources=[str(s) for s in args.train], val_sources=[str(s) for s in args.val or []],
                   frames_seen=seen, augmented_views=augment,
                   command=" ".join(["l2p", *sys.argv[1:]]))
@@ -567,6 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=_positive_int, default=None, help="bits per code, 1..8 (default per model)")
     p.add_argument("--augment", type=_nonnegative_int, default=None,
                    help="random crops/mirrors added per training frame (default: bottleneck_training.AUGMENT_VIEWS)")
+    p.add_argument("--rate-weight", type=_nonnegative_float, default=None,
+                   help="loss per estimated kilobyte of codes per frame (default per model)")
     p.add_argument("--epochs", type=_nonnegative_int, default=40, help="epochs on the crossing tensor alone")
     p.add_argument("--tail-epochs", type=_nonnegative_int, default=15, help="epochs through the frozen tail")
     p.add_argument("--threads", type=_nonnegative_int, default=0, help="torch threads (0: torch's default)")

@@ -12,7 +12,7 @@ import torch
 
 from l2p_ros import bottleneck_training as training
 from l2p_ros.assets import SAMPLE_IMAGES, AssetError, asset_path, training_photos_dir
-from l2p_ros.bottleneck import load_bottleneck
+from l2p_ros.bottleneck import encode_codes, load_bottleneck
 from l2p_ros.codec_spec import CodecSpec
 from l2p_ros.model.darknet import load_model
 from l2p_ros.model.postprocess import load_class_names
@@ -28,13 +28,14 @@ def l2p(*args, timeout=600):
 def test_train_bottleneck_writes_a_file_that_detect_uses(tmp_path):
     out = tmp_path / "street.safetensors"
     result = l2p("train-bottleneck", "--train", asset_path("vtest.avi"), "--max-frames", "10", "--epochs", "2",
-                 "--tail-epochs", "1", "--channels", "4", "--out", out)
+                 "--tail-epochs", "1", "--channels", "4", "--rate-weight", "0.01", "--out", out)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["out"] == str(out) and report["held_out"]["frames"] == 2  # the last 20% in time
     info = load_bottleneck(out).info
     assert (info.cut_after_layer, info.channels, info.bits) == (7, 4, 4)  # tiny's default cut and bits
     assert info.training["sources"] == [str(asset_path("vtest.avi"))] and info.training["held_out"] == report["held_out"]
+    assert info.training["rate_weight"] == 0.01
     assert "distil" in result.stderr or "crossing" in result.stderr  # the progress bar
     detect = l2p("detect", "--codec", f"bn:{out}", "--json", "--frames", "2", asset_path("vtest.avi"))
     assert detect.returncode == 0, detect.stderr
@@ -61,6 +62,7 @@ def test_train_bottleneck_reports_each_source_held_out_on_its_own(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("--model", "yolov3", "--random-weights", "--cut", "61", "--channels", "8", "--bits", "4"), "carries [36, 61]"),
     (("--bits", "9"), "bits must be 1..8"),
+    (("--rate-weight", "-0.1"), "--rate-weight"),
     (("--train", "/nowhere.avi"), "/nowhere.avi does not exist"),
 ])
 def test_train_bottleneck_errors_name_the_problem(tmp_path, args, message):
@@ -152,6 +154,54 @@ def test_the_detection_loss_weighs_candidate_detections_most():
     candidate_loss = float(teacher.detection_loss(at_candidate, output, weights))
     empty_loss = float(teacher.detection_loss(at_empty, output, weights))
     assert candidate_loss > 20 * empty_loss > 0, (candidate_loss, empty_loss)
+
+
+def test_the_code_rate_charges_each_code_its_channels_cost_in_bits():
+    """On a level, a code costs -log2 of its channel's share of that level; between two levels,
+    the two costs interpolated, so its gradient points to the cheaper level."""
+    rate = training.CodeRate(channels=2, levels=3).eval()
+    rate.histogram.copy_(torch.tensor([[0.5, 0.25, 0.125, 0.125], [0.25, 0.25, 0.25, 0.25]]))
+    codes = torch.zeros(1, 2, 2, 2)
+    codes[0, 0] = torch.tensor([[0.0, 1.0], [2.0, 3.0]])  # 1 + 2 + 3 + 3 bits
+    codes[0, 1] = 2.0  # 4 codes of 2 bits
+    assert float(rate(codes)) == pytest.approx(9 + 8)
+    between = torch.tensor(0.25, requires_grad=True)  # channel 0, a quarter of the way to level 1
+    bits = rate(torch.zeros(1, 2, 1, 1) + torch.stack([between, torch.tensor(0.0)]).view(1, 2, 1, 1))
+    assert float(bits.detach()) == pytest.approx(0.75 * 1 + 0.25 * 2 + 2)
+    bits.backward()
+    assert float(between.grad) == pytest.approx(1.0)  # down, toward the cheaper level 0
+
+
+def test_the_code_rate_follows_the_codes_it_sees_in_training():
+    """Its histogram is the codes' running one: codes that settle on one level become nearly
+    free, the others on that channel expensive."""
+    rate = training.CodeRate(channels=1, levels=15)
+    before = float(rate(torch.full((4, 1, 8, 8), 5.0)))
+    assert before == pytest.approx(64 * 4)  # 4 bits a code while nothing is known
+    for _ in range(60):
+        after = float(rate(torch.full((4, 1, 8, 8), 5.0)))
+    assert after < 0.01 * before and rate.histogram[0, 5] > 0.99
+    rate.eval()
+    assert float(rate(torch.full((1, 1, 8, 8), 6.0))) > 64 * 10  # an unseen level: over 10 bits a code
+
+
+def test_a_rate_weight_trades_code_bytes_for_fidelity():
+    """Priced in training, the codes shrink on the wire (zstd, as sent) on frames not trained on."""
+    torch.set_num_threads(2)
+    model = load_model("yolov3-tiny")
+    frames = training.read_frames([str(asset_path("vtest.avi"))], 20)
+    train_frames, held_out = training.split_in_time(frames, 0.2)
+    sent = {}
+    for rate_weight in (0.0, 0.02):
+        bottleneck, record = training.train(model, "yolov3-tiny-416", train_frames, cut=7, channels=16, bits=4,
+                                            epochs=12, tail_epochs=0, rate_weight=rate_weight)
+        assert record["rate_weight"] == rate_weight and len(record["code_kb_curves"]["crossing"]) == 12
+        crossing, _ = training.Teacher(model, 7).targets(held_out)
+        sent[rate_weight] = np.mean([len(encode_codes(7, bottleneck.encode(crossing[i:i + 1]))[0].data)
+                                     for i in range(len(held_out))])
+    assert sent[0.02] < 0.7 * sent[0.0], sent
+    with pytest.raises(ValueError, match="rate_weight must be >= 0"):
+        training.train(model, "yolov3-tiny-416", train_frames, cut=7, channels=4, bits=4, rate_weight=-1)
 
 
 def test_the_training_photos_are_fetched_beside_the_media_without_the_held_out_ones(tmp_path):
