@@ -1,6 +1,7 @@
 """Regenerate the simulated evaluation's tables from the repository's own inputs (issue 11).
 
     python bench/evaluation_tables.py [--out docs/evaluation_current.md] [--only NAME ...]
+    python bench/evaluation_tables.py --only interior interior-jetson --update   # those sections, in place
 
 Every run uses only committed files: the edge profile measured on the project's 2-core VM
 (models/profiles/yolov3-tiny-416-cpu-t1-vm-2core.yaml), the cloud derived from it at 20x, the
@@ -69,7 +70,7 @@ RUNS = {
 SWEEP_POLICIES = ["static-optimal", "best-fixed", "greedy", "dads", "score", "oracle"]
 INTERIOR_POLICIES = ["cloud-only", "greedy", "oracle"]
 COSTS_POLICIES = ["edge-only", "cloud-only", "greedy", "dads", "score", "oracle"]
-BOTTLENECK = "vtest-street"
+BOTTLENECKS = ("vtest-street", "sample-scenes")
 
 
 def _seeds(options: dict) -> list[tuple[str, dict]]:
@@ -79,7 +80,10 @@ def _seeds(options: dict) -> list[tuple[str, dict]]:
 def _interior(options: dict) -> list[tuple[str, dict]]:
     return [("camera-size image (jpeg-full-q75)", dict(options, image_codec="jpeg-full-q75")),
             ("network resolution (jpeg-q75)", options),
-            (f"jpeg-q75 + bottleneck {BOTTLENECK}", dict(options, bottlenecks=(BOTTLENECK,)))]
+            *((f"jpeg-q75 + bottleneck {name}", dict(options, bottlenecks=(name,))) for name in BOTTLENECKS)]
+
+
+_INTERIOR_CHOICES = " | ".join(["--image-codec jpeg-full-q75", *(f"--bottlenecks {name}" for name in BOTTLENECKS)])
 
 
 COMPACT = {
@@ -102,13 +106,13 @@ COMPACT = {
                  "(l2p-paper, 10 minutes, seed 0)",
                  _interior(dict(scenario="l2p-paper", minutes=10, seed=0)), INTERIOR_POLICIES,
                  f"--scenario l2p-paper --minutes 10 --seed 0 --policies {','.join(INTERIOR_POLICIES)} "
-                 f"[--image-codec jpeg-full-q75 | --bottlenecks {BOTTLENECK}]"),
+                 f"[{_INTERIOR_CHOICES}]"),
     "interior-jetson": ("Interior cuts on a Jetson-class edge (0.25x, derived; l2p-paper, 10 minutes, seed 0)",
                         _interior(dict(scenario="l2p-paper", minutes=10, seed=0, edge_speed_factor=0.25)),
                         INTERIOR_POLICIES,
                         f"--scenario l2p-paper --minutes 10 --seed 0 --edge-speed-factor 0.25 "
                         f"--policies {','.join(INTERIOR_POLICIES)} "
-                        f"[--image-codec jpeg-full-q75 | --bottlenecks {BOTTLENECK}]"),
+                        f"[{_INTERIOR_CHOICES}]"),
 }
 
 
@@ -157,11 +161,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "evaluation_current.md")
     parser.add_argument("--only", nargs="*", choices=sorted([*RUNS, *COMPACT]),
                         help="write these sections only (to try a change; the committed file has them all)")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: replace those sections in the existing --out file and their figures in "
+                             "bench/results/evaluation_tables.json, keeping every other section as it is")
     args = parser.parse_args()
+    if args.update and not args.only:
+        parser.error("--update regenerates the sections named by --only")
     args.out = args.out.resolve()
     os.chdir(ROOT)  # inputs by their repository paths, so that the tables name no checkout
     use_committed_video_table()
-    sections, figures = [], {}
+    sections, figures = {}, {}
     for name, (heading, options, command) in RUNS.items():
         if args.only and name not in args.only:
             continue
@@ -169,7 +178,7 @@ def main() -> int:
         evaluation = _evaluate(options)
         print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
         table = markdown_table(evaluation).split("\n", 2)[2]  # without its own title
-        sections.append(f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n{table}")
+        sections[name] = f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n{table}"
         figures[name] = {policy: run.summary for policy, run in evaluation.runs.items()}
         figures[name]["lower_bound"] = evaluation.meta["lower_bound"]
     for name, (heading, columns, policies, command) in COMPACT.items():
@@ -178,8 +187,8 @@ def main() -> int:
         started = time.monotonic()
         evaluations = {column: _evaluate(options, policies=policies) for column, options in columns}
         print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
-        sections.append(f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n"
-                        f"{_compact_table(evaluations)}")
+        sections[name] = (f"## {heading}\n\n```\nl2p evaluate {command} --edge-profile {PROFILE}\n```\n\n"
+                          f"{_compact_table(evaluations)}")
         figures[name] = {column: {**{policy: run.summary for policy, run in evaluation.runs.items()},
                                   "lower_bound": evaluation.meta["lower_bound"]}
                          for column, evaluation in evaluations.items()}
@@ -187,10 +196,39 @@ def main() -> int:
               "Generated by `python bench/evaluation_tables.py` from committed inputs only (the script's "
               "docstring lists them); do not edit by hand. All figures are simulated. `decisions/s` is "
               "measured on the machine that ran the script; every other figure is deterministic.\n\n")
-    args.out.write_text(header + "\n".join(sections))
+    results = {"command": " ".join(sys.argv), "runs": figures}
+    if args.update:
+        sections, results = _merged(args.out, sections, results)
+    args.out.write_text(header + "\n".join(sections.values()))
     print(f"wrote {args.out}")
-    save("evaluation_tables", {"command": " ".join(sys.argv), "runs": figures})
+    save("evaluation_tables", results)
     return 0
+
+
+def _merged(out: Path, sections: dict[str, str], results: dict) -> tuple[dict[str, str], dict]:
+    """The regenerated ``sections`` and ``results`` put in place of theirs in the existing file and
+    results; every other section is kept as it was (found by its heading) and so are its figures.
+    The results say which runs which later command regenerated."""
+    import json
+
+    if not out.is_file():
+        raise SystemExit(f"--update: {out} does not exist; generate it whole first")
+    kept_text = out.read_text()
+    old_results = json.loads((ROOT / "bench" / "results" / "evaluation_tables.json").read_text())
+    # "\n## " starts a section; the header before the first is rewritten anyway.
+    old_sections = {chunk.split("\n", 1)[0]: "## " + chunk.rstrip("\n") + "\n"
+                    for chunk in kept_text.split("\n## ")[1:]}
+    merged = {}
+    for name, heading in ((name, spec[0]) for name, spec in (*RUNS.items(), *COMPACT.items())):
+        if name in sections:
+            merged[name] = sections[name]
+        elif heading in old_sections:
+            merged[name] = old_sections[heading]
+        else:
+            raise SystemExit(f"--update: {out} has no section {heading!r}: regenerate it too (--only ... {name})")
+    runs = {name: results["runs"].get(name, old_results["runs"].get(name)) for name in merged}
+    updated = {**old_results.get("updated", {}), **{name: results["command"] for name in sections}}
+    return merged, {"command": old_results["command"], "runs": runs, "updated": updated}
 
 
 if __name__ == "__main__":
