@@ -2,7 +2,7 @@
 
     python bench/bench_bottleneck.py --threads 2            # trains what is missing (~10 min each)
     python bench/bench_bottleneck.py --threads 2 --photos --settings 16x4 --shipped sample-scenes
-    python bench/bench_bottleneck.py --threads 2 --photos --settings 64x4@0.03   # codes priced in training
+    python bench/bench_bottleneck.py --threads 2 --photos --settings 32x4@0.01   # codes priced in training
 
 Bottlenecks are distilled (``l2p_ros.bottleneck_training``, the ``l2p train-bottleneck`` path with
 its defaults, augmented views included) on the first 80% in time of 300 frames spread over

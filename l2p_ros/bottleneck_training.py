@@ -53,11 +53,11 @@ CANDIDATE_WEIGHT = 400
 # Random views added per training frame (augmented_views): measured in docs/benchmarks.md.
 AUGMENT_VIEWS = 2
 
-# yolov3-tiny: measured (docs/benchmarks.md): 32 channels of 4 bits send about 0.38x the
-# network-resolution JPEG-q75 bytes, the most detections kept within the 0.5x the codec is for;
-# more channels or bits bought about a point of detections for twice the bytes. yolov3: a
-# single-tensor cut cheap for the edge (256x52x52 after layer 12); not yet measured (no pretrained
-# yolov3 weights offline, and distilling it wants a GPU).
+# yolov3-tiny: measured (docs/benchmarks.md): 32 channels of 4 bits send about 0.33x the
+# network-resolution JPEG-q75 bytes (codes priced, below), the most detections kept within the
+# 0.5x the codec is for; more channels or bits bought about a point of detections for twice the
+# bytes. yolov3: a single-tensor cut cheap for the edge (256x52x52 after layer 12); not yet
+# measured (no pretrained yolov3 weights offline, and distilling it wants a GPU).
 # tiny's codes priced at 0.005 per kilobyte (CodeRate): measured, 32x4 sent 13% fewer bytes and
 # kept as many detections or more on every held-out set; 64 channels at 0.01 sent fewer still but
 # lost detections everywhere, most outside the training scenes. yolov3's stay unpriced: its
@@ -158,9 +158,9 @@ class CodeRate(nn.Module):
     """What a batch's codes cost on the wire, differentiably: bits per frame under each code
     channel's running histogram of levels.
 
-    Why: untrained for rate, the codes spread nearly evenly over their levels (measured on
-    sample-scenes: zstd sends them at 3.4 of 4 bits, below even their per-channel order-0
-    entropy), so no entropy coder can shrink them; priced in training they gather on few levels
+    Why: untrained for rate, the codes spread nearly evenly over their levels (measured on the
+    stop-16 sample-scenes: zstd sent them at 3.4 of 4 bits, below even their per-channel order-0
+    entropy), so no entropy coder could shrink them; priced in training they gather on few levels
     and zstd, which sends skewed, repetitive bytes in fewer bits, delivers the saving.
     A code between two levels (before rounding) is charged the two levels' costs interpolated,
     so the gradient moves it toward the cheaper. The histogram is a running average over
