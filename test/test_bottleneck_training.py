@@ -204,6 +204,17 @@ def test_a_rate_weight_trades_code_bytes_for_fidelity():
         training.train(model, "yolov3-tiny-416", train_frames, cut=7, channels=4, bits=4, rate_weight=-1)
 
 
+def test_codes_priced_so_high_they_collapse_are_refused_with_the_way_out():
+    """Priced far too high, every code settles on one level and carries nothing: training says so
+    and what to change, rather than write a file that keeps no detection."""
+    torch.set_num_threads(2)
+    model = load_model("yolov3-tiny")
+    frames = training.read_frames([str(asset_path("vtest.avi"))], 8)
+    with pytest.raises(ValueError, match="collapsed onto a single level .* lower --rate-weight"):
+        training.train(model, "yolov3-tiny-416", frames, cut=7, channels=8, bits=4, epochs=40, tail_epochs=0,
+                       batch_size=1, rate_weight=50.0)
+
+
 def test_the_training_photos_are_fetched_beside_the_media_without_the_held_out_ones(tmp_path):
     folder = training_photos_dir()
     manifest = json.loads((folder / "manifest.json").read_text())
