@@ -315,7 +315,8 @@ def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut:
             for start in range(0, len(order), batch_size):
                 index = order[start:start + batch_size]
                 decoded, soft_codes = bottleneck(crossing[index])
-                kilobytes = code_rate(soft_codes) / 8000
+                with torch.set_grad_enabled(rate_weight > 0):  # unpriced: only recorded
+                    kilobytes = code_rate(soft_codes) / 8000
                 warm = 1.0 if with_tail else min(1.0, schedule.last_epoch / max(1, phase_epochs * batches // 2))
                 loss = ((decoded - crossing[index]) ** 2).mean() / crossing_var + warm * rate_weight * kilobytes
                 if with_tail:
@@ -334,7 +335,7 @@ def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut:
             code_kb.append(round(total_kb / len(train_frames), 3))
         if bar:
             bar.close()
-    _check_not_collapsed(info, rate_weight, code_kb)
+    _check_not_collapsed(info, rate_weight, [kb for phase in rate_curves.values() for kb in phase])
     bottleneck.eval()
     bottleneck.requires_grad_(False)
     record = {"frames": len(train_frames), "epochs": epochs, "tail_epochs": tail_epochs, "batch_size": batch_size,
@@ -350,8 +351,9 @@ COLLAPSED_SHARE = 0.05
 
 
 def _check_not_collapsed(info: BottleneckInfo, rate_weight: float, code_kb: list[float]) -> None:
-    """ValueError when the last epoch's codes were nearly free: priced too high, they all settled
-    on one level and the decoder gets nothing (a file of it would keep no detection)."""
+    """ValueError when the last epoch's codes (``code_kb``: KB per frame of every epoch, in order)
+    were nearly free: priced too high, they all settled on one level and the decoder gets nothing
+    (a file of it would keep no detection)."""
     raw_kb = int(np.prod(info.code_shape)) * info.bits / 8000
     if rate_weight > 0 and code_kb and code_kb[-1] < COLLAPSED_SHARE * raw_kb:
         raise ValueError(f"the codes collapsed onto a single level ({code_kb[-1] * 1000:.0f} B a frame of "

@@ -204,6 +204,16 @@ def test_a_rate_weight_trades_code_bytes_for_fidelity():
         training.train(model, "yolov3-tiny-416", train_frames, cut=7, channels=4, bits=4, rate_weight=-1)
 
 
+def test_no_epochs_at_all_gives_the_untrained_bottleneck_and_empty_curves():
+    """``--epochs 0 --tail-epochs 0`` is accepted: no phase runs, nothing is judged collapsed."""
+    model = load_model("yolov3-tiny")
+    frames = training.read_frames([str(asset_path("vtest.avi"))], 4)
+    bottleneck, record = training.train(model, "yolov3-tiny-416", frames, cut=7, channels=4, bits=4, epochs=0,
+                                        tail_epochs=0, rate_weight=0.01)
+    assert record["loss_curves"] == {} and record["code_kb_curves"] == {}
+    assert bottleneck.info.channels == 4
+
+
 def test_codes_priced_so_high_they_collapse_are_refused_with_the_way_out():
     """Priced far too high, every code settles on one level and carries nothing: training says so
     and what to change, rather than write a file that keeps no detection."""
