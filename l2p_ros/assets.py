@@ -161,11 +161,16 @@ def _install_training_photos(extract_dir: Path, folder: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
+def _training_photos_ready(folder: Path) -> bool:
+    """Whether the photos were installed whole: their manifest is written last."""
+    return (folder / "manifest.json").is_file()
+
+
 def training_photos_dir(target_dir: Path | None = None) -> Path:
     """The folder of training photos (fetched by :func:`fetch_assets`): a ``--train`` source for
     ``l2p train-bottleneck``. AssetError naming the command when it is not there."""
     folder = (target_dir or cache_dir()) / TRAINING_PHOTOS_DIR
-    if not (folder / "manifest.json").is_file():
+    if not _training_photos_ready(folder):
         raise AssetError(f"training photos missing from {folder}: run `l2p fetch-assets`")
     return folder
 
@@ -174,7 +179,7 @@ def fetch_assets(target_dir: Path | None = None, log=print) -> dict[str, Path]:
     """Make every asset present and verified in the cache; only missing or corrupt ones are fetched."""
     target_dir = target_dir or cache_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
-    photos_ready = (target_dir / TRAINING_PHOTOS_DIR / "manifest.json").is_file()
+    photos_ready = _training_photos_ready(target_dir / TRAINING_PHOTOS_DIR)
     for group, fetch in ((MODEL_ASSETS, _fetch_model_assets), (MEDIA_ASSETS, _fetch_media_assets)):
         missing = [a for a in group if not is_valid(target_dir / a.name, a)]
         if not missing and (group is MODEL_ASSETS or photos_ready):
