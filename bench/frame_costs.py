@@ -10,7 +10,7 @@ over its two videos), bench/bench_decision.py (frame complexity, and a searching
 decision) and bench/bench_bottleneck.py (each shipped bottleneck's encode and decode: the mean of
 the bench's rows for a bottleneck of the same cut, channels and bits, over every frame set: the
 cost depends on the network's shape, not its weights). Writes the file
-l2p_ros.simulation.frame_costs reads. ``--bottlenecks-only`` rewrites only its bottleneck prices
+l2p_ros.measure.frame_costs reads. ``--bottlenecks-only`` rewrites only its bottleneck prices
 in an existing file, so shipping a bottleneck does not move the figures already computed from it.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from l2p_ros.simulation.frame_costs import FrameCosts, fit_tensor_codecs, load_frame_costs
+from l2p_ros.measure.frame_costs import FrameCosts, fit_tensor_codecs, load_frame_costs
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

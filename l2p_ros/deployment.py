@@ -13,6 +13,7 @@ from pathlib import Path
 
 from l2p_ros.bottleneck_file import BottleneckError, read_bottleneck, resolve_path
 from l2p_ros.measure.cache import ensure_profile
+from l2p_ros.measure.frame_costs import frame_costs_source, resolve_frame_costs
 from l2p_ros.measure.models import model_graph, model_id
 from l2p_ros.measure.profile import Profile, derive_profile, is_derived, load_profile
 from l2p_ros.policies.cloud_batching import CloudShare
@@ -32,7 +33,10 @@ class Deployment:
     crossing is encoded with ``fog_codec``. ``profile_threads``: torch threads when this host's
     edge profile has to be measured. ``bottlenecks``: learned bottleneck files (names in
     models/bottleneck/ or paths) the policies may choose, each at its own cut, sending the bytes per
-    frame its file records from its held-out frames.
+    frame its file records from its held-out frames. ``frame_costs``: measured complexity,
+    decision, encoding and decoding times the policies charge: a file, ``"committed"`` for the
+    repository's file of the model (none where it has none) or ``"none"``
+    (:mod:`l2p_ros.measure.frame_costs`).
     """
 
     model: str = "yolov3-tiny"
@@ -46,6 +50,7 @@ class Deployment:
     fog_codec: str = DEFAULT_TENSOR_CODEC
     profile_threads: int = 1
     bottlenecks: tuple[str, ...] = ()
+    frame_costs: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("edge_speed_factor", "cloud_speed_factor"):
@@ -92,7 +97,11 @@ def build_cost_model(deployment: Deployment, payload_bytes_fn: PayloadBytesFn | 
         sources.setdefault("bottlenecks", {})[codec] = {
             "file": str(resolve_path(name)), "cut": info.cut_after_layer,
             "payload_bytes": info.held_out_payload_bytes, "from": "its held-out frames (recorded in the file)"}
-    model = CostModel(model_graph(d.model), edge, cloud, power, payload_bytes_fn, bottlenecks=bottlenecks)
+    costs_path, costs = resolve_frame_costs(d.frame_costs, d.model)
+    if costs is not None:
+        sources["frame_costs"] = frame_costs_source(costs_path, costs)
+    model = CostModel(model_graph(d.model), edge, cloud, power, payload_bytes_fn, bottlenecks=bottlenecks,
+                      frame_costs=costs)
     if d.fog_profile is not None or d.fog_speed_factor > 0:
         fog = load_profile(d.fog_profile) if d.fog_profile is not None else fog_profile(edge, d.fog_speed_factor)
         model = with_fog(model, fog, d.fog_codec)
@@ -111,7 +120,8 @@ def fog_profile(edge: Profile, speed_factor: float) -> Profile:
 def _rebuilt(model: CostModel, **changes) -> CostModel:
     """``model`` built again with ``changes`` (CostModel's keyword arguments), all else the same."""
     kept = dict(cloud_power=model.cloud_power, fog_profile=model.fog_profile, fog_power=model.fog_power,
-                fog_codec=model.fog_codec, bottlenecks=model.bottlenecks, cloud_share=model.cloud_share)
+                fog_codec=model.fog_codec, bottlenecks=model.bottlenecks, cloud_share=model.cloud_share,
+                frame_costs=model.frame_costs)
     return CostModel(model.graph, model.edge_profile, model.cloud_profile, model.power, model.payload_bytes_fn,
                      model.max_edge_load, **{**kept, **changes})
 
@@ -125,3 +135,8 @@ def with_fog(model: CostModel, fog: Profile, fog_codec: str) -> CostModel:
 def with_cloud_share(model: CostModel, share: CloudShare | None) -> CostModel:
     """``model`` predicting a cloud shared by a batching fleet (None: the cloud alone)."""
     return _rebuilt(model, cloud_share=share)
+
+
+def with_frame_costs(model: CostModel, costs) -> CostModel:
+    """``model`` charging measured frame costs (a ``FrameCosts``; None: none)."""
+    return _rebuilt(model, frame_costs=costs)

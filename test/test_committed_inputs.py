@@ -171,7 +171,7 @@ def test_video_table_fits_its_model(path):
 def test_frame_costs_load_and_charge_every_codec_the_simulator_plays(path):
     """Each frame-costs file loads, names its machine and sources, and prices every image and
     tensor codec of the committed video table (nothing of theirs goes uncharged)."""
-    from l2p_ros.simulation.frame_costs import load_frame_costs
+    from l2p_ros.measure.frame_costs import load_frame_costs
     from l2p_ros.simulation.video import load_table
 
     costs = load_frame_costs(path)

@@ -30,7 +30,7 @@ from l2p_ros.policies.learned import LearnedPolicy
 from l2p_ros.policies.types import SystemState
 from l2p_ros.simulation.evaluation import evaluate
 from l2p_ros.simulation import world as world_module
-from l2p_ros.simulation.frame_costs import committed_frame_costs
+from l2p_ros.measure.frame_costs import committed_frame_costs
 from l2p_ros.simulation.video import load_table
 from l2p_ros.simulation.world import build_world
 

@@ -88,6 +88,33 @@ def test_edge_energy_follows_the_measured_power_model(partitioner):
     assert "power model now measured: RAPL" in (nodes.running["partitioner_node"].log_path.read_text())
 
 
+@pytest.mark.parametrize("partitioner", [{"policy": "fixed:edge", "frame_costs": "none"},
+                                         {"policy": "fixed:edge", "frame_costs": "committed"}], indirect=True)
+def test_the_policies_charge_the_measured_frame_costs(partitioner, request):
+    """Edge only on an idle edge: this host's profile, plus (with the committed frame costs) the
+    complexity and the decision measured on every frame."""
+    from l2p_ros.measure.frame_costs import committed_frame_costs, load_frame_costs
+    from l2p_ros.measure.profile import load_profile
+
+    node, nodes = partitioner
+    decision = _decider(node, nodes)()
+    charged = request.node.callspec.params["partitioner"]["frame_costs"] == "committed"
+    per_frame_ms = load_frame_costs(committed_frame_costs("yolov3-tiny")).edge_per_frame_ms if charged else 0.0
+    threads = int(prepared_parameters(None, {})["partitioner_node"]["ros__parameters"]["profile_threads"])
+    profile = load_profile(ensure_profile("yolov3-tiny", 416, threads=threads))  # the node's, as the fixture's
+    layers_ms = sum(layer.latency_ms_median for layer in profile.layers)
+    assert decision.predicted_edge_ms == pytest.approx(layers_ms + per_frame_ms, rel=1e-6)
+
+
+@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "frame_costs": "/nonexistent/costs.yaml"}],
+                         indirect=True)
+def test_a_missing_frame_costs_file_is_refused_at_start(partitioner):
+    node, nodes = partitioner
+    assert _spin_until(node, lambda: bool(nodes.failed()), 90)
+    assert "parameter 'frame_costs'='/nonexistent/costs.yaml' is invalid: frame costs not found" in \
+        nodes.running["partitioner_node"].log_path.read_text()
+
+
 BACKHAUL = {"policy": "score", "fog_speed_factor": 4.0, "fog_cloud_bandwidth_mbps": 10.0, "fog_cloud_rtt_ms": 50.0,
             "default_bandwidth_mbps": 50.0, "default_rtt_ms": 5.0}
 

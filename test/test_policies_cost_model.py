@@ -103,6 +103,58 @@ def test_errors(model):
         CostModel(LayerGraph(parse_cfg_text(CFG)), four_layers, profile(CLOUD_MS))
 
 
+def hand_frame_costs():
+    from l2p_ros.measure.frame_costs import FrameCosts
+
+    # fp32: encode 1 ms + 2 ms per fp32 MB, decode 0.5 ms + 1 ms per MB; the JPEG 3 ms out, 4 ms in.
+    return FrameCosts("hand", {}, {}, {"complexity": 0.3, "decision": 0.2},
+                      {"jpeg-q75": {"encode_ms": 3.0, "receive_ms": 4.0}},
+                      {"fp32": {"encode": [1.0, 2.0], "decode": [0.5, 1.0]}})
+
+
+def test_frame_costs_are_charged_where_they_run(model):
+    """Complexity and decision on the edge for every frame, encoding on the edge (stretched by its
+    load like the layers), decoding on the tier that computes next."""
+    charged = CostModel(model.graph, model.edge_profile, model.cloud_profile, frame_costs=hand_frame_costs())
+    chain = charged.predict(Partition.chain(1), STATE)  # 500 fp32 bytes cross
+    assert chain.edge_ms == pytest.approx((10 + 20 + 0.5 + 1 + 2 * 500e-6) * 2)
+    assert chain.cloud_ms == pytest.approx(3.15 + 0.5 + 1 * 500e-6)
+    dag = charged.predict(Partition.dag([0, 2]), STATE)  # 400 + 300 fp32 bytes
+    assert dag.edge_ms == pytest.approx((10 + 1 + 0.5 + 1 + 2 * 700e-6) * 2)
+    assert dag.cloud_ms == pytest.approx(5.05 + 0.5 + 700e-6)
+    jpeg = charged.predict(Partition.image_offload(), STATE)
+    assert (jpeg.edge_ms, jpeg.cloud_ms) == (pytest.approx((0.5 + 3) * 2), pytest.approx(6.15 + 4))
+    local = charged.predict(Partition.edge_only(5), STATE)
+    assert local.total_ms == pytest.approx((61.5 + 0.5) * 2) and local.cloud_ms == 0
+    assert charged.frame_costs.uncharged == set()
+    assert CostModel(model.graph, model.edge_profile, model.cloud_profile).per_frame_edge_ms == 0.0
+
+
+def test_frame_costs_in_three_tiers():
+    """The fog decodes what it computes on and encodes its handover (fog_codec), which the cloud
+    decodes; a forwarded payload is decoded by the cloud, a fog that finishes decodes it."""
+    graph = LayerGraph(parse_cfg_text(CFG))
+    fog = profile([ms / 2 for ms in EDGE_MS])
+    charged = CostModel(graph, profile(EDGE_MS), profile(CLOUD_MS), fog_profile=fog, fog_codec="fp32",
+                        frame_costs=hand_frame_costs())
+    tiered = charged.predict(Partition(cut_after_layer=0, fog_until_layer=2, codec="fp32"), STATE)
+    # Edge: layer 0 and 400 bytes encoded; fog: layers 1-2, decoding 400, encoding the 400 of cut 2.
+    assert tiered.edge_ms == pytest.approx((10 + 0.5 + 1 + 2 * 400e-6) * 2)
+    assert tiered.fog_ms == pytest.approx((20 + 1) / 2 + (0.5 + 400e-6) + (1 + 2 * 400e-6))
+    assert tiered.cloud_ms == pytest.approx(3 + 0.05 + 0.5 + 400e-6)
+    forwarded = charged.predict(Partition.chain(1, "fp32"), STATE)
+    assert forwarded.fog_ms == 0 and forwarded.cloud_ms == pytest.approx(3.15 + 0.5 + 500e-6)
+    finished = charged.predict(Partition(cut_after_layer=-1, fog_until_layer=4, codec="jpeg-q75"), STATE)
+    assert finished.fog_ms == pytest.approx(61.5 / 2 + 4) and finished.cloud_ms == 0
+
+
+def test_frame_costs_refuse_negative_times():
+    from l2p_ros.measure.frame_costs import FrameCosts
+
+    with pytest.raises(ValueError, match="codec fp16: times must be >= 0"):
+        FrameCosts("hand", {}, {}, {}, {}, {"fp16": {"encode": [-0.2, 1.0], "decode": [0.1, 0.1]}})
+
+
 def test_derived_profile_is_labelled_and_scaled(tmp_path):
     measured = profile(EDGE_MS)
     jetson = derive_profile(measured, 0.5, "jetson-class edge")

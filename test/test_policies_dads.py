@@ -201,7 +201,7 @@ def test_edge_only_and_image_offload_come_out_as_such(yolov3):
     dads = DadsPolicy(yolov3, float("inf"), "light")
     assert dads.decide(SystemState(bandwidth_mbps=0.01, rtt_ms=20)) == Partition.edge_only(107)
     assert dads.decide(SystemState(bandwidth_mbps=1000, rtt_ms=1)) == Partition.image_offload()
-    assert INPUT in dads.surgery.light(dads.stage_costs(SystemState(bandwidth_mbps=1000), True))
+    assert INPUT in dads.surgery.light(dads.stage_costs(SystemState(bandwidth_mbps=1000)))
 
 
 def test_link_down_runs_everything_on_the_edge(yolov3):

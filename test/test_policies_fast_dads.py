@@ -12,9 +12,22 @@ from l2p_ros.policies.types import SystemState
 from test.test_policies_fixtures import CPU_GFLOPS, graph_of, synthetic_profile
 
 
-def with_complexity(model_name, fog=False):
+def frame_costs(kind):
+    """None; the committed measurements; or codecs whose image offload costs less than a tensor
+    cut's fixed part (the min cut then weighs image offload apart)."""
+    from l2p_ros.measure.frame_costs import FrameCosts, committed_frame_costs, load_frame_costs
+
+    if kind == "committed":
+        return load_frame_costs(committed_frame_costs("yolov3-tiny"))
+    if kind == "cheap-image":
+        return FrameCosts("synthetic", {}, {}, {"complexity": 1.0}, {"jpeg-q75": {"encode_ms": 0.1, "receive_ms": 0.1}},
+                          {"int8-channel": {"encode": [6.0, 3.0], "decode": [4.0, 1.0]}})
+    return None
+
+
+def with_complexity(model_name, fog=False, costs=None):
     """Synthetic profiles whose payloads grow with complexity (uniformly, so they still add up);
-    with ``fog``, a fog four times as fast as the edge."""
+    with ``fog``, a fog four times as fast as the edge; ``costs``: frame costs (:func:`frame_costs`)."""
     edge = synthetic_profile(model_name)
     sizes = {cut.after_layer: cut.payload_bytes for cut in edge.cuts}
 
@@ -22,7 +35,7 @@ def with_complexity(model_name, fog=False):
         return sizes[cut.after_layer][codec] * (0.7 + 0.6 * complexity)
     fog_profile = synthetic_profile(model_name, 4 * CPU_GFLOPS) if fog else None
     return CostModel(graph_of(model_name), edge, synthetic_profile(model_name, 1000.0), payload_bytes_fn=payload_bytes,
-                     fog_profile=fog_profile, fog_codec="int8-channel")
+                     fog_profile=fog_profile, fog_codec="int8-channel", frame_costs=frame_costs(costs))
 
 
 def random_states(seed, count):
@@ -36,8 +49,9 @@ def random_states(seed, count):
 
 @pytest.mark.parametrize("model_name, count", [("yolov3-tiny", 60), ("yolov3", 15)])
 @pytest.mark.parametrize("mode", ["light", "heavy", "auto"])
-def test_closed_sets_equal_min_cut(model_name, count, mode):
-    model = with_complexity(model_name)
+@pytest.mark.parametrize("costs", [None, "committed", "cheap-image"])
+def test_closed_sets_equal_min_cut(model_name, count, mode, costs):
+    model = with_complexity(model_name, costs=costs)
     interval_ms = 60.0 if model_name == "yolov3-tiny" else 600.0  # auto switches within the sample
     fast = DadsPolicy(model, interval_ms, mode, "int8-channel")
     reference = DadsPolicy(model, interval_ms, mode, "int8-channel", method="min-cut")
@@ -46,19 +60,28 @@ def test_closed_sets_equal_min_cut(model_name, count, mode):
         assert fast.decide(state) == reference.decide(state), state
 
 
-def test_light_is_the_cost_models_minimum_with_a_queue():
-    model = with_complexity("yolov3")
-    dads = DadsPolicy(model, float("inf"), "light", "int8-channel")
-    for state in random_states(7, 4):
-        best = min(model.predict(p, state).total_ms for p in dads.placements)
-        assert model.predict(dads.decide(state), state).total_ms == pytest.approx(best)
+@pytest.mark.parametrize("costs", [None, "committed", "cheap-image"])
+def test_light_is_the_cost_models_minimum_with_a_queue(costs):
+    """With frame costs too: each method's choice, costed by the cost model, is the least latency
+    of every closed set (and the sample does choose image offload and a cut)."""
+    model = with_complexity("yolov3", costs=costs)
+    fast = DadsPolicy(model, float("inf"), "light", "int8-channel")
+    reference = DadsPolicy(model, float("inf"), "light", "int8-channel", method="min-cut")
+    chosen = set()
+    for state in random_states(7, 12):
+        best = min(model.predict(p, state).total_ms for p in fast.placements)
+        for dads in (fast, reference):
+            assert model.predict(dads.decide(state), state).total_ms == pytest.approx(best, rel=1e-9), state
+        chosen.add(fast.decide(state).cut_after_layer)
+    assert -1 in chosen and len(chosen) > 1
 
 
 @pytest.mark.parametrize("mode", ["light", "heavy", "auto"])
-def test_in_three_tiers_dads_pays_the_fogs_forwarding(mode):
+@pytest.mark.parametrize("costs", [None, "committed"])
+def test_in_three_tiers_dads_pays_the_fogs_forwarding(mode, costs):
     """Through a fog, DADS's placements cross both links: the fast path still equals the min cut,
     and light load is still the cost model's minimum over the placements (now forwarded)."""
-    model = with_complexity("yolov3-tiny", fog=True)
+    model = with_complexity("yolov3-tiny", fog=True, costs=costs)
     fast = DadsPolicy(model, 60.0, mode, "int8-channel")
     reference = DadsPolicy(model, 60.0, mode, "int8-channel", method="min-cut")
     forwarded = 0

@@ -71,6 +71,40 @@ def test_unqueued_latency_equals_the_cost_model_and_the_hand_sum(partition):
             assert cloud == 0.0 and fog > 0.0
 
 
+@pytest.mark.parametrize("partition", [Partition(cut_after_layer=7, fog_until_layer=13, codec=CODEC),
+                                       Partition.chain(7, CODEC),  # forwarded by the fog
+                                       Partition(cut_after_layer=-1, fog_until_layer=23, codec="jpeg-q75")])
+def test_frame_costs_in_three_tiers_are_played_as_predicted(partition):
+    """With measured frame costs the fog decodes what it computes on and encodes its handover for
+    the cloud, which decodes it: the played frame equals the truth's prediction, and exceeds the
+    uncharged one by exactly those costs."""
+    from l2p_ros.measure.frame_costs import committed_frame_costs, load_frame_costs
+
+    costs = load_frame_costs(committed_frame_costs("yolov3-tiny"))
+    world = small_world()
+    config = SimulationConfig(fps=1.0, frame_costs=costs)
+    charged, plain = world.simulator(fog_scenario(), 2.0, 0, config), world.simulator(fog_scenario(), 2.0, 0)
+    model = charged.true_model
+    k, j = partition.cut_after_layer, partition.fog_until_layer
+    fp32 = model.crossing_fp32_bytes
+    edge_extra = costs.edge_per_frame_ms + costs.encode_ms(partition.codec, fp32(model.chain_cut(k)))
+    decoded = costs.decode_ms(partition.codec, fp32(model.chain_cut(k)))
+    if j is None:  # forwarded: the cloud decodes
+        fog_extra, cloud_extra = 0.0, decoded
+    elif j == model.num_layers - 1:  # the fog finishes
+        fog_extra, cloud_extra = decoded, 0.0
+    else:
+        fog_extra = decoded + costs.encode_ms(CODEC, fp32(model.chain_cut(j)))
+        cloud_extra = costs.decode_ms(CODEC, fp32(model.chain_cut(j)))
+    for _ in range(2):
+        predicted = model.predict(partition, charged.pending.true_state)
+        played, base = charged.step(partition), plain.step(partition)
+        assert played.latency_ms == pytest.approx(predicted.total_ms, rel=1e-9)
+        assert played.fog_ms - base.fog_ms == pytest.approx(fog_extra, rel=1e-9)
+        assert played.latency_ms - base.latency_ms == pytest.approx(edge_extra + fog_extra + cloud_extra, rel=1e-9)
+    assert fog_extra > 0 or cloud_extra > 0
+
+
 def test_edge_only_never_reaches_the_fog():
     sim = small_world().simulator(fog_scenario(), 2.0, 0)
     outcome = sim.step(Partition.edge_only(sim.true_model.num_layers))

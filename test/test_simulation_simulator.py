@@ -108,7 +108,7 @@ def test_live_edge_policies_see_the_uplinks_backlog_in_the_rtt():
 def test_measured_frame_costs_are_charged_where_they_run():
     """Complexity and decision on the edge for every frame; encoding on the edge and decoding on the
     next tier for offloaded ones: with nothing queued, each adds to the latency exactly."""
-    from l2p_ros.simulation.frame_costs import committed_frame_costs, load_frame_costs
+    from l2p_ros.measure.frame_costs import committed_frame_costs, load_frame_costs
 
     costs = load_frame_costs(committed_frame_costs("yolov3-tiny"))
     world = small_world()
@@ -136,7 +136,7 @@ def test_frame_costs_without_bottlenecks_still_load_and_name_what_they_leave_out
     not price is charged nothing and named as uncharged."""
     import yaml
 
-    from l2p_ros.simulation.frame_costs import committed_frame_costs, load_frame_costs
+    from l2p_ros.measure.frame_costs import committed_frame_costs, load_frame_costs
 
     data = yaml.safe_load(committed_frame_costs("yolov3-tiny").read_text())
     data["schema"] = "l2p-frame-costs/1"

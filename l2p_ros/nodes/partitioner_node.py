@@ -23,6 +23,7 @@ from l2p_ros.codec_spec import CodecSpec
 from l2p_ros.complexity import ComplexityMeter
 from l2p_ros.deployment import Deployment, build_cost_model, with_cloud_share
 from l2p_ros.measure.cache import ensure_payload_fit
+from l2p_ros.measure.frame_costs import resolve_frame_costs
 from l2p_ros.measure.models import model_id
 from l2p_ros.measure.payload_fit import load_payload_fit
 from l2p_ros.measure.profile import ProfileError
@@ -86,6 +87,9 @@ class PartitionerNode(Node):
         cloud_max_batch = declare(self, "cloud_max_batch", 1, "with fleet_vehicles > 1: the cloud's max_batch", minimum=1)
         cloud_batching = declare(self, "cloud_batching", "", "with fleet_vehicles > 1: the cloud's measured batch "
                                  "curves (models/profiles/cloud-batching-*.yaml, bench/cloud_batching.py)")
+        frame_costs = declare(self, "frame_costs", "committed", "measured complexity, decision, encoding and "
+                              "decoding times the policies charge: a frame-costs YAML, 'committed' (the "
+                              "repository's for the model, none where it has none) or 'none'")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         if cloud_speed_factor <= 0:
             raise parameter_error(self, "cloud_speed_factor", cloud_speed_factor, "must be > 0")
@@ -94,12 +98,17 @@ class PartitionerNode(Node):
         self.assumed_links = AssumedLinks(default_bandwidth_mbps, default_rtt_ms, fog_cloud_bandwidth_mbps,
                                           fog_cloud_rtt_ms)
 
+        try:  # checked apart, so that a bad file is blamed on this parameter and not the profiles
+            resolve_frame_costs(frame_costs, model)
+        except (ValueError, KeyError, TypeError) as error:  # ProfileError is a ValueError
+            raise parameter_error(self, "frame_costs", frame_costs, str(error)) from None
         deployment = Deployment(model, input_size, edge_profile=Path(edge_profile) if edge_profile else None,
                                 cloud_profile=Path(cloud_profile) if cloud_profile else None,
                                 cloud_speed_factor=cloud_speed_factor,
                                 fog_profile=Path(fog_profile) if fog_profile else None,
                                 fog_speed_factor=fog_speed_factor, fog_codec=fog_codec, profile_threads=threads,
-                                bottlenecks=tuple(filter(None, (b.strip() for b in bottlenecks.split(",")))))
+                                bottlenecks=tuple(filter(None, (b.strip() for b in bottlenecks.split(",")))),
+                                frame_costs=frame_costs)
         try:
             fit = None
             if payload_fit:

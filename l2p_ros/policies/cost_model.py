@@ -28,6 +28,14 @@ deployment is ``(k, k)``: the fog forwards the edge's payload as it is. A partit
 range reaches the last layer (``j = L - 1``) is finished on the fog, which post-processes and
 publishes the detections itself: nothing crosses the fog -> cloud link and the cloud is idle.
 
+Frame costs (``frame_costs``, a measured :class:`~l2p_ros.measure.frame_costs.FrameCosts`; None:
+none): what the layers and the link leave out, charged as the simulator charges them. The edge
+measures every frame's complexity and decides (``edge_ms``, every partition, edge only included)
+and encodes what it sends (``edge_ms``); the tier that next computes decodes it (``cloud_ms``, or
+``fog_ms`` where the fog computes); in three tiers the fog encodes its handover with ``fog_codec``
+(``fog_ms``) and the cloud decodes it (``cloud_ms``). Encoding counts as edge work, so it is
+stretched by the edge's load like the layers.
+
 Energy: ``edge_energy_j`` from the edge power model (compute, transmit, idle while waiting for the
 answer). ``offload_energy_j`` is what the fog (compute and transmit) and the cloud (compute) spend
 on the frame; their idle power is not charged, as they are shared. ``total_energy_j`` adds both.
@@ -53,6 +61,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from l2p_ros.measure.frame_costs import FrameCosts
 from l2p_ros.measure.profile import Profile, ProfileError
 from l2p_ros.model.graph import INPUT, Cut, LayerGraph
 from l2p_ros.policies.cloud_batching import CloudShare
@@ -124,6 +133,8 @@ class Placement:
     ``cut``: edge -> next tier. ``handover``: where the cloud takes over in three tiers (``cut``
     itself when the fog only forwards); None in two tiers, for edge only and where the fog
     finishes the network. ``edge_ms`` is on an idle edge. ``local``: edge only, nothing is sent.
+    With frame costs the times include them (:class:`CostModel`): encoding in the sender's,
+    decoding in the receiver's.
     """
 
     cut: Cut
@@ -147,6 +158,9 @@ class CostModel:
     partition's cloud time is its expected time there with the other vehicles' frames, infinite
     where the cloud cannot keep up with the fleet sending it. DADS weighs the cloud's layers at
     their one-frame times in its cut, and compares its choice with the others by this prediction.
+
+    ``frame_costs``: measured complexity, decision, encoding and decoding times, charged where they
+    run (module docstring); None charges none.
     """
 
     def __init__(self, graph: LayerGraph, edge_profile: Profile, cloud_profile: Profile,
@@ -154,7 +168,7 @@ class CostModel:
                  max_edge_load: float = 0.95, *, cloud_power: PowerModel = CLOUD_POWER,
                  fog_profile: Profile | None = None, fog_power: PowerModel = FOG_POWER,
                  fog_codec: str = DEFAULT_TENSOR_CODEC, bottlenecks: dict[str, tuple[int, float]] | None = None,
-                 cloud_share: CloudShare | None = None):
+                 cloud_share: CloudShare | None = None, frame_costs: FrameCosts | None = None):
         profiles = {"edge": edge_profile, "cloud": cloud_profile, "fog": fog_profile}
         for role, profile in profiles.items():
             if profile is not None and len(profile.layers) != graph.num_layers:
@@ -175,6 +189,7 @@ class CostModel:
                                  f"payload > 0 bytes, got {payload}")
         self.max_edge_load = max_edge_load
         self.cloud_share = cloud_share
+        self.frame_costs = frame_costs
         self.edge_layer_ms = np.array([l.latency_ms_median for l in edge_profile.layers])
         self.cloud_layer_ms = np.array([l.latency_ms_median for l in cloud_profile.layers])
         self.fog_layer_ms = None if fog_profile is None else np.array([l.latency_ms_median for l in fog_profile.layers])
@@ -268,6 +283,24 @@ class CostModel:
             return self.payload_bytes_fn(cut, codec, complexity)
         return float(self.tensor_bytes(codec, complexity)[list(cut.crossing)].sum())
 
+    @property
+    def per_frame_edge_ms(self) -> float:
+        """The edge's work on every frame besides the layers and encoding (complexity, decision)."""
+        return 0.0 if self.frame_costs is None else self.frame_costs.edge_per_frame_ms
+
+    def codec_ms(self, codec: str, cut: Cut) -> tuple[float, float]:
+        """(encoding ms on the sending tier, decoding ms on the receiving one) of a frame's
+        crossing at ``cut`` under ``codec``; (0, 0) without frame costs. Tensor codecs' times
+        follow the crossing tensors' fp32 size."""
+        if self.frame_costs is None:
+            return 0.0, 0.0
+        fp32_bytes = self.crossing_fp32_bytes(cut)
+        return self.frame_costs.encode_ms(codec, fp32_bytes), self.frame_costs.decode_ms(codec, fp32_bytes)
+
+    def crossing_fp32_bytes(self, cut: Cut) -> float:
+        """fp32 bytes of the layer outputs crossing ``cut`` (0 for the image)."""
+        return float(sum(self.edge_profile.layers[i].output_bytes for i in cut.crossing if i != INPUT))
+
     def edge_slowdown(self, edge_load: float) -> float:
         """How many times longer the edge takes at this load than when profiled (idle)."""
         return 1.0 / (1.0 - min(edge_load, self.max_edge_load))
@@ -281,20 +314,28 @@ class CostModel:
             cut = partition.to_cut(self.graph)
         on_edge = np.zeros(self.num_layers, dtype=bool)
         on_edge[list(cut.edge_layers)] = True
-        edge_ms = float(self.edge_layer_ms[on_edge].sum())
+        edge_ms = float(self.edge_layer_ms[on_edge].sum()) + self.per_frame_edge_ms
         if on_edge.all():
             return Placement(cut, None, edge_ms, 0.0, 0.0, True)
+        encode_ms, decode_ms = self.codec_ms(partition.codec, cut)
+        edge_ms += encode_ms
         if not self.has_fog:
-            return Placement(cut, None, edge_ms, 0.0, self._at_cloud(float(self.cloud_layer_ms[~on_edge].sum()),
-                                                                     cut.after_layer == INPUT), False)
+            return Placement(cut, None, edge_ms, 0.0, self._at_cloud(
+                float(self.cloud_layer_ms[~on_edge].sum()) + decode_ms, cut.after_layer == INPUT), False)
         handover = cut if partition.fog_until_layer is None else self.chain_cut(partition.fog_until_layer)
         before_cloud = np.zeros(self.num_layers, dtype=bool)
         before_cloud[list(handover.edge_layers)] = True
         fog_ms = float(self.fog_layer_ms[before_cloud & ~on_edge].sum())
         if before_cloud.all():  # the fog finishes: no handover to the cloud
-            return Placement(cut, None, edge_ms, fog_ms, 0.0, False)
-        return Placement(cut, handover, edge_ms, fog_ms,
-                         self._at_cloud(float(self.cloud_layer_ms[~before_cloud].sum()), handover.after_layer == INPUT),
+            return Placement(cut, None, edge_ms, fog_ms + decode_ms, 0.0, False)
+        cloud_ms = float(self.cloud_layer_ms[~before_cloud].sum())
+        if handover is cut:  # the fog forwards the edge's payload as it is: the cloud decodes it
+            cloud_ms += decode_ms
+        else:  # the fog decodes the edge's payload, computes, and encodes its handover for the cloud
+            fog_encode_ms, fog_decode_ms = self.codec_ms(self.fog_codec, handover)
+            fog_ms += decode_ms + fog_encode_ms
+            cloud_ms += fog_decode_ms
+        return Placement(cut, handover, edge_ms, fog_ms, self._at_cloud(cloud_ms, handover.after_layer == INPUT),
                          False)
 
     def _at_cloud(self, single_ms: float, image: bool) -> float:
@@ -327,12 +368,6 @@ class CostModel:
     def offload_energy_j(self, fog_ms, fog_send_ms, cloud_ms):
         """Joules the fog (computing, sending) and the cloud (computing) spend on a frame."""
         return self.fog_power.energy_j(fog_ms, fog_send_ms, 0.0) + self.cloud_power.energy_j(cloud_ms, 0.0, 0.0)
-
-    def cloud_ms(self, cut: Cut) -> float:
-        """Cloud-profile milliseconds of the layers after ``cut``."""
-        on_cloud = np.ones(self.num_layers, dtype=bool)
-        on_cloud[sorted(cut.edge_layers)] = False
-        return float(self.cloud_layer_ms[on_cloud].sum())
 
     def table(self, partitions: Sequence[Partition]) -> PartitionTable:
         return PartitionTable(self, partitions)

@@ -191,28 +191,53 @@ class DadsPolicy(Policy):
         self.image_codec = image_codec
         self.method = method
         self.surgery = Surgery(cost_model.graph.dag, INPUT)
+        self.placements: list[Partition] | None = None  # every closed set, once enumerated
         bottlenecks = cost_model.bottleneck_partitions()
         self._bottlenecks = cost_model.table(bottlenecks) if bottlenecks else None
         if method == "closed-sets":
             self._prepare_closed_sets()
 
-    def stage_costs(self, state: SystemState, for_latency: bool) -> StageCosts:
-        """Costs of the cost model at ``state``. For latency the RTT (cost of the output node in
-        the cloud) and the edge queue count; for throughput they do not."""
+    def stage_costs(self, state: SystemState) -> StageCosts:
+        """Latency costs of the cost model at ``state`` for the min cut: the edge queue stretches
+        the edge's, the RTT is the cloud cost of the output node (paid by any offload).
+
+        Frame costs (the cost model's): the edge's per-frame work is the input's edge cost (always
+        paid); a tensor codec's encoding and decoding per fp32 byte join each tensor's sending
+        cost, their fixed parts the output's cloud cost; image offload's codec costs, less those
+        fixed parts, join the image's sending cost. That can be negative (an image codec cheaper than
+        a tensor codec's fixed part), which no cut capacity can be: :meth:`_light_min_cut` then
+        weighs image offload apart."""
         model = self.cost_model
         layers = range(model.num_layers)
-        edge = model.edge_layer_ms * model.edge_slowdown(state.edge_load)
-        if for_latency:
-            edge = edge * (1 + state.edge_queue_length)
+        edge_scale = model.edge_slowdown(state.edge_load) * (1 + state.edge_queue_length)
         tensor_bytes = model.tensor_bytes(self.codec, state.frame_complexity)
         image_bytes = model.payload_bytes(model.chain_cut(INPUT), self.image_codec, state.frame_complexity)
-        total_ms, stage_ms = self._sending_ms(np.append(tensor_bytes[:model.num_layers], image_bytes), state)
-        sent_ms = total_ms if for_latency else stage_ms
-        edge_ms = {INPUT: 0.0, OUTPUT: 0.0, **{i: float(edge[i]) for i in layers}}
-        cloud_ms = {INPUT: 0.0, OUTPUT: self._rtt_ms(state) if for_latency else 0.0,
+        sent_ms, _ = self._sending_ms(np.append(tensor_bytes[:model.num_layers], image_bytes), state)
+        fixed_ms, per_tensor_ms, image_ms = self._codec_latency_ms(edge_scale)
+        sent_ms[:-1] += per_tensor_ms
+        edge_ms = {INPUT: model.per_frame_edge_ms * edge_scale, OUTPUT: 0.0,
+                   **{i: float(model.edge_layer_ms[i] * edge_scale) for i in layers}}
+        cloud_ms = {INPUT: 0.0, OUTPUT: self._rtt_ms(state) + fixed_ms,
                     **{i: float(model.cloud_layer_ms[i]) for i in layers}}
-        sent = {INPUT: float(sent_ms[-1]), OUTPUT: 0.0, **{i: float(sent_ms[i]) for i in layers}}
+        sent = {INPUT: float(sent_ms[-1] + image_ms - fixed_ms), OUTPUT: 0.0, **{i: float(sent_ms[i]) for i in layers}}
         return StageCosts(edge_ms, cloud_ms, sent)
+
+    def _codec_latency_ms(self, edge_scale: float) -> tuple[float, np.ndarray, float]:
+        """Latency of the codecs' work with the edge's times stretched by ``edge_scale``: the
+        tensor codec's fixed ms per offloaded frame, its ms per tensor (index = layer), and image
+        offload's ms (encoding and receiving)."""
+        costs = self.cost_model.frame_costs
+        if costs is None:
+            return 0.0, np.zeros(self.cost_model.num_layers), 0.0
+        (encode_ms, encode_per_mb), (decode_ms, decode_per_mb) = costs.codec_lines(self.codec)
+        (image_encode_ms, _), (image_decode_ms, _) = costs.codec_lines(self.image_codec)
+        per_mb = encode_per_mb * edge_scale + decode_per_mb
+        return (encode_ms * edge_scale + decode_ms, per_mb * self._layer_fp32_bytes / 1e6,
+                image_encode_ms * edge_scale + image_decode_ms)
+
+    @cached_property
+    def _layer_fp32_bytes(self) -> np.ndarray:
+        return np.array([layer.output_bytes for layer in self.cost_model.edge_profile.layers], dtype=float)
 
     def _sending_ms(self, payload_bytes: np.ndarray, state: SystemState) -> tuple[np.ndarray, np.ndarray]:
         """Sending time of offloaded bytes for latency and as a pipeline stage: in three tiers the
@@ -240,11 +265,22 @@ class DadsPolicy(Policy):
 
     def _decide_min_cut(self, state: SystemState) -> Partition:
         if self.mode != "heavy":
-            light = self.to_partition(self.surgery.light(self.stage_costs(state, for_latency=True)))
+            light = self._light_min_cut(state)
             if self.mode == "light" or \
                     self.cost_model.predict(light, state).bottleneck_ms < self.frame_interval_ms:
                 return light
-        return self.to_partition(self.surgery.heavy(self.stage_costs(state, for_latency=False)))
+        self._prepare_closed_sets()  # heavy load searches the closed sets in both methods
+        return self._heavy(state)
+
+    def _light_min_cut(self, state: SystemState) -> Partition:
+        costs = self.stage_costs(state)
+        if costs.send_ms[INPUT] >= 0:
+            return self.to_partition(self.surgery.light(costs))
+        # Image offload is cheaper than any cut's fixed codec costs: cut without it, then weigh it.
+        image = frozenset({INPUT})
+        without = StageCosts(costs.edge_ms, costs.cloud_ms, {**costs.send_ms, INPUT: math.inf})
+        best = self.surgery.light(without)
+        return self.to_partition(min((best, image), key=lambda edge_set: sum(self.surgery.stages(edge_set, costs))))
 
     def _against_bottlenecks(self, choice: Partition, state: SystemState) -> Partition:
         """A learned bottleneck sends its own bytes at one cut, which no per-tensor cost of the DAG
@@ -261,7 +297,11 @@ class DadsPolicy(Policy):
         return self._bottlenecks.partitions[best] if keys[best] < (chosen.bottleneck_ms, chosen.total_ms) else choice
 
     def _prepare_closed_sets(self) -> None:
-        """The state-independent parts of every closed set's stages, as arrays over the sets."""
+        """The state-independent parts of every closed set's stages, as arrays over the sets, with
+        the cost model's frame costs (complexity, decision and encoding on the edge, decoding at
+        the cloud) of each."""
+        if self.placements is not None:
+            return
         sets = self.surgery.closed_sets
         model = self.cost_model
         column = {v: j for j, v in enumerate(sets.nodes)}
@@ -270,26 +310,38 @@ class DadsPolicy(Policy):
         edge, cloud = np.zeros(len(sets.nodes)), np.zeros(len(sets.nodes))
         edge[self._layer_columns] = model.edge_layer_ms
         cloud[self._layer_columns] = model.cloud_layer_ms
-        self._idle_edge_ms = sets.member @ edge  # E on an idle edge, per set
-        self._cloud_ms = ~sets.member @ cloud  # C without the RTT
+        placements = [self.to_partition(s) for s in sets.sets]  # every closed set
+        codec_ms = np.array([model.codec_ms(p.codec, model.placement(p).cut)
+                             if not p.is_edge_only(model.num_layers) else (0.0, 0.0) for p in placements])
+        self._idle_edge_ms = sets.member @ edge + model.per_frame_edge_ms + codec_ms[:, 0]  # E on an idle edge
+        self._cloud_ms = ~sets.member @ cloud + codec_ms[:, 1]  # C without the RTT
         self._pays_rtt = ~sets.member[:, column[OUTPUT]]  # post-processing in the cloud
         self._sends = sets.sends.astype(float)
-        self.placements = [self.to_partition(s) for s in sets.sets]  # every closed set
+        self.placements = placements
 
-    def _decide_closed_sets(self, state: SystemState) -> Partition:
+    def _stages(self, state: SystemState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every closed set's edge ms, sending ms (latency, and as a pipeline stage) and cloud ms."""
         model = self.cost_model
         sent_bytes = np.zeros(self._sends.shape[1])
         sent_bytes[self._layer_columns] = model.tensor_bytes(self.codec, state.frame_complexity)
         sent_bytes[self._input_column] = model.payload_bytes(model.chain_cut(INPUT), self.image_codec,
                                                              state.frame_complexity)
         sending_ms, stage_ms = self._sending_ms(self._sends @ sent_bytes, state)
-        edge_ms = self._idle_edge_ms * model.edge_slowdown(state.edge_load)
+        return self._idle_edge_ms * model.edge_slowdown(state.edge_load), sending_ms, stage_ms, self._cloud_ms
+
+    def _heavy(self, state: SystemState) -> Partition:
+        """The set of the least slowest stage (ties: the least sum), DADS's heavy-load choice."""
+        edge_ms, sending_ms, stage_ms, cloud_ms = self._stages(state)
+        bottleneck_ms = np.maximum(np.maximum(edge_ms, stage_ms), cloud_ms)
+        return self.placements[np.lexsort((edge_ms + sending_ms + cloud_ms, bottleneck_ms))[0]]
+
+    def _decide_closed_sets(self, state: SystemState) -> Partition:
         if self.mode != "heavy":
-            latency_ms = (1 + state.edge_queue_length) * edge_ms + sending_ms + self._cloud_ms + \
+            edge_ms, sending_ms, stage_ms, cloud_ms = self._stages(state)
+            latency_ms = (1 + state.edge_queue_length) * edge_ms + sending_ms + cloud_ms + \
                 np.where(self._pays_rtt, self._rtt_ms(state), 0.0)
             light = int(np.argmin(latency_ms))
             if self.mode == "light" or \
-                    max(edge_ms[light], stage_ms[light], self._cloud_ms[light]) < self.frame_interval_ms:
+                    max(edge_ms[light], stage_ms[light], cloud_ms[light]) < self.frame_interval_ms:
                 return self.placements[light]
-        bottleneck_ms = np.maximum(np.maximum(edge_ms, stage_ms), self._cloud_ms)
-        return self.placements[np.lexsort((edge_ms + sending_ms + self._cloud_ms, bottleneck_ms))[0]]
+        return self._heavy(state)

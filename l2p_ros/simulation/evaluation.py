@@ -27,7 +27,7 @@ from l2p_ros.policies.cloud_batching import CloudShare
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Policy, SystemState
 from l2p_ros.simulation.bound import frame_lower_bounds
-from l2p_ros.simulation.frame_costs import frame_costs_source, resolve_frame_costs
+from l2p_ros.measure.frame_costs import frame_costs_source, resolve_frame_costs
 from l2p_ros.simulation.hindsight import HindsightResult, hindsight_optimum
 from l2p_ros.simulation.scenarios import Scenario, get_scenario, trace_scenario
 from l2p_ros.simulation.simulator import SimulationConfig, SimulationLog, Simulator
@@ -159,8 +159,9 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
     ``extra_policies``: already built policies by report name (a trained PPO and its ablations);
     ``bottlenecks``: learned bottleneck files every searching policy may choose (:func:`build_world`);
     ``simulation_options``: further :class:`SimulationConfig` fields (e.g. ``live_edge``);
-    ``frame_costs``: a frame-costs file the simulator charges (:mod:`l2p_ros.simulation.frame_costs`),
-    ``"committed"`` (default) the repository's for the model where there is one, None: none.
+    ``frame_costs``: a frame-costs file the simulator charges and the policies' cost model knows
+    (:mod:`l2p_ros.measure.frame_costs`), ``"committed"`` (default) the repository's for the
+    model where there is one, None: none.
     ``fleet``: the cloud is shared by a batching fleet, in the simulator and in the policies' cost
     model alike (its ``frames_per_s`` must be the run's fps).
     ``hindsight_s``: the first seconds over which the hindsight optimum is found (every queue
@@ -177,6 +178,7 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
     if fleet is not None:
         world = world.with_cloud_share(fleet)
     frame_costs, costs = resolve_frame_costs(frame_costs, str(model))
+    world = world.with_frame_costs(costs)  # the policies know what the simulator charges
     config = SimulationConfig(fps=scenario.fps if fps is None else fps,
                               deadline_ms=scenario.deadline_ms if deadline_ms is None else deadline_ms,
                               **{"frame_costs": costs, "fleet": fleet, **(simulation_options or {})})

@@ -21,10 +21,13 @@ payload on the fog link), and one whose fog range reaches the last layer finishe
 link runs at the config's constant ``fog_cloud_bandwidth_mbps`` and ``fog_cloud_rtt_ms`` (the
 states the policies see carry the same values). Two-tier worlds play exactly as before.
 
-``frame_costs`` (:mod:`l2p_ros.simulation.frame_costs`, measured): every frame's complexity and
+``frame_costs`` (:mod:`l2p_ros.measure.frame_costs`, measured): every frame's complexity and
 decision, and the crossing's encoding, are charged to the edge as work (stretched by its load like
-its layers); decoding to the tier that receives the edge's payload and computes on it. The
-policies' cost model does not know them, as the live policies do not.
+its layers); decoding to the tier that receives the edge's payload and computes on it; in three
+tiers the fog's encoding of its handover to the fog and its decoding to the cloud. The truth's
+cost model charges them (:class:`~l2p_ros.policies.cost_model.CostModel`), so this module and every
+prediction charge them alike; the policies know them where their model has the same costs
+(``World.with_frame_costs``, as ``evaluate`` builds it).
 
 ``fleet`` (a :class:`~l2p_ros.policies.cloud_batching.CloudShare`): the cloud is shared with the
 simulated vehicle's peers and batches frames that share a partition
@@ -74,7 +77,7 @@ from l2p_ros.policies.types import INPUT, Partition, Policy, SystemState
 from l2p_ros.simulation.estimator import EstimatorConfig, EwmaEstimator
 from l2p_ros.simulation.fleet_cloud import IDLE, FleetCloudState
 from l2p_ros.simulation.fleet_cloud import serve as fleet_serve
-from l2p_ros.simulation.frame_costs import FrameCosts
+from l2p_ros.measure.frame_costs import FrameCosts
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import FramePayloads, VideoTable
 
@@ -246,9 +249,9 @@ class Simulator:
                                     self.payloads, model.max_edge_load, cloud_power=model.cloud_power,
                                     fog_profile=model.fog_profile, fog_power=model.fog_power,
                                     fog_codec=model.fog_codec,
-                                    bottlenecks={name: (cut, None) for name, (cut, _) in model.bottlenecks.items()})
+                                    bottlenecks={name: (cut, None) for name, (cut, _) in model.bottlenecks.items()},
+                                    frame_costs=config.frame_costs)
         self._has_fog = model.has_fog
-        self._layer_bytes = [layer.output_bytes for layer in model.edge_profile.layers]  # fp32, for frame_costs
         self.estimator = EwmaEstimator(trace, config.estimator, np.random.default_rng(seed))
         self._link_bytes_per_s = trace.bandwidth_mbps * 1e6 / 8
         # Work sharing the edge: the trace's load and the pipeline's own (live_edge), independent shares.
@@ -396,18 +399,10 @@ class Simulator:
         if partition.fog_until_layer is not None and not self._has_fog:
             raise ValueError("three-tier partitions need a three-tier world (a fog profile); this one has two tiers")
         edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s = free_s
-        plan = self.true_model.placement(partition)  # cut, idle-edge ms, cloud ms
-        edge_work_ms, decode_ms = plan.edge_ms, 0.0
-        costs = self.config.frame_costs
-        if costs is not None:
-            edge_work_ms += costs.edge_per_frame_ms
-            if not plan.local:
-                fp32_bytes = sum(self._layer_bytes[i] for i in plan.cut.crossing if i >= 0)
-                edge_work_ms += costs.encode_ms(partition.codec, fp32_bytes)
-                decode_ms = costs.decode_ms(partition.codec, fp32_bytes)
+        plan = self.true_model.placement(partition)  # cut, idle-edge ms, fog and cloud ms, frame costs in
         trace = self.trace
         edge_start = max(t, edge_free_s)
-        edge_done = trace.time_to_complete(self._edge_rate, edge_start, edge_work_ms / 1e3)
+        edge_done = trace.time_to_complete(self._edge_rate, edge_start, plan.edge_ms / 1e3)
         edge_free_s = edge_done
         fog_ms = fog_send_ms = fog_rtt_ms = 0.0
         if plan.local:
@@ -423,9 +418,9 @@ class Simulator:
             arrival_s = link_done + rtt_ms / 2e3  # at the next tier
             fog_finishes = self._has_fog and plan.handover is None
             fog_computes = self._has_fog and plan.handover is not plan.cut
-            cloud_ms = plan.cloud_ms + (0.0 if fog_computes else decode_ms)
+            cloud_ms = plan.cloud_ms
             if self._has_fog:
-                fog_ms = plan.fog_ms + (decode_ms if fog_computes else 0.0)
+                fog_ms = plan.fog_ms
                 fog_free_s = max(arrival_s, fog_free_s) + fog_ms / 1e3
             if self._has_fog and not fog_finishes:
                 if plan.handover is plan.cut:  # forwarded as it is

@@ -22,7 +22,7 @@ import numpy as np
 from l2p_ros.policies.learned import LearnedPolicy
 from l2p_ros.simulation.env import PartitionEnv, RewardConfig
 from l2p_ros.policies.observation import ABLATIONS, ObservationSpec
-from l2p_ros.simulation.frame_costs import frame_costs_source, resolve_frame_costs
+from l2p_ros.measure.frame_costs import frame_costs_source, resolve_frame_costs
 from l2p_ros.simulation.scenarios import Scenario
 from l2p_ros.simulation.simulator import SimulationConfig
 from l2p_ros.simulation.world import World

@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from l2p_ros.deployment import Deployment, build_cost_model, fog_profile, with_cloud_share, with_fog
+from l2p_ros.deployment import (Deployment, build_cost_model, fog_profile, with_cloud_share, with_fog,
+                                with_frame_costs)
 from l2p_ros.measure.models import model_graph
 from l2p_ros.measure.payload_fit import fit_payloads
 from l2p_ros.measure.profile import Profile
@@ -23,6 +24,7 @@ from l2p_ros.policies.cloud_batching import CloudShare
 from l2p_ros.policies.cost_model import CostModel, PayloadBytesFn
 from l2p_ros.policies.dnnsplit import profile_candidates
 from l2p_ros.policies.types import Partition
+from l2p_ros.measure.frame_costs import FrameCosts
 from l2p_ros.simulation.scenarios import FogTier, Scenario
 from l2p_ros.simulation.simulator import SimulationConfig, Simulator
 from l2p_ros.simulation.video import VideoTable, payload_samples, playback_rows, video_table, with_bottlenecks
@@ -86,6 +88,11 @@ class World:
             "batching": {"machine": share.batching.machine, "source": share.batching.source}}}
         return replace(self, policy_model=with_cloud_share(self.policy_model, share), sources=sources,
                        _tiered={})
+
+    def with_frame_costs(self, costs: FrameCosts | None) -> World:
+        """The same world whose policies charge ``costs`` (None: none) as the simulator's truth
+        does when ``SimulationConfig.frame_costs`` is the same."""
+        return replace(self, policy_model=with_frame_costs(self.policy_model, costs), _tiered={})
 
     def candidates(self, codec: str, image_codec: str) -> list[Partition]:
         """DNNSplit's candidate chain cuts (image offload and edge only included) as partitions, and

@@ -1,4 +1,4 @@
-"""Per-frame costs the model's layers and the link leave out, measured, for the simulator to charge.
+"""Per-frame costs the model's layers and the link leave out, measured, for the cost model to charge.
 
 The partitioner measures each frame's complexity and decides (on the edge, every frame); the edge
 encodes the crossing tensors (or the image) and the next tier decodes them. A file holds what the
@@ -7,13 +7,17 @@ benches measured on one machine (:meth:`FrameCosts.save`, from bench/frame_costs
 - ``per_frame_ms``: complexity and decision, charged to the edge for every frame;
 - ``image_codecs``: encode (edge) and receive (decode and letterbox, next tier) ms per image codec;
 - ``tensor_codecs``: encode and decode ms per tensor codec as ``a + b * MB``, MB being the fp32
-  size of the crossing tensors: a least-squares line over the cuts the codec bench measured;
+  size of the crossing tensors: a least-squares line over the cuts the codec bench measured
+  (coefficients clipped at 0);
 - ``bottleneck_codecs``: encode (encoder + zstd, edge) and decode (zstd + decoder, next tier) ms
   of each shipped learned bottleneck (``bn:NAME``), from the bottleneck bench's rows of the same
   cut, channels and bits.
 
 Codecs a file does not hold (a bottleneck of your own) are charged nothing and named in
 :attr:`FrameCosts.uncharged`, so a summary can say what was left out.
+
+The cost model charges them where they run (``CostModel(frame_costs=...)``): the simulator's truth,
+the policies it evaluates, and the live partitioner (its ``frame_costs`` parameter).
 """
 from __future__ import annotations
 
@@ -43,22 +47,37 @@ class FrameCosts:
     def edge_per_frame_ms(self) -> float:
         return float(sum(self.per_frame_ms.values()))
 
+    def __post_init__(self):
+        for codec in [*self.image_codecs, *self.bottleneck_codecs, *self.tensor_codecs]:
+            lines = self.codec_lines(codec)
+            if not all(value >= 0 for line in lines for value in line):
+                raise ValueError(f"frame costs of codec {codec}: times must be >= 0 ms (and grow with size), "
+                                 f"got encode {lines[0]}, decode {lines[1]}")
+
     def encode_ms(self, codec: str, fp32_bytes: float) -> float:
-        return self._codec_ms(codec, fp32_bytes, "encode_ms", "encode")
+        intercept, per_mb = self.codec_lines(codec)[0]
+        return intercept + per_mb * fp32_bytes / 1e6
 
     def decode_ms(self, codec: str, fp32_bytes: float) -> float:
-        return self._codec_ms(codec, fp32_bytes, "receive_ms", "decode")
+        intercept, per_mb = self.codec_lines(codec)[1]
+        return intercept + per_mb * fp32_bytes / 1e6
 
-    def _codec_ms(self, codec: str, fp32_bytes: float, image_key: str, tensor_key: str) -> float:
+    def codec_lines(self, codec: str) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Encoding and decoding ms of ``codec`` as (ms, ms per fp32 MB of the crossing): image and
+        bottleneck codecs take fixed times; a codec the file does not hold takes none (and is
+        named in :attr:`uncharged`). Lines (never negative), so that DADS's min cut can charge
+        them per tensor."""
         if codec in self.image_codecs:
-            return float(self.image_codecs[codec][image_key])
+            times = self.image_codecs[codec]
+            return (float(times["encode_ms"]), 0.0), (float(times["receive_ms"]), 0.0)
         if codec in self.bottleneck_codecs:
-            return float(self.bottleneck_codecs[codec][f"{tensor_key}_ms"])
+            times = self.bottleneck_codecs[codec]
+            return (float(times["encode_ms"]), 0.0), (float(times["decode_ms"]), 0.0)
         if codec in self.tensor_codecs:
-            intercept, slope = self.tensor_codecs[codec][tensor_key]
-            return max(0.0, intercept + slope * fp32_bytes / 1e6)
+            lines = self.tensor_codecs[codec]
+            return tuple(float(v) for v in lines["encode"]), tuple(float(v) for v in lines["decode"])
         self.uncharged.add(codec)
-        return 0.0
+        return (0.0, 0.0), (0.0, 0.0)
 
     def save(self, path: str | Path) -> None:
         save_yaml(path, {"schema": SCHEMA, "model": self.model, "machine": self.machine, "sources": self.sources,
@@ -82,7 +101,9 @@ def fit_tensor_codecs(rows: list[dict]) -> dict:
     fitted = {}
     for codec, codec_rows in by_codec.items():
         mb = np.array([row["fp32_bytes"] / 1e6 for row in codec_rows])
-        fitted[codec] = {key: [round(float(v), 6) for v in np.polyfit(mb, [row[column] for row in codec_rows], 1)[::-1]]
+        # Clipped at 0: a time never falls with size, nor is negative for a small crossing.
+        fitted[codec] = {key: [round(max(0.0, float(v)), 6)
+                               for v in np.polyfit(mb, [row[column] for row in codec_rows], 1)[::-1]]
                          for key, column in (("encode", "encode_ms_median"), ("decode", "decode_ms_median"))}
     return fitted
 
@@ -95,12 +116,13 @@ def committed_frame_costs(model: str) -> Path | None:
 
 
 def resolve_frame_costs(frame_costs: str | Path | None, model: str) -> tuple[Path | None, FrameCosts | None]:
-    """``frame_costs`` as ``l2p evaluate`` and ``l2p train-ppo`` take it (a file, ``"committed"`` for
-    the repository's file of ``model``, ``"none"`` or None): the file and its costs, (None, None)
-    when none."""
+    """``frame_costs`` as ``l2p evaluate``, ``l2p train-ppo`` and the partitioner take it (a file,
+    ``"committed"`` for the repository's file of ``model`` (none where it has none), ``"none"``, ""
+    or None): the file and its costs, (None, None) when none; ProfileError naming a file that is
+    missing or not frame costs."""
     if frame_costs == "committed":
         frame_costs = committed_frame_costs(model)
-    if frame_costs is None or frame_costs == "none":
+    if frame_costs is None or frame_costs in ("none", ""):
         return None, None
     return Path(frame_costs), load_frame_costs(frame_costs)
 
