@@ -377,8 +377,9 @@ def _add_world_args(p) -> None:
     p.add_argument("--bottlenecks", nargs="*", default=(), metavar="NAME",
                    help="learned bottlenecks (models/bottleneck/ names or paths) the policies may choose")
     p.add_argument("--frame-costs", default="committed", metavar="FILE|committed|none",
-                   help="measured encode, decode, complexity and decision times the simulator charges: a "
-                        "frame-costs file, 'committed' (default: the repository's for the model, if any) or 'none'")
+                   help="measured encode, decode, complexity and decision times the simulator and the policies "
+                        "charge: a frame-costs file, 'committed' (default: the repository's for the model, if any) "
+                        "or 'none'")
     p.add_argument("--image-codec", type=_image_codec, default=None,
                    help="image offload's codec (default: the scenario's, jpeg-q75; jpeg-full-q75 sends the "
                         "camera-size image, as every figure written before network-resolution offload did)")

@@ -25,6 +25,10 @@ compute of the rest). ``S`` must contain the input and be closed under predecess
 - For latency the edge cost of a layer is multiplied by ``1 + edge_queue_length``: the cost
   model charges the frames queued ahead this placement's edge time each, so the min cut stays
   the exact minimum of the cost model's latency.
+- Frame costs (when the cost model has them: complexity and decision on every frame, encoding
+  on the edge, decoding at the cloud) are charged per closed set as the cost model charges them;
+  in the min cut a tensor codec's time per fp32 byte joins each tensor's sending cost and its
+  fixed part the RTT, so the min cut stays exact (:meth:`DadsPolicy.stage_costs`).
 
 On the YOLO graph the sink node ``output`` (post-processing) is a zero-cost node whose cloud cost
 is the RTT: on the edge side it forces every layer there (edge only: nothing is sent, no RTT);
