@@ -13,7 +13,7 @@ from pathlib import Path
 
 from l2p_ros.bottleneck_file import BottleneckError, read_bottleneck, resolve_path
 from l2p_ros.measure.cache import ensure_profile
-from l2p_ros.measure.frame_costs import frame_costs_source, resolve_frame_costs
+from l2p_ros.measure.frame_costs import FrameCosts, frame_costs_source, resolve_frame_costs
 from l2p_ros.measure.models import model_graph, model_id
 from l2p_ros.measure.profile import Profile, derive_profile, is_derived, load_profile
 from l2p_ros.policies.cloud_batching import CloudShare
@@ -137,6 +137,6 @@ def with_cloud_share(model: CostModel, share: CloudShare | None) -> CostModel:
     return _rebuilt(model, cloud_share=share)
 
 
-def with_frame_costs(model: CostModel, costs) -> CostModel:
-    """``model`` charging measured frame costs (a ``FrameCosts``; None: none)."""
+def with_frame_costs(model: CostModel, costs: FrameCosts | None) -> CostModel:
+    """``model`` charging measured frame costs (None: none)."""
     return _rebuilt(model, frame_costs=costs)

@@ -24,7 +24,7 @@ states the policies see carry the same values). Two-tier worlds play exactly as 
 ``frame_costs`` (:mod:`l2p_ros.measure.frame_costs`, measured): every frame's complexity and
 decision, and the crossing's encoding, are charged to the edge as work (stretched by its load like
 its layers); decoding to the tier that receives the edge's payload and computes on it; in three
-tiers the fog's encoding of its handover to the fog and its decoding to the cloud. The truth's
+tiers, the fog's encoding of its handover to the fog's work and its decoding to the cloud's. The truth's
 cost model charges them (:class:`~l2p_ros.policies.cost_model.CostModel`), so this module and every
 prediction charge them alike; the policies know them where their model has the same costs
 (``World.with_frame_costs``, as ``evaluate`` builds it).
