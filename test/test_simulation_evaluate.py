@@ -110,3 +110,44 @@ def test_cost_model_policies_leave_a_congested_link_for_a_busy_edge():
         on_edge = np.array([log.partitions[p].is_edge_only(log.num_layers) for p in log.partition[slow]])
         assert on_edge.mean() >= 0.9, (name, on_edge.mean())
         assert evaluation.runs[name].summary["latency_ms"]["mean"] <= 1.15 * oracle_ms, name
+
+
+
+def test_the_policies_predict_what_the_simulator_charges():
+    """evaluate() gives the policies the frame costs the simulator plays (in a three-tier world
+    too): on a link where sending the image is a little faster than the edge until the ~5 ms of
+    encoding and decoding are counted, greedy keeps the frames on the edge with the costs charged
+    and sends them without."""
+    from dataclasses import replace
+
+    from l2p_ros.measure.frame_costs import committed_frame_costs, load_frame_costs
+    from l2p_ros.policies.types import Partition, SystemState
+    from l2p_ros.simulation.scenarios import FogTier
+    from test.simulation_fixtures import constant_scenario
+
+    costs = load_frame_costs(committed_frame_costs("yolov3-tiny"))
+    world = small_world()
+    charged = world.with_frame_costs(costs)
+    assert charged.policy_model.frame_costs is costs and world.policy_model.frame_costs is None
+    tiered = charged.for_scenario(replace(constant_scenario(20.0), fog=FogTier()))
+    assert tiered.policy_model.has_fog and tiered.policy_model.frame_costs is costs
+
+    def break_even_mbps(model):  # where image offload and edge only are predicted alike (rtt 20 ms)
+        image, edge = Partition.image_offload(), Partition.edge_only(model.num_layers)
+        low, high = 0.1, 1000.0
+        for _ in range(60):
+            middle = (low * high) ** 0.5
+            state = SystemState(bandwidth_mbps=middle, rtt_ms=20.0, frame_complexity=0.5)
+            faster = model.predict(image, state).total_ms < model.predict(edge, state).total_ms
+            low, high = (low, middle) if faster else (middle, high)
+        return high
+
+    plain_mbps, charged_mbps = break_even_mbps(world.policy_model), break_even_mbps(charged.policy_model)
+    assert charged_mbps > 1.1 * plain_mbps  # the costs make offloading dearer
+    between = constant_scenario((plain_mbps * charged_mbps) ** 0.5, fps=2.0)
+    cuts = {frame_costs: evaluate(between, policies=["greedy"], minutes=0.5, world=world, frame_costs=frame_costs,
+                                  hindsight_s=0, progress=False, log=lambda *args: None
+                                  ).runs["greedy"].summary["cut_histogram"]
+            for frame_costs in ("committed", None)}
+    assert max(cuts["committed"], key=cuts["committed"].get) == "edge", cuts
+    assert max(cuts[None], key=cuts[None].get) == "cloud", cuts
