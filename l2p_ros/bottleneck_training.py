@@ -362,38 +362,62 @@ def _check_not_collapsed(info: BottleneckInfo, rate_weight: float, code_kb: list
 
 
 @torch.inference_mode()
-def measure_codec(detector: SplitDetector, frames: list[np.ndarray], references: list[list], cut,
-                  spec: codec.CodecSpec) -> dict:
-    """One codec at one cut on ``frames``, as deployed (edge stage, wire format, cloud stage):
-    mean bytes per frame, the share of ``references`` (the full model's detections per frame)
-    matched, and the median ms of the head, the encoding, the receiver's decoding and the tail."""
-    sent, matched, head_ms, encode_ms, decode_ms, tail_ms = [], 0, [], [], [], []
+def measure_frames(detector: SplitDetector, frames: list[np.ndarray], references: list[list], cut,
+                   spec: codec.CodecSpec) -> list[dict]:
+    """One codec at one cut on each of ``frames``, as deployed (edge stage, wire format, cloud
+    stage): its bytes, the full model's detections (``references``) matched, and the ms of the
+    head, the encoding, the receiver's decoding and the tail."""
+    rows = []
     for frame, reference in zip(frames, references):
         encoded = detector.edge(frame, cut, spec)
         result = detector.cloud(encoded)
-        sent.append(encoded.payload_bytes)
-        matched += match_detections(reference, result.detections)
-        head_ms.append(encoded.edge_ms)
-        encode_ms.append(encoded.encode_ms)
-        decode_ms.append(result.decode_ms)
-        tail_ms.append(result.cloud_ms - result.decode_ms)
-    return {"bytes_mean": float(np.mean(sent)), "matched_share": matched / max(1, sum(map(len, references))),
-            "head_ms": float(np.median(head_ms)), "encode_ms": float(np.median(encode_ms)),
-            "decode_ms": float(np.median(decode_ms)), "tail_ms": float(np.median(tail_ms))}
+        rows.append({"bytes": encoded.payload_bytes, "matched": match_detections(reference, result.detections),
+                     "references": len(reference), "head_ms": encoded.edge_ms, "encode_ms": encoded.encode_ms,
+                     "decode_ms": result.decode_ms, "tail_ms": result.cloud_ms - result.decode_ms})
+    return rows
+
+
+def summarize_frames(rows: list[dict]) -> dict:
+    """:func:`measure_frames` rows as mean bytes per frame, the share of the references matched,
+    and each stage's median ms."""
+    return {"bytes_mean": float(np.mean([row["bytes"] for row in rows])),
+            "matched_share": sum(row["matched"] for row in rows) / max(1, sum(row["references"] for row in rows)),
+            **{stage: float(np.median([row[stage] for row in rows]))
+               for stage in ("head_ms", "encode_ms", "decode_ms", "tail_ms")}}
+
+
+def measure_codec(detector: SplitDetector, frames: list[np.ndarray], references: list[list], cut,
+                  spec: codec.CodecSpec) -> dict:
+    """:func:`measure_frames` summarized over ``frames``."""
+    return summarize_frames(measure_frames(detector, frames, references, cut, spec))
 
 
 def evaluate(detector: SplitDetector, spec: codec.CodecSpec, frames: list[np.ndarray],
-             image_codec: str = "jpeg-q75") -> dict:
+             image_codec: str = "jpeg-q75", sources: Sequence[tuple[str, int]] = ()) -> dict:
     """Held-out frames as deployed: detections of the full model matched through the bottleneck
-    (and through ``image_codec`` for comparison), and bytes per frame of each."""
+    (and through ``image_codec`` for comparison), and bytes per frame of each. ``sources``: (name,
+    frame count) of consecutive runs of ``frames``, each also reported alone under ``per_source``
+    (from the same measurements: every frame is run once)."""
+    if sources and sum(count for _, count in sources) != len(frames):
+        raise ValueError(f"sources count {sum(count for _, count in sources)} frames, not {len(frames)}")
     with torch.inference_mode():
         references = [detector.detect(frame) for frame in frames]
     cut = detector.bottleneck(spec).info.cut_after_layer
-    ours = measure_codec(detector, frames, references, cut, spec)
-    image = measure_codec(detector, frames, references, "cloud", codec.CodecSpec.parse(image_codec))
-    return {"frames": len(frames), "reference_detections": sum(map(len, references)),
-            "matched_share": round(ours["matched_share"], 4), "payload_bytes_mean": round(ours["bytes_mean"], 1),
-            "image_codec": image_codec, "image_matched_share": round(image["matched_share"], 4),
-            "image_bytes_mean": round(image["bytes_mean"], 1),
-            "bytes_vs_image": round(ours["bytes_mean"] / image["bytes_mean"], 4),
-            **{f"{stage}_median": round(ours[stage], 3) for stage in ("head_ms", "encode_ms", "decode_ms", "tail_ms")}}
+    ours = measure_frames(detector, frames, references, cut, spec)
+    image = measure_frames(detector, frames, references, "cloud", codec.CodecSpec.parse(image_codec))
+
+    def report(first: int, last: int) -> dict:
+        mine, theirs = summarize_frames(ours[first:last]), summarize_frames(image[first:last])
+        return {"frames": last - first, "reference_detections": sum(row["references"] for row in ours[first:last]),
+                "matched_share": round(mine["matched_share"], 4), "payload_bytes_mean": round(mine["bytes_mean"], 1),
+                "image_codec": image_codec, "image_matched_share": round(theirs["matched_share"], 4),
+                "image_bytes_mean": round(theirs["bytes_mean"], 1),
+                "bytes_vs_image": round(mine["bytes_mean"] / theirs["bytes_mean"], 4),
+                **{f"{stage}_median": round(mine[stage], 3) for stage in ("head_ms", "encode_ms", "decode_ms", "tail_ms")}}
+
+    whole = report(0, len(frames))
+    if sources:
+        bounds = np.cumsum([0, *(count for _, count in sources)])
+        whole["per_source"] = {name: report(int(first), int(last))
+                               for (name, count), first, last in zip(sources, bounds[:-1], bounds[1:]) if count}
+    return whole

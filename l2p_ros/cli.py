@@ -301,11 +301,10 @@ def cmd_train_bottleneck(args) -> int:
     path = bottleneck.save(args.out)
     detector = SplitDetector(model, load_class_names(), _model_id(args))
     spec = detector.add_bottleneck(path)
-    report = training.evaluate(detector, spec, held_out)
+    # Each scene's own figure too: a varied source must not hide a camera's loss.
+    sources = [(str(source), len(frames)) for source, frames in zip(held_out_sources, held_out_per_source)]
+    report = training.evaluate(detector, spec, held_out, sources=sources if len(sources) > 1 else ())
     bottleneck.info.training["held_out"] = report
-    if len(held_out_sources) > 1:  # a scene's own figure: a varied source must not hide a camera's loss
-        report["per_source"] = {str(source): training.evaluate(detector, spec, frames)
-                                for source, frames in zip(held_out_sources, held_out_per_source) if frames}
     bottleneck.save(path)  # again, with its held-out results
     print(json.dumps({"out": str(path), "held_out": report, "wall_time_s": record["wall_time_s"]}, indent=1))
     return 0

@@ -86,10 +86,21 @@ def test_a_distilled_bottleneck_keeps_most_detections_on_frames_it_never_saw():
     assert curve[-1] < 0.3 * curve[0]
     detector = SplitDetector(model, load_class_names(), "yolov3-tiny-416")
     detector.bottlenecks["quick"] = bottleneck
-    report = training.evaluate(detector, CodecSpec("bn", bottleneck="quick"), held_out)
+    report = training.evaluate(detector, CodecSpec("bn", bottleneck="quick"), held_out,
+                               sources=[("first half", 6), ("second half", 6)])
     assert report["reference_detections"] >= 50
     assert report["matched_share"] >= 0.6, report
     assert report["bytes_vs_image"] < 0.5, report
+    # Each source's figures are its frames' own, from the same run: they add up to the whole.
+    halves = list(report["per_source"].values())
+    assert [half["frames"] for half in halves] == [6, 6] == [len(held_out) // 2] * 2
+    assert sum(half["reference_detections"] for half in halves) == report["reference_detections"]
+    matched = sum(half["matched_share"] * half["reference_detections"] for half in halves)
+    assert matched == pytest.approx(report["matched_share"] * report["reference_detections"], abs=0.01)
+    assert np.mean([half["payload_bytes_mean"] for half in halves]) == pytest.approx(report["payload_bytes_mean"],
+                                                                                     abs=0.1)
+    with pytest.raises(ValueError, match="sources count 5 frames, not 12"):
+        training.evaluate(detector, CodecSpec("bn", bottleneck="quick"), held_out, sources=[("some", 5)])
 
 
 def test_frames_are_spread_over_every_source_in_one_bounded_pass():
