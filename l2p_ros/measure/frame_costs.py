@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l2p_ros.measure.profile import COMMITTED_PROFILES_DIR, read_versioned_yaml, save_yaml
+from l2p_ros.measure.profile import COMMITTED_PROFILES_DIR, ProfileError, read_versioned_yaml, save_yaml
 
 SCHEMA = "l2p-frame-costs/2"
 SCHEMA_V1 = "l2p-frame-costs/1"  # no bottleneck_codecs
@@ -85,10 +85,20 @@ class FrameCosts:
                          "tensor_codecs": self.tensor_codecs, "bottleneck_codecs": self.bottleneck_codecs})
 
 
+class FrameCostsError(ProfileError):
+    """A frame-costs file that is missing or not one, naming the file (a ProfileError, so callers
+    that take any bad measurement file catch it too)."""
+
+
 def load_frame_costs(path: str | Path) -> FrameCosts:
-    data = read_versioned_yaml(path, SCHEMA, "frame costs", older=(SCHEMA_V1,))
-    return FrameCosts(data["model"], data["machine"], data["sources"], data["per_frame_ms"], data["image_codecs"],
-                      data["tensor_codecs"], data.get("bottleneck_codecs", {}))
+    try:
+        data = read_versioned_yaml(path, SCHEMA, "frame costs", older=(SCHEMA_V1,))
+        return FrameCosts(data["model"], data["machine"], data["sources"], data["per_frame_ms"],
+                          data["image_codecs"], data["tensor_codecs"], data.get("bottleneck_codecs", {}))
+    except ProfileError as error:
+        raise FrameCostsError(str(error)) from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise FrameCostsError(f"{path}: not a frame-costs file ({type(error).__name__}: {error})") from None
 
 
 def fit_tensor_codecs(rows: list[dict]) -> dict:
@@ -118,7 +128,7 @@ def committed_frame_costs(model: str) -> Path | None:
 def resolve_frame_costs(frame_costs: str | Path | None, model: str) -> tuple[Path | None, FrameCosts | None]:
     """``frame_costs`` as ``l2p evaluate``, ``l2p train-ppo`` and the partitioner take it (a file,
     ``"committed"`` for the repository's file of ``model`` (none where it has none), ``"none"``, ""
-    or None): the file and its costs, (None, None) when none; ProfileError naming a file that is
+    or None): the file and its costs, (None, None) when none; FrameCostsError naming a file that is
     missing or not frame costs."""
     if frame_costs == "committed":
         frame_costs = committed_frame_costs(model)

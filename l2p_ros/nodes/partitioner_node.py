@@ -23,7 +23,7 @@ from l2p_ros.codec_spec import CodecSpec
 from l2p_ros.complexity import ComplexityMeter
 from l2p_ros.deployment import Deployment, build_cost_model, with_cloud_share
 from l2p_ros.measure.cache import ensure_payload_fit
-from l2p_ros.measure.frame_costs import resolve_frame_costs
+from l2p_ros.measure.frame_costs import FrameCostsError
 from l2p_ros.measure.models import model_id
 from l2p_ros.measure.payload_fit import load_payload_fit
 from l2p_ros.measure.profile import ProfileError
@@ -98,10 +98,6 @@ class PartitionerNode(Node):
         self.assumed_links = AssumedLinks(default_bandwidth_mbps, default_rtt_ms, fog_cloud_bandwidth_mbps,
                                           fog_cloud_rtt_ms)
 
-        try:  # checked apart, so that a bad file is blamed on this parameter and not the profiles
-            resolve_frame_costs(frame_costs, model)
-        except (ValueError, KeyError, TypeError) as error:  # ProfileError is a ValueError
-            raise parameter_error(self, "frame_costs", frame_costs, str(error)) from None
         deployment = Deployment(model, input_size, edge_profile=Path(edge_profile) if edge_profile else None,
                                 cloud_profile=Path(cloud_profile) if cloud_profile else None,
                                 cloud_speed_factor=cloud_speed_factor,
@@ -117,6 +113,8 @@ class PartitionerNode(Node):
             self.cost_model, sources = build_cost_model(deployment, fit, log=self.get_logger().info)
         except BottleneckError as error:
             raise parameter_error(self, "bottlenecks", bottlenecks, str(error)) from None
+        except FrameCostsError as error:  # before ProfileError, which it is
+            raise parameter_error(self, "frame_costs", frame_costs, str(error)) from None
         except ProfileError as error:
             raise parameter_error(self, "edge_profile/cloud_profile/fog_profile/payload_fit",
                                   f"{edge_profile}/{cloud_profile}/{fog_profile}/{payload_fit}", str(error)) from None
