@@ -35,7 +35,8 @@ class Bottleneck(nn.Module):
     """Encoder (crossing tensor -> ``bits``-bit codes) and decoder (codes -> crossing tensor).
 
     Sized to cost the edge little: a 1x1 then a 3x3 convolution down to ``channels``; the decoder
-    (on the tier with the larger budget) two 3x3 convolutions and a 1x1 back to the crossing width.
+    two 3x3 convolutions and a 1x1 back to the crossing width. Each side's hidden width is its own
+    (``hidden``, ``decoder_width``): each has its own budget, a tenth of the layers beside it.
     Codes are ``round(sigmoid(encoder(x)) * (2**bits - 1))``; training passes gradients through the
     rounding unchanged (straight-through).
     """
@@ -43,12 +44,12 @@ class Bottleneck(nn.Module):
     def __init__(self, info: BottleneckInfo):
         super().__init__()
         self.info = info
-        width, hidden, channels = info.crossing_shape[0], info.hidden, info.channels
+        width, hidden, channels, wide = info.crossing_shape[0], info.hidden, info.channels, info.decoder_width
         self.encoder = nn.Sequential(nn.Conv2d(width, hidden, 1), nn.LeakyReLU(0.1),
                                      nn.Conv2d(hidden, channels, 3, padding=1))
-        self.decoder = nn.Sequential(nn.Conv2d(channels, 2 * hidden, 3, padding=1), nn.LeakyReLU(0.1),
-                                     nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1), nn.LeakyReLU(0.1),
-                                     nn.Conv2d(2 * hidden, width, 1))
+        self.decoder = nn.Sequential(nn.Conv2d(channels, wide, 3, padding=1), nn.LeakyReLU(0.1),
+                                     nn.Conv2d(wide, wide, 3, padding=1), nn.LeakyReLU(0.1),
+                                     nn.Conv2d(wide, width, 1))
 
     def encode(self, crossing: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) crossing tensor -> (N, channels, H, W) uint8 codes."""

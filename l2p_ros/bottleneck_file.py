@@ -4,9 +4,10 @@ No torch: the partitioner reads what a bottleneck sends (its cut, its measured b
 to weigh its cut against the others without loading the network; ``l2p_ros.bottleneck`` builds
 the torch module from the arrays.
 
-File (``schema: l2p-bottleneck/1``): a safetensors file (weights only, nothing unpickled) whose
+File (``schema: l2p-bottleneck/2``): a safetensors file (weights only, nothing unpickled) whose
 metadata key ``l2p`` holds a JSON object: the model id, the weights fingerprint it was distilled
-from, the cut, the crossing tensor's shape, channels, bits, hidden width, the training record
+from, the cut, the crossing tensor's shape, channels, bits, the encoder's and the decoder's hidden
+widths (``/1`` files have no decoder width: theirs is twice the encoder's), the training record
 (sources, frames, held-out results) and the sha256 of the tensors. Reading it against another
 model or other weights, or with tensors that do not hash to what it says, raises
 :class:`BottleneckError` naming the file and the mismatch.
@@ -22,7 +23,9 @@ import numpy as np
 
 from l2p_ros.codec_spec import BOTTLENECK_NAME
 
-SCHEMA = "l2p-bottleneck/1"
+SCHEMA = "l2p-bottleneck/2"
+# Read too: /1 recorded one hidden width, its decoder twice it.
+READABLE_SCHEMAS = ("l2p-bottleneck/1", SCHEMA)
 EXTENSION = ".safetensors"
 MAX_BITS = 8
 
@@ -55,8 +58,9 @@ class BottleneckInfo:
     crossing_shape: tuple[int, int, int]  # (C, H, W) of the one tensor crossing the cut
     channels: int
     bits: int
-    hidden: int
+    hidden: int  # the encoder's hidden width
     training: dict = field(default_factory=dict)
+    decoder_hidden: int | None = None  # None: twice ``hidden`` (every /1 file)
 
     def __post_init__(self) -> None:
         if len(self.crossing_shape) != 3:
@@ -68,6 +72,12 @@ class BottleneckInfo:
                                   f"got {self.channels}")
         if self.hidden < 1:
             raise BottleneckError(f"hidden must be >= 1, got {self.hidden}")
+        if self.decoder_hidden is not None and self.decoder_hidden < 1:
+            raise BottleneckError(f"decoder_hidden must be >= 1, got {self.decoder_hidden}")
+
+    @property
+    def decoder_width(self) -> int:
+        return self.decoder_hidden if self.decoder_hidden is not None else 2 * self.hidden
 
     @property
     def levels(self) -> int:
@@ -131,13 +141,14 @@ def read_bottleneck(name_or_path: str | Path, *, model_id: str | None = None,
             arrays = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise BottleneckError(f"{path}: not a readable bottleneck file ({error})") from None
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
+    if not isinstance(meta, dict) or meta.get("schema") not in READABLE_SCHEMAS:
         found = meta.get("schema") if isinstance(meta, dict) else meta
-        raise BottleneckError(f"{path}: schema {found!r} is not {SCHEMA!r}")
+        raise BottleneckError(f"{path}: schema {found!r} is not one of {', '.join(map(repr, READABLE_SCHEMAS))}")
     try:
         info = BottleneckInfo(str(meta["model_id"]), str(meta["weights_fingerprint"]), int(meta["cut_after_layer"]),
                               tuple(int(v) for v in meta["crossing_shape"]), int(meta["channels"]),
-                              int(meta["bits"]), int(meta["hidden"]), dict(meta.get("training") or {}))
+                              int(meta["bits"]), int(meta["hidden"]), dict(meta.get("training") or {}),
+                              None if meta.get("decoder_hidden") is None else int(meta["decoder_hidden"]))
         expected_hash = str(meta["tensors_sha256"])
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, BottleneckError):

@@ -267,10 +267,13 @@ class Teacher:
 
 
 def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut: int, channels: int, bits: int,
-          hidden: int = 64, epochs: int = 40, tail_epochs: int = 15, batch_size: int = 8,
+          hidden: int = 64, decoder_hidden: int | None = None, epochs: int = 40, tail_epochs: int = 15, batch_size: int = 8,
           learning_rate: float = 3e-3, rate_weight: float = 0.0, seed: int = 0,
           progress_factory=None) -> tuple[Bottleneck, dict]:
     """Distil a bottleneck at ``cut`` from the frozen ``model`` on ``train_frames``, in two phases.
+    ``hidden`` is the encoder's hidden width, ``decoder_hidden`` the decoder's (None: twice
+    ``hidden``; wider decodes better outside the training scenes and costs the receiver more,
+    docs/benchmarks.md).
 
     First ``epochs`` on the crossing tensor alone (its mean squared error relative to its
     variance: cheap, no tail), then ``tail_epochs`` adding the frozen tail's outputs, which is what
@@ -291,7 +294,7 @@ def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut:
         bar.close()
     teacher_s = time.perf_counter() - started
     info = BottleneckInfo(model_id, model.weights_fingerprint, teacher.cut.after_layer,
-                          tuple(crossing.shape[1:]), channels, bits, hidden)
+                          tuple(crossing.shape[1:]), channels, bits, hidden, decoder_hidden=decoder_hidden)
     bottleneck = Bottleneck(info)
     code_rate = CodeRate(channels, info.levels)
     crossing_var = crossing.var().clamp_min(1e-8)

@@ -292,8 +292,9 @@ def cmd_train_bottleneck(args) -> int:
           f"channels, {bits} bits", file=sys.stderr)
     bar = lambda total, desc: tqdm(total=total, desc=desc, unit="step", file=sys.stderr)  # noqa: E731
     bottleneck, record = training.train(model, _model_id(args), train_frames, cut=cut, channels=channels,
-                                        bits=bits, epochs=args.epochs, tail_epochs=args.tail_epochs,
-                                        rate_weight=rate_weight, seed=args.seed, progress_factory=bar)
+                                        bits=bits, hidden=args.hidden, decoder_hidden=args.decoder_hidden,
+                                        epochs=args.epochs, tail_epochs=args.tail_epochs, rate_weight=rate_weight,
+                                        seed=args.seed, progress_factory=bar)
     record.update(sources=[str(s) for s in args.train], val_sources=[str(s) for s in args.val or []],
                   frames_seen=seen, augmented_views=augment,
                   command=" ".join(["l2p", *sys.argv[1:]]))
@@ -566,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cut", type=int, default=None, help="cut after this layer (default per model: tiny 7)")
     p.add_argument("--channels", type=_positive_int, default=None, help="code channels (default per model)")
     p.add_argument("--bits", type=_positive_int, default=None, help="bits per code, 1..8 (default per model)")
+    p.add_argument("--hidden", type=_positive_int, default=64, help="the encoder's hidden width (default 64)")
+    p.add_argument("--decoder-hidden", type=_positive_int, default=None,
+                   help="the decoder's hidden width (default: twice --hidden); wider keeps more detections "
+                        "outside the training scenes and costs the receiver more (docs/benchmarks.md)")
     p.add_argument("--augment", type=_nonnegative_int, default=None,
                    help="random crops/mirrors added per training frame (default: bottleneck_training.AUGMENT_VIEWS)")
     p.add_argument("--rate-weight", type=_nonnegative_float, default=None,

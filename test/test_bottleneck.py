@@ -103,8 +103,35 @@ def test_a_file_without_our_metadata_is_refused(tmp_path):
 
     path = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(path), metadata={"l2p": json.dumps({"schema": "other/1"})})
-    with pytest.raises(BottleneckError, match="schema 'other/1'"):
+    with pytest.raises(BottleneckError, match="schema 'other/1' is not one of 'l2p-bottleneck/1', 'l2p-bottleneck/2'"):
         load_bottleneck(path)
+
+
+def test_the_decoder_width_is_recorded_and_files_of_the_first_schema_still_load(tmp_path, detector, image):
+    """A file records its decoder's own width (schema 2); one of schema 1 recorded a single width,
+    its decoder twice it, and loads as that. A width the tensors do not have is refused."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    wide = load_bottleneck(make_file(tmp_path, detector, "wide-decoder", decoder_hidden=40))
+    assert wide.info.decoder_width == 40 and wide.decoder[0].out_channels == 40 and wide.encoder[0].out_channels == 16
+    narrow = make_file(tmp_path, detector, "first-schema")
+    with safe_open(str(narrow), framework="np") as handle:
+        meta = json.loads(handle.metadata()["l2p"])
+        arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+    assert meta["schema"] == "l2p-bottleneck/2" and meta["decoder_hidden"] is None
+    del meta["decoder_hidden"]
+    save_file(arrays, str(narrow), metadata={"l2p": json.dumps({**meta, "schema": "l2p-bottleneck/1"})})
+    old = load_bottleneck(narrow)
+    assert old.info.decoder_hidden is None and old.decoder[0].out_channels == 32  # twice hidden 16
+    spec = detector.add_bottleneck(narrow)
+    assert detector.cloud(detector.edge(image, 7, spec)).detections is not None
+    meta["decoder_hidden"] = 40  # says 40, holds 32-wide tensors
+    save_file(arrays, str(narrow), metadata={"l2p": json.dumps(meta)})
+    with pytest.raises(BottleneckError, match="do not fit the architecture"):
+        load_bottleneck(narrow)
+    with pytest.raises(BottleneckError, match="decoder_hidden must be >= 1"):
+        make_file(tmp_path, detector, "none-wide", decoder_hidden=0)
 
 
 @pytest.mark.parametrize("spoil, message", [

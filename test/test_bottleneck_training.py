@@ -28,12 +28,13 @@ def l2p(*args, timeout=600):
 def test_train_bottleneck_writes_a_file_that_detect_uses(tmp_path):
     out = tmp_path / "street.safetensors"
     result = l2p("train-bottleneck", "--train", asset_path("vtest.avi"), "--max-frames", "10", "--epochs", "2",
-                 "--tail-epochs", "1", "--channels", "4", "--rate-weight", "0.01", "--out", out)
+                 "--tail-epochs", "1", "--channels", "4", "--rate-weight", "0.01", "--decoder-hidden", "24", "--out", out)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["out"] == str(out) and report["held_out"]["frames"] == 2  # the last 20% in time
     info = load_bottleneck(out).info
     assert (info.cut_after_layer, info.channels, info.bits) == (7, 4, 4)  # tiny's default cut and bits
+    assert (info.hidden, info.decoder_width) == (64, 24)
     assert info.training["sources"] == [str(asset_path("vtest.avi"))] and info.training["held_out"] == report["held_out"]
     assert info.training["rate_weight"] == 0.01
     assert "distil" in result.stderr or "crossing" in result.stderr  # the progress bar
