@@ -9,7 +9,9 @@ crossing's fp32 MB), bench/bench_image_offload.py (image codecs' encode and rece
 over its two videos), bench/bench_decision.py (frame complexity, and a searching policy's
 decision) and bench/bench_bottleneck.py (each shipped bottleneck's encode and decode: the mean of
 the bench's rows for a bottleneck of the same cut, channels and bits, over every frame set: the
-cost depends on the network's shape, not its weights). Writes the file
+cost depends on the network's shape, not its weights; the bench trains only the default widths,
+so a bottleneck of other widths is priced from its own rows, by name, in the bench's results
+with ``--photos``). Writes the file
 l2p_ros.measure.frame_costs reads. ``--bottlenecks-only`` rewrites only its bottleneck prices
 in an existing file, so shipping a bottleneck does not move the figures already computed from it.
 """
@@ -30,6 +32,9 @@ CODEC = RESULTS / "codec_yolov3-tiny_416.json"
 IMAGE = RESULTS / "image_offload_yolov3-tiny_416.json"
 DECISION = RESULTS / "decision_cost.json"
 BOTTLENECK = RESULTS / "bottleneck_yolov3-tiny_416.json"
+BOTTLENECK_PHOTOS = RESULTS / "bottleneck_photos_yolov3-tiny_416.json"
+# The widths bench_bottleneck.py trains with (bottleneck_training.train's defaults).
+DEFAULT_WIDTHS = (64, 128)
 
 
 def _load(path: Path) -> dict:
@@ -58,9 +63,11 @@ def _fill_qualities(image_costs: dict) -> list[str]:
     return added
 
 
-def _bottleneck_costs(results: dict) -> dict:
-    """``bn:NAME`` -> encode and decode ms for each bottleneck in models/bottleneck/, from the bench's
-    rows (named ``bn:<scene>-c<channels>-b<bits>``) of the same cut, channels and bits."""
+def _bottleneck_costs(results: dict, named_results: dict | None = None) -> dict:
+    """``bn:NAME`` -> encode and decode ms for each bottleneck in models/bottleneck/: of the default
+    widths, from the bench's rows (named ``bn:<scene>-c<channels>-b<bits>``) of the same cut,
+    channels and bits; of other widths (a wider decoder costs more), from its own rows by name in
+    ``named_results``."""
     from l2p_ros.bottleneck_file import read_bottleneck
 
     rows: dict[tuple, list[dict]] = {}
@@ -69,13 +76,21 @@ def _bottleneck_costs(results: dict) -> dict:
             shape = re.fullmatch(r"bn:.+-c(\d+)-b(\d+)", row["codec"])
             if shape:
                 rows.setdefault((int(row["cut"]), int(shape[1]), int(shape[2])), []).append(row)
+    own: dict[str, list[dict]] = {}
+    for frame_set in (named_results or {}).get("results", {}).values():
+        for row in frame_set:
+            own.setdefault(row["codec"], []).append(row)
     costs = {}
     for path in sorted((ROOT / "models" / "bottleneck").glob("*.safetensors")):
         info, _ = read_bottleneck(path)
-        same = rows.get((info.cut_after_layer, info.channels, info.bits))
+        if (info.hidden, info.decoder_width) == DEFAULT_WIDTHS:
+            same = rows.get((info.cut_after_layer, info.channels, info.bits))
+            missing = f"no cut {info.cut_after_layer}, {info.channels} channels, {info.bits} bits"
+        else:
+            same = own.get(f"bn:{path.stem}")
+            missing = f"no rows of bn:{path.stem} (widths {info.hidden}/{info.decoder_width}) in {BOTTLENECK_PHOTOS.name}"
         if not same:
-            print(f"{path.name}: the bottleneck bench has no cut {info.cut_after_layer}, {info.channels} channels, "
-                  f"{info.bits} bits: left uncharged", file=sys.stderr)
+            print(f"{path.name}: the bottleneck bench has {missing}: left uncharged", file=sys.stderr)
             continue
         costs[f"bn:{path.stem}"] = {key: round(statistics.mean(row[key] for row in same), 4)
                                     for key in ("encode_ms", "decode_ms")}
@@ -90,7 +105,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.bottlenecks_only:
         costs = load_frame_costs(args.out)
-        costs.bottleneck_codecs = _bottleneck_costs(_load(BOTTLENECK))
+        costs.bottleneck_codecs = _bottleneck_costs(_load(BOTTLENECK), _load(BOTTLENECK_PHOTOS))
+        note = f"; other widths: their own rows in {BOTTLENECK_PHOTOS.name}"
+        if note not in costs.sources.get("bottleneck_codecs", note):
+            costs.sources["bottleneck_codecs"] += note
         costs.save(args.out)
         print(f"wrote {args.out}: {len(costs.bottleneck_codecs)} bottlenecks priced, the rest kept")
         return 0
@@ -110,10 +128,11 @@ def main() -> int:
          "image_codecs": f"bench/results/{IMAGE.name} ({image['command']})",
          "per_frame": f"bench/results/{DECISION.name} (complexity; greedy's decision)",
          "bottleneck_codecs": f"bench/results/{BOTTLENECK.name} ({bottleneck['command']}; rows of the same cut, "
-                              "channels and bits, every frame set)",
+                              f"channels and bits, every frame set; other widths: their own rows in "
+                              f"{BOTTLENECK_PHOTOS.name})",
          "interpolated": f"{', '.join(interpolated)}: between the measured qualities either side"},
         {"complexity": round(decision["complexity_us"]["median_us"] / 1e3, 4), "decision": round(greedy / 1e3, 4)},
-        image_costs, fit_tensor_codecs(codec["rows"]), _bottleneck_costs(bottleneck))
+        image_costs, fit_tensor_codecs(codec["rows"]), _bottleneck_costs(bottleneck, _load(BOTTLENECK_PHOTOS)))
     costs.save(args.out)
     print(f"wrote {args.out}: {len(image_costs)} image codecs, {len(costs.tensor_codecs)} tensor codecs, "
           f"{len(costs.bottleneck_codecs)} bottlenecks, "
