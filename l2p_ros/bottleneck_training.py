@@ -267,8 +267,8 @@ class Teacher:
 
 
 def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut: int, channels: int, bits: int,
-          hidden: int = 64, decoder_hidden: int | None = None, epochs: int = 40, tail_epochs: int = 15, batch_size: int = 8,
-          learning_rate: float = 3e-3, rate_weight: float = 0.0, seed: int = 0,
+          hidden: int = 64, decoder_hidden: int | None = None, epochs: int = 40, tail_epochs: int = 15,
+          batch_size: int = 8, learning_rate: float = 3e-3, rate_weight: float = 0.0, seed: int = 0,
           progress_factory=None) -> tuple[Bottleneck, dict]:
     """Distil a bottleneck at ``cut`` from the frozen ``model`` on ``train_frames``, in two phases.
     ``hidden`` is the encoder's hidden width, ``decoder_hidden`` the decoder's (None: twice

@@ -115,17 +115,18 @@ def test_the_decoder_width_is_recorded_and_files_of_the_first_schema_still_load(
 
     wide = load_bottleneck(make_file(tmp_path, detector, "wide-decoder", decoder_hidden=40))
     assert wide.info.decoder_width == 40 and wide.decoder[0].out_channels == 40 and wide.encoder[0].out_channels == 16
-    narrow = make_file(tmp_path, detector, "first-schema")
-    with safe_open(str(narrow), framework="np") as handle:
+    current = make_file(tmp_path, detector, "second-schema")
+    with safe_open(str(current), framework="np") as handle:
         meta = json.loads(handle.metadata()["l2p"])
         arrays = {key: handle.get_tensor(key) for key in handle.keys()}
     assert meta["schema"] == "l2p-bottleneck/2" and meta["decoder_hidden"] is None
     del meta["decoder_hidden"]
+    narrow = tmp_path / "first-schema.safetensors"
     save_file(arrays, str(narrow), metadata={"l2p": json.dumps({**meta, "schema": "l2p-bottleneck/1"})})
     old = load_bottleneck(narrow)
     assert old.info.decoder_hidden is None and old.decoder[0].out_channels == 32  # twice hidden 16
-    spec = detector.add_bottleneck(narrow)
-    assert detector.cloud(detector.edge(image, 7, spec)).detections is not None
+    same = [detector.cloud(detector.edge(image, 7, detector.add_bottleneck(path))) for path in (current, narrow)]
+    assert [d.to_dict() for d in same[0].detections] == [d.to_dict() for d in same[1].detections]
     meta["decoder_hidden"] = 40  # says 40, holds 32-wide tensors
     save_file(arrays, str(narrow), metadata={"l2p": json.dumps(meta)})
     with pytest.raises(BottleneckError, match="do not fit the architecture"):
