@@ -33,8 +33,6 @@ IMAGE = RESULTS / "image_offload_yolov3-tiny_416.json"
 DECISION = RESULTS / "decision_cost.json"
 BOTTLENECK = RESULTS / "bottleneck_yolov3-tiny_416.json"
 BOTTLENECK_PHOTOS = RESULTS / "bottleneck_photos_yolov3-tiny_416.json"
-# The widths bench_bottleneck.py trains with (bottleneck_training.train's defaults).
-DEFAULT_WIDTHS = (64, 128)
 
 
 def _load(path: Path) -> dict:
@@ -63,12 +61,19 @@ def _fill_qualities(image_costs: dict) -> list[str]:
     return added
 
 
-def _bottleneck_costs(results: dict, named_results: dict | None = None) -> dict:
+def _bottleneck_source(results: dict) -> str:
+    """Where the bottleneck prices come from, as the file's ``sources`` records it."""
+    return (f"bench/results/{BOTTLENECK.name} ({results['command']}; rows of the same cut, channels and bits, "
+            f"every frame set; other widths: their own rows in {BOTTLENECK_PHOTOS.name})")
+
+
+def _bottleneck_costs(results: dict, named_results: dict) -> dict:
     """``bn:NAME`` -> encode and decode ms for each bottleneck in models/bottleneck/: of the default
     widths, from the bench's rows (named ``bn:<scene>-c<channels>-b<bits>``) of the same cut,
     channels and bits; of other widths (a wider decoder costs more), from its own rows by name in
     ``named_results``."""
     from l2p_ros.bottleneck_file import read_bottleneck
+    from l2p_ros.bottleneck_training import HIDDEN  # the widths bench_bottleneck.py trains with
 
     rows: dict[tuple, list[dict]] = {}
     for frame_set in results["results"].values():
@@ -77,13 +82,13 @@ def _bottleneck_costs(results: dict, named_results: dict | None = None) -> dict:
             if shape:
                 rows.setdefault((int(row["cut"]), int(shape[1]), int(shape[2])), []).append(row)
     own: dict[str, list[dict]] = {}
-    for frame_set in (named_results or {}).get("results", {}).values():
+    for frame_set in named_results["results"].values():
         for row in frame_set:
             own.setdefault(row["codec"], []).append(row)
     costs = {}
     for path in sorted((ROOT / "models" / "bottleneck").glob("*.safetensors")):
         info, _ = read_bottleneck(path)
-        if (info.hidden, info.decoder_width) == DEFAULT_WIDTHS:
+        if (info.hidden, info.decoder_width) == (HIDDEN, 2 * HIDDEN):
             same = rows.get((info.cut_after_layer, info.channels, info.bits))
             missing = f"no cut {info.cut_after_layer}, {info.channels} channels, {info.bits} bits"
         else:
@@ -105,10 +110,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.bottlenecks_only:
         costs = load_frame_costs(args.out)
-        costs.bottleneck_codecs = _bottleneck_costs(_load(BOTTLENECK), _load(BOTTLENECK_PHOTOS))
-        note = f"; other widths: their own rows in {BOTTLENECK_PHOTOS.name}"
-        if note not in costs.sources.get("bottleneck_codecs", note):
-            costs.sources["bottleneck_codecs"] += note
+        bottleneck = _load(BOTTLENECK)
+        costs.bottleneck_codecs = _bottleneck_costs(bottleneck, _load(BOTTLENECK_PHOTOS))
+        costs.sources["bottleneck_codecs"] = _bottleneck_source(bottleneck)
         costs.save(args.out)
         print(f"wrote {args.out}: {len(costs.bottleneck_codecs)} bottlenecks priced, the rest kept")
         return 0
@@ -127,9 +131,7 @@ def main() -> int:
         {"tensor_codecs": f"bench/results/{CODEC.name} ({json.dumps(codec['args'])})",
          "image_codecs": f"bench/results/{IMAGE.name} ({image['command']})",
          "per_frame": f"bench/results/{DECISION.name} (complexity; greedy's decision)",
-         "bottleneck_codecs": f"bench/results/{BOTTLENECK.name} ({bottleneck['command']}; rows of the same cut, "
-                              f"channels and bits, every frame set; other widths: their own rows in "
-                              f"{BOTTLENECK_PHOTOS.name})",
+         "bottleneck_codecs": _bottleneck_source(bottleneck),
          "interpolated": f"{', '.join(interpolated)}: between the measured qualities either side"},
         {"complexity": round(decision["complexity_us"]["median_us"] / 1e3, 4), "decision": round(greedy / 1e3, 4)},
         image_costs, fit_tensor_codecs(codec["rows"]), _bottleneck_costs(bottleneck, _load(BOTTLENECK_PHOTOS)))

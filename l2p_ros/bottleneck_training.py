@@ -53,6 +53,9 @@ CANDIDATE_WEIGHT = 400
 # Random views added per training frame (augmented_views): measured in docs/benchmarks.md.
 AUGMENT_VIEWS = 2
 
+# The encoder's hidden width unless given (the decoder's is then twice it).
+HIDDEN = 64
+
 # yolov3-tiny: measured (docs/benchmarks.md): 32 channels of 4 bits send about 0.33x the
 # network-resolution JPEG-q75 bytes (codes priced, below), the most detections kept within the
 # 0.5x the codec is for; more channels or bits bought about a point of detections for twice the
@@ -267,7 +270,7 @@ class Teacher:
 
 
 def train(model: Darknet, model_id: str, train_frames: list[np.ndarray], *, cut: int, channels: int, bits: int,
-          hidden: int = 64, decoder_hidden: int | None = None, epochs: int = 40, tail_epochs: int = 15,
+          hidden: int = HIDDEN, decoder_hidden: int | None = None, epochs: int = 40, tail_epochs: int = 15,
           batch_size: int = 8, learning_rate: float = 3e-3, rate_weight: float = 0.0, seed: int = 0,
           progress_factory=None) -> tuple[Bottleneck, dict]:
     """Distil a bottleneck at ``cut`` from the frozen ``model`` on ``train_frames``, in two phases.

@@ -292,7 +292,7 @@ def cmd_train_bottleneck(args) -> int:
           f"channels, {bits} bits", file=sys.stderr)
     bar = lambda total, desc: tqdm(total=total, desc=desc, unit="step", file=sys.stderr)  # noqa: E731
     bottleneck, record = training.train(model, _model_id(args), train_frames, cut=cut, channels=channels,
-                                        bits=bits, hidden=args.hidden, decoder_hidden=args.decoder_hidden,
+                                        bits=bits, hidden=args.hidden or training.HIDDEN, decoder_hidden=args.decoder_hidden,
                                         epochs=args.epochs, tail_epochs=args.tail_epochs, rate_weight=rate_weight,
                                         seed=args.seed, progress_factory=bar)
     record.update(sources=[str(s) for s in args.train], val_sources=[str(s) for s in args.val or []],
@@ -567,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cut", type=int, default=None, help="cut after this layer (default per model: tiny 7)")
     p.add_argument("--channels", type=_positive_int, default=None, help="code channels (default per model)")
     p.add_argument("--bits", type=_positive_int, default=None, help="bits per code, 1..8 (default per model)")
-    p.add_argument("--hidden", type=_positive_int, default=64, help="the encoder's hidden width (default 64)")
+    p.add_argument("--hidden", type=_positive_int, default=None,
+                   help="the encoder's hidden width (default: bottleneck_training.HIDDEN)")
     p.add_argument("--decoder-hidden", type=_positive_int, default=None,
                    help="the decoder's hidden width (default: twice --hidden); wider keeps more detections "
                         "outside the training scenes and costs the receiver more (docs/benchmarks.md)")
