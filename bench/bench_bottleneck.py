@@ -65,9 +65,10 @@ def held_out_sets(frames_per_clip: int, photos: bool) -> tuple[list, dict[str, l
     sets = dict(zip(["in-domain (vtest, later)", "training photos, later 20%"], held_out))
     megamind = training.read_frames([str(asset_path("Megamind.avi"))], frames_per_clip)
     sample_photos = [next(iter(open_source(asset_path(name)))).image_bgr for name in PHOTOS]
-    bag = Path(tempfile.mkdtemp(prefix="l2p-bench-bag-")) / "megamind"
-    write_image_bag(bag, open_source(asset_path("Megamind.avi"), max_frames=frames_per_clip), compressed=True)
-    recorded = [frame.image_bgr for frame in open_source(bag)]
+    with tempfile.TemporaryDirectory(prefix="l2p-bench-bag-") as folder:
+        bag = Path(folder) / "megamind"
+        write_image_bag(bag, open_source(asset_path("Megamind.avi"), max_frames=frames_per_clip), compressed=True)
+        recorded = [frame.image_bgr for frame in open_source(bag)]
     return train_frames, {**sets, "Megamind.avi": megamind, "photos": sample_photos,
                           "bag (Megamind, CompressedImage)": recorded}
 

@@ -50,7 +50,8 @@ def main() -> None:
     parser.add_argument("--bottleneck", default="vtest-street")
     args = parser.parse_args()
     use_committed_video_table()
-    directory = Path(tempfile.mkdtemp(prefix="l2p-region-"))
+    traces = tempfile.TemporaryDirectory(prefix="l2p-region-")  # removed when the bench ends
+    directory = Path(traces.name)
     rows = []
     print(f"{'edge x':>6} {'Mbit/s':>7} {'bn':>3} | {'greedy ms':>9} {'J':>6} {'interior %':>10} | "
           f"{'oracle ms':>9} {'J':>6} {'interior %':>10}")

@@ -175,8 +175,8 @@ def cmd_run(args) -> int:
     _check_run_inputs(args)
     summary = run_pipeline(config=args.config, source=args.source, image_topic=args.image_topic,
                            frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,
-                           summary_json=args.summary_json, print_frames=not args.quiet, device=args.device,
-                           precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
+                           summary_json=args.summary_json, log_dir=args.log_dir, print_frames=not args.quiet,
+                           device=args.device, precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
                            max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process,
                            codec=args.codec, loop=args.loop, domain_id=args.domain_id, clouds=args.clouds,
                            dds=args.dds)
@@ -598,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "int8-channel+zstd, or bn:NAME / bn:PATH for a learned bottleneck (with --policy fixed:K at its cut)")
     p.add_argument("--record", type=Path, default=None, help="record detections, decisions and stats to this bag")
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary and timeline here")
+    p.add_argument("--log-dir", type=Path, default=None,
+                   help="folder for the nodes' logs and parameter files (a previous run's logs there are "
+                        "replaced; default: a new folder under the system's temporary directory, printed)")
     p.add_argument("--quiet", action="store_true", help="no per-frame lines")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N for the edge and cloud nodes (default from the YAML)")
@@ -652,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
 # What each command writes: checked before any work starts, so a run is not lost to a bad path at
 # its end. "file": its folder must be creatable and the file writable; "new_dir": must not exist yet
 # (a bag); "dir": a folder to create or reuse.
-OUTPUTS = {"run": (("summary_json", "file"), ("record", "new_dir")), "make-bag": (("out", "new_dir"),),
+OUTPUTS = {"run": (("summary_json", "file"), ("record", "new_dir"), ("log_dir", "dir")), "make-bag": (("out", "new_dir"),),
            "profile": (("out", "file"),), "evaluate": (("out", "dir"),), "train-ppo": (("out", "file"),),
            "train-bottleneck": (("out", "file"),), "demo": (("out", "dir"),)}
 

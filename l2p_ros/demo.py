@@ -52,7 +52,7 @@ def run_demo(frames: int = 200, out_dir: Path = Path("out/demo"), policy: str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out_dir / "results_bag", ignore_errors=True)  # the demo's own output of a previous run
     summary = run_pipeline(frames=frames, policy=policy, summary_json=out_dir / "summary.json",
-                           record=out_dir / "results_bag")
+                           record=out_dir / "results_bag", log_dir=out_dir / "logs")
     print_summary(summary)
     timeline = summary["timeline"]
     if not timeline:

@@ -1,5 +1,8 @@
 """Test-session setup shared by every test module."""
 import os
+import tempfile
+
+import pytest
 
 from l2p_ros.nodes.dds import use_local_dds
 
@@ -8,3 +11,19 @@ from l2p_ros.nodes.dds import use_local_dds
 # other's topics.
 use_local_dds()
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_temporary_directory(tmp_path_factory):
+    """What the code under test puts in the system's temporary directory (a run's node logs, a
+    bench's scratch), here and in the processes it starts, goes under this session's pytest folder,
+    which pytest prunes (it keeps the last three sessions'), instead of piling up in /tmp."""
+    folder = str(tmp_path_factory.mktemp("system-tmp"))
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
+    yield folder
+    if saved[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]

@@ -10,7 +10,7 @@ use_local_dds()
 
 import rclpy  # noqa: E402
 
-from l2p_ros.nodes.launcher import NodeSet, temporary_work_dir  # noqa: E402
+from l2p_ros.nodes.launcher import NodeSet, work_dir_for  # noqa: E402
 from l2p_ros.nodes.observer import PipelineObserver  # noqa: E402
 from l2p_ros.nodes.pipeline_run import run_parameters, wait_ready  # noqa: E402
 
@@ -27,7 +27,7 @@ def live_pipeline(overrides: dict, extra_nodes: dict | None = None):
         params[name] = {"ros__parameters": {**params[executable]["ros__parameters"], **node_overrides}}
     rclpy.init()
     observer = PipelineObserver(print_frames=False)
-    nodes = NodeSet(params, temporary_work_dir())
+    nodes = NodeSet(params, work_dir_for(None))
     try:
         nodes.start_all(except_nodes=("camera_node",))
         for name, (executable, _) in (extra_nodes or {}).items():

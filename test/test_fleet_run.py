@@ -14,9 +14,12 @@ VEHICLES, FRAMES = 3, 4
 
 
 def test_three_vehicles_share_one_batching_cloud_and_every_frame_is_accounted(tmp_path):
+    logs = tmp_path / "logs"  # reused: a previous run's vehicle parameters there must not be taken
+    logs.mkdir()
+    (logs / "params-v0.yaml").write_text("/v0/edge_node: {ros__parameters: {default_cut: not-a-cut}}\n")
     summary = run_pipeline(source=asset_path(SAMPLE_VIDEO), frames=FRAMES, rate_hz=1.0, policy="fixed:7",
                            vehicles=VEHICLES, max_batch=VEHICLES, max_wait_ms=50.0, print_frames=False,
-                           summary_json=tmp_path / "fleet.json", log=lambda *_: None,
+                           summary_json=tmp_path / "fleet.json", log_dir=logs, log=lambda *_: None,
                            extra={("edge_node", "decision_wait_s"): 5.0, ("edge_node", "cloud_timeout_s"): 10.0})
     assert set(summary["vehicles"]) == {"v0", "v1", "v2"}
     for vehicle, own in summary["vehicles"].items():

@@ -1,7 +1,9 @@
 """The learned (PPO) policy: training, the numpy export, the file format and its validation."""
 import functools
 import json
+import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,10 +187,13 @@ def test_cli_train_then_evaluate_with_ppo(tmp_path, capsys, monkeypatch):
 def test_training_charges_the_frame_costs_evaluation_charges():
     """A policy trained where encoding, decoding, complexity and deciding are free would meet them
     only when evaluated or deployed: training charges the committed frame costs by default, the
-    same rollouts cost more, and the file says which costs its world had."""
+    same rollouts cost more, and the file says which costs its world had. Training leaves no log
+    folder behind (SB3 makes one in the temporary directory unless given a logger)."""
+    sb3_folders = set(Path(tempfile.gettempdir()).glob("SB3-*"))
     charged = train_ppo(small_world(), PAPER, "full", TINY, progress=False).policy.metadata["training"]
     free = train_ppo(small_world(), PAPER, "full", TINY, frame_costs=None, progress=False).policy.metadata["training"]
     assert charged["world"]["frame_costs"]["charged"] and not free["world"]["frame_costs"]["charged"]
+    assert set(Path(tempfile.gettempdir()).glob("SB3-*")) == sb3_folders
     assert charged["world"]["frame_costs"]["file"].startswith("models/profiles/frame-costs-yolov3-tiny-")
     assert charged["world"]["image_codec"] == PAPER.image_codec
     # The same seed samples the same first actions: the first rollout differs by the costs alone.

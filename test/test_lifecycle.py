@@ -13,7 +13,7 @@ import rclpy  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 
-from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
+from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, work_dir_for  # noqa: E402
 from l2p_ros.nodes.lifecycle import drive  # noqa: E402
 from test.ros_helpers import call_service  # noqa: E402
 
@@ -23,7 +23,7 @@ def cloud(request):
     overrides = {("cloud_node", "autostart"): False, **getattr(request, "param", {})}
     rclpy.init()
     node = rclpy.create_node("test_lifecycle_peer")
-    nodes = NodeSet(prepared_parameters(None, overrides), temporary_work_dir(), nodes=("cloud_node",))
+    nodes = NodeSet(prepared_parameters(None, overrides), work_dir_for(None), nodes=("cloud_node",))
     nodes.start_all()
     try:
         yield node, nodes

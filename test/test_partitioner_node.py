@@ -14,7 +14,7 @@ import rclpy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from l2p_msgs.msg import EdgeLoad, NetworkState, PartitionDecision  # noqa: E402
-from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_dir  # noqa: E402
+from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, work_dir_for  # noqa: E402
 from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS  # noqa: E402
 from l2p_ros.nodes.images import image_to_msg  # noqa: E402
 from l2p_ros.measure.cache import ensure_profile  # noqa: E402
@@ -29,7 +29,7 @@ def partitioner(request):
     ensure_profile("yolov3-tiny", 416, threads=int(params["partitioner_node"]["ros__parameters"]["profile_threads"]))
     rclpy.init()
     node = rclpy.create_node("test_partitioner_peer")
-    nodes = NodeSet(params, temporary_work_dir(), nodes=("partitioner_node",))
+    nodes = NodeSet(params, work_dir_for(None), nodes=("partitioner_node",))
     nodes.start_all()
     try:
         yield node, nodes

@@ -16,8 +16,11 @@ def test_a_bag_replays_through_the_pipeline_and_the_results_bag_reads_back(tmp_p
                               compressed=compressed, topic="/front/image")
     assert written == FRAMES
     results = tmp_path / "results"
+    logs = tmp_path / "logs"  # a previous run's log there is replaced, not appended to
+    logs.mkdir()
+    (logs / "cloud_node.log").write_text("a previous run's log\n")
     summary = run_pipeline(source=bag, image_topic="/front/image", rate_hz=4.0, policy="fixed:7",
-                           record=results, summary_json=tmp_path / "summary.json", print_frames=False,
+                           record=results, summary_json=tmp_path / "summary.json", log_dir=logs, print_frames=False,
                            log=lambda *_: None, extra={("edge_node", "decision_wait_s"): 5.0,
                                                              ("edge_node", "cloud_timeout_s"): 5.0})
     assert summary["frames_in_edge"] == FRAMES, summary
@@ -32,6 +35,9 @@ def test_a_bag_replays_through_the_pipeline_and_the_results_bag_reads_back(tmp_p
     assert sum(len(d.detections) for d in detections) > 0  # people in the street scene
     assert any(m.topic == "/l2p/pipeline_stats" for m in recorded)
     assert (tmp_path / "summary.json").is_file()
+    assert summary["logs"] == str(logs) and (logs / "params.yaml").is_file()
+    assert "previous run" not in (logs / "cloud_node.log").read_text()
+    assert {path.name for path in logs.glob("*.log")} >= {"camera_node.log", "edge_node.log", "cloud_node.log"}
 
 
 def test_frames_with_hour_old_stamps_report_their_true_latency(tmp_path):

@@ -82,13 +82,18 @@ class NodeSet:
         self.nodes = nodes
         self.running: dict[str, RunningNode] = {}
         self.stopped_on_purpose: set[str] = set()  # stopped by stop()/kill() mid-run: not a failure
+        self.started: set[str] = set()  # keys started in this set: a restart's log goes on after its first life's
+        self.namespaces_written: set[str] = set()
 
     def start(self, name: str, executable: str | None = None, namespace: str = "") -> RunningNode:
         """Start node ``name``; ``executable`` (default: the same) lets one run twice, e.g. a fog cloud_node;
         ``namespace``: a fleet vehicle's, with the same parameters (its key is ``<namespace>/<name>``)."""
         key = f"{namespace}/{name}" if namespace else name
         log_path = self.work_dir / f"{key.replace('/', '.')}.log"
-        log = log_path.open("a")  # a restarted node's log goes on after its first life's
+        # A restarted node's log goes on after its first life's; a previous run's log in a reused
+        # folder is replaced.
+        log = log_path.open("a" if key in self.started else "w")
+        self.started.add(key)
         self.stopped_on_purpose.discard(key)
         remaps = ["-r", f"__node:={name}"] if executable not in (None, name) else []
         if namespace:
@@ -107,7 +112,8 @@ class NodeSet:
         if not namespace:
             return self.params_file
         path = self.work_dir / f"params-{namespace}.yaml"
-        if not path.is_file():
+        if namespace not in self.namespaces_written:  # this run's, not one a reused folder kept
+            self.namespaces_written.add(namespace)
             params = yaml.safe_load(self.params_file.read_text())
             path.write_text(yaml.safe_dump({f"/{namespace}/{node}": section for node, section in params.items()},
                                            sort_keys=False))
@@ -171,5 +177,11 @@ def prepared_parameters(config: Path | None, overrides: dict[tuple[str, str], ob
     return params
 
 
-def temporary_work_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="l2p-run-"))
+def work_dir_for(log_dir: Path | None) -> Path:
+    """Where a run's node logs and parameter files go: ``log_dir`` (created), or a new folder under
+    the system's temporary directory (kept after the run: its path is in the summary)."""
+    if log_dir is None:
+        return Path(tempfile.mkdtemp(prefix="l2p-run-"))
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return log_dir

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from l2p_ros.nodes.dds import DDS_MODES, claim_domain_id, dds_description, use_local_dds
-from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, temporary_work_dir
+from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, work_dir_for
 from l2p_ros.stats import latency_per_minute
 
 READY_TIMEOUT_S = 120.0
@@ -143,7 +143,8 @@ def tell_fleet(partitioner: dict, vehicles: int, max_batch: int, log=print) -> N
 
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
-                 summary_json: Path | None = None, print_frames: bool = True, drain_timeout_s: float = 60.0,
+                 summary_json: Path | None = None, log_dir: Path | None = None, print_frames: bool = True,
+                 drain_timeout_s: float = 60.0,
                  device: str | None = None, precision: str | None = None, vehicles: int = 1,
                  max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
                  codec: str | None = None, loop: bool = False, domain_id: int | None = None,
@@ -154,6 +155,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     ``domain_id``: the run's DDS domain (ROS_DOMAIN_ID of every node and the observer). Default: the
     environment's ROS_DOMAIN_ID where set, else one of ``dds.RUN_DOMAIN_IDS`` no other run of this
     host holds, so two runs side by side never exchange frames; printed either way.
+
+    ``log_dir``: the nodes' logs and parameter files (default: a new folder under the system's
+    temporary directory); the summary's ``logs`` names it.
 
     ``loop``: the camera starts its source over at the end (until ``frames`` or Ctrl-C), and the
     observer keeps whole records of the last LOOP_RETAIN_S seconds only (the timeline holds those).
@@ -225,7 +229,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     if vehicles > 1 and partitioner.get("fleet_vehicles", 1) == 1:
         tell_fleet(partitioner, max(len(own) for own in served_by.values()),
                    int(params["cloud_node"]["ros__parameters"].get("max_batch", 1)), log)
-    work_dir = temporary_work_dir()
+    work_dir = work_dir_for(log_dir)
     recorder = None
     if record:
         from l2p_ros.bag import BagRecorder

@@ -182,6 +182,7 @@ def train_ppo(world: World, scenario: Scenario, ablation: str = "full", config: 
     """
     import torch
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     if ablation not in ABLATIONS:
@@ -202,6 +203,9 @@ def train_ppo(world: World, scenario: Scenario, ablation: str = "full", config: 
                     policy_kwargs={"net_arch": {"pi": list(config.hidden_sizes), "vf": list(config.hidden_sizes)},
                                    "activation_fn": torch.nn.Tanh},
                     seed=config.seed, device="cpu", verbose=0)
+        # SB3 would otherwise make an (empty) log folder under /tmp on every learn(): our record is
+        # the exported file's metadata.
+        model.set_logger(Logger(folder=None, output_formats=[]))
         callback = _progress_callback(config.timesteps, progress)
         start, start_cpu = time.perf_counter(), time.process_time()
         model.learn(config.timesteps, callback=callback)
