@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
@@ -34,6 +35,16 @@ RECORDED = (("l2p/detections", DetectionArray, "l2p_msgs/msg/DetectionArray"),
             ("l2p/edge_load", EdgeLoad, "l2p_msgs/msg/EdgeLoad"),
             ("l2p/network_state", NetworkState, "l2p_msgs/msg/NetworkState"))
 RECORDED_ONLY = (EdgeLoad, NetworkState)
+# The run's accounting reads every result and decision, so its readers hold many more than their
+# writers keep: a reader's history overflowing while this process is busy (not spinning) loses
+# samples without a trace (measured: 200 results published unspun, 32 kept, and rmw's message_lost
+# event does not fire for it). 1,000 is half a minute at 30 fps.
+ACCOUNTING_DEPTH = 1000
+
+
+def _deeper(profile: QoSProfile) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(profile.depth, ACCOUNTING_DEPTH),
+                      reliability=profile.reliability, durability=profile.durability)
 
 
 @dataclass
@@ -84,8 +95,8 @@ class PipelineObserver(Node):
                                      lambda m: self.on_message(backhaul_state_topic, "l2p_msgs/msg/NetworkState", m),
                                      STATE_QOS)
         for topic, msg_type, type_name in RECORDED:
-            qos = {PipelineStats: STATE_QOS, DetectionArray: DETECTIONS_QOS, EdgeLoad: STATE_QOS,
-                   NetworkState: STATE_QOS}.get(msg_type, FRAME_QOS)
+            qos = {PipelineStats: STATE_QOS, DetectionArray: _deeper(DETECTIONS_QOS), EdgeLoad: STATE_QOS,
+                   NetworkState: STATE_QOS}.get(msg_type, _deeper(FRAME_QOS))
             self.create_subscription(msg_type, topic, lambda m, t=topic, n=type_name: self.on_message(t, n, m), qos)
 
     def on_image(self, msg: Image) -> None:
