@@ -176,10 +176,10 @@ def cmd_run(args) -> int:
     summary = run_pipeline(config=args.config, source=args.source, image_topic=args.image_topic,
                            frames=args.frames, policy=args.policy, rate_hz=args.rate_hz, record=args.record,
                            summary_json=args.summary_json, log_dir=args.log_dir, print_frames=not args.quiet,
-                           device=args.device, precision=args.precision, vehicles=args.vehicles, max_batch=args.max_batch,
-                           max_wait_ms=args.max_wait_ms, single_edge_process=args.single_edge_process,
-                           codec=args.codec, loop=args.loop, domain_id=args.domain_id, clouds=args.clouds,
-                           dds=args.dds)
+                           device=args.device, precision=args.precision, vehicles=args.vehicles,
+                           max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                           single_edge_process=args.single_edge_process, codec=args.codec, loop=args.loop,
+                           domain_id=args.domain_id, clouds=args.clouds, dds=args.dds)
     if summary["start_error"]:  # nothing ran: the reason, in one line (logs and the summary file kept)
         print(f"l2p run: error: start-up failed: {summary['start_error']} (logs in {summary['logs']})",
               file=sys.stderr)
@@ -655,7 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
 # What each command writes: checked before any work starts, so a run is not lost to a bad path at
 # its end. "file": its folder must be creatable and the file writable; "new_dir": must not exist yet
 # (a bag); "dir": a folder to create or reuse.
-OUTPUTS = {"run": (("summary_json", "file"), ("record", "new_dir"), ("log_dir", "dir")), "make-bag": (("out", "new_dir"),),
+OUTPUTS = {"run": (("summary_json", "file"), ("record", "new_dir"), ("log_dir", "dir")),
+           "make-bag": (("out", "new_dir"),),
            "profile": (("out", "file"),), "evaluate": (("out", "dir"),), "train-ppo": (("out", "file"),),
            "train-bottleneck": (("out", "file"),), "demo": (("out", "dir"),)}
 

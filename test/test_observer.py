@@ -1,4 +1,5 @@
-"""The observer's accounting (invariant 4), fed messages directly, and once over DDS (shared memory, in this process)."""
+"""The observer's accounting (invariant 4), fed messages directly, and once over DDS (shared
+memory, in this process)."""
 import pytest
 
 from l2p_ros.nodes.dds import use_local_dds
