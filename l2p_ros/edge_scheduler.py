@@ -139,14 +139,15 @@ class EdgeScheduler(Generic[F, D]):
         answer; every frame sent then timed out too and queued for a full local pass (CI's testbed
         run at 0.5 Mbit/s on a loaded host: 177 frames still unfinished a minute after the camera
         stopped). The retries find a tier that answers in time again.
-        Returns True when ``key`` was in flight. Thread-safe, non-blocking."""
+        Returns True when this answer ends the frame (it was in flight, or waiting for its local
+        pass); False for one already finished or never sent. Thread-safe, non-blocking."""
         with self._cond:
-            was_in_flight = self._in_flight.pop(key, None) is not None
-            if was_in_flight:
+            if self._in_flight.pop(key, None) is not None:
                 self._next_tier_silent = False
-            else:
-                self._timed_out = [scheduled for scheduled in self._timed_out if scheduled.key != key]
-            return was_in_flight
+                return True
+            waiting = len(self._timed_out)
+            self._timed_out = [scheduled for scheduled in self._timed_out if scheduled.key != key]
+            return len(self._timed_out) < waiting
 
     def check_timeouts(self) -> bool:
         """Move every frame in flight for ``cloud_timeout_s`` or longer to the fallback list and mark

@@ -323,7 +323,8 @@ def test_a_late_answer_does_not_end_the_silence(answered_key):
     clock.advance(0.5)
     scheduler.check_timeouts()
     assert scheduler.offload_allowed() is True  # the retry
-    assert scheduler.detections_received(answered_key) is False
+    # The timed-out frame's answer still ends it (no local pass); the silence stays either way.
+    assert scheduler.detections_received(answered_key) is (answered_key == (1, 0))
     assert scheduler.state().next_tier_silent is True
     assert scheduler.offload_allowed() is False
     clock.advance(2.0)
@@ -338,7 +339,8 @@ def test_a_late_answer_spares_the_fallback_not_yet_run():
     clock.advance(0.5)
     scheduler.check_timeouts()
     assert scheduler.state().queue_length == 2
-    assert scheduler.detections_received((1, 0)) is False  # late: its detections are in, no local pass
+    assert scheduler.detections_received((1, 0)) is True  # late, but its detections end it: no local pass
+    assert scheduler.detections_received((1, 0)) is False  # a second answer ends nothing
     assert scheduler.state().queue_length == 1
     scheduler.put_frame((3, 0), "c")
     assert [scheduler.take().frame for _ in range(2)] == ["b", "c"]

@@ -57,6 +57,18 @@ def test_a_frame_neither_detected_nor_dropped_by_the_edge_is_unaccounted(observe
     assert observer.summary()["unaccounted"] == 1  # dropped by the cloud, and never finished by the edge
 
 
+def test_a_result_the_edge_published_and_the_reader_missed_shows_in_the_edge_count(observer):
+    """Unaccounted either way; the edge's own count of published results says where it went."""
+    for sec in (1, 2):
+        observer.on_image(_stamped(Image(), sec))
+    observer.on_message("l2p/detections", "l2p_msgs/msg/DetectionArray", _stamped(DetectionArray(executed_on="edge"), 1))
+    stats = _stats(2)
+    stats.frames_detected = 2  # frame 2 was finished and published; this reader never received it
+    observer.on_message("l2p/edge/stats", "l2p_msgs/msg/PipelineStats", stats)
+    summary = observer.summary()
+    assert (summary["unaccounted"], summary["frames_detected"], summary["edge_frames_published"]) == (1, 1, 2)
+
+
 def test_load_and_link_states_are_recorded_not_counted(observer, tmp_path):
     from l2p_ros.bag import BagRecorder, deserialize, read_bag
 

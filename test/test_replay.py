@@ -25,6 +25,7 @@ def test_a_bag_replays_through_the_pipeline_and_the_results_bag_reads_back(tmp_p
                                                              ("edge_node", "cloud_timeout_s"): 5.0})
     assert summary["frames_in_edge"] == FRAMES, summary
     assert summary["frames_detected"] == FRAMES and summary["unaccounted"] == 0, summary
+    assert summary["edge_frames_published"] == FRAMES, summary  # the edge's own count agrees
 
     recorded = list(read_bag(results))
     detections = [deserialize(m.msgtype, m.cdr_bytes) for m in recorded if m.topic == "/l2p/detections"]

@@ -145,10 +145,12 @@ class EdgeNode(ManagedNode):
     def on_detections(self, msg: DetectionArray) -> None:
         """The next tier's result for a frame: it is done here, and the vehicle gets it from us, with
         its latency up to now on this clock (the return trip included, no clock shared with the cloud)."""
-        self.scheduler.detections_received(stamp_key(msg.header))
+        ends_frame = self.scheduler.detections_received(stamp_key(msg.header))
         msg.timings.total_ms = (now_s() - from_time_msg(msg.timings.ingested)) * 1e3
         self.detections_pub.publish(msg)
         self.outputs.publish(msg)
+        if ends_frame:  # the vehicle's result for this frame (a late second answer is only passed on)
+            self.stats.detected(msg.timings.total_ms)
 
     def check_timeouts(self) -> None:
         if self.scheduler.check_timeouts():

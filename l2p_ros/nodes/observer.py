@@ -203,6 +203,9 @@ class PipelineObserver(Node):
             "frames_dropped": int(dropped),
             "drops": dict(drops),
             "unaccounted": int(frames_in) - detected - int(dropped),
+            # The edge's own count of the frames it published a result for: above frames_detected, the gap
+            # is in delivery to this reader, not in the pipeline.
+            "edge_frames_published": int(edge_stats.frames_detected) if edge_stats else 0,
             "late_duplicate_results": self.duplicates,
             "executed_on": dict(executed_on),
             "cuts": dict(cuts),

@@ -405,7 +405,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
 def fleet_summary(per_vehicle: dict[str, dict]) -> dict:
     """The fleet's totals (counts added, latency over every vehicle's frames) and each vehicle's own."""
     counted = ("frames_captured_seen", "frames_in_edge", "frames_detected", "frames_dropped", "unaccounted",
-               "late_duplicate_results")
+               "edge_frames_published", "late_duplicate_results")
     summary = {key: sum(v[key] for v in per_vehicle.values()) for key in counted}
     for key in ("drops", "executed_on", "cuts"):
         merged: dict = {}
@@ -424,7 +424,7 @@ def fleet_summary(per_vehicle: dict[str, dict]) -> dict:
 def print_summary(summary: dict, log=print) -> None:
     log("\nsummary")
     for key in ("policy", "frames_captured_seen", "frames_in_edge", "frames_detected", "frames_dropped", "drops", "unaccounted",
-                "late_duplicate_results", "executed_on", "cuts", "latency_mean_ms", "latency_p95_ms",
+                "edge_frames_published", "late_duplicate_results", "executed_on", "cuts", "latency_mean_ms", "latency_p95_ms",
                 "cloud_payload_bytes_mean", "failed_nodes", "wall_s"):
         value = summary.get(key)
         if isinstance(value, float):
