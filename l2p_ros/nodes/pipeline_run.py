@@ -144,12 +144,12 @@ def tell_fleet(partitioner: dict, vehicles: int, max_batch: int, log=print) -> N
 def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, frames: int = 0,
                  policy: str | None = None, rate_hz: float | None = None, record: Path | None = None,
                  summary_json: Path | None = None, log_dir: Path | None = None, print_frames: bool = True,
-                 drain_timeout_s: float = 60.0,
-                 device: str | None = None, precision: str | None = None, vehicles: int = 1,
-                 max_batch: int | None = None, max_wait_ms: float | None = None, single_edge_process: bool = False,
-                 codec: str | None = None, loop: bool = False, domain_id: int | None = None,
-                 clouds: int = 1, dds: str = "local", extra: dict | None = None, placements: dict | None = None,
-                 on_first_frame=None, during=None, extra_nodes: dict | None = None, log=print) -> dict:
+                 drain_timeout_s: float = 60.0, device: str | None = None, precision: str | None = None,
+                 vehicles: int = 1, max_batch: int | None = None, max_wait_ms: float | None = None,
+                 single_edge_process: bool = False, codec: str | None = None, loop: bool = False,
+                 domain_id: int | None = None, clouds: int = 1, dds: str = "local", extra: dict | None = None,
+                 placements: dict | None = None, on_first_frame=None, during=None, extra_nodes: dict | None = None,
+                 log=print) -> dict:
     """Run the pipeline until the camera's source ends (or Ctrl-C); returns the summary.
 
     ``domain_id``: the run's DDS domain (ROS_DOMAIN_ID of every node and the observer). Default: the
@@ -423,9 +423,9 @@ def fleet_summary(per_vehicle: dict[str, dict]) -> dict:
 
 def print_summary(summary: dict, log=print) -> None:
     log("\nsummary")
-    for key in ("policy", "frames_captured_seen", "frames_in_edge", "frames_detected", "frames_dropped", "drops", "unaccounted",
-                "edge_frames_published", "late_duplicate_results", "executed_on", "cuts", "latency_mean_ms", "latency_p95_ms",
-                "cloud_payload_bytes_mean", "failed_nodes", "wall_s"):
+    for key in ("policy", "frames_captured_seen", "frames_in_edge", "frames_detected", "frames_dropped", "drops",
+                "unaccounted", "edge_frames_published", "late_duplicate_results", "executed_on", "cuts",
+                "latency_mean_ms", "latency_p95_ms", "cloud_payload_bytes_mean", "failed_nodes", "wall_s"):
         value = summary.get(key)
         if isinstance(value, float):
             value = round(value, 2)
