@@ -64,6 +64,7 @@ def test_a_dead_monitor_and_a_dead_partitioner_degrade_the_run_and_a_slow_consum
     # Every frame counted exactly once, the slow consumer notwithstanding.
     assert summary["frames_in_edge"] == frames and summary["unaccounted"] == 0, summary
     assert summary["frames_detected"] + summary["frames_dropped"] == frames
+    assert summary["edge_frames_published"] == summary["frames_detected"], summary  # the edge's count agrees
     # The dead monitor's last state went stale: later decisions say so and use the assumed link.
     monitor_dead_s, partitioner_dead_s = killed["network_monitor_node"], killed["partitioner_node"]
     late = [d for d in summary["decisions"] if monitor_dead_s + 2.0 < d["stamp_s"] < partitioner_dead_s]
