@@ -292,9 +292,10 @@ def cmd_train_bottleneck(args) -> int:
           f"channels, {bits} bits", file=sys.stderr)
     bar = lambda total, desc: tqdm(total=total, desc=desc, unit="step", file=sys.stderr)  # noqa: E731
     bottleneck, record = training.train(model, _model_id(args), train_frames, cut=cut, channels=channels,
-                                        bits=bits, hidden=args.hidden or training.HIDDEN, decoder_hidden=args.decoder_hidden,
-                                        epochs=args.epochs, tail_epochs=args.tail_epochs, rate_weight=rate_weight,
-                                        seed=args.seed, progress_factory=bar)
+                                        bits=bits, hidden=args.hidden or training.HIDDEN,
+                                        decoder_hidden=args.decoder_hidden, epochs=args.epochs,
+                                        tail_epochs=args.tail_epochs, rate_weight=rate_weight, seed=args.seed,
+                                        progress_factory=bar)
     record.update(sources=[str(s) for s in args.train], val_sources=[str(s) for s in args.val or []],
                   frames_seen=seen, augmented_views=augment,
                   command=" ".join(["l2p", *sys.argv[1:]]))

@@ -82,7 +82,6 @@ class NodeSet:
         self.nodes = nodes
         self.running: dict[str, RunningNode] = {}
         self.stopped_on_purpose: set[str] = set()  # stopped by stop()/kill() mid-run: not a failure
-        self.started: set[str] = set()  # keys started in this set: a restart's log goes on after its first life's
         self.namespaces_written: set[str] = set()
 
     def start(self, name: str, executable: str | None = None, namespace: str = "") -> RunningNode:
@@ -90,10 +89,9 @@ class NodeSet:
         ``namespace``: a fleet vehicle's, with the same parameters (its key is ``<namespace>/<name>``)."""
         key = f"{namespace}/{name}" if namespace else name
         log_path = self.work_dir / f"{key.replace('/', '.')}.log"
-        # A restarted node's log goes on after its first life's; a previous run's log in a reused
-        # folder is replaced.
-        log = log_path.open("a" if key in self.started else "w")
-        self.started.add(key)
+        # A restarted node (one this set ran before) has its log go on after its first life's; a
+        # previous run's log in a reused folder is replaced.
+        log = log_path.open("a" if key in self.running else "w")
         self.stopped_on_purpose.discard(key)
         remaps = ["-r", f"__node:={name}"] if executable not in (None, name) else []
         if namespace:

@@ -197,8 +197,8 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         try:  # the observer is on the vehicle, outside its CPU limit
             with inside_namespace(edge.namespace):
                 summary = run_pipeline(config=config, source=source, frames=int(round(duration_s * rate_hz)),
-                                       policy=policy, rate_hz=rate_hz, record=out_dir / "bag", log_dir=out_dir / "logs",
-                                       print_frames=print_frames,
+                                       policy=policy, rate_hz=rate_hz, record=out_dir / "bag",
+                                       log_dir=out_dir / "logs", print_frames=print_frames,
                                        extra=extra, placements=placements, on_first_frame=start_trace,
                                        during=during, extra_nodes=extra_nodes, log=log)
         finally:
