@@ -21,7 +21,7 @@ from l2p_ros.model.darknet import Darknet
 from l2p_ros.model.device import precision_name, resolve_device, synchronize
 from l2p_ros.model.graph import INPUT, Cut
 from l2p_ros.model.postprocess import (Detection, LetterboxInfo, letterbox, letterbox_info, place_in_input,
-                                       postprocess, resize_to_input)
+                                       postprocess, postprocess_batch, resize_to_input)
 from l2p_ros.model.runner import SplitRunner
 
 
@@ -49,8 +49,8 @@ class CloudResult:
     """One frame's detections and its cloud-stage times.
 
     From :meth:`SplitDetector.cloud_batch`, ``decode_ms`` is the frame's own validation and decoding
-    and ``cloud_ms`` its own decode and post-processing plus an equal share of its chunk's batched
-    compute (stacking and the tail), so the ``cloud_ms`` of a batch's frames add up to the cloud's
+    and ``cloud_ms`` its own decode plus an equal share of its chunk's batched work (stacking, the
+    tail and post-processing), so the ``cloud_ms`` of a batch's frames add up to the cloud's
     busy time; ``batch_ms`` is the whole call's wall time, which is what the frame waited in the
     cloud stage, and ``batch_size`` the number of frames in the call. From :meth:`SplitDetector.cloud`
     these are 1 and ``cloud_ms``.
@@ -263,10 +263,11 @@ class SplitDetector:
         cloud_ms = self._ms_since(start)
         return CloudResult(detections, decode_ms, cloud_ms, batch_size=1, batch_ms=cloud_ms)
 
-    def _receive(self, frame: EncodedFrame) -> tuple[Cut, dict, LetterboxInfo, float]:
+    def _receive(self, frame: EncodedFrame, wait: bool = True) -> tuple[Cut, dict, LetterboxInfo, float]:
         """One received frame, validated and decoded for :meth:`cloud` and :meth:`cloud_batch`: its
         cut, the tensors that cross it (a JPEG becomes the letterboxed image crossing the
-        image-offload cut), its letterbox, and its decode ms (JPEG: the decoding alone)."""
+        image-offload cut), its letterbox, and its decode ms (JPEG: the decoding alone; with
+        ``wait`` False the host's part, the upload to the device possibly still in flight)."""
         start = time.perf_counter()
         if frame.image_jpeg:
             if frame.model_id != self.model_id:
@@ -276,7 +277,7 @@ class SplitDetector:
             tensor, info = self._image_input(image, frame)
             return self.cut(INPUT), {INPUT: tensor}, info, decode_ms
         cut, payload = self._decode(frame)
-        return cut, payload, frame.letterbox, self._ms_since(start)
+        return cut, payload, frame.letterbox, self._ms_since(start) if wait else _ms_since(start)
 
     def _image_input(self, image: np.ndarray, frame: EncodedFrame) -> tuple[torch.Tensor, LetterboxInfo]:
         """A received image as the network input; PayloadError unless it has the size its codec
@@ -316,45 +317,55 @@ class SplitDetector:
         Each frame is validated and decoded on its own; a malformed one yields its
         ``codec.PayloadError`` in its slot and does not affect the others. Frames that share a cut
         (image offload included: the letterboxed images are its crossing tensor) run their tail as
-        one batch, their crossing tensors stacked along dim 0; then each frame is post-processed
-        with its own letterbox. Per frame the detections equal :meth:`cloud`'s (on the CPU in fp32
+        one batch, their crossing tensors stacked along dim 0, and are post-processed together, each
+        with its own letterbox (:func:`postprocess_batch`: one wait for the device a chunk). Per frame the detections equal :meth:`cloud`'s (on the CPU in fp32
         bit for bit, as far as tested: oneDNN computes each image of a batch alike). Where the
         model packs weights per input shape (CPU fp32), a group runs in power-of-two chunks (see
         :meth:`_chunk_sizes`); ``max_chunk`` caps a chunk's size. Times: see :class:`CloudResult`.
         """
         call_start = time.perf_counter()
         results: list[CloudResult | codec.PayloadError | None] = [None] * len(frames)
-        decoded: dict[int, tuple[Cut, dict, LetterboxInfo, float, float]] = {}
+        received: dict[int, tuple[Cut, dict, LetterboxInfo]] = {}
+        decode_ms: dict[int, float] = {}  # validation and decoding (JPEG: the decoding alone)
+        own_ms: dict[int, float] = {}  # decode (+ letterbox) + a share of its chunk's tail and post-processing
         groups: dict[frozenset[int], list[int]] = {}
         for position, frame in enumerate(frames):
             start = time.perf_counter()
             try:
-                cut, payload, info, decode_ms = self._receive(frame)
+                cut, payload, info, decode_ms[position] = self._receive(frame, wait=False)
             except codec.PayloadError as error:
                 results[position] = error
                 continue
-            decoded[position] = (cut, payload, info, decode_ms, self._ms_since(start))
+            received[position] = (cut, payload, info)
+            own_ms[position] = _ms_since(start)
             groups.setdefault(frozenset(cut.edge_layers), []).append(position)
-        own_ms = {}  # per frame: its decode (+ letterbox) + its post-processing + its share of compute
+        # One wait for every frame's upload instead of one a frame; the frames share what it waited.
+        start = time.perf_counter()
+        synchronize(self.device)
+        upload_ms = _ms_since(start) / max(1, len(received))
+        for position in received:
+            decode_ms[position] += upload_ms
+            own_ms[position] += upload_ms
         detections = {}
         for positions in groups.values():
-            cut = decoded[positions[0]][0]
+            cut = received[positions[0]][0]
             offset = 0
             for size in self._chunk_sizes(len(positions), max_chunk):
                 chunk = positions[offset: offset + size]
                 offset += size
                 start = time.perf_counter()
-                payloads = [decoded[p][1] for p in chunk]
+                payloads = [received[p][1] for p in chunk]
                 stacked = {node: torch.cat([payload[node] for payload in payloads]) if len(payloads) > 1
                            else payloads[0][node] for node in cut.crossing}
                 outputs = self.runner.tail(stacked, cut)
-                share_ms = self._ms_since(start) / len(chunk)
-                for row, p in enumerate(chunk):
-                    start = time.perf_counter()
-                    detections[p] = self._postprocess([out[row: row + 1] for out in outputs], decoded[p][2])
-                    own_ms[p] = decoded[p][4] + share_ms + _ms_since(start)
+                found = postprocess_batch(outputs, [received[p][2] for p in chunk], self.class_names,
+                                          self.score_threshold, self.nms_iou)
+                share_ms = _ms_since(start) / len(chunk)  # the device is done: the results are on the host
+                for p, frame_detections in zip(chunk, found):
+                    detections[p] = frame_detections
+                    own_ms[p] += share_ms
         batch_ms = self._ms_since(call_start)
-        for position, (_, _, _, decode_ms, _) in decoded.items():
-            results[position] = CloudResult(detections[position], decode_ms, own_ms[position],
+        for position in received:
+            results[position] = CloudResult(detections[position], decode_ms[position], own_ms[position],
                                             batch_size=len(frames), batch_ms=batch_ms)
         return results

@@ -13,7 +13,10 @@ import torch.nn.functional as F
 from l2p_ros.assets import asset_path
 from l2p_ros.model.cfg import CfgError, LayerSpec, bundled_cfg, parse_cfg, parse_cfg_text
 from l2p_ros.model.darknet import ConvLayer, Darknet, MaxPoolLayer, WeightsError, YoloLayer, load_model
-from l2p_ros.model.postprocess import Detection, LetterboxInfo, letterbox, postprocess, unletterbox_boxes
+from torchvision.ops import box_convert, nms
+
+from l2p_ros.model.postprocess import (Detection, LetterboxInfo, letterbox, postprocess, postprocess_batch,
+                                       unletterbox_boxes)
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +290,85 @@ def test_postprocess_edge_cases():
     assert postprocess([yolo_rows((32, 32, 20, 20, 0.0, 1.0, 1.0, 1.0))], info, ["a", "b", "c"]) == []
     with pytest.raises(ValueError, match="3 classes but 2 names"):
         postprocess([yolo_rows((32, 32, 20, 20, 1.0, 1.0, 1.0, 1.0))], info, ["a", "b"])
+
+
+def postprocess_by_definition(outputs, info, names, threshold):
+    """The rules spelled out the slow way: every (row, class) pair scored, NMS class by class
+    (torchvision's plain nms), kept pairs sorted by score, ties by (row, class)."""
+    rows = torch.cat([out[0] for out in outputs]).float()
+    scores = rows[:, 4:5] * rows[:, 5:]
+    boxes = box_convert(rows[:, :4], "cxcywh", "xyxy")
+    kept = []
+    for class_id in range(scores.shape[1]):
+        candidates = torch.nonzero(scores[:, class_id] > threshold).flatten()
+        for index in candidates[nms(boxes[candidates], scores[candidates, class_id], 0.45)].tolist():
+            kept.append((-scores[index, class_id].item(), index, class_id))
+    found = []
+    for _, index, class_id in sorted(kept):
+        box = unletterbox_boxes(boxes[index:index + 1], info)[0].tolist()
+        found.append(Detection(class_id, names[class_id], scores[index, class_id].item(), *box))
+    return found
+
+
+@pytest.mark.parametrize("threshold", [0.25, 0.05])
+def test_postprocess_keeps_what_scoring_every_pair_keeps(tiny, messi_blob, threshold):
+    """Only rows whose objectness is above the threshold are scored: the same detections as
+    scoring all 80 classes of every row (real outputs of messi5.jpg, many candidates at 0.05)."""
+    info = LetterboxInfo(scale=416 / 1000, pad_x=0, pad_y=79, image_width=1000, image_height=600, input_size=416)
+    names = [str(i) for i in range(80)]
+    with torch.inference_mode():
+        outputs = tiny(messi_blob)
+    got = postprocess(outputs, info, names, threshold)
+    want = postprocess_by_definition(outputs, info, names, threshold)
+    assert len(want) >= (4 if threshold == 0.25 else 20)
+    assert [(d.class_id, d.score) for d in got] == [(d.class_id, d.score) for d in want]
+    for g, w in zip(got, want):
+        assert (g.x1, g.y1, g.x2, g.y2) == pytest.approx((w.x1, w.y1, w.x2, w.y2), abs=1e-3)
+
+
+def test_postprocess_batch_gives_each_image_what_it_gets_alone():
+    """Random outputs (objectness spread around the threshold), five images with their own
+    letterboxes, one with no candidate: per image the batch's detections are the lone image's."""
+    generator = torch.Generator().manual_seed(3)
+    batch, names = 5, ["a", "b", "c"]
+    outputs = []
+    for rows in (12, 48):
+        centres = torch.rand(batch, rows, 2, generator=generator) * 64
+        sizes = 4 + torch.rand(batch, rows, 2, generator=generator) * 30
+        probabilities = torch.rand(batch, rows, 4, generator=generator)
+        outputs.append(torch.cat([centres, sizes, probabilities], dim=2))
+    outputs[0][3, :, 4] = outputs[1][3, :, 4] = 0.1  # image 3: no row above the threshold
+    infos = [LetterboxInfo(scale=64 / (100 + 10 * i), pad_x=i, pad_y=2 * i, image_width=100 + 10 * i,
+                           image_height=80, input_size=64) for i in range(batch)]
+    together = postprocess_batch(outputs, infos, names)
+    alone = [postprocess([out[i:i + 1] for out in outputs], infos[i], names) for i in range(batch)]
+    assert together == alone
+    assert together[3] == [] and sum(map(len, together)) >= 20
+
+
+def test_postprocess_orders_equal_scores_by_row_and_class():
+    info = LetterboxInfo(scale=1.0, pad_x=0, pad_y=0, image_width=64, image_height=64, input_size=64)
+    outputs = [yolo_rows(
+        (10, 10, 4, 4, 0.25, 1.0, 1.0, 1.0),  # objectness at the threshold, class 1.0: 0.25 is not above it
+        (40, 40, 4, 4, 1.0, 0.0, 0.5, 0.5),   # two classes at 0.5
+        (20, 50, 4, 4, 1.0, 0.5, 0.0, 0.0),   # a later row at 0.5
+        (50, 10, 4, 4, 0.9, 0.0, 0.0, 1.0),   # 0.9: first
+    )]
+    found = postprocess(outputs, info, ["a", "b", "c"])
+    assert [(d.label, d.x1) for d in found] == [("c", 48.0), ("b", 38.0), ("c", 38.0), ("a", 18.0)]
+    # Over 1,000 candidates torchvision's batched_nms takes its other path, whose order of equal
+    # scores is not the rows': 1,200 separate boxes, all at 0.5, still come out row by row.
+    info = LetterboxInfo(scale=1.0, pad_x=0, pad_y=0, image_width=640, image_height=640, input_size=640)
+    index = torch.arange(1200)
+    rows = torch.zeros(1, 1200, 8)
+    rows[0, :, 0], rows[0, :, 1] = (index % 40) * 16 + 8, (index // 40) * 16 + 8
+    rows[0, :, 2:6] = torch.tensor([4.0, 4.0, 1.0, 0.5])
+    found = postprocess([rows], info, ["a", "b", "c"])
+    assert [(d.x1, d.y1) for d in found] == [((i % 40) * 16 + 6.0, (i // 40) * 16 + 6.0) for i in range(1200)]
+
+
+def test_postprocess_batch_refuses_letterboxes_that_do_not_fit_the_batch():
+    info = LetterboxInfo(scale=1.0, pad_x=0, pad_y=0, image_width=64, image_height=64, input_size=64)
+    outputs = [torch.cat([yolo_rows((32, 32, 20, 20, 1.0, 1.0, 1.0, 1.0))] * 2)]
+    with pytest.raises(ValueError, match="1 letterboxes for outputs of batch sizes \\[2\\]"):
+        postprocess_batch(outputs, [info], ["a", "b", "c"])

@@ -108,16 +108,6 @@ def unletterbox_boxes(boxes_xyxy: Tensor, info: LetterboxInfo) -> Tensor:
     return boxes.clamp(min=0).minimum(limit)
 
 
-def candidate_scores(yolo_outputs: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """Decoded yolo outputs (each (1, R_i, 5+C)) -> (R, 4) cxcywh boxes and (R, C) class scores.
-
-    A class score is objectness * class probability, as Darknet and OpenCV compute it. Computed in
-    float32 on the outputs' device, whatever their dtype.
-    """
-    rows = torch.cat([out[0] for out in yolo_outputs], dim=0).float()
-    return rows[:, :4], rows[:, 4:5] * rows[:, 5:]
-
-
 def postprocess(
     yolo_outputs: list[Tensor],
     info: LetterboxInfo,
@@ -132,19 +122,88 @@ def postprocess(
     """
     if any(out.shape[0] != 1 for out in yolo_outputs):
         raise ValueError(f"postprocess takes one image, got batch sizes {[out.shape[0] for out in yolo_outputs]}")
-    boxes_cxcywh, scores = candidate_scores(yolo_outputs)
-    if scores.shape[1] != len(class_names):
-        raise ValueError(f"the model predicts {scores.shape[1]} classes but {len(class_names)} names were given")
-    box_index, class_ids = torch.nonzero(scores > score_threshold, as_tuple=True)
-    picked_scores = scores[box_index, class_ids]
-    boxes = box_convert(boxes_cxcywh[box_index], "cxcywh", "xyxy")
-    # NMS in network-input pixels, before clipping, as Darknet does; IoU is scale-invariant.
-    keep = batched_nms(boxes, picked_scores, class_ids, nms_iou)
-    final = unletterbox_boxes(boxes[keep], info).tolist()
-    return [
-        Detection(int(c), class_names[int(c)], float(s), *box)
-        for c, s, box in zip(class_ids[keep].tolist(), picked_scores[keep].tolist(), final)
-    ]
+    return postprocess_batch(yolo_outputs, [info], class_names, score_threshold, nms_iou)[0]
+
+
+def postprocess_batch(
+    yolo_outputs: list[Tensor],
+    infos: list[LetterboxInfo],
+    class_names: list[str],
+    score_threshold: float = 0.25,
+    nms_iou: float = 0.45,
+) -> list[list[Detection]]:
+    """Decoded yolo outputs of a batch (each (B, R_i, 5+C)) -> each image's detections, best first.
+
+    Per image exactly :func:`postprocess`'s rules and numbers (its detections do not depend on the
+    batch), but the batch is scored, thresholded and moved back to the host at once: on a GPU
+    the device is waited for once per image's NMS and once for the results, not a dozen times a
+    frame. Equal scores keep the order of their rows and classes, so the order is deterministic.
+    """
+    batch = yolo_outputs[0].shape[0]
+    if any(out.shape[0] != batch for out in yolo_outputs) or len(infos) != batch:
+        raise ValueError(f"{len(infos)} letterboxes for outputs of batch sizes {[out.shape[0] for out in yolo_outputs]}")
+    if any(out.shape[2] - 5 != len(class_names) for out in yolo_outputs):
+        raise ValueError(f"the model predicts {yolo_outputs[0].shape[2] - 5} classes but {len(class_names)} "
+                         "names were given")
+    # A class score (objectness x class probability <= 1) never exceeds its objectness, even rounded,
+    # so rows with objectness at or below the threshold hold no candidate (Darknet's own shortcut):
+    # only the others are gathered and scored, exactly, skipping ~99% of the (row, class) pairs.
+    images, rows, gathered, first_row = [], [], [], 0
+    for out in yolo_outputs:
+        image, row = torch.nonzero(out[..., 4].float() > score_threshold, as_tuple=True)
+        images.append(image)
+        rows.append(row + first_row)
+        gathered.append(out[image, row])
+        first_row += out.shape[1]
+    image_of_row, row = torch.cat(images), torch.cat(rows)
+    # Each image's rows in the order of its outputs concatenated (the keys are unique).
+    order = torch.argsort(image_of_row * first_row + row)
+    image_of_row, kept = image_of_row[order], torch.cat(gathered)[order].float()
+    scores = kept[:, 4:5] * kept[:, 5:]
+    candidate, class_ids = torch.nonzero(scores > score_threshold, as_tuple=True)
+    picked_scores = scores[candidate, class_ids]
+    boxes = box_convert(kept[candidate, :4], "cxcywh", "xyxy")
+    image_ids = image_of_row[candidate]
+    counts = torch.bincount(image_ids, minlength=batch).tolist()
+    # NMS image by image (one call each, classes kept apart by batched_nms): the same boxes and
+    # offsets as a lone image gets, so its result is exactly the lone image's. NMS in
+    # network-input pixels, before clipping, as Darknet does; IoU is scale-invariant.
+    keep, first = [], 0
+    for count in counts:
+        if count:
+            span = slice(first, first + count)
+            keep.append(first + batched_nms(boxes[span], picked_scores[span], class_ids[span], nms_iou))
+        first += count
+    results: list[list[Detection]] = [[] for _ in range(batch)]
+    if not keep:
+        return results
+    keep = _best_first(torch.cat(keep), picked_scores, image_ids)
+    final = _unletterbox_rows(boxes[keep], image_ids[keep], infos)
+    # One transfer to the host for every image's detections (float64 holds each value exactly).
+    table = torch.cat([image_ids[keep, None].double(), class_ids[keep, None].double(),
+                       picked_scores[keep, None].double(), final.double()], dim=1).tolist()
+    for image, class_id, score, *box in table:
+        results[int(image)].append(Detection(int(class_id), class_names[int(class_id)], score, *box))
+    return results
+
+
+def _best_first(keep: Tensor, scores: Tensor, image_ids: Tensor) -> Tensor:
+    """``keep`` (candidate indices) ordered by image, each image's highest score first, equal scores
+    by candidate order (NMS's own order among them depends on its code path): stable sorts by
+    the keys from the least to the most significant."""
+    keep = keep.sort().values
+    keep = keep[torch.sort(scores[keep], descending=True, stable=True).indices]
+    return keep[torch.sort(image_ids[keep], stable=True).indices]
+
+
+def _unletterbox_rows(boxes_xyxy: Tensor, image_ids: Tensor, infos: list[LetterboxInfo]) -> Tensor:
+    """:func:`unletterbox_boxes` for boxes of several images, each with its own letterbox (the
+    same float32 operations, so a box comes out as its image alone would give it)."""
+    table = boxes_xyxy.new_tensor([[info.pad_x, info.pad_y, info.pad_x, info.pad_y, info.scale,
+                                    info.image_width, info.image_height, info.image_width, info.image_height]
+                                   for info in infos])[image_ids]
+    boxes = (boxes_xyxy - table[:, 0:4]) / table[:, 4:5]
+    return boxes.clamp(min=0).minimum(table[:, 5:9])
 
 
 def load_class_names(path: str | Path | None = None) -> list[str]:
