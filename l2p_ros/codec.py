@@ -240,8 +240,9 @@ def decode_tensors(
 
     ``expected`` (trusted: from the model's cut graph) names every layer that must cross and its
     shape; it bounds every decompressed size. ``max_bytes`` bounds the record data received and the
-    data decompressed, each summed over the records. Tensors are checked on the CPU, then land on
-    ``device`` (default: the CPU) as ``dtype`` (float32 or float16: the receiving model's).
+    data decompressed, each summed over the records. Tensors are checked on the CPU (int8 codes
+    are dequantized on the device), and land on ``device`` (default: the CPU) as ``dtype`` (float32
+    or float16: the receiving model's).
     """
     if not isinstance(spec, CodecSpec):
         raise PayloadError(f"spec must be a CodecSpec, got {type(spec).__name__}")
@@ -279,8 +280,8 @@ def decode_tensors(
         if max(received_bytes, decoded_bytes) > max_bytes:
             raise PayloadError(f"{where}: records exceed the {max_bytes} B limit")
         raw = decompress_exact(where, spec.compression, data, size_bytes)
-        tensor = _dequantize(where, raw, spec.compression, numpy_dtype, shape, scale, zero_point)
-        decoded[layer_index] = tensor.to(device=device, dtype=dtype)  # no copy for the CPU in float32
+        tensor = _dequantize(where, raw, spec.compression, numpy_dtype, shape, scale, zero_point, device)
+        decoded[layer_index] = tensor.to(dtype=dtype)  # no copy in float32
     return decoded
 
 
@@ -325,6 +326,13 @@ def _check_quant_params(where, spec, shape, scale, zero_point) -> None:
             raise PayloadError(f"{where}: channel {channel} scale {s} is not a positive finite number")
         if not INT8_MIN <= z <= INT8_MAX:
             raise PayloadError(f"{where}: channel {channel} zero point {z} outside {INT8_MIN}..{INT8_MAX}")
+    # Every dequantized value finite, so the data needs no scan: 255 steps of each scale must be.
+    with np.errstate(over="ignore"):
+        largest = np.asarray(scale, np.float32) * np.float32(INT8_MAX - INT8_MIN)
+    if not np.isfinite(largest).all():
+        channel = int(np.argmin(np.isfinite(largest)))
+        raise PayloadError(f"{where}: channel {channel} scale {scale[channel]} too large: a code "
+                           f"{INT8_MAX - INT8_MIN} steps from its zero point overflows float32")
 
 
 def decompress_exact(where: str, compression: str, data: memoryview, size_bytes: int) -> memoryview | bytes:
@@ -356,27 +364,31 @@ def decompress_exact(where: str, compression: str, data: memoryview, size_bytes:
     return raw
 
 
-def _dequantize(where, raw, compression, numpy_dtype, shape, scale, zero_point) -> torch.Tensor:
-    """Float32 tensor of ``shape`` from the decompressed wire bytes; must be finite.
+def _dequantize(where, raw, compression, numpy_dtype, shape, scale, zero_point, device) -> torch.Tensor:
+    """Float32 tensor of ``shape`` on ``device`` from the decompressed wire bytes; must be finite.
 
-    The result never aliases ``raw`` (the received message).
+    int8 codes travel to the device as they are (a quarter of the float bytes) and are
+    dequantized there, with the same float32 arithmetic as on the CPU; they need no scan for NaN
+    or infinity, since :func:`_check_quant_params` bounds every scale. The result never aliases
+    ``raw`` (the received message).
     """
     if numpy_dtype.kind == "i":
-        offset = _channel_view(zero_point, len(shape), np.int16)
+        stored = np.frombuffer(raw, np.int8 if compression == "none" else np.uint8).copy()
+        codes = torch.from_numpy(stored).to(device=device).view(shape).to(torch.int16)
+        offset = torch.from_numpy(_channel_view(zero_point, len(shape), np.int16)).to(device=device)
         if compression == "none":
-            q_minus_zp = np.frombuffer(raw, np.int8).reshape(shape).astype(np.int16) - offset
+            q_minus_zp = codes - offset
         else:  # undo _subtract_zero_point: q is the one int8 congruent to stored + zp (mod 256)
-            stored = np.frombuffer(raw, np.uint8).reshape(shape).astype(np.int16)
-            q_minus_zp = ((stored + offset - INT8_MIN) & 0xFF) + INT8_MIN - offset
-        with np.errstate(over="ignore"):  # a huge scale overflows to inf, rejected below
-            values = q_minus_zp.astype(np.float32) * _channel_view(scale, len(shape), np.float32)
-    elif compression == "none":
+            q_minus_zp = ((codes + offset - INT8_MIN) & 0xFF) + INT8_MIN - offset
+        scale_view = torch.from_numpy(_channel_view(scale, len(shape), np.float32)).to(device=device)
+        return q_minus_zp.to(torch.float32) * scale_view
+    if compression == "none":
         values = np.frombuffer(raw, numpy_dtype).reshape(shape).astype(np.float32)  # always a copy
     else:
         values = _unshuffle(raw, numpy_dtype).reshape(shape).astype(np.float32, copy=False)
     if not _is_finite(values):
         raise PayloadError(f"{where}: contains NaN or infinite values")
-    return torch.from_numpy(values)
+    return torch.from_numpy(values).to(device=device)
 
 
 _JPEG_SOI = b"\xff\xd8\xff"

@@ -155,9 +155,8 @@ class SplitDetector:
         self.detect(np.full((self.model.input_size, self.model.input_size, 3), 127, dtype=np.uint8))
 
     def _letterbox(self, image_bgr: np.ndarray) -> tuple[torch.Tensor, LetterboxInfo]:
-        """Letterboxed on the CPU, then on the model's device in its dtype."""
-        tensor, info = letterbox(image_bgr, self.model.input_size)
-        return tensor.to(device=self.device, dtype=self.dtype), info
+        """Resized on the CPU, placed and scaled on the model's device, in its dtype."""
+        return letterbox(image_bgr, self.model.input_size, self.device, self.dtype)
 
     def _ms_since(self, start: float) -> float:
         synchronize(self.device)
@@ -290,10 +289,9 @@ class SplitDetector:
                                          f"says {info.image_width}x{info.image_height}")
             return self._letterbox(image)[0], info
         try:
-            tensor = place_in_input(image, info)
+            return place_in_input(image, info, self.device, self.dtype), info
         except ValueError as error:
             raise codec.PayloadError(f"{frame.codec} image: {error}") from None
-        return tensor.to(device=self.device, dtype=self.dtype), info
 
     def _chunk_sizes(self, count: int, max_chunk: int | None) -> list[int]:
         """How a group of ``count`` frames is split into batched runs: one run, or, where the model

@@ -167,6 +167,19 @@ def test_compression_is_lossless_on_top_of_the_dtype(dtype):
         assert torch.equal(round_trip({0: x}, CodecSpec(dtype, compression))[0], plain)
 
 
+@pytest.mark.parametrize("dtype", ["int8-tensor", "int8-channel"])
+def test_int8_decodes_to_its_codes_times_scale_rounded_once(dtype):
+    """The receiver computes (q - zero point) * scale in float32, whatever device it runs it on."""
+    x = leaky_activations((2, 16, 7, 5)) * torch.logspace(-2, 2, 16).view(1, 16, 1, 1)
+    (record,) = encode_tensors({0: x}, CodecSpec(dtype))
+    view = (1, -1, 1, 1)
+    codes = np.frombuffer(record.data, np.int8).reshape(x.shape).astype(np.int32)
+    zero_point = np.array(record.quant_zero_point).reshape(view)
+    want = (codes - zero_point).astype(np.float32) * np.array(record.quant_scale, np.float32).reshape(view)
+    got = decode_tensors([record], CodecSpec(dtype), {0: tuple(x.shape)})[0]
+    assert got.dtype == torch.float32 and np.array_equal(got.numpy(), want)
+
+
 def test_int8_records_carry_one_or_per_channel_parameters():
     x = leaky_activations((1, 16, 4, 4))
     (per_tensor,) = encode_tensors({0: x}, CodecSpec("int8-tensor"))
@@ -298,7 +311,8 @@ def test_layer_set_must_match_the_cut(mutate, match):
         ({"quant_scale": (float("inf"),) * 16}, "scale inf"),
         ({"quant_scale": (0.0,) * 16}, "scale 0.0"),
         ({"quant_scale": (-0.1,) * 16}, "scale -0.1"),
-        ({"quant_scale": (3e38,) * 16}, "NaN or infinite"),  # finite, but 255 steps overflow
+        ({"quant_scale": (3e38,) * 16}, "scale 3e\\+38 too large"),  # finite, but 255 steps overflow
+        ({"quant_scale": (1e39,) * 16}, "scale 1e\\+39 too large"),  # finite, but not as float32
         ({"quant_zero_point": (128,) * 16}, "zero point 128 outside"),
         ({"quant_zero_point": (-129,) * 16}, "zero point -129 outside"),
         ({"data": b""}, "zstd data corrupt"),

@@ -12,7 +12,7 @@ from l2p_ros.assets import SAMPLE_IMAGES, SAMPLE_VIDEO, asset_path
 from l2p_ros.model.darknet import MaxPoolLayer, load_model
 from l2p_ros.model.device import precision_name, resolve_device
 from l2p_ros.model.matching import match_pairs
-from l2p_ros.model.postprocess import load_class_names
+from l2p_ros.model.postprocess import letterbox, load_class_names
 from l2p_ros.split import SplitDetector
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -173,6 +173,28 @@ def test_fp16_detections_match_fp32_on_real_frames(frames):
     assert fp16.model.dtype == torch.float16
     matched, total = _agreement([fp32.detect(f) for f in frames], [fp16.detect(f) for f in frames])
     assert matched >= 0.97 * total, f"{matched} of {total} detections agree"
+
+
+@needs_cuda
+def test_letterbox_placed_on_the_gpu_equals_the_cpu(frames):
+    """The uint8 pixels go to the GPU and are placed and scaled there: the same float32 input."""
+    for frame in frames[:2]:
+        on_cpu, info = letterbox(frame, 416)
+        on_gpu, same_info = letterbox(frame, 416, device="cuda")
+        assert on_gpu.device.type == "cuda" and same_info == info and torch.equal(on_gpu.cpu(), on_cpu)
+        assert torch.equal(letterbox(frame, 416, device="cuda", dtype=torch.float16)[0], on_gpu.half())
+
+
+@needs_cuda
+@pytest.mark.parametrize("codec_name", ["int8-tensor", "int8-channel+zstd", "int8-channel+lz4"])
+def test_int8_dequantized_on_the_gpu_equals_the_cpu(codec_name):
+    """int8 codes go to the GPU as codes and are dequantized there: the same float32 values."""
+    x = torch.randn(1, 32, 13, 13).clamp(min=-0.5) * torch.logspace(-2, 2, 32).view(1, 32, 1, 1)
+    spec = codec.CodecSpec.parse(codec_name)
+    records = codec.encode_tensors({8: x}, spec)
+    on_cpu = codec.decode_tensors(records, spec, {8: (1, 32, 13, 13)})[8]
+    on_gpu = codec.decode_tensors(records, spec, {8: (1, 32, 13, 13)}, device="cuda")[8]
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), on_cpu)
 
 
 @needs_cuda

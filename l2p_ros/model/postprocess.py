@@ -77,27 +77,34 @@ def resize_to_input(image_bgr: np.ndarray, input_size: int) -> np.ndarray:
     return cv2.resize(image_bgr, fitted_size(width, height, input_size), interpolation=cv2.INTER_LINEAR)
 
 
-def place_in_input(resized_bgr: np.ndarray, info: LetterboxInfo) -> Tensor:
+def place_in_input(resized_bgr: np.ndarray, info: LetterboxInfo, device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float32) -> Tensor:
     """The second half of :func:`letterbox`: an image already at its fitted size, centred on the
-    grey canvas -> (1, 3, S, S) float32 RGB in 0..1. ValueError when it is not at that size."""
+    grey canvas -> (1, 3, S, S) RGB in 0..1 on ``device`` (default: the CPU) as ``dtype``.
+    ValueError when it is not at that size. The uint8 pixels travel to the device as they are (a
+    quarter of the float bytes) and are scaled there, in float32 on every device."""
     new_w, new_h = fitted_size(info.image_width, info.image_height, info.input_size)
     if resized_bgr.ndim != 3 or resized_bgr.shape != (new_h, new_w, 3):
         raise ValueError(f"expected a {new_w}x{new_h} BGR image for a {info.image_width}x{info.image_height} "
                          f"frame at {info.input_size} px, got shape {resized_bgr.shape}")
     size = info.input_size
-    canvas = np.full((size, size, 3), LETTERBOX_FILL, dtype=np.float32)
-    canvas[info.pad_y: info.pad_y + new_h, info.pad_x: info.pad_x + new_w] = resized_bgr[:, :, ::-1] * np.float32(1 / 255)
-    return torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
+    pixels = torch.from_numpy(np.ascontiguousarray(resized_bgr)).to(device=device)
+    canvas = torch.full((1, 3, size, size), LETTERBOX_FILL, dtype=torch.float32, device=pixels.device)
+    canvas[0, :, info.pad_y: info.pad_y + new_h, info.pad_x: info.pad_x + new_w] = (
+        pixels.flip(2).permute(2, 0, 1) * (1 / 255))
+    return canvas.to(dtype)
 
 
-def letterbox(image_bgr: np.ndarray, input_size: int) -> tuple[Tensor, LetterboxInfo]:
-    """Darknet-style letterbox: (H, W, 3) uint8 BGR -> (1, 3, S, S) float32 RGB in 0..1.
+def letterbox(image_bgr: np.ndarray, input_size: int, device: torch.device | str | None = None,
+              dtype: torch.dtype = torch.float32) -> tuple[Tensor, LetterboxInfo]:
+    """Darknet-style letterbox: (H, W, 3) uint8 BGR -> (1, 3, S, S) RGB in 0..1 on ``device``
+    (default: the CPU) as ``dtype``.
 
     The image keeps its aspect ratio (bilinear resize), is centred, and the border is filled with 0.5.
     """
     resized = resize_to_input(image_bgr, input_size)
     info = letterbox_info(image_bgr.shape[1], image_bgr.shape[0], input_size)
-    return place_in_input(resized, info), info
+    return place_in_input(resized, info, device, dtype), info
 
 
 def unletterbox_boxes(boxes_xyxy: Tensor, info: LetterboxInfo) -> Tensor:
