@@ -2,19 +2,22 @@
 
     python bench/bench_cloud_host.py                                  # this CPU, yolov3-tiny
     python bench/bench_cloud_host.py --device cuda --batches 1,8,32   # on a GPU
+    python bench/bench_cloud_host.py --paths 7:bn:sample-scenes,7:bn:sample-scenes-wide   # bottlenecks
 
 On a GPU the tail of a batch of 32 takes ~0.1 ms a frame, so whatever the host does per frame
 (validating and decoding the payload, post-processing) decides the cloud's capacity. This bench
 times each part on real frames of the sample video encoded at the cut, the device waited for
 after each part, ``--rounds`` times (medians reported, ms per frame):
 
-- ``decode``: ``SplitDetector``'s validation and decoding of each received frame, onto the device;
+- ``decode``: ``SplitDetector``'s validation and decoding of each received frame, onto the device
+  (for a bottleneck, ``bn:NAME``, its decoder's convolutions too), one frame after another;
+- ``decode on N threads``: the same on ``--decode-workers`` threads (wall time over the frames);
 - ``tail``: the rest of the network on the stacked batch;
 - ``post frame by frame``: :func:`postprocess` on each frame's rows of the batch's outputs (how
   the batched stage post-processed until stop 21);
 - ``post batched``: :func:`postprocess_batch` on the whole batch (what the stage does now); both
   post-processings repeated to cover 32 frames a round, alternating which goes first;
-- ``stage``: :meth:`SplitDetector.cloud_batch` on the batch, all of it, wall time.
+- ``stage``: :meth:`SplitDetector.cloud_batch` on the batch (with the decode workers), wall time.
 """
 from __future__ import annotations
 
@@ -45,11 +48,12 @@ def timed_ms(device: torch.device, work) -> tuple[float, object]:
     return (time.perf_counter() - start) * 1e3, result
 
 
-def one_round(detector: SplitDetector, frames, batched_first: bool = False) -> dict[str, float]:
+def one_round(detector: SplitDetector, frames, workers: int, batched_first: bool = False) -> dict[str, float]:
     """Each part's ms per frame for one batch of received ``frames`` (all at one cut)."""
     device, count = detector.device, len(frames)
     with torch.inference_mode():
         decode_ms, received = timed_ms(device, lambda: [detector._receive(frame) for frame in frames])
+        parallel_ms, _ = timed_ms(device, lambda: detector._receive_all(frames, workers))
         cut, infos = received[0][0], [r[2] for r in received]
         stacked = {node: torch.cat([r[1][node] for r in received]) for node in cut.crossing}
         tail_ms, outputs = timed_ms(device, lambda: detector.runner.tail(stacked, cut))
@@ -73,11 +77,12 @@ def one_round(detector: SplitDetector, frames, batched_first: bool = False) -> d
         else:
             frame_ms, alone = timed_ms(device, by_frame)
             batched_ms, together = timed_ms(device, batched)
-        stage_ms, results = timed_ms(device, lambda: detector.cloud_batch(frames))
+        stage_ms, results = timed_ms(device, lambda: detector.cloud_batch(frames, decode_workers=workers))
     if together != alone or [r.detections for r in results] != alone:
         raise SystemExit("batched post-processing or cloud_batch disagrees with frame-by-frame post-processing")
-    return {"decode": decode_ms / count, "tail": tail_ms / count, "post_frame_by_frame": frame_ms / count / repeats,
-            "post_batched": batched_ms / count / repeats, "stage": stage_ms / count}
+    return {"decode": decode_ms / count, "decode_parallel": parallel_ms / count, "tail": tail_ms / count,
+            "post_frame_by_frame": frame_ms / count / repeats, "post_batched": batched_ms / count / repeats,
+            "stage": stage_ms / count}
 
 
 def main() -> None:
@@ -91,6 +96,7 @@ def main() -> None:
                         help="comma-separated cut:codec pairs")
     parser.add_argument("--batches", default="1,4,16", help="batch sizes (at most 32)")
     parser.add_argument("--rounds", type=int, default=5, help="repetitions; medians are reported")
+    parser.add_argument("--decode-workers", type=int, default=2, help="threads of the parallel decode and the stage")
     parser.add_argument("--out", default=None, help="result name under bench/results (default: cloud_host_<model>_<device>)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,19 +109,20 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     data = {"model": model_id(args.model, args.size), "weights": weights_label(args.model),
             "device": str(detector.device), "precision": args.precision, "threads": args.threads,
-            "rounds": args.rounds, "command": " ".join(sys.argv), "rows": []}
-    parts = ("decode", "tail", "post_frame_by_frame", "post_batched", "stage")
+            "rounds": args.rounds, "decode_workers": args.decode_workers, "command": " ".join(sys.argv), "rows": []}
+    parts = ("decode", "decode_parallel", "tail", "post_frame_by_frame", "post_batched", "stage")
     print(f"{data['model']} on {detector.device} {args.precision}, {args.threads} threads; ms per frame, "
           f"median of {args.rounds}")
     print(f"{'cut / codec':>24} {'batch':>5} " + " ".join(f"{p:>19}" for p in parts) + f" {'post x':>7}")
     for path in args.paths.split(","):
-        cut, codec_name = path.split(":")
+        cut, codec_name = path.split(":", 1)  # the codec may be bn:NAME
         spec = codec.CodecSpec.parse(codec_name)
         frames = [detector.edge(image, cut, spec) for image in images]
         for batch in batches:
             chunk = frames[:batch]
-            one_round(detector, chunk)  # warm: the CPU packs weights once per batch shape
-            runs = [one_round(detector, chunk, batched_first=bool(i % 2)) for i in range(args.rounds)]
+            one_round(detector, chunk, args.decode_workers)  # warm: the CPU packs weights once per batch shape
+            runs = [one_round(detector, chunk, args.decode_workers, batched_first=bool(i % 2))
+                    for i in range(args.rounds)]
             row = {"cut": cut, "codec": codec_name, "batch": batch,
                    "payload_kb": statistics.fmean(f.payload_bytes for f in chunk) / 1e3,
                    **{f"{p}_ms": statistics.median(r[p] for r in runs) for p in parts}}

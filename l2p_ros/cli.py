@@ -179,7 +179,9 @@ def cmd_run(args) -> int:
                            device=args.device, precision=args.precision, vehicles=args.vehicles,
                            max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                            single_edge_process=args.single_edge_process, codec=args.codec, loop=args.loop,
-                           domain_id=args.domain_id, clouds=args.clouds, dds=args.dds)
+                           domain_id=args.domain_id, clouds=args.clouds, dds=args.dds,
+                           extra=({("cloud_node", "decode_workers"): args.decode_workers}
+                                  if args.decode_workers is not None else None))
     if summary["start_error"]:  # nothing ran: the reason, in one line (logs and the summary file kept)
         print(f"l2p run: error: start-up failed: {summary['start_error']} (logs in {summary['logs']})",
               file=sys.stderr)
@@ -612,6 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the cloud finishes up to this many frames sharing a cut in one pass (default from the YAML)")
     p.add_argument("--max-wait-ms", type=float, default=None,
                    help="how long a batch's first frame waits for more (default from the YAML)")
+    p.add_argument("--decode-workers", type=_positive_int, default=None,
+                   help="threads the cloud decodes a batch's frames on (default from the YAML)")
     p.add_argument("--domain-id", type=_domain_id, default=None,
                    help="DDS domain of the run's nodes (default: $ROS_DOMAIN_ID, else one no other l2p run on "
                         "this host uses, printed at start)")

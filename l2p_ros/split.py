@@ -7,7 +7,9 @@ and every reported time waits for the device first, so it is the work's time, no
 """
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -95,6 +97,8 @@ class SplitDetector:
         self.nms_iou = nms_iou
         self.bottlenecks: dict[str, Bottleneck] = {}
         self._refused_bottlenecks: dict[str, str] = {}
+        self._bottleneck_lock = threading.Lock()  # decode workers may look one up at once
+        self._decode_pool: tuple[int, ThreadPoolExecutor] | None = None  # (workers, pool) of cloud_batch
 
     def add_bottleneck(self, name_or_path: str | Path) -> codec.CodecSpec:
         """Load a learned bottleneck (a name in models/bottleneck/ or a file path) for this model and
@@ -116,6 +120,12 @@ class SplitDetector:
     def bottleneck(self, spec: codec.CodecSpec) -> Bottleneck:
         """The bottleneck a ``bn:`` codec names: one added, or else one bundled under that name.
         PayloadError when there is none (a received frame naming an unknown bottleneck)."""
+        if spec.bottleneck in self.bottlenecks:
+            return self.bottlenecks[spec.bottleneck]
+        with self._bottleneck_lock:
+            return self._load_named_bottleneck(spec)
+
+    def _load_named_bottleneck(self, spec: codec.CodecSpec) -> Bottleneck:
         if spec.bottleneck not in self.bottlenecks:
             refused = self._refused_bottlenecks.get(spec.bottleneck)
             if refused is None and len(self._refused_bottlenecks) >= MAX_REFUSED_BOTTLENECKS:
@@ -307,8 +317,30 @@ class SplitDetector:
             count -= size
         return sizes
 
+    def _receive_all(self, frames: Sequence[EncodedFrame], workers: int
+                     ) -> list[tuple[tuple[Cut, dict, LetterboxInfo, float], float] | codec.PayloadError]:
+        """:meth:`_receive` (not waiting for the device) of every frame with its wall ms, or its
+        PayloadError; on ``workers`` threads when more than one: JPEG decoding, zstd and numpy let
+        go of the GIL, so frames decode in parallel on a many-core cloud host."""
+        @torch.inference_mode()
+        def receive(frame: EncodedFrame):
+            start = time.perf_counter()
+            try:
+                received = self._receive(frame, wait=False)
+            except codec.PayloadError as error:
+                return error
+            return received, _ms_since(start)
+
+        if workers <= 1 or len(frames) < 2:
+            return [receive(frame) for frame in frames]
+        if self._decode_pool is None or self._decode_pool[0] != workers:
+            if self._decode_pool is not None:
+                self._decode_pool[1].shutdown(wait=False)
+            self._decode_pool = (workers, ThreadPoolExecutor(workers, thread_name_prefix="l2p-decode"))
+        return list(self._decode_pool[1].map(receive, frames))
+
     @torch.inference_mode()
-    def cloud_batch(self, frames: Sequence[EncodedFrame], max_chunk: int | None = None
+    def cloud_batch(self, frames: Sequence[EncodedFrame], max_chunk: int | None = None, decode_workers: int = 1
                     ) -> list[CloudResult | codec.PayloadError]:
         """:meth:`cloud` for several frames at once: one result per frame, in order.
 
@@ -319,7 +351,10 @@ class SplitDetector:
         with its own letterbox (:func:`postprocess_batch`: one wait for the device a chunk). Per frame the detections equal :meth:`cloud`'s (on the CPU in fp32
         bit for bit, as far as tested: oneDNN computes each image of a batch alike). Where the
         model packs weights per input shape (CPU fp32), a group runs in power-of-two chunks (see
-        :meth:`_chunk_sizes`); ``max_chunk`` caps a chunk's size. Times: see :class:`CloudResult`.
+        :meth:`_chunk_sizes`); ``max_chunk`` caps a chunk's size. ``decode_workers`` > 1 validates
+        and decodes the frames on that many threads (the results are the same). Times: see
+        :class:`CloudResult`; with decode workers a frame's decode is its own thread's time, so a
+        batch's ``cloud_ms`` add up to the busy time of every thread.
         """
         call_start = time.perf_counter()
         results: list[CloudResult | codec.PayloadError | None] = [None] * len(frames)
@@ -327,15 +362,12 @@ class SplitDetector:
         decode_ms: dict[int, float] = {}  # validation and decoding (JPEG: the decoding alone)
         own_ms: dict[int, float] = {}  # decode (+ letterbox) + a share of its chunk's tail and post-processing
         groups: dict[frozenset[int], list[int]] = {}
-        for position, frame in enumerate(frames):
-            start = time.perf_counter()
-            try:
-                cut, payload, info, decode_ms[position] = self._receive(frame, wait=False)
-            except codec.PayloadError as error:
-                results[position] = error
+        for position, outcome in enumerate(self._receive_all(frames, decode_workers)):
+            if isinstance(outcome, codec.PayloadError):
+                results[position] = outcome
                 continue
+            (cut, payload, info, decode_ms[position]), own_ms[position] = outcome
             received[position] = (cut, payload, info)
-            own_ms[position] = _ms_since(start)
             groups.setdefault(frozenset(cut.edge_layers), []).append(position)
         # One wait for every frame's upload instead of one a frame; the frames share what it waited.
         start = time.perf_counter()

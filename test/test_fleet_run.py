@@ -1,7 +1,8 @@
 """A fleet on one cloud, live: three vehicles (each its own edge set in its own namespace, real node
-processes, shared-memory DDS only) send every frame to one cloud node that batches them; every
-frame of every vehicle is accounted for, per vehicle. On 2 cores, 16 processes can make an edge
-miss a frame (a counted ``stale_frame``); that is accounting, not loss."""
+processes, shared-memory DDS only) send every frame to one cloud node that batches them and
+decodes a batch's frames on two threads; every frame of every vehicle is accounted for, per
+vehicle. On 2 cores, 16 processes can make an edge miss a frame (a counted ``stale_frame``); that
+is accounting, not loss."""
 import re
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def test_three_vehicles_share_one_batching_cloud_and_every_frame_is_accounted(tm
     summary = run_pipeline(source=asset_path(SAMPLE_VIDEO), frames=FRAMES, rate_hz=1.0, policy="fixed:7",
                            vehicles=VEHICLES, max_batch=VEHICLES, max_wait_ms=50.0, print_frames=False,
                            summary_json=tmp_path / "fleet.json", log_dir=logs, log=lambda *_: None,
-                           extra={("edge_node", "decision_wait_s"): 5.0, ("edge_node", "cloud_timeout_s"): 10.0})
+                           extra={("edge_node", "decision_wait_s"): 5.0, ("edge_node", "cloud_timeout_s"): 10.0,
+                                  ("cloud_node", "decode_workers"): 2})
     assert set(summary["vehicles"]) == {"v0", "v1", "v2"}
     for vehicle, own in summary["vehicles"].items():
         assert own["frames_in_edge"] == FRAMES, (vehicle, own)

@@ -108,6 +108,29 @@ def test_a_malformed_frame_fails_only_itself(detector, images, cut, codec_name, 
         assert got[position].batch_size == 4
 
 
+def test_decode_workers_give_the_same_results_in_the_same_slots(images):
+    """Seven frames decoded on three threads, among them malformed ones and two naming a bundled
+    bottleneck that is not loaded yet (so threads may look it up at once): the same detections and
+    errors, slot for slot, as decoding them one after another; the times stay per frame."""
+    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
+    plan = [("cloud", "jpeg-q75"), (8, "int8-channel+zstd"), (7, "bn:sample-scenes"), ("cloud", "jpeg-q75"),
+            (8, "fp32"), (7, "bn:sample-scenes"), (8, "int8-channel+zstd")]
+    frames = [detector.edge(image, cut, codec.CodecSpec.parse(name)) for image, (cut, name) in zip(images, plan)]
+    frames[3], frames[6] = _truncate_jpeg(frames[3]), _bad_cut(frames[6])
+    one_by_one = detector.cloud_batch(frames)
+    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")  # none loaded
+    assert not detector.bottlenecks
+    for _ in range(2):  # the second call reuses the threads
+        threaded = detector.cloud_batch(frames, decode_workers=3)
+        for position, (got, want) in enumerate(zip(threaded, one_by_one)):
+            if isinstance(want, codec.PayloadError):
+                assert type(got) is type(want) and str(got) == str(want), position
+            else:
+                _assert_same_detections(got, want, f"frame {position} {plan[position]}")
+                assert got.batch_size == 7 and got.cloud_ms >= got.decode_ms > 0
+    assert list(detector.bottlenecks) == ["sample-scenes"]
+
+
 def test_an_empty_batch_and_a_batch_of_only_malformed_frames(detector, images):
     assert detector.cloud_batch([]) == []
     frame = _truncate_jpeg(_frames(detector, images[:1], "cloud", "jpeg-q75")[0])

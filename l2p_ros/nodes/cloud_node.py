@@ -119,6 +119,8 @@ class CloudNode(ManagedNode):
         max_batch = declare(self, "max_batch", 1, "cloud role: frames sharing a cut finished in one batched pass, "
                             "at most", minimum=1)
         max_wait_ms = declare(self, "max_wait_ms", 0.0, "how long a batch's first frame waits for more, ms", minimum=0)
+        self.decode_workers = declare(self, "decode_workers", 1, "cloud role: threads that validate and decode a "
+                                      "batch's frames in parallel (a GPU cloud's host: its spare cores)", minimum=1)
         self.max_payload_bytes = declare(self, "max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES,
                                          "a received FeatureMap carrying more tensor or image bytes is dropped "
                                          "unread (malformed_payload)", minimum=1)
@@ -159,7 +161,7 @@ class CloudNode(ManagedNode):
         self.worker.start()
         served = f"vehicles {', '.join(names)}, " if names != [SINGLE_VEHICLE] else ""
         self.get_logger().info(f"{self.role} ready: {self.detector.model_id}, {served}input {self._input_topic}, "
-                               f"max_batch {self.batcher.max_batch}")
+                               f"max_batch {self.batcher.max_batch}, decode_workers {self.decode_workers}")
 
     def deactivate(self) -> None:
         self.batcher.shutdown()
@@ -256,7 +258,7 @@ class CloudNode(ManagedNode):
             return
         self.batch_sizes[len(valid)] = self.batch_sizes.get(len(valid), 0) + 1
         try:
-            results = self.detector.cloud_batch([frame for _, _, frame in valid])
+            results = self.detector.cloud_batch([frame for _, _, frame in valid], decode_workers=self.decode_workers)
         except Exception as error:  # the batch failed as a whole: each of its frames is counted
             for vehicle, _, _ in valid:
                 self._drop(vehicle, error)
