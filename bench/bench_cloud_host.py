@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--batches", default="1,4,16", help="batch sizes (at most 32)")
     parser.add_argument("--rounds", type=int, default=5, help="repetitions; medians are reported")
     parser.add_argument("--decode-workers", type=int, default=2, help="threads of the parallel decode and the stage")
-    parser.add_argument("--out", default=None, help="result name under bench/results (default: cloud_host_<model>_<device>)")
+    parser.add_argument("--out", default=None,
+                        help="result name under bench/results (default: cloud_host_<model>_<device>)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

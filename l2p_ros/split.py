@@ -348,8 +348,9 @@ class SplitDetector:
         ``codec.PayloadError`` in its slot and does not affect the others. Frames that share a cut
         (image offload included: the letterboxed images are its crossing tensor) run their tail as
         one batch, their crossing tensors stacked along dim 0, and are post-processed together, each
-        with its own letterbox (:func:`postprocess_batch`: one wait for the device a chunk). Per frame the detections equal :meth:`cloud`'s (on the CPU in fp32
-        bit for bit, as far as tested: oneDNN computes each image of a batch alike). Where the
+        with its own letterbox (:func:`postprocess_batch`). Per frame the detections equal
+        :meth:`cloud`'s (on the CPU in fp32 bit for bit, as far as tested: oneDNN computes each
+        image of a batch alike). Where the
         model packs weights per input shape (CPU fp32), a group runs in power-of-two chunks (see
         :meth:`_chunk_sizes`); ``max_chunk`` caps a chunk's size. ``decode_workers`` > 1 validates
         and decodes the frames on that many threads (the results are the same). Times: see

@@ -33,18 +33,23 @@ step() {  # step NAME SECONDS COMMAND...
     [ $rc -eq 0 ] || failed+=("$name")
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
-"$python" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
+"$python" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__,
+                                            'cuda', torch.cuda.is_available())"
 if [ "$device" = cpu ]; then
-    quick=(--quick) batches=1,4 fleet_batches=1,4 rounds=1 vehicles=4
+    quick=(--quick) batches=1,4 fleet_batches=1,4 rounds=1 vehicles=4 workers=2
 else
-    quick=() batches=1,8,32 fleet_batches=1,4,16,32 rounds=3 vehicles=32
+    quick=() batches=1,8,32 fleet_batches=1,4,16,32 rounds=3 vehicles=32 workers=4
 fi
-step tests 150 "$python" -m pytest -q -p no:cacheprovider test/test_device.py test/test_split_batch.py test/test_codec.py
+step tests 150 "$python" -m pytest -q -p no:cacheprovider \
+    test/test_device.py test/test_split_batch.py test/test_codec.py
 step cloud_host 120 "$python" bench/bench_cloud_host.py --device "$device" --batches "$batches" --rounds "$rounds" \
+    --decode-workers "$workers" \
     --paths 8:fp32,8:int8-channel+zstd,cloud:jpeg-q75,7:bn:sample-scenes,7:bn:sample-scenes-wide \
     --out "$results/cloud_host_yolov3-tiny_$device"
-[ "$device" = cpu ] || step cloud_host_fp16 60 "$python" bench/bench_cloud_host.py --device "$device" --precision fp16 --batches "$batches" \
-    --rounds "$rounds" --paths 8:fp16,cloud:jpeg-q75 --out "$results/cloud_host_yolov3-tiny_${device}_fp16"
+[ "$device" = cpu ] || step cloud_host_fp16 60 "$python" bench/bench_cloud_host.py --device "$device" \
+    --precision fp16 --batches "$batches" --rounds "$rounds" --decode-workers "$workers" \
+    --paths 8:fp16,cloud:jpeg-q75 \
+    --out "$results/cloud_host_yolov3-tiny_${device}_fp16"
 step fleet 150 "$python" bench/bench_fleet.py --device "$device" --only capacity --batches "$fleet_batches" \
     --rounds 2 --capacity-vehicles "$vehicles" --out "$results/fleet_yolov3-tiny_${device}_capacity"
 step gpu 150 "$python" bench/bench_gpu.py --device "$device" "${quick[@]}" --out "$results/gpu.json"

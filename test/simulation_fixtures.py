@@ -24,7 +24,8 @@ from l2p_ros.simulation.world import World, build_world
 FRAMES_PER_CLIP = 3  # a few real frames keep the first (uncached) run short
 
 
-COMMITTED_EDGE_PROFILE = Path(__file__).resolve().parents[1] / "models" / "profiles" / "yolov3-tiny-416-cpu-t1-vm-2core.yaml"
+COMMITTED_EDGE_PROFILE = (Path(__file__).resolve().parents[1] / "models" / "profiles"
+                          / "yolov3-tiny-416-cpu-t1-vm-2core.yaml")
 
 
 @functools.lru_cache(maxsize=None)

@@ -143,12 +143,13 @@ def postprocess_batch(
 
     Per image exactly :func:`postprocess`'s rules and numbers (its detections do not depend on the
     batch), but the batch is scored, thresholded and moved back to the host at once: on a GPU
-    the device is waited for once per image's NMS and once for the results, not a dozen times a
-    frame. Equal scores keep the order of their rows and classes, so the order is deterministic.
+    the host waits for the device four times a batch and once per image's NMS, not a dozen times
+    a frame. Equal scores keep the order of their rows and classes, so the order is deterministic.
     """
     batch = yolo_outputs[0].shape[0]
     if any(out.shape[0] != batch for out in yolo_outputs) or len(infos) != batch:
-        raise ValueError(f"{len(infos)} letterboxes for outputs of batch sizes {[out.shape[0] for out in yolo_outputs]}")
+        raise ValueError(f"{len(infos)} letterboxes for outputs of batch sizes "
+                         f"{[out.shape[0] for out in yolo_outputs]}")
     if any(out.shape[2] - 5 != len(class_names) for out in yolo_outputs):
         raise ValueError(f"the model predicts {yolo_outputs[0].shape[2] - 5} classes but {len(class_names)} "
                          "names were given")
