@@ -30,12 +30,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import sample_frames, save  # noqa: E402
+from common import (add_cloud_stage_args, cloud_stage_detector, cut_codec_paths, sample_frames,  # noqa: E402
+                    save)
 
 from l2p_ros import codec  # noqa: E402
-from l2p_ros.measure.models import load_measured_model, model_id, weights_label  # noqa: E402
+from l2p_ros.measure.models import model_id, weights_label  # noqa: E402
 from l2p_ros.model.device import synchronize  # noqa: E402
-from l2p_ros.model.postprocess import load_class_names, postprocess, postprocess_batch  # noqa: E402
+from l2p_ros.model.postprocess import postprocess, postprocess_batch  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
 
@@ -87,24 +88,14 @@ def one_round(detector: SplitDetector, frames, workers: int, batched_first: bool
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="yolov3-tiny")
-    parser.add_argument("--size", type=int, default=416)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="fp32", help="fp32, or fp16 on CUDA")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--paths", default="8:fp32,8:int8-channel+zstd,cloud:jpeg-q75",
-                        help="comma-separated cut:codec pairs")
+    add_cloud_stage_args(parser, paths="8:fp32,8:int8-channel+zstd,cloud:jpeg-q75")
     parser.add_argument("--batches", default="1,4,16", help="batch sizes (at most 32)")
     parser.add_argument("--rounds", type=int, default=5, help="repetitions; medians are reported")
     parser.add_argument("--decode-workers", type=int, default=2, help="threads of the parallel decode and the stage")
     parser.add_argument("--out", default=None,
                         help="result name under bench/results (default: cloud_host_<model>_<device>)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
-    model = load_measured_model(args.model, args.size)
-    detector = SplitDetector(model, load_class_names(), model_id(args.model, args.size),
-                             device=args.device, precision=args.precision)
+    detector = cloud_stage_detector(args)
     detector.warm_up()
     images = sample_frames(32, stride=7, start=10)
     batches = [int(b) for b in args.batches.split(",")]
@@ -115,8 +106,8 @@ def main() -> None:
     print(f"{data['model']} on {detector.device} {args.precision}, {args.threads} threads; ms per frame, "
           f"median of {args.rounds}")
     print(f"{'cut / codec':>24} {'batch':>5} " + " ".join(f"{p:>19}" for p in parts) + f" {'post x':>7}")
-    for path in args.paths.split(","):
-        cut, codec_name = path.split(":", 1)  # the codec may be bn:NAME
+    for cut, codec_name in cut_codec_paths(args.paths):
+        path = f"{cut}:{codec_name}"
         spec = codec.CodecSpec.parse(codec_name)
         frames = [detector.edge(image, cut, spec) for image in images]
         for batch in batches:

@@ -26,15 +26,13 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import sample_frames, save  # noqa: E402
+from common import (add_cloud_stage_args, cloud_stage_detector, cut_codec_paths, sample_frames,  # noqa: E402
+                    save)
 
 from l2p_ros import codec  # noqa: E402
 from l2p_ros.fleet import CloudBatcher  # noqa: E402
-from l2p_ros.measure.models import load_measured_model, model_id, weights_label  # noqa: E402
-from l2p_ros.model.postprocess import load_class_names  # noqa: E402
+from l2p_ros.measure.models import model_id, weights_label  # noqa: E402
 from l2p_ros.split import CloudResult, SplitDetector  # noqa: E402
 
 
@@ -135,12 +133,7 @@ def fleet(detector: SplitDetector, frames, batch: int, vehicles: int, fps: float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="yolov3-tiny")
-    parser.add_argument("--size", type=int, default=416)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="fp32", help="fp32, or fp16 on CUDA")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--paths", default="8:fp32,cloud:jpeg-q75", help="comma-separated cut:codec pairs")
+    add_cloud_stage_args(parser, paths="8:fp32,cloud:jpeg-q75")
     parser.add_argument("--batches", default="1,2,4,8,16")
     parser.add_argument("--vehicles", default="1,3", help="vehicle counts for the fleet section")
     parser.add_argument("--capacity-frames", type=int, default=32, help="frames per capacity measurement")
@@ -155,11 +148,7 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="capacity or fleet (default: both)")
     parser.add_argument("--out", default=None, help="result name under bench/results (default: fleet_<model>_<device>)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
-    model = load_measured_model(args.model, args.size)
-    detector = SplitDetector(model, load_class_names(), model_id(args.model, args.size),
-                             device=args.device, precision=args.precision)
+    detector = cloud_stage_detector(args)
     images = sample_frames(16, stride=7, start=10)
     sections = {"capacity", "fleet"} if args.only is None else set(args.only.split(","))
     data = {"model": model_id(args.model, args.size), "weights": weights_label(args.model),
@@ -167,8 +156,7 @@ def main() -> None:
             "note": "cloud stage only (decode + batched tail + post-processing); frames pre-encoded at the cut",
             "capacity": [], "fleet": []}
     out = args.out or f"fleet_{args.model}_{detector.device.type}"
-    for path in args.paths.split(","):
-        cut, codec_name = path.split(":")
+    for cut, codec_name in cut_codec_paths(args.paths):
         frames = encode_frames(detector, images, cut, codec_name)
         payload_kb = statistics.fmean(frame.payload_bytes for frame in frames) / 1e3
         print(f"\n{data['model']} on {detector.device} {args.precision}, cut {cut} / {codec_name} "

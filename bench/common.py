@@ -32,6 +32,33 @@ def sample_frames(count: int, stride: int = 1, start: int = 0) -> list[np.ndarra
     return frames
 
 
+def add_cloud_stage_args(parser, paths: str) -> None:
+    """The options of the benches that run the cloud stage on frames encoded at a cut: the model,
+    where it runs, and the comma-separated ``cut:codec`` paths (default ``paths``)."""
+    parser.add_argument("--model", default="yolov3-tiny")
+    parser.add_argument("--size", type=int, default=416)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", help="fp32, or fp16 on CUDA")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--paths", default=paths, help="comma-separated cut:codec pairs (the codec may be bn:NAME)")
+
+
+def cloud_stage_detector(args):
+    """The SplitDetector those options name, with torch's CPU threads set."""
+    from l2p_ros.measure.models import load_measured_model, model_id
+    from l2p_ros.model.postprocess import load_class_names
+    from l2p_ros.split import SplitDetector
+
+    torch.set_num_threads(args.threads)
+    return SplitDetector(load_measured_model(args.model, args.size), load_class_names(),
+                         model_id(args.model, args.size), device=args.device, precision=args.precision)
+
+
+def cut_codec_paths(text: str) -> list[tuple[str, str]]:
+    """"8:fp32,7:bn:NAME" -> [("8", "fp32"), ("7", "bn:NAME")]: the cut is up to the first colon."""
+    return [tuple(path.split(":", 1)) for path in text.split(",")]
+
+
 def machine() -> dict:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
