@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
 
@@ -33,6 +34,18 @@ def test_ctrl_c_stops_the_nodes_and_prints_the_summary(tmp_path):
     assert nodes_left == []
     summary = json.loads(summary_json.read_text())["summary"]
     assert summary["interrupted"] is True and summary["frames_detected"] > 0
+
+
+def test_a_stop_request_interrupts_at_the_next_check_and_a_second_at_once():
+    from l2p_ros.nodes.pipeline_run import _StopRequests
+
+    requests = _StopRequests()
+    requests.check()  # nothing asked yet
+    requests(signal.SIGTERM, None)  # the handler returns: the run stops where it checks, not mid-call
+    with pytest.raises(KeyboardInterrupt):
+        requests.check()
+    with pytest.raises(KeyboardInterrupt):
+        requests(signal.SIGINT, None)
 
 
 def test_a_bottleneck_codec_reaches_the_nodes_that_need_it():

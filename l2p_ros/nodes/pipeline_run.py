@@ -20,8 +20,23 @@ STATS_PERIOD_S = 1.0  # how often the edge and the cloud publish their counters
 LINK_WAIT_S = 15.0  # at most this long for the network monitor's first answered measurement
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopRequests:
+    """Ctrl-C and `kill` as a request that the run's loop acts on between spins. A KeyboardInterrupt
+    raised wherever the signal lands can break out of rclpy's C++ half way (a pybind11 conversion
+    error instead of the interrupt was seen once, and the summary was lost) or out of a bag write
+    half done. A second signal interrupts at once, for a run that does not stop."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __call__(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
 
 
 def shell_exit_code(returncode: int) -> int:
@@ -238,8 +253,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     # Ctrl-C must reach this loop as KeyboardInterrupt (to stop the nodes and print the summary),
     # not shut the rclpy context down under it, which is what rclpy's own SIGINT handler does.
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (&)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the nodes too, not only Ctrl-C
+    stop_requests = _StopRequests()
+    # Even if started with SIGINT ignored (&); `kill` stops the nodes too, not only Ctrl-C.
+    handlers_before = {signum: signal.signal(signum, stop_requests) for signum in (signal.SIGINT, signal.SIGTERM)}
     camera_topic = params["camera_node"]["ros__parameters"].get("output_topic", "camera/image_raw")
     backhaul = partitioner.get("fog_cloud_link", "")
     observers = {ns: PipelineObserver(camera_topic, recorder, print_frames, namespace=ns,
@@ -252,6 +268,7 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
 
     def spin() -> None:
         executor.spin_once(timeout_sec=0.1)
+        stop_requests.check()
 
     def unaccounted() -> int:
         return sum(observer.summary()["unaccounted"] for observer in observers.values())
@@ -374,6 +391,8 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
             recorder.close()
             if start_error is not None and recorder.messages_written == 0:  # nothing ran: leave nothing
                 shutil.rmtree(record, ignore_errors=True)
+        for signum, handler in handlers_before.items():  # a caller's own handlers (a test process's) again
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     if vehicles == 1:
         summary, timeline = per_vehicle[""], timelines[""]
         summary["frame_stamps"] = stamps[""]
