@@ -184,6 +184,22 @@ def test_the_code_rate_charges_each_code_its_channels_cost_in_bits():
     assert float(between.grad) == pytest.approx(1.0)  # down, toward the cheaper level 0
 
 
+@pytest.mark.parametrize("levels", [3, 15, 255])
+def test_the_code_rate_is_its_definition_over_every_level(levels):
+    """Bits and histogram as the definition spells them: each code's weight on every level is
+    1 - its distance to it (at most two levels), however the code computes it."""
+    torch.manual_seed(levels)
+    rate = training.CodeRate(channels=3, levels=levels)
+    histogram = rate.histogram.clone()
+    codes = torch.sigmoid(2 * torch.randn(2, 3, 5, 5)) * levels
+    codes[0, 0, 0, :3] = torch.tensor([0.0, float(levels), 1.0])  # the ends and a level exactly
+    weights = torch.relu(1 - (codes.unsqueeze(-1) - torch.arange(levels + 1.0)).abs())
+    expected_bits = (weights * -torch.log2(histogram)[None, :, None, None, :]).sum() / 2
+    assert float(rate(codes)) == pytest.approx(float(expected_bits), rel=1e-5)
+    seen = weights.sum(dim=(0, 2, 3)) / 25 / 2
+    assert torch.allclose(rate.histogram, 0.9 * histogram + 0.1 * seen, atol=1e-7)
+
+
 def test_the_code_rate_follows_the_codes_it_sees_in_training():
     """Its histogram is the codes' running one: codes that settle on one level become nearly
     free, the others on that channel expensive."""
