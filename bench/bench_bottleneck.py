@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--photos", action="store_true", help="distil on the training photos too")
     parser.add_argument("--shipped", default="", help="models/bottleneck/ names to evaluate as they are, comma separated")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "bench_bottleneck")
+    parser.add_argument("--tag", default="", help="an exploration's name: results in bench/results/bottleneck*_TAG_*.json "
+                        "and its plot in --out-dir, beside (not over) the comparison docs/benchmarks.md shows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model("yolov3-tiny")
@@ -168,10 +170,10 @@ def main() -> None:
             print(f"{row['codec']:>22} {row['cut']:>5} {row['bytes_mean'] / 1e3:7.1f} {row['matched_share']:8.1%} "
                   f"{row['head_ms']:6.2f} {row['encode_ms']:6.2f} {row['decode_ms']:6.2f} {row['tail_ms']:6.2f}")
         results[setting] = rows
-    suffix = "_photos" if args.photos else ""
+    suffix = ("_photos" if args.photos else "") + (f"_{args.tag}" if args.tag else "")
     save(f"bottleneck{suffix}_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]), "trained": trained,
                                                  "results": results})
-    plot(results, ROOT / "docs" / f"bottleneck_rate_accuracy{suffix}.png")
+    plot(results, (args.out_dir if args.tag else ROOT / "docs") / f"bottleneck_rate_accuracy{suffix}.png")
 
 
 if __name__ == "__main__":
