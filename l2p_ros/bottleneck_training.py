@@ -58,9 +58,9 @@ HIDDEN = 64
 
 # yolov3-tiny: measured (docs/benchmarks.md): 32 channels of 4 bits send about 0.33x the
 # network-resolution JPEG-q75 bytes (codes priced, below), the most detections kept within the
-# 0.5x the codec is for; more channels or bits bought about a point of detections for twice the
-# bytes. yolov3: a single-tensor cut cheap for the edge (256x52x52 after layer 12); not yet
-# measured (no pretrained yolov3 weights offline, and distilling it wants a GPU).
+# 0.5x the codec is for; more channels bought about a point of detections for twice the bytes,
+# 6 or 8 bits none (stop 22). yolov3: a single-tensor cut cheap for the edge (256x52x52 after
+# layer 12); not yet measured (no pretrained yolov3 weights offline, and distilling it wants a GPU).
 # tiny's codes priced at 0.005 per kilobyte (CodeRate): measured, 32x4 sent 13% fewer bytes and
 # kept as many detections or more on every held-out set; 64 channels at 0.01 sent fewer still but
 # lost detections everywhere, most outside the training scenes. yolov3's stay unpriced: its
