@@ -254,8 +254,6 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     # not shut the rclpy context down under it, which is what rclpy's own SIGINT handler does.
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     stop_requests = _StopRequests()
-    # Even if started with SIGINT ignored (&); `kill` stops the nodes too, not only Ctrl-C.
-    handlers_before = {signum: signal.signal(signum, stop_requests) for signum in (signal.SIGINT, signal.SIGTERM)}
     camera_topic = params["camera_node"]["ros__parameters"].get("output_topic", "camera/image_raw")
     backhaul = partitioner.get("fog_cloud_link", "")
     observers = {ns: PipelineObserver(camera_topic, recorder, print_frames, namespace=ns,
@@ -298,6 +296,9 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
     starting = True  # until the cameras run: a failure then ends the run, with its reason in one line
     start_error = None
 
+    # Even if started with SIGINT ignored (&); `kill` stops the nodes too, not only Ctrl-C. Set here,
+    # where the `finally` below gives the caller's handlers back however the run ends.
+    handlers_before = {signum: signal.signal(signum, stop_requests) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         for name in more_clouds:
             nodes.start(name, "cloud_node")
