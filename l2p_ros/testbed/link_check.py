@@ -36,7 +36,7 @@ def udp_throughput_mbit(layout: Layout, sender: str, receiver: str, address: str
         "while True:\n"
         "    try: d, ancillary, _, _ = s.recvmsg(65535, socket.CMSG_SPACE(16))\n"
         "    except socket.timeout: break\n"
-        f"    stamp = next(data for level, kind, data in ancillary if kind == {so_timestampns})\n"
+        f"    stamp = next(data for _, kind, data in ancillary if kind == {so_timestampns})\n"
         "    seconds, nanoseconds = struct.unpack('qq', stamp[:16]); last = seconds + nanoseconds * 1e-9\n"
         "    if first is None: first = last\n"
         "    else: n += len(d) + 28\n"
