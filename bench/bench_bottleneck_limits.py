@@ -48,7 +48,8 @@ TENSOR_NOISE = (0.001, 0.01, 0.03, 0.1)
 SETS = ("in-domain (vtest, later)", "Megamind.avi")
 
 
-def kept_share(detector: SplitDetector, frames: list, references: list, detect) -> float:
+def kept_share(frames: list, references: list, detect) -> float:
+    """The share of ``references`` (the full model's detections per frame) that ``detect`` reproduces."""
     matched = sum(match_detections(reference, detect(frame)) for frame, reference in zip(frames, references))
     return round(matched / max(1, sum(map(len, references))), 4)
 
@@ -69,7 +70,8 @@ def noise_floor(detector: SplitDetector, frames: list, references: list, bottlen
     generator = torch.Generator().manual_seed(0)
 
     def pixel_noise(sigma):
-        return lambda frame: detector.detect(np.clip(frame + rng.normal(0, sigma, frame.shape), 0, 255).astype(np.uint8))
+        return lambda frame: detector.detect(
+            np.clip(frame + rng.normal(0, sigma, frame.shape), 0, 255).astype(np.uint8))
 
     def tensor_noise(share):
         def detect(frame):
@@ -78,13 +80,11 @@ def noise_floor(detector: SplitDetector, frames: list, references: list, bottlen
             return tail_detections(detector, x + noise, info)
         return detect
 
-    result = {"camera_pixel_noise": {f"sigma {sigma:g} grey levels": kept_share(detector, frames, references,
-                                                                                 pixel_noise(sigma))
-                                     for sigma in PIXEL_SIGMAS},
-              "cut7_white_noise": {f"{share:g} of the variance": kept_share(detector, frames, references,
-                                                                            tensor_noise(share))
-                                   for share in TENSOR_NOISE},
-              "bottlenecks": {}}
+    pixels = {f"sigma {sigma:g} grey levels": kept_share(frames, references, pixel_noise(sigma))
+              for sigma in PIXEL_SIGMAS}
+    tensor = {f"{share:g} of the variance": kept_share(frames, references, tensor_noise(share))
+              for share in TENSOR_NOISE}
+    result = {"camera_pixel_noise": pixels, "cut7_white_noise": tensor, "bottlenecks": {}}
     for name, bottleneck in bottlenecks.items():
         errors = []
 
@@ -95,7 +95,7 @@ def noise_floor(detector: SplitDetector, frames: list, references: list, bottlen
             errors.append(float(((decoded - x) ** 2).mean() / x.var()))
             return tail_detections(detector, decoded, info)
 
-        kept = kept_share(detector, frames, references, through)
+        kept = kept_share(frames, references, through)
         result["bottlenecks"][name] = {"kept": kept, "error_share_of_variance": round(float(np.mean(errors)), 4)}
     return result
 
@@ -197,8 +197,8 @@ def code_entropy(detector: SplitDetector, bottleneck, train_codes: np.ndarray, f
     context = fit_tables(left(train_codes) * levels + up(train_codes), train_codes, levels * levels, levels)
     around = fit_tables(neighbour_mean(train_codes), train_codes, levels, levels)
     order0_bits = bits_under(order0, np.zeros_like(codes), codes)
-    row = {"zstd_as_sent_bytes": float(np.mean([len(encode_codes(CUT, torch.from_numpy(c[None]).to(torch.uint8))[0].data)
-                                                 for c in codes])),
+    sent = [len(encode_codes(CUT, torch.from_numpy(c[None]).to(torch.uint8))[0].data) for c in codes]
+    row = {"zstd_as_sent_bytes": float(np.mean(sent)),
            "ideal_order0_bytes": order0_bits / 8,
            "ideal_left_up_bytes": bits_under(context, left(codes) * levels + up(codes), codes) / 8,
            "ideal_checkerboard_bytes": (bits_under(order0, np.zeros_like(codes), codes, anchors)
@@ -241,7 +241,8 @@ def main() -> None:
     for setting in SETS:
         frames = sets[setting]
         references = [detector.detect(frame) for frame in frames]
-        print(f"\n{setting}: {len(frames)} frames, {sum(map(len, references))} detections of the full model", flush=True)
+        print(f"\n{setting}: {len(frames)} frames, {sum(map(len, references))} detections of the full model",
+              flush=True)
         floor = noise_floor(detector, frames, references, bottlenecks)
         for group in ("camera_pixel_noise", "cut7_white_noise"):
             for label, kept in floor[group].items():
