@@ -351,10 +351,10 @@ class SplitDetector:
         with its own letterbox (:func:`postprocess_batch`). Per frame the detections equal
         :meth:`cloud`'s (on the CPU in fp32 bit for bit, as far as tested: oneDNN computes each
         image of a batch alike). Where the model packs weights per input shape (CPU fp32), a group
-        runs in power-of-two chunks (see :meth:`_chunk_sizes`); ``max_chunk`` caps a chunk's size. ``decode_workers`` > 1 validates
-        and decodes the frames on that many threads (the results are the same). Times: see
-        :class:`CloudResult`; with decode workers a frame's decode is its own thread's time, so a
-        batch's ``cloud_ms`` add up to the busy time of every thread.
+        runs in power-of-two chunks (see :meth:`_chunk_sizes`); ``max_chunk`` caps a chunk's size.
+        ``decode_workers`` > 1 validates and decodes the frames on that many threads (the results
+        are the same). Times: see :class:`CloudResult`; with decode workers a frame's decode is its
+        own thread's time, so a batch's ``cloud_ms`` add up to the busy time of every thread.
         """
         call_start = time.perf_counter()
         results: list[CloudResult | codec.PayloadError | None] = [None] * len(frames)
