@@ -36,7 +36,7 @@ from bench_bottleneck import MODEL_ID, held_out_sets  # noqa: E402
 from common import save  # noqa: E402
 
 from l2p_ros.bottleneck import encode_codes  # noqa: E402
-from l2p_ros.bottleneck_training import measure_frames  # noqa: E402
+from l2p_ros.bottleneck_training import measure_codec  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.matching import match_detections  # noqa: E402
 from l2p_ros.model.postprocess import letterbox, load_class_names  # noqa: E402
@@ -48,9 +48,10 @@ TENSOR_NOISE = (0.001, 0.01, 0.03, 0.1)
 SETS = ("in-domain (vtest, later)", "Megamind.avi")
 
 
-def kept_share(frames: list, references: list, detect) -> float:
-    """The share of ``references`` (the full model's detections per frame) that ``detect`` reproduces."""
-    matched = sum(match_detections(reference, detect(frame)) for frame, reference in zip(frames, references))
+def kept_share(inputs: list, references: list, detect) -> float:
+    """The share of ``references`` (the full model's detections per frame) that ``detect`` reproduces
+    from each frame's input (the frame, or its cut-7 tensor and letterbox)."""
+    matched = sum(match_detections(reference, detect(each)) for each, reference in zip(inputs, references))
     return round(matched / max(1, sum(map(len, references))), 4)
 
 
@@ -65,7 +66,8 @@ def tail_detections(detector: SplitDetector, tensor: torch.Tensor, info) -> list
     return detector._postprocess(detector.runner.tail({CUT: tensor}, detector.cut(CUT)), info)
 
 
-def noise_floor(detector: SplitDetector, frames: list, references: list, bottlenecks: dict) -> dict:
+def noise_floor(detector: SplitDetector, frames: list, crossings: list, references: list, bottlenecks: dict) -> dict:
+    """``crossings``: each frame's (cut-7 tensor, letterbox), computed once (:func:`crossing`)."""
     rng = np.random.default_rng(0)
     generator = torch.Generator().manual_seed(0)
 
@@ -74,35 +76,36 @@ def noise_floor(detector: SplitDetector, frames: list, references: list, bottlen
             np.clip(frame + rng.normal(0, sigma, frame.shape), 0, 255).astype(np.uint8))
 
     def tensor_noise(share):
-        def detect(frame):
-            x, info = crossing(detector, frame)
+        def detect(pair):
+            x, info = pair
             noise = torch.randn(x.shape, generator=generator) * float((share * x.var()).sqrt())
             return tail_detections(detector, x + noise, info)
         return detect
 
     pixels = {f"sigma {sigma:g} grey levels": kept_share(frames, references, pixel_noise(sigma))
               for sigma in PIXEL_SIGMAS}
-    tensor = {f"{share:g} of the variance": kept_share(frames, references, tensor_noise(share))
+    tensor = {f"{share:g} of the variance": kept_share(crossings, references, tensor_noise(share))
               for share in TENSOR_NOISE}
     result = {"camera_pixel_noise": pixels, "cut7_white_noise": tensor, "bottlenecks": {}}
     for name, bottleneck in bottlenecks.items():
         errors = []
 
-        def through(frame):
-            x, info = crossing(detector, frame)
+        def through(pair):
+            x, info = pair
             with torch.inference_mode():
                 decoded = bottleneck.decode(bottleneck.encode(x))
             errors.append(float(((decoded - x) ** 2).mean() / x.var()))
             return tail_detections(detector, decoded, info)
 
-        kept = kept_share(frames, references, through)
+        kept = kept_share(crossings, references, through)
         result["bottlenecks"][name] = {"kept": kept, "error_share_of_variance": round(float(np.mean(errors)), 4)}
     return result
 
 
 @torch.inference_mode()
-def codes_of(detector: SplitDetector, bottleneck, frames: list) -> np.ndarray:
-    return np.stack([bottleneck.encode(crossing(detector, frame)[0])[0].numpy() for frame in frames]).astype(np.int64)
+def codes_of(bottleneck, crossings: list) -> np.ndarray:
+    """(frames, channels, H, W) codes of the (cut-7 tensor, letterbox) pairs of :func:`crossing`."""
+    return np.stack([bottleneck.encode(x)[0].numpy() for x, _ in crossings]).astype(np.int64)
 
 
 def left(codes: np.ndarray) -> np.ndarray:
@@ -159,17 +162,15 @@ class DiagonalRangeCoder:
         left_of[..., 1:] = position[..., :-1]
         above = np.full(shape, outside)
         above[:, 1:] = position[:, :-1]
-        table_base = (np.arange(channels) * self.levels * self.levels)[:, None, None] + np.zeros(shape, dtype=int)
+        table_base = np.broadcast_to((np.arange(channels) * self.levels * self.levels)[:, None, None], shape)
         rows, cols = np.indices((height, width))
         self.diagonals = []
         for diagonal in range(height + width - 1):
             on = rows + cols == diagonal
             self.diagonals.append((position[:, on].ravel(), left_of[:, on].ravel(), above[:, on].ravel(),
                                    table_base[:, on].ravel()))
-        self.order = np.concatenate([here for here, _, _, _ in self.diagonals])
-        self.order_left = np.concatenate([left for _, left, _, _ in self.diagonals])
-        self.order_above = np.concatenate([up for _, _, up, _ in self.diagonals])
-        self.order_base = np.concatenate([base for _, _, _, base in self.diagonals])
+        # The same index arrays for every position at once, in decoding order: the encoder's.
+        self.order, self.order_left, self.order_above, self.order_base = map(np.concatenate, zip(*self.diagonals))
         self.family = constriction.stream.model.Categorical(perfect=False)
 
     def encode(self, codes: np.ndarray) -> np.ndarray:
@@ -188,9 +189,9 @@ class DiagonalRangeCoder:
         return flat[:-1].reshape(self.shape)
 
 
-def code_entropy(detector: SplitDetector, bottleneck, train_codes: np.ndarray, frames: list) -> dict:
+def code_entropy(bottleneck, train_codes: np.ndarray, crossings: list) -> dict:
     levels = bottleneck.info.levels + 1
-    codes = codes_of(detector, bottleneck, frames)
+    codes = codes_of(bottleneck, crossings)
     rows, cols = np.indices(codes.shape[-2:])
     anchors = (rows + cols) % 2 == 0
     order0 = fit_tables(np.zeros_like(train_codes), train_codes, 1, levels)
@@ -203,11 +204,17 @@ def code_entropy(detector: SplitDetector, bottleneck, train_codes: np.ndarray, f
            "ideal_left_up_bytes": bits_under(context, left(codes) * levels + up(codes), codes) / 8,
            "ideal_checkerboard_bytes": (bits_under(order0, np.zeros_like(codes), codes, anchors)
                                         + bits_under(around, neighbour_mean(codes), codes, ~anchors)) / 8}
+    row["range_coder"] = range_coded(context, codes)
+    return {key: round(value, 1) if isinstance(value, float) else value for key, value in row.items()}
+
+
+def range_coded(tables: np.ndarray, codes: np.ndarray) -> dict | str:
+    """Mean bytes and median encode/decode ms of ``codes`` through :class:`DiagonalRangeCoder`, each
+    frame's round trip checked; a sentence saying why not without constriction."""
     try:
-        coder = DiagonalRangeCoder(context, codes.shape[1:])
+        coder = DiagonalRangeCoder(tables, codes.shape[1:])
     except ImportError:
-        row["range_coder"] = "constriction is not installed (pip install constriction)"
-        return {key: round(value, 1) if isinstance(value, float) else value for key, value in row.items()}
+        return "constriction is not installed (pip install constriction)"
     sizes, encode_ms, decode_ms = [], [], []
     for frame_codes in codes:
         start = time.perf_counter()
@@ -219,9 +226,8 @@ def code_entropy(detector: SplitDetector, bottleneck, train_codes: np.ndarray, f
         if not np.array_equal(decoded, frame_codes):
             raise SystemExit("range coder round trip failed")
         sizes.append(data.nbytes)
-    row["range_coder"] = {"bytes": float(np.mean(sizes)), "encode_ms_median": float(np.median(encode_ms)),
-                          "decode_ms_median": float(np.median(decode_ms))}
-    return {key: round(value, 1) if isinstance(value, float) else value for key, value in row.items()}
+    return {"bytes": float(np.mean(sizes)), "encode_ms_median": float(np.median(encode_ms)),
+            "decode_ms_median": float(np.median(decode_ms))}
 
 
 def main() -> None:
@@ -236,22 +242,24 @@ def main() -> None:
     specs = {name: detector.add_bottleneck(name) for name in filter(None, args.bottlenecks.split(","))}
     bottlenecks = {name: detector.bottleneck(spec) for name, spec in specs.items()}
     train_frames, sets = held_out_sets(args.frames_per_clip, photos=True)
-    train_codes = {name: codes_of(detector, bottleneck, train_frames) for name, bottleneck in bottlenecks.items()}
+    train_crossings = [crossing(detector, frame) for frame in train_frames]
+    train_codes = {name: codes_of(bottleneck, train_crossings) for name, bottleneck in bottlenecks.items()}
     results = {}
     for setting in SETS:
         frames = sets[setting]
         references = [detector.detect(frame) for frame in frames]
         print(f"\n{setting}: {len(frames)} frames, {sum(map(len, references))} detections of the full model",
               flush=True)
-        floor = noise_floor(detector, frames, references, bottlenecks)
+        crossings = [crossing(detector, frame) for frame in frames]
+        floor = noise_floor(detector, frames, crossings, references, bottlenecks)
         for group in ("camera_pixel_noise", "cut7_white_noise"):
             for label, kept in floor[group].items():
                 print(f"  {group} {label}: {kept:.1%}")
         entropy, stages = {}, {}
         for name, bottleneck in bottlenecks.items():
-            entropy[name] = code_entropy(detector, bottleneck, train_codes[name], frames)
-            rows = measure_frames(detector, frames, references, CUT, specs[name])
-            stages[name] = {stage: round(float(np.median([row[stage] for row in rows])), 3)
+            entropy[name] = code_entropy(bottleneck, train_codes[name], crossings)
+            measured = measure_codec(detector, frames, references, CUT, specs[name])  # as deployed: wire format
+            stages[name] = {stage: round(measured[stage], 3)
                             for stage in ("head_ms", "encode_ms", "decode_ms", "tail_ms")}
             print(f"  {name}: kept {floor['bottlenecks'][name]['kept']:.1%} at "
                   f"{floor['bottlenecks'][name]['error_share_of_variance']:.3f} of the variance lost; "
