@@ -5,12 +5,22 @@ import tempfile
 import pytest
 
 from l2p_ros.nodes.dds import use_local_dds
+from l2p_ros.nodes.shm_ports import remove_dead_ports
 
 # Keep DDS on this machine for every rclpy process the tests start (they inherit this environment),
 # and give this test session its own DDS domain so concurrent runs on one host never see each
 # other's topics.
 use_local_dds()
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+
+
+@pytest.fixture(autouse=True)
+def no_dead_shared_memory_ports():
+    """Each test starts in a domain without ports of dead processes: a node killed by an earlier test
+    (on purpose, or by the SIGKILL that ends a slow shutdown) can leave one that keeps every later
+    process of the domain from discovering another (one CI run lost 32 tests after 49% to it).
+    Ports touched in the last second are spared: a module fixture's nodes may be creating theirs."""
+    remove_dead_ports(int(os.environ["ROS_DOMAIN_ID"]), min_age_s=1.0)
 
 
 @pytest.fixture(autouse=True, scope="session")

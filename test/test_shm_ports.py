@@ -1,0 +1,136 @@
+"""Fast DDS shared-memory ports of dead processes: a real orphaned discovery port wedges a domain
+until the sweep removes it; live ports are never touched; a killed process's ports are found in its
+own domain only."""
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pytest
+
+from l2p_ros.nodes.dds import local_dds_env
+from l2p_ros.nodes.shm_ports import SHM_DIR, dead_ports, domain_ports, port_files, remove_dead_ports
+
+# The discovery port of a real wedged domain, copied from this host's /dev/shm: its segment stayed
+# after its lock file went (a node of a test run died mid-shutdown); no later participant of that
+# domain discovered another until it was removed.
+ORPHANED_DISCOVERY_PORT = Path(__file__).parent / "fixtures" / "fastdds_orphaned_discovery_port.gz"
+
+TALKER = """
+import rclpy
+from std_msgs.msg import String
+rclpy.init()
+node = rclpy.create_node("shm_talker")
+publisher = node.create_publisher(String, "shm_ports_chatter", 10)
+node.create_timer(0.05, lambda: publisher.publish(String(data="hello")))
+rclpy.spin(node)
+"""
+LISTENER = """
+import sys, time
+import rclpy
+from std_msgs.msg import String
+rclpy.init()
+node = rclpy.create_node("shm_listener")
+heard = []
+node.create_subscription(String, "shm_ports_chatter", heard.append, 10)
+deadline = time.monotonic() + float(sys.argv[1])
+while not heard and time.monotonic() < deadline:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print("heard" if heard else "nothing", flush=True)
+"""
+
+
+def unused_domain(*taken: int) -> int:
+    """A domain of the benches' range with no Fast DDS port file on this host and none in ``taken``."""
+    present = {entry.name for entry in os.scandir(SHM_DIR)}
+    for domain_id in range(110, 200):
+        if domain_id not in taken and not any(f"fastdds_port{port}" in present for port in domain_ports(domain_id)):
+            return domain_id
+    pytest.skip("every domain 110..199 has Fast DDS port files on this host")
+
+
+def start(code: str, domain_id: int, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
+                            env={**local_dds_env(), "ROS_DOMAIN_ID": str(domain_id)},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def talker_heard(domain_id: int, listen_s: float) -> bool:
+    talker = start(TALKER, domain_id)
+    try:
+        listener = start(LISTENER, domain_id, str(listen_s))
+        out, _ = listener.communicate(timeout=listen_s + 60)
+        return out.strip() == "heard"
+    finally:
+        talker.send_signal(signal.SIGINT)
+        try:
+            talker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            talker.kill()
+            talker.wait()
+
+
+def files_of(domain_id: int) -> set[str]:
+    ports = {f"fastdds_port{port}" for port in domain_ports(domain_id)}
+    return {entry.name for entry in os.scandir(SHM_DIR)
+            if entry.name.removeprefix("sem.").removesuffix("_mutex").removesuffix("_el").removesuffix("_sl") in ports}
+
+
+def test_an_orphaned_discovery_port_wedges_its_domain_until_the_sweep_removes_it():
+    domain_id = unused_domain()
+    discovery_port = domain_ports(domain_id)[0]
+    (SHM_DIR / f"fastdds_port{discovery_port}").write_bytes(gzip.decompress(ORPHANED_DISCOVERY_PORT.read_bytes()))
+    try:
+        if talker_heard(domain_id, listen_s=8.0):
+            try:
+                fastdds = version("ros-fastdds")
+            except PackageNotFoundError:
+                fastdds = "of this install"
+            pytest.skip(f"Fast DDS {fastdds} recovers an orphaned discovery port by itself (3.2.3 did not)")
+        assert discovery_port in dead_ports(domain_id)
+        assert discovery_port in remove_dead_ports(domain_id)
+        assert talker_heard(domain_id, listen_s=20.0), "still wedged after the sweep"
+    finally:
+        remove_dead_ports(domain_id)
+
+
+def test_live_ports_are_kept_and_a_killed_processes_ports_are_removed_in_its_own_domain_only():
+    first = unused_domain()
+    second = unused_domain(first)
+    talkers = {domain_id: start(TALKER, domain_id) for domain_id in (first, second)}
+    try:
+        deadline = time.monotonic() + 60
+        while not all(any(name.endswith(("_el", "_sl")) for name in files_of(domain_id)) for domain_id in talkers):
+            assert time.monotonic() < deadline, {domain_id: sorted(files_of(domain_id)) for domain_id in talkers}
+            time.sleep(0.2)
+        time.sleep(1.0)  # every port of theirs opened
+        # Alive: every port they opened is locked, so none is dead whatever its age.
+        assert dead_ports(first) == [] and dead_ports(second) == []
+        assert remove_dead_ports(first) == []
+    finally:
+        for talker in talkers.values():
+            talker.send_signal(signal.SIGKILL)  # a crash: nothing of theirs is cleaned up
+            talker.wait()
+    left_by_first, left_by_second = files_of(first), files_of(second)
+    assert any(name.startswith("fastdds_port") for name in left_by_first), left_by_first
+    dead = dead_ports(first)
+    assert dead and {f"fastdds_port{port}" for port in dead} == {
+        name for name in left_by_first if name.startswith("fastdds_port") and not name.endswith(("_el", "_sl"))}
+    assert dead_ports(first, min_age_s=3600.0) == []  # just modified: spared when asked to
+    assert remove_dead_ports(first) == dead
+    assert files_of(first) == set()
+    assert not any((path.exists() for port in dead for path in port_files(port)))
+    assert files_of(second) == left_by_second  # another domain's files are not this domain's business
+    remove_dead_ports(second)
+    assert files_of(second) == set()
+
+
+@pytest.mark.parametrize("domain_id", [-1, 233])
+def test_a_domain_outside_the_port_range_is_refused(domain_id):
+    with pytest.raises(ValueError, match=f"domain_id={domain_id} must be 0..232"):
+        domain_ports(domain_id)
