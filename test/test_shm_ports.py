@@ -1,6 +1,6 @@
-"""Fast DDS shared-memory ports of dead processes: a real orphaned discovery port wedges a domain
-until the sweep removes it; live ports are never touched; a killed process's ports are found in its
-own domain only."""
+"""Fast DDS shared-memory ports no process uses: a real orphaned discovery port wedges a domain
+until the sweep removes it, and is kept while a live process maps it; live ports are never touched;
+a killed process's ports are found in its own domain only."""
 import gzip
 import os
 import signal
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from l2p_ros.nodes.dds import local_dds_env
-from l2p_ros.nodes.shm_ports import SHM_DIR, dead_ports, domain_ports, port_files, remove_dead_ports
+from l2p_ros.nodes.shm_ports import SHM_DIR, domain_ports, port_files, remove_unused_ports, unused_ports
 
 # The discovery port of a real wedged domain, copied from this host's /dev/shm: its segment stayed
 # after its lock file went (a node of a test run died mid-shutdown); no later participant of that
@@ -60,19 +60,20 @@ def start(code: str, domain_id: int, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def talker_heard(domain_id: int, listen_s: float) -> bool:
-    talker = start(TALKER, domain_id)
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
     try:
-        listener = start(LISTENER, domain_id, str(listen_s))
-        out, _ = listener.communicate(timeout=listen_s + 60)
-        return out.strip() == "heard"
-    finally:
-        talker.send_signal(signal.SIGINT)
-        try:
-            talker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            talker.kill()
-            talker.wait()
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def heard(domain_id: int, listen_s: float) -> bool:
+    """Whether a listener started now in ``domain_id`` hears a talker there within ``listen_s``."""
+    listener = start(LISTENER, domain_id, str(listen_s))
+    out, _ = listener.communicate(timeout=listen_s + 60)
+    return out.strip() == "heard"
 
 
 def files_of(domain_id: int) -> set[str]:
@@ -85,18 +86,26 @@ def test_an_orphaned_discovery_port_wedges_its_domain_until_the_sweep_removes_it
     domain_id = unused_domain()
     discovery_port = domain_ports(domain_id)[0]
     (SHM_DIR / f"fastdds_port{discovery_port}").write_bytes(gzip.decompress(ORPHANED_DISCOVERY_PORT.read_bytes()))
+    talker = start(TALKER, domain_id)
     try:
-        if talker_heard(domain_id, listen_s=8.0):
+        if heard(domain_id, listen_s=8.0):
             try:
                 fastdds = version("ros-fastdds")
             except PackageNotFoundError:
                 fastdds = "of this install"
             pytest.skip(f"Fast DDS {fastdds} recovers an orphaned discovery port by itself (3.2.3 did not)")
-        assert discovery_port in dead_ports(domain_id)
-        assert discovery_port in remove_dead_ports(domain_id)
-        assert talker_heard(domain_id, listen_s=20.0), "still wedged after the sweep"
+        # The wedged talker maps the port (without a lock): in use, so kept while it lives.
+        assert discovery_port not in unused_ports(domain_id)
     finally:
-        remove_dead_ports(domain_id)
+        stop(talker)
+    assert discovery_port in unused_ports(domain_id)
+    assert discovery_port in remove_unused_ports(domain_id)
+    talker = start(TALKER, domain_id)
+    try:
+        assert heard(domain_id, listen_s=20.0), "still wedged after the sweep"
+    finally:
+        stop(talker)
+        remove_unused_ports(domain_id)
 
 
 def test_live_ports_are_kept_and_a_killed_processes_ports_are_removed_in_its_own_domain_only():
@@ -109,24 +118,24 @@ def test_live_ports_are_kept_and_a_killed_processes_ports_are_removed_in_its_own
             assert time.monotonic() < deadline, {domain_id: sorted(files_of(domain_id)) for domain_id in talkers}
             time.sleep(0.2)
         time.sleep(1.0)  # every port of theirs opened
-        # Alive: every port they opened is locked, so none is dead whatever its age.
-        assert dead_ports(first) == [] and dead_ports(second) == []
-        assert remove_dead_ports(first) == []
+        # Alive: every port they opened is mapped and locked, so none is unused whatever its age.
+        assert unused_ports(first) == [] and unused_ports(second) == []
+        assert remove_unused_ports(first) == []
     finally:
         for talker in talkers.values():
             talker.send_signal(signal.SIGKILL)  # a crash: nothing of theirs is cleaned up
             talker.wait()
     left_by_first, left_by_second = files_of(first), files_of(second)
     assert any(name.startswith("fastdds_port") for name in left_by_first), left_by_first
-    dead = dead_ports(first)
-    assert dead and {f"fastdds_port{port}" for port in dead} == {
+    unused = unused_ports(first)
+    assert unused and {f"fastdds_port{port}" for port in unused} == {
         name for name in left_by_first if name.startswith("fastdds_port") and not name.endswith(("_el", "_sl"))}
-    assert dead_ports(first, min_age_s=3600.0) == []  # just modified: spared when asked to
-    assert remove_dead_ports(first) == dead
+    assert unused_ports(first, min_age_s=3600.0) == []  # just modified: spared when asked to
+    assert remove_unused_ports(first) == unused
     assert files_of(first) == set()
-    assert not any((path.exists() for port in dead for path in port_files(port)))
+    assert not any((path.exists() for port in unused for path in port_files(port)))
     assert files_of(second) == left_by_second  # another domain's files are not this domain's business
-    remove_dead_ports(second)
+    remove_unused_ports(second)
     assert files_of(second) == set()
 
 
