@@ -25,9 +25,9 @@ from l2p_ros.nodes.common import from_time_msg  # noqa: E402
 from l2p_ros.nodes.images import msg_to_image  # noqa: E402
 from l2p_ros.sources import Frame  # noqa: E402
 
-# Other test runs on this host share the shared-memory transport; a domain of our own keeps their
-# cameras off our topics (and ours off theirs).
-DOMAIN_ID = 1 + os.getpid() % 200
+# The test session's own domain (conftest): other test runs' cameras stay off our topics, and the
+# session's sweep of unused shared-memory ports covers it.
+DOMAIN_ID = int(os.environ["ROS_DOMAIN_ID"])
 
 
 def _env() -> dict[str, str]:
