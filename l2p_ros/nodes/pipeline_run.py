@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from l2p_ros.nodes.dds import DDS_MODES, claim_domain_id, dds_description, use_local_dds
-from l2p_ros.nodes.shm_ports import remove_unused_ports
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, work_dir_for
+from l2p_ros.nodes.shm_ports import remove_unused_ports
 from l2p_ros.stats import latency_per_minute
 
 READY_TIMEOUT_S = 120.0
