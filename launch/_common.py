@@ -21,9 +21,9 @@ from launch_ros.actions import Node
 from ament_index_python.packages import get_package_share_directory
 
 from l2p_ros.nodes.dds import LOCAL_PROFILE, SMALL_MESSAGE_PROFILE
+from l2p_ros.nodes.fastdds_shm import sweep
 from l2p_ros.nodes.launch_support import (COMMON_ARGUMENTS, SMALL_MESSAGE_NODES, launch_arguments, node_parameters,
                                           parse_remaps)
-from l2p_ros.nodes.shm_ports import remove_unused_ports
 
 PARAMS_FILE = f"{get_package_share_directory('l2p_ros')}/config/pipeline.yaml"
 # After the camera's source ends: time for the last frames to finish before a replay shuts down.
@@ -47,12 +47,12 @@ def _nodes(context, nodes, arguments, shutdown_after_camera, camera_actions):
         # Shared memory only: nothing leaves this host (see README, "DDS stays on this machine").
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", str(LOCAL_PROFILE)))
         domain_id = int(os.environ.get("ROS_DOMAIN_ID", "").strip() or 0)
-        # Ports of dead processes keep the nodes from discovering each other (l2p_ros.nodes.shm_ports);
-        # others may be starting in a user's domain, so ports touched in the last seconds are spared.
-        removed = remove_unused_ports(domain_id, min_age_s=5.0)
-        if removed:
-            actions.append(LogInfo(msg=f"removed {len(removed)} shared-memory port(s) of DDS domain {domain_id} "
-                                       f"left by dead processes: {', '.join(map(str, removed))}"))
+        # Files of dead processes keep the nodes from discovering each other, or hold memory
+        # (l2p_ros.nodes.fastdds_shm); others may be starting in a user's domain, so files touched
+        # in the last seconds are spared.
+        swept = sweep(domain_id, min_age_s=5.0)
+        if swept.ports or swept.segments:
+            actions.append(LogInfo(msg=f"removed {swept} (DDS domain {domain_id})"))
     for node in nodes:
         values = {**node_parameters(params, node, arguments, given), "use_sim_time": use_sim_time}
         # Single host: nodes that send only small messages get the smaller-footprint SHM profile.

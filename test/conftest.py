@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from l2p_ros.nodes.dds import use_local_dds
-from l2p_ros.nodes.shm_ports import port_files, remove_unused_ports, unused_ports
+from l2p_ros.nodes.fastdds_shm import port_files, sweep, unused_ports
 
 # Keep DDS on this machine for every rclpy process the tests start (they inherit this environment),
 # and give this test session its own DDS domain so concurrent runs on one host never see each
@@ -16,18 +16,18 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 
 
 @pytest.fixture(autouse=True)
-def no_unused_shared_memory_ports():
+def no_unused_shared_memory_files():
     """Each test starts in a domain without shared-memory ports that no process uses: a node killed
     by an earlier test (on purpose, or by the SIGKILL that ends a slow shutdown) can leave a
     discovery port that keeps every later process of the domain from discovering another (one CI run
-    lost 32 tests after 49% to it). Ports touched in the last second are spared: a module fixture's
-    nodes may be creating theirs."""
+    lost 32 tests after 49% to it); and the killed nodes' data segments are reclaimed. Ports touched
+    in the last second are spared: a module fixture's nodes may be creating theirs."""
     domain_id = int(os.environ["ROS_DOMAIN_ID"])
     # Those without a lock file (the wedging kind, where it is the domain's first port, discovery)
     # are named in the run's warnings summary under the test that found them.
     orphaned = [port for port in unused_ports(domain_id, min_age_s=1.0)
                 if not any(path.exists() for path in port_files(port)[1:3])]
-    remove_unused_ports(domain_id, min_age_s=1.0)
+    sweep(domain_id, min_age_s=1.0)
     if orphaned:
         warnings.warn(f"removed orphaned shared-memory ports {orphaned} of domain {domain_id}")
 

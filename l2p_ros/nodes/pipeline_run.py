@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from l2p_ros.nodes.dds import DDS_MODES, claim_domain_id, dds_description, use_local_dds
+from l2p_ros.nodes.fastdds_shm import sweep
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, work_dir_for
-from l2p_ros.nodes.shm_ports import remove_unused_ports
 from l2p_ros.stats import latency_per_minute
 
 READY_TIMEOUT_S = 120.0
@@ -219,11 +219,10 @@ def run_pipeline(*, config: Path | None = None, source=None, image_topic=None, f
         if dds == "local":
             # A claimed domain is this run's alone; in a given one, spare ports another process may be
             # creating this instant.
-            removed = remove_unused_ports(domain_id, min_age_s=0.0 if domain_lock else 5.0)
-            if removed:
-                log(f"removed {len(removed)} shared-memory port(s) of domain {domain_id} left by dead processes "
-                    f"(ports {', '.join(map(str, removed))}): they would keep this run's nodes from discovering "
-                    "each other")
+            swept = sweep(domain_id, min_age_s=0.0 if domain_lock else 5.0)
+            if swept.ports or swept.segments:
+                log(f"removed {swept}: left by dead processes, they would keep this run's nodes from "
+                    "discovering each other (ports) or hold memory (segments)")
     import rclpy
     import rclpy.signals
     from rclpy.executors import SingleThreadedExecutor

@@ -1,8 +1,10 @@
-"""Fast DDS shared-memory ports no process uses: a real orphaned discovery port wedges a domain
-until the sweep removes it, and is kept while a live process maps it; live ports are never touched;
-a killed process's ports are found in its own domain only."""
+"""Fast DDS shared-memory files no process uses: a real orphaned discovery port wedges a domain
+until the sweep removes it, and is kept while a live process maps it; live ports and segments are
+never touched; a killed process's ports are found in its own domain only, and its data segment
+(tens of MB of RAM) is reclaimed."""
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from l2p_ros.nodes.dds import local_dds_env
-from l2p_ros.nodes.shm_ports import SHM_DIR, domain_ports, port_files, remove_unused_ports, unused_ports
+from l2p_ros.nodes.fastdds_shm import (SEGMENT_MIN_AGE_S, SHM_DIR, domain_ports, port_files, segment_files, sweep,
+                                      unused_ports, unused_segments)
 
 # The discovery port of a real wedged domain, copied from this host's /dev/shm: its segment stayed
 # after its lock file went (a node of a test run died mid-shutdown); no later participant of that
@@ -26,7 +29,7 @@ import rclpy
 from std_msgs.msg import String
 rclpy.init()
 node = rclpy.create_node("shm_talker")
-publisher = node.create_publisher(String, "shm_ports_chatter", 10)
+publisher = node.create_publisher(String, "fastdds_shm_chatter", 10)
 node.create_timer(0.05, lambda: publisher.publish(String(data="hello")))
 rclpy.spin(node)
 """
@@ -37,7 +40,7 @@ from std_msgs.msg import String
 rclpy.init()
 node = rclpy.create_node("shm_listener")
 heard = []
-node.create_subscription(String, "shm_ports_chatter", heard.append, 10)
+node.create_subscription(String, "fastdds_shm_chatter", heard.append, 10)
 deadline = time.monotonic() + float(sys.argv[1])
 while not heard and time.monotonic() < deadline:
     rclpy.spin_once(node, timeout_sec=0.1)
@@ -99,16 +102,21 @@ def test_an_orphaned_discovery_port_wedges_its_domain_until_the_sweep_removes_it
     finally:
         stop(talker)
     assert discovery_port in unused_ports(domain_id)
-    assert discovery_port in remove_unused_ports(domain_id)
+    assert discovery_port in sweep(domain_id).ports
     talker = start(TALKER, domain_id)
     try:
         assert heard(domain_id, listen_s=20.0), "still wedged after the sweep"
     finally:
         stop(talker)
-        remove_unused_ports(domain_id)
+        sweep(domain_id)
 
 
-def test_live_ports_are_kept_and_a_killed_processes_ports_are_removed_in_its_own_domain_only():
+def segments_mapped_by(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as maps:
+        return {Path(line.split()[-1]).name for line in maps if re.search(r"/fastdds_[0-9a-f]{16}$", line.strip())}
+
+
+def test_live_files_are_kept_and_a_killed_processes_are_removed_its_ports_in_its_own_domain_only():
     first = unused_domain()
     second = unused_domain(first)
     talkers = {domain_id: start(TALKER, domain_id) for domain_id in (first, second)}
@@ -118,9 +126,12 @@ def test_live_ports_are_kept_and_a_killed_processes_ports_are_removed_in_its_own
             assert time.monotonic() < deadline, {domain_id: sorted(files_of(domain_id)) for domain_id in talkers}
             time.sleep(0.2)
         time.sleep(1.0)  # every port of theirs opened
-        # Alive: every port they opened is mapped and locked, so none is unused whatever its age.
+        segments = set().union(*(segments_mapped_by(talker.pid) for talker in talkers.values()))
+        assert segments and all(path.exists() for name in segments for path in segment_files(name))
+        # Alive: everything they opened is mapped and locked, so nothing is unused whatever its age.
         assert unused_ports(first) == [] and unused_ports(second) == []
-        assert remove_unused_ports(first) == []
+        assert not segments & set(unused_segments())
+        assert sweep(first).ports == []
     finally:
         for talker in talkers.values():
             talker.send_signal(signal.SIGKILL)  # a crash: nothing of theirs is cleaned up
@@ -130,12 +141,19 @@ def test_live_ports_are_kept_and_a_killed_processes_ports_are_removed_in_its_own
     unused = unused_ports(first)
     assert unused and {f"fastdds_port{port}" for port in unused} == {
         name for name in left_by_first if name.startswith("fastdds_port") and not name.endswith(("_el", "_sl"))}
-    assert unused_ports(first, min_age_s=3600.0) == []  # just modified: spared when asked to
-    assert remove_unused_ports(first) == unused
+    assert segments <= set(unused_segments())  # their data segments outlived them
+    assert unused_ports(first, min_age_s=3600.0) == [] and not segments & set(unused_segments(min_age_s=3600.0))
+    # Data segments belong to every domain: the sweep spares those of the last few seconds.
+    youngest_s = max((SHM_DIR / name).stat().st_mtime for name in segments)
+    time.sleep(max(0.0, youngest_s + SEGMENT_MIN_AGE_S + 0.1 - time.time()))
+    swept = sweep(first)
+    assert swept.ports == unused and segments <= set(swept.segments)
+    assert swept.freed_bytes >= sum(64 << 20 for _ in segments)  # the profile's 64 MB segment each
     assert files_of(first) == set()
-    assert not any((path.exists() for port in unused for path in port_files(port)))
-    assert files_of(second) == left_by_second  # another domain's files are not this domain's business
-    remove_unused_ports(second)
+    assert not any(path.exists() for port in unused for path in port_files(port))
+    assert not any(path.exists() for name in segments for path in segment_files(name))
+    assert files_of(second) == left_by_second  # another domain's ports are not this domain's business
+    sweep(second)
     assert files_of(second) == set()
 
 
