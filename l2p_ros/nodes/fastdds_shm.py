@@ -8,8 +8,8 @@ and recovers from neither by itself:
   of this host's test history; every multi-process test after the 49% mark of one CI run). Fast DDS
   recovers a dead port, and ``fastdds shm clean`` finds one, only through its lock file.
 - each participant's 67 MB data segment, resident in RAM (tmpfs), stays after a kill: a node that
-  crashes now and then on a Jetson would eat its memory a segment at a time (a day of this host's
-  tests had left 7.9 GB). ``fastdds shm clean`` removes these, but with every unused port of every
+  crashes now and then on a Jetson would eat its memory a segment at a time (this host held 7.9 GB
+  of them after a day of tests and crash experiments). ``fastdds shm clean`` removes these, but with every unused port of every
   domain, other users' included, and without telling a port being created from a dead one.
 Hence this sweep, run before a run's nodes start.
 
