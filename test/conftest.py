@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from l2p_ros.nodes.dds import use_local_dds
-from l2p_ros.nodes.fastdds_shm import port_files, sweep, unused_ports
+from l2p_ros.nodes.fastdds_shm import sweep
 
 # Keep DDS on this machine for every rclpy process the tests start (they inherit this environment),
 # and give this test session its own DDS domain so concurrent runs on one host never see each
@@ -23,13 +23,11 @@ def no_unused_shared_memory_files():
     lost 32 tests after 49% to it); and the killed nodes' data segments are reclaimed. Ports touched
     in the last second are spared: a module fixture's nodes may be creating theirs."""
     domain_id = int(os.environ["ROS_DOMAIN_ID"])
-    # Those without a lock file (the wedging kind, where it is the domain's first port, discovery)
+    swept = sweep(domain_id, min_age_s=1.0)
+    # Ports without a lock file (the wedging kind, where it is the domain's first port, discovery)
     # are named in the run's warnings summary under the test that found them.
-    orphaned = [port for port in unused_ports(domain_id, min_age_s=1.0)
-                if not any(path.exists() for path in port_files(port)[1:3])]
-    sweep(domain_id, min_age_s=1.0)
-    if orphaned:
-        warnings.warn(f"removed orphaned shared-memory ports {orphaned} of domain {domain_id}")
+    if swept.orphaned_ports:
+        warnings.warn(f"removed orphaned shared-memory ports {swept.orphaned_ports} of domain {domain_id}")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -102,7 +102,8 @@ def test_an_orphaned_discovery_port_wedges_its_domain_until_the_sweep_removes_it
     finally:
         stop(talker)
     assert discovery_port in unused_ports(domain_id)
-    assert discovery_port in sweep(domain_id).ports
+    swept = sweep(domain_id)
+    assert discovery_port in swept.ports and discovery_port in swept.orphaned_ports  # no lock file
     talker = start(TALKER, domain_id)
     try:
         assert heard(domain_id, listen_s=20.0), "still wedged after the sweep"

@@ -88,11 +88,10 @@ def _mapped_inodes(shm_dir: Path) -> set[int]:
     return inodes
 
 
-def _unused(entries: list[tuple[object, os.DirEntry, list[Path]]], min_age_s: float, shm_dir: Path) -> list:
-    """The keys of ``entries`` (key, the file's entry, its lock files) that no process uses."""
-    if not entries:
-        return []
-    mapped, now = _mapped_inodes(shm_dir), time.time()
+def _unused(entries: list[tuple[object, os.DirEntry, list[Path]]], min_age_s: float, mapped: set[int]) -> list:
+    """The keys of ``entries`` (key, the file's entry, its lock files) that no process uses;
+    ``mapped``: the inodes some process maps (:func:`_mapped_inodes`)."""
+    now = time.time()
     unused = []
     for key, entry, locks in entries:
         try:
@@ -110,21 +109,31 @@ def _entries(shm_dir: Path) -> list[os.DirEntry]:
     return list(os.scandir(shm_dir)) if shm_dir.is_dir() else []
 
 
+def _port_entries(domain_id: int, entries: list[os.DirEntry], shm_dir: Path) -> list:
+    """(port, entry, lock files) of each port segment of ``domain_id`` among ``entries``."""
+    ports = domain_ports(domain_id)
+    found = ((int(match.group(1)), entry) for entry in entries if (match := _PORT_FILE.match(entry.name)))
+    return [(port, entry, port_files(port, shm_dir)[1:3]) for port, entry in found if port in ports]
+
+
+def _segment_entries(entries: list[os.DirEntry], shm_dir: Path) -> list:
+    """(name, entry, lock files) of each participant's data segment among ``entries``."""
+    return [(entry.name, entry, segment_files(entry.name, shm_dir)[1:])
+            for entry in entries if _SEGMENT_FILE.match(entry.name)]
+
+
 def unused_ports(domain_id: int, min_age_s: float = 0.0, shm_dir: Path = SHM_DIR) -> list[int]:
     """The ports of ``domain_id`` with a segment in ``shm_dir`` that no process uses, sorted;
     ``min_age_s`` spares those modified more recently (pass a few seconds when processes outside
     this run may be starting in the domain)."""
-    ports = domain_ports(domain_id)
-    return _unused([(int(match.group(1)), entry, port_files(int(match.group(1)), shm_dir)[1:3])
-                    for entry in _entries(shm_dir)
-                    if (match := _PORT_FILE.match(entry.name)) and int(match.group(1)) in ports],
-                   min_age_s, shm_dir)
+    entries = _port_entries(domain_id, _entries(shm_dir), shm_dir)
+    return _unused(entries, min_age_s, _mapped_inodes(shm_dir)) if entries else []
 
 
 def unused_segments(min_age_s: float = 0.0, shm_dir: Path = SHM_DIR) -> list[str]:
     """The participants' data segments in ``shm_dir`` that no process uses (any domain), sorted."""
-    return _unused([(entry.name, entry, segment_files(entry.name, shm_dir)[1:])
-                    for entry in _entries(shm_dir) if _SEGMENT_FILE.match(entry.name)], min_age_s, shm_dir)
+    entries = _segment_entries(_entries(shm_dir), shm_dir)
+    return _unused(entries, min_age_s, _mapped_inodes(shm_dir)) if entries else []
 
 
 def _remove(paths: list[Path]) -> int:
@@ -141,8 +150,10 @@ def _remove(paths: list[Path]) -> int:
 
 
 class Sweep(NamedTuple):
-    """What ``sweep`` removed: ports of the domain, data segments, and the bytes they held."""
+    """What ``sweep`` removed: ports of the domain (``orphaned_ports``: those of them that had no
+    lock file, the kind that can wedge a domain), data segments, and the bytes they held."""
     ports: list[int]
+    orphaned_ports: list[int]
     segments: list[str]
     freed_bytes: int
 
@@ -155,8 +166,12 @@ def sweep(domain_id: int, min_age_s: float = 0.0, shm_dir: Path = SHM_DIR) -> Sw
     """Remove the unused ports of ``domain_id`` (``min_age_s`` as in ``unused_ports``) and the
     unused data segments, which belong to every domain: those of the last ``SEGMENT_MIN_AGE_S``
     are spared whatever ``min_age_s``, for a process of another run may be creating one."""
-    ports = unused_ports(domain_id, min_age_s, shm_dir)
-    segments = unused_segments(max(min_age_s, SEGMENT_MIN_AGE_S), shm_dir)
+    entries = _entries(shm_dir)
+    port_entries, segment_entries = _port_entries(domain_id, entries, shm_dir), _segment_entries(entries, shm_dir)
+    mapped = _mapped_inodes(shm_dir) if port_entries or segment_entries else set()
+    ports = _unused(port_entries, min_age_s, mapped)
+    segments = _unused(segment_entries, max(min_age_s, SEGMENT_MIN_AGE_S), mapped)
+    orphaned = [port for port in ports if not any(path.exists() for path in port_files(port, shm_dir)[1:3])]
     freed = sum(_remove(port_files(port, shm_dir)) for port in ports)
     freed += sum(_remove(segment_files(segment, shm_dir)) for segment in segments)
-    return Sweep(ports, segments, freed)
+    return Sweep(ports, orphaned, segments, freed)
