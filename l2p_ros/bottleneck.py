@@ -10,7 +10,9 @@ are needed.
 Its file format and checks are ``l2p_ros.bottleneck_file`` (no torch).
 
 On the wire (codec ``bn:NAME``): one :class:`codec.TensorRecord` for the cut's layer with shape
-(N, channels, H, W), dtype ``uint8`` and zstd data; every code must be below ``2**bits``.
+(N, channels, H, W), dtype ``uint8`` and zstd data; every code must be below ``2**bits``. Codec
+``bn:NAME+ctx`` sends the same record with the codes range-coded by the context model the file
+carries (``l2p_ros.context_coder``): the same codes, so the same detections, in fewer bytes.
 """
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ import torch
 import zstandard
 from torch import nn
 
-from l2p_ros.bottleneck_file import (BottleneckError, BottleneckInfo, read_bottleneck, resolve_path,
+from l2p_ros.bottleneck_file import (CONTEXT_KEY, BottleneckError, BottleneckInfo, read_bottleneck, resolve_path,
                                      write_bottleneck)
 from l2p_ros.codec import ZSTD_LEVEL, TensorRecord, decompress_exact, record_fields
 from l2p_ros.codec_spec import PayloadError
+from l2p_ros.context_coder import ContextModel
 
 __all__ = ["Bottleneck", "BottleneckError", "BottleneckInfo", "decode_codes", "encode_codes", "load_bottleneck",
            "resolve_path"]
@@ -41,9 +44,10 @@ class Bottleneck(nn.Module):
     rounding unchanged (straight-through).
     """
 
-    def __init__(self, info: BottleneckInfo):
+    def __init__(self, info: BottleneckInfo, context: ContextModel | None = None):
         super().__init__()
         self.info = info
+        self.context = context  # its codes' context model (codec +ctx), fitted after training
         width, hidden, channels, wide = info.crossing_shape[0], info.hidden, info.channels, info.decoder_width
         self.encoder = nn.Sequential(nn.Conv2d(width, hidden, 1), nn.LeakyReLU(0.1),
                                      nn.Conv2d(hidden, channels, 3, padding=1))
@@ -74,6 +78,8 @@ class Bottleneck(nn.Module):
 
     def save(self, path: str | Path) -> Path:
         arrays = {name: value.detach().float().cpu().numpy() for name, value in self.state_dict().items()}
+        if self.context is not None:
+            arrays[CONTEXT_KEY] = self.context.probabilities
         return write_bottleneck(path, self.info, arrays)
 
 
@@ -82,7 +88,14 @@ def load_bottleneck(name_or_path: str | Path, *, model_id: str | None = None,
     """A bottleneck module from its file (:func:`bottleneck_file.read_bottleneck` checks it whole),
     eval-mode and frozen; BottleneckError when its arrays do not fit the architecture it records."""
     info, arrays = read_bottleneck(name_or_path, model_id=model_id, weights_fingerprint=weights_fingerprint)
-    bottleneck = Bottleneck(info)
+    context = arrays.pop(CONTEXT_KEY, None)
+    try:
+        bottleneck = Bottleneck(info, None if context is None else ContextModel(context, info.levels))
+    except ValueError as error:
+        raise BottleneckError(f"{resolve_path(name_or_path)}: its context model does not fit it ({error})") from None
+    if context is not None and bottleneck.context.channels != info.channels:
+        raise BottleneckError(f"{resolve_path(name_or_path)}: its context model has "
+                              f"{bottleneck.context.channels} channels, its codes {info.channels}")
     try:
         bottleneck.load_state_dict({name: torch.from_numpy(array) for name, array in arrays.items()}, strict=True)
     except RuntimeError as error:
@@ -96,15 +109,19 @@ def load_bottleneck(name_or_path: str | Path, *, model_id: str | None = None,
 # ---- wire --------------------------------------------------------------------------------------
 
 
-def encode_codes(layer_index: int, codes: torch.Tensor) -> list[TensorRecord]:
-    """The codes of one frame (or batch) as the single record a ``bn:`` FeatureMap carries."""
+def encode_codes(layer_index: int, codes: torch.Tensor, context: ContextModel | None = None) -> list[TensorRecord]:
+    """The codes of one frame (or batch) as the single record a ``bn:`` FeatureMap carries: zstd'd,
+    or range-coded with ``context`` (``bn:NAME+ctx``)."""
     array = np.ascontiguousarray(codes.detach().cpu().numpy().astype(np.uint8, copy=False))
-    data = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(array.tobytes())
+    data = (zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(array.tobytes()) if context is None
+            else context.encode(array))
     return [TensorRecord(int(layer_index), tuple(array.shape), "uint8", (), (), data)]
 
 
-def decode_codes(records: list[TensorRecord], info: BottleneckInfo, batch: int = 1) -> torch.Tensor:
-    """Received records -> uint8 codes (batch, channels, H, W); PayloadError for anything else."""
+def decode_codes(records: list[TensorRecord], info: BottleneckInfo, batch: int = 1,
+                 context: ContextModel | None = None) -> torch.Tensor:
+    """Received records -> uint8 codes (batch, channels, H, W), zstd'd or (with ``context``)
+    range-coded; PayloadError for anything else."""
     try:
         records = list(records)
     except TypeError as error:
@@ -119,8 +136,11 @@ def decode_codes(records: list[TensorRecord], info: BottleneckInfo, batch: int =
     if shape != expected or dtype != "uint8" or scale or zero_point:
         raise PayloadError(f"{where}: uint8 {expected} without quantization parameters expected, got "
                            f"{dtype} {shape} with {len(scale)} scales")
-    raw = decompress_exact(where, "zstd", data, math.prod(expected))
-    codes = np.frombuffer(raw, dtype=np.uint8).reshape(expected)
+    if context is not None:
+        codes = context.decode(data, expected)
+    else:
+        raw = decompress_exact(where, "zstd", data, math.prod(expected))
+        codes = np.frombuffer(raw, dtype=np.uint8).reshape(expected)
     if int(codes.max(initial=0)) > info.levels:
         raise PayloadError(f"{where}: a code above {info.levels}, the largest {info.bits}-bit code")
     return torch.from_numpy(codes.copy())

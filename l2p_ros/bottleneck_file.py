@@ -4,11 +4,13 @@ No torch: the partitioner reads what a bottleneck sends (its cut, its measured b
 to weigh its cut against the others without loading the network; ``l2p_ros.bottleneck`` builds
 the torch module from the arrays.
 
-File (``schema: l2p-bottleneck/2``): a safetensors file (weights only, nothing unpickled) whose
+File (``schema: l2p-bottleneck/3``): a safetensors file (weights only, nothing unpickled) whose
 metadata key ``l2p`` holds a JSON object: the model id, the weights fingerprint it was distilled
 from, the cut, the crossing tensor's shape, channels, bits, the encoder's and the decoder's hidden
 widths (``/1`` files have no decoder width: theirs is twice the encoder's), the training record
-(sources, frames, held-out results) and the sha256 of the tensors. Reading it against another
+(sources, frames, held-out results) and the sha256 of the tensors. Beside the network's weights
+it may hold :data:`CONTEXT_KEY`, the context model of its codes (``l2p_ros.context_coder``;
+``/2`` files have none: they take no ``+ctx``). Reading it against another
 model or other weights, or with tensors that do not hash to what it says, raises
 :class:`BottleneckError` naming the file and the mismatch.
 """
@@ -23,9 +25,11 @@ import numpy as np
 
 from l2p_ros.codec_spec import BOTTLENECK_NAME
 
-SCHEMA = "l2p-bottleneck/2"
-# Read too: /1 recorded one hidden width, its decoder twice it.
-READABLE_SCHEMAS = ("l2p-bottleneck/1", SCHEMA)
+SCHEMA = "l2p-bottleneck/3"
+# Read too: /1 recorded one hidden width, its decoder twice it; /2 held no context model. A /3
+# file is refused by a /2 reader by its schema, not by an array it would not expect.
+READABLE_SCHEMAS = ("l2p-bottleneck/1", "l2p-bottleneck/2", SCHEMA)
+CONTEXT_KEY = "context.probabilities"
 EXTENSION = ".safetensors"
 MAX_BITS = 8
 
@@ -91,6 +95,12 @@ class BottleneckInfo:
     def held_out_payload_bytes(self) -> float | None:
         """Mean bytes per frame it sent on its held-out frames, when it was evaluated."""
         value = (self.training.get("held_out") or {}).get("payload_bytes_mean")
+        return float(value) if value is not None else None
+
+    @property
+    def held_out_context_payload_bytes(self) -> float | None:
+        """The same through its context model (``bn:NAME+ctx``), when it has one and was evaluated."""
+        value = (self.training.get("held_out") or {}).get("context_payload_bytes_mean")
         return float(value) if value is not None else None
 
 

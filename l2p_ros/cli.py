@@ -8,6 +8,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -127,6 +128,7 @@ def cmd_detect(args) -> int:
     import cv2
 
     from l2p_ros.codec import CodecSpec
+    from l2p_ros.codec_spec import CONTEXT_CODER, bottleneck_source
     from l2p_ros.model.device import resolve_device
     from l2p_ros.model.postprocess import load_class_names
     from l2p_ros.visualize import draw_detections
@@ -136,7 +138,11 @@ def cmd_detect(args) -> int:
     detector = SplitDetector(_load(args), load_class_names(), _model_id(args),
                              score_threshold=args.score_threshold, device=args.device, precision=args.precision)
     if args.codec.startswith("bn:"):  # a learned bottleneck (a name or a path), at its own cut by default
-        spec = detector.add_bottleneck(args.codec[3:])
+        source, coder = bottleneck_source(args.codec)
+        spec = dataclasses.replace(detector.add_bottleneck(source), compression=coder)
+        if coder == CONTEXT_CODER and detector.bottleneck(spec).context is None:
+            raise ValueError(f"--codec {args.codec}: {source} carries no context model "
+                             "(l2p train-bottleneck --context-only adds one)")
         if args.split is None:
             args.split = detector.bottleneck(spec).info.cut_after_layer
     else:
@@ -204,13 +210,17 @@ def _check_codec(codec: str, policy: str | None) -> None:
     """``--codec`` as the partitioner, edge and cloud would read it (ValueError naming it): a codec
     name, or a learned bottleneck whose file reads, with a policy that can use it at its cut (its
     model is checked by the nodes that load it)."""
-    from l2p_ros.bottleneck_file import read_bottleneck
-    from l2p_ros.codec_spec import CodecSpec
+    from l2p_ros.bottleneck_file import CONTEXT_KEY, read_bottleneck
+    from l2p_ros.codec_spec import CONTEXT_CODER, CodecSpec, bottleneck_source
     from l2p_ros.policies.registry import check_tensor_codec
 
     try:
         if codec.startswith("bn:"):
-            cut = read_bottleneck(codec[3:])[0].cut_after_layer
+            source, coder = bottleneck_source(codec)
+            info, arrays = read_bottleneck(source)
+            if coder == CONTEXT_CODER and CONTEXT_KEY not in arrays:
+                raise ValueError(f"{source} carries no context model (l2p train-bottleneck --context-only adds one)")
+            cut = info.cut_after_layer
             try:
                 check_tensor_codec(policy or "", codec)
             except ValueError as error:
@@ -269,11 +279,11 @@ def cmd_train_bottleneck(args) -> int:
     from l2p_ros.split import SplitDetector
 
     defaults = training.DEFAULTS.get(str(args.model))
-    if defaults is None and None in (args.cut, args.channels, args.bits):
+    if defaults is None and None in (args.cut, args.channels, args.bits) and not args.context_only:
         raise ValueError(f"no defaults for model {args.model}: give --cut, --channels and --bits")
-    cut = args.cut if args.cut is not None else defaults.cut
-    channels = args.channels if args.channels is not None else defaults.channels
-    bits = args.bits if args.bits is not None else defaults.bits
+    cut = args.cut if args.cut is not None else getattr(defaults, "cut", None)
+    channels = args.channels if args.channels is not None else getattr(defaults, "channels", None)
+    bits = args.bits if args.bits is not None else getattr(defaults, "bits", None)
     rate_weight = args.rate_weight if args.rate_weight is not None else defaults.rate_weight if defaults else 0.0
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -287,17 +297,21 @@ def cmd_train_bottleneck(args) -> int:
         train_frames, held_out_per_source = training.split_each_in_time(per_source, args.held_out)
     held_out = [frame for frames in held_out_per_source for frame in frames]
     seen = len(train_frames)
+    bar = lambda total, desc: tqdm(total=total, desc=desc, unit="step", file=sys.stderr)  # noqa: E731
+    if args.context_only:
+        print(f"{seen} training frames, {len(held_out)} held out: fitting the context model of "
+              f"{args.context_only}", file=sys.stderr)
+        return _fit_context_only(args, model, train_frames, held_out, held_out_sources, held_out_per_source, bar)
     augment = training.AUGMENT_VIEWS if args.augment is None else args.augment
     train_frames = training.augmented_views(train_frames, augment, seed=args.seed)
     print(f"{seen} training frames (+{len(train_frames) - seen} augmented views), {len(held_out)} held out "
           f"({'from --val' if args.val else 'the last part of each source in time'}); cut {cut}, {channels} "
           f"channels, {bits} bits", file=sys.stderr)
-    bar = lambda total, desc: tqdm(total=total, desc=desc, unit="step", file=sys.stderr)  # noqa: E731
     bottleneck, record = training.train(model, _model_id(args), train_frames, cut=cut, channels=channels,
                                         bits=bits, hidden=args.hidden or training.HIDDEN,
                                         decoder_hidden=args.decoder_hidden, epochs=args.epochs,
                                         tail_epochs=args.tail_epochs, rate_weight=rate_weight, seed=args.seed,
-                                        progress_factory=bar)
+                                        context_frames=seen, progress_factory=bar)
     record.update(sources=[str(s) for s in args.train], val_sources=[str(s) for s in args.val or []],
                   frames_seen=seen, augmented_views=augment,
                   command=" ".join(["l2p", *sys.argv[1:]]))
@@ -305,12 +319,47 @@ def cmd_train_bottleneck(args) -> int:
     path = bottleneck.save(args.out)
     detector = SplitDetector(model, load_class_names(), _model_id(args))
     spec = detector.add_bottleneck(path)
-    # Each scene's own figure too: a varied source must not hide a camera's loss.
-    sources = [(str(source), len(frames)) for source, frames in zip(held_out_sources, held_out_per_source)]
-    report = training.evaluate(detector, spec, held_out, sources=sources if len(sources) > 1 else ())
+    report = _evaluate_held_out(detector, spec, held_out, held_out_sources, held_out_per_source)
     bottleneck.info.training["held_out"] = report
     bottleneck.save(path)  # again, with its held-out results
     print(json.dumps({"out": str(path), "held_out": report, "wall_time_s": record["wall_time_s"]}, indent=1))
+    return 0
+
+
+def _evaluate_held_out(detector, spec, held_out, held_out_sources, held_out_per_source) -> dict:
+    from l2p_ros import bottleneck_training as training
+
+    # Each scene's own figure too: a varied source must not hide a camera's loss.
+    sources = [(str(source), len(frames)) for source, frames in zip(held_out_sources, held_out_per_source)]
+    return training.evaluate(detector, spec, held_out, sources=sources if len(sources) > 1 else ())
+
+
+def _fit_context_only(args, model, train_frames, held_out, held_out_sources, held_out_per_source, bar) -> int:
+    """``train-bottleneck --context-only FILE``: the file's network unchanged, a context model
+    (codec ``bn:NAME+ctx``) fitted on the codes of these training frames (without augmented
+    views, as :func:`bottleneck_training.train` fits it), the held-out frames measured again
+    (both codecs), written to --out."""
+    from l2p_ros import bottleneck_training as training
+    from l2p_ros.model.postprocess import load_class_names
+    from l2p_ros.split import SplitDetector
+
+    started = time.perf_counter()
+    detector = SplitDetector(model, load_class_names(), _model_id(args))
+    bottleneck = detector.bottleneck(detector.add_bottleneck(args.context_only))
+    progress = bar(len(train_frames), "codes")
+    crossing = training.Teacher(model, bottleneck.info.cut_after_layer).crossings(train_frames, progress.update)
+    progress.close()
+    bottleneck.context = training.fit_context(bottleneck, crossing)
+    bottleneck.info.training["context"] = {"frames": len(train_frames), "alphabet": bottleneck.context.alphabet,
+                                           "sources": [str(s) for s in args.train],
+                                           "command": " ".join(["l2p", *sys.argv[1:]])}
+    path = bottleneck.save(args.out)
+    spec = detector.add_bottleneck(path)
+    report = _evaluate_held_out(detector, spec, held_out, held_out_sources, held_out_per_source)
+    detector.bottleneck(spec).info.training["held_out"] = report
+    detector.bottleneck(spec).save(path)
+    print(json.dumps({"out": str(path), "held_out": report, "wall_time_s": round(time.perf_counter() - started, 1)},
+                     indent=1))
     return 0
 
 
@@ -583,6 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail-epochs", type=_nonnegative_int, default=15, help="epochs through the frozen tail")
     p.add_argument("--threads", type=_nonnegative_int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--context-only", default=None, metavar="BOTTLENECK",
+                   help="no training: fit only the context model (codec bn:NAME+ctx) of this existing bottleneck "
+                        "(a name or a path) on the training frames, measure it held out, and write it to --out")
     p.add_argument("--out", type=Path, required=True, help="the bottleneck file to write (.safetensors)")
     p.set_defaults(func=cmd_train_bottleneck)
 

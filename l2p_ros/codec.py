@@ -24,10 +24,11 @@ import numpy as np
 import torch
 import zstandard
 
-from l2p_ros.codec_spec import CODECS, CodecSpec, PayloadError
+from l2p_ros.codec_spec import CODECS, CONTEXT_CODER, CodecSpec, PayloadError
 
 __all__ = [
     "CODECS",
+    "CONTEXT_CODER",
     "DEFAULT_MAX_BYTES",
     "CodecSpec",
     "PayloadError",

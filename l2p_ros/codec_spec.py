@@ -15,6 +15,9 @@ class PayloadError(ValueError):
 
 DTYPES = ("fp32", "fp16", "int8-tensor", "int8-channel", "jpeg", "bn")
 COMPRESSIONS = ("none", "lz4", "zstd")
+# A bottleneck's codes go zstd'd ("bn:NAME", compression "none") or through the context model its
+# file carries ("bn:NAME+ctx", l2p_ros.context_coder): fewer bytes, more milliseconds.
+CONTEXT_CODER = "ctx"
 DEFAULT_JPEG_QUALITY = 75
 
 # A learned bottleneck's name: a file models/bottleneck/NAME.safetensors (l2p_ros.bottleneck).
@@ -29,7 +32,8 @@ class CodecSpec:
     """How crossing tensors are encoded: element dtype, lossless compression, JPEG quality.
 
     Names: ``fp32``, ``fp16+lz4``, ``int8-channel+zstd``, ``jpeg-q75``, ``jpeg-full-q75``,
-    ``bn:NAME`` (a learned bottleneck at its own cut, ``l2p_ros.bottleneck``; nothing else applies).
+    ``bn:NAME`` (a learned bottleneck at its own cut, ``l2p_ros.bottleneck``, its codes zstd'd) and
+    ``bn:NAME+ctx`` (the same codes range-coded with the file's context model).
     ``quality`` and ``full_size`` apply to ``jpeg`` only; JPEG is already compressed, so ``jpeg``
     takes no further compression. ``jpeg-qN`` sends the image at network resolution (resized as the
     letterbox will resize it: the network never sees more pixels); ``jpeg-full-qN`` sends it at the
@@ -51,9 +55,13 @@ class CodecSpec:
         if self.dtype == "bn" and not (isinstance(self.bottleneck, str) and BOTTLENECK_NAME.fullmatch(self.bottleneck)):
             raise PayloadError(f"bottleneck name {self.bottleneck!r} invalid: letters, digits, '_', '.', '-' "
                                "(1..64, no path)")
-        if self.dtype == "bn" and self.compression != "none":
-            raise PayloadError(f"codec bn takes no compression (got {self.compression!r}): its codes are zstd'd")
-        if self.compression not in COMPRESSIONS:
+        if self.dtype == "bn" and self.compression not in ("none", CONTEXT_CODER):
+            raise PayloadError(f"codec bn takes no compression but {CONTEXT_CODER!r} (got {self.compression!r}): "
+                               "its codes are zstd'd, or range-coded with +ctx")
+        if self.compression == CONTEXT_CODER and self.dtype != "bn":
+            raise PayloadError(f"compression {CONTEXT_CODER!r} applies to bottleneck codes (bn:NAME+ctx) only, "
+                               f"not to {self.dtype!r}")
+        if self.compression not in (*COMPRESSIONS, CONTEXT_CODER):
             raise PayloadError(
                 f"compression {self.compression!r} unknown; allowed: {', '.join(COMPRESSIONS)}"
             )
@@ -73,7 +81,11 @@ class CodecSpec:
         if not isinstance(name, str):
             raise PayloadError(f"codec name must be a string, got {type(name).__name__}")
         if name.startswith("bn:"):
-            return cls("bn", bottleneck=name[3:])
+            bottleneck, plus, coder = name[3:].partition("+")
+            if plus and coder != CONTEXT_CODER:
+                raise PayloadError(f"codec {name!r}: a bottleneck's codes take +{CONTEXT_CODER} or nothing, "
+                                   f"not +{coder}")
+            return cls("bn", CONTEXT_CODER if plus else "none", bottleneck=bottleneck)
         dtype, _, compression = name.strip().partition("+")
         quality, full_size = DEFAULT_JPEG_QUALITY, False
         head, sep, tail = dtype.rpartition("-q")
@@ -87,7 +99,7 @@ class CodecSpec:
 
     def __str__(self) -> str:
         if self.dtype == "bn":
-            return f"bn:{self.bottleneck}"
+            return f"bn:{self.bottleneck}" + (f"+{CONTEXT_CODER}" if self.compression == CONTEXT_CODER else "")
         if self.dtype == "jpeg":
             return f"jpeg-full-q{self.quality}" if self.full_size else f"jpeg-q{self.quality}"
         return self.dtype if self.compression == "none" else f"{self.dtype}+{self.compression}"
@@ -141,5 +153,15 @@ def has_exact_size(name: str) -> bool:
 
 
 def is_bottleneck_codec(name: str) -> bool:
-    """Whether ``name`` is a learned bottleneck (``bn:NAME``)."""
+    """Whether ``name`` is a learned bottleneck (``bn:NAME``, ``bn:NAME+ctx``)."""
     return CodecSpec.parse(name).dtype == "bn"
+
+
+def bottleneck_source(name: str) -> tuple[str, str]:
+    """``bn:NAME_OR_PATH[+ctx]`` (the command line's form: a path allowed) -> (the name or path, the
+    codes' compression: "none" for zstd, "ctx")."""
+    if not name.startswith("bn:"):
+        raise PayloadError(f"codec {name!r} is not a bottleneck (bn:NAME)")
+    text = name[3:]
+    suffix = f"+{CONTEXT_CODER}"
+    return (text[:-len(suffix)], CONTEXT_CODER) if text.endswith(suffix) else (text, "none")

@@ -73,6 +73,17 @@ def _ms_since(start: float) -> float:
 MAX_REFUSED_BOTTLENECKS = 256
 
 
+def _context_model(spec: codec.CodecSpec, bottleneck: Bottleneck):
+    """The context model ``bn:NAME+ctx`` codes with; None for ``bn:NAME`` (zstd). PayloadError
+    (a ValueError) when the file has none: one trained before context models, or by another tool."""
+    if spec.compression != codec.CONTEXT_CODER:
+        return None
+    if bottleneck.context is None:
+        raise codec.PayloadError(f"codec {spec}: bottleneck {spec.bottleneck} carries no context model "
+                                 "(train it again, or add one: scripts/fit_context_model.py)")
+    return bottleneck.context
+
+
 class SplitDetector:
     """A model with its runner and post-processing, able to run any cut on either side.
 
@@ -220,7 +231,8 @@ class SplitDetector:
         if spec.dtype != "bn":
             return codec.encode_tensors(payload, spec)
         (layer, tensor), = payload.items()
-        return encode_codes(layer, self.bottleneck(spec).encode(tensor))
+        bottleneck = self.bottleneck(spec)
+        return encode_codes(layer, bottleneck.encode(tensor), _context_model(spec, bottleneck))
 
     def _decode(self, frame: EncodedFrame) -> tuple[Cut, dict]:
         if frame.model_id != self.model_id:
@@ -231,7 +243,8 @@ class SplitDetector:
             if cut.after_layer != bottleneck.info.cut_after_layer:
                 raise codec.PayloadError(f"codec {frame.codec} works at cut {bottleneck.info.cut_after_layer}, "
                                          f"the frame says cut {cut.name(self.num_layers)}")
-            codes = decode_codes(frame.records, bottleneck.info).to(self.device)
+            codes = decode_codes(frame.records, bottleneck.info,
+                                 context=_context_model(frame.codec, bottleneck)).to(self.device)
             return cut, {cut.after_layer: bottleneck.decode(codes)}
         return cut, codec.decode_tensors(frame.records, frame.codec, self.runner.expected_shapes(cut),
                                          device=self.device, dtype=self.dtype)

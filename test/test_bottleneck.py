@@ -103,23 +103,23 @@ def test_a_file_without_our_metadata_is_refused(tmp_path):
 
     path = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(path), metadata={"l2p": json.dumps({"schema": "other/1"})})
-    with pytest.raises(BottleneckError, match="schema 'other/1' is not one of 'l2p-bottleneck/1', 'l2p-bottleneck/2'"):
+    with pytest.raises(BottleneckError, match="schema 'other/1' is not one of 'l2p-bottleneck/1', 'l2p-bottleneck/2', 'l2p-bottleneck/3'"):
         load_bottleneck(path)
 
 
 def test_the_decoder_width_is_recorded_and_files_of_the_first_schema_still_load(tmp_path, detector, image):
-    """A file records its decoder's own width (schema 2); one of schema 1 recorded a single width,
+    """A file records its decoder's own width (schema 2 on); one of schema 1 recorded a single width,
     its decoder twice it, and loads as that. A width the tensors do not have is refused."""
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
     wide = load_bottleneck(make_file(tmp_path, detector, "wide-decoder", decoder_hidden=40))
     assert wide.info.decoder_width == 40 and wide.decoder[0].out_channels == 40 and wide.encoder[0].out_channels == 16
-    current = make_file(tmp_path, detector, "second-schema")
+    current = make_file(tmp_path, detector, "third-schema")
     with safe_open(str(current), framework="np") as handle:
         meta = json.loads(handle.metadata()["l2p"])
         arrays = {key: handle.get_tensor(key) for key in handle.keys()}
-    assert meta["schema"] == "l2p-bottleneck/2" and meta["decoder_hidden"] is None
+    assert meta["schema"] == "l2p-bottleneck/3" and meta["decoder_hidden"] is None
     del meta["decoder_hidden"]
     narrow = tmp_path / "first-schema.safetensors"
     save_file(arrays, str(narrow), metadata={"l2p": json.dumps({**meta, "schema": "l2p-bottleneck/1"})})

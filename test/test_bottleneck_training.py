@@ -37,6 +37,9 @@ def test_train_bottleneck_writes_a_file_that_detect_uses(tmp_path):
     assert (info.hidden, info.decoder_width) == (64, 24)
     assert info.training["sources"] == [str(asset_path("vtest.avi"))] and info.training["held_out"] == report["held_out"]
     assert info.training["rate_weight"] == 0.01
+    held_out = report["held_out"]  # its context model (bn:NAME+ctx), fitted on the 8 frames: same codes
+    assert load_bottleneck(out).context is not None
+    assert held_out["context_matched_share"] == held_out["matched_share"] and held_out["context_payload_bytes_mean"] > 0
     assert "distil" in result.stderr or "crossing" in result.stderr  # the progress bar
     detect = l2p("detect", "--codec", f"bn:{out}", "--json", "--frames", "2", asset_path("vtest.avi"))
     assert detect.returncode == 0, detect.stderr
@@ -58,6 +61,29 @@ def test_train_bottleneck_reports_each_source_held_out_on_its_own(tmp_path):
     assert held_out["frames"] == 4 and list(held_out["per_source"]) == [vtest, photos]
     assert [report["frames"] for report in held_out["per_source"].values()] == [2, 2]
     assert all(0 <= report["matched_share"] <= 1 for report in held_out["per_source"].values())
+
+
+def test_context_only_adds_a_context_model_to_a_file_without_one(tmp_path):
+    """A bottleneck made before context models: ``--context-only`` fits one on the training frames
+    and measures it held out; the network's weights are the file's own."""
+    from l2p_ros.bottleneck import Bottleneck, BottleneckInfo
+
+    model = load_model("yolov3-tiny")
+    torch.manual_seed(0)
+    info = BottleneckInfo("yolov3-tiny-416", model.weights_fingerprint, 7, (128, 26, 26), 8, 4, 16)
+    old = Bottleneck(info).save(tmp_path / "old.safetensors")
+    out = tmp_path / "with-context.safetensors"
+    result = l2p("train-bottleneck", "--train", asset_path("vtest.avi"), "--max-frames", "10", "--context-only", old,
+                 "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "8 training frames, 2 held out: fitting the context model" in result.stderr
+    before, after = load_bottleneck(old), load_bottleneck(out)
+    assert before.context is None and after.context is not None and after.context.channels == 8
+    assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    assert after.info.training["context"]["frames"] == 8
+    held_out = json.loads(result.stdout)["held_out"]
+    assert held_out == after.info.training["held_out"] and held_out["frames"] == 2
+    assert held_out["context_matched_share"] == held_out["matched_share"]
 
 
 @pytest.mark.parametrize("args, message", [

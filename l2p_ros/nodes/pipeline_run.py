@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+from l2p_ros.codec_spec import CodecSpec, bottleneck_source
 from l2p_ros.nodes.dds import DDS_MODES, claim_domain_id, dds_description, use_local_dds
 from l2p_ros.nodes.fastdds_shm import sweep
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, work_dir_for
@@ -53,10 +54,10 @@ def _is_edge(key: str) -> bool:
 def _overrides(source, image_topic, frames, policy, rate_hz, device=None, precision=None, codec=None) -> dict:
     overrides = {}
     if codec:
-        bottleneck = codec[3:] if codec.startswith("bn:") else ""
+        bottleneck, coder = bottleneck_source(codec) if codec.startswith("bn:") else ("", "none")
         if "/" in bottleneck or bottleneck.endswith(".safetensors"):  # a file: both tiers load it by path
             overrides[("edge_node", "bottlenecks")] = overrides[("cloud_node", "bottlenecks")] = bottleneck
-            codec = f"bn:{Path(bottleneck).stem}"
+            codec = str(CodecSpec("bn", coder, bottleneck=Path(bottleneck).stem))
         overrides[("partitioner_node", "codec")] = codec
     if source:
         overrides[("camera_node", "source")] = str(source)
