@@ -2,7 +2,7 @@
 without a learned bottleneck, in the simulator.
 
     python bench/bench_bottleneck_region.py [--bandwidths 0.5,1,2,5,10,20,50] [--edge-speed-factors 0.25,1]
-                                            [--minutes 5] [--bottleneck vtest-street]
+                                            [--minutes 5] [--bottleneck vtest-street[,sample-scenes+ctx,...]]
 
 The link is held constant (RTT 20 ms, no edge load) so each row answers one question: at this
 bandwidth, on this edge, which partitions do greedy and the oracle choose, and what does the
@@ -10,8 +10,10 @@ bottleneck change in mean latency and edge energy. Everything else is the l2p-pa
 committed CPU profile (derived for the edge speed, labelled derived), the cloud derived at 20x,
 the paper's alternating scenes of real frames (the committed video table), network-resolution JPEG
 q75 for image offload and int8-channel+zstd for tensor cuts, the committed frame costs (the
-bottleneck's encoder and decoder included). Simulated (trace-driven). Writes
-bench/results/bottleneck_region_yolov3-tiny.json (another ``--bottleneck``: ..._<name>.json).
+bottleneck's encoder and decoder included). Simulated (trace-driven). Several bottlenecks (comma
+separated; ``NAME+ctx``: its codes range-coded) are each run alone beside no bottleneck, then all
+together, the policies choosing among them. Writes bench/results/bottleneck_region_yolov3-tiny.json
+(other ``--bottleneck``: ..._<names joined by _>.json).
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def main() -> None:
     parser.add_argument("--bandwidths", type=floats, default=floats("0.5,1,2,5,10,20,50"))
     parser.add_argument("--edge-speed-factors", type=floats, default=floats("0.25,1"))
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--bottleneck", default="vtest-street")
+    parser.add_argument("--bottleneck", default="vtest-street", help="names, comma separated")
     args = parser.parse_args()
     use_committed_video_table()
     traces = tempfile.TemporaryDirectory(prefix="l2p-region-")  # removed when the bench ends
@@ -55,28 +57,33 @@ def main() -> None:
     rows = []
     print(f"{'edge x':>6} {'Mbit/s':>7} {'bn':>3} | {'greedy ms':>9} {'J':>6} {'interior %':>10} | "
           f"{'oracle ms':>9} {'J':>6} {'interior %':>10}")
+    names = [name.strip() for name in args.bottleneck.split(",") if name.strip()]
+    choices = [(), *((name,) for name in names), *([tuple(names)] if len(names) > 1 else [])]
     for factor in args.edge_speed_factors:
-        for with_bottleneck in (False, True):
+        for bottlenecks in choices:
+            with_bottleneck = bool(bottlenecks)
             world = build_world("yolov3-tiny", edge_profile=EDGE_PROFILE, edge_speed_factor=factor,
-                                bottlenecks=(args.bottleneck,) if with_bottleneck else (), log=lambda *a: None)
+                                bottlenecks=bottlenecks, log=lambda *a: None)
             for bandwidth in args.bandwidths:
                 scenario = trace_scenario(constant_trace(directory, bandwidth, args.minutes))
                 evaluation = evaluate(scenario, "yolov3-tiny", POLICIES, args.minutes, 0, world=world,
                                       progress=False, log=lambda *a: None)
-                row = {"edge_speed_factor": factor, "bandwidth_mbps": bandwidth, "bottleneck": with_bottleneck}
+                row = {"edge_speed_factor": factor, "bandwidth_mbps": bandwidth, "bottleneck": with_bottleneck,
+                       "bottlenecks": list(bottlenecks)}
                 for name in POLICIES:
                     summary = evaluation.runs[name].summary
                     cuts = summary["cut_histogram"]
                     row[name] = {"latency_ms_mean": round(summary["latency_ms"]["mean"], 2),
                                  "edge_energy_j": round(summary["edge_energy_j_per_frame"], 4),
-                                 "interior_share": round(interior_share(cuts), 4), "cuts": cuts}
+                                 "interior_share": round(interior_share(cuts), 4), "cuts": cuts,
+                                 "codecs": summary["codec_histogram"]}
                 rows.append(row)
                 g, o = row["greedy"], row["oracle"]
-                print(f"{factor:6g} {bandwidth:7g} {'yes' if with_bottleneck else 'no':>3} | "
+                print(f"{factor:6g} {bandwidth:7g} {'+'.join(bottlenecks) or 'no':>3} | "
                       f"{g['latency_ms_mean']:9.1f} {g['edge_energy_j']:6.3f} {100 * g['interior_share']:9.1f}% | "
                       f"{o['latency_ms_mean']:9.1f} {o['edge_energy_j']:6.3f} {100 * o['interior_share']:9.1f}%",
                       flush=True)
-    suffix = "" if args.bottleneck == "vtest-street" else f"_{args.bottleneck}"
+    suffix = "" if names == ["vtest-street"] else "_" + "_".join(names)
     save(f"bottleneck_region_yolov3-tiny{suffix}", {"command": " ".join(["python", *sys.argv]), "rows": rows,
                                            "simulated": True})
 

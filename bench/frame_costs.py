@@ -11,7 +11,9 @@ decision) and bench/bench_bottleneck.py (each shipped bottleneck's encode and de
 the bench's rows for a bottleneck of the same cut, channels and bits, over every frame set: the
 cost depends on the network's shape, not its weights; the bench trains only the default widths,
 so a bottleneck of other widths is priced from its own rows, by name, in the bench's results
-with ``--photos``). Writes the file
+with ``--photos``; a bottleneck carrying a context model is priced as ``bn:NAME+ctx`` too: its zstd
+price plus the range coder's extra encode and decode ms over zstd, both measured side by side on
+its held-out frames and recorded in the file). Writes the file
 l2p_ros.measure.frame_costs reads. ``--bottlenecks-only`` rewrites only its bottleneck prices
 in an existing file, so shipping a bottleneck does not move the figures already computed from it.
 """
@@ -99,6 +101,12 @@ def _bottleneck_costs(results: dict, named_results: dict) -> dict:
             continue
         costs[f"bn:{path.stem}"] = {key: round(statistics.mean(row[key] for row in same), 4)
                                     for key in ("encode_ms", "decode_ms")}
+        held_out = info.training.get("held_out") or {}
+        if "context_encode_ms_median" in held_out:
+            costs[f"bn:{path.stem}+ctx"] = {
+                key: round(costs[f"bn:{path.stem}"][key]
+                           + max(0.0, held_out[f"context_{key}_median"] - held_out[f"{key}_median"]), 4)
+                for key in ("encode_ms", "decode_ms")}
     return costs
 
 

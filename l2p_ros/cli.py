@@ -427,7 +427,8 @@ def _add_world_args(p) -> None:
                    help="cloud speed / measured edge profile speed when derived (default 20)")
     p.add_argument("--video-frames", type=int, default=60, help="real frames measured per clip (cached)")
     p.add_argument("--bottlenecks", nargs="*", default=(), metavar="NAME",
-                   help="learned bottlenecks (models/bottleneck/ names or paths) the policies may choose")
+                   help="learned bottlenecks (models/bottleneck/ names or paths; NAME+ctx: its codes range-coded "
+                        "with its context model) the policies may choose")
     p.add_argument("--frame-costs", default="committed", metavar="FILE|committed|none",
                    help="measured encode, decode, complexity and decision times the simulator and the policies "
                         "charge: a frame-costs file, 'committed' (default: the repository's for the model, if any) "
@@ -599,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="cut: a layer index, 'edge', 'cloud' or 'dag:i,j,..'")
     p.add_argument("--codec", default="fp32", help="fp32, fp16, int8-channel+zstd, jpeg-q75 (image at network "
                    "resolution), jpeg-full-q75 (at camera size), bn:NAME (a learned bottleneck in "
-                   "models/bottleneck/, or bn:PATH; runs at its own cut unless --split says otherwise), ...")
+                   "models/bottleneck/, or bn:PATH; runs at its own cut unless --split says otherwise; "
+                   "bn:NAME+ctx: its codes range-coded with its context model, fewer bytes), ...")
     p.add_argument("--score-threshold", type=float, default=0.25)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both tiers of a --split run there)")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16: CUDA only")

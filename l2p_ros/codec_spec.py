@@ -163,5 +163,7 @@ def bottleneck_source(name: str) -> tuple[str, str]:
     if not name.startswith("bn:"):
         raise PayloadError(f"codec {name!r} is not a bottleneck (bn:NAME)")
     text = name[3:]
-    suffix = f"+{CONTEXT_CODER}"
-    return (text[:-len(suffix)], CONTEXT_CODER) if text.endswith(suffix) else (text, "none")
+    head, plus, coder = text.rpartition("+")
+    if plus and coder in COMPRESSIONS:
+        raise PayloadError(f"codec {name!r}: a bottleneck's codes take +{CONTEXT_CODER} or nothing, not +{coder}")
+    return (head, CONTEXT_CODER) if plus and coder == CONTEXT_CODER else (text, "none")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from l2p_ros.bottleneck_file import BottleneckError, read_bottleneck, resolve_path
+from l2p_ros.bottleneck_file import CONTEXT_KEY, BottleneckError, read_bottleneck, resolve_path
+from l2p_ros.codec_spec import CONTEXT_CODER, CodecSpec, bottleneck_source
 from l2p_ros.measure.cache import ensure_profile
 from l2p_ros.measure.frame_costs import FrameCosts, frame_costs_source, resolve_frame_costs
 from l2p_ros.measure.models import model_graph, model_id
@@ -87,16 +88,21 @@ def build_cost_model(deployment: Deployment, payload_bytes_fn: PayloadBytesFn | 
         "cloud_profile": {**cloud_source, "full_pass_ms": round(cloud.total_ms, 3)},
     }
     bottlenecks = {}
-    for name in d.bottlenecks:
-        info, _ = read_bottleneck(name, model_id=model_id(d.model, d.input_size))
-        if info.held_out_payload_bytes is None:
-            raise BottleneckError(f"bottleneck {name} records no payload measured on held-out frames "
+    for entry in d.bottlenecks:
+        name, coder = bottleneck_source(f"bn:{entry}")  # NAME, or NAME+ctx: its codes range-coded
+        info, arrays = read_bottleneck(name, model_id=model_id(d.model, d.input_size))
+        if coder == CONTEXT_CODER and CONTEXT_KEY not in arrays:
+            raise BottleneckError(f"bottleneck {name} carries no context model for +{CONTEXT_CODER} "
+                                  "(l2p train-bottleneck --context-only adds one)")
+        payload = info.held_out_context_payload_bytes if coder == CONTEXT_CODER else info.held_out_payload_bytes
+        if payload is None:
+            raise BottleneckError(f"bottleneck {entry} records no payload measured on held-out frames "
                                   "(l2p train-bottleneck measures it)")
-        codec = f"bn:{resolve_path(name).stem}"
-        bottlenecks[codec] = (info.cut_after_layer, info.held_out_payload_bytes)
+        codec = str(CodecSpec("bn", coder, bottleneck=resolve_path(name).stem))
+        bottlenecks[codec] = (info.cut_after_layer, payload)
         sources.setdefault("bottlenecks", {})[codec] = {
             "file": str(resolve_path(name)), "cut": info.cut_after_layer,
-            "payload_bytes": info.held_out_payload_bytes, "from": "its held-out frames (recorded in the file)"}
+            "payload_bytes": payload, "from": "its held-out frames (recorded in the file)"}
     costs_path, costs = resolve_frame_costs(d.frame_costs, d.model)
     if costs is not None:
         sources["frame_costs"] = frame_costs_source(costs_path, costs)

@@ -69,6 +69,32 @@ def test_a_bottleneck_for_another_model_or_without_a_measured_payload_is_refused
         build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=("nowhere",)))
 
 
+def test_range_coded_codes_are_chosen_where_their_bytes_outweigh_their_coding_time(tmp_path):
+    """``NAME+ctx``: the same bottleneck sending the fewer bytes its file measured through its context
+    model, charged the range coder's extra milliseconds (the committed frame costs): on a slow link
+    greedy sends it, on a fast one its coding costs more than the bytes it saves."""
+    deployment = Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, edge_speed_factor=0.25,
+                            bottlenecks=("sample-scenes", "sample-scenes+ctx"), frame_costs="committed")
+    model, sources = build_cost_model(deployment, log=lambda *_: None)
+    info, _ = read_bottleneck("sample-scenes")
+    zstd, coded = Partition.chain(7, "bn:sample-scenes"), Partition.chain(7, "bn:sample-scenes+ctx")
+    assert model.bottleneck_partitions() == [zstd, coded]
+    assert sources["bottlenecks"]["bn:sample-scenes+ctx"]["payload_bytes"] == info.held_out_context_payload_bytes
+    assert info.held_out_context_payload_bytes < 0.85 * info.held_out_payload_bytes
+    one_mbps = SystemState(bandwidth_mbps=1.0, rtt_ms=20.0, edge_load=0.0, frame_complexity=0.5)
+    slow, fast = (model.predict(coded, state).total_ms - model.predict(zstd, state).total_ms
+                  for state in (one_mbps, FAST_LINK))
+    assert slow < 0 < fast, (slow, fast)
+    assert make_policy("greedy", model, codec="int8-channel+zstd", image_codec="jpeg-q75").decide(one_mbps) == coded
+    from l2p_ros.bottleneck import load_bottleneck
+
+    plain = load_bottleneck("sample-scenes")
+    plain.context = None  # as every file made before context models
+    path = plain.save(tmp_path / "plain.safetensors")
+    with pytest.raises(BottleneckError, match="no context model.*--context-only"):
+        build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=(f"{path}+ctx",)))
+
+
 @pytest.mark.parametrize("name", SEARCHING_POLICIES)
 def test_a_bottleneck_is_not_a_searching_policys_tensor_codec(built, name):
     """A searching policy asks its tensor codec for every cut's bytes, which a bottleneck has at its

@@ -59,6 +59,10 @@ def test_a_bottleneck_codec_reaches_the_nodes_that_need_it():
     assert by_path == {("partitioner_node", "codec"): "bn:my-car",
                        ("edge_node", "bottlenecks"): "/data/my-car.safetensors",
                        ("cloud_node", "bottlenecks"): "/data/my-car.safetensors"}
+    coded = _overrides(None, None, 0, None, None, codec="bn:/data/my-car.safetensors+ctx")
+    assert coded == {("partitioner_node", "codec"): "bn:my-car+ctx",
+                     ("edge_node", "bottlenecks"): "/data/my-car.safetensors",
+                     ("cloud_node", "bottlenecks"): "/data/my-car.safetensors"}
     assert _overrides(None, None, 0, None, None, codec="int8-channel+zstd") == \
         {("partitioner_node", "codec"): "int8-channel+zstd"}
 
@@ -83,7 +87,9 @@ def test_bad_run_inputs_are_refused_in_one_line_before_any_node_starts(tmp_path)
              (["--codec", "bn:nothing"], "--codec bn:nothing", "not found"),
              # a bottleneck exists at its cut only: greedy (the YAML's) crashed on its first decision
              (["--codec", "bn:vtest-street"], "--codec bn:vtest-street", "--policy fixed:7"),
-             (["--codec", "bn:vtest-street", "--policy", "fixed:8"], "--codec bn:vtest-street", "--policy fixed:7")]
+             (["--codec", "bn:vtest-street", "--policy", "fixed:8"], "--codec bn:vtest-street", "--policy fixed:7"),
+             (["--codec", "bn:vtest-street+lz4", "--policy", "fixed:7"], "--codec bn:vtest-street+lz4",
+              "take +ctx or nothing")]
     # An RMW this install was not built with (the PyPI wheels: Fast DDS only) ends rcl with exit 102.
     zenoh = {**os.environ, "RMW_IMPLEMENTATION": "rmw_zenoh_cpp"}
     cases.append((["--dds", "environment"], "RMW_IMPLEMENTATION='rmw_zenoh_cpp'", "rmw_zenoh_cpp", zenoh))

@@ -28,6 +28,8 @@ def test_evaluate_writes_results_table_and_plots(tmp_path, capsys):
         latency = summary["latency_ms"]
         assert latency["p50"] <= latency["p95"] <= latency["p99"], name
         assert summary["frames"] == 120 and sum(summary["cut_histogram"].values()) == summary["processed_frames"]
+        # Every frame not finished on the edge went under one codec.
+        assert sum(summary["codec_histogram"].values()) == summary["processed_frames"] - summary["cut_histogram"].get("edge", 0)
         assert summary["edge_energy_j_per_frame"] > 0 and summary["decisions_per_s"] > 0
         assert {"deadline_misses", "skipped_frames", "improvement_over_static_optimal_pct"} <= set(summary)
     assert results["policies"]["static-optimal"]["improvement_over_static_optimal_pct"] == 0.0

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from rclpy.node import Node
 
+from l2p_ros.codec_spec import bottleneck_source
 from l2p_ros.measure.models import model_id
 from l2p_ros.nodes.common import declare, parameter_error
 
@@ -71,8 +72,8 @@ def load_detector(node: Node) -> SplitDetector:
     detector = loaded["detector"] = SplitDetector(darknet, load_class_names(), model_id(model, input_size),
                                                   score_threshold, nms_iou)
     for name in filter(None, (part.strip() for part in bottlenecks.split(","))):
-        try:
-            spec = detector.add_bottleneck(name)
+        try:  # NAME+ctx names the file NAME: the codes' coding is each frame's codec
+            spec = detector.add_bottleneck(bottleneck_source(f"bn:{name}")[0])
         except ValueError as error:
             raise parameter_error(node, "bottlenecks", bottlenecks, str(error)) from None
         node.get_logger().info(f"bottleneck {spec} loaded from {name}")

@@ -54,8 +54,8 @@ class PartitionerNode(Node):
                               "once and cache) or '' (the profile's single-frame sizes)")
         codec = declare(self, "codec", "fp32", "codec for tensor cuts (live)", live=True)
         bottlenecks = declare(self, "bottlenecks", "", "learned bottlenecks the policies may choose, each at its "
-                              "own cut: comma-separated names (models/bottleneck/) or paths; give the edge and "
-                              "cloud nodes the same")
+                              "own cut: comma-separated names (models/bottleneck/) or paths (NAME+ctx: its codes "
+                              "range-coded); give the edge and cloud nodes the same")
         image_codec = declare(self, "image_codec", "jpeg-q75", "codec for image offload (live)", live=True)
         frame_interval_ms = declare(self, "frame_interval_ms", 100.0, "camera period, for throughput-aware policies",
                                     minimum=0)

@@ -61,7 +61,8 @@ class Evaluation:
 
 
 def summarize(log: SimulationLog, lower_bounds_ms: np.ndarray | None = None) -> dict:
-    """Latency statistics (ms, over frames delivered), energy, cut histogram, decision speed, misses;
+    """Latency statistics (ms, over frames delivered), energy, cut histogram (and the codecs sent:
+    one cut may go under several, e.g. a bottleneck zstd'd or range-coded), decision speed, misses;
     with ``lower_bounds_ms`` (:func:`frame_lower_bounds` of the run's frames) also the bound's mean
     over the same delivered frames and the run's gap to it."""
     processed = log.processed
@@ -70,8 +71,13 @@ def summarize(log: SimulationLog, lower_bounds_ms: np.ndarray | None = None) -> 
     labels = log.partition_labels()
     chosen = log.partition[processed]
     histogram: dict[str, int] = {}
+    codecs: dict[str, int] = {}
     for i, label in enumerate(labels):  # one label may cover several codecs (edge only)
-        histogram[label] = histogram.get(label, 0) + int((chosen == i).sum())
+        count = int((chosen == i).sum())
+        histogram[label] = histogram.get(label, 0) + count
+        partition = log.partitions[i]
+        if count and not partition.is_edge_only(log.num_layers):
+            codecs[partition.codec] = codecs.get(partition.codec, 0) + count
     decide_s = log.decide_s[processed]
     decide_s = decide_s[np.isfinite(decide_s)]
 
@@ -99,6 +105,7 @@ def summarize(log: SimulationLog, lower_bounds_ms: np.ndarray | None = None) -> 
         if len(delivered) else None,
         "mean_payload_bytes": float(np.mean(log.payload_bytes[processed])) if processed.any() else None,
         "cut_histogram": dict(sorted(histogram.items(), key=lambda item: -item[1])),
+        "codec_histogram": dict(sorted(codecs.items(), key=lambda item: -item[1])),
         "decisions_per_s": float(len(decide_s) / decide_s.sum()) if len(decide_s) and decide_s.sum() > 0 else None,
         "decide_ms_median": float(np.median(decide_s) * 1e3) if len(decide_s) else None,
     }

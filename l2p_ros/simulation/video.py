@@ -205,34 +205,44 @@ def video_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_cl
 
 def with_bottlenecks(table: VideoTable, names: Sequence[str], log=print) -> VideoTable:
     """``table`` with each learned bottleneck's bytes on the table's own frames, measured once per
-    bottleneck file (by content) and table, and cached beside the table."""
+    bottleneck file (by content), coding (``NAME+ctx``: range-coded) and table, and cached beside
+    the table."""
     import hashlib
 
     from l2p_ros.bottleneck_file import read_bottleneck, resolve_path
+    from l2p_ros.codec_spec import CodecSpec, bottleneck_source
 
     added = {}
-    for name in names:
+    for entry in names:
+        name, coder = bottleneck_source(f"bn:{entry}")
         info, _ = read_bottleneck(name)
         path = resolve_path(name)
+        codec = str(CodecSpec("bn", coder, bottleneck=path.stem))
         with path.open("rb") as handle:
             file_tag = hashlib.file_digest(handle, "sha256").hexdigest()[:12]
         frames_tag = hashlib.sha256(np.stack([table.clip_index, table.frame_index]).tobytes()
                                     + "+".join(table.clips).encode()).hexdigest()[:12]
-        cached = cache_dir() / "simulation" / f"bottleneck-{path.stem}-{file_tag}-{table.model['name']}-{frames_tag}.npy"
+        coding = "" if coder == "none" else f"-{coder}"
+        cached = (cache_dir() / "simulation"
+                  / f"bottleneck-{path.stem}{coding}-{file_tag}-{table.model['name']}-{frames_tag}.npy")
         if cached.is_file():
             sizes = np.load(cached, allow_pickle=False)
         else:
-            log(f"measuring bottleneck {path.stem} on the video table's {table.num_rows} frames into {cached} ...")
-            sizes = measure_bottleneck_bytes(table, name)
+            log(f"measuring {codec} on the video table's {table.num_rows} frames into {cached} ...")
+            sizes = measure_bottleneck_bytes(table, entry)
             cached.parent.mkdir(parents=True, exist_ok=True)
             np.save(cached, sizes)
-        added[f"bn:{path.stem}"] = (info.cut_after_layer, sizes)
+        added[codec] = (info.cut_after_layer, sizes)
     return replace(table, bottleneck_bytes={**table.bottleneck_bytes, **added})
 
 
 def measure_bottleneck_bytes(table: VideoTable, name: str) -> np.ndarray:
-    """(R,) bytes the bottleneck ``name`` sends for each of the table's frames, encoded as the edge
-    encodes them (the model run to its cut, the codes zstd'd)."""
+    """(R,) bytes the bottleneck ``name`` (``NAME+ctx``: its codes range-coded) sends for each of the
+    table's frames, encoded as the edge encodes them (the model run to its cut, the codes zstd'd or
+    range-coded)."""
+    import dataclasses
+
+    from l2p_ros.codec_spec import bottleneck_source
     from l2p_ros.model.postprocess import load_class_names
     from l2p_ros.sources import read_video
     from l2p_ros.split import SplitDetector
@@ -241,7 +251,8 @@ def measure_bottleneck_bytes(table: VideoTable, name: str) -> np.ndarray:
     network = load_measured_model(table.model["name"], table.model["input_size"],
                                   None if weights in ("pretrained", "random") else Path(weights))
     detector = SplitDetector(network, load_class_names(), f"{table.model['name']}-{table.model['input_size']}")
-    spec = detector.add_bottleneck(name)
+    source, coder = bottleneck_source(f"bn:{name}")
+    spec = dataclasses.replace(detector.add_bottleneck(source), compression=coder)
     cut = detector.bottleneck(spec).info.cut_after_layer
     sizes = np.zeros(table.num_rows, dtype=np.int64)
     for c, clip in enumerate(table.clips):
