@@ -14,10 +14,10 @@ Two questions issue 9's targets raise, measured on the held-out frames of bench_
 2. **How few bytes could the same codes take?** Each bottleneck's codes as sent (zstd), against
    ideal entropy coders fitted on the codes of its training frames (per-channel tables, no neural
    network): order 0, conditioned on the left and upper neighbours' codes, and checkerboard (half
-   the positions order 0, the rest conditioned on their four neighbours' mean). With
-   ``constriction`` installed (``pip install constriction``; not a dependency of the package), the
-   left+upper context model is also run as a real range coder, decoded in anti-diagonals (each
-   needs only the one before), with its bytes and its encode/decode ms beside zstd's.
+   the positions order 0, the rest conditioned on their four neighbours' mean). Beside them the
+   codec that ships the left+upper model (``bn:NAME+ctx``, ``l2p_ros.context_coder``: the file's
+   own table, fitted on its training frames without augmented views, alphabet clipped to the
+   codes' range), with its bytes and its encode/decode ms, each frame's round trip checked.
 
 Writes bench/results/bottleneck_limits_yolov3-tiny_416.json.
 """
@@ -141,54 +141,6 @@ def bits_under(tables: np.ndarray, contexts: np.ndarray, codes: np.ndarray, wher
     return float(bits[..., where].sum() if where is not None else bits.sum()) / codes.shape[0]
 
 
-class DiagonalRangeCoder:
-    """The left+upper context model as a real range coder (constriction): encoded in one call in
-    anti-diagonal order; decoded one anti-diagonal at a time, since each position's context is
-    on the diagonal before it. Written here because no entropy-coding library ships a context model
-    over a code map; constriction does the arithmetic coding. Index arrays are precomputed so each
-    diagonal costs three gathers and one decode call."""
-
-    def __init__(self, tables: np.ndarray, shape: tuple[int, int, int]):
-        import constriction
-
-        self.constriction = constriction
-        channels, height, width = shape
-        self.shape, self.levels = shape, tables.shape[-1]
-        self.rows_of_tables = tables.reshape(-1, self.levels)  # (channel, context) rows
-        # Flat positions in a code map with one extra zero at the end: a missing neighbour reads it.
-        position = np.arange(channels * height * width).reshape(shape)
-        outside = channels * height * width
-        left_of = np.full(shape, outside)
-        left_of[..., 1:] = position[..., :-1]
-        above = np.full(shape, outside)
-        above[:, 1:] = position[:, :-1]
-        table_base = np.broadcast_to((np.arange(channels) * self.levels * self.levels)[:, None, None], shape)
-        rows, cols = np.indices((height, width))
-        self.diagonals = []
-        for diagonal in range(height + width - 1):
-            on = rows + cols == diagonal
-            self.diagonals.append((position[:, on].ravel(), left_of[:, on].ravel(), above[:, on].ravel(),
-                                   table_base[:, on].ravel()))
-        # The same index arrays for every position at once, in decoding order: the encoder's.
-        self.order, self.order_left, self.order_above, self.order_base = map(np.concatenate, zip(*self.diagonals))
-        self.family = constriction.stream.model.Categorical(perfect=False)
-
-    def encode(self, codes: np.ndarray) -> np.ndarray:
-        flat = np.append(codes.ravel(), 0)
-        context = flat[self.order_left] * self.levels + flat[self.order_above]
-        encoder = self.constriction.stream.queue.RangeEncoder()
-        encoder.encode(flat[self.order].astype(np.int32), self.family, self.rows_of_tables[self.order_base + context])
-        return encoder.get_compressed()
-
-    def decode(self, data: np.ndarray) -> np.ndarray:
-        decoder = self.constriction.stream.queue.RangeDecoder(data)
-        flat = np.zeros(int(np.prod(self.shape)) + 1, dtype=np.int64)
-        for here, left_of, above, base in self.diagonals:
-            context = flat[left_of] * self.levels + flat[above]
-            flat[here] = decoder.decode(self.family, self.rows_of_tables[base + context])
-        return flat[:-1].reshape(self.shape)
-
-
 def code_entropy(bottleneck, train_codes: np.ndarray, crossings: list) -> dict:
     levels = bottleneck.info.levels + 1
     codes = codes_of(bottleneck, crossings)
@@ -204,28 +156,26 @@ def code_entropy(bottleneck, train_codes: np.ndarray, crossings: list) -> dict:
            "ideal_left_up_bytes": bits_under(context, left(codes) * levels + up(codes), codes) / 8,
            "ideal_checkerboard_bytes": (bits_under(order0, np.zeros_like(codes), codes, anchors)
                                         + bits_under(around, neighbour_mean(codes), codes, ~anchors)) / 8}
-    row["range_coder"] = range_coded(context, codes)
+    row["range_coder"] = range_coded(bottleneck.context, codes)
     return {key: round(value, 1) if isinstance(value, float) else value for key, value in row.items()}
 
 
-def range_coded(tables: np.ndarray, codes: np.ndarray) -> dict | str:
-    """Mean bytes and median encode/decode ms of ``codes`` through :class:`DiagonalRangeCoder`, each
-    frame's round trip checked; a sentence saying why not without constriction."""
-    try:
-        coder = DiagonalRangeCoder(tables, codes.shape[1:])
-    except ImportError:
-        return "constriction is not installed (pip install constriction)"
+def range_coded(coder, codes: np.ndarray) -> dict | str:
+    """Mean bytes and median encode/decode ms of ``codes`` through the file's context model (``coder``,
+    a :class:`ContextModel`), each frame's round trip checked; a sentence saying why not without one."""
+    if coder is None:
+        return "the file carries no context model (l2p train-bottleneck --context-only adds one)"
     sizes, encode_ms, decode_ms = [], [], []
-    for frame_codes in codes:
+    for frame_codes in codes[:, None].astype(np.uint8):  # (1, channels, H, W): one frame as sent
         start = time.perf_counter()
         data = coder.encode(frame_codes)
         encode_ms.append((time.perf_counter() - start) * 1e3)
         start = time.perf_counter()
-        decoded = coder.decode(data)
+        decoded = coder.decode(data, frame_codes.shape)
         decode_ms.append((time.perf_counter() - start) * 1e3)
         if not np.array_equal(decoded, frame_codes):
             raise SystemExit("range coder round trip failed")
-        sizes.append(data.nbytes)
+        sizes.append(len(data))
     return {"bytes": float(np.mean(sizes)), "encode_ms_median": float(np.median(encode_ms)),
             "decode_ms_median": float(np.median(decode_ms))}
 

@@ -158,29 +158,28 @@ class ContextModel:
                                f"every code 0..{self.levels} itself")
         if escaped.size and (escaped.min() < alphabet or escaped.max() > self.levels):
             raise PayloadError(f"context-coded codes: an escaped code outside {alphabet}..{self.levels}")
-        codes = np.zeros(int(np.prod(shape)) + 1, dtype=np.int64)
-        clipped = np.zeros_like(codes)
-        used = 0
+        # Contexts read the clipped codes, which are the codes themselves but where escaped: decoded
+        # into one array (an escape stored as alphabet - 1), the escaped values set after the loop.
+        clipped = np.zeros(int(np.prod(shape)) + 1, dtype=np.int32)
+        escape_positions = []
         try:
             decoder = constriction.stream.queue.RangeDecoder(words)
             for position, left, above, first_row in diagonals:
                 symbols = decoder.decode(family, self._rows[first_row + clipped[left] * alphabet + clipped[above]])
-                symbols = symbols.astype(np.int64)
-                clipped[position] = np.minimum(symbols, alphabet - 1)
-                escapes = symbols == alphabet
-                count = int(escapes.sum())
-                if count:
-                    if used + count > escaped.size:
-                        raise PayloadError(f"context-coded codes: more escapes than the {escaped.size} sent")
-                    symbols[escapes] = escaped[used:used + count]
-                    used += count
-                codes[position] = symbols
+                if symbols.max(initial=0) == alphabet:  # rare: escapes on this diagonal
+                    escapes = symbols == alphabet
+                    escape_positions.append(position[escapes])
+                    symbols[escapes] = alphabet - 1
+                clipped[position] = symbols
             exhausted = decoder.maybe_exhausted()
         except PayloadError:
             raise
         except (ValueError, RuntimeError, AssertionError) as error:  # constriction on corrupt words
             raise PayloadError(f"context-coded codes: not decodable ({error})") from None
-        if used != escaped.size or not exhausted:
+        positions = np.concatenate(escape_positions) if escape_positions else np.zeros(0, dtype=np.int64)
+        if positions.size != escaped.size or not exhausted:
             raise PayloadError("context-coded codes: the coded words and escapes do not match the code map "
                                "(damaged or coded with another model)")
-        return codes[:-1].reshape(shape).astype(np.uint8)
+        codes = clipped[:-1].astype(np.uint8)
+        codes[positions] = escaped
+        return codes.reshape(shape)
