@@ -80,7 +80,7 @@ def _context_model(spec: codec.CodecSpec, bottleneck: Bottleneck):
         return None
     if bottleneck.context is None:
         raise codec.PayloadError(f"codec {spec}: bottleneck {spec.bottleneck} carries no context model "
-                                 "(train it again, or add one: scripts/fit_context_model.py)")
+                                 "(l2p train-bottleneck --context-only adds one)")
     return bottleneck.context
 
 
