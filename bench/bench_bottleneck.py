@@ -9,7 +9,8 @@ its defaults, augmented views included) on the first 80% in time of 300 frames s
 vtest.avi, with ``--photos`` also on the first 80% of the training photos (``l2p fetch-assets``
 puts them beside the sample media), for each (channels, bits) asked, and kept in
 out/bench_bottleneck/ (``--retrain`` trains them again). ``--shipped`` adds bottlenecks from
-models/bottleneck/ as they are. Everything is then evaluated on frames the training never saw:
+models/bottleneck/ as they are (``NAME+ctx``: its codes range-coded with its context model, the
+same detections in fewer bytes). Everything is then evaluated on frames the training never saw:
 
 - in-domain: the last 20% of those frames (later in the same street scene); with ``--photos``
   also the training photos' last 20%;
@@ -26,6 +27,7 @@ reported. Writes bench/results/bottleneck[_photos]_yolov3-tiny_416.json and docs
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +41,7 @@ from l2p_ros import bottleneck_training as training  # noqa: E402
 from l2p_ros.assets import asset_path, training_photos_dir  # noqa: E402
 from l2p_ros.bag import write_image_bag  # noqa: E402
 from l2p_ros.codec import CodecSpec  # noqa: E402
+from l2p_ros.codec_spec import bottleneck_source  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.postprocess import load_class_names  # noqa: E402
 from l2p_ros.sources import open_source  # noqa: E402
@@ -101,8 +104,10 @@ def plot(results: dict, path: Path) -> None:
         groups = {"JPEG, network resolution": [r for r in rows if r["codec"].startswith("jpeg-q")],
                   "JPEG, camera size": [r for r in rows if r["codec"].startswith("jpeg-full")],
                   "int8 + zstd": [r for r in rows if r["codec"].startswith("int8")],
-                  "learned bottleneck": [r for r in rows if r["codec"].startswith("bn:")]}
-        for (label, group), marker in zip(groups.items(), "osD^"):
+                  "learned bottleneck": [r for r in rows if r["codec"].startswith("bn:") and "+" not in r["codec"]],
+                  "learned bottleneck, range-coded (+ctx)": [r for r in rows if r["codec"].startswith("bn:")
+                                                             and r["codec"].endswith("+ctx")]}
+        for (label, group), marker in zip(groups.items(), "osD^v"):
             axis.plot([r["bytes_mean"] / 1e3 for r in group], [100 * r["matched_share"] for r in group],
                       marker, linestyle="-" if label.startswith("JPEG, n") else "none", label=label)
             for r in group:
@@ -127,7 +132,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--photos", action="store_true", help="distil on the training photos too")
-    parser.add_argument("--shipped", default="", help="models/bottleneck/ names to evaluate as they are, comma separated")
+    parser.add_argument("--shipped", default="", help="models/bottleneck/ names to evaluate as they are, comma "
+                        "separated (NAME+ctx: its codes range-coded)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "bench_bottleneck")
     parser.add_argument("--tag", default="", help="an exploration's name: results in bench/results/bottleneck*_TAG_*.json "
                         "and its plot in --out-dir, beside (not over) the comparison docs/benchmarks.md shows")
@@ -154,7 +160,8 @@ def main() -> None:
         spec = detector.add_bottleneck(path)
         trained[str(spec)] = detector.bottleneck(spec).info.training
     for name in filter(None, args.shipped.split(",")):
-        spec = detector.add_bottleneck(name)
+        source, coder = bottleneck_source(f"bn:{name}")
+        spec = dataclasses.replace(detector.add_bottleneck(source), compression=coder)
         trained[str(spec)] = detector.bottleneck(spec).info.training
     results = {}
     for setting, frames in sets.items():
