@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
 from l2p_ros.bottleneck import Bottleneck, BottleneckError, BottleneckInfo, decode_codes, load_bottleneck
@@ -168,3 +170,27 @@ def test_detect_with_ctx_reports_fewer_bytes_and_the_same_detections(tmp_path, d
     refused = l2p("detect", "--codec", f"bn:{path}+ctx", "--frames", "1", asset_path(SAMPLE_VIDEO))
     assert refused.returncode == 2 and "carries no context model" in refused.stderr
     assert "--context-only" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def valid_payload(detector, codes):
+    return detector.bottleneck(ZSTD).context.encode(codes[0])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_any_bytes_decode_to_valid_codes_or_a_payload_error(detector, codes, valid_payload, data):
+    """Received bytes, random or a real payload with bytes flipped, cut or added: the decoder returns
+    codes of the map's shape within the codes' range, or raises PayloadError; nothing else."""
+    context = detector.bottleneck(ZSTD).context
+    payload = bytearray(data.draw(st.one_of(st.binary(max_size=300), st.just(valid_payload))))
+    for _ in range(data.draw(st.integers(0, 4))):
+        if payload:
+            position = data.draw(st.integers(0, len(payload) - 1))
+            payload[position] = data.draw(st.integers(0, 255))
+    payload = payload[:data.draw(st.integers(0, len(payload)))] + data.draw(st.binary(max_size=8))
+    try:
+        decoded = context.decode(bytes(payload), codes[0].shape)
+    except PayloadError:
+        return
+    assert decoded.shape == codes[0].shape and decoded.dtype == np.uint8 and int(decoded.max()) <= context.levels
