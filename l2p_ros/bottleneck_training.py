@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from l2p_ros import codec
+from l2p_ros import codec, context_coder
 from l2p_ros.bottleneck import Bottleneck, BottleneckInfo
 from l2p_ros.context_coder import ContextModel
 from l2p_ros.model.darknet import Darknet
@@ -436,7 +436,8 @@ def evaluate(detector: SplitDetector, spec: codec.CodecSpec, frames: list[np.nda
     (and through ``image_codec`` for comparison), and bytes per frame of each. ``sources``: (name,
     frame count) of consecutive runs of ``frames``, each also reported alone under ``per_source``
     (from the same measurements: every frame is run once). With a context model, the same codes
-    through ``bn:NAME+ctx`` too (``context_*``: its bytes, detections and coding ms)."""
+    through ``bn:NAME+ctx`` too (``context_*``: its bytes, detections and coding ms), where this
+    machine can range-code (``context_coder.available``)."""
     if sources and sum(count for _, count in sources) != len(frames):
         raise ValueError(f"sources count {sum(count for _, count in sources)} frames, not {len(frames)}")
     with torch.inference_mode():
@@ -445,7 +446,7 @@ def evaluate(detector: SplitDetector, spec: codec.CodecSpec, frames: list[np.nda
     cut = bottleneck.info.cut_after_layer
     ours = measure_frames(detector, frames, references, cut, spec)
     image = measure_frames(detector, frames, references, "cloud", codec.CodecSpec.parse(image_codec))
-    coded = None if bottleneck.context is None else measure_frames(
+    coded = None if bottleneck.context is None or not context_coder.available() else measure_frames(
         detector, frames, references, cut, codec.CodecSpec("bn", codec.CONTEXT_CODER, bottleneck=spec.bottleneck))
 
     def report(first: int, last: int) -> dict:

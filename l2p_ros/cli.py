@@ -129,6 +129,8 @@ def cmd_detect(args) -> int:
 
     from l2p_ros.codec import CodecSpec
     from l2p_ros.codec_spec import CONTEXT_CODER, bottleneck_source
+    from l2p_ros.context_coder import UNAVAILABLE as CONTEXT_UNAVAILABLE
+    from l2p_ros.context_coder import available as context_available
     from l2p_ros.model.device import resolve_device
     from l2p_ros.model.postprocess import load_class_names
     from l2p_ros.visualize import draw_detections
@@ -143,6 +145,8 @@ def cmd_detect(args) -> int:
         if coder == CONTEXT_CODER and detector.bottleneck(spec).context is None:
             raise ValueError(f"--codec {args.codec}: {source} carries no context model "
                              "(l2p train-bottleneck --context-only adds one)")
+        if coder == CONTEXT_CODER and not context_available():
+            raise ValueError(f"--codec {args.codec}: {CONTEXT_UNAVAILABLE}")
         if args.split is None:
             args.split = detector.bottleneck(spec).info.cut_after_layer
     else:
@@ -210,6 +214,7 @@ def _check_codec(codec: str, policy: str | None) -> None:
     """``--codec`` as the partitioner, edge and cloud would read it (ValueError naming it): a codec
     name, or a learned bottleneck whose file reads, with a policy that can use it at its cut (its
     model is checked by the nodes that load it)."""
+    from l2p_ros import context_coder
     from l2p_ros.bottleneck_file import CONTEXT_KEY, read_bottleneck
     from l2p_ros.codec_spec import CONTEXT_CODER, CodecSpec, bottleneck_source
     from l2p_ros.policies.registry import check_tensor_codec
@@ -220,6 +225,8 @@ def _check_codec(codec: str, policy: str | None) -> None:
             info, arrays = read_bottleneck(source)
             if coder == CONTEXT_CODER and CONTEXT_KEY not in arrays:
                 raise ValueError(f"{source} carries no context model (l2p train-bottleneck --context-only adds one)")
+            if coder == CONTEXT_CODER and not context_coder.available():
+                raise ValueError(context_coder.UNAVAILABLE)
             cut = info.cut_after_layer
             try:
                 check_tensor_codec(policy or "", codec)

@@ -18,6 +18,7 @@ words little-endian, then one byte per escaped code in decoding order. Anything 
 """
 from __future__ import annotations
 
+import importlib.util
 import struct
 
 import numpy as np
@@ -29,11 +30,21 @@ SMOOTHING = 0.1  # added to every count: a context never seen in training still 
 _HEADER = struct.Struct("<II")
 
 
+UNAVAILABLE = ("codec bn:NAME+ctx needs the constriction package, not installed here (pip install constriction; "
+               "PyPI has no wheel for Linux on ARM, e.g. a Jetson: use bn:NAME there)")
+
+
+def available() -> bool:
+    """Whether this machine can range-code (constriction is installed). requirements.txt skips it on
+    Linux aarch64, where PyPI has neither a wheel nor a source distribution of it."""
+    return importlib.util.find_spec("constriction") is not None
+
+
 def _constriction():
     try:
         import constriction
     except ImportError:
-        raise PayloadError("codec bn:...+ctx needs the constriction package (pip install constriction)") from None
+        raise PayloadError(UNAVAILABLE) from None
     return constriction
 
 

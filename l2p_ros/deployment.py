@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from l2p_ros import context_coder
 from l2p_ros.bottleneck_file import CONTEXT_KEY, BottleneckError, read_bottleneck, resolve_path
 from l2p_ros.codec_spec import CONTEXT_CODER, CodecSpec, bottleneck_source
 from l2p_ros.measure.cache import ensure_profile
@@ -94,6 +95,8 @@ def build_cost_model(deployment: Deployment, payload_bytes_fn: PayloadBytesFn | 
         if coder == CONTEXT_CODER and CONTEXT_KEY not in arrays:
             raise BottleneckError(f"bottleneck {name} carries no context model for +{CONTEXT_CODER} "
                                   "(l2p train-bottleneck --context-only adds one)")
+        if coder == CONTEXT_CODER and not context_coder.available():
+            raise BottleneckError(f"bottleneck {entry}: {context_coder.UNAVAILABLE}")
         payload = info.held_out_context_payload_bytes if coder == CONTEXT_CODER else info.held_out_payload_bytes
         if payload is None:
             raise BottleneckError(f"bottleneck {entry} records no payload measured on held-out frames "

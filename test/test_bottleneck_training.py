@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from l2p_ros import bottleneck_training as training
+from l2p_ros import context_coder
 from l2p_ros.assets import SAMPLE_IMAGES, AssetError, asset_path, training_photos_dir
 from l2p_ros.bottleneck import encode_codes, load_bottleneck
 from l2p_ros.codec_spec import CodecSpec
@@ -39,7 +40,9 @@ def test_train_bottleneck_writes_a_file_that_detect_uses(tmp_path):
     assert info.training["rate_weight"] == 0.01
     held_out = report["held_out"]  # its context model (bn:NAME+ctx), fitted on the 8 frames: same codes
     assert load_bottleneck(out).context is not None
-    assert held_out["context_matched_share"] == held_out["matched_share"] and held_out["context_payload_bytes_mean"] > 0
+    assert ("context_payload_bytes_mean" in held_out) == context_coder.available()  # measured where it can run
+    if context_coder.available():
+        assert held_out["context_matched_share"] == held_out["matched_share"] and held_out["context_payload_bytes_mean"] > 0
     assert "distil" in result.stderr or "crossing" in result.stderr  # the progress bar
     detect = l2p("detect", "--codec", f"bn:{out}", "--json", "--frames", "2", asset_path("vtest.avi"))
     assert detect.returncode == 0, detect.stderr
@@ -83,7 +86,7 @@ def test_context_only_adds_a_context_model_to_a_file_without_one(tmp_path):
     assert after.info.training["context"]["frames"] == 8
     held_out = json.loads(result.stdout)["held_out"]
     assert held_out == after.info.training["held_out"] and held_out["frames"] == 2
-    assert held_out["context_matched_share"] == held_out["matched_share"]
+    assert held_out.get("context_matched_share", held_out["matched_share"]) == held_out["matched_share"]
 
 
 @pytest.mark.parametrize("args, message", [

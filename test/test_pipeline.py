@@ -1,4 +1,5 @@
 """The live pipeline: real node processes over (shared-memory) DDS, real video, real weights."""
+import importlib.util
 import signal
 import time
 
@@ -101,7 +102,10 @@ def test_split_pipeline_detects_what_the_full_model_detects():
             assert box[3:] == pytest.approx([det.x1, det.y1, det.x2, det.y2], abs=0.05)
 
 
-@pytest.mark.parametrize("codec_name, edge_loads", [("bn:vtest-street", ""), ("bn:sample-scenes+ctx", "sample-scenes+ctx")])
+@pytest.mark.parametrize("codec_name, edge_loads", [
+    ("bn:vtest-street", ""),
+    pytest.param("bn:sample-scenes+ctx", "sample-scenes+ctx", marks=pytest.mark.skipif(
+        importlib.util.find_spec("constriction") is None, reason="constriction is not installed (no Linux aarch64 wheel)"))])
 def test_a_learned_bottleneck_runs_live_and_detects_what_it_detects_in_process(codec_name, edge_loads):
     """fixed:7 with a shipped bottleneck's codec: edge and cloud load it by name on first use (or,
     given as the edge's ``bottlenecks`` parameter with its coding, at start), the codes (zstd'd, or

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from l2p_ros import context_coder
 from l2p_ros.bottleneck_file import BottleneckError, read_bottleneck
 from l2p_ros.deployment import Deployment, build_cost_model
 from l2p_ros.policies.registry import SEARCHING_POLICIES, make_policy
@@ -69,6 +70,7 @@ def test_a_bottleneck_for_another_model_or_without_a_measured_payload_is_refused
         build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=("nowhere",)))
 
 
+@pytest.mark.skipif(not context_coder.available(), reason="constriction is not installed (no Linux aarch64 wheel)")
 def test_range_coded_codes_are_chosen_where_their_bytes_outweigh_their_coding_time(tmp_path):
     """``NAME+ctx``: the same bottleneck sending the fewer bytes its file measured through its context
     model, charged the range coder's extra milliseconds (the committed frame costs): on a slow link
@@ -93,6 +95,26 @@ def test_range_coded_codes_are_chosen_where_their_bytes_outweigh_their_coding_ti
     path = plain.save(tmp_path / "plain.safetensors")
     with pytest.raises(BottleneckError, match="no context model.*--context-only"):
         build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=(f"{path}+ctx",)))
+
+
+def test_where_nothing_can_range_code_ctx_is_refused_at_start_with_the_reason(monkeypatch):
+    """A Jetson: PyPI has no constriction for Linux aarch64, so requirements.txt skips it there. A
+    deployment offering NAME+ctx is refused when it is built, naming why and what works instead,
+    and a frame asking for +ctx fails as a PayloadError, not at import."""
+    from l2p_ros.cli import _check_codec
+
+    monkeypatch.setattr(context_coder, "available", lambda: False)
+    monkeypatch.setitem(__import__("sys").modules, "constriction", None)  # import fails as where absent
+    with pytest.raises(BottleneckError, match="sample-scenes\\+ctx: .*constriction.*Linux on ARM.*use bn:NAME"):
+        build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=("sample-scenes+ctx",)))
+    build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=("sample-scenes",)))
+    with pytest.raises(ValueError, match="--codec bn:sample-scenes\\+ctx: .*constriction"):
+        _check_codec("bn:sample-scenes+ctx", "fixed:7")
+    from l2p_ros.bottleneck import load_bottleneck
+    from l2p_ros.codec_spec import PayloadError
+
+    with pytest.raises(PayloadError, match="constriction"):
+        load_bottleneck("sample-scenes").context.decode(b"\x00" * 8, (1, 32, 26, 26))
 
 
 @pytest.mark.parametrize("name", SEARCHING_POLICIES)
