@@ -129,8 +129,7 @@ def cmd_detect(args) -> int:
 
     from l2p_ros.codec import CodecSpec
     from l2p_ros.codec_spec import CONTEXT_CODER, bottleneck_source
-    from l2p_ros.context_coder import UNAVAILABLE as CONTEXT_UNAVAILABLE
-    from l2p_ros.context_coder import available as context_available
+    from l2p_ros.context_coder import refusal as context_refusal
     from l2p_ros.model.device import resolve_device
     from l2p_ros.model.postprocess import load_class_names
     from l2p_ros.visualize import draw_detections
@@ -142,11 +141,10 @@ def cmd_detect(args) -> int:
     if args.codec.startswith("bn:"):  # a learned bottleneck (a name or a path), at its own cut by default
         source, coder = bottleneck_source(args.codec)
         spec = dataclasses.replace(detector.add_bottleneck(source), compression=coder)
-        if coder == CONTEXT_CODER and detector.bottleneck(spec).context is None:
-            raise ValueError(f"--codec {args.codec}: {source} carries no context model "
-                             "(l2p train-bottleneck --context-only adds one)")
-        if coder == CONTEXT_CODER and not context_available():
-            raise ValueError(f"--codec {args.codec}: {CONTEXT_UNAVAILABLE}")
+        reason = context_refusal(source, detector.bottleneck(spec).context is not None) \
+            if coder == CONTEXT_CODER else None
+        if reason:
+            raise ValueError(f"--codec {args.codec}: {reason}")
         if args.split is None:
             args.split = detector.bottleneck(spec).info.cut_after_layer
     else:
@@ -223,10 +221,9 @@ def _check_codec(codec: str, policy: str | None) -> None:
         if codec.startswith("bn:"):
             source, coder = bottleneck_source(codec)
             info, arrays = read_bottleneck(source)
-            if coder == CONTEXT_CODER and CONTEXT_KEY not in arrays:
-                raise ValueError(f"{source} carries no context model (l2p train-bottleneck --context-only adds one)")
-            if coder == CONTEXT_CODER and not context_coder.available():
-                raise ValueError(context_coder.UNAVAILABLE)
+            reason = context_coder.refusal(source, CONTEXT_KEY in arrays) if coder == CONTEXT_CODER else None
+            if reason:
+                raise ValueError(reason)
             cut = info.cut_after_layer
             try:
                 check_tensor_codec(policy or "", codec)

@@ -32,12 +32,21 @@ _HEADER = struct.Struct("<II")
 
 UNAVAILABLE = ("codec bn:NAME+ctx needs the constriction package, not installed here (pip install constriction; "
                "PyPI has no wheel for Linux on ARM, e.g. a Jetson: use bn:NAME there)")
+NO_MODEL = "carries no context model (l2p train-bottleneck --context-only adds one)"
 
 
 def available() -> bool:
     """Whether this machine can range-code (constriction is installed). requirements.txt skips it on
     Linux aarch64, where PyPI has neither a wheel nor a source distribution of it."""
     return importlib.util.find_spec("constriction") is not None
+
+
+def refusal(bottleneck: str, has_model: bool) -> str | None:
+    """Why ``bn:NAME+ctx`` cannot run here for the file ``bottleneck`` (with or without a context model);
+    None when it can. What the deployment, ``l2p run`` and ``l2p detect`` say at start."""
+    if not has_model:
+        return f"{bottleneck} {NO_MODEL}"
+    return None if available() else UNAVAILABLE
 
 
 def _constriction():

@@ -92,11 +92,9 @@ def build_cost_model(deployment: Deployment, payload_bytes_fn: PayloadBytesFn | 
     for entry in d.bottlenecks:
         name, coder = bottleneck_source(f"bn:{entry}")  # NAME, or NAME+ctx: its codes range-coded
         info, arrays = read_bottleneck(name, model_id=model_id(d.model, d.input_size))
-        if coder == CONTEXT_CODER and CONTEXT_KEY not in arrays:
-            raise BottleneckError(f"bottleneck {name} carries no context model for +{CONTEXT_CODER} "
-                                  "(l2p train-bottleneck --context-only adds one)")
-        if coder == CONTEXT_CODER and not context_coder.available():
-            raise BottleneckError(f"bottleneck {entry}: {context_coder.UNAVAILABLE}")
+        reason = context_coder.refusal(name, CONTEXT_KEY in arrays) if coder == CONTEXT_CODER else None
+        if reason:
+            raise BottleneckError(f"bottleneck {entry}: {reason}")
         payload = info.held_out_context_payload_bytes if coder == CONTEXT_CODER else info.held_out_payload_bytes
         if payload is None:
             raise BottleneckError(f"bottleneck {entry} records no payload measured on held-out frames "

@@ -19,6 +19,7 @@ import torch
 
 from l2p_ros import codec
 from l2p_ros.bottleneck import Bottleneck, BottleneckError, decode_codes, encode_codes, load_bottleneck, resolve_path
+from l2p_ros.context_coder import NO_MODEL
 from l2p_ros.model.darknet import Darknet
 from l2p_ros.model.device import precision_name, resolve_device, synchronize
 from l2p_ros.model.graph import INPUT, Cut
@@ -79,8 +80,7 @@ def _context_model(spec: codec.CodecSpec, bottleneck: Bottleneck):
     if spec.compression != codec.CONTEXT_CODER:
         return None
     if bottleneck.context is None:
-        raise codec.PayloadError(f"codec {spec}: bottleneck {spec.bottleneck} carries no context model "
-                                 "(l2p train-bottleneck --context-only adds one)")
+        raise codec.PayloadError(f"codec {spec}: bottleneck {spec.bottleneck} {NO_MODEL}")
     return bottleneck.context
 
 

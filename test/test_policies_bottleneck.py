@@ -2,6 +2,7 @@
 cut, sending the bytes per frame its file records from its held-out frames; every searching policy
 weighs it against the other cuts. Real files: the committed CPU profile and the shipped
 vtest-street bottleneck."""
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def test_where_nothing_can_range_code_ctx_is_refused_at_start_with_the_reason(mo
     from l2p_ros.cli import _check_codec
 
     monkeypatch.setattr(context_coder, "available", lambda: False)
-    monkeypatch.setitem(__import__("sys").modules, "constriction", None)  # import fails as where absent
+    monkeypatch.setitem(sys.modules, "constriction", None)  # import fails as where absent
     with pytest.raises(BottleneckError, match="sample-scenes\\+ctx: .*constriction.*Linux on ARM.*use bn:NAME"):
         build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=("sample-scenes+ctx",)))
     build_cost_model(Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, bottlenecks=("sample-scenes",)))
