@@ -166,7 +166,10 @@ def test_delay_lines_add_the_round_trip_time_asked_on_each_link(testbed):
     assert _udp_base_rtt_ms(testbed, "fog", "cloud", cloud_address) == pytest.approx(20.0, abs=3.0)
     assert _udp_base_rtt_ms(testbed, "edge", "cloud", cloud_address) == pytest.approx(50.0, abs=4.0)  # both, via the fog
     set_rate(testbed, "edge-fog", 8.0, ("up",))  # shaping still holds behind the delay
-    assert udp_throughput_mbit(testbed, "edge", "cloud", cloud_address) == pytest.approx(8.0 * 1442 / 1428, rel=0.1)
+    # The better of two: behind two Python delay lines a loaded host only idles the link, never
+    # speeds it (CI once read 6.6 of 8 Mbit/s; 7.9 here beside twelve busy processes on 2 cores).
+    measured = max(udp_throughput_mbit(testbed, "edge", "cloud", cloud_address) for _ in range(2))
+    assert measured == pytest.approx(8.0 * 1442 / 1428, rel=0.1)
     delay.set_delay(testbed, "edge-fog", None)
     assert delay.current_rtt_ms(testbed, "edge-fog") is None
     assert _udp_base_rtt_ms(testbed, "edge", "fog", fog_address) < 3.0
