@@ -38,7 +38,8 @@ from torch import nn
 
 from l2p_ros import codec
 from l2p_ros.assets import SAMPLE_IMAGES, SAMPLE_VIDEO, asset_path
-from l2p_ros.model.darknet import ConvLayer, Darknet, MaxPoolLayer, _apply_activation, load_model
+from l2p_ros.model.cpu_conv import apply_activation
+from l2p_ros.model.darknet import ConvLayer, Darknet, MaxPoolLayer, load_model
 from l2p_ros.model.device import resolve_device, synchronize
 from l2p_ros.model.graph import INPUT
 from l2p_ros.model.matching import match_pairs
@@ -315,7 +316,7 @@ class _Exportable(nn.Module):
             layer = self.model.layers[spec.index]
             inputs = [values[i] for i in spec.inputs]
             if isinstance(layer, ConvLayer):
-                values[spec.index] = _apply_activation(layer.conv(inputs[0]), layer.activation)
+                values[spec.index] = apply_activation(layer.conv(inputs[0]), layer.activation)
             elif isinstance(layer, MaxPoolLayer):
                 values[spec.index] = layer._pool(layer._padded(inputs[0]))
             else:

@@ -15,7 +15,7 @@ from l2p_ros.bottleneck import (Bottleneck, BottleneckError, BottleneckInfo, dec
 from l2p_ros.codec_spec import CodecSpec, PayloadError, is_bottleneck_codec
 from l2p_ros.model.darknet import load_model
 from l2p_ros.model.matching import match_detections
-from l2p_ros.model.postprocess import load_class_names
+from l2p_ros.model.postprocess import letterbox, load_class_names
 from l2p_ros.sources import read_video
 from l2p_ros.split import SplitDetector
 
@@ -70,6 +70,23 @@ def test_file_round_trip_and_wire_round_trip_are_deterministic(tmp_path, detecto
     assert torch.equal(decode_codes(encode_codes(7, codes), bottleneck.info), codes)
     a, b = detector.cloud(first), detector.cloud(second)
     assert [d.to_dict() for d in a.detections] == [d.to_dict() for d in b.detections]
+
+
+def test_inference_takes_the_packed_cpu_path_and_agrees_with_the_training_path(detector, image):
+    """encode/decode run oneDNN's packed convolutions (Winograd for the wide 3x3); the training
+    path (nn.Sequential) computes the same codes and, within float rounding, the same tensor."""
+    bottleneck = detector.bottleneck(detector.add_bottleneck("sample-scenes-wide"))
+    crossing = detector.runner.head(letterbox(image, detector.model.input_size)[0], 7)[7]
+    with torch.inference_mode():
+        codes = bottleneck.encode(crossing)
+        plain_codes = torch.round(torch.sigmoid(bottleneck.encoder(crossing)) * bottleneck.info.levels)
+        decoded, plain = bottleneck.decode(codes), bottleneck.decoder(codes.float() / bottleneck.info.levels)
+    assert all(stage._packed for stage in (*bottleneck._cpu_encoder, *bottleneck._cpu_decoder))
+    assert (codes.float() != plain_codes).float().mean() < 1e-4  # a code at a rounding edge may flip
+    assert float((decoded - plain).abs().max()) < 1e-4 * float(plain.abs().max())
+    assert torch.equal(bottleneck.decode(codes), decoded)  # deterministic
+    with torch.enable_grad():  # training needs gradients: the plain path then
+        assert bottleneck.decode(codes.float().requires_grad_() * 1).requires_grad
 
 
 def test_a_tampered_or_foreign_file_is_refused(tmp_path, detector):

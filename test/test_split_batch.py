@@ -182,6 +182,6 @@ def test_alternating_batch_sizes_keep_their_packed_weights(detector):
     """The CPU keeps packed weights per input shape: going back to a batch size reuses them."""
     conv = detector.model.layers[0]
     x = torch.rand(2, 3, 416, 416)
-    first = conv._packed_for(x[:1])
-    second = conv._packed_for(x)
-    assert conv._packed_for(x[:1]) is first and conv._packed_for(x) is second and first is not second
+    first = conv.cpu.packed_for(x[:1])
+    second = conv.cpu.packed_for(x)
+    assert conv.cpu.packed_for(x[:1]) is first and conv.cpu.packed_for(x) is second and first is not second
