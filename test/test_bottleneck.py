@@ -2,6 +2,7 @@
 like every received payload), and its place in the split pipeline. Trained bottlenecks are judged
 in test_bottleneck_training.py and by bench/bench_bottleneck.py; here an untrained one (seeded)
 is enough, since what is checked does not depend on how well it reconstructs."""
+import copy
 import dataclasses
 import json
 import struct
@@ -13,6 +14,7 @@ from l2p_ros.assets import SAMPLE_VIDEO, asset_path
 from l2p_ros.bottleneck import (Bottleneck, BottleneckError, BottleneckInfo, decode_codes, encode_codes,
                                 load_bottleneck, resolve_path)
 from l2p_ros.codec_spec import CodecSpec, PayloadError, is_bottleneck_codec
+from l2p_ros.model.cpu_conv import NATIVE_BF16
 from l2p_ros.model.darknet import load_model
 from l2p_ros.model.matching import match_detections
 from l2p_ros.model.postprocess import letterbox, load_class_names
@@ -74,19 +76,34 @@ def test_file_round_trip_and_wire_round_trip_are_deterministic(tmp_path, detecto
 
 def test_inference_takes_the_packed_cpu_path_and_agrees_with_the_training_path(detector, image):
     """encode/decode run oneDNN's packed convolutions (Winograd for the wide 3x3); the training
-    path (nn.Sequential) computes the same codes and, within float rounding, the same tensor."""
+    path (nn.Sequential) computes the same codes and, within float rounding, the same tensor; the
+    decoder in bfloat16 (the default where the CPU has it) within bfloat16's rounding."""
     bottleneck = detector.bottleneck(detector.add_bottleneck("sample-scenes-wide"))
+    assert bottleneck.decoder_bfloat16 == NATIVE_BF16
     crossing = detector.runner.head(letterbox(image, detector.model.input_size)[0], 7)[7]
-    with torch.inference_mode():
-        codes = bottleneck.encode(crossing)
-        plain_codes = torch.round(torch.sigmoid(bottleneck.encoder(crossing)) * bottleneck.info.levels)
-        decoded, plain = bottleneck.decode(codes), bottleneck.decoder(codes.float() / bottleneck.info.levels)
-    assert all(stage._packed for stage in (*bottleneck._cpu_encoder, *bottleneck._cpu_decoder))
-    assert (codes.float() != plain_codes).float().mean() < 1e-4  # a code at a rounding edge may flip
-    assert float((decoded - plain).abs().max()) < 1e-4 * float(plain.abs().max())
-    assert torch.equal(bottleneck.decode(codes), decoded)  # deterministic
-    with torch.enable_grad():  # training needs gradients: the plain path then
-        assert bottleneck.decode(codes.float().requires_grad_() * 1).requires_grad
+    try:
+        with torch.inference_mode():
+            codes = bottleneck.encode(crossing)
+            plain_codes = torch.round(torch.sigmoid(bottleneck.encoder(crossing)) * bottleneck.info.levels)
+            plain = bottleneck.decoder(codes.float() / bottleneck.info.levels)
+            bottleneck.set_decoder_bfloat16(False)
+            decoded = bottleneck.decode(codes)
+            assert all(stage._packed for stage in (*bottleneck._cpu_encoder, *bottleneck._cpu_decoder))
+            assert (codes.float() != plain_codes).float().mean() < 1e-4  # a code at a rounding edge may flip
+            assert decoded.dtype == torch.float32
+            assert float((decoded - plain).abs().max()) < 1e-4 * float(plain.abs().max())
+            assert torch.equal(bottleneck.decode(codes), decoded)  # deterministic
+            assert torch.equal(copy.deepcopy(bottleneck).decode(codes), decoded)  # a copy packs its own
+            if NATIVE_BF16:
+                bottleneck.set_decoder_bfloat16(True)
+                rounded = bottleneck.decode(codes)
+                assert rounded.dtype == torch.float32 and not torch.equal(rounded, decoded)
+                assert float(((rounded - plain) ** 2).mean() / plain.var()) < 1e-4
+                assert torch.equal(bottleneck.decode(codes), rounded)
+        with torch.enable_grad():  # training needs gradients: the plain path then
+            assert bottleneck.decode(codes.float().requires_grad_() * 1).requires_grad
+    finally:
+        bottleneck.set_decoder_bfloat16(NATIVE_BF16)
 
 
 def test_a_tampered_or_foreign_file_is_refused(tmp_path, detector):
