@@ -10,8 +10,9 @@ camera-size offload at the same quality; for each camera-size row also the share
 detections the exact letterbox (lossless network resolution) reproduces: the most any
 network-resolution codec can reach on that measure. Target (issue 9): at q75, network resolution is at most
 0.4x today's bytes on vtest with >= 97% of the camera-size offload's detections matched.
-Writes bench/results/image_offload_yolov3-tiny_416.json and docs/image_offload.png; with ``--webp``
-(WebP rows only) bench/results/image_offload_webp_yolov3-tiny_416.json.
+Writes bench/results/image_offload_yolov3-tiny_416.json and docs/image_offload.png; with
+``--compare webp`` or ``--compare jpeg444`` (other encoders of the network-resolution image,
+comparison only) bench/results/image_offload_{webp,jpeg444}_yolov3-tiny_416.json.
 """
 from __future__ import annotations
 
@@ -37,9 +38,21 @@ from l2p_ros.sources import read_video, video_frame_count  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
 QUALITIES = (30, 40, 50, 60, 75, 85, 95)
-# WebP at network resolution, for comparison only (cv2; not one of the product's codecs): measured
-# against the camera-size JPEG q75 offload, the target's reference.
-WEBP_QUALITIES = (60, 75, 85, 90, 95)
+# Other encoders of the network-resolution image, for comparison only (cv2; not the product's
+# codecs), measured against the camera-size JPEG q75 offload, the target's reference: WebP, and
+# JPEG without chroma subsampling (4:4:4: at network resolution 4:2:0 halves the colour detail the
+# network sees, where the camera-size image's halved colour is still about the network's size),
+# Huffman tables optimized, chroma at its own quality (luma quality minus 15) or the luma's.
+_JPEG_444 = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, cv2.IMWRITE_JPEG_OPTIMIZE, 1)
+COMPARISONS = {
+    "webp": [(f"webp-q{q}", ".webp", (cv2.IMWRITE_WEBP_QUALITY, q)) for q in (60, 75, 85, 90, 95)],
+    "jpeg444": [(f"jpeg-420-q{q}-optimized", ".jpg", (cv2.IMWRITE_JPEG_QUALITY, q, cv2.IMWRITE_JPEG_OPTIMIZE, 1))
+                for q in (60, 70, 75, 80, 85, 90)]
+               + [(f"jpeg-444-q{q}-optimized", ".jpg", (cv2.IMWRITE_JPEG_QUALITY, q, *_JPEG_444)) for q in (60, 70, 75, 80)]
+               + [(f"jpeg-444-luma{q}-chroma{q - 15}-optimized", ".jpg",
+                   (cv2.IMWRITE_JPEG_LUMA_QUALITY, q, cv2.IMWRITE_JPEG_CHROMA_QUALITY, q - 15, *_JPEG_444))
+                  for q in (70, 75, 80, 85)],
+}
 CLIPS = ("vtest.avi", "Megamind.avi")
 
 
@@ -77,20 +90,20 @@ def measure(detector: SplitDetector, frames: list[np.ndarray], references: list,
     return row, detections
 
 
-def measure_webp(detector: SplitDetector, frames: list[np.ndarray], full_q75: list, full_q75_bytes: float,
-                 quality: int) -> dict:
-    """WebP of the network-resolution image (what ``jpeg-qN`` resizes), decoded and placed as the
-    receiver places a network-resolution JPEG: bytes and detections against the camera-size q75 offload."""
+def measure_other(detector: SplitDetector, frames: list[np.ndarray], full_q75: list, full_q75_bytes: float,
+                  name: str, extension: str, parameters: tuple) -> dict:
+    """The network-resolution image (what ``jpeg-qN`` resizes) through cv2's ``extension`` encoder
+    with ``parameters``, decoded and placed as the receiver places a network-resolution JPEG:
+    bytes and detections against the camera-size q75 offload."""
     sizes, matched = [], 0
     for frame, reference in zip(frames, full_q75):
         info = letterbox_info(frame.shape[1], frame.shape[0], detector.model.input_size)
-        ok, data = cv2.imencode(".webp", resize_to_input(frame, detector.model.input_size),
-                                [cv2.IMWRITE_WEBP_QUALITY, quality])
+        ok, data = cv2.imencode(extension, resize_to_input(frame, detector.model.input_size), list(parameters))
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
         found = detector._postprocess(detector.model(place_in_input(image, info)), info)
         sizes.append(len(data))
         matched += match_detections(reference, found)
-    return {"codec": f"webp-q{quality} (cv2, comparison only)", "bytes_mean": round(float(np.mean(sizes)), 1),
+    return {"codec": f"{name} (cv2, comparison only)", "bytes_mean": round(float(np.mean(sizes)), 1),
             "bytes_vs_full_size_q75": round(float(np.mean(sizes)) / full_q75_bytes, 4),
             "matched_of_full_size_q75_offload": round(matched / max(1, sum(map(len, full_q75))), 4)}
 
@@ -120,13 +133,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames-per-clip", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--webp", action="store_true",
-                        help="only WebP at network resolution against the camera-size q75 offload (its own JSON)")
+    parser.add_argument("--compare", choices=sorted(COMPARISONS),
+                        help="only this family of other encoders at network resolution against the camera-size "
+                             "q75 offload (its own JSON)")
+    parser.add_argument("--webp", action="store_const", const="webp", dest="compare", help="the same as --compare webp")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
-    if args.webp:
-        return compare_webp(detector, args)
+    if args.compare:
+        return compare_others(detector, args)
     results, summary = {}, {}
     for clip in CLIPS:
         frames = clip_frames(clip, args.frames_per_clip)
@@ -162,8 +177,8 @@ def main() -> None:
     plot(results, Path(__file__).resolve().parents[1] / "docs" / "image_offload.png")
 
 
-def compare_webp(detector: SplitDetector, args) -> None:
-    """``--webp``: WebP at network resolution against the camera-size JPEG q75 offload."""
+def compare_others(detector: SplitDetector, args) -> None:
+    """``--compare FAMILY``: other encoders at network resolution against the camera-size JPEG q75 offload."""
     results = {}
     full_q75 = codec.CodecSpec.parse("jpeg-full-q75")
     for clip in CLIPS:
@@ -173,12 +188,14 @@ def compare_webp(detector: SplitDetector, args) -> None:
         reference_bytes = float(np.mean([frame.payload_bytes for frame in sent]))
         print(f"{clip}: camera-size jpeg-full-q75 {reference_bytes / 1e3:.1f} KB, "
               f"{sum(map(len, reference))} detections")
-        results[clip] = [measure_webp(detector, frames, reference, reference_bytes, q) for q in WEBP_QUALITIES]
+        results[clip] = [measure_other(detector, frames, reference, reference_bytes, *encoder)
+                         for encoder in COMPARISONS[args.compare]]
         for row in results[clip]:
-            print(f"  {row['codec']:>34} {row['bytes_mean'] / 1e3:6.1f} KB, {row['bytes_vs_full_size_q75']:.2f}x, "
+            print(f"  {row['codec']:>58} {row['bytes_mean'] / 1e3:6.1f} KB, {row['bytes_vs_full_size_q75']:.2f}x, "
                   f"{row['matched_of_full_size_q75_offload']:.1%} of its detections")
-    save("image_offload_webp_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]),
-                                                "frames_per_clip": args.frames_per_clip, "results": results})
+    save(f"image_offload_{args.compare}_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]),
+                                                          "frames_per_clip": args.frames_per_clip,
+                                                          "results": results})
 
 
 if __name__ == "__main__":
