@@ -1,5 +1,5 @@
-"""Convolutions on the CPU in fp32 through oneDNN: weights packed once per input shape, Winograd
-for wide 3x3 layers, the activation fused.
+"""Convolutions on the CPU through oneDNN: weights packed once per input shape, Winograd for wide
+3x3 layers, the activation fused; in fp32, or in bfloat16 where a caller asks for it.
 
 PyTorch's ``nn.Conv2d`` reorders the weights into oneDNN's blocked layout on every call; packing
 them once and fusing the activation (the op PyTorch's own CPU compiler emits) takes 1.5-2x off
@@ -135,7 +135,9 @@ class WinogradConv:
         v = v.view(1, p, 1, t * t * c).permute(0, 3, 1, 2)  # (1, 36*C, P, 1) channels-last
         products = fused_conv(v, self.weight, None, _POINTWISE, t * t, "linear")  # (P, 36, K) in memory
         y = torch.matmul(self.output_transform, products.permute(0, 2, 3, 1).reshape(p, t * t, k))  # (P, 16, K)
-        y = apply_activation(y.add_(self.conv.bias), self.activation)
+        if self.conv.bias is not None:
+            y = y.add_(self.conv.bias)
+        y = apply_activation(y, self.activation)
         y = y.view(n, th, tw, m, m, k).transpose(2, 3).reshape(n, th * m, tw * m, k)[:, :height, :width]
         return y.permute(0, 3, 1, 2)
 
@@ -174,8 +176,8 @@ class CpuConvolution:
         self._lock = threading.Lock()  # a cloud decodes bottleneck codes on several threads
 
     def applies(self, x: Tensor) -> bool:
-        """Whether ``x`` can take this path: CPU fp32 weights and input, and no gradient wanted
-        (oneDNN's packed weights have no backward)."""
+        """Whether ``x`` can take this path: CPU fp32 weights, an fp32 (or bfloat16) input, and no
+        gradient wanted (oneDNN's packed weights have no backward)."""
         weight = self.conv.weight
         return (ONEDNN_CONV and weight.device.type == "cpu" and weight.dtype == torch.float32
                 and x.dtype in (torch.float32, torch.bfloat16) and not (x.requires_grad and torch.is_grad_enabled()))
@@ -189,7 +191,8 @@ class CpuConvolution:
     def packed_for(self, x: Tensor) -> PackedConv | WinogradConv:
         weight, bias = self.conv.weight, self.conv.bias
         shape = tuple(x.shape)
-        identity = (weight.data_ptr(), version(weight), bias.data_ptr(), version(bias))
+        identity = (weight.data_ptr(), version(weight),
+                    *((bias.data_ptr(), version(bias)) if bias is not None else ()))
         with self._lock:
             entry = self._packed.get(shape)
             if entry is None or entry[0] != identity:
