@@ -54,6 +54,22 @@ TENSOR = ((5, "int8-tensor+zstd"), (7, "int8-tensor+zstd"), (7, "int8-channel+zs
 PHOTOS = ("messi5.jpg", "fruits.jpg", "basketball1.png")
 
 
+def add_shipped_bottleneck_args(parser) -> None:
+    """The options of the benches that measure shipped bottlenecks on :func:`held_out_sets`."""
+    parser.add_argument("--bottlenecks", default="sample-scenes,sample-scenes-wide",
+                        help="models/bottleneck/ names or paths, comma separated")
+    parser.add_argument("--frames-per-clip", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def shipped_bottleneck_detector(args) -> tuple[SplitDetector, dict[str, CodecSpec]]:
+    """Pretrained yolov3-tiny with the bottlenecks those options name (name -> codec), torch's CPU
+    threads set."""
+    torch.set_num_threads(args.threads)
+    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), MODEL_ID)
+    return detector, {name: detector.add_bottleneck(name) for name in filter(None, args.bottlenecks.split(","))}
+
+
 def vtest_split() -> tuple[list, list]:
     """The street scene's training frames and its held-out later ones: 300 frames over vtest.avi,
     the last 20% in time held out."""

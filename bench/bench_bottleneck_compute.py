@@ -29,13 +29,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_bottleneck import MODEL_ID, held_out_sets  # noqa: E402
+from bench_bottleneck import add_shipped_bottleneck_args, held_out_sets, shipped_bottleneck_detector  # noqa: E402
 from common import save  # noqa: E402
 
 from l2p_ros.bottleneck_training import measure_frames, summarize_frames  # noqa: E402
 from l2p_ros.model.cpu_conv import NATIVE_BF16  # noqa: E402
-from l2p_ros.model.darknet import load_model  # noqa: E402
-from l2p_ros.model.postprocess import load_class_names  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
 SETS = ("in-domain (vtest, later)", "Megamind.avi", "bag (Megamind, CompressedImage)", "photos")
@@ -62,14 +60,9 @@ def measure(detector: SplitDetector, frames: list, references: list, spec) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bottlenecks", default="sample-scenes,sample-scenes-wide",
-                        help="models/bottleneck/ names or paths, comma separated")
-    parser.add_argument("--frames-per-clip", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=2)
+    add_shipped_bottleneck_args(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), MODEL_ID)
-    specs = {name: detector.add_bottleneck(name) for name in filter(None, args.bottlenecks.split(","))}
+    detector, specs = shipped_bottleneck_detector(args)
     _, sets = held_out_sets(args.frames_per_clip, photos=True)
     decoders = ["nn.Conv2d", "packed fp32"] + (["packed bf16"] if NATIVE_BF16 else [])
     results = {}

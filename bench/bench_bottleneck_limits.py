@@ -32,14 +32,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_bottleneck import MODEL_ID, held_out_sets  # noqa: E402
+from bench_bottleneck import add_shipped_bottleneck_args, held_out_sets, shipped_bottleneck_detector  # noqa: E402
 from common import save  # noqa: E402
 
 from l2p_ros.bottleneck import encode_codes  # noqa: E402
 from l2p_ros.bottleneck_training import measure_codec  # noqa: E402
-from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.matching import match_detections  # noqa: E402
-from l2p_ros.model.postprocess import letterbox, load_class_names  # noqa: E402
+from l2p_ros.model.postprocess import letterbox  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
 CUT = 7
@@ -182,14 +181,9 @@ def range_coded(coder, codes: np.ndarray) -> dict | str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bottlenecks", default="sample-scenes,sample-scenes-wide",
-                        help="models/bottleneck/ names or paths, comma separated")
-    parser.add_argument("--frames-per-clip", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=2)
+    add_shipped_bottleneck_args(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), MODEL_ID)
-    specs = {name: detector.add_bottleneck(name) for name in filter(None, args.bottlenecks.split(","))}
+    detector, specs = shipped_bottleneck_detector(args)
     bottlenecks = {name: detector.bottleneck(spec) for name, spec in specs.items()}
     train_frames, sets = held_out_sets(args.frames_per_clip, photos=True)
     train_crossings = [crossing(detector, frame) for frame in train_frames]
