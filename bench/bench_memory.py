@@ -47,6 +47,8 @@ from pathlib import Path
 
 import psutil
 
+from l2p_ros.measure.host import cpu_model
+
 RESULTS_DIR = Path(__file__).with_name("results")
 MB = 1e6
 TARGET_EDGE_PSS_BYTES = 1e9
@@ -401,7 +403,7 @@ def machine() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "memory_total_bytes": psutil.virtual_memory().total, "versions": versions}
+            "cpu": cpu_model(), "cpus": os.cpu_count(), "memory_total_bytes": psutil.virtual_memory().total, "versions": versions}
 
 
 def main() -> None:

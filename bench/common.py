@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from l2p_ros.assets import SAMPLE_VIDEO, asset_path
+from l2p_ros.measure.host import cpu_model
 from l2p_ros.sources import read_video
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -61,7 +62,7 @@ def cut_codec_paths(text: str) -> list[tuple[str, str]]:
 
 def machine() -> dict:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+            "cpu": cpu_model(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
 def save(name: str, data: dict) -> Path:

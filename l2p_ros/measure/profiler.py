@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from l2p_ros import codec
+from l2p_ros.measure.host import cpu_model
 from l2p_ros.measure.payload_fit import is_image_codec
 from l2p_ros.measure.payloads import measure_frames
 from l2p_ros.measure.profile import PROFILED_IMAGE_CODECS, CutProfile, LayerProfile, Profile
@@ -31,6 +32,7 @@ def describe_machine(device: str, threads: int) -> dict:
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "torch": str(torch.__version__),
