@@ -54,10 +54,10 @@ TENSOR = ((5, "int8-tensor+zstd"), (7, "int8-tensor+zstd"), (7, "int8-channel+zs
 PHOTOS = ("messi5.jpg", "fruits.jpg", "basketball1.png")
 
 
-def add_shipped_bottleneck_args(parser) -> None:
+def add_shipped_bottleneck_args(parser, bottlenecks: str = "sample-scenes,sample-scenes-wide") -> None:
     """The options of the benches that measure shipped bottlenecks on :func:`held_out_sets`."""
-    parser.add_argument("--bottlenecks", default="sample-scenes,sample-scenes-wide",
-                        help="models/bottleneck/ names or paths, comma separated")
+    parser.add_argument("--bottlenecks", default=bottlenecks,
+                        help=f"models/bottleneck/ names or paths, comma separated (default: {bottlenecks})")
     parser.add_argument("--frames-per-clip", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
 

@@ -1,6 +1,7 @@
 """What a learned bottleneck costs the edge and the receiver, against the layers beside it.
 
     python bench/bench_bottleneck_compute.py --threads 2 [--bottlenecks sample-scenes,sample-scenes-wide]
+    python bench/frame_costs.py --bottlenecks-only    # then price them for the simulator and policies
 
 Issue 9's budget: the encoder at most 10% of the edge head's time at its cut, the decoder at most
 10% of the tail's. Each shipped bottleneck runs as deployed (edge stage, wire format, cloud stage;
@@ -18,6 +19,8 @@ Each row: detections of the full model matched, bytes per frame, median ms of th
 (with zstd), decoder (with validation and zstd) and tail, and the two ratios. The encoder is the
 same in every row (fp32 packed: the codes sent do not depend on the receiver).
 
+By default every bottleneck in models/bottleneck/. The file records which decoder row is the
+deployed one on this CPU (``deployed``): bench/frame_costs.py prices each bottleneck from it.
 Writes bench/results/bottleneck_compute_yolov3-tiny_416.json.
 """
 from __future__ import annotations
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_bottleneck import add_shipped_bottleneck_args, held_out_sets, shipped_bottleneck_detector  # noqa: E402
 from common import save  # noqa: E402
 
+from l2p_ros.bottleneck_file import BUNDLED_DIR, EXTENSION  # noqa: E402
 from l2p_ros.bottleneck_training import measure_frames, summarize_frames  # noqa: E402
 from l2p_ros.model.cpu_conv import NATIVE_BF16  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
@@ -60,7 +64,7 @@ def measure(detector: SplitDetector, frames: list, references: list, spec) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_shipped_bottleneck_args(parser)
+    add_shipped_bottleneck_args(parser, ",".join(sorted(path.stem for path in BUNDLED_DIR.glob(f"*{EXTENSION}"))))
     args = parser.parse_args()
     detector, specs = shipped_bottleneck_detector(args)
     _, sets = held_out_sets(args.frames_per_clip, photos=True)
@@ -91,7 +95,8 @@ def main() -> None:
             bottleneck.set_decoder_bfloat16(NATIVE_BF16)
             results[setting][name] = rows
     save("bottleneck_compute_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]),
-                                                "native_bf16": NATIVE_BF16, "torch_threads": args.threads,
+                                                "native_bf16": NATIVE_BF16, "deployed": decoders[-1],
+                                                "torch_threads": args.threads,
                                                 "results": results})
 
 

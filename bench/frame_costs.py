@@ -7,13 +7,11 @@ From measurements already saved by four benches on this machine (rerun them to r
 bench/bench_codec.py (tensor codecs' encode and decode at several cuts, fitted as a line in the
 crossing's fp32 MB), bench/bench_image_offload.py (image codecs' encode and receive, averaged
 over its two videos), bench/bench_decision.py (frame complexity, and a searching policy's
-decision) and bench/bench_bottleneck.py (each shipped bottleneck's encode and decode: the mean of
-the bench's rows for a bottleneck of the same cut, channels and bits, over every frame set: the
-cost depends on the network's shape, not its weights; the bench trains only the default widths,
-so a bottleneck of other widths is priced from its own rows, by name, in the bench's results
-with ``--photos``; a bottleneck carrying a context model is priced as ``bn:NAME+ctx`` too: its zstd
-price plus the range coder's extra encode and decode ms over zstd, both measured side by side on
-its held-out frames and recorded in the file). Writes the file
+decision) and bench/bench_bottleneck_compute.py (each shipped bottleneck's encode and decode as
+deployed on this CPU: its packed encoder, its decoder in bfloat16 where the CPU has it natively,
+averaged over the bench's held-out frame sets; a bottleneck carrying a context model is priced as
+``bn:NAME+ctx`` too: its zstd price plus the range coder's extra encode and decode ms over zstd,
+both measured side by side on its held-out frames and recorded in the file). Writes the file
 l2p_ros.measure.frame_costs reads. ``--bottlenecks-only`` rewrites only its bottleneck prices
 in an existing file, so shipping a bottleneck does not move the figures already computed from it.
 """
@@ -21,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -33,8 +30,7 @@ RESULTS = ROOT / "bench" / "results"
 CODEC = RESULTS / "codec_yolov3-tiny_416.json"
 IMAGE = RESULTS / "image_offload_yolov3-tiny_416.json"
 DECISION = RESULTS / "decision_cost.json"
-BOTTLENECK = RESULTS / "bottleneck_yolov3-tiny_416.json"
-BOTTLENECK_PHOTOS = RESULTS / "bottleneck_photos_yolov3-tiny_416.json"
+BOTTLENECK_COMPUTE = RESULTS / "bottleneck_compute_yolov3-tiny_416.json"
 
 
 def _load(path: Path) -> dict:
@@ -65,41 +61,29 @@ def _fill_qualities(image_costs: dict) -> list[str]:
 
 def _bottleneck_source(results: dict) -> str:
     """Where the bottleneck prices come from, as the file's ``sources`` records it."""
-    return (f"bench/results/{BOTTLENECK.name} ({results['command']}; rows of the same cut, channels and bits, "
-            f"every frame set; other widths: their own rows in {BOTTLENECK_PHOTOS.name})")
+    return (f"bench/results/{BOTTLENECK_COMPUTE.name} ({results['command']}; each bottleneck as deployed, "
+            f"its decoder {results['deployed']}, mean over its held-out frame sets)")
 
 
-def _bottleneck_costs(results: dict, named_results: dict) -> dict:
-    """``bn:NAME`` -> encode and decode ms for each bottleneck in models/bottleneck/: of the default
-    widths, from the bench's rows (named ``bn:<scene>-c<channels>-b<bits>``) of the same cut,
-    channels and bits; of other widths (a wider decoder costs more), from its own rows by name in
-    ``named_results``."""
+def _bottleneck_costs(results: dict) -> dict:
+    """``bn:NAME`` -> encode and decode ms for each bottleneck in models/bottleneck/, as deployed on
+    this CPU (bench_bottleneck_compute.py's ``deployed`` decoder row), averaged over its frame sets:
+    the cost depends on the bottleneck's shape, not on what the frames hold."""
     from l2p_ros.bottleneck_file import read_bottleneck
-    from l2p_ros.bottleneck_training import HIDDEN  # the widths bench_bottleneck.py trains with
 
-    rows: dict[tuple, list[dict]] = {}
+    rows: dict[str, list[dict]] = {}
     for frame_set in results["results"].values():
-        for row in frame_set:
-            shape = re.fullmatch(r"bn:.+-c(\d+)-b(\d+)", row["codec"])
-            if shape:
-                rows.setdefault((int(row["cut"]), int(shape[1]), int(shape[2])), []).append(row)
-    own: dict[str, list[dict]] = {}
-    for frame_set in named_results["results"].values():
-        for row in frame_set:
-            own.setdefault(row["codec"], []).append(row)
+        for name, decoders in frame_set.items():
+            if isinstance(decoders, dict):  # beside "frames" and "reference_detections"
+                rows.setdefault(name, []).append(decoders[results["deployed"]])
     costs = {}
     for path in sorted((ROOT / "models" / "bottleneck").glob("*.safetensors")):
-        info, _ = read_bottleneck(path)
-        if (info.hidden, info.decoder_width) == (HIDDEN, 2 * HIDDEN):
-            same = rows.get((info.cut_after_layer, info.channels, info.bits))
-            missing = f"no cut {info.cut_after_layer}, {info.channels} channels, {info.bits} bits"
-        else:
-            same = own.get(f"bn:{path.stem}")
-            missing = f"no rows of bn:{path.stem} (widths {info.hidden}/{info.decoder_width}) in {BOTTLENECK_PHOTOS.name}"
-        if not same:
-            print(f"{path.name}: the bottleneck bench has {missing}: left uncharged", file=sys.stderr)
+        if path.stem not in rows:
+            print(f"{path.name}: not in {BOTTLENECK_COMPUTE.name}: left uncharged "
+                  "(run bench/bench_bottleneck_compute.py)", file=sys.stderr)
             continue
-        costs[f"bn:{path.stem}"] = {key: round(statistics.mean(row[key] for row in same), 4)
+        info, _ = read_bottleneck(path)
+        costs[f"bn:{path.stem}"] = {key: round(statistics.mean(row[key] for row in rows[path.stem]), 4)
                                     for key in ("encode_ms", "decode_ms")}
         held_out = info.training.get("held_out") or {}
         if "context_encode_ms_median" in held_out:
@@ -118,13 +102,13 @@ def main() -> int:
     args = parser.parse_args()
     if args.bottlenecks_only:
         costs = load_frame_costs(args.out)
-        bottleneck = _load(BOTTLENECK)
-        costs.bottleneck_codecs = _bottleneck_costs(bottleneck, _load(BOTTLENECK_PHOTOS))
+        bottleneck = _load(BOTTLENECK_COMPUTE)
+        costs.bottleneck_codecs = _bottleneck_costs(bottleneck)
         costs.sources["bottleneck_codecs"] = _bottleneck_source(bottleneck)
         costs.save(args.out)
         print(f"wrote {args.out}: {len(costs.bottleneck_codecs)} bottlenecks priced, the rest kept")
         return 0
-    codec, image, decision, bottleneck = _load(CODEC), _load(IMAGE), _load(DECISION), _load(BOTTLENECK)
+    codec, image, decision, bottleneck = _load(CODEC), _load(IMAGE), _load(DECISION), _load(BOTTLENECK_COMPUTE)
     image_codecs: dict[str, dict] = {}
     for rows in image["results"].values():
         for row in rows:
@@ -142,7 +126,7 @@ def main() -> int:
          "bottleneck_codecs": _bottleneck_source(bottleneck),
          "interpolated": f"{', '.join(interpolated)}: between the measured qualities either side"},
         {"complexity": round(decision["complexity_us"]["median_us"] / 1e3, 4), "decision": round(greedy / 1e3, 4)},
-        image_costs, fit_tensor_codecs(codec["rows"]), _bottleneck_costs(bottleneck, _load(BOTTLENECK_PHOTOS)))
+        image_costs, fit_tensor_codecs(codec["rows"]), _bottleneck_costs(bottleneck))
     costs.save(args.out)
     print(f"wrote {args.out}: {len(image_costs)} image codecs, {len(costs.tensor_codecs)} tensor codecs, "
           f"{len(costs.bottleneck_codecs)} bottlenecks, "
