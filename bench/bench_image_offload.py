@@ -11,12 +11,13 @@ detections the exact letterbox (lossless network resolution) reproduces: the mos
 network-resolution codec can reach on that measure. Target (issue 9): at q75, network resolution is at most
 0.4x today's bytes on vtest with >= 97% of the camera-size offload's detections matched.
 Writes bench/results/image_offload_yolov3-tiny_416.json and docs/image_offload.png; with
-``--compare webp`` or ``--compare jpeg444`` (other encoders of the network-resolution image,
-comparison only) bench/results/image_offload_{webp,jpeg444}_yolov3-tiny_416.json.
+``--compare webp``, ``--compare jpeg444`` or ``--compare qtables`` (other encoders of the
+network-resolution image, comparison only) bench/results/image_offload_{webp,jpeg444,qtables}_yolov3-tiny_416.json.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import sys
 import time
@@ -38,20 +39,74 @@ from l2p_ros.sources import read_video, video_frame_count  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
 QUALITIES = (30, 40, 50, 60, 75, 85, 95)
-# Other encoders of the network-resolution image, for comparison only (cv2; not the product's
-# codecs), measured against the camera-size JPEG q75 offload, the target's reference: WebP, and
-# JPEG without chroma subsampling (4:4:4: at network resolution 4:2:0 halves the colour detail the
-# network sees, where the camera-size image's halved colour is still about the network's size),
-# Huffman tables optimized, chroma at its own quality (luma quality minus 15) or the luma's.
+
+
+def cv2_encoder(extension: str, parameters: tuple):
+    """image BGR -> the bytes cv2 encodes it to as ``extension`` with ``parameters``."""
+    return lambda image: cv2.imencode(extension, image, list(parameters))[1].tobytes()
+
+
+# The JPEG standard's example quantization tables (ITU-T T.81 Annex K, what libjpeg and cv2 scale
+# by the quality), row by row: fitted to human contrast sensitivity, they quantize the high
+# frequencies of an 8x8 block up to 12x (luma) more coarsely than the lowest.
+STANDARD_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=float)
+STANDARD_CHROMA = np.array([
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32, dtype=float)
+
+
+def scaled_table(table: np.ndarray, quality: int, exponent: float = 1.0) -> list[int]:
+    """``table`` at a JPEG quality as libjpeg scales it, after raising it to ``exponent`` at the
+    same mean step (below 1 flatter: the high frequencies kept relatively finer, the lowest coarser)."""
+    shaped = table ** exponent * (table.mean() / (table ** exponent).mean())
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    return np.clip(np.floor((shaped * scale + 50) / 100), 1, 255).astype(int).tolist()
+
+
+def jpeg_tables_encoder(luma: list[int], chroma: list[int]):
+    """image BGR -> 4:4:4 JPEG bytes with these quantization tables and optimized Huffman tables.
+    Pillow, because cv2 cannot set the tables; any JPEG decoder reads them from the file."""
+    from PIL import Image
+
+    def encode(image: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])).save(
+            buffer, "JPEG", qtables=[luma, chroma], subsampling=0, optimize=True)
+        return buffer.getvalue()
+    return encode
+
+
+# Other encoders of the network-resolution image, for comparison only (not the product's codecs),
+# measured against the camera-size JPEG q75 offload, the target's reference: WebP; JPEG without
+# chroma subsampling (4:4:4: at network resolution 4:2:0 halves the colour detail the network sees,
+# where the camera-size image's halved colour is still about the network's size), Huffman tables
+# optimized, chroma at its own quality (luma quality minus 15) or the luma's; and 4:4:4 JPEG with
+# quantization tables flatter than the standard's (a detector, unlike an eye, uses the fine edges
+# of small objects: the standard tables' square root, or one step for every frequency).
 _JPEG_444 = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, cv2.IMWRITE_JPEG_OPTIMIZE, 1)
 COMPARISONS = {
-    "webp": [(f"webp-q{q}", ".webp", (cv2.IMWRITE_WEBP_QUALITY, q)) for q in (60, 75, 85, 90, 95)],
-    "jpeg444": [(f"jpeg-420-q{q}-optimized", ".jpg", (cv2.IMWRITE_JPEG_QUALITY, q, cv2.IMWRITE_JPEG_OPTIMIZE, 1))
+    "webp": [(f"webp-q{q}", cv2_encoder(".webp", (cv2.IMWRITE_WEBP_QUALITY, q))) for q in (60, 75, 85, 90, 95)],
+    "jpeg444": [(f"jpeg-420-q{q}-optimized", cv2_encoder(".jpg", (cv2.IMWRITE_JPEG_QUALITY, q, cv2.IMWRITE_JPEG_OPTIMIZE, 1)))
                 for q in (60, 70, 75, 80, 85, 90)]
-               + [(f"jpeg-444-q{q}-optimized", ".jpg", (cv2.IMWRITE_JPEG_QUALITY, q, *_JPEG_444)) for q in (60, 70, 75, 80)]
-               + [(f"jpeg-444-luma{q}-chroma{q - 15}-optimized", ".jpg",
-                   (cv2.IMWRITE_JPEG_LUMA_QUALITY, q, cv2.IMWRITE_JPEG_CHROMA_QUALITY, q - 15, *_JPEG_444))
+               + [(f"jpeg-444-q{q}-optimized", cv2_encoder(".jpg", (cv2.IMWRITE_JPEG_QUALITY, q, *_JPEG_444)))
+                  for q in (60, 70, 75, 80)]
+               + [(f"jpeg-444-luma{q}-chroma{q - 15}-optimized", cv2_encoder(".jpg", (
+                   cv2.IMWRITE_JPEG_LUMA_QUALITY, q, cv2.IMWRITE_JPEG_CHROMA_QUALITY, q - 15, *_JPEG_444)))
                   for q in (70, 75, 80, 85)],
+    "qtables": [("jpeg-420-q75-optimized", cv2_encoder(".jpg", (cv2.IMWRITE_JPEG_QUALITY, 75, cv2.IMWRITE_JPEG_OPTIMIZE, 1))),
+                ("jpeg-444-luma70-chroma55-optimized", cv2_encoder(".jpg", (
+                    cv2.IMWRITE_JPEG_LUMA_QUALITY, 70, cv2.IMWRITE_JPEG_CHROMA_QUALITY, 55, *_JPEG_444))),
+                ("jpeg-444-standard-tables-luma70-chroma55-pillow", jpeg_tables_encoder(
+                    scaled_table(STANDARD_LUMA, 70), scaled_table(STANDARD_CHROMA, 55)))]
+               + [(f"jpeg-444-sqrt-tables-luma{q}-chroma{q - 15}", jpeg_tables_encoder(
+                   scaled_table(STANDARD_LUMA, q, 0.5), scaled_table(STANDARD_CHROMA, q - 15, 0.5)))
+                  for q in (80, 85, 88)]
+               + [(f"jpeg-444-flat-tables-luma{luma}-chroma{chroma}", jpeg_tables_encoder([luma] * 64, [chroma] * 64))
+                  for luma, chroma in ((17, 32), (15, 40), (14, 48))]
+               + [("jpeg-444-sqrt-luma86-flat-chroma40", jpeg_tables_encoder(scaled_table(STANDARD_LUMA, 86, 0.5), [40] * 64))],
 }
 CLIPS = ("vtest.avi", "Megamind.avi")
 
@@ -91,19 +146,19 @@ def measure(detector: SplitDetector, frames: list[np.ndarray], references: list,
 
 
 def measure_other(detector: SplitDetector, frames: list[np.ndarray], full_q75: list, full_q75_bytes: float,
-                  name: str, extension: str, parameters: tuple) -> dict:
-    """The network-resolution image (what ``jpeg-qN`` resizes) through cv2's ``extension`` encoder
-    with ``parameters``, decoded and placed as the receiver places a network-resolution JPEG:
-    bytes and detections against the camera-size q75 offload."""
+                  name: str, encode) -> dict:
+    """The network-resolution image (what ``jpeg-qN`` resizes) through ``encode`` (image BGR ->
+    bytes), decoded by cv2 and placed as the receiver places a network-resolution JPEG: bytes and
+    detections against the camera-size q75 offload."""
     sizes, matched = [], 0
     for frame, reference in zip(frames, full_q75):
         info = letterbox_info(frame.shape[1], frame.shape[0], detector.model.input_size)
-        ok, data = cv2.imencode(extension, resize_to_input(frame, detector.model.input_size), list(parameters))
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        data = encode(resize_to_input(frame, detector.model.input_size))
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         found = detector._postprocess(detector.model(place_in_input(image, info)), info)
         sizes.append(len(data))
         matched += match_detections(reference, found)
-    return {"codec": f"{name} (cv2, comparison only)", "bytes_mean": round(float(np.mean(sizes)), 1),
+    return {"codec": f"{name} (comparison only)", "bytes_mean": round(float(np.mean(sizes)), 1),
             "bytes_vs_full_size_q75": round(float(np.mean(sizes)) / full_q75_bytes, 4),
             "matched_of_full_size_q75_offload": round(matched / max(1, sum(map(len, full_q75))), 4)}
 
@@ -191,7 +246,7 @@ def compare_others(detector: SplitDetector, args) -> None:
         results[clip] = [measure_other(detector, frames, reference, reference_bytes, *encoder)
                          for encoder in COMPARISONS[args.compare]]
         for row in results[clip]:
-            print(f"  {row['codec']:>58} {row['bytes_mean'] / 1e3:6.1f} KB, {row['bytes_vs_full_size_q75']:.2f}x, "
+            print(f"  {row['codec']:>66} {row['bytes_mean'] / 1e3:6.1f} KB, {row['bytes_vs_full_size_q75']:.2f}x, "
                   f"{row['matched_of_full_size_q75_offload']:.1%} of its detections")
     save(f"image_offload_{args.compare}_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]),
                                                           "frames_per_clip": args.frames_per_clip,
