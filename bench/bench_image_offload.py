@@ -32,6 +32,7 @@ from common import save  # noqa: E402
 
 from l2p_ros import codec  # noqa: E402
 from l2p_ros.assets import asset_path  # noqa: E402
+from l2p_ros.dnn_jpeg import STANDARD_CHROMA, STANDARD_LUMA, encode_dnn_jpeg, scaled_table  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.matching import match_detections  # noqa: E402
 from l2p_ros.model.postprocess import letterbox_info, load_class_names, place_in_input, resize_to_input  # noqa: E402
@@ -44,26 +45,6 @@ QUALITIES = (30, 40, 50, 60, 75, 85, 95)
 def cv2_encoder(extension: str, parameters: tuple):
     """image BGR -> the bytes cv2 encodes it to as ``extension`` with ``parameters``."""
     return lambda image: cv2.imencode(extension, image, list(parameters))[1].tobytes()
-
-
-# The JPEG standard's example quantization tables (ITU-T T.81 Annex K, what libjpeg and cv2 scale
-# by the quality), row by row: fitted to human contrast sensitivity, they quantize the high
-# frequencies of an 8x8 block up to 12x (luma) more coarsely than the lowest.
-STANDARD_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=float)
-STANDARD_CHROMA = np.array([
-    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
-    47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32, dtype=float)
-
-
-def scaled_table(table: np.ndarray, quality: int, exponent: float = 1.0) -> list[int]:
-    """``table`` at a JPEG quality as libjpeg scales it, after raising it to ``exponent`` at the
-    same mean step (below 1 flatter: the high frequencies kept relatively finer, the lowest coarser)."""
-    shaped = table ** exponent * (table.mean() / (table ** exponent).mean())
-    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
-    return np.clip(np.floor((shaped * scale + 50) / 100), 1, 255).astype(int).tolist()
 
 
 def jpeg_tables_encoder(luma: list[int], chroma: list[int]):
@@ -79,13 +60,14 @@ def jpeg_tables_encoder(luma: list[int], chroma: list[int]):
     return encode
 
 
-# Other encoders of the network-resolution image, for comparison only (not the product's codecs),
-# measured against the camera-size JPEG q75 offload, the target's reference: WebP; JPEG without
+# Other encoders of the network-resolution image, for comparison (the jpeg-dnn rows are the product's
+# encoder, the others not product codecs), measured against the camera-size JPEG q75 offload, the target's reference: WebP; JPEG without
 # chroma subsampling (4:4:4: at network resolution 4:2:0 halves the colour detail the network sees,
 # where the camera-size image's halved colour is still about the network's size), Huffman tables
 # optimized, chroma at its own quality (luma quality minus 15) or the luma's; and 4:4:4 JPEG with
 # quantization tables flatter than the standard's (a detector, unlike an eye, uses the fine edges
-# of small objects: the standard tables' square root, or one step for every frequency).
+# of small objects): the standard tables' square root (the product's jpeg-dnn-qN,
+# l2p_ros.dnn_jpeg), or one step for every frequency.
 _JPEG_444 = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, cv2.IMWRITE_JPEG_OPTIMIZE, 1)
 COMPARISONS = {
     "webp": [(f"webp-q{q}", cv2_encoder(".webp", (cv2.IMWRITE_WEBP_QUALITY, q))) for q in (60, 75, 85, 90, 95)],
@@ -101,13 +83,15 @@ COMPARISONS = {
                     cv2.IMWRITE_JPEG_LUMA_QUALITY, 70, cv2.IMWRITE_JPEG_CHROMA_QUALITY, 55, *_JPEG_444))),
                 ("jpeg-444-standard-tables-luma70-chroma55-pillow", jpeg_tables_encoder(
                     scaled_table(STANDARD_LUMA, 70), scaled_table(STANDARD_CHROMA, 55)))]
-               + [(f"jpeg-444-sqrt-tables-luma{q}-chroma{q - 15}", jpeg_tables_encoder(
-                   scaled_table(STANDARD_LUMA, q, 0.5), scaled_table(STANDARD_CHROMA, q - 15, 0.5)))
+               + [(f"jpeg-dnn-q{q} (square-root tables, luma {q}, chroma {q - 15})", lambda image, q=q: encode_dnn_jpeg(image, q))
                   for q in (80, 85, 88)]
                + [(f"jpeg-444-flat-tables-luma{luma}-chroma{chroma}", jpeg_tables_encoder([luma] * 64, [chroma] * 64))
                   for luma, chroma in ((17, 32), (15, 40), (14, 48))]
                + [("jpeg-444-sqrt-luma86-flat-chroma40", jpeg_tables_encoder(scaled_table(STANDARD_LUMA, 86, 0.5), [40] * 64))],
 }
+# With --compare qtables also the product's codecs through the edge and receiver (SplitDetector):
+# what each side spends on jpeg-dnn-q85 against the camera-size image and today's default.
+PRODUCT_PATHS = {"qtables": ("jpeg-full-q75", "jpeg-q75", "jpeg-dnn-q85")}
 CLIPS = ("vtest.avi", "Megamind.avi")
 
 
@@ -158,7 +142,7 @@ def measure_other(detector: SplitDetector, frames: list[np.ndarray], full_q75: l
         found = detector._postprocess(detector.model(place_in_input(image, info)), info)
         sizes.append(len(data))
         matched += match_detections(reference, found)
-    return {"codec": f"{name} (comparison only)", "bytes_mean": round(float(np.mean(sizes)), 1),
+    return {"codec": name, "bytes_mean": round(float(np.mean(sizes)), 1),
             "bytes_vs_full_size_q75": round(float(np.mean(sizes)) / full_q75_bytes, 4),
             "matched_of_full_size_q75_offload": round(matched / max(1, sum(map(len, full_q75))), 4)}
 
@@ -234,7 +218,7 @@ def main() -> None:
 
 def compare_others(detector: SplitDetector, args) -> None:
     """``--compare FAMILY``: other encoders at network resolution against the camera-size JPEG q75 offload."""
-    results = {}
+    results, product = {}, {}
     full_q75 = codec.CodecSpec.parse("jpeg-full-q75")
     for clip in CLIPS:
         frames = clip_frames(clip, args.frames_per_clip)
@@ -248,9 +232,16 @@ def compare_others(detector: SplitDetector, args) -> None:
         for row in results[clip]:
             print(f"  {row['codec']:>66} {row['bytes_mean'] / 1e3:6.1f} KB, {row['bytes_vs_full_size_q75']:.2f}x, "
                   f"{row['matched_of_full_size_q75_offload']:.1%} of its detections")
+        for name in PRODUCT_PATHS.get(args.compare, ()):
+            # The product codec as the edge and the receiver run it: their ms beside today's default.
+            models = [detector.detect(frame) for frame in frames]
+            row, _ = measure(detector, frames, models, name, reference)
+            product.setdefault(clip, []).append(row)
+            print(f"  {name:>66} {row['bytes_mean'] / 1e3:6.1f} KB as sent; edge {row['encode_ms_median']:.2f} ms, "
+                  f"receiver {row['receive_ms_median']:.2f} ms; {row['matched_of_full_model']:.1%} of the full model's")
     save(f"image_offload_{args.compare}_yolov3-tiny_416", {"command": " ".join(["python", *sys.argv]),
                                                           "frames_per_clip": args.frames_per_clip,
-                                                          "results": results})
+                                                          "results": results, "product_paths": product})
 
 
 if __name__ == "__main__":

@@ -603,7 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--split", default=None, help="cut: a layer index, 'edge', 'cloud' or 'dag:i,j,..'")
     p.add_argument("--codec", default="fp32", help="fp32, fp16, int8-channel+zstd, jpeg-q75 (image at network "
-                   "resolution), jpeg-full-q75 (at camera size), bn:NAME (a learned bottleneck in "
+                   "resolution), jpeg-full-q75 (at camera size), jpeg-dnn-q85 (network resolution, 4:4:4, quantization "
+                   "tables for a detector: more detections per byte), bn:NAME (a learned bottleneck in "
                    "models/bottleneck/, or bn:PATH; runs at its own cut unless --split says otherwise; "
                    "bn:NAME+ctx: its codes range-coded with its context model, fewer bytes), ...")
     p.add_argument("--score-threshold", type=float, default=0.25)

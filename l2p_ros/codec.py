@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import zstandard
 
-from l2p_ros.codec_spec import CODECS, CONTEXT_CODER, CodecSpec, PayloadError
+from l2p_ros.codec_spec import CODECS, CONTEXT_CODER, JPEG_TABLES, CodecSpec, PayloadError
+from l2p_ros.dnn_jpeg import encode_dnn_jpeg
 
 __all__ = [
     "CODECS",
@@ -399,14 +400,19 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}  # RSTn, TEM: no length field
 
 
-def encode_image(image_bgr: np.ndarray, quality: int) -> bytes:
-    """JPEG bytes of an ``HxWx3`` uint8 BGR image at ``quality`` (1..100)."""
+def encode_image(image_bgr: np.ndarray, quality: int, tables: str = "standard") -> bytes:
+    """JPEG bytes of an ``HxWx3`` uint8 BGR image at ``quality`` (1..100), with the standard
+    quantization tables (OpenCV, 4:2:0) or ``tables="dnn"``'s (``l2p_ros.dnn_jpeg``, 4:4:4)."""
     if not (isinstance(image_bgr, np.ndarray) and image_bgr.dtype == np.uint8
             and image_bgr.ndim == 3 and image_bgr.shape[2] == 3):
         raise ValueError(f"HxWx3 uint8 BGR image expected, got {getattr(image_bgr, 'shape', None)} "
                          f"{getattr(image_bgr, 'dtype', type(image_bgr).__name__)}")
     if type(quality) is not int or not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality {quality!r} invalid; allowed: integers 1..100")
+    if tables == "dnn":
+        return encode_dnn_jpeg(image_bgr, quality)
+    if tables != "standard":
+        raise ValueError(f"JPEG tables {tables!r} unknown; allowed: {', '.join(JPEG_TABLES)}")
     ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"cv2.imencode failed for a {image_bgr.shape} image")

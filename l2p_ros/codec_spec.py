@@ -19,6 +19,9 @@ COMPRESSIONS = ("none", "lz4", "zstd")
 # file carries ("bn:NAME+ctx", l2p_ros.context_coder): fewer bytes, more milliseconds.
 CONTEXT_CODER = "ctx"
 DEFAULT_JPEG_QUALITY = 75
+# JPEG quantization tables: the standard's (jpeg-qN, jpeg-full-qN), or flatter ones for a detector
+# at network resolution in 4:4:4 (jpeg-dnn-qN, l2p_ros.dnn_jpeg).
+JPEG_TABLES = ("standard", "dnn")
 
 # A learned bottleneck's name: a file models/bottleneck/NAME.safetensors (l2p_ros.bottleneck).
 BOTTLENECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -32,12 +35,13 @@ class CodecSpec:
     """How crossing tensors are encoded: element dtype, lossless compression, JPEG quality.
 
     Names: ``fp32``, ``fp16+lz4``, ``int8-channel+zstd``, ``jpeg-q75``, ``jpeg-full-q75``,
-    ``bn:NAME`` (a learned bottleneck at its own cut, ``l2p_ros.bottleneck``, its codes zstd'd) and
+    ``jpeg-dnn-q85``, ``bn:NAME`` (a learned bottleneck at its own cut, ``l2p_ros.bottleneck``, its codes zstd'd) and
     ``bn:NAME+ctx`` (the same codes range-coded with the file's context model).
     ``quality`` and ``full_size`` apply to ``jpeg`` only; JPEG is already compressed, so ``jpeg``
     takes no further compression. ``jpeg-qN`` sends the image at network resolution (resized as the
     letterbox will resize it: the network never sees more pixels); ``jpeg-full-qN`` sends it at the
-    camera's size. Invalid values raise :class:`PayloadError` (a ``ValueError``) so a codec named
+    camera's size; ``jpeg-dnn-qN`` at network resolution with quantization tables for a detector
+    (``tables="dnn"``, l2p_ros.dnn_jpeg). Invalid values raise :class:`PayloadError` (a ``ValueError``) so a codec named
     in a received message is rejected like any other malformed payload.
     """
 
@@ -46,6 +50,7 @@ class CodecSpec:
     quality: int = DEFAULT_JPEG_QUALITY
     full_size: bool = False
     bottleneck: str = ""
+    tables: str = "standard"
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -73,6 +78,10 @@ class CodecSpec:
             raise PayloadError(f"quality={self.quality} applies to jpeg only, not to {self.dtype!r}")
         if self.dtype != "jpeg" and self.full_size:
             raise PayloadError(f"full_size applies to jpeg only, not to {self.dtype!r}")
+        if self.tables not in JPEG_TABLES:
+            raise PayloadError(f"JPEG tables {self.tables!r} unknown; allowed: {', '.join(JPEG_TABLES)}")
+        if self.tables != "standard" and (self.dtype != "jpeg" or self.full_size):
+            raise PayloadError(f"tables={self.tables!r} applies to jpeg at network resolution only (jpeg-dnn-qN)")
 
     @classmethod
     def parse(cls, name: str) -> CodecSpec:
@@ -89,11 +98,12 @@ class CodecSpec:
         dtype, _, compression = name.strip().partition("+")
         quality, full_size = DEFAULT_JPEG_QUALITY, False
         head, sep, tail = dtype.rpartition("-q")
-        if sep and head in ("jpeg", "jpeg-full"):
+        if sep and head in ("jpeg", "jpeg-full", "jpeg-dnn"):
             if not tail.isdigit():
                 raise PayloadError(f"codec {name!r}: quality {tail!r} is not an integer 1..100")
-            dtype, quality, full_size = "jpeg", int(tail), head == "jpeg-full"
-        elif dtype == "jpeg-full":
+            tables = "dnn" if head == "jpeg-dnn" else "standard"
+            return cls("jpeg", compression or "none", int(tail), head == "jpeg-full", tables=tables)
+        if dtype == "jpeg-full":
             dtype, full_size = "jpeg", True
         return cls(dtype, compression or "none", quality, full_size)
 
@@ -101,6 +111,8 @@ class CodecSpec:
         if self.dtype == "bn":
             return f"bn:{self.bottleneck}" + (f"+{CONTEXT_CODER}" if self.compression == CONTEXT_CODER else "")
         if self.dtype == "jpeg":
+            if self.tables == "dnn":
+                return f"jpeg-dnn-q{self.quality}"
             return f"jpeg-full-q{self.quality}" if self.full_size else f"jpeg-q{self.quality}"
         return self.dtype if self.compression == "none" else f"{self.dtype}+{self.compression}"
 
@@ -133,7 +145,8 @@ IMAGE_CODECS = tuple(name for name in CODECS if name.startswith("jpeg"))
 
 
 def is_image_codec(name: str) -> bool:
-    """Whether ``name`` encodes the image (``jpeg-qN``, ``jpeg-full-qN``) rather than crossing tensors."""
+    """Whether ``name`` encodes the image (``jpeg-qN``, ``jpeg-full-qN``, ``jpeg-dnn-qN``) rather than
+    crossing tensors."""
     return CodecSpec.parse(name).dtype == "jpeg"
 
 

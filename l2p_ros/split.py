@@ -194,8 +194,8 @@ class SplitDetector:
         """Run the layers before ``cut`` and encode what crosses it.
 
         Image offload under ``jpeg-qN`` resizes the frame to the network's resolution before
-        encoding (the letterbox's own resize, so the receiver only pads it); ``jpeg-full-qN``
-        sends it at the camera's size. Either way the letterbox describes the camera frame, so
+        encoding (the letterbox's own resize, so the receiver only pads it), as does ``jpeg-dnn-qN``
+        (4:4:4, a detector's quantization tables); ``jpeg-full-qN`` sends it at the camera's size. Either way the letterbox describes the camera frame, so
         detections come back in its pixels.
         """
         cut = self.cut(cut)
@@ -203,7 +203,7 @@ class SplitDetector:
         if cut.is_image_offload and spec.dtype == "jpeg":
             info = letterbox_info(image_bgr.shape[1], image_bgr.shape[0], self.model.input_size)
             sent = image_bgr if spec.full_size else resize_to_input(image_bgr, self.model.input_size)
-            frame = EncodedFrame(self.model_id, INPUT, spec, info, image_jpeg=codec.encode_image(sent, spec.quality))
+            frame = EncodedFrame(self.model_id, INPUT, spec, info, image_jpeg=codec.encode_image(sent, spec.quality, spec.tables))
             frame.encode_ms = _ms_since(start)
             return frame
         if spec.dtype == "jpeg":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import array
 import dataclasses
+import io
 import math
 import struct
 
@@ -66,7 +67,7 @@ def replace(record: TensorRecord, **changes) -> TensorRecord:
 # --- CodecSpec -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(CODECS) + ["fp16+lz4", "int8-tensor", "jpeg-q1", "jpeg-q100"])
+@pytest.mark.parametrize("name", list(CODECS) + ["fp16+lz4", "int8-tensor", "jpeg-q1", "jpeg-q100", "jpeg-dnn-q85"])
 def test_spec_name_round_trip(name):
     assert str(CodecSpec.parse(name)) == name
 
@@ -76,6 +77,8 @@ def test_spec_parse_fields_and_defaults():
     assert CodecSpec.parse("jpeg") == CodecSpec("jpeg", "none", 75)
     assert CodecSpec.parse("jpeg-q90").quality == 90
     assert CodecSpec.parse("fp32+none") == CodecSpec()
+    assert CodecSpec.parse("jpeg-dnn-q85") == CodecSpec("jpeg", quality=85, tables="dnn")
+    assert CodecSpec.parse("jpeg-q85").tables == "standard"
 
 
 @pytest.mark.parametrize(
@@ -87,6 +90,9 @@ def test_spec_parse_fields_and_defaults():
         ("jpeg-q0", ["quality 0", "1..100"]),
         ("jpeg-q101", ["quality 101"]),
         ("jpeg-qx", ["'x'"]),
+        ("jpeg-dnn-q0", ["quality 0", "1..100"]),
+        ("jpeg-full-dnn-q85", ["'jpeg-full-dnn-q85'", "jpeg"]),
+        ("jpeg-dnn", ["'jpeg-dnn'"]),
         ("", ["''"]),
     ],
 )
@@ -100,6 +106,14 @@ def test_spec_invalid_names_say_what_is_allowed(name, words):
 def test_spec_quality_only_for_jpeg():
     with pytest.raises(PayloadError, match="jpeg only"):
         CodecSpec("fp16", quality=90)
+
+
+def test_spec_detector_tables_only_for_jpeg_at_network_resolution():
+    for changes in ({"dtype": "fp16"}, {"dtype": "jpeg", "full_size": True}):
+        with pytest.raises(PayloadError, match="network resolution only"):
+            CodecSpec(**changes, tables="dnn")
+    with pytest.raises(PayloadError, match="'huffman' unknown; allowed: standard, dnn"):
+        CodecSpec("jpeg", tables="huffman")
 
 
 # --- Round trips and error bounds ------------------------------------------------------------
@@ -542,6 +556,27 @@ def test_image_round_trip_of_a_real_frame(frame):
     assert decoded.shape == frame.shape and decoded.dtype == np.uint8
     assert np.abs(decoded.astype(np.int16) - frame).mean() < 3.0
     assert len(encode_image(frame, 30)) < len(data)
+
+
+def test_detector_tables_are_in_the_file_and_any_decoder_reads_them(frame):
+    """jpeg-dnn: 4:4:4 with the standard tables' square root (l2p_ros.dnn_jpeg), which the file
+    carries; cv2 decodes it like any JPEG."""
+    from PIL import Image
+
+    from l2p_ros.dnn_jpeg import STANDARD_LUMA, dnn_tables
+
+    data = encode_image(frame, 85, "dnn")
+    with Image.open(io.BytesIO(data)) as image:
+        assert [(h, v) for _, h, v, _ in image.layer] == [(1, 1)] * 3  # 4:4:4: no chroma subsampling
+        luma, chroma = dnn_tables(85)
+        assert sorted(image.quantization[0]) == sorted(luma) and sorted(image.quantization[1]) == sorted(chroma)
+    # Flatter than the standard table: its steps span far less than the standard's 12x.
+    assert max(luma) / min(luma) < 0.5 * STANDARD_LUMA.max() / STANDARD_LUMA.min()
+    decoded = decode_image(data)
+    assert decoded.shape == frame.shape and np.abs(decoded.astype(np.int16) - frame).mean() < 3.0
+    assert len(encode_image(frame, 70, "dnn")) < len(data)
+    with pytest.raises(ValueError, match="'flat' unknown"):
+        encode_image(frame, 85, "flat")
 
 
 def test_image_rejects_non_jpeg_bytes(frame):

@@ -72,6 +72,23 @@ def test_network_resolution_keeps_the_detections_of_the_camera_size_image(detect
     assert found[FULL] >= 0.8 * total and found[NETWORK] >= found[FULL] - 0.04 * total, (found, total)
 
 
+def test_detector_tables_keep_more_of_the_model_at_about_the_same_bytes(detector, images):
+    """jpeg-dnn-q85 (4:4:4, flatter quantization tables) against today's jpeg-q75 on the same frames:
+    measured on 100 vtest frames 96.3% of the camera-size offload's detections at 1.1x the bytes,
+    against 92.3%; on these six 49 of the full model's 53 detections against 45. The receiver
+    decodes it as any network-resolution JPEG."""
+    dnn = CodecSpec.parse("jpeg-dnn-q85")
+    reference = [detector.detect(image) for image in images]
+    sent = {spec: [detector.edge(image, "cloud", spec) for image in images] for spec in (NETWORK, dnn)}
+    assert all(codec.decode_image(frame.image_jpeg).shape == (312, 416, 3) for frame in sent[dnn])
+    assert str(sent[dnn][0].codec) == "jpeg-dnn-q85"
+    found = {spec: sum(match_detections(ref, detector.cloud(frame).detections) for ref, frame in zip(reference, frames))
+             for spec, frames in sent.items()}
+    size = {spec: sum(frame.payload_bytes for frame in frames) for spec, frames in sent.items()}
+    assert found[dnn] > found[NETWORK] and found[dnn] >= 0.9 * sum(map(len, reference)), found
+    assert size[dnn] < 1.2 * size[NETWORK], size
+
+
 @pytest.mark.parametrize("spec, wrong_size", [(NETWORK, (576, 768)), (NETWORK, (311, 416)), (FULL, (312, 416))])
 def test_an_image_of_another_size_than_its_codec_says_is_refused(detector, images, spec, wrong_size):
     frame = detector.edge(images[0], "cloud", spec)

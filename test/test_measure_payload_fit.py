@@ -26,7 +26,7 @@ from l2p_ros.measure.profile import ProfileError
 from test.test_policies_fixtures import synthetic_profile
 
 CUTS = [INPUT, 3, 5, 7]  # DNNSplit's candidates of yolov3-tiny, edge only aside (it sends nothing)
-CODECS = ["raw", "jpeg-q75", "fp32", "int8-channel", "fp16+zstd", "int8-channel+zstd"]
+CODECS = ["raw", "jpeg-q75", "jpeg-dnn-q85", "fp32", "int8-channel", "fp16+zstd", "int8-channel+zstd"]
 TRAIN = list(range(5, 80, 8))  # 10 frames spread over the first 8 s
 HELD_OUT = [9, 30, 51, 72]
 BAND = 4.0  # held-out frames within this many residual standard deviations
@@ -63,7 +63,7 @@ def test_compressed_sizes_are_fitted_with_r2_recorded(fit, measured):
     x = np.asarray(samples.complexity)
     compressed = [f for f in fit.fits.values() if not f.exact]
     assert {(f.after_layer, f.codec) for f in compressed} == \
-        {(INPUT, "jpeg-q75")} | {(k, c) for k in (3, 5, 7) for c in ("fp16+zstd", "int8-channel+zstd")}
+        {(INPUT, "jpeg-q75"), (INPUT, "jpeg-dnn-q85")} | {(k, c) for k in (3, 5, 7) for c in ("fp16+zstd", "int8-channel+zstd")}
     for f in compressed:
         y = np.asarray(samples.payload_bytes[f.after_layer, f.codec], dtype=float)
         slope, intercept = np.polyfit(x, y, 1)
@@ -78,7 +78,8 @@ def test_compressed_sizes_are_fitted_with_r2_recorded(fit, measured):
     low, high = fit.complexity_range
     assert (low, high) == (x.min(), x.max()) and 0 < low < high < 1
     report = fit.content_dependence
-    assert report["frames"] == len(TRAIN) and set(report["payload"]) == {"jpeg-q75", "fp16+zstd", "int8-channel+zstd"}
+    assert report["frames"] == len(TRAIN) and set(report["payload"]) == {"jpeg-q75", "jpeg-dnn-q85", "fp16+zstd",
+                                                                        "int8-channel+zstd"}
     for codec, summary in report["payload"].items():
         r2 = [f.r2 for f in compressed if f.codec == codec]
         assert (summary["r2_median"], summary["r2_max"]) == pytest.approx((np.median(r2), max(r2)), abs=5e-5)

@@ -212,6 +212,13 @@ def test_policy_and_assumed_link_are_live_parameters(partitioner):
         assert not result.successful and why in result.reason, (parameters, result.reason)
     assert decide().policy == "cloud-only"  # every refused change kept the old value
 
+    [result] = _set(node, {"image_codec": "jpeg-dnn-q85"})  # cloud-only sends it without weighing it
+    assert result.successful, result.reason
+    assert decide().codec == "jpeg-dnn-q85"
+    [result] = _set(node, {"policy": "greedy"})  # which weighs bytes the edge profile has not measured
+    assert not result.successful and "image codec jpeg-dnn-q85: profile has no payload size" in result.reason
+    assert decide().policy == "cloud-only"
+
     results = _set(node, {"default_bandwidth_mbps": 3.5, "default_rtt_ms": 40})
     assert all(result.successful for result in results), [result.reason for result in results]
     decision = decide()

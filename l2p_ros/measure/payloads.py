@@ -86,7 +86,8 @@ def measure_frames(model: Darknet, frames: Iterable[np.ndarray], *, tensor_codec
         tensor_rows.append(sizes)
         resized = resize_to_input(frame, model.input_size) if any(s and not s.full_size for s in image_specs) else None
         image_rows.append([raw_bytes if s is None else
-                           len(codec.encode_image(frame if s.full_size else resized, s.quality)) for s in image_specs])
+                           len(codec.encode_image(frame if s.full_size else resized, s.quality, s.tables))
+                           for s in image_specs])
         if progress:
             progress(1)
     return FrameBytes(tuple(tensor_codecs), tuple(image_codecs),

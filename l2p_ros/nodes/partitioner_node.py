@@ -19,13 +19,13 @@ from sensor_msgs.msg import Image
 
 from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecision
 from l2p_ros.bottleneck_file import BottleneckError
-from l2p_ros.codec_spec import CodecSpec
+from l2p_ros.codec_spec import CODECS, CodecSpec
 from l2p_ros.complexity import ComplexityMeter
 from l2p_ros.deployment import Deployment, build_cost_model, with_cloud_share
 from l2p_ros.measure.cache import ensure_payload_fit
 from l2p_ros.measure.frame_costs import FrameCostsError
 from l2p_ros.measure.models import model_id
-from l2p_ros.measure.payload_fit import load_payload_fit
+from l2p_ros.measure.payload_fit import RAW_IMAGE, load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.freshness import Freshness
 from l2p_ros.monitoring.power import PowerCalibrator
@@ -108,7 +108,10 @@ class PartitionerNode(Node):
         try:
             fit = None
             if payload_fit:
-                fit = load_payload_fit(ensure_payload_fit(model, input_size, log=self.get_logger().info)
+                # The configured image codec measured too (jpeg-dnn-qN, other qualities): on first use
+                # the cached fit is measured again with it.
+                codecs = tuple(dict.fromkeys((*CODECS, RAW_IMAGE, image_codec)))
+                fit = load_payload_fit(ensure_payload_fit(model, input_size, codecs=codecs, log=self.get_logger().info)
                                        if payload_fit == "auto" else payload_fit)
             self.cost_model, sources = build_cost_model(deployment, fit, log=self.get_logger().info)
         except BottleneckError as error:
@@ -139,7 +142,8 @@ class PartitionerNode(Node):
         try:
             self.policy = self.make_policy(**self.choice)
         except ValueError as error:
-            raise parameter_error(self, "policy/codec", f"{policy_name}/{codec}", str(error)) from None
+            raise parameter_error(self, "policy/codec/image_codec", f"{policy_name}/{codec}/{image_codec}",
+                                  str(error)) from None
         self._accepted = (self.choice, self.assumed_links, self.policy)
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.add_post_set_parameters_callback(self.after_set_parameters)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from l2p_ros.measure.profile import ProfileError
 from l2p_ros.model.graph import INPUT
 from l2p_ros.policies.baselines import CloudOnly, EdgeOnly, FixedCut, Greedy, StaticOptimal
 from l2p_ros.policies.cost_model import CostModel
@@ -35,6 +36,17 @@ def check_tensor_codec(policy: str, codec: str) -> None:
                          f"bottlenecks parameter) so that {policy} can choose it")
 
 
+def check_image_codec(cost_model: CostModel, image_codec: str) -> None:
+    """ValueError when ``cost_model`` cannot say how many bytes ``image_codec`` sends, which a
+    searching policy weighs on every frame: the edge profile measures only jpeg-q75, jpeg-full-q75
+    and the raw image; a payload fit measures any image codec asked of it."""
+    try:
+        cost_model.payload_bytes(cost_model.chain_cut(INPUT), image_codec, 0.5)
+    except ProfileError as error:
+        raise ValueError(f"image codec {image_codec}: {error}; a payload fit (the partitioner's "
+                         f"payload_fit: auto) measures it") from None
+
+
 def check_policy_name(name: str) -> None:
     """Without a model: ValueError when :func:`make_policy` knows no policy ``name``,
     FileNotFoundError when a ``ppo:FILE`` names no file."""
@@ -60,6 +72,8 @@ def make_policy(name: str, cost_model: CostModel, *, codec: str = "fp32", image_
     should be done before the next one arrives) and ``period_frames`` (re-evaluation period).
     """
     check_tensor_codec(name, codec)
+    if name in SEARCHING_POLICIES:
+        check_image_codec(cost_model, image_codec)
     num_layers = cost_model.num_layers
     if name == "edge-only":
         return EdgeOnly(num_layers)
