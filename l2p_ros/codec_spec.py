@@ -35,14 +35,15 @@ class CodecSpec:
     """How crossing tensors are encoded: element dtype, lossless compression, JPEG quality.
 
     Names: ``fp32``, ``fp16+lz4``, ``int8-channel+zstd``, ``jpeg-q75``, ``jpeg-full-q75``,
-    ``jpeg-dnn-q85``, ``bn:NAME`` (a learned bottleneck at its own cut, ``l2p_ros.bottleneck``, its codes zstd'd) and
-    ``bn:NAME+ctx`` (the same codes range-coded with the file's context model).
-    ``quality`` and ``full_size`` apply to ``jpeg`` only; JPEG is already compressed, so ``jpeg``
-    takes no further compression. ``jpeg-qN`` sends the image at network resolution (resized as the
-    letterbox will resize it: the network never sees more pixels); ``jpeg-full-qN`` sends it at the
-    camera's size; ``jpeg-dnn-qN`` at network resolution with quantization tables for a detector
-    (``tables="dnn"``, l2p_ros.dnn_jpeg). Invalid values raise :class:`PayloadError` (a ``ValueError``) so a codec named
-    in a received message is rejected like any other malformed payload.
+    ``jpeg-dnn-q85``, ``bn:NAME`` (a learned bottleneck at its own cut, ``l2p_ros.bottleneck``, its
+    codes zstd'd) and ``bn:NAME+ctx`` (the same codes range-coded with the file's context model).
+    ``quality``, ``full_size`` and ``tables`` apply to ``jpeg`` only; JPEG is already compressed,
+    so ``jpeg`` takes no further compression. ``jpeg-qN`` sends the image at network resolution
+    (resized as the letterbox will resize it: the network never sees more pixels); ``jpeg-full-qN``
+    sends it at the camera's size; ``jpeg-dnn-qN`` at network resolution with quantization tables
+    for a detector (``tables="dnn"``, l2p_ros.dnn_jpeg). Invalid values raise
+    :class:`PayloadError` (a ``ValueError``) so a codec named in a received message is rejected
+    like any other malformed payload.
     """
 
     dtype: str = "fp32"
