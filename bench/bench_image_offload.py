@@ -2,8 +2,9 @@
 
     python bench/bench_image_offload.py --frames-per-clip 20 --threads 2
 
-For JPEG qualities 30..95, on frames of each clip at their own size: bytes on the wire, the edge's
-encode ms (network resolution: its resize included), the receiver's ms to the network input
+For JPEG qualities 30..95 (``jpeg-full-qN``, ``jpeg-qN`` and ``jpeg-dnn-qN``: the network-resolution
+image with a detector's quantization tables), on frames of each clip at their own size: bytes on
+the wire, the edge's encode ms (network resolution: its resize included), the receiver's ms to the network input
 (decode, then the letterbox's placement only, or decode + the whole letterbox), and detections
 matched (same class, IoU >= 0.5) against the full model on the camera frame and against the
 camera-size offload at the same quality; for each camera-size row also the share of its
@@ -153,8 +154,11 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     figure, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for axis, (clip, rows) in zip(axes[0], results.items()):
-        for full_size, label in ((True, "camera size (jpeg-full-qN)"), (False, "network resolution (jpeg-qN)")):
-            chosen = [r for r in rows if codec.CodecSpec.parse(r["codec"]).full_size == full_size]
+        for full_size, tables, label in ((True, "standard", "camera size (jpeg-full-qN)"),
+                                         (False, "standard", "network resolution (jpeg-qN)"),
+                                         (False, "dnn", "network resolution, a detector's tables (jpeg-dnn-qN)")):
+            chosen = [r for r in rows if (codec.CodecSpec.parse(r["codec"]).full_size,
+                                          codec.CodecSpec.parse(r["codec"]).tables) == (full_size, tables)]
             axis.plot([r["bytes_mean"] / 1e3 for r in chosen], [100 * r["matched_of_full_model"] for r in chosen],
                       "o-", label=label)
             for r in chosen:
@@ -193,17 +197,19 @@ def main() -> None:
         for quality in QUALITIES:
             full_row, full_detections = measure(detector, frames, references, f"jpeg-full-q{quality}", None)
             net_row, _ = measure(detector, frames, references, f"jpeg-q{quality}", full_detections)
-            net_row["bytes_vs_full_size"] = round(net_row["bytes_mean"] / full_row["bytes_mean"], 4)
+            dnn_row, _ = measure(detector, frames, references, f"jpeg-dnn-q{quality}", full_detections)
+            for row in (net_row, dnn_row):
+                row["bytes_vs_full_size"] = round(row["bytes_mean"] / full_row["bytes_mean"], 4)
             # The ceiling of any network-resolution codec on this measure: the exact letterbox
             # (lossless, what the full model itself sees) against the camera-size offload.
             full_row["lossless_network_resolution_of_it"] = round(
                 sum(map(match_detections, full_detections, references)) / max(1, sum(map(len, full_detections))), 4)
-            for row in (full_row, net_row):
+            for row in (full_row, net_row, dnn_row):
                 print(f"{row['codec']:>14} {row['bytes_mean'] / 1e3:7.1f} {row['encode_ms_median']:7.2f} "
                       f"{row['receive_ms_median']:8.2f} {row['matched_of_full_model']:9.1%} "
                       f"{row.get('matched_of_full_size_offload', float('nan')):12.1%} "
                       f"{row.get('lossless_network_resolution_of_it', float('nan')):14.1%}")
-            rows += [full_row, net_row]
+            rows += [full_row, net_row, dnn_row]
         results[clip] = rows
         q75 = next(r for r in rows if r["codec"] == "jpeg-q75")
         summary[clip] = {"frame_size": [width, height], "q75_bytes_vs_full_size": q75["bytes_vs_full_size"],
