@@ -135,6 +135,31 @@ def test_a_learned_bottleneck_runs_live_and_detects_what_it_detects_in_process(c
     assert found >= detected  # people in every frame of the street scene
 
 
+def test_image_offload_with_a_detectors_tables_runs_live():
+    """cloud-only with jpeg-dnn-qN (the partitioner's image_codec): the edge encodes the resized
+    frame with the detector's quantization tables, the cloud decodes it like any JPEG, and the
+    detections equal the same frames offloaded in one process."""
+    overrides = _overrides("cloud-only", FRAMES, rate_hz=3.0, more={("partitioner_node", "image_codec"): "jpeg-dnn-q85"})
+    with live_pipeline(overrides) as (nodes, observer):
+        summary = _accounted(observer, FRAMES)
+        stamps = observer.frame_stamps()
+        timeline = observer.timeline()
+    detected = summary["frames_detected"]
+    assert detected and summary["cuts"] == {"-1": detected}, summary  # -1: the image, no layer on the edge
+    torch.set_num_threads(1)
+    detector = SplitDetector(load_model("yolov3-tiny"), load_class_names(), "yolov3-tiny-416")
+    spec = CodecSpec.parse("jpeg-dnn-q85")
+    video = _video_frames(FRAMES)
+    for index, record in _detected(timeline, stamps):
+        # Scores equal to 1e-4 only if the cloud saw the very image encoded here (jpeg-q85's
+        # standard tables fail this).
+        expected = detector.cloud(detector.edge(video[index], "cloud", spec)).detections
+        got = sorted(record["boxes"], key=lambda b: -b[2])
+        assert [b[0] for b in got] == [d.class_id for d in expected], index
+        for box, det in zip(got, expected):
+            assert box[2] == pytest.approx(det.score, abs=1e-4)
+
+
 @pytest.mark.parametrize("policy, executed_on", [("fixed:7:13", "edge+fog+cloud"), ("fixed:7:23", "edge+fog")])
 def test_three_tiers_edge_fog_cloud_detect_what_the_full_model_detects(policy, executed_on):
     """Edge runs 0..7, a fog instance of cloud_node runs 8..13 and the cloud the rest (fp32 on both
