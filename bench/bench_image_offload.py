@@ -4,8 +4,8 @@
 
 For JPEG qualities 30..95 (``jpeg-full-qN``, ``jpeg-qN`` and ``jpeg-dnn-qN``: the network-resolution
 image with a detector's quantization tables), on frames of each clip at their own size: bytes on
-the wire, the edge's encode ms (network resolution: its resize included), the receiver's ms to the network input
-(decode, then the letterbox's placement only, or decode + the whole letterbox), and detections
+the wire, the edge's encode ms (network resolution: its resize included), the receiver's ms to
+the network input (decode, then the letterbox's placement only, or decode + the whole letterbox), and detections
 matched (same class, IoU >= 0.5) against the full model on the camera frame and against the
 camera-size offload at the same quality; for each camera-size row also the share of its
 detections the exact letterbox (lossless network resolution) reproduces: the most any
@@ -18,7 +18,6 @@ network-resolution image, comparison only) bench/results/image_offload_{webp,jpe
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import time
@@ -33,7 +32,7 @@ from common import save  # noqa: E402
 
 from l2p_ros import codec  # noqa: E402
 from l2p_ros.assets import asset_path  # noqa: E402
-from l2p_ros.dnn_jpeg import STANDARD_CHROMA, STANDARD_LUMA, encode_dnn_jpeg, scaled_table  # noqa: E402
+from l2p_ros.dnn_jpeg import STANDARD_CHROMA, STANDARD_LUMA, encode_dnn_jpeg, encode_jpeg_tables, scaled_table  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.matching import match_detections  # noqa: E402
 from l2p_ros.model.postprocess import letterbox_info, load_class_names, place_in_input, resize_to_input  # noqa: E402
@@ -49,21 +48,13 @@ def cv2_encoder(extension: str, parameters: tuple):
 
 
 def jpeg_tables_encoder(luma: list[int], chroma: list[int]):
-    """image BGR -> 4:4:4 JPEG bytes with these quantization tables and optimized Huffman tables.
-    Pillow, because cv2 cannot set the tables; any JPEG decoder reads them from the file."""
-    from PIL import Image
-
-    def encode(image: np.ndarray) -> bytes:
-        buffer = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])).save(
-            buffer, "JPEG", qtables=[luma, chroma], subsampling=0, optimize=True)
-        return buffer.getvalue()
-    return encode
+    """image BGR -> 4:4:4 JPEG bytes with these quantization tables (Pillow; as jpeg-dnn-qN's)."""
+    return lambda image: encode_jpeg_tables(image, luma, chroma)
 
 
-# Other encoders of the network-resolution image, for comparison (the jpeg-dnn rows are the product's
-# encoder, the others not product codecs), measured against the camera-size JPEG q75 offload, the target's reference: WebP; JPEG without
-# chroma subsampling (4:4:4: at network resolution 4:2:0 halves the colour detail the network sees,
+# Other encoders of the network-resolution image, for comparison (the jpeg-dnn rows are the
+# product's encoder, the others not product codecs), measured against the camera-size JPEG q75
+# offload, the target's reference: WebP; JPEG without chroma subsampling (4:4:4: at network resolution 4:2:0 halves the colour detail the network sees,
 # where the camera-size image's halved colour is still about the network's size), Huffman tables
 # optimized, chroma at its own quality (luma quality minus 15) or the luma's; and 4:4:4 JPEG with
 # quantization tables flatter than the standard's (a detector, unlike an eye, uses the fine edges
@@ -238,9 +229,10 @@ def compare_others(detector: SplitDetector, args) -> None:
         for row in results[clip]:
             print(f"  {row['codec']:>66} {row['bytes_mean'] / 1e3:6.1f} KB, {row['bytes_vs_full_size_q75']:.2f}x, "
                   f"{row['matched_of_full_size_q75_offload']:.1%} of its detections")
-        for name in PRODUCT_PATHS.get(args.compare, ()):
+        product_paths = PRODUCT_PATHS.get(args.compare, ())
+        models = [detector.detect(frame) for frame in frames] if product_paths else []
+        for name in product_paths:
             # The product codec as the edge and the receiver run it: their ms beside today's default.
-            models = [detector.detect(frame) for frame in frames]
             row, _ = measure(detector, frames, models, name, reference)
             product.setdefault(clip, []).append(row)
             print(f"  {name:>66} {row['bytes_mean'] / 1e3:6.1f} KB as sent; edge {row['encode_ms_median']:.2f} ms, "

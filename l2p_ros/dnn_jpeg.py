@@ -47,13 +47,19 @@ def dnn_tables(quality: int) -> tuple[list[int], list[int]]:
             scaled_table(STANDARD_CHROMA, max(1, quality - CHROMA_QUALITY_BELOW_LUMA), SHAPE_EXPONENT))
 
 
-def encode_dnn_jpeg(image_bgr: np.ndarray, quality: int) -> bytes:
-    """4:4:4 JPEG bytes of an ``HxWx3`` uint8 BGR image with :func:`dnn_tables` at ``quality``."""
-    from PIL import Image  # only the edge that sends jpeg-dnn needs Pillow loaded
+def encode_jpeg_tables(image_bgr: np.ndarray, luma: list[int], chroma: list[int]) -> bytes:
+    """4:4:4 JPEG bytes of an ``HxWx3`` uint8 BGR image with these 64-step quantization tables
+    (natural order) and optimized Huffman tables."""
+    from PIL import Image  # only an edge that sends jpeg-dnn needs Pillow loaded
 
     height, width = image_bgr.shape[:2]
     # Pillow swaps BGR to RGB while reading the buffer: a third faster than a numpy copy first.
     image = Image.frombuffer("RGB", (width, height), np.ascontiguousarray(image_bgr), "raw", "BGR", 0, 1)
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", qtables=list(dnn_tables(quality)), subsampling=0, optimize=True)
+    image.save(buffer, "JPEG", qtables=[luma, chroma], subsampling=0, optimize=True)
     return buffer.getvalue()
+
+
+def encode_dnn_jpeg(image_bgr: np.ndarray, quality: int) -> bytes:
+    """``jpeg-dnn-q{quality}``: :func:`encode_jpeg_tables` with :func:`dnn_tables`."""
+    return encode_jpeg_tables(image_bgr, *dnn_tables(quality))

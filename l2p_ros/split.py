@@ -195,8 +195,8 @@ class SplitDetector:
 
         Image offload under ``jpeg-qN`` resizes the frame to the network's resolution before
         encoding (the letterbox's own resize, so the receiver only pads it), as does ``jpeg-dnn-qN``
-        (4:4:4, a detector's quantization tables); ``jpeg-full-qN`` sends it at the camera's size. Either way the letterbox describes the camera frame, so
-        detections come back in its pixels.
+        (4:4:4, a detector's quantization tables); ``jpeg-full-qN`` sends it at the camera's size.
+        Either way the letterbox describes the camera frame, so detections come back in its pixels.
         """
         cut = self.cut(cut)
         start = time.perf_counter()
