@@ -12,12 +12,14 @@ detections the exact letterbox (lossless network resolution) reproduces: the mos
 network-resolution codec can reach on that measure. Target (issue 9): at q75, network resolution is at most
 0.4x today's bytes on vtest with >= 97% of the camera-size offload's detections matched.
 Writes bench/results/image_offload_yolov3-tiny_416.json and docs/image_offload.png; with
-``--compare webp``, ``--compare jpeg444`` or ``--compare qtables`` (other encoders of the
-network-resolution image, comparison only) bench/results/image_offload_{webp,jpeg444,qtables}_yolov3-tiny_416.json.
+``--compare FAMILY`` (other encoders of the network-resolution image, comparison only: ``webp``,
+``jpeg444``, ``qtables``, ``sensitivity`` (tables from bench_jpeg_sensitivity.py) or ``modern``
+(JPEG XL and AVIF; needs ``pip install imagecodecs``)) bench/results/image_offload_FAMILY_yolov3-tiny_416.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -28,9 +30,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import RESULTS_DIR, save  # noqa: E402
 
 from l2p_ros import codec  # noqa: E402
+from bench_jpeg_sensitivity import RESULT as SENSITIVITY_RESULT  # noqa: E402
+
 from l2p_ros.assets import asset_path  # noqa: E402
 from l2p_ros.dnn_jpeg import STANDARD_CHROMA, STANDARD_LUMA, encode_dnn_jpeg, encode_jpeg_tables, scaled_table  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
@@ -121,22 +125,70 @@ def measure(detector: SplitDetector, frames: list[np.ndarray], references: list,
     return row, detections
 
 
+def cv2_decode(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
 def measure_other(detector: SplitDetector, frames: list[np.ndarray], full_q75: list, full_q75_bytes: float,
-                  name: str, encode) -> dict:
+                  name: str, encode, decode=cv2_decode) -> dict:
     """The network-resolution image (what ``jpeg-qN`` resizes) through ``encode`` (image BGR ->
-    bytes), decoded by cv2 and placed as the receiver places a network-resolution JPEG: bytes and
-    detections against the camera-size q75 offload."""
-    sizes, matched = [], 0
+    bytes) and ``decode`` (bytes -> image BGR), placed as the receiver places a network-resolution
+    JPEG: bytes, the median encode and decode ms, and detections against the camera-size q75 offload."""
+    sizes, matched, encode_ms, decode_ms = [], 0, [], []
     for frame, reference in zip(frames, full_q75):
         info = letterbox_info(frame.shape[1], frame.shape[0], detector.model.input_size)
-        data = encode(resize_to_input(frame, detector.model.input_size))
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        resized = resize_to_input(frame, detector.model.input_size)
+        start = time.perf_counter()
+        data = encode(resized)
+        encoded = time.perf_counter()
+        image = decode(data)
+        encode_ms.append((encoded - start) * 1e3)
+        decode_ms.append((time.perf_counter() - encoded) * 1e3)
         found = detector._postprocess(detector.model(place_in_input(image, info)), info)
         sizes.append(len(data))
         matched += match_detections(reference, found)
     return {"codec": name, "bytes_mean": round(float(np.mean(sizes)), 1),
             "bytes_vs_full_size_q75": round(float(np.mean(sizes)) / full_q75_bytes, 4),
-            "matched_of_full_size_q75_offload": round(matched / max(1, sum(map(len, full_q75))), 4)}
+            "matched_of_full_size_q75_offload": round(matched / max(1, sum(map(len, full_q75))), 4),
+            "encode_ms_median": median_ms(encode_ms), "decode_ms_median": median_ms(decode_ms)}
+
+
+def sensitivity_encoders() -> list[tuple]:
+    """4:4:4 JPEG with tables from the detector's own measured sensitivity (bench_jpeg_sensitivity.py's
+    result) at several qualities, beside the square-root tables (jpeg-dnn-qN) at the same ones."""
+    path = RESULTS_DIR / f"{SENSITIVITY_RESULT}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run `python bench/bench_jpeg_sensitivity.py` first")
+    shapes = json.loads(path.read_text())
+    luma, chroma = np.array(shapes["luma_step_shape"]), np.array(shapes["chroma_step_shape"])
+    return ([(f"sensitivity-tables-q{q}", jpeg_tables_encoder(scaled_table(luma, q), scaled_table(chroma, q)))
+             for q in (78, 80, 82, 84, 86)]
+            + [(f"jpeg-dnn-q{q}", lambda image, q=q: encode_dnn_jpeg(image, q)) for q in (80, 82, 85, 88)])
+
+
+def modern_encoders() -> list[tuple]:
+    """Image codecs newer than JPEG at network resolution, through imagecodecs (comparison only, not
+    a dependency of the package): JPEG XL (libjxl; distance 1.0 is about JPEG q90) and AVIF (libavif,
+    AV1 intra), one thread each as an edge would give them, beside jpeg-dnn-q85."""
+    try:
+        import imagecodecs
+    except ImportError:
+        raise SystemExit("--compare modern needs imagecodecs (comparison only): pip install imagecodecs") from None
+
+    def rgb(image: np.ndarray) -> np.ndarray:  # BGR <-> RGB
+        return np.ascontiguousarray(image[:, :, ::-1])
+
+    jxl = [(f"jxl-d{distance}-e3", lambda image, d=distance: imagecodecs.jpegxl_encode(
+        rgb(image), distance=d, effort=3, numthreads=1), lambda data: rgb(imagecodecs.jpegxl_decode(data)))
+        for distance in (2.5, 2.0, 1.5, 1.25)]
+    avif = [(f"avif-q{level}-s{speed}", lambda image, q=level, s=speed: imagecodecs.avif_encode(
+        rgb(image), level=q, speed=s, numthreads=1), lambda data: rgb(imagecodecs.avif_decode(data)))
+        for level, speed in ((60, 8), (65, 8), (70, 8), (65, 10), (70, 10))]
+    return [("jpeg-dnn-q85", lambda image: encode_dnn_jpeg(image, 85))] + jxl + avif
+
+
+# Families whose encoders need something first (a result file, an optional library).
+LAZY_COMPARISONS = {"sensitivity": sensitivity_encoders, "modern": modern_encoders}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -167,7 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames-per-clip", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compare", choices=sorted(COMPARISONS),
+    parser.add_argument("--compare", choices=sorted(COMPARISONS | LAZY_COMPARISONS),
                         help="only this family of other encoders at network resolution against the camera-size "
                              "q75 offload (its own JSON)")
     parser.add_argument("--webp", action="store_const", const="webp", dest="compare", help="the same as --compare webp")
@@ -216,6 +268,7 @@ def main() -> None:
 def compare_others(detector: SplitDetector, args) -> None:
     """``--compare FAMILY``: other encoders at network resolution against the camera-size JPEG q75 offload."""
     results, product = {}, {}
+    encoders = LAZY_COMPARISONS[args.compare]() if args.compare in LAZY_COMPARISONS else COMPARISONS[args.compare]
     full_q75 = codec.CodecSpec.parse("jpeg-full-q75")
     for clip in CLIPS:
         frames = clip_frames(clip, args.frames_per_clip)
@@ -225,10 +278,11 @@ def compare_others(detector: SplitDetector, args) -> None:
         print(f"{clip}: camera-size jpeg-full-q75 {reference_bytes / 1e3:.1f} KB, "
               f"{sum(map(len, reference))} detections")
         results[clip] = [measure_other(detector, frames, reference, reference_bytes, *encoder)
-                         for encoder in COMPARISONS[args.compare]]
+                         for encoder in encoders]
         for row in results[clip]:
             print(f"  {row['codec']:>66} {row['bytes_mean'] / 1e3:6.1f} KB, {row['bytes_vs_full_size_q75']:.2f}x, "
-                  f"{row['matched_of_full_size_q75_offload']:.1%} of its detections")
+                  f"{row['matched_of_full_size_q75_offload']:.1%} of its detections; encode {row['encode_ms_median']:.1f} ms, "
+                  f"decode {row['decode_ms_median']:.1f} ms")
         product_paths = PRODUCT_PATHS.get(args.compare, ())
         models = [detector.detect(frame) for frame in frames] if product_paths else []
         for name in product_paths:
