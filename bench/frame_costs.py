@@ -2,6 +2,7 @@
 
     python bench/frame_costs.py [--out models/profiles/frame-costs-yolov3-tiny-416-cpu-vm-2core.yaml]
     python bench/frame_costs.py --bottlenecks-only   # price newly shipped bottlenecks, the rest kept
+    python bench/frame_costs.py --dnn-tables-only    # price jpeg-dnn-qN beside jpeg-qN, the rest kept
 
 From measurements already saved by four benches on this machine (rerun them to re-measure):
 bench/bench_codec.py (tensor codecs' encode and decode at several cuts, fitted as a line in the
@@ -14,6 +15,10 @@ averaged over the bench's held-out frame sets; a bottleneck carrying a context m
 both measured side by side on its held-out frames and recorded in the file). Writes the file
 l2p_ros.measure.frame_costs reads. ``--bottlenecks-only`` rewrites only its bottleneck prices
 in an existing file, so shipping a bottleneck does not move the figures already computed from it.
+``--dnn-tables-only`` adds ``jpeg-dnn-qN`` to an existing file the same way: each priced as the
+file's ``jpeg-qN`` times the ratio of the two measured in one run of the image bench (the file's
+prices and that run may come from different hosts; a ratio of two JPEG encoders of the same image
+travels between them better than either time).
 """
 from __future__ import annotations
 
@@ -43,9 +48,11 @@ def _fill_qualities(image_costs: dict) -> list[str]:
     """Add JPEG qualities the image bench skipped (every 5 within its range), interpolated
     linearly between the measured ones either side; returns their names."""
     added = []
-    for family in ("jpeg-q", "jpeg-full-q"):
+    for family in ("jpeg-q", "jpeg-full-q", "jpeg-dnn-q"):
         measured = sorted(int(name.removeprefix(family)) for name in image_costs
                           if name.startswith(family) and name.removeprefix(family).isdigit())
+        if not measured:
+            continue
         for quality in range(measured[0], measured[-1] + 1, 5):
             if quality in measured:
                 continue
@@ -57,6 +64,30 @@ def _fill_qualities(image_costs: dict) -> list[str]:
                 for key in ("encode_ms", "receive_ms")}
             added.append(f"{family}{quality}")
     return added
+
+
+def _image_rows(image: dict) -> dict[str, list[dict]]:
+    """The image bench's rows by codec, one per clip."""
+    rows: dict[str, list[dict]] = {}
+    for clip_rows in image["results"].values():
+        for row in clip_rows:
+            rows.setdefault(row["codec"], []).append(row)
+    return rows
+
+
+def _dnn_table_costs(image: dict, priced: dict) -> dict:
+    """``jpeg-dnn-qN`` -> encode and receive ms: ``priced``'s ``jpeg-qN`` times the ratio of the
+    image bench's means over its clips (one run), for each quality it measured both at."""
+    rows = _image_rows(image)
+    costs = {}
+    for name in sorted(rows):
+        base = name.replace("jpeg-dnn-q", "jpeg-q")
+        if not name.startswith("jpeg-dnn-q") or base not in rows or base not in priced:
+            continue
+        costs[name] = {key: round(priced[base][key] * statistics.mean(r[f"{key}_median"] for r in rows[name])
+                                  / statistics.mean(r[f"{key}_median"] for r in rows[base]), 4)
+                       for key in ("encode_ms", "receive_ms")}
+    return costs
 
 
 def _bottleneck_source(results: dict) -> str:
@@ -99,7 +130,22 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "models/profiles/frame-costs-yolov3-tiny-416-cpu-vm-2core.yaml")
     parser.add_argument("--bottlenecks-only", action="store_true",
                         help="rewrite only the bottleneck prices of the existing --out file")
+    parser.add_argument("--dnn-tables-only", action="store_true",
+                        help="add jpeg-dnn-qN to the existing --out file, priced by their ratio to jpeg-qN")
     args = parser.parse_args()
+    if args.dnn_tables_only:
+        costs = load_frame_costs(args.out)
+        image = _load(IMAGE)
+        dnn = _dnn_table_costs(image, costs.image_codecs)
+        costs.image_codecs = {name: cost for name, cost in costs.image_codecs.items()
+                              if not name.startswith("jpeg-dnn-q")} | dnn
+        interpolated = _fill_qualities(costs.image_codecs)
+        costs.sources["dnn_tables"] = (f"jpeg-dnn-qN: jpeg-qN's price times their ratio in bench/results/{IMAGE.name} "
+                                       f"({image['command']}; run on {image['machine'].get('cpu', 'an unnamed CPU')}); "
+                                       f"interpolated: {', '.join(interpolated) or 'none'}")
+        costs.save(args.out)
+        print(f"wrote {args.out}: {len(dnn)} jpeg-dnn qualities priced, {len(interpolated)} interpolated, the rest kept")
+        return 0
     if args.bottlenecks_only:
         costs = load_frame_costs(args.out)
         bottleneck = _load(BOTTLENECK_COMPUTE)
@@ -109,13 +155,9 @@ def main() -> int:
         print(f"wrote {args.out}: {len(costs.bottleneck_codecs)} bottlenecks priced, the rest kept")
         return 0
     codec, image, decision, bottleneck = _load(CODEC), _load(IMAGE), _load(DECISION), _load(BOTTLENECK_COMPUTE)
-    image_codecs: dict[str, dict] = {}
-    for rows in image["results"].values():
-        for row in rows:
-            image_codecs.setdefault(row["codec"], []).append(row)
     image_costs = {name: {"encode_ms": round(statistics.mean(r["encode_ms_median"] for r in rows), 4),
                           "receive_ms": round(statistics.mean(r["receive_ms_median"] for r in rows), 4)}
-                   for name, rows in image_codecs.items()}
+                   for name, rows in _image_rows(image).items()}
     interpolated = _fill_qualities(image_costs)
     greedy = decision["models"]["yolov3-tiny"]["policies"]["greedy"]["decide"]["median_us"]
     costs = FrameCosts(

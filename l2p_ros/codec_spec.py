@@ -140,6 +140,7 @@ CODECS = (
     "jpeg-q75",
     "jpeg-q90",
     "jpeg-full-q75",
+    "jpeg-dnn-q85",  # the network-resolution image with a detector's quantization tables (dnn_jpeg)
 )
 TENSOR_CODECS = tuple(name for name in CODECS if not name.startswith("jpeg"))
 IMAGE_CODECS = tuple(name for name in CODECS if name.startswith("jpeg"))

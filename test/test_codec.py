@@ -67,7 +67,7 @@ def replace(record: TensorRecord, **changes) -> TensorRecord:
 # --- CodecSpec -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(CODECS) + ["fp16+lz4", "int8-tensor", "jpeg-q1", "jpeg-q100", "jpeg-dnn-q85"])
+@pytest.mark.parametrize("name", list(CODECS) + ["fp16+lz4", "int8-tensor", "jpeg-q1", "jpeg-q100", "jpeg-dnn-q50"])
 def test_spec_name_round_trip(name):
     assert str(CodecSpec.parse(name)) == name
 

@@ -1,6 +1,7 @@
 """Measurement files written before network-resolution image offload: their ``jpeg-qN`` was the
 camera-size image. They are read with that name put right (``jpeg-full-qN``), never as network-size
-bytes, and a cache holding one is measured again where today's codecs are missing."""
+bytes, and a cache holding one is measured again where today's codecs are missing (only the image
+columns when only image codecs are missing)."""
 import json
 from pathlib import Path
 
@@ -64,8 +65,11 @@ def test_an_old_video_table_is_renamed_and_a_cached_one_measured_again(tmp_path,
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
     arrays["image_bytes"] = full[:, None]
+    arrays["tensor_bytes"] = arrays["tensor_bytes"] + 1  # marked: only the image columns are measured again
     np.savez_compressed(path, **arrays)
     assert video.load_table(path).image_codecs == ("jpeg-full-q75",)
     again = video.video_table(frames_per_clip=3, log=lambda *_: None)  # lacks jpeg-q75: measured again
     assert np.array_equal(again.image_bytes[:, again.image_index("jpeg-q75")], row)
+    assert np.array_equal(again.image_bytes, table.image_bytes)
+    assert np.array_equal(again.tensor_bytes, table.tensor_bytes + 1)
     assert video.load_table(path).image_codecs == table.image_codecs

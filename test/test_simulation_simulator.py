@@ -131,6 +131,29 @@ def test_measured_frame_costs_are_charged_where_they_run():
     assert not costs.uncharged
 
 
+def test_image_offload_sends_and_charges_its_own_image_codec():
+    """jpeg-dnn-q85 (a detector's quantization tables) against jpeg-q75 on the same frames: each
+    puts its own measured bytes of each frame on the link and is charged its own encode (edge) and
+    decode (cloud) prices."""
+    from l2p_ros.measure.frame_costs import committed_frame_costs, load_frame_costs
+
+    costs = load_frame_costs(committed_frame_costs("yolov3-tiny"))
+    world = small_world()
+    slow = constant_scenario(20.0, fps=2.0)
+    config = SimulationConfig(fps=slow.fps, frame_costs=costs)
+    logs = {name: run(slow, FixedCut(Partition.image_offload(name)), duration_s=5.0, config=config)
+            for name in ("jpeg-q75", "jpeg-dnn-q85")}
+    image, dnn = logs["jpeg-q75"], logs["jpeg-dnn-q85"]
+    assert np.array_equal(image.row, dnn.row)
+    for name, log in logs.items():
+        assert np.array_equal(log.payload_bytes, world.table.image_bytes[log.row, world.table.image_index(name)])
+    assert not np.array_equal(image.payload_bytes, dnn.payload_bytes)
+    extra_encode_ms = costs.encode_ms("jpeg-dnn-q85", 0) - costs.encode_ms("jpeg-q75", 0)
+    assert extra_encode_ms > 0.5  # Pillow's two-pass Huffman coding and 4:4:4's extra chroma blocks
+    assert np.allclose(dnn.edge_ms - image.edge_ms, extra_encode_ms)
+    assert np.allclose(dnn.cloud_ms - image.cloud_ms, costs.decode_ms("jpeg-dnn-q85", 0) - costs.decode_ms("jpeg-q75", 0))
+
+
 def test_frame_costs_without_bottlenecks_still_load_and_name_what_they_leave_out(tmp_path):
     """A file written before bottleneck costs were collected (schema 1) loads; a bottleneck it does
     not price is charged nothing and named as uncharged."""

@@ -186,6 +186,28 @@ def measure_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_
                       tuple(image_codecs), np.concatenate(image_bytes).astype(np.int64), note)
 
 
+def with_image_codecs(table: VideoTable, image_codecs: Sequence[str]) -> VideoTable:
+    """``table`` with every codec of ``image_codecs`` it lacks measured on its own frames (columns in
+    ``image_codecs`` order, then the table's others); every other column is kept as it was."""
+    from l2p_ros.measure.payloads import measure_frames
+    from l2p_ros.sources import read_video
+
+    missing = [name for name in image_codecs if name not in table.image_codecs]
+    if not missing:
+        return table
+    network = load_measured_model(table.model["name"], table.model["input_size"],
+                                  None if table.model["weights"] in ("pretrained", "random") else Path(table.model["weights"]))
+    measured = np.zeros((table.num_rows, len(missing)), dtype=np.int64)
+    for c, clip in enumerate(table.clips):
+        rows = np.flatnonzero(table.clip_index == c)
+        frames = dict(read_video(asset_path(clip), table.frame_index[rows]))
+        measured[rows] = measure_frames(network, [frames[i] for i in table.frame_index[rows]],
+                                        image_codecs=missing).image_bytes
+    columns = {**dict(zip(table.image_codecs, table.image_bytes.T)), **dict(zip(missing, measured.T))}
+    order = [*(name for name in image_codecs), *(name for name in table.image_codecs if name not in image_codecs)]
+    return replace(table, image_codecs=tuple(order), image_bytes=np.stack([columns[name] for name in order], axis=1))
+
+
 def video_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_clip: int = 60,
                 clips: Sequence[str] = DEFAULT_CLIPS, weights: Path | None = None, log=print,
                 progress_factory: Callable | None = None) -> VideoTable:
@@ -194,7 +216,14 @@ def video_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_cl
     path = video_table_path(model, input_size, frames_per_clip, clips, weights)
     if path.is_file():
         table = load_table(path)
-        if set(TENSOR_CODECS) <= set(table.tensor_codecs) and set(IMAGE_CODECS) <= set(table.image_codecs):
+        if set(TENSOR_CODECS) <= set(table.tensor_codecs):
+            if set(IMAGE_CODECS) <= set(table.image_codecs):
+                return table
+            # Only image codecs are new: the image's bytes need no forward pass, the rest is kept.
+            log(f"measuring image codecs {', '.join(sorted(set(IMAGE_CODECS) - set(table.image_codecs)))} "
+                f"into {path} on its own frames ...")
+            table = with_image_codecs(table, IMAGE_CODECS)
+            table.save(path)
             return table
     log(f"measuring the simulator's video table into {path} ({frames_per_clip} real frames per clip) ...")
     table = measure_table(model, input_size, frames_per_clip, clips, weights,
