@@ -80,10 +80,12 @@ def _seeds(options: dict) -> list[tuple[str, dict]]:
 def _interior(options: dict) -> list[tuple[str, dict]]:
     return [("camera-size image (jpeg-full-q75)", dict(options, image_codec="jpeg-full-q75")),
             ("network resolution (jpeg-q75)", options),
+            ("a detector's tables (jpeg-dnn-q85)", dict(options, image_codec="jpeg-dnn-q85")),
             *((f"jpeg-q75 + bottleneck {name}", dict(options, bottlenecks=(name,))) for name in BOTTLENECKS)]
 
 
-_INTERIOR_CHOICES = " | ".join(["--image-codec jpeg-full-q75", *(f"--bottlenecks {name}" for name in BOTTLENECKS)])
+_INTERIOR_CHOICES = " | ".join(["--image-codec jpeg-full-q75", "--image-codec jpeg-dnn-q85",
+                                *(f"--bottlenecks {name}" for name in BOTTLENECKS)])
 
 
 COMPACT = {
