@@ -204,7 +204,7 @@ def with_image_codecs(table: VideoTable, image_codecs: Sequence[str]) -> VideoTa
         measured[rows] = measure_frames(network, [frames[i] for i in table.frame_index[rows]],
                                         image_codecs=missing).image_bytes
     columns = {**dict(zip(table.image_codecs, table.image_bytes.T)), **dict(zip(missing, measured.T))}
-    order = [*(name for name in image_codecs), *(name for name in table.image_codecs if name not in image_codecs)]
+    order = [*image_codecs, *(name for name in table.image_codecs if name not in image_codecs)]
     return replace(table, image_codecs=tuple(order), image_bytes=np.stack([columns[name] for name in order], axis=1))
 
 
