@@ -31,11 +31,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_jpeg_sensitivity import RESULT as SENSITIVITY_RESULT  # noqa: E402
 from common import RESULTS_DIR, save  # noqa: E402
 
 from l2p_ros import codec  # noqa: E402
-from bench_jpeg_sensitivity import RESULT as SENSITIVITY_RESULT  # noqa: E402
-
 from l2p_ros.assets import asset_path  # noqa: E402
 from l2p_ros.dnn_jpeg import STANDARD_CHROMA, STANDARD_LUMA, encode_dnn_jpeg, encode_jpeg_tables, scaled_table  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
