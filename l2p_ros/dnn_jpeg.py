@@ -6,7 +6,8 @@ contrast sensitivity: the highest luma frequencies of an 8x8 block are quantized
 coarsely than the lowest. A detector looking at the image at its own input size uses exactly the
 fine edges of small objects, so these tables are the standard ones' square root at the same mean
 step (the idea of DeepN-JPEG, Liu et al. 2018: tables shaped by what the network is sensitive
-to; this is its simplest form, not its fitted tables), in 4:4:4 (4:2:0 would halve the colour
+to; this is its simplest form: tables derived from yolov3-tiny's own measured sensitivity,
+bench/bench_jpeg_sensitivity.py, did no better), in 4:4:4 (4:2:0 would halve the colour
 detail the network sees), chroma 15 quality steps below luma, Huffman tables optimized.
 Measured (docs/benchmarks.md, "Quantization tables for a detector"): at q85 on vtest 96.3% of
 the camera-size q75 offload's detections at 0.39x its bytes, where the standard 4:2:0 q75 keeps
