@@ -55,8 +55,10 @@ DCT_8[0] /= np.sqrt(2)
 
 
 def loss_vector(outputs: list[torch.Tensor], anchors: int) -> torch.Tensor:
-    """The yolo layers' inputs as one vector whose squared change from this frame's is
-    ``Teacher.detection_loss`` against this frame (the teacher's weights and spreads held fixed)."""
+    """The yolo layers' inputs as one vector whose squared change from this frame's is the terms of
+    ``Teacher.detection_loss`` against this frame (the teacher's weights and spreads held fixed),
+    normalized over the yolo layers together where training normalizes each layer alone. The
+    split of each layer's rows repeats ``Teacher._split``, which needs a model cut to exist."""
     rows = []
     for output in outputs:
         n, _, h, w = output.shape

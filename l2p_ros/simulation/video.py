@@ -186,23 +186,35 @@ def measure_table(model: str = "yolov3-tiny", input_size: int = 416, frames_per_
                       tuple(image_codecs), np.concatenate(image_bytes).astype(np.int64), note)
 
 
+def _table_network(table: VideoTable):
+    """The model the table was measured with (its recorded weights)."""
+    weights = table.model["weights"]
+    return load_measured_model(table.model["name"], table.model["input_size"],
+                               None if weights in ("pretrained", "random") else Path(weights))
+
+
+def _table_frames(table: VideoTable):
+    """Each clip's row indices and their frames (BGR, in row order), read again from the clip."""
+    from l2p_ros.sources import read_video
+
+    for c, clip in enumerate(table.clips):
+        rows = np.flatnonzero(table.clip_index == c)
+        frames = dict(read_video(asset_path(clip), table.frame_index[rows]))
+        yield rows, [frames[int(i)] for i in table.frame_index[rows]]
+
+
 def with_image_codecs(table: VideoTable, image_codecs: Sequence[str]) -> VideoTable:
     """``table`` with every codec of ``image_codecs`` it lacks measured on its own frames (columns in
     ``image_codecs`` order, then the table's others); every other column is kept as it was."""
     from l2p_ros.measure.payloads import measure_frames
-    from l2p_ros.sources import read_video
 
     missing = [name for name in image_codecs if name not in table.image_codecs]
     if not missing:
         return table
-    network = load_measured_model(table.model["name"], table.model["input_size"],
-                                  None if table.model["weights"] in ("pretrained", "random") else Path(table.model["weights"]))
+    network = _table_network(table)
     measured = np.zeros((table.num_rows, len(missing)), dtype=np.int64)
-    for c, clip in enumerate(table.clips):
-        rows = np.flatnonzero(table.clip_index == c)
-        frames = dict(read_video(asset_path(clip), table.frame_index[rows]))
-        measured[rows] = measure_frames(network, [frames[i] for i in table.frame_index[rows]],
-                                        image_codecs=missing).image_bytes
+    for rows, frames in _table_frames(table):
+        measured[rows] = measure_frames(network, frames, image_codecs=missing).image_bytes
     columns = {**dict(zip(table.image_codecs, table.image_bytes.T)), **dict(zip(missing, measured.T))}
     order = [*image_codecs, *(name for name in table.image_codecs if name not in image_codecs)]
     return replace(table, image_codecs=tuple(order), image_bytes=np.stack([columns[name] for name in order], axis=1))
@@ -273,22 +285,16 @@ def measure_bottleneck_bytes(table: VideoTable, name: str) -> np.ndarray:
 
     from l2p_ros.codec_spec import bottleneck_source
     from l2p_ros.model.postprocess import load_class_names
-    from l2p_ros.sources import read_video
     from l2p_ros.split import SplitDetector
 
-    weights = table.model["weights"]
-    network = load_measured_model(table.model["name"], table.model["input_size"],
-                                  None if weights in ("pretrained", "random") else Path(weights))
-    detector = SplitDetector(network, load_class_names(), f"{table.model['name']}-{table.model['input_size']}")
+    detector = SplitDetector(_table_network(table), load_class_names(),
+                             f"{table.model['name']}-{table.model['input_size']}")
     source, coder = bottleneck_source(f"bn:{name}")
     spec = dataclasses.replace(detector.add_bottleneck(source), compression=coder)
     cut = detector.bottleneck(spec).info.cut_after_layer
     sizes = np.zeros(table.num_rows, dtype=np.int64)
-    for c, clip in enumerate(table.clips):
-        rows = np.flatnonzero(table.clip_index == c)
-        frames = dict(read_video(asset_path(clip), table.frame_index[rows]))
-        for row in rows:
-            sizes[row] = detector.edge(frames[int(table.frame_index[row])], cut, spec).payload_bytes
+    for rows, frames in _table_frames(table):
+        sizes[rows] = [detector.edge(frame, cut, spec).payload_bytes for frame in frames]
     return sizes
 
 
