@@ -13,7 +13,8 @@ network-resolution codec can reach on that measure. Target (issue 9): at q75, ne
 0.4x today's bytes on vtest with >= 97% of the camera-size offload's detections matched.
 Writes bench/results/image_offload_yolov3-tiny_416.json and docs/image_offload.png; with
 ``--compare FAMILY`` (other encoders of the network-resolution image, comparison only: ``webp``,
-``jpeg444``, ``qtables``, ``sensitivity`` (tables from bench_jpeg_sensitivity.py), ``modern``
+``jpeg444``, ``qtables``, ``sensitivity`` (tables from bench_jpeg_sensitivity.py), ``scale`` (the
+image sent larger than network resolution, resized again after decoding), ``modern``
 (JPEG XL and AVIF; needs ``pip install imagecodecs``) or ``target`` (the default and jpeg-dnn
 around q85, for every frame with ``--frames-per-clip 800``)) bench/results/image_offload_FAMILY_yolov3-tiny_416.json.
 """
@@ -39,7 +40,7 @@ from l2p_ros.assets import asset_path  # noqa: E402
 from l2p_ros.dnn_jpeg import STANDARD_CHROMA, STANDARD_LUMA, encode_dnn_jpeg, encode_jpeg_tables, scaled_table  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.matching import match_detections  # noqa: E402
-from l2p_ros.model.postprocess import letterbox_info, load_class_names, place_in_input, resize_to_input  # noqa: E402
+from l2p_ros.model.postprocess import fitted_size, letterbox_info, load_class_names, place_in_input, resize_to_input  # noqa: E402
 from l2p_ros.sources import read_video, video_frame_count  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
@@ -49,6 +50,10 @@ QUALITIES = (30, 40, 50, 60, 75, 85, 95)
 def cv2_encoder(extension: str, parameters: tuple):
     """image BGR -> the bytes cv2 encodes it to as ``extension`` with ``parameters``."""
     return lambda image: cv2.imencode(extension, image, list(parameters))[1].tobytes()
+
+
+def cv2_decode(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
 def jpeg_tables_encoder(luma: list[int], chroma: list[int]):
@@ -88,6 +93,13 @@ COMPARISONS = {
     # clips): today's default and the detector's tables around q85, as the edge encodes them.
     "target": [("jpeg-q75", lambda image: codec.encode_image(image, 75))]
               + [(f"jpeg-dnn-q{q}", lambda image, q=q: encode_dnn_jpeg(image, q)) for q in (82, 85, 88)],
+    # Between network resolution and the camera's size (stop 29): the camera-size image's JPEG
+    # errors are averaged by the letterbox's downscale; does a smaller downscale on the receiver
+    # buy that at fewer bytes? The receiver's second resize is a perturbation of its own.
+    "scale": [(f"jpeg{'-dnn' if tables == 'dnn' else ''}-q{q} sent at {scale}x network resolution",
+               lambda image, q=q, tables=tables: codec.encode_image(image, q, tables), cv2_decode, scale)
+              for tables, qualities in (("standard", (60, 75)), ("dnn", (78, 85)))
+              for scale in (1.0, 1.15, 1.3, 1.5) for q in qualities],
 }
 # With --compare qtables also the product's codecs through the edge and receiver (SplitDetector):
 # what each side spends on jpeg-dnn-q85 against the camera-size image and today's default.
@@ -129,23 +141,28 @@ def measure(detector: SplitDetector, frames: list[np.ndarray], references: list,
     return row, detections
 
 
-def cv2_decode(data: bytes) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-
-
 def measure_other(detector: SplitDetector, frames: list[np.ndarray], full_q75: list, full_q75_bytes: float,
-                  name: str, encode, decode=cv2_decode) -> dict:
+                  name: str, encode, decode=cv2_decode, sent_scale: float = 1.0) -> dict:
     """The network-resolution image (what ``jpeg-qN`` resizes) through ``encode`` (image BGR ->
     bytes) and ``decode`` (bytes -> image BGR), placed as the receiver places a network-resolution
-    JPEG: bytes, the median encode and decode ms, and detections against the camera-size q75 offload."""
+    JPEG: bytes, the median encode and decode ms, and detections against the camera-size q75 offload.
+    ``sent_scale`` > 1 sends the image that much larger (bilinear, as the letterbox) and the
+    receiver resizes it to network resolution after decoding (its ms included in the decode's)."""
     sizes, matched, encode_ms, decode_ms = [], 0, [], []
     for frame, reference in zip(frames, full_q75):
         info = letterbox_info(frame.shape[1], frame.shape[0], detector.model.input_size)
-        resized = resize_to_input(frame, detector.model.input_size)
+        fitted = fitted_size(frame.shape[1], frame.shape[0], detector.model.input_size)
+        if sent_scale == 1.0:
+            resized = resize_to_input(frame, detector.model.input_size)
+        else:
+            resized = cv2.resize(frame, tuple(min(round(n * sent_scale), camera) for n, camera in
+                                              zip(fitted, (frame.shape[1], frame.shape[0]))), interpolation=cv2.INTER_LINEAR)
         start = time.perf_counter()
         data = encode(resized)
         encoded = time.perf_counter()
         image = decode(data)
+        if sent_scale != 1.0:
+            image = cv2.resize(image, fitted, interpolation=cv2.INTER_LINEAR)
         encode_ms.append((encoded - start) * 1e3)
         decode_ms.append((time.perf_counter() - encoded) * 1e3)
         found = detector._postprocess(detector.model(place_in_input(image, info)), info)
