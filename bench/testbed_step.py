@@ -1,13 +1,15 @@
 """Adaptation on a real shaped link (issue 10, experiment 1). Needs root (l2p testbed).
 
-    sudo python bench/testbed_step.py [--policies greedy] [--phase-s 20] [--edge-cpu-quota 0.3]
+    sudo python bench/testbed_step.py [--policies greedy] [--phase-s 20] [--edge-cpu-quota 0.3] \
+        [--bottlenecks sample-scenes]
 
 The uplink steps 40 -> 1 -> 40 Mbit/s (``--phase-s`` each) while the pipeline runs across the
 testbed on the sample video at 10 frames/s, the edge held to ``--edge-cpu-quota`` of a core (at 0.3
 its full pass takes ~150 ms against the cloud's ~45 ms: offloading wins on the fast link, the edge
 on the slow one). Per policy: time to adapt after each step (change to the first frame decided for
 the new phase's cut), frames unaccounted and dropped with their reasons, latency per phase, and the
-simulator's prediction for the same trace. Writes bench/results/testbed_step_<policy>.json and
+simulator's prediction for the same trace. ``--bottlenecks`` offers learned bottlenecks beside the
+cuts (interior splits a slow link can favour; the prediction offers them too). Writes bench/results/testbed_step_<policy>.json and
 docs/testbed_step_<policy>.png; with edge-only and cloud-only among the policies also
 bench/results/<name>_prediction.json (bench/testbed_prediction.py: the prediction calibrated on them).
 """
@@ -40,7 +42,11 @@ def main() -> int:
     parser.add_argument("--cpu-scope", choices=("host", "limit"), default="host",
                         help="the load monitor's cpu_scope: 'limit' reads the edge's load against its quota")
     parser.add_argument("--name", default="testbed_policies", help="result name of a multi-policy run")
+    parser.add_argument("--tag", default="", help="appended to each run's result and plot names (keeps earlier runs')")
+    parser.add_argument("--bottlenecks", default="",
+                        help="learned bottlenecks the policies may choose (comma-separated models/bottleneck/ names)")
     args = parser.parse_args()
+    bottlenecks = [name.strip() for name in args.bottlenecks.split(",") if name.strip()]
     require_testbed()
     work = Path(tempfile.mkdtemp(prefix="l2p-testbed-step-"))
     trace = write_rate_trace(work / "step.csv", [(0, args.fast_mbit), (args.phase_s, args.slow_mbit),
@@ -49,20 +55,21 @@ def main() -> int:
     for policy in [name.strip() for name in args.policies.split(",") if name.strip()]:
         tag = policy.replace(":", "-").replace("/", "_").removesuffix(".npz")  # ppo:models/ppo/x.npz
         tag += "" if args.cpu_scope == "host" else f"_{args.cpu_scope}_load"
+        tag += "".join(f"_bn-{name}" for name in bottlenecks) + (f"_{args.tag}" if args.tag else "")
         results = run_on_trace(trace, policy, work / tag, edge_cpu_quota=args.edge_cpu_quota,
-                               duration_s=3 * args.phase_s, prefix="l2ps",
+                               duration_s=3 * args.phase_s, prefix="l2ps", bottlenecks=bottlenecks,
                                overrides={("load_monitor_node", "cpu_scope"): args.cpu_scope})
         rows = phases(results)
         summary, simulated = results["summary"], results["simulated"]["summary"]
         plot_run(results, DOCS / f"testbed_step_{tag}.png",
-                 title=f"{policy}, edge at {args.edge_cpu_quota:g} of a core: uplink {args.fast_mbit:g} -> "
+                 title=f"{policy}{' + ' + ', '.join(bottlenecks) if bottlenecks else ''}, edge at {args.edge_cpu_quota:g} of a core: uplink {args.fast_mbit:g} -> "
                        f"{args.slow_mbit:g} -> {args.fast_mbit:g} Mbit/s; {summary['unaccounted']} unaccounted, "
                        f"drops {summary['drops'] or 'none'}")
         for row in rows:
             print(json.dumps(row))
         print(f"{policy}: live mean {summary['latency_mean_ms']:.1f} ms, simulated "
               f"{simulated['latency_ms']['mean']:.1f} ms; unaccounted {summary['unaccounted']}, drops {summary['drops']}")
-        table.append({"policy": policy, "live_mean_ms": summary["latency_mean_ms"],
+        table.append({"policy": policy, "bottlenecks": bottlenecks, "live_mean_ms": summary["latency_mean_ms"],
                       "live_p95_ms": summary["latency_p95_ms"], "simulated_mean_ms": simulated["latency_ms"]["mean"],
                       "simulated_p95_ms": simulated["latency_ms"]["p95"], "detected": summary["frames_detected"],
                       "dropped": summary["frames_dropped"], "unaccounted": summary["unaccounted"],
@@ -70,7 +77,7 @@ def main() -> int:
                       "first_move_s": [row["first_move_s"] for row in rows[1:]],
                       "settled_cuts": [row["settled_cut"] for row in rows]})
         save(f"testbed_step_{tag}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
-                                     "cpu_scope": args.cpu_scope,
+                                     "cpu_scope": args.cpu_scope, "bottlenecks": bottlenecks,
                                         "phase_s": args.phase_s, "phases": rows, "summary": summary,
                                         "simulated_summary": simulated, "uplink_bytes": results["uplink_bytes"],
                                         "results_json": str(work / tag / "results.json")})

@@ -3,6 +3,7 @@ UDP between namespaces and nowhere else. The parts that build commands and profi
 the rest needs root and network namespaces, and skips with the reason where they are missing."""
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -312,6 +313,39 @@ def test_live_run_on_a_stepped_link_moves_work_to_the_edge_and_accounts_for_ever
     assert results["uplink_bytes"]["tx"] > offloaded_bytes  # the frames crossed the shaped link
     assert (out / "bag").is_dir()
     assert sniffer.rtps == []
+
+
+@needs_testbed
+def test_live_run_offered_a_bottleneck_sends_its_codes_over_the_slow_link(tmp_path):
+    """Offered a learned bottleneck (``--bottlenecks``), greedy sends the image while the link is fast
+    and, once it drops to 1 Mbit/s, the bottleneck's codes from its cut: about 8 KB a frame where the
+    image is 24 KB, with the head on the 0.3-core edge (its full pass, the other choice, ~150 ms
+    measured alone). The interior cut is chosen on a real shaped link, and the prediction offers
+    the bottleneck as the live partitioner did."""
+    network.down(PREFIX, log=lambda *_: None)
+    trace = tmp_path / "step.csv"
+    trace.write_text("time_s,bandwidth_mbps\n0,40\n10,1\n")
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "l2p_ros.cli", "testbed", "run", "--prefix", PREFIX, "--trace",
+                             str(trace), "--policy", "greedy", "--bottlenecks", "sample-scenes",
+                             "--edge-cpu-quota", "0.3", "--duration-s", "24", "--cpu-scope", "limit", "--quiet",
+                             "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert _host_leftovers() == []
+    results = json.loads((out / "results.json").read_text())
+    summary, timeline = results["summary"], results["timeline"]
+    assert summary["unaccounted"] == 0 and results["testbed"]["bottlenecks"] == ["sample-scenes"]
+    cut = 7  # the shipped sample-scenes' own cut
+    fast = [row for row in timeline if 2 < row["trace_time_s"] < 10]
+    slow = [row for row in timeline if row["trace_time_s"] > 13]
+    assert fast and slow
+    assert sum(row["cut"] == -1 for row in fast) > 0.8 * len(fast)  # the image while it is cheap
+    coded = [row for row in slow if row["cut"] == cut and row["executed_on"] == "edge+cloud"]
+    assert len(coded) >= 0.25 * len(slow), [(row["cut"], row["executed_on"]) for row in slow]
+    assert all(row["shaped_mbps"] == 1.0 for row in coded)
+    # Its codes are a third of the image's bytes: the slow link carries them in ~70 ms, not ~200 ms.
+    assert statistics.median(row["transfer_ms"] for row in coded) < 120
+    assert str(cut) in results["simulated"]["summary"]["cut_histogram"]
 
 
 @needs_testbed

@@ -137,7 +137,8 @@ def cmd_run(args) -> int:
                            rate_hz=args.rate_hz, duration_s=args.duration_s, model=args.model, config=args.config,
                            prefix=args.prefix, print_frames=not args.quiet, overrides=overrides,
                            edge_hog=args.edge_hog, cloud_outage=args.cloud_outage, fog=args.fog,
-                           fog_cpu_quota=args.fog_cpu_quota, backhaul_trace=args.backhaul_trace)
+                           fog_cpu_quota=args.fog_cpu_quota, backhaul_trace=args.backhaul_trace,
+                           bottlenecks=args.bottlenecks)
     print_summary(results["summary"])
     print(f"wrote {Path(args.out) / 'results.json'}")
     return 0
@@ -195,6 +196,9 @@ def add_testbed_parser(sub) -> None:
                    help="kill the cloud node at START s of the trace (as a crash would) and start it again at STOP")
     q.add_argument("--cpu-scope", choices=("host", "limit"), default=None,
                    help="the load monitor's cpu_scope (default: the parameter file's); 'limit' sees a hog in the edge")
+    q.add_argument("--bottlenecks", nargs="*", default=(), metavar="NAME",
+                   help="learned bottlenecks the policy may choose, each at its own cut (models/bottleneck/ names "
+                        "or paths; NAME+ctx: its codes range-coded)")
     q.add_argument("--model", default="yolov3-tiny")
     q.add_argument("--config", type=Path, default=None, help="parameter YAML (default: config/pipeline.yaml)")
     q.add_argument("--quiet", action="store_true", help="no per-frame lines")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from l2p_ros.testbed import cpu_limit, network
 from l2p_ros.testbed.delay import current_rtt_ms, set_delay
@@ -112,7 +113,7 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                  prefix: str = PREFIX, print_frames: bool = False, predict: bool = True,
                  overrides: dict | None = None, edge_hog: Window | None = None, cloud_outage: Window | None = None,
                  fog: bool = False, fog_cpu_quota: float | None = None, backhaul_trace: Path | None = None,
-                 rtt_ms: float | None = None, log=print) -> dict:
+                 rtt_ms: float | None = None, bottlenecks: Sequence[str] = (), log=print) -> dict:
     """Run the pipeline across testbed ``prefix`` (made now, and removed after, if it is not up) while
     ``trace_path`` plays on the edge's uplink; ``duration_s`` defaults to the trace's last sample
     plus ``DEFAULT_TAIL_S``; ``overrides``: more node parameters, {(node, name): value};
@@ -121,6 +122,8 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
     uplink is then edge -> fog; a fog node and a backhaul monitor run on the fog, inside
     ``fog_cpu_quota`` when given; ``backhaul_trace`` plays on the fog -> cloud link, unshaped
     without one). ``rtt_ms``: round-trip delay added on the uplink for the run (delay lines).
+    ``bottlenecks``: learned bottlenecks (models/bottleneck/ names or paths) the policy may choose
+    beside its cuts, as the partitioner's ``bottlenecks`` parameter; the prediction offers them too.
     Returns the results written to ``out_dir/results.json`` (with the simulator's prediction under
     ``simulated`` when ``predict``, in two tiers), plotted in ``out_dir/run.png``."""
     from l2p_ros.measure.cache import ensure_profile
@@ -189,6 +192,8 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
             fog_parameters, extra_nodes = _three_tier_nodes(fog_profile)
             extra.update(fog_parameters)
             placements.update({name: TierPlacement(layout, "fog") for name in extra_nodes})
+        if bottlenecks:
+            extra[("partitioner_node", "bottlenecks")] = ",".join(bottlenecks)
         extra.update(overrides or {})
         links = [(uplink, "uplink_bytes")] + ([(backhaul_link, "backhaul_bytes")] if fog else [])
         before = {key: network.interface_counters(layout.namespace(link.a), link.a_ifname) for link, key in links}
@@ -245,7 +250,8 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
             "applied": [{"trace_time_s": t, "bandwidth_mbps": rate} for t, rate in players[1].applied]},
         "testbed": {"layout": layout.to_dict(), **quotas, "edge_profile": str(edge_profile),
                     "fog_profile": None if fog_profile is None else str(fog_profile),
-                    "cloud_profile": str(cloud_profile), "rate_hz": rate_hz, "uplink_rtt_ms_added": added_rtt_ms},
+                    "cloud_profile": str(cloud_profile), "rate_hz": rate_hz, "uplink_rtt_ms_added": added_rtt_ms,
+                    "bottlenecks": list(bottlenecks)},
         **link_bytes,
     }
     if predict and fog:

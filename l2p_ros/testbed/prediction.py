@@ -38,7 +38,8 @@ def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", lo
                         fps=testbed["rate_hz"])
     evaluation = evaluate(scenario, model, [policy], edge_profile=Path(testbed["edge_profile"]),
                           cloud_profile=Path(testbed["cloud_profile"]), cloud_speed_factor=1.0,
-                          simulation_options=options, progress=False, log=log)
+                          bottlenecks=testbed.get("bottlenecks", ()), simulation_options=options,
+                          progress=False, log=log)
     run = evaluation.runs[policy]
     sim = run.log
     timeline = []
