@@ -1,7 +1,7 @@
 """Adaptation on a real shaped link (issue 10, experiment 1). Needs root (l2p testbed).
 
     sudo python bench/testbed_step.py [--policies greedy] [--phase-s 20] [--edge-cpu-quota 0.3] \
-        [--bottlenecks sample-scenes]
+        [--slow-mbit 1] [--bottlenecks sample-scenes] [--tag TAG]
 
 The uplink steps 40 -> 1 -> 40 Mbit/s (``--phase-s`` each) while the pipeline runs across the
 testbed on the sample video at 10 frames/s, the edge held to ``--edge-cpu-quota`` of a core (at 0.3
@@ -9,8 +9,8 @@ its full pass takes ~150 ms against the cloud's ~45 ms: offloading wins on the f
 on the slow one). Per policy: time to adapt after each step (change to the first frame decided for
 the new phase's cut), frames unaccounted and dropped with their reasons, latency per phase, and the
 simulator's prediction for the same trace. ``--bottlenecks`` offers learned bottlenecks beside the
-cuts (interior splits a slow link can favour; the prediction offers them too). Writes bench/results/testbed_step_<policy>.json and
-docs/testbed_step_<policy>.png; with edge-only and cloud-only among the policies also
+cuts (interior splits a slow link can favour; the prediction offers them too). Writes
+bench/results/testbed_step_<policy>[_bn-NAME][_TAG].json and docs/testbed_step_<policy>[...].png; with edge-only and cloud-only among the policies also
 bench/results/<name>_prediction.json (bench/testbed_prediction.py: the prediction calibrated on them).
 """
 from __future__ import annotations
@@ -62,7 +62,8 @@ def main() -> int:
         rows = phases(results)
         summary, simulated = results["summary"], results["simulated"]["summary"]
         plot_run(results, DOCS / f"testbed_step_{tag}.png",
-                 title=f"{policy}{' + ' + ', '.join(bottlenecks) if bottlenecks else ''}, edge at {args.edge_cpu_quota:g} of a core: uplink {args.fast_mbit:g} -> "
+                 title=f"{' + '.join([policy, *bottlenecks])}, edge at {args.edge_cpu_quota:g} of a core: "
+                       f"uplink {args.fast_mbit:g} -> "
                        f"{args.slow_mbit:g} -> {args.fast_mbit:g} Mbit/s; {summary['unaccounted']} unaccounted, "
                        f"drops {summary['drops'] or 'none'}")
         for row in rows:
