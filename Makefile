@@ -17,7 +17,7 @@ demo: setup
 
 # The demo on a kernel-shaped link across network namespaces (needs root; says why where unavailable).
 demo-shaped: setup
-	$(ACT) l2p demo --shaped-link
+	$(ACT) l2p demo --shaped-link --bottlenecks sample-scenes
 
 test: setup
 	$(ACT) python -m pytest -q test

@@ -383,7 +383,10 @@ def cmd_demo(args) -> int:
     if args.shaped_link:
         from l2p_ros.demo import run_shaped_link_demo
 
-        return run_shaped_link_demo(out_dir=args.out or Path("out/demo-shaped"), policy=args.policy)
+        return run_shaped_link_demo(out_dir=args.out or Path("out/demo-shaped"), policy=args.policy,
+                                    bottlenecks=args.bottlenecks)
+    if args.bottlenecks:
+        raise ValueError("--bottlenecks needs --shaped-link: on the unshaped link the image always wins")
     return run_demo(frames=args.frames, out_dir=args.out or Path("out/demo"), policy=args.policy)
 
 
@@ -709,6 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="default out/demo (out/demo-shaped with --shaped-link)")
     p.add_argument("--shaped-link", action="store_true",
                    help="on the testbed (root): the uplink steps 40 -> 1 -> 40 Mbit/s and the cut follows it")
+    p.add_argument("--bottlenecks", nargs="*", default=(), metavar="NAME",
+                   help="with --shaped-link: learned bottlenecks the policy may choose (e.g. sample-scenes: on the "
+                        "slow link its cut, an interior one, can win)")
     p.set_defaults(func=cmd_demo)
 
     _add_evaluate_parser(sub)

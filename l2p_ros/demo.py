@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 
@@ -82,9 +83,11 @@ SHAPED_LINK_TRACE = "step_40_1_40.csv"
 SHAPED_LINK_EDGE_CPU_QUOTA = 0.3  # the edge's full pass ~150 ms: offloading wins at 40 Mbit/s, the edge at 1
 
 
-def run_shaped_link_demo(out_dir: Path = Path("out/demo-shaped"), policy: str | None = None) -> int:
-    """The pipeline across the testbed while the uplink steps 40 -> 1 -> 40 Mbit/s (root); where the
-    testbed is unavailable, says why and runs the unshaped demo instead."""
+def run_shaped_link_demo(out_dir: Path = Path("out/demo-shaped"), policy: str | None = None,
+                         bottlenecks: Sequence[str] = ()) -> int:
+    """The pipeline across the testbed while the uplink steps 40 -> 1 -> 40 Mbit/s (root), the policy
+    offered ``bottlenecks`` beside its cuts; where the testbed is unavailable, says why and runs the
+    unshaped demo instead."""
     from l2p_ros.nodes.launcher import config_dir
     from l2p_ros.testbed.analysis import phases
     from l2p_ros.testbed.live_run import run_on_trace
@@ -97,7 +100,8 @@ def run_shaped_link_demo(out_dir: Path = Path("out/demo-shaped"), policy: str | 
     if out_dir.exists():
         shutil.rmtree(out_dir)
     results = run_on_trace(config_dir() / SHAPED_LINK_TRACE, policy or "greedy", out_dir,
-                           edge_cpu_quota=SHAPED_LINK_EDGE_CPU_QUOTA, duration_s=60.0, prefix="l2pd")
+                           edge_cpu_quota=SHAPED_LINK_EDGE_CPU_QUOTA, duration_s=60.0, prefix="l2pd",
+                           bottlenecks=bottlenecks)
     print_summary(results["summary"])
     for phase in phases(results):
         adapt = "" if phase["adapt_s"] is None else f", adapted after {phase['adapt_s']:.2f} s"

@@ -72,6 +72,7 @@ def test_profile_writes_a_loadable_profile(tmp_path):
     (("detect", "--frames", "-1", "IMAGE"), "--frames: must be >= 1"),
     (("make-bag", "IMAGE", "NEW", "--frames", "-2"), "--frames: must be >= 0"),
     (("demo", "--frames", "0"), "--frames: must be >= 1"),
+    (("demo", "--bottlenecks", "sample-scenes"), "--bottlenecks needs --shaped-link"),
     (("profile", "--out", "/proc/nope/p.yaml"), "cannot create the folder for /proc/nope/p.yaml"),
     (("run", "--record", "/tmp"), "/tmp already exists; choose a new path"),
     (("evaluate", "--image-codec", "jpeg-q70"), "'jpeg-q70' is not an image codec the simulator measures"),
