@@ -10,8 +10,9 @@ on the slow one). Per policy: time to adapt after each step (change to the first
 the new phase's cut), frames unaccounted and dropped with their reasons, latency per phase, and the
 simulator's prediction for the same trace. ``--bottlenecks`` offers learned bottlenecks beside the
 cuts (interior splits a slow link can favour; the prediction offers them too). Writes
-bench/results/testbed_step_<policy>[_bn-NAME][_TAG].json and docs/testbed_step_<policy>[...].png; with edge-only and cloud-only among the policies also
-bench/results/<name>_prediction.json (bench/testbed_prediction.py: the prediction calibrated on them).
+bench/results/testbed_step_<policy>[_bn-NAME][_TAG].json and docs/testbed_step_<policy>[...].png;
+with edge-only and cloud-only among the policies also bench/results/<name>_prediction.json
+(bench/testbed_prediction.py: the prediction calibrated on them).
 """
 from __future__ import annotations
 
