@@ -1,7 +1,7 @@
 """A receiver-side restoration of the network-resolution JPEG, distilled from the detector itself.
 
     python bench/bench_image_restoration.py --threads 2              # about 13 min on a 2-core CPU
-    python bench/bench_image_restoration.py --threads 2 --epochs 24  # about 22 min: docs/benchmarks.md's run
+    python bench/bench_image_restoration.py --threads 2 --epochs 24  # about 23 min: docs/benchmarks.md's run
 
 Issue 9's image target (at q75, <= 0.4x today's bytes, >= 97% of the camera-size offload's
 detections on vtest) is missed by every encoder measured (docs/benchmarks.md: 94-97% between
@@ -12,8 +12,9 @@ The network is distilled like a bottleneck (l2p_ros.bottleneck_training.Teacher'
 loss, no labels): the frozen detector's outputs on the restored JPEG should be its outputs on the
 clean network-resolution image.
 
-Trained on the first 80% in time of vtest.avi (frames spread over it); evaluated on frames of its
-last 20% (in-domain, never trained on) and on Megamind.avi (another scene entirely). Detections are
+Trained on the first 80% in time of vtest.avi, evaluated on its last 20% (in-domain, never trained
+on: bench_bottleneck.vtest_split, the bottleneck benches' frames) and on Megamind.avi (another scene
+entirely). Detections are
 matched (same class, IoU >= 0.5) against the full model and against the camera-size offload
 (``jpeg-full-q75``, the target's reference), beside ``jpeg-q75`` unrestored and ``jpeg-dnn-q85``.
 Comparison only, not a product codec. Writes bench/results/image_restoration_yolov3-tiny_416.json.
@@ -32,16 +33,15 @@ from torch import nn
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_bottleneck import vtest_split  # noqa: E402
 from common import save  # noqa: E402
 
-from l2p_ros import codec  # noqa: E402
+from l2p_ros import bottleneck_training as training, codec  # noqa: E402
 from l2p_ros.assets import asset_path  # noqa: E402
-from l2p_ros.bottleneck_training import Teacher  # noqa: E402
 from l2p_ros.model.darknet import load_model  # noqa: E402
 from l2p_ros.model.graph import INPUT  # noqa: E402
 from l2p_ros.model.matching import match_detections  # noqa: E402
 from l2p_ros.model.postprocess import letterbox_info, load_class_names, place_in_input, resize_to_input  # noqa: E402
-from l2p_ros.sources import read_video, video_frame_count  # noqa: E402
 from l2p_ros.split import SplitDetector  # noqa: E402
 
 RESULT = "image_restoration_yolov3-tiny_416"
@@ -69,13 +69,6 @@ class Restorer(nn.Module):
         return (image + content * self.body(image)).clamp(0, 1)
 
 
-def clip_frames(clip: str, first: float, last: float, count: int) -> list[np.ndarray]:
-    path = asset_path(clip)
-    total = video_frame_count(path)
-    indices = np.unique(np.linspace(int(first * (total - 1)), int(last * (total - 1)), count).round().astype(int))
-    return [frame for _, frame in read_video(path, indices)]
-
-
 def network_inputs(frame: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """The clean network input, today's jpeg-q75 as the receiver places it, the content mask, and
     the JPEG's bytes."""
@@ -89,7 +82,7 @@ def network_inputs(frame: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Te
     return clean, received, content, len(data)
 
 
-def train(teacher: Teacher, frames: list[np.ndarray], size: int, hidden: int, epochs: int, batch_size: int,
+def train(teacher: training.Teacher, frames: list[np.ndarray], size: int, hidden: int, epochs: int, batch_size: int,
           learning_rate: float, seed: int) -> tuple[Restorer, dict]:
     torch.manual_seed(seed)
     everything = list(range(teacher.runner.graph.num_layers))
@@ -172,7 +165,6 @@ def evaluate(detector: SplitDetector, restorer: Restorer, frames: list[np.ndarra
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--train-frames", type=int, default=240)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -183,13 +175,15 @@ def main() -> None:
     model = load_model("yolov3-tiny")
     detector = SplitDetector(model, load_class_names(), "yolov3-tiny")
     detector.warm_up()
-    teacher = Teacher(model, 0)
+    teacher = training.Teacher(model, 0)
     size = model.input_size
-    restorer, record = train(teacher, clip_frames("vtest.avi", 0.0, 0.8, args.train_frames), size, args.hidden,
+    # The bottleneck benches' frames: what the restorer gains is comparable with what they keep.
+    train_frames, later_frames = vtest_split()
+    restorer, record = train(teacher, train_frames, size, args.hidden,
                              args.epochs, args.batch_size, args.learning_rate, args.seed)
     print(record)
-    held_out = {"vtest.avi, later 20% (never trained on)": clip_frames("vtest.avi", 0.8, 1.0, 60),
-                "Megamind.avi (another scene)": clip_frames("Megamind.avi", 0.0, 1.0, 40)}
+    held_out = {"vtest.avi, later 20% (never trained on)": later_frames,
+                "Megamind.avi (another scene)": training.read_frames([str(asset_path("Megamind.avi"))], 40)}
     results = {name: evaluate(detector, restorer, frames, size) for name, frames in tqdm(held_out.items(), desc="evaluate")}
     for name, result in results.items():
         print(name, result)
