@@ -13,9 +13,9 @@ use_local_dds()
 import rclpy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from l2p_msgs.msg import EdgeLoad, NetworkState, PartitionDecision  # noqa: E402
+from l2p_msgs.msg import DetectionArray, EdgeLoad, NetworkState, PartitionDecision, StageTimings  # noqa: E402
 from l2p_ros.nodes.launcher import NodeSet, prepared_parameters, work_dir_for  # noqa: E402
-from l2p_ros.nodes.common import FRAME_QOS, IMAGE_QOS, STATE_QOS  # noqa: E402
+from l2p_ros.nodes.common import DETECTIONS_QOS, FRAME_QOS, IMAGE_QOS, STATE_QOS  # noqa: E402
 from l2p_ros.nodes.images import image_to_msg  # noqa: E402
 from l2p_ros.measure.cache import ensure_profile  # noqa: E402
 from test.ros_helpers import call_service  # noqa: E402
@@ -104,6 +104,69 @@ def test_the_policies_charge_the_measured_frame_costs(partitioner, request):
     profile = load_profile(ensure_profile("yolov3-tiny", 416, threads=threads))  # the node's, as the fixture's
     layers_ms = sum(layer.latency_ms_median for layer in profile.layers)
     assert decision.predicted_edge_ms == pytest.approx(layers_ms + per_frame_ms, rel=1e-6)
+
+
+@pytest.mark.parametrize("partitioner", [{"policy": "fixed:edge", "frame_costs": "none"},
+                                         {"policy": "fixed:edge", "frame_costs": "none", "calibrate_edge": False}],
+                         indirect=True)
+def test_the_edges_measured_times_scale_its_predictions(partitioner, request):
+    """The edge reports its frames taking twice the predicted time (l2p/detections): later decisions
+    predict the edge twice as slow and say so, unless calibrate_edge is off. Answers for frames the
+    partitioner never decided, and times that are not numbers, change nothing."""
+    node, nodes = partitioner
+    calibrating = request.node.callspec.params["partitioner"].get("calibrate_edge", True)
+    detections_pub = node.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
+    decide = _decider(node, nodes)
+    first = decide()
+    assert first.edge_time_factor == 1.0
+    assert _spin_until(node, lambda: detections_pub.get_subscription_count() > 0, 10) == calibrating
+    stranger = DetectionArray(executed_on="edge", timings=StageTimings(edge_ms=50 * first.predicted_edge_ms))
+    stranger.header.stamp.sec = 1  # a frame it never decided
+    detections_pub.publish(stranger)
+    for edge_ms in (float("nan"), 2.0, 2.1, 1.9):
+        decision = decide()
+        detections_pub.publish(DetectionArray(header=decision.header, executed_on="edge",
+                                              timings=StageTimings(edge_ms=edge_ms * decision.predicted_edge_ms)))
+        rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(0.3)
+    later = decide()
+    if calibrating:
+        assert later.edge_time_factor == pytest.approx(2.0)
+        assert later.predicted_edge_ms == pytest.approx(2.0 * first.predicted_edge_ms, rel=1e-6)
+    else:
+        assert later.edge_time_factor == 1.0 and later.predicted_edge_ms == pytest.approx(first.predicted_edge_ms)
+
+
+@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "frame_costs": "none"}], indirect=True)
+def test_a_calibrated_edge_is_predicted_slower_under_the_monitors_load_too(partitioner):
+    """The factor is taken against the prediction at the monitor's load of its decision, so a load
+    the monitor reports is not counted twice: at 50% and twice the time, 4x the idle prediction."""
+    node, nodes = partitioner
+    load_pub = node.create_publisher(EdgeLoad, "l2p/edge_load", STATE_QOS)
+    detections_pub = node.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
+    network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
+    decide = _decider(node, nodes)
+    assert _spin_until(node, lambda: detections_pub.get_subscription_count() > 0, 10)
+
+    def publish_state():
+        network_pub.publish(NetworkState(bandwidth_mbps=0.0, rtt_ms=20.0, link_up=False))  # no link: edge only
+        load_pub.publish(EdgeLoad(cpu_percent=50.0, gpu_percent=float("nan")))
+        rclpy.spin_once(node, timeout_sec=0.05)
+        time.sleep(0.2)
+
+    publish_state()
+    loaded = decide()
+    assert loaded.cut_after_layer == 23 and loaded.edge_time_factor == 1.0
+    for _ in range(3):
+        publish_state()
+        decision = decide()
+        detections_pub.publish(DetectionArray(header=decision.header, executed_on="edge",
+                                              timings=StageTimings(edge_ms=2.0 * decision.predicted_edge_ms)))
+        rclpy.spin_once(node, timeout_sec=0.05)
+    publish_state()
+    later = decide()
+    assert later.edge_time_factor == pytest.approx(2.0)
+    assert later.predicted_edge_ms == pytest.approx(2.0 * loaded.predicted_edge_ms, rel=1e-6)
 
 
 @pytest.mark.parametrize("partitioner", [{"policy": "greedy", "frame_costs": "/nonexistent/costs.yaml"}],

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from l2p_ros.monitoring.edge_speed import calibrated_edge_load
 from l2p_ros.policies.types import SystemState
 
 
@@ -45,17 +46,26 @@ def link_estimate(report: LinkReport | None, assumed_bandwidth_mbps: float, assu
     return max(bandwidth_mbps, 0.0) if math.isfinite(bandwidth_mbps) else 0.0, max(rtt_ms, 0.0)
 
 
+def monitor_load(load: LoadReport | None) -> float:
+    """The edge load 0..1 a load report says: the busier of CPU and GPU, unknown values ignored;
+    0 without a report."""
+    if load is None:
+        return 0.0
+    busy = [v for v in (load.cpu_percent, load.gpu_percent) if math.isfinite(v)]
+    return min(max(max(busy, default=0.0) / 100.0, 0.0), 1.0)
+
+
 def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport | None,
-                 assumed: AssumedLinks, backhaul: LinkReport | None = None) -> SystemState:
-    """The state for one frame: the links (reported or assumed), the edge load (the busier of CPU
-    and GPU, unknown values ignored) and queue, and the frame's complexity, clamped to 0..1."""
+                 assumed: AssumedLinks, backhaul: LinkReport | None = None,
+                 edge_time_factor: float = 1.0) -> SystemState:
+    """The state for one frame: the links (reported or assumed), the edge load and queue, and the
+    frame's complexity, clamped to 0..1. The load is the monitor's (:func:`monitor_load`) with
+    ``edge_time_factor`` folded in (:func:`~l2p_ros.monitoring.edge_speed.calibrated_edge_load`:
+    how many times longer the edge takes than the monitor's load predicts)."""
     bandwidth, rtt = link_estimate(uplink, assumed.bandwidth_mbps, assumed.rtt_ms)
     fog_bandwidth, fog_rtt = link_estimate(backhaul, assumed.fog_cloud_bandwidth_mbps, assumed.fog_cloud_rtt_ms)
-    edge_load, queue = 0.0, 0
-    if load is not None:
-        busy = [v for v in (load.cpu_percent, load.gpu_percent) if math.isfinite(v)]
-        edge_load = min(max(busy, default=0.0) / 100.0, 1.0)
-        queue = int(load.queue_length)
+    edge_load = calibrated_edge_load(monitor_load(load), edge_time_factor)
+    queue = 0 if load is None else int(load.queue_length)
     return SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=edge_load, edge_queue_length=queue,
                        frame_complexity=min(max(complexity, 0.0), 1.0),
                        fog_cloud_bandwidth_mbps=fog_bandwidth, fog_cloud_rtt_ms=fog_rtt)

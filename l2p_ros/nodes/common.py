@@ -224,6 +224,12 @@ def to_time_msg(seconds: float) -> Time:
 StampKey = tuple[int, int]
 
 
+# DetectionArray.executed_on of a frame the edge finished by itself: as decided, or after its
+# next tier did not answer (or could not be reached).
+EXECUTED_ON_EDGE = "edge"
+EXECUTED_ON_EDGE_FALLBACK = "edge (fallback)"
+
+
 def stamp_key(header) -> StampKey:
     """A frame's identity across nodes: its header stamp (unique per frame, set by the camera)."""
     return header.stamp.sec, header.stamp.nanosec

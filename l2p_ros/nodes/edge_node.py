@@ -21,9 +21,9 @@ from std_msgs.msg import Header, UInt32
 from l2p_msgs.msg import DetectionArray, FeatureMap, PartitionDecision, PipelineStats
 from l2p_ros import codec
 from l2p_ros.edge_scheduler import EdgeScheduler, ScheduledFrame
-from l2p_ros.nodes.common import (DETECTIONS_QOS, FRAME_QOS, IMAGE_SUB_QOS, NEXT_TIER_DETECTIONS_TOPIC, STATE_QOS,
-                                  Diagnostics, bounded, declare, from_time_msg, now_s, parameter_error, positive,
-                                  run_node, stamp_key, to_time_msg)
+from l2p_ros.nodes.common import (DETECTIONS_QOS, EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK, FRAME_QOS,
+                                  IMAGE_SUB_QOS, NEXT_TIER_DETECTIONS_TOPIC, STATE_QOS, Diagnostics, bounded, declare,
+                                  from_time_msg, now_s, parameter_error, positive, run_node, stamp_key, to_time_msg)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.lifecycle import ManagedNode
 from l2p_ros.nodes.conversions import detections_to_msgs, frame_to_msg, publish_stage_stats
@@ -31,8 +31,6 @@ from l2p_ros.nodes.model_params import load_detector
 from l2p_ros.nodes.outputs import DetectionOutputs
 from l2p_ros.stats import DropWatch, StageStats, stage_status
 
-EXECUTED_ON_EDGE = "edge"
-EXECUTED_ON_EDGE_FALLBACK = "edge (fallback)"
 
 
 @dataclass

@@ -231,6 +231,7 @@ class PipelineObserver(Node):
                         "fog_until_layer": d.fog_until_layer, "bandwidth_mbps": d.bandwidth_mbps,
                         "fog_cloud_bandwidth_mbps": d.fog_cloud_bandwidth_mbps,
                         "edge_cpu_percent": d.edge_cpu_percent, "predicted_total_ms": d.predicted_total_ms,
+                        "predicted_edge_ms": d.predicted_edge_ms, "edge_time_factor": d.edge_time_factor,
                         "stale_inputs": list(d.stale_inputs)}
                        for d in decisions), key=lambda row: row["stamp_s"])
 

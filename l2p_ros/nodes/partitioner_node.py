@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from l2p_msgs.msg import EdgeLoad, FrameComplexity, NetworkState, PartitionDecision
+from l2p_msgs.msg import DetectionArray, EdgeLoad, FrameComplexity, NetworkState, PartitionDecision
 from l2p_ros.bottleneck_file import BottleneckError
 from l2p_ros.codec_spec import CODECS, CodecSpec
 from l2p_ros.complexity import ComplexityMeter
@@ -27,16 +28,19 @@ from l2p_ros.measure.frame_costs import FrameCostsError
 from l2p_ros.measure.models import model_id
 from l2p_ros.measure.payload_fit import RAW_IMAGE, load_payload_fit
 from l2p_ros.measure.profile import ProfileError
+from l2p_ros.monitoring.edge_speed import EdgeSpeed
 from l2p_ros.monitoring.freshness import Freshness
 from l2p_ros.monitoring.power import PowerCalibrator
-from l2p_ros.monitoring.state import AssumedLinks, system_state
-from l2p_ros.nodes.common import (FRAME_QOS, IMAGE_SUB_QOS, STATE_QOS, Diagnostics, LiveParameters, as_declared,
-                                  bounded, declare, parameter_error, positive, run_node)
+from l2p_ros.monitoring.state import AssumedLinks, monitor_load, system_state
+from l2p_ros.nodes.common import (DETECTIONS_QOS, EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK, FRAME_QOS,
+                                  IMAGE_SUB_QOS, STATE_QOS, Diagnostics, LiveParameters, as_declared, bounded,
+                                  declare, parameter_error, positive, run_node, stamp_key)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
 from l2p_ros.policies.cloud_batching import CloudBatching, CloudShare
 from l2p_ros.policies.registry import POLICY_NAMES, make_policy
+from l2p_ros.policies.types import Partition
 
 
 class PartitionerNode(Node):
@@ -91,6 +95,9 @@ class PartitionerNode(Node):
                               "decoding times the policies charge: a frame-costs YAML, 'committed' (the "
                               "repository's for the model, none where it has none) or 'none'")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
+        calibrate_edge = declare(self, "calibrate_edge", True, "scale the predicted edge times by how much longer the "
+                                 "edge's layers and encoding took on the recent frames (l2p/detections) than "
+                                 "predicted; false: the profile and the load monitor alone")
         if cloud_speed_factor <= 0:
             raise parameter_error(self, "cloud_speed_factor", cloud_speed_factor, "must be > 0")
         if not fog_cloud_bandwidth_mbps > 0:
@@ -169,6 +176,13 @@ class PartitionerNode(Node):
                 raise parameter_error(self, "fog_cloud_link", fog_cloud_link, str(error)) from None
             self.create_subscription(NetworkState, backhaul_topic, self.on_backhaul, STATE_QOS)
         self.create_subscription(EdgeLoad, "l2p/edge_load", self.on_load, STATE_QOS)
+        # The edge's measured times against what was predicted for them (monitoring/edge_speed.py):
+        # per decided frame, the edge-node time predicted at the monitor's load, for its partition
+        # and for edge only (a frame the edge finishes itself after a timeout).
+        self.edge_speed = EdgeSpeed() if calibrate_edge else None
+        self._predicted_edge_ms: OrderedDict = OrderedDict()
+        if self.edge_speed is not None:
+            self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, DETECTIONS_QOS)
         self.diagnostics = Diagnostics(self)
         self.get_logger().info(f"partitioner ready: policy {self.policy.name}, profile {sources['edge_profile']['file']}")
 
@@ -239,6 +253,24 @@ class PartitionerNode(Node):
                                            f"{measured.idle_w:.1f} W, active {measured.active_w:.1f} W")
                 self.cost_model.power = measured
 
+    def on_detections(self, msg: DetectionArray) -> None:
+        """A frame's result from the edge: what its layers and encoding took there, for EdgeSpeed."""
+        predicted = self._predicted_edge_ms.pop(stamp_key(msg.header), None)
+        if predicted is None:  # a frame decided before this node started, or a late second answer
+            return
+        partition_ms, edge_only_ms = predicted
+        ran_all = msg.executed_on in (EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK)
+        measured_ms = msg.timings.edge_ms + (0.0 if ran_all else msg.timings.encode_ms)
+        self.edge_speed.add(measured_ms, edge_only_ms if ran_all else partition_ms)
+
+    def _remember_prediction(self, msg: Image, partition: Partition, monitor_slowdown: float) -> None:
+        model = self.cost_model
+        self._predicted_edge_ms[stamp_key(msg.header)] = (
+            model.edge_node_ms(partition) * monitor_slowdown,
+            model.edge_node_ms(Partition.edge_only(model.num_layers)) * monitor_slowdown)
+        while len(self._predicted_edge_ms) > 256:  # frames the edge dropped as stale never answer
+            self._predicted_edge_ms.popitem(last=False)
+
     def fresh_inputs(self, stale: list[str]) -> dict:
         """The monitors' latest states by input name, a stale one as missing (the assumed link, no load)."""
         inputs = {"network": self.network, "load": self.load, "backhaul": self.backhaul}
@@ -265,9 +297,15 @@ class PartitionerNode(Node):
         stale = self.freshness.stale()
         self._say_staleness(stale)
         inputs = self.fresh_inputs(stale)
+        edge_factor = 1.0 if self.edge_speed is None else self.edge_speed.factor
         state = system_state(metrics.complexity, inputs["network"], inputs["load"], self.assumed_links,
-                             inputs["backhaul"])
+                             inputs["backhaul"], edge_time_factor=edge_factor)
         partition = self.policy.decide(state)
+        if self.edge_speed is not None:
+            try:
+                self._remember_prediction(msg, partition, self.cost_model.edge_slowdown(monitor_load(inputs["load"])))
+            except ValueError:  # a partition the cost model cannot predict (said below)
+                pass
         try:
             prediction = self.cost_model.predict(partition, state)
         except ValueError as error:  # e.g. a fixed three-tier split without a fog profile to predict it
@@ -297,6 +335,7 @@ class PartitionerNode(Node):
         load = inputs["load"]
         out.edge_cpu_percent = float(load.cpu_percent) if load else nan
         out.edge_gpu_percent = float(load.gpu_percent) if load else nan
+        out.edge_time_factor = float(edge_factor)
         out.decision_ms = float(decision_ms)
         out.stale_inputs = stale
         self.decision_pub.publish(out)
@@ -308,7 +347,8 @@ class PartitionerNode(Node):
         self.diagnostics.update(1 if stale else 0,
                                 f"deciding on assumed defaults, stale: {', '.join(stale)}" if stale else "running",
                                 decisions=self.decisions, last_cut=out.cut_after_layer,
-                                last_decision_ms=round(decision_ms, 3), policy=self.policy.name)
+                                last_decision_ms=round(decision_ms, 3), policy=self.policy.name,
+                                edge_time_factor=round(edge_factor, 3))
 
 
 def main(args=None) -> None:

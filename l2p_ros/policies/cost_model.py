@@ -288,6 +288,11 @@ class CostModel:
         """The edge's work on every frame besides the layers and encoding (complexity, decision)."""
         return 0.0 if self.frame_costs is None else self.frame_costs.edge_per_frame_ms
 
+    def edge_node_ms(self, partition: Partition) -> float:
+        """What the edge node itself spends on a frame of ``partition`` on an idle edge: its layers
+        and encoding (the frame's complexity and decision run in the partitioner)."""
+        return self.placement(partition).edge_ms - self.per_frame_edge_ms
+
     def codec_ms(self, codec: str, cut: Cut) -> tuple[float, float]:
         """(encoding ms on the sending tier, decoding ms on the receiving one) of a frame's
         crossing at ``cut`` under ``codec``; (0, 0) without frame costs. Tensor codecs' times

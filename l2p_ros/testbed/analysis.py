@@ -11,7 +11,8 @@ noticed the change; a policy that spreads frames over edge and link, as greedy d
 with a busy edge, moves at once but may settle on no single cut). Decisions are those of every
 frame (``results["decisions"]``), also of frames dropped later; older results without them fall back
 to the detected frames' decisions. Latency per phase: mean and p95 of the frames detected that were
-captured in it. :func:`outage` reads a cloud outage (experiment 6) off the frames' results.
+captured in it; the median of the partitioner's edge time factor over its decisions (how much
+longer the edge took than predicted; None in results from before stop 30). :func:`outage` reads a cloud outage (experiment 6) off the frames' results.
 """
 from __future__ import annotations
 
@@ -61,11 +62,13 @@ def _phase_rows(results: dict, bounds: list[float], labels: list[dict]) -> list[
             first_move_s = round(moved["trace_time_s"] - start, 3) if moved else None
         totals = [row["total_ms"] for row in rows]
         loads = [row["edge_cpu_percent"] for row in phase_decisions if row.get("edge_cpu_percent") is not None]
+        factors = [row["edge_time_factor"] for row in phase_decisions if row.get("edge_time_factor") is not None]
         out.append({**label, "from_s": start, "to_s": stop, "frames_detected": len(rows),
                     "frames_decided": len(phase_decisions), "settled_cut": cut, "adapt_s": adapt_s,
                     "first_move_s": first_move_s,
                     "executed_on": dict(Counter(row["executed_on"] for row in rows)),
                     "edge_cpu_percent_median": round(statistics.median(loads), 1) if loads else None,
+                    "edge_time_factor_median": round(statistics.median(factors), 2) if factors else None,
                     "latency_mean_ms": round(statistics.mean(totals), 1) if totals else None,
                     "latency_p95_ms": round(_percentile(totals, 0.95), 1) if totals else None})
         previous_cut = cut

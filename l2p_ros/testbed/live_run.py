@@ -235,7 +235,9 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                   "fog_until_layer": row["fog_until_layer"], "estimated_mbps": row["bandwidth_mbps"],
                   "fog_cloud_estimated_mbps": _finite_or_none(row["fog_cloud_bandwidth_mbps"]),
                   "edge_cpu_percent": _finite_or_none(row["edge_cpu_percent"]),
-                  "predicted_total_ms": row["predicted_total_ms"]}
+                  "predicted_total_ms": row["predicted_total_ms"],
+                  "predicted_edge_ms": _finite_or_none(row["predicted_edge_ms"]),
+                  "edge_time_factor": row["edge_time_factor"]}
                  for row in summary.pop("decisions", [])]
     summary.pop("frame_stamps", None)
     results = {

@@ -1,0 +1,68 @@
+"""How much slower the edge runs live than the cost model predicts, from the edge's own timings.
+
+ROS-free. A profile is measured with nothing else running; live, the camera, the partitioner, the
+monitors and the middleware share the edge with the network's layers (in the testbed they share
+the same CPU quota), a board may throttle, a profile may come from another board. The load monitor
+cannot see this: its CPU figure counts the edge's own inference as "other work" and, host-wide,
+whatever else the host runs. Measured (docs/testbed.md, experiment 8): the 0.3-core edge's
+yolov3-tiny head to layer 7 is profiled at 46 ms and took about 100 ms live, so the policies
+predicted a bottleneck cut that kept up with 10 frames/s where it did not.
+
+The edge reports what each frame's layers and encoding took (StageTimings ``edge_ms`` and
+``encode_ms``). Against the cost model's prediction for the same partition at the load of its
+decision, their ratio is what the prediction missed; :class:`EdgeSpeed` keeps the median ratio of
+the recent frames (a median: one frame delayed by the scheduler must not move it) and
+:func:`calibrated_edge_load` folds it into the load the policies see. The ratio is taken against
+the load-stretched prediction, so a load the monitor does see (a CPU hog) is not counted twice and
+goes away from the prediction when the monitor sees it go: what stays is what the monitor misses.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from statistics import median
+
+
+class EdgeSpeed:
+    """The median of ``measured_ms / predicted_ms`` over the last ``window`` frames the edge
+    computed at least ``min_predicted_ms`` for (image offload's few milliseconds of resizing and
+    JPEG say little about the layers), clamped to ``bounds``; 1 until ``min_frames`` arrived."""
+
+    def __init__(self, window: int = 15, min_frames: int = 3, min_predicted_ms: float = 5.0,
+                 bounds: tuple[float, float] = (0.25, 8.0)):
+        if window < 1 or not 1 <= min_frames <= window:
+            raise ValueError(f"need window >= 1 and 1 <= min_frames <= window, got {window}, {min_frames}")
+        if not min_predicted_ms > 0 or not 0 < bounds[0] <= 1 <= bounds[1]:
+            raise ValueError(f"need min_predicted_ms > 0 and bounds around 1, got {min_predicted_ms}, {bounds}")
+        self.min_frames = min_frames
+        self.min_predicted_ms = min_predicted_ms
+        self.bounds = bounds
+        self._ratios: deque[float] = deque(maxlen=window)
+        self.frames = 0  # frames taken, in all
+
+    def add(self, measured_ms: float, predicted_ms: float) -> bool:
+        """One frame's edge time against its prediction; False when it is not taken (too small a
+        prediction to compare, or a time that is not a positive number)."""
+        if not (math.isfinite(measured_ms) and measured_ms > 0 and math.isfinite(predicted_ms)
+                and predicted_ms >= self.min_predicted_ms):
+            return False
+        self._ratios.append(measured_ms / predicted_ms)
+        self.frames += 1
+        return True
+
+    @property
+    def factor(self) -> float:
+        """How many times longer the edge takes than predicted (1 until measured)."""
+        if len(self._ratios) < self.min_frames:
+            return 1.0
+        low, high = self.bounds
+        return min(max(median(self._ratios), low), high)
+
+
+def calibrated_edge_load(monitor_load: float, factor: float) -> float:
+    """The load 0..1 that makes the cost model's processor-sharing stretch ``1 / (1 - load)`` equal
+    the monitor's stretch times ``factor``. An edge faster than predicted (factor < 1) keeps the
+    stretch of no load at least: the model has no way to predict the edge faster than its profile."""
+    if not 0.0 <= monitor_load <= 1.0 or not factor > 0:
+        raise ValueError(f"need a load in 0..1 and a factor > 0, got {monitor_load}, {factor}")
+    return min(max(1.0 - (1.0 - monitor_load) / factor, 0.0), 1.0)
