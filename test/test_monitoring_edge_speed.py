@@ -35,6 +35,26 @@ def test_the_factor_is_one_until_enough_frames_then_their_median():
     assert speed.factor == 1.0 and speed.frames == 8
 
 
+def test_frames_older_than_max_age_are_forgotten():
+    """A passing slowdown (measured: 3-4x right after a link drop) must not keep the policy off the
+    edge's cuts for good: forgotten, the edge is predicted from its profile again and measured anew."""
+    now = [0.0]
+    speed = EdgeSpeed(min_frames=3, max_age_s=10.0, clock=lambda: now[0])
+    for at_s in (0.0, 0.1, 0.2):
+        now[0] = at_s
+        speed.add(180.0, 50.0)
+    assert speed.factor == pytest.approx(3.6)
+    now[0] = 9.9
+    speed.add(110.0, 50.0)
+    assert speed.factor == pytest.approx(3.6)  # the median of 3.6, 3.6, 3.6, 2.2
+    now[0] = 10.15  # the first two are older than 10 s: two frames left, too few
+    assert speed.factor == 1.0
+    for at_s in (10.2, 10.3):
+        now[0] = at_s
+        speed.add(110.0, 50.0)
+    assert speed.factor == pytest.approx(2.2)
+
+
 def test_small_predictions_and_unusable_times_are_not_taken():
     speed = EdgeSpeed(min_frames=1, min_predicted_ms=5.0)
     assert not speed.add(30.0, 2.0)  # image offload's resize and JPEG: too little to compare
@@ -50,6 +70,8 @@ def test_the_factor_is_clamped_and_bad_settings_are_refused():
         EdgeSpeed(window=3, min_frames=4)
     with pytest.raises(ValueError, match="bounds"):
         EdgeSpeed(bounds=(1.5, 4.0))
+    with pytest.raises(ValueError, match="max_age_s"):
+        EdgeSpeed(max_age_s=0.0)
 
 
 @pytest.mark.parametrize("load, factor", [(0.0, 2.0), (0.3, 1.5), (0.5, 0.8), (0.9, 3.0)])

@@ -19,25 +19,38 @@ goes away from the prediction when the monitor sees it go: what stays is what th
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from statistics import median
+from typing import Callable
 
 
 class EdgeSpeed:
     """The median of ``measured_ms / predicted_ms`` over the last ``window`` frames the edge
     computed at least ``min_predicted_ms`` for (image offload's few milliseconds of resizing and
-    JPEG say little about the layers), clamped to ``bounds``; 1 until ``min_frames`` arrived."""
+    JPEG say little about the layers) within the last ``max_age_s``, clamped to ``bounds``; 1 with
+    fewer than ``min_frames`` of them.
+
+    Old frames are forgotten because what the factor learns can be passing: right after the link
+    fell to 1 Mbit/s the testbed's edge ran 3-4x slower than predicted for a few seconds (its
+    middleware resending images stuck on the link, in the same CPU quota), and a factor that kept
+    that would have kept the policy off the edge's cuts for good, since only frames computed there
+    could correct it. Forgotten, the policy tries them again and measures anew."""
 
     def __init__(self, window: int = 15, min_frames: int = 3, min_predicted_ms: float = 5.0,
-                 bounds: tuple[float, float] = (0.25, 8.0)):
+                 bounds: tuple[float, float] = (0.25, 8.0), max_age_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
         if window < 1 or not 1 <= min_frames <= window:
             raise ValueError(f"need window >= 1 and 1 <= min_frames <= window, got {window}, {min_frames}")
-        if not min_predicted_ms > 0 or not 0 < bounds[0] <= 1 <= bounds[1]:
-            raise ValueError(f"need min_predicted_ms > 0 and bounds around 1, got {min_predicted_ms}, {bounds}")
+        if not min_predicted_ms > 0 or not 0 < bounds[0] <= 1 <= bounds[1] or not max_age_s > 0:
+            raise ValueError(f"need min_predicted_ms > 0, bounds around 1 and max_age_s > 0, got "
+                             f"{min_predicted_ms}, {bounds}, {max_age_s}")
         self.min_frames = min_frames
         self.min_predicted_ms = min_predicted_ms
         self.bounds = bounds
-        self._ratios: deque[float] = deque(maxlen=window)
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._ratios: deque[tuple[float, float]] = deque(maxlen=window)  # (arrival s, ratio)
         self.frames = 0  # frames taken, in all
 
     def add(self, measured_ms: float, predicted_ms: float) -> bool:
@@ -46,17 +59,20 @@ class EdgeSpeed:
         if not (math.isfinite(measured_ms) and measured_ms > 0 and math.isfinite(predicted_ms)
                 and predicted_ms >= self.min_predicted_ms):
             return False
-        self._ratios.append(measured_ms / predicted_ms)
+        self._ratios.append((self._clock(), measured_ms / predicted_ms))
         self.frames += 1
         return True
 
     @property
     def factor(self) -> float:
-        """How many times longer the edge takes than predicted (1 until measured)."""
+        """How many times longer the edge takes than predicted (1 without enough recent frames)."""
+        oldest_s = self._clock() - self.max_age_s
+        while self._ratios and self._ratios[0][0] < oldest_s:
+            self._ratios.popleft()
         if len(self._ratios) < self.min_frames:
             return 1.0
         low, high = self.bounds
-        return min(max(median(self._ratios), low), high)
+        return min(max(median(ratio for _, ratio in self._ratios), low), high)
 
 
 def calibrated_edge_load(monitor_load: float, factor: float) -> float:
