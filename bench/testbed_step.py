@@ -1,7 +1,7 @@
 """Adaptation on a real shaped link (issue 10, experiment 1). Needs root (l2p testbed).
 
     sudo python bench/testbed_step.py [--policies greedy] [--phase-s 20] [--edge-cpu-quota 0.3] \
-        [--slow-mbit 1] [--bottlenecks sample-scenes] [--calibrate-edge] [--tag TAG]
+        [--slow-mbit 1] [--bottlenecks sample-scenes] [--calibrate-edge] [--link-rtt floor] [--tag TAG]
 
 The uplink steps 40 -> 1 -> 40 Mbit/s (``--phase-s`` each) while the pipeline runs across the
 testbed on the sample video at 10 frames/s, the edge held to ``--edge-cpu-quota`` of a core (at 0.3
@@ -47,6 +47,9 @@ def main() -> int:
     parser.add_argument("--calibrate-edge", action="store_true",
                         help="the partitioner's calibrate_edge on: its edge predictions scaled by the edge's "
                              "measured times (docs/testbed.md, experiment 8)")
+    parser.add_argument("--link-rtt", choices=("smoothed", "floor"), default="smoothed",
+                        help="the partitioner's link_rtt: 'floor' charges the lowest RTT of the last 10 s, "
+                             "without the queue the pipeline's own frames build")
     parser.add_argument("--bottlenecks", default="",
                         help="learned bottlenecks the policies may choose (comma-separated models/bottleneck/ names)")
     args = parser.parse_args()
@@ -60,11 +63,13 @@ def main() -> int:
         tag = policy.replace(":", "-").replace("/", "_").removesuffix(".npz")  # ppo:models/ppo/x.npz
         tag += "" if args.cpu_scope == "host" else f"_{args.cpu_scope}_load"
         tag += "".join(f"_bn-{name}" for name in bottlenecks) + ("_calibrated" if args.calibrate_edge else "")
+        tag += "_rtt-floor" if args.link_rtt == "floor" else ""
         tag += f"_{args.tag}" if args.tag else ""
         results = run_on_trace(trace, policy, work / tag, edge_cpu_quota=args.edge_cpu_quota,
                                duration_s=3 * args.phase_s, prefix="l2ps", bottlenecks=bottlenecks,
                                overrides={("load_monitor_node", "cpu_scope"): args.cpu_scope,
-                                          ("partitioner_node", "calibrate_edge"): args.calibrate_edge})
+                                          ("partitioner_node", "calibrate_edge"): args.calibrate_edge,
+                                          ("partitioner_node", "link_rtt"): args.link_rtt})
         rows = phases(results)
         summary, simulated = results["summary"], results["simulated"]["summary"]
         plot_run(results, DOCS / f"testbed_step_{tag}.png",
@@ -77,6 +82,7 @@ def main() -> int:
         print(f"{policy}: live mean {summary['latency_mean_ms']:.1f} ms, simulated "
               f"{simulated['latency_ms']['mean']:.1f} ms; unaccounted {summary['unaccounted']}, drops {summary['drops']}")
         table.append({"policy": policy, "bottlenecks": bottlenecks, "calibrate_edge": args.calibrate_edge,
+                      "link_rtt": args.link_rtt,
                       "live_mean_ms": summary["latency_mean_ms"],
                       "live_p95_ms": summary["latency_p95_ms"], "simulated_mean_ms": simulated["latency_ms"]["mean"],
                       "simulated_p95_ms": simulated["latency_ms"]["p95"], "detected": summary["frames_detected"],
@@ -86,7 +92,7 @@ def main() -> int:
                       "settled_cuts": [row["settled_cut"] for row in rows]})
         save(f"testbed_step_{tag}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
                                      "cpu_scope": args.cpu_scope, "bottlenecks": bottlenecks,
-                                     "calibrate_edge": args.calibrate_edge,
+                                     "calibrate_edge": args.calibrate_edge, "link_rtt": args.link_rtt,
                                         "phase_s": args.phase_s, "phases": rows, "summary": summary,
                                         "simulated_summary": simulated, "uplink_bytes": results["uplink_bytes"],
                                         "results_json": str(work / tag / "results.json")})

@@ -167,6 +167,32 @@ def test_a_calibrated_edge_is_predicted_slower_under_the_monitors_load_too(parti
     assert later.predicted_edge_ms == pytest.approx(2.0 * loaded.predicted_edge_ms, rel=1e-6)
 
 
+@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "link_rtt": "floor"}, {"policy": "greedy"}],
+                         indirect=True)
+def test_link_rtt_floor_charges_the_lowest_rtt_of_the_last_seconds(partitioner, request):
+    """An RTT risen from 30 to 300 ms (the queue the pipeline's own images built): with link_rtt
+    floor the policy decides on 30 ms, by default on the monitor's 300."""
+    node, nodes = partitioner
+    floor = request.node.callspec.params["partitioner"].get("link_rtt") == "floor"
+    network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
+    decide = _decider(node, nodes)
+    network_pub.publish(NetworkState(bandwidth_mbps=2.0, rtt_ms=30.0, link_up=True))
+    assert _spin_until(node, lambda: decide().rtt_ms == pytest.approx(30.0), 10)
+    network_pub.publish(NetworkState(bandwidth_mbps=2.0, rtt_ms=300.0, link_up=True))
+    time.sleep(0.5)  # the partitioner's subscription has it by now (RELIABLE, on this host)
+    decision = decide()
+    assert decision.bandwidth_mbps == pytest.approx(2.0)
+    assert decision.rtt_ms == pytest.approx(30.0 if floor else 300.0)
+
+
+@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "link_rtt": "median"}], indirect=True)
+def test_an_unknown_link_rtt_is_refused_at_start(partitioner):
+    node, nodes = partitioner
+    assert _spin_until(node, lambda: bool(nodes.failed()), 90)
+    assert "parameter 'link_rtt'='median' is invalid: must be smoothed or floor" in \
+        nodes.running["partitioner_node"].log_path.read_text()
+
+
 @pytest.mark.parametrize("partitioner", [{"policy": "greedy", "frame_costs": "/nonexistent/costs.yaml"}],
                          indirect=True)
 def test_a_missing_frame_costs_file_is_refused_at_start(partitioner):

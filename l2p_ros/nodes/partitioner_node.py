@@ -30,6 +30,7 @@ from l2p_ros.measure.payload_fit import RAW_IMAGE, load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.edge_speed import EdgeSpeed
 from l2p_ros.monitoring.freshness import Freshness
+from l2p_ros.monitoring.rtt_floor import RttFloor
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, monitor_load, system_state
 from l2p_ros.nodes.common import (DETECTIONS_QOS, EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK, FRAME_QOS,
@@ -95,6 +96,11 @@ class PartitionerNode(Node):
                               "decoding times the policies charge: a frame-costs YAML, 'committed' (the "
                               "repository's for the model, none where it has none) or 'none'")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
+        link_rtt = declare(self, "link_rtt", "smoothed", "the uplink RTT the policies charge: 'smoothed' (the network "
+                           "monitor's, the link's queue included) or 'floor' (its lowest of the last 10 s: the "
+                           "link without the queue the pipeline's own frames build)")
+        if link_rtt not in ("smoothed", "floor"):
+            raise parameter_error(self, "link_rtt", link_rtt, "must be smoothed or floor")
         calibrate_edge = declare(self, "calibrate_edge", False, "scale the predicted edge times by how much longer "
                                  "the edge's layers and encoding took on the recent frames (l2p/detections) than "
                                  "predicted (measured and published either way: edge_time_factor); false: the "
@@ -183,6 +189,7 @@ class PartitionerNode(Node):
         # applied live, the accurate edge made choices worse where the link's own queue, which the
         # cost model charges to every offload alike, decides (docs/testbed.md, experiment 8).
         self.calibrate_edge = calibrate_edge
+        self.rtt_floor = RttFloor() if link_rtt == "floor" else None
         self.edge_speed = EdgeSpeed()
         self._predicted_edge_ms: OrderedDict = OrderedDict()
         self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, DETECTIONS_QOS)
@@ -229,6 +236,8 @@ class PartitionerNode(Node):
     def on_network(self, msg: NetworkState) -> None:
         self.network = msg
         self.freshness.arrived("network")
+        if self.rtt_floor is not None and msg.link_up:
+            self.rtt_floor.add(msg.rtt_ms)
 
     def on_backhaul(self, msg: NetworkState) -> None:
         self.backhaul = msg
@@ -303,6 +312,9 @@ class PartitionerNode(Node):
         edge_factor = self.edge_speed.factor
         state = system_state(metrics.complexity, inputs["network"], inputs["load"], self.assumed_links,
                              inputs["backhaul"], edge_time_factor=edge_factor if self.calibrate_edge else 1.0)
+        floor_ms = self.rtt_floor.floor_ms if self.rtt_floor is not None and inputs["network"] is not None else None
+        if floor_ms is not None:
+            state = replace(state, rtt_ms=min(state.rtt_ms, floor_ms))
         partition = self.policy.decide(state)
         try:
             self._remember_prediction(msg, partition, self.cost_model.edge_slowdown(monitor_load(inputs["load"])))
