@@ -5,8 +5,9 @@ monitors and the middleware share the edge with the network's layers (in the tes
 the same CPU quota), a board may throttle, a profile may come from another board. The load monitor
 cannot see this: its CPU figure counts the edge's own inference as "other work" and, host-wide,
 whatever else the host runs. Measured (docs/testbed.md, experiment 8): the 0.3-core edge's
-yolov3-tiny head to layer 7 is profiled at 46 ms and took about 100 ms live, so the policies
-predicted a bottleneck cut that kept up with 10 frames/s where it did not.
+yolov3-tiny head to layer 7 and the bottleneck's encoder, profiled at 46 ms and predicted at 71 ms
+with the load monitor's 35%, took 2.35x that live, so the policies chose a cut the edge could not
+feed at 10 frames/s.
 
 The edge reports what each frame's layers and encoding took (StageTimings ``edge_ms`` and
 ``encode_ms``). Against the cost model's prediction for the same partition at the load of its

@@ -32,7 +32,6 @@ from l2p_ros.nodes.outputs import DetectionOutputs
 from l2p_ros.stats import DropWatch, StageStats, stage_status
 
 
-
 @dataclass
 class EdgeFrame:
     """What the scheduler keeps for a frame: its header and image (kept until it is detected), and

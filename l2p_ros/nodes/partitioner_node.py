@@ -30,8 +30,8 @@ from l2p_ros.measure.payload_fit import RAW_IMAGE, load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.edge_speed import EdgeSpeed
 from l2p_ros.monitoring.freshness import Freshness
-from l2p_ros.monitoring.rtt_floor import RttFloor
 from l2p_ros.monitoring.power import PowerCalibrator
+from l2p_ros.monitoring.rtt_floor import RttFloor
 from l2p_ros.monitoring.state import AssumedLinks, monitor_load, system_state
 from l2p_ros.nodes.common import (DETECTIONS_QOS, EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK, FRAME_QOS,
                                   IMAGE_SUB_QOS, STATE_QOS, Diagnostics, LiveParameters, as_declared, bounded,
