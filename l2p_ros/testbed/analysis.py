@@ -12,7 +12,8 @@ with a busy edge, moves at once but may settle on no single cut). Decisions are 
 frame (``results["decisions"]``), also of frames dropped later; older results without them fall back
 to the detected frames' decisions. Latency per phase: mean and p95 of the frames detected that were
 captured in it; the median of the partitioner's edge time factor over its decisions (how much
-longer the edge took than predicted; None in results from before stop 30). :func:`outage` reads a cloud outage (experiment 6) off the frames' results.
+longer the edge took than predicted; None in results from before stop 30). :func:`outage` reads a
+cloud outage (experiment 6) off the frames' results.
 """
 from __future__ import annotations
 
