@@ -94,6 +94,12 @@ def test_the_state_carries_the_calibrated_load():
     assert system_state(0.5, None, Load(40.0), AssumedLinks()).edge_load == pytest.approx(0.4)
 
 
+def test_the_rtt_floor_caps_a_reported_rtt_and_leaves_an_assumed_one():
+    assert system_state(0.5, Link(2.0, rtt_ms=300.0), None, AssumedLinks(), rtt_floor_ms=30.0).rtt_ms == 30.0
+    assert system_state(0.5, Link(2.0, rtt_ms=20.0), None, AssumedLinks(), rtt_floor_ms=30.0).rtt_ms == 20.0
+    assert system_state(0.5, None, None, AssumedLinks(rtt_ms=50.0), rtt_floor_ms=30.0).rtt_ms == 50.0
+
+
 def test_a_calibrated_edge_moves_a_bottleneck_that_cannot_keep_up_back_to_the_image():
     """What the testbed measured (docs/testbed.md, experiment 8), on the committed profiles: an edge
     a quarter of this VM's core, 2 Mbit/s. Predicted from the profile, the bottleneck's head wins;

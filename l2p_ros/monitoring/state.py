@@ -57,12 +57,16 @@ def monitor_load(load: LoadReport | None) -> float:
 
 def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport | None,
                  assumed: AssumedLinks, backhaul: LinkReport | None = None,
-                 edge_time_factor: float = 1.0) -> SystemState:
+                 edge_time_factor: float = 1.0, rtt_floor_ms: float | None = None) -> SystemState:
     """The state for one frame: the links (reported or assumed), the edge load and queue, and the
     frame's complexity, clamped to 0..1. The load is the monitor's (:func:`monitor_load`) with
     ``edge_time_factor`` folded in (:func:`~l2p_ros.monitoring.edge_speed.calibrated_edge_load`:
-    how many times longer the edge takes than the monitor's load predicts)."""
+    how many times longer the edge takes than the monitor's load predicts). ``rtt_floor_ms``
+    (:class:`~l2p_ros.monitoring.rtt_floor.RttFloor`) caps a reported uplink's RTT; an assumed
+    link keeps its assumed RTT."""
     bandwidth, rtt = link_estimate(uplink, assumed.bandwidth_mbps, assumed.rtt_ms)
+    if uplink is not None and rtt_floor_ms is not None:
+        rtt = min(rtt, rtt_floor_ms)
     fog_bandwidth, fog_rtt = link_estimate(backhaul, assumed.fog_cloud_bandwidth_mbps, assumed.fog_cloud_rtt_ms)
     edge_load = calibrated_edge_load(monitor_load(load), edge_time_factor)
     queue = 0 if load is None else int(load.queue_length)

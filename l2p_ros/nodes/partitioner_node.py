@@ -311,10 +311,8 @@ class PartitionerNode(Node):
         inputs = self.fresh_inputs(stale)
         edge_factor = self.edge_speed.factor
         state = system_state(metrics.complexity, inputs["network"], inputs["load"], self.assumed_links,
-                             inputs["backhaul"], edge_time_factor=edge_factor if self.calibrate_edge else 1.0)
-        floor_ms = self.rtt_floor.floor_ms if self.rtt_floor is not None and inputs["network"] is not None else None
-        if floor_ms is not None:
-            state = replace(state, rtt_ms=min(state.rtt_ms, floor_ms))
+                             inputs["backhaul"], edge_time_factor=edge_factor if self.calibrate_edge else 1.0,
+                             rtt_floor_ms=self.rtt_floor.floor_ms if self.rtt_floor is not None else None)
         partition = self.policy.decide(state)
         try:
             self._remember_prediction(msg, partition, self.cost_model.edge_slowdown(monitor_load(inputs["load"])))
