@@ -47,9 +47,10 @@ def main() -> int:
     parser.add_argument("--calibrate-edge", action="store_true",
                         help="the partitioner's calibrate_edge on: its edge predictions scaled by the edge's "
                              "measured times (docs/testbed.md, experiment 8)")
-    parser.add_argument("--link-rtt", choices=("smoothed", "floor"), default="smoothed",
+    parser.add_argument("--link-rtt", choices=("smoothed", "floor", "own-queue"), default="smoothed",
                         help="the partitioner's link_rtt: 'floor' charges the lowest RTT of the last 10 s, "
-                             "without the queue the pipeline's own frames build")
+                             "without the queue the pipeline's own frames build; 'own-queue' the floor and each "
+                             "option the queue its own frames would build")
     parser.add_argument("--bottlenecks", default="",
                         help="learned bottlenecks the policies may choose (comma-separated models/bottleneck/ names)")
     args = parser.parse_args()
@@ -63,7 +64,7 @@ def main() -> int:
         tag = policy.replace(":", "-").replace("/", "_").removesuffix(".npz")  # ppo:models/ppo/x.npz
         tag += "" if args.cpu_scope == "host" else f"_{args.cpu_scope}_load"
         tag += "".join(f"_bn-{name}" for name in bottlenecks) + ("_calibrated" if args.calibrate_edge else "")
-        tag += "_rtt-floor" if args.link_rtt == "floor" else ""
+        tag += {"smoothed": "", "floor": "_rtt-floor", "own-queue": "_own-queue"}[args.link_rtt]
         tag += f"_{args.tag}" if args.tag else ""
         results = run_on_trace(trace, policy, work / tag, edge_cpu_quota=args.edge_cpu_quota,
                                duration_s=3 * args.phase_s, prefix="l2ps", bottlenecks=bottlenecks,

@@ -185,12 +185,38 @@ def test_link_rtt_floor_charges_the_lowest_rtt_of_the_last_seconds(partitioner, 
     assert decision.rtt_ms == pytest.approx(30.0 if floor else 300.0)
 
 
-@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "link_rtt": "median"}], indirect=True)
-def test_an_unknown_link_rtt_is_refused_at_start(partitioner):
+@pytest.mark.parametrize("partitioner", [{"policy": "fixed:cloud", "link_rtt": "own-queue", "link_buffer_ms": 200.0}],
+                         indirect=True)
+def test_link_rtt_own_queue_charges_the_floor_and_the_queue_the_choice_fills(partitioner):
+    """The image over a 1 Mbit/s link at 10 frames/s fills it: with link_rtt own-queue the decision
+    carries the RTT floor (30 ms) and a transfer of the full queue (the deepest the monitor showed,
+    270 ms over the floor, deeper than the assumed 200), the sending time and the floor."""
+    node, nodes = partitioner
+    network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
+    decide = _decider(node, nodes)
+    network_pub.publish(NetworkState(bandwidth_mbps=1.0, rtt_ms=30.0, link_up=True))
+    assert _spin_until(node, lambda: decide().rtt_ms == pytest.approx(30.0), 10)
+    decision = decide()
+    sending_ms = decision.predicted_payload_bytes * 8 / 1e3
+    assert sending_ms > 100  # the image does not fit in a frame interval: it fills the link
+    assert decision.predicted_transfer_ms == pytest.approx(200.0 + sending_ms + 30.0, rel=1e-3)
+    network_pub.publish(NetworkState(bandwidth_mbps=1.0, rtt_ms=300.0, link_up=True))
+    time.sleep(0.5)  # the partitioner's subscription has it by now (RELIABLE, on this host)
+    decision = decide()
+    assert decision.rtt_ms == pytest.approx(30.0)
+    assert decision.predicted_transfer_ms == pytest.approx(270.0 + sending_ms + 30.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("partitioner", [
+    {"policy": "greedy", "link_rtt": "median"},
+    {"policy": "greedy", "link_rtt": "own-queue", "link_buffer_ms": 0.0}], indirect=True)
+def test_an_unknown_link_rtt_or_a_link_buffer_of_nothing_is_refused_at_start(partitioner, request):
     node, nodes = partitioner
     assert _spin_until(node, lambda: bool(nodes.failed()), 90)
-    assert "parameter 'link_rtt'='median' is invalid: must be smoothed or floor" in \
-        nodes.running["partitioner_node"].log_path.read_text()
+    expected = ("parameter 'link_rtt'='median' is invalid: must be smoothed, floor or own-queue"
+                if request.node.callspec.params["partitioner"]["link_rtt"] == "median" else
+                "parameter 'link_buffer_ms'=0.0 is invalid: must be > 0")
+    assert expected in nodes.running["partitioner_node"].log_path.read_text()
 
 
 @pytest.mark.parametrize("partitioner", [{"policy": "greedy", "frame_costs": "/nonexistent/costs.yaml"}],

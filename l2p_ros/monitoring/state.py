@@ -57,13 +57,16 @@ def monitor_load(load: LoadReport | None) -> float:
 
 def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport | None,
                  assumed: AssumedLinks, backhaul: LinkReport | None = None,
-                 edge_time_factor: float = 1.0, rtt_floor_ms: float | None = None) -> SystemState:
+                 edge_time_factor: float = 1.0, rtt_floor_ms: float | None = None,
+                 link_buffer_ms: float = 0.0, frame_interval_ms: float = 0.0) -> SystemState:
     """The state for one frame: the links (reported or assumed), the edge load and queue, and the
     frame's complexity, clamped to 0..1. The load is the monitor's (:func:`monitor_load`) with
     ``edge_time_factor`` folded in (:func:`~l2p_ros.monitoring.edge_speed.calibrated_edge_load`:
     how many times longer the edge takes than the monitor's load predicts). ``rtt_floor_ms``
     (:class:`~l2p_ros.monitoring.rtt_floor.RttFloor`) caps a reported uplink's RTT; an assumed
-    link keeps its assumed RTT."""
+    link keeps its assumed RTT. ``link_buffer_ms`` > 0 (with ``frame_interval_ms``, the camera's
+    period) has the cost model charge each option the queue its own frames would leave on the
+    uplink (:class:`~l2p_ros.monitoring.link_buffer.LinkBuffer` says how deep a full one is)."""
     bandwidth, rtt = link_estimate(uplink, assumed.bandwidth_mbps, assumed.rtt_ms)
     if uplink is not None and rtt_floor_ms is not None:
         rtt = min(rtt, rtt_floor_ms)
@@ -72,4 +75,5 @@ def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport 
     queue = 0 if load is None else int(load.queue_length)
     return SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=edge_load, edge_queue_length=queue,
                        frame_complexity=min(max(complexity, 0.0), 1.0),
-                       fog_cloud_bandwidth_mbps=fog_bandwidth, fog_cloud_rtt_ms=fog_rtt)
+                       fog_cloud_bandwidth_mbps=fog_bandwidth, fog_cloud_rtt_ms=fog_rtt,
+                       link_buffer_ms=link_buffer_ms, frame_interval_ms=frame_interval_ms)

@@ -30,6 +30,7 @@ from l2p_ros.measure.payload_fit import RAW_IMAGE, load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.edge_speed import EdgeSpeed
 from l2p_ros.monitoring.freshness import Freshness
+from l2p_ros.monitoring.link_buffer import LinkBuffer
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.rtt_floor import RttFloor
 from l2p_ros.monitoring.state import AssumedLinks, monitor_load, system_state
@@ -97,10 +98,15 @@ class PartitionerNode(Node):
                               "repository's for the model, none where it has none) or 'none'")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
         link_rtt = declare(self, "link_rtt", "smoothed", "the uplink RTT the policies charge: 'smoothed' (the network "
-                           "monitor's, the link's queue included) or 'floor' (its lowest of the last 10 s: the "
-                           "link without the queue the pipeline's own frames build)")
-        if link_rtt not in ("smoothed", "floor"):
-            raise parameter_error(self, "link_rtt", link_rtt, "must be smoothed or floor")
+                           "monitor's, the link's queue included), 'floor' (its lowest of the last 10 s: the "
+                           "link without the queue the pipeline's own frames build) or 'own-queue' (the floor, "
+                           "and each option the queue its own frames would leave on the link once chosen)")
+        if link_rtt not in ("smoothed", "floor", "own-queue"):
+            raise parameter_error(self, "link_rtt", link_rtt, "must be smoothed, floor or own-queue")
+        link_buffer_ms = declare(self, "link_buffer_ms", 200.0, "with link_rtt own-queue: how long a full uplink "
+                                 "queue holds a frame until the monitor's RTT has shown a deeper one, ms")
+        if not (math.isfinite(link_buffer_ms) and link_buffer_ms > 0):
+            raise parameter_error(self, "link_buffer_ms", link_buffer_ms, "must be > 0")
         calibrate_edge = declare(self, "calibrate_edge", False, "scale the predicted edge times by how much longer "
                                  "the edge's layers and encoding took on the recent frames (l2p/detections) than "
                                  "predicted (measured and published either way: edge_time_factor); false: the "
@@ -189,7 +195,8 @@ class PartitionerNode(Node):
         # applied live, the accurate edge made choices worse where the link's own queue, which the
         # cost model charges to every offload alike, decides (docs/testbed.md, experiment 8).
         self.calibrate_edge = calibrate_edge
-        self.rtt_floor = RttFloor() if link_rtt == "floor" else None
+        self.rtt_floor = RttFloor() if link_rtt in ("floor", "own-queue") else None
+        self.link_buffer = LinkBuffer(link_buffer_ms) if link_rtt == "own-queue" else None
         self.edge_speed = EdgeSpeed()
         self._predicted_edge_ms: OrderedDict = OrderedDict()
         self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, DETECTIONS_QOS)
@@ -238,6 +245,8 @@ class PartitionerNode(Node):
         self.freshness.arrived("network")
         if self.rtt_floor is not None and msg.link_up:
             self.rtt_floor.add(msg.rtt_ms)
+            if self.link_buffer is not None and self.rtt_floor.floor_ms is not None:
+                self.link_buffer.add(msg.rtt_ms, self.rtt_floor.floor_ms)
 
     def on_backhaul(self, msg: NetworkState) -> None:
         self.backhaul = msg
@@ -312,7 +321,9 @@ class PartitionerNode(Node):
         edge_factor = self.edge_speed.factor
         state = system_state(metrics.complexity, inputs["network"], inputs["load"], self.assumed_links,
                              inputs["backhaul"], edge_time_factor=edge_factor if self.calibrate_edge else 1.0,
-                             rtt_floor_ms=self.rtt_floor.floor_ms if self.rtt_floor is not None else None)
+                             rtt_floor_ms=self.rtt_floor.floor_ms if self.rtt_floor is not None else None,
+                             link_buffer_ms=self.link_buffer.buffer_ms if self.link_buffer is not None else 0.0,
+                             frame_interval_ms=self.frame_interval_ms)
         partition = self.policy.decide(state)
         try:
             self._remember_prediction(msg, partition, self.cost_model.edge_slowdown(monitor_load(inputs["load"])))

@@ -14,6 +14,10 @@ For a frame cut by a partition, with the monitors' state:
 - ``send_ms``: ``payload_bytes * 8 / bandwidth``: the link is busy this long (a pipeline stage).
 - ``rtt_ms``: paid once per offloaded frame (payload out, detections back); it delays the frame
   but does not occupy the link, so it counts in latency and not in throughput.
+- ``link_queue_ms``: with ``state.link_buffer_ms > 0`` only, the wait in the uplink's queue that
+  the option's own frames would build once chosen (:func:`own_link_queue_ms`); the state's RTT is
+  then the link's without a queue. Otherwise 0, and whatever queue the current choice built is in
+  the monitor's RTT, charged to every option alike.
 - ``cloud_ms``: cloud-profile medians of the remaining layers.
 - Edge only sends nothing: the edge post-processes locally, so send,
   RTT and cloud are 0.
@@ -91,10 +95,11 @@ class Prediction:
     fog_rtt_ms: float = 0.0
     fog_payload_bytes: float = 0.0
     offload_energy_j: float = 0.0
+    link_queue_ms: float = 0.0
 
     @property
     def transfer_ms(self):
-        return self.send_ms + self.rtt_ms + self.fog_send_ms + self.fog_rtt_ms
+        return self.link_queue_ms + self.send_ms + self.rtt_ms + self.fog_send_ms + self.fog_rtt_ms
 
     @property
     def total_ms(self):
@@ -124,6 +129,33 @@ def send_ms_array(payload_bytes: np.ndarray, bandwidth_mbps: float) -> np.ndarra
     if bandwidth_mbps > 0:
         return np.where(payload_bytes > 0, payload_bytes * (8 / (bandwidth_mbps * 1e3)), 0.0)
     return np.where(payload_bytes > 0, np.inf, 0.0)
+
+
+def own_link_queue_ms(sending_ms, edge_ms, frame_interval_ms: float, buffer_ms: float):
+    """The mean wait in the uplink's queue of a stream of frames that each take ``sending_ms`` on
+    the link, once the option is chosen for every frame (floats or arrays alike).
+
+    Frames reach the link one per ``max(frame_interval_ms, edge_ms)`` (an edge slower than the
+    camera takes the latest frame and drops the rest, so it never queues them). Below a full link
+    (utilisation ``rho < 1``) the wait is M/D/1's, ``rho * sending_ms / (2 (1 - rho))``: frames as
+    if they came at random, which a camera's do not quite, so it errs long near a full link, where
+    jitter and the monitor's probes make a queue anyway. At ``rho >= 1`` the queue grows until
+    the link's buffer is full and frames wait ``buffer_ms``; the wait never exceeds it. Nothing is
+    sent, nothing waits.
+
+    Why not the monitor's RTT: it measures the queue the *current* choice builds. Sending the image
+    over a 1 Mbit/s link it fills took it from 25-40 ms to 90-380 ms on the testbed, and charging
+    that to a bottleneck of a third of the bytes, whose frames would let the queue drain, made the
+    policies keep the image (docs/testbed.md, experiment 8).
+    """
+    sending_ms = np.asarray(sending_ms, dtype=float)
+    interval_ms = np.maximum(frame_interval_ms, np.asarray(edge_ms, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(interval_ms > 0, sending_ms / interval_ms, np.inf)
+        below_full = rho * sending_ms / (2.0 * (1.0 - rho))
+    wait_ms = np.where(rho < 1.0, below_full, buffer_ms)
+    wait_ms = np.where(sending_ms > 0, np.minimum(wait_ms, buffer_ms), 0.0)
+    return float(wait_ms) if wait_ms.ndim == 0 else wait_ms
 
 
 @dataclass(frozen=True)
@@ -363,12 +395,20 @@ class CostModel:
         if place.handover is not None:
             fog_sending_ms = send_ms(fog_payload, state.fog_cloud_bandwidth_mbps)
             fog_rtt_ms = state.fog_cloud_rtt_ms
-        wait_ms = state.rtt_ms + place.fog_ms + fog_sending_ms + fog_rtt_ms + place.cloud_ms
+        link_queue_ms = self.link_queue_ms(sending_ms, edge_ms, state)
+        wait_ms = link_queue_ms + state.rtt_ms + place.fog_ms + fog_sending_ms + fog_rtt_ms + place.cloud_ms
         return Prediction(
             edge_ms, sending_ms, state.rtt_ms, place.cloud_ms, payload,
             self.power.energy_j(edge_ms, sending_ms, wait_ms), queue_ms, place.fog_ms, fog_sending_ms,
             fog_rtt_ms, fog_payload,
-            self.offload_energy_j(place.fog_ms, fog_sending_ms, place.cloud_ms))
+            self.offload_energy_j(place.fog_ms, fog_sending_ms, place.cloud_ms), link_queue_ms)
+
+    @staticmethod
+    def link_queue_ms(sending_ms, edge_ms, state: SystemState):
+        """:func:`own_link_queue_ms` where the state asks for it (``link_buffer_ms > 0``), else 0."""
+        if state.link_buffer_ms <= 0:
+            return 0.0 if np.ndim(sending_ms) == 0 else np.zeros(np.shape(sending_ms))
+        return own_link_queue_ms(sending_ms, edge_ms, state.frame_interval_ms, state.link_buffer_ms)
 
     def offload_energy_j(self, fog_ms, fog_send_ms, cloud_ms):
         """Joules the fog (computing, sending) and the cloud (computing) spend on a frame."""
@@ -426,11 +466,12 @@ class PartitionTable:
         rtt_ms = np.where(self._offloaded, state.rtt_ms, 0.0)
         fog_sending_ms = send_ms_array(fog_payload, state.fog_cloud_bandwidth_mbps)  # 0 where one hop
         fog_rtt_ms = np.where(self._two_hops, state.fog_cloud_rtt_ms, 0.0)
-        wait_ms = rtt_ms + self._fog_ms + fog_sending_ms + fog_rtt_ms + self._cloud_ms
+        link_queue_ms = model.link_queue_ms(sending_ms, edge_ms, state)
+        wait_ms = link_queue_ms + rtt_ms + self._fog_ms + fog_sending_ms + fog_rtt_ms + self._cloud_ms
         return Prediction(
             edge_ms, sending_ms, rtt_ms, self._cloud_ms, payload, model.power.energy_j(edge_ms, sending_ms, wait_ms),
             state.edge_queue_length * edge_ms, self._fog_ms, fog_sending_ms, fog_rtt_ms, fog_payload,
-            model.offload_energy_j(self._fog_ms, fog_sending_ms, self._cloud_ms))
+            model.offload_energy_j(self._fog_ms, fog_sending_ms, self._cloud_ms), link_queue_ms)
 
 
 def _by_codec(lookups) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -216,7 +216,7 @@ class DadsPolicy(Policy):
         edge_scale = model.edge_slowdown(state.edge_load) * (1 + state.edge_queue_length)
         tensor_bytes = model.tensor_bytes(self.codec, state.frame_complexity)
         image_bytes = model.payload_bytes(model.chain_cut(INPUT), self.image_codec, state.frame_complexity)
-        sent_ms, _ = self._sending_ms(np.append(tensor_bytes[:model.num_layers], image_bytes), state)
+        sent_ms, _, _ = self._sending_ms(np.append(tensor_bytes[:model.num_layers], image_bytes), state)
         fixed_ms, per_tensor_ms, image_ms = self._codec_latency_ms(edge_scale)
         sent_ms[:-1] += per_tensor_ms
         edge_ms = {INPUT: model.per_frame_edge_ms * edge_scale, OUTPUT: 0.0,
@@ -243,14 +243,15 @@ class DadsPolicy(Policy):
     def _layer_fp32_bytes(self) -> np.ndarray:
         return np.array([layer.output_bytes for layer in self.cost_model.edge_profile.layers], dtype=float)
 
-    def _sending_ms(self, payload_bytes: np.ndarray, state: SystemState) -> tuple[np.ndarray, np.ndarray]:
-        """Sending time of offloaded bytes for latency and as a pipeline stage: in three tiers the
-        fog forwards what DADS places, so the bytes cross both links (the slower is the stage)."""
+    def _sending_ms(self, payload_bytes: np.ndarray, state: SystemState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sending time of offloaded bytes for latency, as a pipeline stage, and on the uplink: in
+        three tiers the fog forwards what DADS places, so the bytes cross both links (the slower is
+        the stage)."""
         first = send_ms_array(payload_bytes, state.bandwidth_mbps)
         if not self.cost_model.has_fog:
-            return first, first
+            return first, first, first
         second = send_ms_array(payload_bytes, state.fog_cloud_bandwidth_mbps)
-        return first + second, np.maximum(first, second)
+        return first + second, np.maximum(first, second), first
 
     def _rtt_ms(self, state: SystemState) -> float:
         return state.rtt_ms + (state.fog_cloud_rtt_ms if self.cost_model.has_fog else 0.0)
@@ -268,6 +269,9 @@ class DadsPolicy(Policy):
         return self._against_bottlenecks(choice, state) if self._bottlenecks is not None else choice
 
     def _decide_min_cut(self, state: SystemState) -> Partition:
+        if state.link_buffer_ms > 0:  # an option's own link queue is no sum over tensors: no cut carries it
+            self._prepare_closed_sets()
+            return self._decide_closed_sets(state)
         if self.mode != "heavy":
             light = self._light_min_cut(state)
             if self.mode == "light" or \
@@ -324,17 +328,19 @@ class DadsPolicy(Policy):
         self.placements = placements
 
     def _stages(self, state: SystemState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every closed set's edge ms, sending ms (latency, and as a pipeline stage) and cloud ms."""
+        """Every closed set's edge ms, sending ms (latency, with the option's own queue on the uplink
+        where the state asks for it, and as a pipeline stage) and cloud ms."""
         model = self.cost_model
         sent_bytes = np.zeros(self._sends.shape[1])
         sent_bytes[self._layer_columns] = model.tensor_bytes(self.codec, state.frame_complexity)
         sent_bytes[self._input_column] = model.payload_bytes(model.chain_cut(INPUT), self.image_codec,
                                                              state.frame_complexity)
-        sending_ms, stage_ms = self._sending_ms(self._sends @ sent_bytes, state)
-        return self._idle_edge_ms * model.edge_slowdown(state.edge_load), sending_ms, stage_ms, self._cloud_ms
+        sending_ms, stage_ms, uplink_ms = self._sending_ms(self._sends @ sent_bytes, state)
+        edge_ms = self._idle_edge_ms * model.edge_slowdown(state.edge_load)
+        return edge_ms, sending_ms + model.link_queue_ms(uplink_ms, edge_ms, state), stage_ms, self._cloud_ms
 
     def _heavy(self, state: SystemState) -> Partition:
-        """The set of the least slowest stage (ties: the least sum), DADS's heavy-load choice."""
+        """The set of the least slowest stage (ties: the least latency), DADS's heavy-load choice."""
         edge_ms, sending_ms, stage_ms, cloud_ms = self._stages(state)
         bottleneck_ms = np.maximum(np.maximum(edge_ms, stage_ms), cloud_ms)
         return self.placements[np.lexsort((edge_ms + sending_ms + cloud_ms, bottleneck_ms))[0]]

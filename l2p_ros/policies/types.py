@@ -114,6 +114,12 @@ class SystemState:
     - ``time_s``: when the state holds, seconds (trace time in the simulator).
     - ``fog_cloud_bandwidth_mbps``, ``fog_cloud_rtt_ms``: the fog -> cloud link of a three-tier
       deployment; unused in two tiers. The defaults are a nominal wired backhaul, not a measurement.
+    - ``link_buffer_ms``: > 0 asks the cost model for what an option costs once chosen: each
+      offloaded option pays the queue its own frames would leave on the uplink, up to this (the
+      queue the link holds when full; :func:`~l2p_ros.policies.cost_model.own_link_queue_ms`), and
+      ``rtt_ms`` should then be the link's RTT without a queue (the floor). 0: none is charged and
+      ``rtt_ms`` carries whatever queue the current choice built (the monitor's RTT).
+    - ``frame_interval_ms``: the camera's period, with ``link_buffer_ms``: how often frames come.
     """
 
     bandwidth_mbps: float
@@ -124,11 +130,13 @@ class SystemState:
     time_s: float = 0.0
     fog_cloud_bandwidth_mbps: float = 1000.0
     fog_cloud_rtt_ms: float = 5.0
+    link_buffer_ms: float = 0.0
+    frame_interval_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.bandwidth_mbps, self.rtt_ms, self.edge_queue_length,
-               self.fog_cloud_bandwidth_mbps, self.fog_cloud_rtt_ms) < 0:
-            raise ValueError(f"bandwidths, RTTs and queue length must be >= 0: {self}")
+               self.fog_cloud_bandwidth_mbps, self.fog_cloud_rtt_ms, self.link_buffer_ms, self.frame_interval_ms) < 0:
+            raise ValueError(f"bandwidths, RTTs, queue length, link buffer and frame interval must be >= 0: {self}")
         for name in ("edge_load", "frame_complexity"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in 0..1: {self}")

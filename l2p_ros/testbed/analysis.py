@@ -12,11 +12,14 @@ with a busy edge, moves at once but may settle on no single cut). Decisions are 
 frame (``results["decisions"]``), also of frames dropped later; older results without them fall back
 to the detected frames' decisions. Latency per phase: mean and p95 of the frames detected that were
 captured in it; the median of the partitioner's edge time factor over its decisions (how much
-longer the edge took than predicted; None in results from before stop 30). :func:`outage` reads a
-cloud outage (experiment 6) off the frames' results.
+longer the edge took than predicted; None in results from before stop 30); and, over the frames
+run as decided, the median of their predicted latency over the measured (how well the cost model
+foresaw the choice it made) and of the RTT the policy decided on. :func:`outage` reads a cloud
+outage (experiment 6) off the frames' results.
 """
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 
@@ -34,6 +37,10 @@ def _three_tiers(results: dict) -> bool:
 def _choice(decision: dict, three_tiers: bool):
     """What a decision chose: its cut, or in three tiers the pair (cut, fog's last layer; -1: none)."""
     return (decision["cut"], decision.get("fog_until_layer", -1)) if three_tiers else decision["cut"]
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -64,12 +71,18 @@ def _phase_rows(results: dict, bounds: list[float], labels: list[dict]) -> list[
         totals = [row["total_ms"] for row in rows]
         loads = [row["edge_cpu_percent"] for row in phase_decisions if row.get("edge_cpu_percent") is not None]
         factors = [row["edge_time_factor"] for row in phase_decisions if row.get("edge_time_factor") is not None]
+        as_decided = [row for row in rows if row.get("decided_cut") == row["cut"]]
+        foreseen = [row["predicted_total_ms"] / row["total_ms"] for row in as_decided
+                    if _finite(row.get("predicted_total_ms")) and row["total_ms"] > 0]
+        rtts = [row["estimated_rtt_ms"] for row in as_decided if _finite(row.get("estimated_rtt_ms"))]
         out.append({**label, "from_s": start, "to_s": stop, "frames_detected": len(rows),
                     "frames_decided": len(phase_decisions), "settled_cut": cut, "adapt_s": adapt_s,
                     "first_move_s": first_move_s,
                     "executed_on": dict(Counter(row["executed_on"] for row in rows)),
                     "edge_cpu_percent_median": round(statistics.median(loads), 1) if loads else None,
                     "edge_time_factor_median": round(statistics.median(factors), 2) if factors else None,
+                    "predicted_over_measured_median": round(statistics.median(foreseen), 2) if foreseen else None,
+                    "decided_rtt_ms_median": round(statistics.median(rtts), 1) if rtts else None,
                     "latency_mean_ms": round(statistics.mean(totals), 1) if totals else None,
                     "latency_p95_ms": round(_percentile(totals, 0.95), 1) if totals else None})
         previous_cut = cut
