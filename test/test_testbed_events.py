@@ -117,6 +117,23 @@ def test_event_phases_settle_and_time_the_move_off_a_loaded_edge():
     assert [r["rate_mbit"] for r in phases(_results(timeline, decisions, events))] == [40.0]
 
 
+def test_phases_say_how_well_the_choice_was_foreseen_and_on_which_rtt():
+    """Over the frames run as decided: predicted latency over measured, and the RTT decided on;
+    a frame the edge finished itself though the image was decided, and one without a prediction,
+    are left out."""
+    timeline = [{**_row(t, -1, "cloud", total_ms=200.0), "predicted_total_ms": 100.0 + 10 * t,
+                 "estimated_rtt_ms": 30.0 + t} for t in range(5)]
+    timeline.append({**_row(5.0, 23, "edge (fallback)", total_ms=900.0), "decided_cut": -1,
+                     "predicted_total_ms": 100.0, "estimated_rtt_ms": 500.0})
+    timeline.append({**_row(6.0, -1, "cloud", total_ms=200.0), "predicted_total_ms": float("nan"),
+                     "estimated_rtt_ms": None})
+    row, = phases(_results(timeline, [], []))
+    assert row["predicted_over_measured_median"] == 0.6  # 100..140 ms over 200
+    assert row["decided_rtt_ms_median"] == 32.0
+    old, = phases(_results([_row(0.0, -1, "cloud")], [], []))  # results from before stop 33
+    assert old["predicted_over_measured_median"] is None and old["decided_rtt_ms_median"] is None
+
+
 def test_outage_times_local_fallback_the_gap_and_the_return_to_the_cloud():
     timeline = ([_row(t / 10, -1, "cloud") for t in range(0, 100)]  # results 0.1 s after capture
                 + [_row(10.0, -1, "edge (fallback)", total_ms=600)]  # timed out, finished locally at 10.6
