@@ -9,7 +9,7 @@ import pytest
 from l2p_ros.deployment import Deployment, build_cost_model
 from l2p_ros.monitoring.link_buffer import LinkBuffer
 from l2p_ros.monitoring.state import AssumedLinks, system_state
-from l2p_ros.policies.cost_model import own_link_queue_ms
+from l2p_ros.policies.cost_model import CostModel, own_link_queue_ms
 from l2p_ros.policies.dads import DadsPolicy
 from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Partition
@@ -100,6 +100,55 @@ def test_on_the_committed_profiles_the_image_that_fills_the_link_is_charged_its_
         if buffer_ms and mbit < 5:
             assert model.predict(image, state).link_queue_ms == buffer_ms
             assert model.predict(bottleneck, state).link_queue_ms < 0.2 * buffer_ms
+
+
+def _with_a_bottleneck(model_name="yolov3-tiny"):
+    """Synthetic profiles (payloads growing with complexity) and a bottleneck of 6 KB at cut 7."""
+    plain = with_complexity(model_name)
+    return CostModel(plain.graph, plain.edge_profile, plain.cloud_profile, payload_bytes_fn=plain.payload_bytes_fn,
+                     bottlenecks={"bn:test": (7, 6000.0)})
+
+
+@pytest.mark.parametrize("method", ["closed-sets", "min-cut"])
+@pytest.mark.parametrize("own_queue", [False, True])
+def test_dads_weighs_bottlenecks_by_its_rule_over_every_option(method, own_queue):
+    """DADS offered a bottleneck: the least latency of every closed set and the bottleneck; where
+    that cannot keep up with the frames, the least slowest stage of them all (ties: latency)."""
+    model = _with_a_bottleneck()
+    dads = DadsPolicy(model, 100.0, "auto", "int8-channel", method=method)
+    reference = DadsPolicy(model, 100.0, "light", "int8-channel")
+    reference._prepare_closed_sets()
+    options = reference.placements + model.bottleneck_partitions()
+    kinds = set()
+    for state in random_states(5, 60):
+        if own_queue:
+            state = replace(state, link_buffer_ms=300.0, frame_interval_ms=100.0)
+        predicted = [model.predict(p, state) for p in options]
+        light = min(range(len(options)), key=lambda i: predicted[i].total_ms)
+        if predicted[light].bottleneck_ms >= 100.0:
+            light = min(range(len(options)), key=lambda i: (predicted[i].bottleneck_ms, predicted[i].total_ms))
+            kinds.add("heavy")
+        choice = dads.decide(state)
+        assert model.predict(choice, state).total_ms == pytest.approx(predicted[light].total_ms, rel=1e-6), state
+        kinds.add(options[light].codec == "bn:test")
+    assert kinds == {"heavy", True, False}  # the sample reaches both loads and both kinds of choice
+
+
+def test_on_the_committed_profiles_dads_keeps_up_where_greedy_takes_the_lower_latency():
+    """The testbed's 2 Mbit/s (experiment 9): charged its own queue, the image waits 300 ms but its
+    link stage keeps up with 10 frames/s, where the bottleneck's edge stage (2.5x its profile) does
+    not: DADS sends the image, greedy (latency alone) the bottleneck. At 1 Mbit/s neither keeps up
+    and the bottleneck's edge stage is the shorter: DADS takes it too."""
+    deployment = Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, edge_speed_factor=0.25,
+                            bottlenecks=("sample-scenes",))
+    model, _ = build_cost_model(deployment, log=lambda *_: None)
+    bottleneck, image = Partition.chain(7, "bn:sample-scenes"), Partition.image_offload("jpeg-q75")
+    for mbit, expected in ((2.0, {"dads": image, "dads-light": bottleneck, "greedy": bottleneck}),
+                           (1.0, {"dads": bottleneck, "dads-light": bottleneck, "greedy": bottleneck})):
+        state = system_state(0.5, Link(mbit, 25.0), Load(0.0), AssumedLinks(), edge_time_factor=2.5,
+                             link_buffer_ms=300.0, frame_interval_ms=100.0)
+        for name, partition in expected.items():
+            assert make_policy(name, model, codec="int8-channel+zstd").decide(state) == partition, (name, mbit)
 
 
 def test_link_buffer_is_the_deepest_queue_of_the_window_and_at_least_the_assumed():

@@ -34,6 +34,14 @@ On the YOLO graph the sink node ``output`` (post-processing) is a zero-cost node
 is the RTT: on the edge side it forces every layer there (edge only: nothing is sent, no RTT);
 on the cloud side the yolo outputs computed on the edge are sent and the frame pays one RTT.
 
+Learned bottlenecks (the cost model's, each at its own cut with its own bytes, which no per-tensor
+cost expresses) join the rule as options beside the surgery's placements: the least latency of
+all, and where that cannot keep up with the frames, the least slowest stage of all.
+
+With ``state.link_buffer_ms`` each offloaded placement also pays the queue its own frames would
+leave on the uplink (:func:`~l2p_ros.policies.cost_model.own_link_queue_ms`); that is no sum over
+tensors, so both methods then search the closed sets.
+
 DADS places on two tiers. In a three-tier deployment (the cost model has a fog) its placements
 reach the cloud through the fog, which forwards them: the crossing bytes go over both links and
 the frame pays both RTTs (for throughput, the slower link is the sending stage), as the cost
@@ -265,8 +273,9 @@ class DadsPolicy(Policy):
         return Partition.dag(layers, self.codec)
 
     def decide(self, state: SystemState) -> Partition:
-        choice = self._decide_closed_sets(state) if self.method == "closed-sets" else self._decide_min_cut(state)
-        return self._against_bottlenecks(choice, state) if self._bottlenecks is not None else choice
+        if self._bottlenecks is not None:
+            return self._decide_with_bottlenecks(state)
+        return self._decide_closed_sets(state) if self.method == "closed-sets" else self._decide_min_cut(state)
 
     def _decide_min_cut(self, state: SystemState) -> Partition:
         if state.link_buffer_ms > 0:  # an option's own link queue is no sum over tensors: no cut carries it
@@ -290,19 +299,35 @@ class DadsPolicy(Policy):
         best = self.surgery.light(without)
         return self.to_partition(min((best, image), key=lambda edge_set: sum(self.surgery.stages(edge_set, costs))))
 
-    def _against_bottlenecks(self, choice: Partition, state: SystemState) -> Partition:
+    def _decide_with_bottlenecks(self, state: SystemState) -> Partition:
         """A learned bottleneck sends its own bytes at one cut, which no per-tensor cost of the DAG
-        can express; it is weighed against the surgery's choice by the same objective: latency
-        where the choice keeps up with the frames (light load), else the slowest stage."""
-        chosen = self.cost_model.predict(choice, state)
-        others = self._bottlenecks.predict(state)
-        light = self.mode == "light" or (self.mode == "auto" and chosen.bottleneck_ms < self.frame_interval_ms)
-        if light:
+        can express. DADS's rule over the surgery's placements and the bottlenecks together: the
+        least latency of all (light load), unless that cannot keep up with the frames (auto); then
+        the least slowest stage of all (heavy load; ties: the least latency)."""
+        model, others = self.cost_model, self._bottlenecks.predict(state)
+        if self.mode != "heavy":
+            choice = self._light_surgery(state)
+            chosen = model.predict(choice, state)
+            slowest_ms = chosen.bottleneck_ms
             best = int(np.argmin(others.total_ms))
-            return self._bottlenecks.partitions[best] if others.total_ms[best] < chosen.total_ms else choice
+            if others.total_ms[best] < chosen.total_ms:
+                choice, slowest_ms = self._bottlenecks.partitions[best], float(others.bottleneck_ms[best])
+            if self.mode == "light" or slowest_ms < self.frame_interval_ms:
+                return choice
+        self._prepare_closed_sets()
+        choice = self._heavy(state)
+        chosen = model.predict(choice, state)
         keys = [(float(b), float(t)) for b, t in zip(others.bottleneck_ms, others.total_ms)]
         best = min(range(len(keys)), key=keys.__getitem__)
         return self._bottlenecks.partitions[best] if keys[best] < (chosen.bottleneck_ms, chosen.total_ms) else choice
+
+    def _light_surgery(self, state: SystemState) -> Partition:
+        """The surgery's least-latency placement (either method; closed sets where the state asks
+        for the options' own link queue)."""
+        if self.method == "min-cut" and state.link_buffer_ms <= 0:
+            return self._light_min_cut(state)
+        self._prepare_closed_sets()
+        return self.placements[self._light_closed_sets(state)[0]]
 
     def _prepare_closed_sets(self) -> None:
         """The state-independent parts of every closed set's stages, as arrays over the sets, with
@@ -345,13 +370,17 @@ class DadsPolicy(Policy):
         bottleneck_ms = np.maximum(np.maximum(edge_ms, stage_ms), cloud_ms)
         return self.placements[np.lexsort((edge_ms + sending_ms + cloud_ms, bottleneck_ms))[0]]
 
+    def _light_closed_sets(self, state: SystemState) -> tuple[int, float]:
+        """The index of the closed set of least latency, and its slowest stage (ms)."""
+        edge_ms, sending_ms, stage_ms, cloud_ms = self._stages(state)
+        latency_ms = (1 + state.edge_queue_length) * edge_ms + sending_ms + cloud_ms + \
+            np.where(self._pays_rtt, self._rtt_ms(state), 0.0)
+        light = int(np.argmin(latency_ms))
+        return light, max(edge_ms[light], stage_ms[light], cloud_ms[light])
+
     def _decide_closed_sets(self, state: SystemState) -> Partition:
         if self.mode != "heavy":
-            edge_ms, sending_ms, stage_ms, cloud_ms = self._stages(state)
-            latency_ms = (1 + state.edge_queue_length) * edge_ms + sending_ms + cloud_ms + \
-                np.where(self._pays_rtt, self._rtt_ms(state), 0.0)
-            light = int(np.argmin(latency_ms))
-            if self.mode == "light" or \
-                    max(edge_ms[light], stage_ms[light], cloud_ms[light]) < self.frame_interval_ms:
+            light, slowest_ms = self._light_closed_sets(state)
+            if self.mode == "light" or slowest_ms < self.frame_interval_ms:
                 return self.placements[light]
         return self._heavy(state)
