@@ -1,7 +1,7 @@
 """Adaptation on a real shaped link (issue 10, experiment 1). Needs root (l2p testbed).
 
     sudo python bench/testbed_step.py [--policies greedy] [--phase-s 20] [--edge-cpu-quota 0.3] \
-        [--slow-mbit 1] [--bottlenecks sample-scenes] [--calibrate-edge] [--link-rtt floor] [--tag TAG]
+        [--slow-mbit 1] [--bottlenecks sample-scenes] [--no-calibrate-edge] [--link-rtt smoothed|floor] [--tag TAG]
 
 The uplink steps 40 -> 1 -> 40 Mbit/s (``--phase-s`` each) while the pipeline runs across the
 testbed on the sample video at 10 frames/s, the edge held to ``--edge-cpu-quota`` of a core (at 0.3
@@ -44,13 +44,14 @@ def main() -> int:
                         help="the load monitor's cpu_scope: 'limit' reads the edge's load against its quota")
     parser.add_argument("--name", default="testbed_policies", help="result name of a multi-policy run")
     parser.add_argument("--tag", default="", help="appended to each run's result and plot names (keeps earlier runs')")
-    parser.add_argument("--calibrate-edge", action="store_true",
-                        help="the partitioner's calibrate_edge on: its edge predictions scaled by the edge's "
-                             "measured times (docs/testbed.md, experiment 8)")
-    parser.add_argument("--link-rtt", choices=("smoothed", "floor", "own-queue"), default="smoothed",
-                        help="the partitioner's link_rtt: 'floor' charges the lowest RTT of the last 10 s, "
-                             "without the queue the pipeline's own frames build; 'own-queue' the floor and each "
-                             "option the queue its own frames would build")
+    parser.add_argument("--calibrate-edge", action=argparse.BooleanOptionalAction, default=True,
+                        help="the partitioner's calibrate_edge (default on, as the pipeline's): its edge "
+                             "predictions scaled by the edge's measured times (docs/testbed.md, experiment 8)")
+    parser.add_argument("--link-rtt", choices=("smoothed", "floor", "own-queue"), default="own-queue",
+                        help="the partitioner's link_rtt (default own-queue, as the pipeline's): 'floor' charges "
+                             "the lowest RTT of the last 10 s, without the queue the pipeline's own frames build; "
+                             "'own-queue' the floor and each option the queue its own frames would build; "
+                             "'smoothed' the monitor's RTT (experiments 1-8 ran so, and uncalibrated)")
     parser.add_argument("--bottlenecks", default="",
                         help="learned bottlenecks the policies may choose (comma-separated models/bottleneck/ names)")
     args = parser.parse_args()

@@ -106,15 +106,15 @@ def test_the_policies_charge_the_measured_frame_costs(partitioner, request):
     assert decision.predicted_edge_ms == pytest.approx(layers_ms + per_frame_ms, rel=1e-6)
 
 
-@pytest.mark.parametrize("partitioner", [{"policy": "fixed:edge", "frame_costs": "none", "calibrate_edge": True},
-                                         {"policy": "fixed:edge", "frame_costs": "none"}],
+@pytest.mark.parametrize("partitioner", [{"policy": "fixed:edge", "frame_costs": "none"},
+                                         {"policy": "fixed:edge", "frame_costs": "none", "calibrate_edge": False}],
                          indirect=True)
 def test_the_edges_measured_times_scale_its_predictions(partitioner, request):
     """The edge reports its frames taking twice the predicted time (l2p/detections): later decisions
-    say so, and with calibrate_edge (off by default) predict the edge twice as slow. Answers for
+    say so, and with calibrate_edge (on by default) predict the edge twice as slow. Answers for
     frames the partitioner never decided, and times that are not numbers, change nothing."""
     node, nodes = partitioner
-    calibrating = request.node.callspec.params["partitioner"].get("calibrate_edge", False)
+    calibrating = request.node.callspec.params["partitioner"].get("calibrate_edge", True)
     detections_pub = node.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
     decide = _decider(node, nodes)
     first = decide()
@@ -167,11 +167,11 @@ def test_a_calibrated_edge_is_predicted_slower_under_the_monitors_load_too(parti
     assert later.predicted_edge_ms == pytest.approx(2.0 * loaded.predicted_edge_ms, rel=1e-6)
 
 
-@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "link_rtt": "floor"}, {"policy": "greedy"}],
-                         indirect=True)
+@pytest.mark.parametrize("partitioner", [{"policy": "greedy", "link_rtt": "floor"},
+                                         {"policy": "greedy", "link_rtt": "smoothed"}], indirect=True)
 def test_link_rtt_floor_charges_the_lowest_rtt_of_the_last_seconds(partitioner, request):
     """An RTT risen from 30 to 300 ms (the queue the pipeline's own images built): with link_rtt
-    floor the policy decides on 30 ms, by default on the monitor's 300."""
+    floor the policy decides on 30 ms, with smoothed on the monitor's 300."""
     node, nodes = partitioner
     floor = request.node.callspec.params["partitioner"].get("link_rtt") == "floor"
     network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
@@ -185,10 +185,10 @@ def test_link_rtt_floor_charges_the_lowest_rtt_of_the_last_seconds(partitioner, 
     assert decision.rtt_ms == pytest.approx(30.0 if floor else 300.0)
 
 
-@pytest.mark.parametrize("partitioner", [{"policy": "fixed:cloud", "link_rtt": "own-queue", "link_buffer_ms": 200.0}],
-                         indirect=True)
+@pytest.mark.parametrize("partitioner", [{"policy": "fixed:cloud"}], indirect=True)
 def test_link_rtt_own_queue_charges_the_floor_and_the_queue_the_choice_fills(partitioner):
-    """The image over a 1 Mbit/s link at 10 frames/s fills it: with link_rtt own-queue the decision
+    """The image over a 1 Mbit/s link at 10 frames/s fills it: with link_rtt own-queue (the default,
+    link_buffer_ms 200) the decision
     carries the RTT floor (30 ms) and a transfer of the full queue (the deepest the monitor showed,
     270 ms over the floor, deeper than the assumed 200), the sending time and the floor."""
     node, nodes = partitioner

@@ -97,17 +97,17 @@ class PartitionerNode(Node):
                               "decoding times the policies charge: a frame-costs YAML, 'committed' (the "
                               "repository's for the model, none where it has none) or 'none'")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
-        link_rtt = declare(self, "link_rtt", "smoothed", "the uplink RTT the policies charge: 'smoothed' (the network "
-                           "monitor's, the link's queue included), 'floor' (its lowest of the last 10 s: the "
-                           "link without the queue the pipeline's own frames build) or 'own-queue' (the floor, "
-                           "and each option the queue its own frames would leave on the link once chosen)")
+        link_rtt = declare(self, "link_rtt", "own-queue", "the uplink RTT the policies charge: 'own-queue' (the "
+                           "lowest of the last 10 s, and each option the queue its own frames would leave on the "
+                           "link once chosen), 'floor' (that lowest RTT alone) or 'smoothed' (the network "
+                           "monitor's, with the queue the current choice built)")
         if link_rtt not in ("smoothed", "floor", "own-queue"):
             raise parameter_error(self, "link_rtt", link_rtt, "must be smoothed, floor or own-queue")
         link_buffer_ms = declare(self, "link_buffer_ms", 200.0, "with link_rtt own-queue: how long a full uplink "
                                  "queue holds a frame until the monitor's RTT has shown a deeper one, ms")
         if not (math.isfinite(link_buffer_ms) and link_buffer_ms > 0):
             raise parameter_error(self, "link_buffer_ms", link_buffer_ms, "must be > 0")
-        calibrate_edge = declare(self, "calibrate_edge", False, "scale the predicted edge times by how much longer "
+        calibrate_edge = declare(self, "calibrate_edge", True, "scale the predicted edge times by how much longer "
                                  "the edge's layers and encoding took on the recent frames (l2p/detections) than "
                                  "predicted (measured and published either way: edge_time_factor); false: the "
                                  "profile and the load monitor alone")
@@ -191,9 +191,10 @@ class PartitionerNode(Node):
         self.create_subscription(EdgeLoad, "l2p/edge_load", self.on_load, STATE_QOS)
         # The edge's measured times against what was predicted for them (monitoring/edge_speed.py):
         # per decided frame, the edge-node time predicted at the monitor's load, for its partition
-        # and for edge only (a frame the edge finishes itself after a timeout). Off by default:
-        # applied live, the accurate edge made choices worse where the link's own queue, which the
-        # cost model charges to every offload alike, decides (docs/testbed.md, experiment 8).
+        # and for edge only (a frame the edge finishes itself after a timeout). Applied with the
+        # link's RTT as it is (smoothed), the accurate edge made choices worse where the queue the
+        # current choice built was charged to every option (docs/testbed.md, experiment 8); with
+        # each option's own queue (own-queue, the default) it did not (experiment 9).
         self.calibrate_edge = calibrate_edge
         self.rtt_floor = RttFloor() if link_rtt in ("floor", "own-queue") else None
         self.link_buffer = LinkBuffer(link_buffer_ms) if link_rtt == "own-queue" else None

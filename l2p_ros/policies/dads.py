@@ -365,7 +365,8 @@ class DadsPolicy(Policy):
         return edge_ms, sending_ms + model.link_queue_ms(uplink_ms, edge_ms, state), stage_ms, self._cloud_ms
 
     def _heavy(self, state: SystemState) -> Partition:
-        """The set of the least slowest stage (ties: the least latency), DADS's heavy-load choice."""
+        """The set of the least slowest stage (ties: the least sum of the stages, the option's own
+        link queue included where the state asks for it), DADS's heavy-load choice."""
         edge_ms, sending_ms, stage_ms, cloud_ms = self._stages(state)
         bottleneck_ms = np.maximum(np.maximum(edge_ms, stage_ms), cloud_ms)
         return self.placements[np.lexsort((edge_ms + sending_ms + cloud_ms, bottleneck_ms))[0]]
