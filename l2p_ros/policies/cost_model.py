@@ -138,10 +138,10 @@ def own_link_queue_ms(sending_ms, edge_ms, frame_interval_ms: float, buffer_ms: 
     Frames reach the link one per ``max(frame_interval_ms, edge_ms)`` (an edge slower than the
     camera takes the latest frame and drops the rest, so it never queues them). Below a full link
     (utilisation ``rho < 1``) the wait is M/D/1's, ``rho * sending_ms / (2 (1 - rho))``: frames as
-    if they came at random, which a camera's do not quite, so it errs long near a full link, where
-    jitter and the monitor's probes make a queue anyway. At ``rho >= 1`` the queue grows until
-    the link's buffer is full and frames wait ``buffer_ms``; the wait never exceeds it. Nothing is
-    sent, nothing waits.
+    if they came at random, which a camera's regular ones do not, so it errs long at moderate load;
+    near a full link the monitor's probes and the headers, which ``rho`` leaves out, make a queue
+    anyway. At ``rho >= 1`` the queue grows until the link's buffer is full and frames wait
+    ``buffer_ms``; the wait never exceeds it. Nothing is sent, nothing waits.
 
     Why not the monitor's RTT: it measures the queue the *current* choice builds. Sending the image
     over a 1 Mbit/s link it fills took it from 25-40 ms to 90-380 ms on the testbed, and charging
