@@ -80,16 +80,22 @@ def test_dads_with_its_own_queue_is_the_cost_models_minimum():
     assert 5 < kept_up < 35
 
 
+def _testbed_like():
+    """The committed profiles on an edge a quarter of this VM's core, offered sample-scenes: the
+    cost model, the bottleneck's partition and image offload's."""
+    deployment = Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, edge_speed_factor=0.25,
+                            bottlenecks=("sample-scenes",))
+    model, _ = build_cost_model(deployment, log=lambda *_: None)
+    return model, Partition.chain(7, "bn:sample-scenes"), Partition.image_offload("jpeg-q75")
+
+
 def test_on_the_committed_profiles_the_image_that_fills_the_link_is_charged_its_queue():
     """The testbed's case (docs/testbed.md, experiments 8 and 9): an edge a quarter of this VM's
     core, measured 2.5x slower than its profile, the RTT floor 25 ms. Charging the RTT alone, the
     image wins at 1 and 2 Mbit/s; charged the queue it leaves on a link it fills (a 300 ms buffer),
     every searching policy takes the bottleneck, whose 8 KB a frame leave the link nearly idle. At
     5 Mbit/s the image fits the link and stays the choice either way."""
-    deployment = Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, edge_speed_factor=0.25,
-                            bottlenecks=("sample-scenes",))
-    model, _ = build_cost_model(deployment, log=lambda *_: None)
-    bottleneck, image = Partition.chain(7, "bn:sample-scenes"), Partition.image_offload("jpeg-q75")
+    model, bottleneck, image = _testbed_like()
     for mbit, buffer_ms, expected in ((1.0, 0.0, image), (1.0, 300.0, bottleneck), (2.0, 0.0, image),
                                       (2.0, 300.0, bottleneck), (5.0, 0.0, image), (5.0, 300.0, image)):
         state = system_state(0.5, Link(mbit, 25.0), Load(0.0), AssumedLinks(), edge_time_factor=2.5,
@@ -139,10 +145,7 @@ def test_on_the_committed_profiles_dads_keeps_up_where_greedy_takes_the_lower_la
     link stage keeps up with 10 frames/s, where the bottleneck's edge stage (2.5x its profile) does
     not: DADS sends the image, greedy (latency alone) the bottleneck. At 1 Mbit/s neither keeps up
     and the bottleneck's edge stage is the shorter: DADS takes it too."""
-    deployment = Deployment("yolov3-tiny", 416, edge_profile=EDGE_PROFILE, edge_speed_factor=0.25,
-                            bottlenecks=("sample-scenes",))
-    model, _ = build_cost_model(deployment, log=lambda *_: None)
-    bottleneck, image = Partition.chain(7, "bn:sample-scenes"), Partition.image_offload("jpeg-q75")
+    model, bottleneck, image = _testbed_like()
     for mbit, expected in ((2.0, {"dads": image, "dads-light": bottleneck, "greedy": bottleneck}),
                            (1.0, {"dads": bottleneck, "dads-light": bottleneck, "greedy": bottleneck})):
         state = system_state(0.5, Link(mbit, 25.0), Load(0.0), AssumedLinks(), edge_time_factor=2.5,

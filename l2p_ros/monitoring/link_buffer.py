@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from typing import Callable
+
+from l2p_ros.monitoring.windowed_extreme import WindowedExtreme
 
 
 class LinkBuffer:
@@ -24,30 +25,20 @@ class LinkBuffer:
     def __init__(self, assumed_ms: float, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
         if not (math.isfinite(assumed_ms) and assumed_ms > 0):
             raise ValueError(f"assumed_ms must be > 0, got {assumed_ms}")
-        if not window_s > 0:
-            raise ValueError(f"window_s must be > 0, got {window_s}")
+        self._deepest = WindowedExtreme(window_s, highest=True, clock=clock)
         self.assumed_ms = assumed_ms
         self.window_s = window_s
-        self._clock = clock
-        self._queues: deque[tuple[float, float]] = deque()  # (arrival s, queue ms), queues decreasing
 
     def add(self, rtt_ms: float, floor_ms: float) -> None:
         """One report of the monitor's RTT and the floor under it, milliseconds."""
         queue_ms = rtt_ms - floor_ms
-        if not (math.isfinite(queue_ms) and queue_ms >= 0):
-            return
-        # A monotonic deque: a queue no deeper than a newer one can never be the deepest again.
-        while self._queues and self._queues[-1][1] <= queue_ms:
-            self._queues.pop()
-        self._queues.append((self._clock(), queue_ms))
+        if math.isfinite(queue_ms) and queue_ms >= 0:
+            self._deepest.add(queue_ms)
 
     @property
     def seen_ms(self) -> float | None:
         """The deepest queue of the window (None: no report in it)."""
-        oldest_s = self._clock() - self.window_s
-        while self._queues and self._queues[0][0] < oldest_s:
-            self._queues.popleft()
-        return self._queues[0][1] if self._queues else None
+        return self._deepest.value
 
     @property
     def buffer_ms(self) -> float:

@@ -275,12 +275,17 @@ class DadsPolicy(Policy):
     def decide(self, state: SystemState) -> Partition:
         if self._bottlenecks is not None:
             return self._decide_with_bottlenecks(state)
-        return self._decide_closed_sets(state) if self.method == "closed-sets" else self._decide_min_cut(state)
+        if self._by_min_cut(state):
+            return self._decide_min_cut(state)
+        self._prepare_closed_sets()
+        return self._decide_closed_sets(state)
+
+    def _by_min_cut(self, state: SystemState) -> bool:
+        """Whether the light placement comes from the min cut: with ``method="min-cut"``, unless the
+        state asks for the options' own link queue, which is no sum over tensors (no cut carries it)."""
+        return self.method == "min-cut" and state.link_buffer_ms <= 0
 
     def _decide_min_cut(self, state: SystemState) -> Partition:
-        if state.link_buffer_ms > 0:  # an option's own link queue is no sum over tensors: no cut carries it
-            self._prepare_closed_sets()
-            return self._decide_closed_sets(state)
         if self.mode != "heavy":
             light = self._light_min_cut(state)
             if self.mode == "light" or \
@@ -324,7 +329,7 @@ class DadsPolicy(Policy):
     def _light_surgery(self, state: SystemState) -> Partition:
         """The surgery's least-latency placement (either method; closed sets where the state asks
         for the options' own link queue)."""
-        if self.method == "min-cut" and state.link_buffer_ms <= 0:
+        if self._by_min_cut(state):
             return self._light_min_cut(state)
         self._prepare_closed_sets()
         return self.placements[self._light_closed_sets(state)[0]]
