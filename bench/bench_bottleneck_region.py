@@ -3,6 +3,7 @@ without a learned bottleneck, in the simulator.
 
     python bench/bench_bottleneck_region.py [--bandwidths 0.5,1,2,5,10,20,50] [--edge-speed-factors 0.25,1]
                                             [--minutes 5] [--bottleneck vtest-street[,sample-scenes+ctx,...]]
+                                            [--policies greedy,oracle] [--link-rtt own-queue] [--calibrate-edge]
 
 The link is held constant (RTT 20 ms, no edge load) so each row answers one question: at this
 bandwidth, on this edge, which partitions do greedy and the oracle choose, and what does the
@@ -12,8 +13,11 @@ the paper's alternating scenes of real frames (the committed video table), netwo
 q75 for image offload and int8-channel+zstd for tensor cuts, the committed frame costs (the
 bottleneck's encoder and decoder included). Simulated (trace-driven). Several bottlenecks (comma
 separated; ``NAME+ctx``: its codes range-coded) are each run alone beside no bottleneck, then all
-together, the policies choosing among them. Writes bench/results/bottleneck_region_yolov3-tiny.json
-(other ``--bottleneck``: ..._<names joined by _>.json).
+together, the policies choosing among them. ``--link-rtt`` and ``--calibrate-edge`` give the
+policies the partitioner's view of the link and the edge of those names (the live defaults are
+``own-queue`` and calibrated; without them, the simulator's as every row in docs/ before stop 34).
+Writes bench/results/bottleneck_region_yolov3-tiny.json (other ``--bottleneck``: ..._<names joined
+by _>.json; a view other than the simulator's default adds _<link-rtt>[_calibrated]).
 """
 from __future__ import annotations
 
@@ -25,12 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import COMMITTED_EDGE_PROFILE, ROOT, interior_share, save, use_committed_video_table  # noqa: E402
 
+from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES  # noqa: E402
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.scenarios import trace_scenario  # noqa: E402
 from l2p_ros.simulation.world import build_world  # noqa: E402
 
 EDGE_PROFILE = ROOT / COMMITTED_EDGE_PROFILE
-POLICIES = ["greedy", "oracle"]
+POLICIES = "greedy,oracle"
 
 
 def floats(text: str) -> list[float]:
@@ -50,13 +55,18 @@ def main() -> None:
     parser.add_argument("--edge-speed-factors", type=floats, default=floats("0.25,1"))
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--bottleneck", default="vtest-street", help="names, comma separated")
+    parser.add_argument("--policies", default=POLICIES, help=f"comma separated (default {POLICIES})")
+    parser.add_argument("--link-rtt", choices=LINK_RTT_MODES, default="smoothed")
+    parser.add_argument("--calibrate-edge", action="store_true")
     args = parser.parse_args()
+    policies = [name.strip() for name in args.policies.split(",") if name.strip()]
+    view = {"link_rtt": args.link_rtt, "calibrate_edge": args.calibrate_edge}
     use_committed_video_table()
     traces = tempfile.TemporaryDirectory(prefix="l2p-region-")  # removed when the bench ends
     directory = Path(traces.name)
     rows = []
-    print(f"{'edge x':>6} {'Mbit/s':>7} {'bn':>3} | {'greedy ms':>9} {'J':>6} {'interior %':>10} | "
-          f"{'oracle ms':>9} {'J':>6} {'interior %':>10}")
+    print(f"{'edge x':>6} {'Mbit/s':>7} {'bn':>3} | " + " | ".join(
+        f"{name[:9] + ' ms':>12} {'J':>6} {'interior %':>10} {'frames':>6}" for name in policies))
     names = [name.strip() for name in args.bottleneck.split(",") if name.strip()]
     choices = [(), *((name,) for name in names), *([tuple(names)] if len(names) > 1 else [])]
     for factor in args.edge_speed_factors:
@@ -66,26 +76,27 @@ def main() -> None:
                                 bottlenecks=bottlenecks, log=lambda *a: None)
             for bandwidth in args.bandwidths:
                 scenario = trace_scenario(constant_trace(directory, bandwidth, args.minutes))
-                evaluation = evaluate(scenario, "yolov3-tiny", POLICIES, args.minutes, 0, world=world,
-                                      progress=False, log=lambda *a: None)
+                evaluation = evaluate(scenario, "yolov3-tiny", policies, args.minutes, 0, world=world,
+                                      simulation_options=view, progress=False, log=lambda *a: None)
                 row = {"edge_speed_factor": factor, "bandwidth_mbps": bandwidth, "bottleneck": with_bottleneck,
                        "bottlenecks": list(bottlenecks)}
-                for name in POLICIES:
+                for name in policies:
                     summary = evaluation.runs[name].summary
                     cuts = summary["cut_histogram"]
                     row[name] = {"latency_ms_mean": round(summary["latency_ms"]["mean"], 2),
                                  "edge_energy_j": round(summary["edge_energy_j_per_frame"], 4),
                                  "interior_share": round(interior_share(cuts), 4), "cuts": cuts,
-                                 "codecs": summary["codec_histogram"]}
+                                 "codecs": summary["codec_histogram"], "processed_frames": summary["processed_frames"]}
                 rows.append(row)
-                g, o = row["greedy"], row["oracle"]
-                print(f"{factor:6g} {bandwidth:7g} {'+'.join(bottlenecks) or 'no':>3} | "
-                      f"{g['latency_ms_mean']:9.1f} {g['edge_energy_j']:6.3f} {100 * g['interior_share']:9.1f}% | "
-                      f"{o['latency_ms_mean']:9.1f} {o['edge_energy_j']:6.3f} {100 * o['interior_share']:9.1f}%",
-                      flush=True)
+                print(f"{factor:6g} {bandwidth:7g} {'+'.join(bottlenecks) or 'no':>3} | " + " | ".join(
+                    f"{row[name]['latency_ms_mean']:12.1f} {row[name]['edge_energy_j']:6.3f} "
+                    f"{100 * row[name]['interior_share']:9.1f}% {row[name]['processed_frames']:6d}" for name in policies),
+                    flush=True)
     suffix = "" if names == ["vtest-street"] else "_" + "_".join(names)
+    if args.link_rtt != "smoothed" or args.calibrate_edge:
+        suffix += f"_{args.link_rtt}" + ("_calibrated" if args.calibrate_edge else "")
     save(f"bottleneck_region_yolov3-tiny{suffix}", {"command": " ".join(["python", *sys.argv]), "rows": rows,
-                                           "simulated": True})
+                                           "simulated": True, "partitioner_view": view})
 
 
 if __name__ == "__main__":

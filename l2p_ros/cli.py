@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES
+
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="yolov3-tiny",
@@ -408,12 +410,13 @@ def cmd_evaluate(args) -> int:
         fleet = CloudShare(args.fleet_vehicles, args.fps or scenario.fps, args.cloud_max_batch,
                            CloudBatching.load(args.cloud_batching or H200_CURVES))
     more = {} if args.hindsight_s is None else {"hindsight_s": args.hindsight_s}
+    view = {"link_rtt": args.link_rtt, "link_buffer_ms": args.link_buffer_ms, "calibrate_edge": args.calibrate_edge}
     evaluation = evaluate(scenario, args.model, policies,
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                           cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
                           fps=args.fps, deadline_ms=args.deadline_ms,
                           frames_per_clip=args.video_frames, extra_policies=extra, bottlenecks=args.bottlenecks,
-                          frame_costs=args.frame_costs, fleet=fleet, **more,
+                          frame_costs=args.frame_costs, fleet=fleet, simulation_options=view, **more,
                           log=lambda text: print(text, file=sys.stderr))
     paths = write_report(evaluation, args.out)
     print(paths["markdown"].read_text())
@@ -507,6 +510,16 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--hindsight-s", type=_nonnegative_float, default=None,
                    help="seconds from the start over which the hindsight optimum (every queue accounted) is found "
                         "and each policy compared with it (default 20; 0: none)")
+    p.add_argument("--link-rtt", choices=LINK_RTT_MODES, default="smoothed",
+                   help="the uplink RTT the policies are charged, as the partitioner's link_rtt: smoothed (default "
+                        "here), floor, or own-queue (the live default: the floor, and each option the queue its "
+                        "own frames would leave on the link)")
+    p.add_argument("--link-buffer-ms", type=_positive_float, default=200.0,
+                   help="with --link-rtt own-queue: how long a full uplink holds a frame until a deeper queue is "
+                        "seen (default 200)")
+    p.add_argument("--calibrate-edge", action="store_true",
+                   help="fold how much longer the edge took than predicted into the load the policies see, as "
+                        "the partitioner's calibrate_edge (the live default)")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"))
     p.set_defaults(func=cmd_evaluate)
 

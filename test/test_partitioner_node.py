@@ -213,7 +213,7 @@ def test_link_rtt_own_queue_charges_the_floor_and_the_queue_the_choice_fills(par
 def test_an_unknown_link_rtt_or_a_link_buffer_of_nothing_is_refused_at_start(partitioner, request):
     node, nodes = partitioner
     assert _spin_until(node, lambda: bool(nodes.failed()), 90)
-    expected = ("parameter 'link_rtt'='median' is invalid: must be smoothed, floor or own-queue"
+    expected = ("parameter 'link_rtt'='median' is invalid: must be one of smoothed, floor, own-queue"
                 if request.node.callspec.params["partitioner"]["link_rtt"] == "median" else
                 "parameter 'link_buffer_ms'=0.0 is invalid: must be > 0")
     assert expected in nodes.running["partitioner_node"].log_path.read_text()

@@ -56,3 +56,37 @@ def test_committed_testbed_runs_reproduce_the_documented_prediction(monkeypatch)
     assert options == pytest.approx(documented["calibration"])
     calibrated = prediction.simulate_live_run(runs["greedy"], "greedy", log=lambda *args: None, options=options)
     assert calibrated["summary"]["latency_ms"]["mean"] == pytest.approx(rows["greedy"]["calibrated_mean_ms"], abs=0.05)
+
+
+@pytest.mark.parametrize("run, cut", [
+    ("dads_bn-sample-scenes_calibrated_own-queue_stop33-2mbit-r2", "-1"),  # the image, which keeps up
+    ("greedy_bn-sample-scenes_calibrated_own-queue_stop33-1mbit-r1", "7"),  # the bottleneck
+    ("dnnsplit_bn-sample-scenes_stop33-1mbit-r1", "23")])  # the old defaults: the whole network on the edge
+def test_the_simulator_given_a_runs_own_view_chooses_as_it_did_live(monkeypatch, run, cut):
+    """Experiment 9's live runs (bench/results/testbed_views_runs/, each with the partitioner's
+    link_rtt and calibrate_edge it ran with): simulated as the live edge schedules frames, the
+    policy's most frequent cut on the slow link is the live run's. With DADS at 2 Mbit/s the view
+    decides it: the monitor's smoothed RTT and the profile's edge keep it on the bottleneck."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    from l2p_ros.simulation import world as world_module
+    from l2p_ros.simulation.video import load_table
+
+    root = Path(__file__).resolve().parents[1]
+    table = load_table(root / "models" / "profiles" / "video-yolov3-tiny-416-pretrained-vtest+Megamind-n60.npz")
+    monkeypatch.setattr(world_module, "video_table", lambda *args, **kwargs: table)
+    monkeypatch.chdir(root)
+    results = json.loads(gzip.decompress((root / "bench" / "results" / "testbed_views_runs" / f"{run}.json.gz")
+                                         .read_bytes()))
+    calibration = json.loads((root / "bench" / "results" / "testbed_policies_prediction.json").read_text())["calibration"]
+    policy = results["summary"]["policy"]
+    live = prediction.second_phase(results["timeline"], results, "total_ms")
+    simulated = prediction.simulate_live_run(results, policy, log=lambda *args: None, options=calibration)
+    assert next(iter(live["cuts"])) == cut
+    assert next(iter(prediction.second_phase(simulated["timeline"], results, "latency_ms")["cuts"])) == cut
+    if policy == "dads":
+        smoothed = prediction.simulate_live_run(results, policy, log=lambda *args: None,
+                                                options={**calibration, "link_rtt": "smoothed", "calibrate_edge": False})
+        assert next(iter(prediction.second_phase(smoothed["timeline"], results, "latency_ms")["cuts"])) == "7"

@@ -30,10 +30,9 @@ from l2p_ros.measure.payload_fit import RAW_IMAGE, load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.edge_speed import EdgeSpeed
 from l2p_ros.monitoring.freshness import Freshness
-from l2p_ros.monitoring.link_buffer import LinkBuffer
 from l2p_ros.monitoring.power import PowerCalibrator
-from l2p_ros.monitoring.rtt_floor import RttFloor
 from l2p_ros.monitoring.state import AssumedLinks, monitor_load, system_state
+from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES, UplinkRtt
 from l2p_ros.nodes.common import (DETECTIONS_QOS, EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK, FRAME_QOS,
                                   IMAGE_SUB_QOS, STATE_QOS, Diagnostics, LiveParameters, as_declared, bounded,
                                   declare, parameter_error, positive, run_node, stamp_key)
@@ -101,8 +100,8 @@ class PartitionerNode(Node):
                            "lowest of the last 10 s, and each option the queue its own frames would leave on the "
                            "link once chosen), 'floor' (that lowest RTT alone) or 'smoothed' (the network "
                            "monitor's, with the queue the current choice built)")
-        if link_rtt not in ("smoothed", "floor", "own-queue"):
-            raise parameter_error(self, "link_rtt", link_rtt, "must be smoothed, floor or own-queue")
+        if link_rtt not in LINK_RTT_MODES:
+            raise parameter_error(self, "link_rtt", link_rtt, f"must be one of {', '.join(LINK_RTT_MODES)}")
         link_buffer_ms = declare(self, "link_buffer_ms", 200.0, "with link_rtt own-queue: how long a full uplink "
                                  "queue holds a frame until the monitor's RTT has shown a deeper one, ms")
         if not (math.isfinite(link_buffer_ms) and link_buffer_ms > 0):
@@ -196,8 +195,7 @@ class PartitionerNode(Node):
         # current choice built was charged to every option (docs/testbed.md, experiment 8); with
         # each option's own queue (own-queue, the default) it did not (experiment 9).
         self.calibrate_edge = calibrate_edge
-        self.rtt_floor = RttFloor() if link_rtt in ("floor", "own-queue") else None
-        self.link_buffer = LinkBuffer(link_buffer_ms) if link_rtt == "own-queue" else None
+        self.uplink_rtt = UplinkRtt(link_rtt, link_buffer_ms)
         self.edge_speed = EdgeSpeed()
         self._predicted_edge_ms: OrderedDict = OrderedDict()
         self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, DETECTIONS_QOS)
@@ -244,10 +242,8 @@ class PartitionerNode(Node):
     def on_network(self, msg: NetworkState) -> None:
         self.network = msg
         self.freshness.arrived("network")
-        if self.rtt_floor is not None and msg.link_up:
-            self.rtt_floor.add(msg.rtt_ms)
-            if self.link_buffer is not None and self.rtt_floor.floor_ms is not None:
-                self.link_buffer.add(msg.rtt_ms, self.rtt_floor.floor_ms)
+        if msg.link_up:
+            self.uplink_rtt.add(msg.rtt_ms)
 
     def on_backhaul(self, msg: NetworkState) -> None:
         self.backhaul = msg
@@ -322,8 +318,7 @@ class PartitionerNode(Node):
         edge_factor = self.edge_speed.factor
         state = system_state(metrics.complexity, inputs["network"], inputs["load"], self.assumed_links,
                              inputs["backhaul"], edge_time_factor=edge_factor if self.calibrate_edge else 1.0,
-                             rtt_floor_ms=self.rtt_floor.floor_ms if self.rtt_floor is not None else None,
-                             link_buffer_ms=self.link_buffer.buffer_ms if self.link_buffer is not None else 0.0,
+                             rtt_floor_ms=self.uplink_rtt.floor_ms, link_buffer_ms=self.uplink_rtt.buffer_ms,
                              frame_interval_ms=self.frame_interval_ms)
         partition = self.policy.decide(state)
         try:

@@ -205,7 +205,10 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                      "max_vehicle_queue": config.max_vehicle_queue, "codec": scenario.codec,
                      "image_codec": scenario.image_codec, "trace": probe.trace.note,
                      "tiers": 3 if world.fog_profile is not None else 2,
-                     "estimator": vars(config.estimator), "nominal_state": vars(nominal)},
+                     "estimator": vars(config.estimator), "nominal_state": vars(nominal),
+                     "partitioner_view": {"link_rtt": config.link_rtt, "calibrate_edge": config.calibrate_edge,
+                                          **({"link_buffer_ms": config.link_buffer_ms}
+                                             if config.link_rtt == "own-queue" else {})}},
         "model": world.model_name,
         "sources": {**world.sources, "frame_costs": frame_costs_source(frame_costs, costs)},
     }

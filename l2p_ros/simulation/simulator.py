@@ -61,9 +61,23 @@ the simulator without it was 21-24% slower than live for the searching policies)
 - ``edge_background_load``: the share of the edge's CPU the pipeline's other processes take
   (camera, monitors, partitioner), which stretches the edge's layers beside the trace's load but
   which the load monitor does not report (it reads the host, not the edge's quota).
+
+The partitioner's view of the link and the edge (its parameters of the same names; the defaults
+here are the simulator's as before, the live node's are ``own-queue`` and calibrated):
+- ``link_rtt``: which RTT the policies are charged (:class:`~l2p_ros.monitoring.uplink_rtt.UplinkRtt`
+  fed the estimated RTT with the uplink's backlog in it, on the simulated clock): ``smoothed`` as
+  estimated, ``floor`` its lowest of the last 10 s, ``own-queue`` that floor and each offloaded
+  option the queue its own frames would leave on the link (the deepest backlog seen in the last
+  60 s, at least ``link_buffer_ms``, is how long a full link holds a frame);
+- ``calibrate_edge``: the estimated load the policies see has folded in how much longer the edge
+  took than the profile predicted at that estimate
+  (:class:`~l2p_ros.monitoring.edge_speed.EdgeSpeed`), each frame's ratio known once its result is
+  back (the live node reads it from the detections), so a load the estimate lags or misses (the
+  pipeline's ``edge_background_load``) is learned as the live node learns it.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from dataclasses import dataclass, field
@@ -78,6 +92,8 @@ from l2p_ros.simulation.estimator import EstimatorConfig, EwmaEstimator
 from l2p_ros.simulation.fleet_cloud import IDLE, FleetCloudState
 from l2p_ros.simulation.fleet_cloud import serve as fleet_serve
 from l2p_ros.measure.frame_costs import FrameCosts
+from l2p_ros.monitoring.edge_speed import EdgeSpeed, calibrated_edge_load
+from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES, UplinkRtt
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import FramePayloads, VideoTable
 
@@ -89,7 +105,9 @@ class SimulationConfig:
     ``fog_cloud_bandwidth_mbps``, ``fog_cloud_rtt_ms``: the fog -> cloud link, used in three tiers
     only (the defaults are :class:`SystemState`'s nominal backhaul); ``fleet``: the cloud is shared
     with that many vehicles and batches their frames (:mod:`l2p_ros.simulation.fleet_cloud`; its
-    ``frames_per_s`` must be ``fps``), None: the cloud is the simulated vehicle's alone."""
+    ``frames_per_s`` must be ``fps``), None: the cloud is the simulated vehicle's alone;
+    ``link_rtt``, ``link_buffer_ms``, ``calibrate_edge``: the partitioner's parameters of those
+    names (the module's docstring)."""
 
     fps: float = 10.0
     deadline_ms: float = 100.0
@@ -102,8 +120,15 @@ class SimulationConfig:
     edge_background_load: float = 0.0
     frame_costs: FrameCosts | None = None
     fleet: CloudShare | None = None
+    link_rtt: str = "smoothed"
+    link_buffer_ms: float = 200.0
+    calibrate_edge: bool = False
 
     def __post_init__(self) -> None:
+        if self.link_rtt not in LINK_RTT_MODES:
+            raise ValueError(f"link_rtt must be one of {', '.join(LINK_RTT_MODES)}, got {self.link_rtt!r}")
+        if not (math.isfinite(self.link_buffer_ms) and self.link_buffer_ms > 0):
+            raise ValueError(f"link_buffer_ms must be > 0, got {self.link_buffer_ms}")
         if self.fleet is not None and (self.fleet.frames_per_s != self.fps or self.live_edge):
             raise ValueError(f"a fleet's vehicles send at the simulated fps ({self.fps}), got "
                              f"{self.fleet.frames_per_s}; and it is not modelled with live_edge")
@@ -188,6 +213,7 @@ class SimulationLog:
     fog_ms: np.ndarray | None = None  # three tiers: fog compute and fog -> cloud sending (0 in two tiers)
     fog_send_ms: np.ndarray | None = None
     superseded: np.ndarray | None = None
+    edge_time_factor: np.ndarray | None = None  # the calibration the frame's decision saw (1: none)
 
     @classmethod
     def empty(cls, n: int, num_layers: int, deadline_ms: float) -> SimulationLog:
@@ -196,7 +222,7 @@ class SimulationLog:
         return cls(nan(), np.zeros(n, dtype=np.int64), nan(), nan(), nan(), nan(), nan(), nan(),
                    np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool), np.full(n, -1, dtype=np.int64),
                    nan(), nan(), nan(), nan(), nan(), nan(), nan(), np.zeros(n, dtype=bool), nan(), [],
-                   num_layers, deadline_ms, nan(), nan(), np.zeros(n, dtype=bool))
+                   num_layers, deadline_ms, nan(), nan(), np.zeros(n, dtype=bool), nan())
 
     @property
     def processed(self) -> np.ndarray:
@@ -265,6 +291,12 @@ class Simulator:
         self._vehicle_done_s: list[float] = []  # when each accepted frame leaves the vehicle
         self._edge_done_s: list[float] = []  # when each accepted frame leaves the edge's server
         self._next = 0
+        # The partitioner's view (module docstring), on the simulated clock.
+        self._clock_s = 0.0
+        self.uplink_rtt = UplinkRtt(config.link_rtt, config.link_buffer_ms, clock=lambda: self._clock_s)
+        self.edge_speed = EdgeSpeed(clock=lambda: self._clock_s)
+        self._edge_reports: list[tuple[float, float, float]] = []  # heap of (result back s, measured, predicted ms)
+        self._monitor_load = 0.0  # the pending frame's estimated load, before calibration
         self.pending: FrameContext | None = None
         self._advance()
 
@@ -296,6 +328,7 @@ class Simulator:
             est_bandwidth, est_rtt, est_load = self.estimator.estimate(t)
             backlog_ms = max(0.0, self._link_free_s - t) * 1e3
             est_rtt += backlog_ms  # probes and receipts wait behind the uplink's backlog
+            state_rtt, edge_factor = self._partitioner_view(t, est_bandwidth, est_rtt)
             drop = len(self._vehicle_done_s) > self.config.max_vehicle_queue
             if self.config.live_edge:
                 queue = int(self._edge_free_s > t)  # the frame waits in the edge's slot
@@ -313,6 +346,7 @@ class Simulator:
             log.time_s[n], log.row[n], log.complexity[n], log.vehicle_queue[n] = t, row, complexity, queue
             log.bandwidth_mbps[n], log.rtt_ms[n], log.edge_load[n] = bandwidth, rtt, load
             log.bandwidth_estimate_mbps[n], log.edge_load_estimate[n] = est_bandwidth, est_load
+            log.edge_time_factor[n] = edge_factor
             if drop:
                 log.skipped[n] = True
                 log.superseded[n] = superseded
@@ -320,14 +354,32 @@ class Simulator:
                 self._next += 1
                 continue
             self._payloads_at(row)
+            self._monitor_load = est_load
+            own_queue = {"link_buffer_ms": self.uplink_rtt.buffer_ms, "frame_interval_ms": 1e3 / fps} \
+                if self.uplink_rtt.buffer_ms > 0 else {}
             self.pending = FrameContext(
                 n, t, row, self.true_state(n, reported_queue, backlog_ms),
-                SystemState(bandwidth_mbps=est_bandwidth, rtt_ms=est_rtt, edge_load=est_load,
+                SystemState(bandwidth_mbps=est_bandwidth, rtt_ms=state_rtt,
+                            edge_load=calibrated_edge_load(est_load, edge_factor),
                             edge_queue_length=reported_queue, frame_complexity=complexity, time_s=t,
-                            **self._fog_link))
+                            **self._fog_link, **own_queue))
             return skipped
         self.pending = None
         return skipped
+
+    def _partitioner_view(self, t: float, est_bandwidth: float, est_rtt: float) -> tuple[float, float]:
+        """At ``t``: the RTT the policies are charged (``link_rtt``) and the edge's calibration
+        factor (1 without ``calibrate_edge``), from the reports that have reached the partitioner."""
+        self._clock_s = t
+        reports = self._edge_reports
+        while reports and reports[0][0] <= t:
+            _, measured_ms, predicted_ms = heapq.heappop(reports)
+            self.edge_speed.add(measured_ms, predicted_ms)
+        if est_bandwidth > 0:  # the monitor's link is up
+            self.uplink_rtt.add(est_rtt)
+        floor_ms = self.uplink_rtt.floor_ms
+        rtt = est_rtt if floor_ms is None else min(est_rtt, floor_ms)
+        return rtt, self.edge_speed.factor if self.config.calibrate_edge else 1.0
 
     def step(self, partition: Partition, decide_s: float = math.nan) -> FrameOutcome:
         """Play the pending frame with ``partition`` under the true conditions, then move on."""
@@ -339,6 +391,9 @@ class Simulator:
          self._fog_link_free_s) = played.free_s
         self._fleet_cloud = played.fleet_cloud
         self._vehicle_done_s.append(played.vehicle_done_s)
+        if self.config.calibrate_edge and math.isfinite(played.latency_ms):  # its result reaches the partitioner
+            predicted_ms = self.true_model.placement(partition).edge_ms * self.true_model.edge_slowdown(self._monitor_load)
+            heapq.heappush(self._edge_reports, (frame.time_s + played.latency_ms / 1e3, played.edge_ms, predicted_ms))
         self._edge_done_s.append(self._edge_free_s)  # FIFO: the edge is next free when this frame leaves it
         latency_ms, service_ms = played.latency_ms, played.service_ms
         n, log = frame.index, self.log

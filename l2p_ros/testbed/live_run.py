@@ -128,8 +128,10 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
     ``simulated`` when ``predict``, in two tiers), plotted in ``out_dir/run.png``."""
     from l2p_ros.measure.cache import ensure_profile
     from l2p_ros.nodes.launch_support import CLOUD_NODES, EDGE_NODES
+    from l2p_ros.nodes.launcher import prepared_parameters
     from l2p_ros.nodes.pipeline_run import run_pipeline
     from l2p_ros.simulation.traces import load_trace
+    from l2p_ros.testbed.prediction import partitioner_view
 
     if (fog_cpu_quota is not None or backhaul_trace is not None) and not fog:
         raise ValueError("fog_cpu_quota and backhaul_trace need a fog (fog=True)")
@@ -195,6 +197,7 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         if bottlenecks:
             extra[("partitioner_node", "bottlenecks")] = ",".join(bottlenecks)
         extra.update(overrides or {})
+        view = partitioner_view(prepared_parameters(config, extra)["partitioner_node"]["ros__parameters"])
         links = [(uplink, "uplink_bytes")] + ([(backhaul_link, "backhaul_bytes")] if fog else [])
         before = {key: network.interface_counters(layout.namespace(link.a), link.a_ifname) for link, key in links}
         saved_env = dict(os.environ)
@@ -253,7 +256,7 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
         "testbed": {"layout": layout.to_dict(), **quotas, "edge_profile": str(edge_profile),
                     "fog_profile": None if fog_profile is None else str(fog_profile),
                     "cloud_profile": str(cloud_profile), "rate_hz": rate_hz, "uplink_rtt_ms_added": added_rtt_ms,
-                    "bottlenecks": list(bottlenecks)},
+                    "bottlenecks": list(bottlenecks), "partitioner_view": view},
         **link_bytes,
     }
     if predict and fog:

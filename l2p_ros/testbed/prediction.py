@@ -16,10 +16,21 @@ import numpy as np
 from l2p_ros.measure.profile import load_profile
 
 
+def partitioner_view(parameters: dict) -> dict:
+    """The partitioner's view of the link and the edge in a run's ``partitioner_node`` parameters, as
+    :class:`SimulationConfig` fields; where the parameters leave one out, the node's own default."""
+    return {"link_rtt": str(parameters.get("link_rtt", "own-queue")),
+            "link_buffer_ms": float(parameters.get("link_buffer_ms", 200.0)),
+            "calibrate_edge": bool(parameters.get("calibrate_edge", True))}
+
+
 def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", log=print,
                       options: dict | None = None) -> dict:
     """``{"summary": ..., "timeline": [{trace_time_s, cut, latency_ms, estimated_mbps}...], "rtt_ms"}``;
-    ``options``: further :class:`SimulationConfig` fields (:func:`live_edge_calibration`'s)."""
+    the policies see what the run's partitioner saw (``testbed.partitioner_view``: :func:`partitioner_view`;
+    a run recorded before stop 34 has none and is simulated as the simulator's default, the monitor's
+    RTT and the profile's edge, which is how those runs ran); ``options``: further
+    :class:`SimulationConfig` fields (:func:`live_edge_calibration`'s), over the run's view."""
     from l2p_ros.simulation.evaluation import evaluate
     from l2p_ros.simulation.scenarios import Scenario
     from l2p_ros.simulation.traces import Trace, load_trace
@@ -38,7 +49,8 @@ def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", lo
                         fps=testbed["rate_hz"])
     evaluation = evaluate(scenario, model, [policy], edge_profile=Path(testbed["edge_profile"]),
                           cloud_profile=Path(testbed["cloud_profile"]), cloud_speed_factor=1.0,
-                          bottlenecks=testbed.get("bottlenecks", ()), simulation_options=options,
+                          bottlenecks=testbed.get("bottlenecks", ()),
+                          simulation_options={**testbed.get("partitioner_view", {}), **(options or {})},
                           progress=False, log=log)
     run = evaluation.runs[policy]
     sim = run.log
@@ -49,6 +61,22 @@ def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", lo
                          "latency_ms": float(sim.latency_ms[i]),
                          "estimated_mbps": float(sim.bandwidth_estimate_mbps[i])})
     return {"summary": run.summary, "timeline": timeline, "rtt_ms": rtt_ms}
+
+
+def second_phase(rows: list[dict], results: dict, latency_key: str) -> dict:
+    """Of ``rows`` (a live run's ``timeline`` or its simulation's, latency under ``latency_key``) between
+    the trace's second and third rates: frames, mean latency and cuts (shares of the frames, the
+    most frequent first)."""
+    applied = results["trace"]["applied"]
+    start_s, end_s = applied[1]["trace_time_s"], applied[2]["trace_time_s"] if len(applied) > 2 else float("inf")
+    phase = [row for row in rows if start_s <= row["trace_time_s"] < end_s and row.get(latency_key) is not None]
+    cuts: dict[str, int] = {}
+    for row in phase:
+        cuts[str(row["cut"])] = cuts.get(str(row["cut"]), 0) + 1
+    return {"frames": len(phase),
+            "mean_ms": round(statistics.mean(row[latency_key] for row in phase), 1) if phase else None,
+            "cuts": {cut: round(count / len(phase), 3) for cut, count in sorted(cuts.items(), key=lambda c: -c[1])},
+            "mbps": applied[1]["bandwidth_mbps"]}
 
 
 # Frames this early in a run are left out of calibration: the pipeline is still warming up.
