@@ -15,9 +15,12 @@ bottleneck's encoder and decoder included). Simulated (trace-driven). Several bo
 separated; ``NAME+ctx``: its codes range-coded) are each run alone beside no bottleneck, then all
 together, the policies choosing among them. ``--link-rtt`` and ``--calibrate-edge`` give the
 policies the partitioner's view of the link and the edge of those names (the live defaults are
-``own-queue`` and calibrated; without them, the simulator's as every row in docs/ before stop 34).
+``own-queue`` and calibrated; without them, the simulator's as every row in docs/ before stop 34);
+``--live-edge`` plays the vehicle as the live edge node schedules frames (the latest frame wins)
+instead of a FIFO of up to three frames.
 Writes bench/results/bottleneck_region_yolov3-tiny.json (other ``--bottleneck``: ..._<names joined
-by _>.json; a view other than the simulator's default adds _<link-rtt>[_calibrated]).
+by _>.json; a view other than the simulator's default adds _<link-rtt>[_calibrated], and
+--live-edge _live-edge, --tag _TAG).
 """
 from __future__ import annotations
 
@@ -58,9 +61,12 @@ def main() -> None:
     parser.add_argument("--policies", default=POLICIES, help=f"comma separated (default {POLICIES})")
     parser.add_argument("--link-rtt", choices=LINK_RTT_MODES, default="smoothed")
     parser.add_argument("--calibrate-edge", action="store_true")
+    parser.add_argument("--tag", default="", help="appended to the results' name (keeps another run's file)")
+    parser.add_argument("--live-edge", action="store_true",
+                        help="the vehicle as the live edge node schedules frames (latest frame wins), not a FIFO")
     args = parser.parse_args()
     policies = [name.strip() for name in args.policies.split(",") if name.strip()]
-    view = {"link_rtt": args.link_rtt, "calibrate_edge": args.calibrate_edge}
+    view = {"link_rtt": args.link_rtt, "calibrate_edge": args.calibrate_edge, "live_edge": args.live_edge}
     use_committed_video_table()
     traces = tempfile.TemporaryDirectory(prefix="l2p-region-")  # removed when the bench ends
     directory = Path(traces.name)
@@ -95,6 +101,7 @@ def main() -> None:
     suffix = "" if names == ["vtest-street"] else "_" + "_".join(names)
     if args.link_rtt != "smoothed" or args.calibrate_edge:
         suffix += f"_{args.link_rtt}" + ("_calibrated" if args.calibrate_edge else "")
+    suffix += ("_live-edge" if args.live_edge else "") + (f"_{args.tag}" if args.tag else "")
     save(f"bottleneck_region_yolov3-tiny{suffix}", {"command": " ".join(["python", *sys.argv]), "rows": rows,
                                            "simulated": True, "partitioner_view": view})
 

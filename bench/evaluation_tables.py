@@ -115,6 +115,15 @@ COMPACT = {
                         f"--scenario l2p-paper --minutes 10 --seed 0 --edge-speed-factor 0.25 "
                         f"--policies {','.join(INTERIOR_POLICIES)} "
                         f"[{_INTERIOR_CHOICES}]"),
+    "view": ("The partitioner's view of the link and the edge (l2p-paper, 10 minutes, seed 0, sample-scenes offered)",
+             [(f"{edge}, {view}", dict(scenario="l2p-paper", minutes=10, seed=0, bottlenecks=("sample-scenes",),
+                                       edge_speed_factor=factor, simulation_options=options))
+              for edge, factor in (("measured edge", 1.0), ("Jetson-class (0.25x)", 0.25))
+              for view, options in (("smoothed", {}),
+                                    ("own-queue, calibrated", {"link_rtt": "own-queue", "calibrate_edge": True}))],
+             COSTS_POLICIES,
+             f"--scenario l2p-paper --minutes 10 --seed 0 --bottlenecks sample-scenes --policies "
+             f"{','.join(COSTS_POLICIES)} [--edge-speed-factor 0.25] [--link-rtt own-queue --calibrate-edge]"),
 }
 
 
