@@ -15,7 +15,8 @@ the partitioner's ``link_rtt`` and ``calibrate_edge``:
 - ``own-queue+calibrated``: both, the live defaults since stop 33.
 
 For the slow phase (the trace's second rate), it sets the live run's frames, mean latency and cuts
-beside each view's, and says whether the view the run itself ran with chose the live run's most
+beside each view's (and, for runs that charged the monitor's RTT as it is, the median RTT their
+decisions saw by the cut decided), and says whether the view the run itself ran with chose the live run's most
 frequent cut. ``--archive DIR`` copies the runs (gzipped, named by their folder) with the
 trace and profiles they name into DIR and stops, so the table can be recomputed from the
 repository. Needs no root. Writes bench/results/<name>.json.
@@ -27,6 +28,7 @@ import gzip
 import hashlib
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -88,6 +90,17 @@ def archive(runs: dict[str, dict], out: Path) -> None:
         print(f"archived {name}")
 
 
+def rtt_by_cut(results: dict) -> dict:
+    """The median RTT the decisions of the second phase saw, by the cut decided (10 frames or more)."""
+    applied = results["trace"]["applied"]
+    start_s, end_s = applied[1]["trace_time_s"], applied[2]["trace_time_s"] if len(applied) > 2 else float("inf")
+    by_cut: dict[str, list[float]] = {}
+    for row in results["timeline"]:
+        if start_s <= row["trace_time_s"] < end_s and row.get("estimated_rtt_ms") is not None:
+            by_cut.setdefault(str(row["cut"]), []).append(row["estimated_rtt_ms"])
+    return {cut: round(statistics.median(rtts), 1) for cut, rtts in by_cut.items() if len(rtts) >= 10}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="results.json files or an archive folder")
@@ -106,6 +119,8 @@ def main() -> int:
         as_run = next(view for view, options in VIEWS.items()
                       if all(ran[key] == value for key, value in options.items()))
         row = {"run": name, "policy": policy, "view": as_run, "live": second_phase(results["timeline"], results, "total_ms")}
+        if as_run == "smoothed":  # the monitor's RTT as it was, at each decision (other views cap it at the floor)
+            row["live"]["rtt_ms_median_by_cut"] = rtt_by_cut(results)
         line = (f"{name[:58]:58s} {row['live']['mbps']:g} Mbit/s live {row['live']['frames']:4d} "
                 f"{row['live']['mean_ms']:6.0f} ms {next(iter(row['live']['cuts']))}")
         for view, options in VIEWS.items():
