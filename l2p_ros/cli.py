@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES
+from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, LINK_RTT_MODES
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -514,9 +514,9 @@ def _add_evaluate_parser(sub) -> None:
                    help="the uplink RTT the policies are charged, as the partitioner's link_rtt: smoothed (default "
                         "here), floor, or own-queue (the live default: the floor, and each option the queue its "
                         "own frames would leave on the link)")
-    p.add_argument("--link-buffer-ms", type=_positive_float, default=200.0,
+    p.add_argument("--link-buffer-ms", type=_positive_float, default=DEFAULT_LINK_BUFFER_MS,
                    help="with --link-rtt own-queue: how long a full uplink holds a frame until a deeper queue is "
-                        "seen (default 200)")
+                        "seen (default %(default)g)")
     p.add_argument("--calibrate-edge", action="store_true",
                    help="fold how much longer the edge took than predicted into the load the policies see, as "
                         "the partitioner's calibrate_edge (the live default)")

@@ -77,3 +77,19 @@ def test_a_wrong_view_is_refused_with_what_is_wrong():
         SimulationConfig(link_rtt="median")
     with pytest.raises(ValueError, match="link_buffer_ms must be > 0"):
         SimulationConfig(link_rtt="own-queue", link_buffer_ms=0.0)
+
+
+def test_the_report_says_the_view_when_it_is_not_the_simulators_default():
+    from l2p_ros.simulation.evaluation import evaluate
+    from l2p_ros.simulation.report import markdown_table
+
+    def report(**view):
+        evaluation = evaluate(constant_scenario(2.0), policies=["greedy"], minutes=0.1, world=small_world(),
+                              simulation_options=view, hindsight_s=0, progress=False, log=lambda *args: None)
+        return evaluation.meta["scenario"]["partitioner_view"], markdown_table(evaluation)
+
+    view, text = report()
+    assert view == {"link_rtt": "smoothed", "calibrate_edge": False} and "partitioner's view" not in text
+    view, text = report(link_rtt="own-queue", calibrate_edge=True)
+    assert view == {"link_rtt": "own-queue", "calibrate_edge": True, "link_buffer_ms": 200.0}
+    assert "- the partitioner's view: link_rtt own-queue, link buffer at least 200 ms, edge calibrated" in text

@@ -26,6 +26,10 @@ from statistics import median
 from typing import Callable
 
 
+# The partitioner's default: calibrate (docs/testbed.md, experiment 9).
+DEFAULT_CALIBRATE_EDGE = True
+
+
 class EdgeSpeed:
     """The median of ``measured_ms / predicted_ms`` over the last ``window`` frames the edge
     computed at least ``min_predicted_ms`` for (image offload's few milliseconds of resizing and

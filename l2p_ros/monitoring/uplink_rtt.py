@@ -18,13 +18,16 @@ from l2p_ros.monitoring.link_buffer import LinkBuffer
 from l2p_ros.monitoring.rtt_floor import RttFloor
 
 LINK_RTT_MODES = ("smoothed", "floor", "own-queue")
+# The partitioner's defaults (docs/testbed.md, experiment 9), which a run that leaves them out ran with.
+DEFAULT_LINK_RTT = "own-queue"
+DEFAULT_LINK_BUFFER_MS = 200.0
 
 
 class UplinkRtt:
     """``mode`` one of :data:`LINK_RTT_MODES`; ``link_buffer_ms``: the buffer assumed until a deeper
     one is seen (own-queue only, > 0); ``clock``: seconds, the simulator's own in simulation."""
 
-    def __init__(self, mode: str, link_buffer_ms: float = 200.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, mode: str, link_buffer_ms: float = DEFAULT_LINK_BUFFER_MS, clock: Callable[[], float] = time.monotonic):
         if mode not in LINK_RTT_MODES:
             raise ValueError(f"link_rtt must be one of {', '.join(LINK_RTT_MODES)}, got {mode!r}")
         self.mode = mode

@@ -28,11 +28,11 @@ from l2p_ros.measure.frame_costs import FrameCostsError
 from l2p_ros.measure.models import model_id
 from l2p_ros.measure.payload_fit import RAW_IMAGE, load_payload_fit
 from l2p_ros.measure.profile import ProfileError
-from l2p_ros.monitoring.edge_speed import EdgeSpeed
+from l2p_ros.monitoring.edge_speed import DEFAULT_CALIBRATE_EDGE, EdgeSpeed
 from l2p_ros.monitoring.freshness import Freshness
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, monitor_load, system_state
-from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES, UplinkRtt
+from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, DEFAULT_LINK_RTT, LINK_RTT_MODES, UplinkRtt
 from l2p_ros.nodes.common import (DETECTIONS_QOS, EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK, FRAME_QOS,
                                   IMAGE_SUB_QOS, STATE_QOS, Diagnostics, LiveParameters, as_declared, bounded,
                                   declare, parameter_error, positive, run_node, stamp_key)
@@ -96,17 +96,17 @@ class PartitionerNode(Node):
                               "decoding times the policies charge: a frame-costs YAML, 'committed' (the "
                               "repository's for the model, none where it has none) or 'none'")
         image_topic = declare(self, "image_topic", "camera/image_raw", "input sensor_msgs/Image topic")
-        link_rtt = declare(self, "link_rtt", "own-queue", "the uplink RTT the policies charge: 'own-queue' (the "
+        link_rtt = declare(self, "link_rtt", DEFAULT_LINK_RTT, "the uplink RTT the policies charge: 'own-queue' (the "
                            "lowest of the last 10 s, and each option the queue its own frames would leave on the "
                            "link once chosen), 'floor' (that lowest RTT alone) or 'smoothed' (the network "
                            "monitor's, with the queue the current choice built)")
         if link_rtt not in LINK_RTT_MODES:
             raise parameter_error(self, "link_rtt", link_rtt, f"must be one of {', '.join(LINK_RTT_MODES)}")
-        link_buffer_ms = declare(self, "link_buffer_ms", 200.0, "with link_rtt own-queue: how long a full uplink "
+        link_buffer_ms = declare(self, "link_buffer_ms", DEFAULT_LINK_BUFFER_MS, "with link_rtt own-queue: how long a full uplink "
                                  "queue holds a frame until the monitor's RTT has shown a deeper one, ms")
         if not (math.isfinite(link_buffer_ms) and link_buffer_ms > 0):
             raise parameter_error(self, "link_buffer_ms", link_buffer_ms, "must be > 0")
-        calibrate_edge = declare(self, "calibrate_edge", True, "scale the predicted edge times by how much longer "
+        calibrate_edge = declare(self, "calibrate_edge", DEFAULT_CALIBRATE_EDGE, "scale the predicted edge times by how much longer "
                                  "the edge's layers and encoding took on the recent frames (l2p/detections) than "
                                  "predicted (measured and published either way: edge_time_factor); false: the "
                                  "profile and the load monitor alone")

@@ -62,6 +62,11 @@ def markdown_table(evaluation: Evaluation) -> str:
            f"{meta['lower_bound']['note']})"] if "lower_bound" in meta else []),
         *([f"- hindsight optimum: {_fmt(meta['hindsight']['mean_ms'])} ms mean over the first "
            f"{_fmt(meta['hindsight']['seconds'])} s ({meta['hindsight']['note']})"] if "hindsight" in meta else []),
+        *([f"- the partitioner's view: link_rtt {view['link_rtt']}"
+           + (f", link buffer at least {view['link_buffer_ms']:g} ms" if "link_buffer_ms" in view else "")
+           + (", edge calibrated" if view["calibrate_edge"] else ", edge uncalibrated")]
+          if (view := scenario.get("partitioner_view")) and (view["link_rtt"] != "smoothed" or view["calibrate_edge"])
+          else []),
         *([f"- fleet: the cloud is shared by {meta['fleet']['vehicles']} vehicles at {meta['fleet']['frames_per_s']:g} "
            f"frames/s each, batches up to {meta['fleet']['max_batch']} (curves: {meta['fleet']['batching']['source']})"]
           if meta.get("fleet") else []),

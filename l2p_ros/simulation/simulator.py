@@ -93,7 +93,7 @@ from l2p_ros.simulation.fleet_cloud import IDLE, FleetCloudState
 from l2p_ros.simulation.fleet_cloud import serve as fleet_serve
 from l2p_ros.measure.frame_costs import FrameCosts
 from l2p_ros.monitoring.edge_speed import EdgeSpeed, calibrated_edge_load
-from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES, UplinkRtt
+from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, LINK_RTT_MODES, UplinkRtt
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import FramePayloads, VideoTable
 
@@ -121,7 +121,7 @@ class SimulationConfig:
     frame_costs: FrameCosts | None = None
     fleet: CloudShare | None = None
     link_rtt: str = "smoothed"
-    link_buffer_ms: float = 200.0
+    link_buffer_ms: float = DEFAULT_LINK_BUFFER_MS
     calibrate_edge: bool = False
 
     def __post_init__(self) -> None:
