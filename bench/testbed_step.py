@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import require_testbed, save, write_rate_trace  # noqa: E402
 from testbed_prediction import calibrated_table, load_runs  # noqa: E402
 
+from l2p_ros.monitoring.edge_speed import DEFAULT_CALIBRATE_EDGE  # noqa: E402
+from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_RTT, LINK_RTT_MODES  # noqa: E402
 from l2p_ros.testbed.analysis import phases  # noqa: E402
 from l2p_ros.testbed.live_run import run_on_trace  # noqa: E402
 from l2p_ros.testbed.plots import plot_run  # noqa: E402
@@ -44,10 +46,10 @@ def main() -> int:
                         help="the load monitor's cpu_scope: 'limit' reads the edge's load against its quota")
     parser.add_argument("--name", default="testbed_policies", help="result name of a multi-policy run")
     parser.add_argument("--tag", default="", help="appended to each run's result and plot names (keeps earlier runs')")
-    parser.add_argument("--calibrate-edge", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--calibrate-edge", action=argparse.BooleanOptionalAction, default=DEFAULT_CALIBRATE_EDGE,
                         help="the partitioner's calibrate_edge (default on, as the pipeline's): its edge "
                              "predictions scaled by the edge's measured times (docs/testbed.md, experiment 8)")
-    parser.add_argument("--link-rtt", choices=("smoothed", "floor", "own-queue"), default="own-queue",
+    parser.add_argument("--link-rtt", choices=LINK_RTT_MODES, default=DEFAULT_LINK_RTT,
                         help="the partitioner's link_rtt (default own-queue, as the pipeline's): 'floor' charges "
                              "the lowest RTT of the last 10 s, without the queue the pipeline's own frames build; "
                              "'own-queue' the floor and each option the queue its own frames would build; "

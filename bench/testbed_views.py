@@ -35,7 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, save  # noqa: E402
 
-from l2p_ros.testbed.prediction import second_phase, simulate_live_run  # noqa: E402
+from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS  # noqa: E402
+from l2p_ros.testbed.prediction import phase_bounds_s, second_phase, simulate_live_run  # noqa: E402
 
 VIEWS = {"smoothed": {"link_rtt": "smoothed", "calibrate_edge": False},
          "own-queue": {"link_rtt": "own-queue", "calibrate_edge": False},
@@ -66,7 +67,7 @@ def view_from_tag(name: str) -> dict:
     """The view of a run recorded before runs said theirs (stop 34), from bench/testbed_step.py's
     folder name: ``_calibrated`` and ``_own-queue`` or ``_rtt-floor`` where it set them."""
     link_rtt = "own-queue" if "_own-queue" in name else "floor" if "_rtt-floor" in name else "smoothed"
-    return {"link_rtt": link_rtt, "link_buffer_ms": 200.0, "calibrate_edge": "_calibrated" in name}
+    return {"link_rtt": link_rtt, "link_buffer_ms": DEFAULT_LINK_BUFFER_MS, "calibrate_edge": "_calibrated" in name}
 
 
 def archive(runs: dict[str, dict], out: Path) -> None:
@@ -92,8 +93,7 @@ def archive(runs: dict[str, dict], out: Path) -> None:
 
 def rtt_by_cut(results: dict) -> dict:
     """The median RTT the decisions of the second phase saw, by the cut decided (10 frames or more)."""
-    applied = results["trace"]["applied"]
-    start_s, end_s = applied[1]["trace_time_s"], applied[2]["trace_time_s"] if len(applied) > 2 else float("inf")
+    start_s, end_s = phase_bounds_s(results, 1)
     by_cut: dict[str, list[float]] = {}
     for row in results["timeline"]:
         if start_s <= row["trace_time_s"] < end_s and row.get("estimated_rtt_ms") is not None:

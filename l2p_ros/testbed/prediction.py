@@ -66,12 +66,17 @@ def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", lo
     return {"summary": run.summary, "timeline": timeline, "rtt_ms": rtt_ms}
 
 
+def phase_bounds_s(results: dict, phase: int) -> tuple[float, float]:
+    """When the run's trace set its ``phase``-th rate (from 0) and when it set the next (inf: never)."""
+    applied = results["trace"]["applied"]
+    return applied[phase]["trace_time_s"], applied[phase + 1]["trace_time_s"] if len(applied) > phase + 1 else math.inf
+
+
 def second_phase(rows: list[dict], results: dict, latency_key: str) -> dict:
     """Of ``rows`` (a live run's ``timeline`` or its simulation's, latency under ``latency_key``) between
     the trace's second and third rates: frames, mean latency and cuts (shares of the frames, the
     most frequent first)."""
-    applied = results["trace"]["applied"]
-    start_s, end_s = applied[1]["trace_time_s"], applied[2]["trace_time_s"] if len(applied) > 2 else float("inf")
+    start_s, end_s = phase_bounds_s(results, 1)
     phase = [row for row in rows if start_s <= row["trace_time_s"] < end_s and row.get(latency_key) is not None]
     cuts: dict[str, int] = {}
     for row in phase:
@@ -79,7 +84,7 @@ def second_phase(rows: list[dict], results: dict, latency_key: str) -> dict:
     return {"frames": len(phase),
             "mean_ms": round(statistics.mean(row[latency_key] for row in phase), 1) if phase else None,
             "cuts": {cut: round(count / len(phase), 3) for cut, count in sorted(cuts.items(), key=lambda c: -c[1])},
-            "mbps": applied[1]["bandwidth_mbps"]}
+            "mbps": results["trace"]["applied"][1]["bandwidth_mbps"]}
 
 
 # Frames this early in a run are left out of calibration: the pipeline is still warming up.
@@ -88,8 +93,7 @@ WARM_UP_S = 2.0
 
 def _first_phase(rows: list[dict], results: dict, key: str) -> list[float]:
     """``key`` of the rows between the warm-up and the trace's first change of rate."""
-    applied = results["trace"]["applied"]
-    end_s = applied[1]["trace_time_s"] if len(applied) > 1 else math.inf
+    end_s = phase_bounds_s(results, 0)[1]
     return [row[key] for row in rows
             if WARM_UP_S <= row["trace_time_s"] < end_s and row.get(key) is not None and math.isfinite(row[key])]
 
