@@ -4,6 +4,7 @@ without a learned bottleneck, in the simulator.
     python bench/bench_bottleneck_region.py [--bandwidths 0.5,1,2,5,10,20,50] [--edge-speed-factors 0.25,1]
                                             [--minutes 5] [--bottleneck vtest-street[,sample-scenes+ctx,...]]
                                             [--policies greedy,oracle] [--link-rtt own-queue] [--calibrate-edge]
+                                            [--link-arrivals measured]
 
 The link is held constant (RTT 20 ms, no edge load) so each row answers one question: at this
 bandwidth, on this edge, which partitions do greedy and the oracle choose, and what does the
@@ -32,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import COMMITTED_EDGE_PROFILE, ROOT, interior_share, save, use_committed_video_table  # noqa: E402
 
+from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES  # noqa: E402
 from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES  # noqa: E402
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.scenarios import trace_scenario  # noqa: E402
@@ -61,12 +63,15 @@ def main() -> None:
     parser.add_argument("--policies", default=POLICIES, help=f"comma separated (default {POLICIES})")
     parser.add_argument("--link-rtt", choices=LINK_RTT_MODES, default="smoothed")
     parser.add_argument("--calibrate-edge", action="store_true")
+    parser.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default=DEFAULT_LINK_ARRIVALS,
+                        help="with --link-rtt own-queue: 'measured' charges Kingman's wait with the measured arrivals")
     parser.add_argument("--tag", default="", help="appended to the results' name (keeps another run's file)")
     parser.add_argument("--live-edge", action="store_true",
                         help="the vehicle as the live edge node schedules frames (latest frame wins), not a FIFO")
     args = parser.parse_args()
     policies = [name.strip() for name in args.policies.split(",") if name.strip()]
-    view = {"link_rtt": args.link_rtt, "calibrate_edge": args.calibrate_edge, "live_edge": args.live_edge}
+    view = {"link_rtt": args.link_rtt, "calibrate_edge": args.calibrate_edge, "live_edge": args.live_edge,
+            "link_arrivals": args.link_arrivals}
     use_committed_video_table()
     traces = tempfile.TemporaryDirectory(prefix="l2p-region-")  # removed when the bench ends
     directory = Path(traces.name)
@@ -101,6 +106,7 @@ def main() -> None:
     suffix = "" if names == ["vtest-street"] else "_" + "_".join(names)
     if args.link_rtt != "smoothed" or args.calibrate_edge:
         suffix += f"_{args.link_rtt}" + ("_calibrated" if args.calibrate_edge else "")
+    suffix += "" if args.link_arrivals == DEFAULT_LINK_ARRIVALS else f"_arrivals-{args.link_arrivals}"
     suffix += ("_live-edge" if args.live_edge else "") + (f"_{args.tag}" if args.tag else "")
     save(f"bottleneck_region_yolov3-tiny{suffix}", {"command": " ".join(["python", *sys.argv]), "rows": rows,
                                            "simulated": True, "partitioner_view": view})

@@ -1,7 +1,7 @@
 """Adaptation on a real shaped link (issue 10, experiment 1). Needs root (l2p testbed).
 
     sudo python bench/testbed_step.py [--policies greedy] [--phase-s 20] [--edge-cpu-quota 0.3] \
-        [--slow-mbit 1] [--bottlenecks sample-scenes] [--no-calibrate-edge] [--link-rtt smoothed|floor] [--tag TAG]
+        [--slow-mbit 1] [--bottlenecks sample-scenes] [--no-calibrate-edge] [--link-rtt smoothed|floor] [--link-arrivals measured] [--tag TAG]
 
 The uplink steps 40 -> 1 -> 40 Mbit/s (``--phase-s`` each) while the pipeline runs across the
 testbed on the sample video at 10 frames/s, the edge held to ``--edge-cpu-quota`` of a core (at 0.3
@@ -27,6 +27,7 @@ from common import require_testbed, save, write_rate_trace  # noqa: E402
 from testbed_prediction import calibrated_table, load_runs  # noqa: E402
 
 from l2p_ros.monitoring.edge_speed import DEFAULT_CALIBRATE_EDGE  # noqa: E402
+from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES  # noqa: E402
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_RTT, LINK_RTT_MODES  # noqa: E402
 from l2p_ros.testbed.analysis import phases  # noqa: E402
 from l2p_ros.testbed.live_run import run_on_trace  # noqa: E402
@@ -54,6 +55,9 @@ def main() -> int:
                              "the lowest RTT of the last 10 s, without the queue the pipeline's own frames build; "
                              "'own-queue' the floor and each option the queue its own frames would build; "
                              "'smoothed' the monitor's RTT (experiments 1-8 ran so, and uncalibrated)")
+    parser.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default=DEFAULT_LINK_ARRIVALS,
+                        help="the partitioner's link_arrivals (default poisson, as the pipeline's): 'measured' "
+                             "charges the own queue Kingman's wait with the offloaded frames' measured intervals")
     parser.add_argument("--bottlenecks", default="",
                         help="learned bottlenecks the policies may choose (comma-separated models/bottleneck/ names)")
     args = parser.parse_args()
@@ -68,12 +72,14 @@ def main() -> int:
         tag += "" if args.cpu_scope == "host" else f"_{args.cpu_scope}_load"
         tag += "".join(f"_bn-{name}" for name in bottlenecks) + ("_calibrated" if args.calibrate_edge else "")
         tag += {"smoothed": "", "floor": "_rtt-floor", "own-queue": "_own-queue"}[args.link_rtt]
+        tag += "" if args.link_arrivals == "poisson" else f"_arrivals-{args.link_arrivals}"
         tag += f"_{args.tag}" if args.tag else ""
         results = run_on_trace(trace, policy, work / tag, edge_cpu_quota=args.edge_cpu_quota,
                                duration_s=3 * args.phase_s, prefix="l2ps", bottlenecks=bottlenecks,
                                overrides={("load_monitor_node", "cpu_scope"): args.cpu_scope,
                                           ("partitioner_node", "calibrate_edge"): args.calibrate_edge,
-                                          ("partitioner_node", "link_rtt"): args.link_rtt})
+                                          ("partitioner_node", "link_rtt"): args.link_rtt,
+                                          ("partitioner_node", "link_arrivals"): args.link_arrivals})
         rows = phases(results)
         summary, simulated = results["summary"], results["simulated"]["summary"]
         plot_run(results, DOCS / f"testbed_step_{tag}.png",
@@ -86,7 +92,7 @@ def main() -> int:
         print(f"{policy}: live mean {summary['latency_mean_ms']:.1f} ms, simulated "
               f"{simulated['latency_ms']['mean']:.1f} ms; unaccounted {summary['unaccounted']}, drops {summary['drops']}")
         table.append({"policy": policy, "bottlenecks": bottlenecks, "calibrate_edge": args.calibrate_edge,
-                      "link_rtt": args.link_rtt,
+                      "link_rtt": args.link_rtt, "link_arrivals": args.link_arrivals,
                       "live_mean_ms": summary["latency_mean_ms"],
                       "live_p95_ms": summary["latency_p95_ms"], "simulated_mean_ms": simulated["latency_ms"]["mean"],
                       "simulated_p95_ms": simulated["latency_ms"]["p95"], "detected": summary["frames_detected"],
@@ -97,6 +103,7 @@ def main() -> int:
         save(f"testbed_step_{tag}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
                                      "cpu_scope": args.cpu_scope, "bottlenecks": bottlenecks,
                                      "calibrate_edge": args.calibrate_edge, "link_rtt": args.link_rtt,
+                                     "link_arrivals": args.link_arrivals,
                                         "phase_s": args.phase_s, "phases": rows, "summary": summary,
                                         "simulated_summary": simulated, "uplink_bytes": results["uplink_bytes"],
                                         "results_json": str(work / tag / "results.json")})

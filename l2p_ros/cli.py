@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, LINK_RTT_MODES
 
 
@@ -410,7 +411,8 @@ def cmd_evaluate(args) -> int:
         fleet = CloudShare(args.fleet_vehicles, args.fps or scenario.fps, args.cloud_max_batch,
                            CloudBatching.load(args.cloud_batching or H200_CURVES))
     more = {} if args.hindsight_s is None else {"hindsight_s": args.hindsight_s}
-    view = {"link_rtt": args.link_rtt, "link_buffer_ms": args.link_buffer_ms, "calibrate_edge": args.calibrate_edge}
+    view = {"link_rtt": args.link_rtt, "link_buffer_ms": args.link_buffer_ms, "calibrate_edge": args.calibrate_edge,
+            "link_arrivals": args.link_arrivals}
     evaluation = evaluate(scenario, args.model, policies,
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                           cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
@@ -517,6 +519,10 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--link-buffer-ms", type=_positive_float, default=DEFAULT_LINK_BUFFER_MS,
                    help="with --link-rtt own-queue: how long a full uplink holds a frame until a deeper queue is "
                         "seen (default %(default)g)")
+    p.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default=DEFAULT_LINK_ARRIVALS,
+                   help="with --link-rtt own-queue: how irregularly frames reach the uplink, as the partitioner's "
+                        "link_arrivals: poisson (default: M/D/1's wait) or measured (Kingman's G/D/1 wait with "
+                        "the offloaded frames' measured intervals)")
     p.add_argument("--calibrate-edge", action="store_true",
                    help="fold how much longer the edge took than predicted into the load the policies see, as "
                         "the partitioner's calibrate_edge (the live default)")

@@ -11,6 +11,7 @@ from l2p_ros.nodes.dds import use_local_dds
 use_local_dds()
 
 import rclpy  # noqa: E402
+from builtin_interfaces.msg import Time  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from l2p_msgs.msg import DetectionArray, EdgeLoad, NetworkState, PartitionDecision, StageTimings  # noqa: E402
@@ -207,14 +208,60 @@ def test_link_rtt_own_queue_charges_the_floor_and_the_queue_the_choice_fills(par
     assert decision.predicted_transfer_ms == pytest.approx(270.0 + sending_ms + 30.0, rel=1e-3)
 
 
+@pytest.mark.parametrize("partitioner", [{"policy": "fixed:cloud", "link_arrivals": "measured"},
+                                         {"policy": "fixed:cloud"}], indirect=True)
+def test_the_offloaded_frames_send_stamps_measure_how_irregularly_they_reach_the_link(partitioner, request):
+    """The image at half the link (its sending 50 ms of the camera's 100): M/D/1 charges it 25 ms of
+    queue. The edge reports sending the decided frames 50 and 150 ms apart (l2p/detections): their
+    scv, 0.25, is published in the decisions; with link_arrivals measured it is charged (a quarter
+    of M/D/1's wait), with the default (poisson) not. Frames the edge ran itself are not counted."""
+    node, nodes = partitioner
+    measured = request.node.callspec.params["partitioner"].get("link_arrivals") == "measured"
+    network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
+    detections_pub = node.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
+    decide = _decider(node, nodes)
+    payload_bytes = decide().predicted_payload_bytes
+    bandwidth_mbps = payload_bytes * 8 / (50.0 * 1e3)  # 50 ms of sending per frame
+    state = NetworkState(bandwidth_mbps=bandwidth_mbps, rtt_ms=30.0, link_up=True)
+    network_pub.publish(state)
+    assert _spin_until(node, lambda: decide().bandwidth_mbps == pytest.approx(bandwidth_mbps), 10)
+    first = decide()
+    assert math.isnan(first.link_arrival_scv)
+    assert first.predicted_transfer_ms == pytest.approx(25.0 + 50.0 + 30.0, rel=1e-3)
+    assert _spin_until(node, lambda: detections_pub.get_subscription_count() > 0, 10)
+    sent_s, offloaded = time.time(), 0
+    for k in range(14):
+        network_pub.publish(state)  # fresh: a state older than 3 s would be stale
+        decision = decide()
+        if k == 5:  # run on the edge after a timeout: it never crossed the link
+            detections_pub.publish(DetectionArray(header=decision.header, executed_on="edge",
+                                                  timings=StageTimings(edge_sent=Time(sec=int(sent_s) + 1))))
+            continue
+        sent_s += 0.05 if offloaded % 2 else 0.15
+        offloaded += 1
+        timings = StageTimings(edge_sent=Time(sec=int(sent_s), nanosec=int(sent_s % 1 * 1e9)))
+        detections_pub.publish(DetectionArray(header=decision.header, executed_on="cloud", timings=timings))
+        rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(0.3)
+    network_pub.publish(state)
+    later = decide()
+    assert later.link_arrival_scv == pytest.approx(0.25, abs=0.01)
+    queue_ms = 25.0 * (later.link_arrival_scv if measured else 1.0)
+    assert later.predicted_transfer_ms == pytest.approx(queue_ms + 50.0 + 30.0, rel=1e-3)
+
+
 @pytest.mark.parametrize("partitioner", [
+    {"policy": "greedy", "link_arrivals": "kingman"},
     {"policy": "greedy", "link_rtt": "median"},
     {"policy": "greedy", "link_rtt": "own-queue", "link_buffer_ms": 0.0}], indirect=True)
 def test_an_unknown_link_rtt_or_a_link_buffer_of_nothing_is_refused_at_start(partitioner, request):
     node, nodes = partitioner
     assert _spin_until(node, lambda: bool(nodes.failed()), 90)
-    expected = ("parameter 'link_rtt'='median' is invalid: must be one of smoothed, floor, own-queue"
-                if request.node.callspec.params["partitioner"]["link_rtt"] == "median" else
+    params = request.node.callspec.params["partitioner"]
+    expected = ("parameter 'link_arrivals'='kingman' is invalid: must be one of poisson, measured"
+                if "link_arrivals" in params else
+                "parameter 'link_rtt'='median' is invalid: must be one of smoothed, floor, own-queue"
+                if params["link_rtt"] == "median" else
                 "parameter 'link_buffer_ms'=0.0 is invalid: must be > 0")
     assert expected in nodes.running["partitioner_node"].log_path.read_text()
 

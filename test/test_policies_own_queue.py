@@ -31,6 +31,30 @@ def test_own_link_queue_is_md1_below_a_full_link_and_the_buffer_at_it(sending_ms
     assert many[0] == pytest.approx(expected_ms) and many[1] == 0.0
 
 
+@pytest.mark.parametrize("arrival_scv", [0.0, 0.3, 1.0, 2.0])
+def test_kingmans_wait_scales_md1s_by_how_irregular_the_arrivals_are(arrival_scv):
+    """Kingman's G/D/1 wait is M/D/1's times the arrivals' scv (1: at random, M/D/1 itself; 0: a
+    perfectly regular camera, no wait below a full link); a full link still waits the buffer."""
+    below = own_link_queue_ms(50.0, 20.0, 100.0, 300.0, arrival_scv)
+    assert below == pytest.approx(arrival_scv * 25.0)
+    assert own_link_queue_ms(50.0, 20.0, 100.0, 300.0) == pytest.approx(25.0)  # the default: Poisson
+    assert own_link_queue_ms(120.0, 10.0, 100.0, 300.0, arrival_scv) == 300.0
+    assert own_link_queue_ms(95.0, 10.0, 100.0, 300.0, arrival_scv) == pytest.approx(min(arrival_scv * 902.5, 300.0))
+
+
+def test_the_cost_model_charges_the_states_arrival_scv_and_refuses_a_negative_one():
+    model = with_complexity("yolov3-tiny", costs="committed")
+    partition = Partition.chain(7, "int8-channel")
+    state = replace(random_states(1, 5)[0], link_buffer_ms=300.0, frame_interval_ms=100.0, bandwidth_mbps=5.0)
+    poisson, regular = model.predict(partition, state), model.predict(partition, replace(state, link_arrival_scv=0.1))
+    assert 0 < poisson.send_ms < max(100.0, poisson.edge_ms)  # below a full link, where the arrivals matter
+    assert regular.link_queue_ms == pytest.approx(0.1 * poisson.link_queue_ms) and poisson.link_queue_ms > 0
+    assert model.table([partition]).predict(replace(state, link_arrival_scv=0.1)).link_queue_ms[0] == \
+        pytest.approx(regular.link_queue_ms, rel=1e-9)
+    with pytest.raises(ValueError, match="arrival scv must be >= 0"):
+        replace(state, link_arrival_scv=-0.1)
+
+
 def test_the_queue_grows_with_the_load_and_never_passes_the_buffer():
     sending_ms = np.linspace(0.0, 150.0, 301)
     waits = own_link_queue_ms(sending_ms, np.zeros_like(sending_ms), 100.0, 250.0)

@@ -72,11 +72,35 @@ def test_calibration_learns_the_edges_load_the_monitor_does_not_see():
     assert calibrated[-1].edge_load == pytest.approx(0.5, abs=0.05)
 
 
+def test_measured_arrivals_are_the_offloaded_frames_and_charged_only_when_asked():
+    """The image offloaded at 10 frames/s on a fast edge enters the link as regularly as the camera
+    sends it: once ten intervals are back, the measured scv is about 0 and, with link_arrivals
+    measured, charged; with poisson the policies are charged 1 whatever is measured. Edge only
+    sends nothing, so nothing is measured and the charge stays 1."""
+    def image(num_layers):
+        return Partition.image_offload()
+
+    view = {"link_rtt": "own-queue", "live_edge": True}
+    log, measured = _run(image, 20.0, link_arrivals="measured", **view)
+    poisson_log, poisson = _run(image, 20.0, **view)
+    scv = log.link_arrival_scv[log.processed]
+    assert np.isnan(scv[:10]).all()  # fewer than ten intervals back
+    assert np.nanmax(scv) < 0.01 and np.isfinite(scv[-50:]).all()
+    charged = np.array([state.link_arrival_scv for state in measured])
+    assert np.array_equal(np.where(np.isnan(scv), 1.0, scv), charged)
+    assert np.array_equal(poisson_log.link_arrival_scv, log.link_arrival_scv, equal_nan=True)
+    assert all(state.link_arrival_scv == 1.0 for state in poisson)
+    edge_log, edge = _run(lambda n: Partition.edge_only(n), 20.0, link_arrivals="measured", **view)
+    assert np.isnan(edge_log.link_arrival_scv).all() and all(state.link_arrival_scv == 1.0 for state in edge)
+
+
 def test_a_wrong_view_is_refused_with_what_is_wrong():
     with pytest.raises(ValueError, match="link_rtt must be one of smoothed, floor, own-queue, got 'median'"):
         SimulationConfig(link_rtt="median")
     with pytest.raises(ValueError, match="link_buffer_ms must be > 0"):
         SimulationConfig(link_rtt="own-queue", link_buffer_ms=0.0)
+    with pytest.raises(ValueError, match="link_arrivals must be one of poisson, measured, got 'kingman'"):
+        SimulationConfig(link_rtt="own-queue", link_arrivals="kingman")
 
 
 def test_the_report_says_the_view_when_it_is_not_the_simulators_default():
@@ -91,5 +115,9 @@ def test_the_report_says_the_view_when_it_is_not_the_simulators_default():
     view, text = report()
     assert view == {"link_rtt": "smoothed", "calibrate_edge": False} and "partitioner's view" not in text
     view, text = report(link_rtt="own-queue", calibrate_edge=True)
-    assert view == {"link_rtt": "own-queue", "calibrate_edge": True, "link_buffer_ms": 200.0}
+    assert view == {"link_rtt": "own-queue", "calibrate_edge": True, "link_buffer_ms": 200.0, "link_arrivals": "poisson"}
     assert "- the partitioner's view: link_rtt own-queue, link buffer at least 200 ms, edge calibrated" in text
+    view, text = report(link_rtt="own-queue", link_arrivals="measured")
+    assert view["link_arrivals"] == "measured"
+    assert "- the partitioner's view: link_rtt own-queue, link buffer at least 200 ms, arrivals measured, " \
+        "edge uncalibrated" in text

@@ -58,7 +58,8 @@ def monitor_load(load: LoadReport | None) -> float:
 def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport | None,
                  assumed: AssumedLinks, backhaul: LinkReport | None = None,
                  edge_time_factor: float = 1.0, rtt_floor_ms: float | None = None,
-                 link_buffer_ms: float = 0.0, frame_interval_ms: float = 0.0) -> SystemState:
+                 link_buffer_ms: float = 0.0, frame_interval_ms: float = 0.0,
+                 link_arrival_scv: float = 1.0) -> SystemState:
     """The state for one frame: the links (reported or assumed), the edge load and queue, and the
     frame's complexity, clamped to 0..1. The load is the monitor's (:func:`monitor_load`) with
     ``edge_time_factor`` folded in (:func:`~l2p_ros.monitoring.edge_speed.calibrated_edge_load`:
@@ -66,7 +67,9 @@ def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport 
     (:class:`~l2p_ros.monitoring.rtt_floor.RttFloor`) caps a reported uplink's RTT; an assumed
     link keeps its assumed RTT. ``link_buffer_ms`` > 0 (with ``frame_interval_ms``, the camera's
     period) has the cost model charge each option the queue its own frames would leave on the
-    uplink (:class:`~l2p_ros.monitoring.link_buffer.LinkBuffer` says how deep a full one is)."""
+    uplink (:class:`~l2p_ros.monitoring.link_buffer.LinkBuffer` says how deep a full one is, and
+    ``link_arrival_scv``, :class:`~l2p_ros.monitoring.link_arrivals.LinkArrivals`, how irregularly
+    frames reach it)."""
     bandwidth, rtt = link_estimate(uplink, assumed.bandwidth_mbps, assumed.rtt_ms)
     if uplink is not None and rtt_floor_ms is not None:
         rtt = min(rtt, rtt_floor_ms)
@@ -76,4 +79,5 @@ def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport 
     return SystemState(bandwidth_mbps=bandwidth, rtt_ms=rtt, edge_load=edge_load, edge_queue_length=queue,
                        frame_complexity=min(max(complexity, 0.0), 1.0),
                        fog_cloud_bandwidth_mbps=fog_bandwidth, fog_cloud_rtt_ms=fog_rtt,
-                       link_buffer_ms=link_buffer_ms, frame_interval_ms=frame_interval_ms)
+                       link_buffer_ms=link_buffer_ms, frame_interval_ms=frame_interval_ms,
+                       link_arrival_scv=link_arrival_scv)

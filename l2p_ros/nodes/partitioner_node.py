@@ -30,12 +30,13 @@ from l2p_ros.measure.payload_fit import RAW_IMAGE, load_payload_fit
 from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.edge_speed import DEFAULT_CALIBRATE_EDGE, EdgeSpeed
 from l2p_ros.monitoring.freshness import Freshness
+from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES, LinkArrivals, charged_scv
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, monitor_load, system_state
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, DEFAULT_LINK_RTT, LINK_RTT_MODES, UplinkRtt
 from l2p_ros.nodes.common import (DETECTIONS_QOS, EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK, FRAME_QOS,
                                   IMAGE_SUB_QOS, STATE_QOS, Diagnostics, LiveParameters, as_declared, bounded,
-                                  declare, parameter_error, positive, run_node, stamp_key)
+                                  declare, from_time_msg, parameter_error, positive, run_node, stamp_key)
 from l2p_ros.nodes.images import msg_to_image
 from l2p_ros.nodes.model_params import declare_model
 from l2p_ros.nodes.probe_echo import link_topics
@@ -106,6 +107,12 @@ class PartitionerNode(Node):
                                  "queue holds a frame until the monitor's RTT has shown a deeper one, ms")
         if not (math.isfinite(link_buffer_ms) and link_buffer_ms > 0):
             raise parameter_error(self, "link_buffer_ms", link_buffer_ms, "must be > 0")
+        link_arrivals = declare(self, "link_arrivals", DEFAULT_LINK_ARRIVALS, "with link_rtt own-queue: how "
+                                "irregularly frames reach the uplink, for the wait its queue charges: 'poisson' "
+                                "(as if at random: M/D/1's wait) or 'measured' (the recent offloaded frames' "
+                                "send stamps in l2p/detections: Kingman's G/D/1 wait)")
+        if link_arrivals not in LINK_ARRIVAL_MODES:
+            raise parameter_error(self, "link_arrivals", link_arrivals, f"must be one of {', '.join(LINK_ARRIVAL_MODES)}")
         calibrate_edge = declare(self, "calibrate_edge", DEFAULT_CALIBRATE_EDGE, "scale the predicted edge times by how much longer "
                                  "the edge's layers and encoding took on the recent frames (l2p/detections) than "
                                  "predicted (measured and published either way: edge_time_factor); false: the "
@@ -197,6 +204,8 @@ class PartitionerNode(Node):
         self.calibrate_edge = calibrate_edge
         self.uplink_rtt = UplinkRtt(link_rtt, link_buffer_ms)
         self.edge_speed = EdgeSpeed()
+        self.link_arrivals_mode = link_arrivals
+        self.link_arrivals = LinkArrivals()  # measured whatever the mode (monitoring/link_arrivals.py)
         self._predicted_edge_ms: OrderedDict = OrderedDict()
         self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, DETECTIONS_QOS)
         self.diagnostics = Diagnostics(self)
@@ -278,6 +287,8 @@ class PartitionerNode(Node):
             return
         partition_ms, edge_only_ms = predicted
         ran_all = msg.executed_on in (EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK)
+        if not ran_all:  # it crossed the uplink (in three tiers the fog restamps what it forwards)
+            self.link_arrivals.add(from_time_msg(msg.timings.edge_sent))
         measured_ms = msg.timings.edge_ms + (0.0 if ran_all else msg.timings.encode_ms)
         self.edge_speed.add(measured_ms, edge_only_ms if ran_all else partition_ms)
 
@@ -316,10 +327,12 @@ class PartitionerNode(Node):
         self._say_staleness(stale)
         inputs = self.fresh_inputs(stale)
         edge_factor = self.edge_speed.factor
+        arrival_scv = self.link_arrivals.scv
         state = system_state(metrics.complexity, inputs["network"], inputs["load"], self.assumed_links,
                              inputs["backhaul"], edge_time_factor=edge_factor if self.calibrate_edge else 1.0,
                              rtt_floor_ms=self.uplink_rtt.floor_ms, link_buffer_ms=self.uplink_rtt.buffer_ms,
-                             frame_interval_ms=self.frame_interval_ms)
+                             frame_interval_ms=self.frame_interval_ms,
+                             link_arrival_scv=charged_scv(arrival_scv, self.link_arrivals_mode))
         partition = self.policy.decide(state)
         try:
             self._remember_prediction(msg, partition, self.cost_model.edge_slowdown(monitor_load(inputs["load"])))
@@ -355,6 +368,7 @@ class PartitionerNode(Node):
         out.edge_cpu_percent = float(load.cpu_percent) if load else nan
         out.edge_gpu_percent = float(load.gpu_percent) if load else nan
         out.edge_time_factor = float(edge_factor)
+        out.link_arrival_scv = float(arrival_scv) if arrival_scv is not None else nan
         out.decision_ms = float(decision_ms)
         out.stale_inputs = stale
         self.decision_pub.publish(out)
@@ -367,7 +381,8 @@ class PartitionerNode(Node):
                                 f"deciding on assumed defaults, stale: {', '.join(stale)}" if stale else "running",
                                 decisions=self.decisions, last_cut=out.cut_after_layer,
                                 last_decision_ms=round(decision_ms, 3), policy=self.policy.name,
-                                edge_time_factor=round(edge_factor, 3))
+                                edge_time_factor=round(edge_factor, 3),
+                                link_arrival_scv=round(arrival_scv, 3) if arrival_scv is not None else "not measured")
 
 
 def main(args=None) -> None:

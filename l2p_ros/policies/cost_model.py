@@ -131,17 +131,20 @@ def send_ms_array(payload_bytes: np.ndarray, bandwidth_mbps: float) -> np.ndarra
     return np.where(payload_bytes > 0, np.inf, 0.0)
 
 
-def own_link_queue_ms(sending_ms, edge_ms, frame_interval_ms: float, buffer_ms: float):
+def own_link_queue_ms(sending_ms, edge_ms, frame_interval_ms: float, buffer_ms: float, arrival_scv: float = 1.0):
     """The mean wait in the uplink's queue of a stream of frames that each take ``sending_ms`` on
     the link, once the option is chosen for every frame (floats or arrays alike).
 
     Frames reach the link one per ``max(frame_interval_ms, edge_ms)`` (an edge slower than the
     camera takes the latest frame and drops the rest, so it never queues them). Below a full link
-    (utilisation ``rho < 1``) the wait is M/D/1's, ``rho * sending_ms / (2 (1 - rho))``: frames as
-    if they came at random, which a camera's regular ones do not, so it errs long at moderate load;
-    near a full link the monitor's probes and the headers, which ``rho`` leaves out, make a queue
-    anyway. At ``rho >= 1`` the queue grows until the link's buffer is full and frames wait
-    ``buffer_ms``; the wait never exceeds it. Nothing is sent, nothing waits.
+    (utilisation ``rho < 1``) the wait is Kingman's for G/D/1, ``rho / (1 - rho) * arrival_scv / 2
+    * sending_ms``, where ``arrival_scv`` is the squared coefficient of variation of the time
+    between frames reaching the link (:class:`~l2p_ros.monitoring.link_arrivals.LinkArrivals`
+    measures it). At its default of 1 (frames as if they came at random) that is M/D/1's wait,
+    exactly; a camera's regular frames wait less, so M/D/1 errs long at moderate load, while near a
+    full link the monitor's probes and the headers, which ``rho`` leaves out, make a queue anyway.
+    At ``rho >= 1`` the queue grows until the link's buffer is full and frames wait ``buffer_ms``;
+    the wait never exceeds it. Nothing is sent, nothing waits.
 
     Why not the monitor's RTT: it measures the queue the *current* choice builds. Sending the image
     over a 1 Mbit/s link it fills took it from 25-40 ms to 90-380 ms on the testbed, and charging
@@ -152,7 +155,7 @@ def own_link_queue_ms(sending_ms, edge_ms, frame_interval_ms: float, buffer_ms: 
     interval_ms = np.maximum(frame_interval_ms, np.asarray(edge_ms, dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(interval_ms > 0, sending_ms / interval_ms, np.inf)
-        below_full = rho * sending_ms / (2.0 * (1.0 - rho))
+        below_full = rho / (1.0 - rho) * (arrival_scv / 2.0) * sending_ms
     wait_ms = np.where(rho < 1.0, below_full, buffer_ms)
     wait_ms = np.where(sending_ms > 0, np.minimum(wait_ms, buffer_ms), 0.0)
     return float(wait_ms) if wait_ms.ndim == 0 else wait_ms
@@ -408,7 +411,8 @@ class CostModel:
         """:func:`own_link_queue_ms` where the state asks for it (``link_buffer_ms > 0``), else 0."""
         if state.link_buffer_ms <= 0:
             return 0.0 if np.ndim(sending_ms) == 0 else np.zeros(np.shape(sending_ms))
-        return own_link_queue_ms(sending_ms, edge_ms, state.frame_interval_ms, state.link_buffer_ms)
+        return own_link_queue_ms(sending_ms, edge_ms, state.frame_interval_ms, state.link_buffer_ms,
+                                 state.link_arrival_scv)
 
     def offload_energy_j(self, fog_ms, fog_send_ms, cloud_ms):
         """Joules the fog (computing, sending) and the cloud (computing) spend on a frame."""

@@ -120,6 +120,8 @@ class SystemState:
       ``rtt_ms`` should then be the link's RTT without a queue (the floor). 0: none is charged and
       ``rtt_ms`` carries whatever queue the current choice built (the monitor's RTT).
     - ``frame_interval_ms``: the camera's period, with ``link_buffer_ms``: how often frames come.
+    - ``link_arrival_scv``: with ``link_buffer_ms``: how irregularly frames reach the uplink (the
+      squared coefficient of variation of their intervals; 1: as if at random, M/D/1's wait).
     """
 
     bandwidth_mbps: float
@@ -132,11 +134,13 @@ class SystemState:
     fog_cloud_rtt_ms: float = 5.0
     link_buffer_ms: float = 0.0
     frame_interval_ms: float = 0.0
+    link_arrival_scv: float = 1.0
 
     def __post_init__(self) -> None:
-        if min(self.bandwidth_mbps, self.rtt_ms, self.edge_queue_length,
-               self.fog_cloud_bandwidth_mbps, self.fog_cloud_rtt_ms, self.link_buffer_ms, self.frame_interval_ms) < 0:
-            raise ValueError(f"bandwidths, RTTs, queue length, link buffer and frame interval must be >= 0: {self}")
+        if min(self.bandwidth_mbps, self.rtt_ms, self.edge_queue_length, self.fog_cloud_bandwidth_mbps,
+               self.fog_cloud_rtt_ms, self.link_buffer_ms, self.frame_interval_ms, self.link_arrival_scv) < 0:
+            raise ValueError(f"bandwidths, RTTs, queue length, link buffer, frame interval and arrival scv "
+                             f"must be >= 0: {self}")
         for name in ("edge_load", "frame_complexity"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in 0..1: {self}")

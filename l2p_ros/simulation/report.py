@@ -64,6 +64,7 @@ def markdown_table(evaluation: Evaluation) -> str:
            f"{_fmt(meta['hindsight']['seconds'])} s ({meta['hindsight']['note']})"] if "hindsight" in meta else []),
         *([f"- the partitioner's view: link_rtt {view['link_rtt']}"
            + (f", link buffer at least {view['link_buffer_ms']:g} ms" if "link_buffer_ms" in view else "")
+           + (", arrivals measured" if view.get("link_arrivals") == "measured" else "")
            + (", edge calibrated" if view["calibrate_edge"] else ", edge uncalibrated")]
           if (view := scenario.get("partitioner_view")) and (view["link_rtt"] != "smoothed" or view["calibrate_edge"])
           else []),

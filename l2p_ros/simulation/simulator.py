@@ -73,7 +73,12 @@ here are the simulator's as before, the live node's are ``own-queue`` and calibr
   took than the profile predicted at that estimate
   (:class:`~l2p_ros.monitoring.edge_speed.EdgeSpeed`), each frame's ratio known once its result is
   back (the live node reads it from the detections), so a load the estimate lags or misses (the
-  pipeline's ``edge_background_load``) is learned as the live node learns it.
+  pipeline's ``edge_background_load``) is learned as the live node learns it;
+- ``link_arrivals``: with ``own-queue``, how irregularly frames reach the uplink, for the wait its
+  queue charges: ``poisson`` (M/D/1's) or ``measured``
+  (:class:`~l2p_ros.monitoring.link_arrivals.LinkArrivals` fed when each offloaded frame entered
+  the link, known once its result is back, as the live node reads the edge's send stamps from the
+  detections).
 """
 from __future__ import annotations
 
@@ -93,6 +98,7 @@ from l2p_ros.simulation.fleet_cloud import IDLE, FleetCloudState
 from l2p_ros.simulation.fleet_cloud import serve as fleet_serve
 from l2p_ros.measure.frame_costs import FrameCosts
 from l2p_ros.monitoring.edge_speed import EdgeSpeed, calibrated_edge_load
+from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES, LinkArrivals, charged_scv
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, LINK_RTT_MODES, UplinkRtt
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import FramePayloads, VideoTable
@@ -106,8 +112,8 @@ class SimulationConfig:
     only (the defaults are :class:`SystemState`'s nominal backhaul); ``fleet``: the cloud is shared
     with that many vehicles and batches their frames (:mod:`l2p_ros.simulation.fleet_cloud`; its
     ``frames_per_s`` must be ``fps``), None: the cloud is the simulated vehicle's alone;
-    ``link_rtt``, ``link_buffer_ms``, ``calibrate_edge``: the partitioner's parameters of those
-    names (the module's docstring)."""
+    ``link_rtt``, ``link_buffer_ms``, ``calibrate_edge``, ``link_arrivals``: the partitioner's
+    parameters of those names (the module's docstring)."""
 
     fps: float = 10.0
     deadline_ms: float = 100.0
@@ -123,10 +129,13 @@ class SimulationConfig:
     link_rtt: str = "smoothed"
     link_buffer_ms: float = DEFAULT_LINK_BUFFER_MS
     calibrate_edge: bool = False
+    link_arrivals: str = DEFAULT_LINK_ARRIVALS
 
     def __post_init__(self) -> None:
         if self.link_rtt not in LINK_RTT_MODES:
             raise ValueError(f"link_rtt must be one of {', '.join(LINK_RTT_MODES)}, got {self.link_rtt!r}")
+        if self.link_arrivals not in LINK_ARRIVAL_MODES:
+            raise ValueError(f"link_arrivals must be one of {', '.join(LINK_ARRIVAL_MODES)}, got {self.link_arrivals!r}")
         if not (math.isfinite(self.link_buffer_ms) and self.link_buffer_ms > 0):
             raise ValueError(f"link_buffer_ms must be > 0, got {self.link_buffer_ms}")
         if self.fleet is not None and (self.fleet.frames_per_s != self.fps or self.live_edge):
@@ -214,6 +223,7 @@ class SimulationLog:
     fog_send_ms: np.ndarray | None = None
     superseded: np.ndarray | None = None
     edge_time_factor: np.ndarray | None = None  # the calibration the frame's decision saw (1: none)
+    link_arrival_scv: np.ndarray | None = None  # the arrivals' scv measured at its decision (NaN: none yet)
 
     @classmethod
     def empty(cls, n: int, num_layers: int, deadline_ms: float) -> SimulationLog:
@@ -222,7 +232,7 @@ class SimulationLog:
         return cls(nan(), np.zeros(n, dtype=np.int64), nan(), nan(), nan(), nan(), nan(), nan(),
                    np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool), np.full(n, -1, dtype=np.int64),
                    nan(), nan(), nan(), nan(), nan(), nan(), nan(), np.zeros(n, dtype=bool), nan(), [],
-                   num_layers, deadline_ms, nan(), nan(), np.zeros(n, dtype=bool), nan())
+                   num_layers, deadline_ms, nan(), nan(), np.zeros(n, dtype=bool), nan(), nan())
 
     @property
     def processed(self) -> np.ndarray:
@@ -249,6 +259,7 @@ class _Played:
     vehicle_done_s: float
     free_s: tuple  # the servers' next free times after it, as Simulator._servers
     fleet_cloud: FleetCloudState = IDLE  # with a fleet: the shared cloud after it
+    sent_s: float = math.nan  # when it entered the uplink's queue (NaN: it never crossed it)
 
 
 class Simulator:
@@ -296,6 +307,8 @@ class Simulator:
         self.uplink_rtt = UplinkRtt(config.link_rtt, config.link_buffer_ms, clock=lambda: self._clock_s)
         self.edge_speed = EdgeSpeed(clock=lambda: self._clock_s)
         self._edge_reports: list[tuple[float, float, float]] = []  # heap of (result back s, measured, predicted ms)
+        self.link_arrivals = LinkArrivals(clock=lambda: self._clock_s)
+        self._sent_reports: list[tuple[float, float]] = []  # heap of (result back s, entered the uplink s)
         self._monitor_load = 0.0  # the pending frame's estimated load, before calibration
         self.pending: FrameContext | None = None
         self._advance()
@@ -328,7 +341,7 @@ class Simulator:
             est_bandwidth, est_rtt, est_load = self.estimator.estimate(t)
             backlog_ms = max(0.0, self._link_free_s - t) * 1e3
             est_rtt += backlog_ms  # probes and receipts wait behind the uplink's backlog
-            state_rtt, edge_factor = self._partitioner_view(t, est_bandwidth, est_rtt)
+            state_rtt, edge_factor, arrival_scv = self._partitioner_view(t, est_bandwidth, est_rtt)
             drop = len(self._vehicle_done_s) > self.config.max_vehicle_queue
             if self.config.live_edge:
                 queue = int(self._edge_free_s > t)  # the frame waits in the edge's slot
@@ -347,6 +360,7 @@ class Simulator:
             log.bandwidth_mbps[n], log.rtt_ms[n], log.edge_load[n] = bandwidth, rtt, load
             log.bandwidth_estimate_mbps[n], log.edge_load_estimate[n] = est_bandwidth, est_load
             log.edge_time_factor[n] = edge_factor
+            log.link_arrival_scv[n] = math.nan if arrival_scv is None else arrival_scv
             if drop:
                 log.skipped[n] = True
                 log.superseded[n] = superseded
@@ -355,7 +369,8 @@ class Simulator:
                 continue
             self._payloads_at(row)
             self._monitor_load = est_load
-            own_queue = {"link_buffer_ms": self.uplink_rtt.buffer_ms, "frame_interval_ms": 1e3 / fps} \
+            own_queue = {"link_buffer_ms": self.uplink_rtt.buffer_ms, "frame_interval_ms": 1e3 / fps,
+                         "link_arrival_scv": charged_scv(arrival_scv, self.config.link_arrivals)} \
                 if self.uplink_rtt.buffer_ms > 0 else {}
             self.pending = FrameContext(
                 n, t, row, self.true_state(n, reported_queue, backlog_ms),
@@ -367,19 +382,22 @@ class Simulator:
         self.pending = None
         return skipped
 
-    def _partitioner_view(self, t: float, est_bandwidth: float, est_rtt: float) -> tuple[float, float]:
-        """At ``t``: the RTT the policies are charged (``link_rtt``) and the edge's calibration
-        factor (1 without ``calibrate_edge``), from the reports that have reached the partitioner."""
+    def _partitioner_view(self, t: float, est_bandwidth: float, est_rtt: float) -> tuple[float, float, float | None]:
+        """At ``t``: the RTT the policies are charged (``link_rtt``), the edge's calibration
+        factor (1 without ``calibrate_edge``) and the arrivals' measured scv (None: too few yet),
+        from the reports that have reached the partitioner."""
         self._clock_s = t
         reports = self._edge_reports
         while reports and reports[0][0] <= t:
             _, measured_ms, predicted_ms = heapq.heappop(reports)
             self.edge_speed.add(measured_ms, predicted_ms)
+        while self._sent_reports and self._sent_reports[0][0] <= t:
+            self.link_arrivals.add(heapq.heappop(self._sent_reports)[1])
         if est_bandwidth > 0:  # the monitor's link is up
             self.uplink_rtt.add(est_rtt)
         floor_ms = self.uplink_rtt.floor_ms
         rtt = est_rtt if floor_ms is None else min(est_rtt, floor_ms)
-        return rtt, self.edge_speed.factor if self.config.calibrate_edge else 1.0
+        return rtt, self.edge_speed.factor if self.config.calibrate_edge else 1.0, self.link_arrivals.scv
 
     def step(self, partition: Partition, decide_s: float = math.nan) -> FrameOutcome:
         """Play the pending frame with ``partition`` under the true conditions, then move on."""
@@ -394,6 +412,8 @@ class Simulator:
         if self.config.calibrate_edge and math.isfinite(played.latency_ms):  # its result reaches the partitioner
             predicted_ms = self.true_model.placement(partition).edge_ms * self.true_model.edge_slowdown(self._monitor_load)
             heapq.heappush(self._edge_reports, (frame.time_s + played.latency_ms / 1e3, played.edge_ms, predicted_ms))
+        if math.isfinite(played.sent_s) and math.isfinite(played.latency_ms):
+            heapq.heappush(self._sent_reports, (frame.time_s + played.latency_ms / 1e3, played.sent_s))
         self._edge_done_s.append(self._edge_free_s)  # FIFO: the edge is next free when this frame leaves it
         latency_ms, service_ms = played.latency_ms, played.service_ms
         n, log = frame.index, self.log
@@ -462,10 +482,10 @@ class Simulator:
         fog_ms = fog_send_ms = fog_rtt_ms = 0.0
         if plan.local:
             payload, send_s, rtt_ms, finish, vehicle_done = 0.0, 0.0, 0.0, edge_done, edge_done
-            cloud_ms = plan.cloud_ms
+            cloud_ms, sent_s = plan.cloud_ms, math.nan
         else:
             payload = float(self.table.payload_bytes(row, plan.cut, partition.codec))
-            link_start = max(edge_done, link_free_s)
+            link_start, sent_s = max(edge_done, link_free_s), edge_done
             link_done = trace.time_to_complete(self._link_bytes_per_s, link_start, payload)
             link_free_s = vehicle_done = link_done
             send_s = link_done - link_start
@@ -509,7 +529,7 @@ class Simulator:
         energy = self.true_model.power.energy_j(edge_ms, send_s * 1e3, wait_ms)
         return _Played(latency_ms, service_ms, edge_ms, send_s * 1e3, cloud_ms, payload, energy, fog_ms,
                        fog_send_ms, vehicle_done, (edge_free_s, link_free_s, cloud_free_s, fog_free_s, fog_link_free_s),
-                       fleet_cloud)
+                       fleet_cloud, sent_s)
 
     def run(self, policy: Policy, on_frames: Callable[[int], None] | None = None) -> SimulationLog:
         """Let ``policy`` decide every frame; ``on_frames(k)`` reports progress (k frames passed)."""

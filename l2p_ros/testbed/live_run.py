@@ -240,7 +240,8 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                   "edge_cpu_percent": _finite_or_none(row["edge_cpu_percent"]),
                   "predicted_total_ms": row["predicted_total_ms"],
                   "predicted_edge_ms": _finite_or_none(row["predicted_edge_ms"]),
-                  "edge_time_factor": row["edge_time_factor"]}
+                  "edge_time_factor": row["edge_time_factor"],
+                  "link_arrival_scv": _finite_or_none(row["link_arrival_scv"])}
                  for row in summary.pop("decisions", [])]
     summary.pop("frame_stamps", None)
     results = {
