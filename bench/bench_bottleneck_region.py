@@ -14,14 +14,15 @@ the paper's alternating scenes of real frames (the committed video table), netwo
 q75 for image offload and int8-channel+zstd for tensor cuts, the committed frame costs (the
 bottleneck's encoder and decoder included). Simulated (trace-driven). Several bottlenecks (comma
 separated; ``NAME+ctx``: its codes range-coded) are each run alone beside no bottleneck, then all
-together, the policies choosing among them. ``--link-rtt`` and ``--calibrate-edge`` give the
-policies the partitioner's view of the link and the edge of those names (the live defaults are
-``own-queue`` and calibrated; without them, the simulator's as every row in docs/ before stop 34);
+together, the policies choosing among them. ``--link-rtt``, ``--calibrate-edge`` and
+``--link-arrivals`` give the policies the partitioner's view of the link and the edge of those
+names (the live defaults are ``own-queue``, calibrated and measured arrivals; without them, the
+simulator's as every row in docs/ before stop 34);
 ``--live-edge`` plays the vehicle as the live edge node schedules frames (the latest frame wins)
 instead of a FIFO of up to three frames.
 Writes bench/results/bottleneck_region_yolov3-tiny.json (other ``--bottleneck``: ..._<names joined
-by _>.json; a view other than the simulator's default adds _<link-rtt>[_calibrated], and
---live-edge _live-edge, --tag _TAG).
+by _>.json; a view other than the simulator's default adds _<link-rtt>[_calibrated][_arrivals-measured],
+and --live-edge _live-edge, --tag _TAG).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import COMMITTED_EDGE_PROFILE, ROOT, interior_share, save, use_committed_video_table  # noqa: E402
 
-from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES  # noqa: E402
+from l2p_ros.monitoring.link_arrivals import LINK_ARRIVAL_MODES  # noqa: E402
 from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES  # noqa: E402
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.scenarios import trace_scenario  # noqa: E402
@@ -63,8 +64,9 @@ def main() -> None:
     parser.add_argument("--policies", default=POLICIES, help=f"comma separated (default {POLICIES})")
     parser.add_argument("--link-rtt", choices=LINK_RTT_MODES, default="smoothed")
     parser.add_argument("--calibrate-edge", action="store_true")
-    parser.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default=DEFAULT_LINK_ARRIVALS,
-                        help="with --link-rtt own-queue: 'measured' charges Kingman's wait with the measured arrivals")
+    parser.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default="poisson",
+                        help="with --link-rtt own-queue: 'measured' (the live default) charges Kingman's wait with "
+                             "the measured arrivals")
     parser.add_argument("--tag", default="", help="appended to the results' name (keeps another run's file)")
     parser.add_argument("--live-edge", action="store_true",
                         help="the vehicle as the live edge node schedules frames (latest frame wins), not a FIFO")
@@ -106,7 +108,7 @@ def main() -> None:
     suffix = "" if names == ["vtest-street"] else "_" + "_".join(names)
     if args.link_rtt != "smoothed" or args.calibrate_edge:
         suffix += f"_{args.link_rtt}" + ("_calibrated" if args.calibrate_edge else "")
-    suffix += "" if args.link_arrivals == DEFAULT_LINK_ARRIVALS else f"_arrivals-{args.link_arrivals}"
+    suffix += "_arrivals-measured" if args.link_arrivals == "measured" else ""
     suffix += ("_live-edge" if args.live_edge else "") + (f"_{args.tag}" if args.tag else "")
     save(f"bottleneck_region_yolov3-tiny{suffix}", {"command": " ".join(["python", *sys.argv]), "rows": rows,
                                            "simulated": True, "partitioner_view": view})

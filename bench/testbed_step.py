@@ -56,8 +56,9 @@ def main() -> int:
                              "'own-queue' the floor and each option the queue its own frames would build; "
                              "'smoothed' the monitor's RTT (experiments 1-8 ran so, and uncalibrated)")
     parser.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default=DEFAULT_LINK_ARRIVALS,
-                        help="the partitioner's link_arrivals (default poisson, as the pipeline's): 'measured' "
-                             "charges the own queue Kingman's wait with the offloaded frames' measured intervals")
+                        help="the partitioner's link_arrivals (default measured, as the pipeline's): the own "
+                             "queue's wait by Kingman with the offloaded frames' measured intervals; 'poisson' "
+                             "charges M/D/1's (experiment 9 ran so)")
     parser.add_argument("--bottlenecks", default="",
                         help="learned bottlenecks the policies may choose (comma-separated models/bottleneck/ names)")
     args = parser.parse_args()

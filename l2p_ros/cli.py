@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES
+from l2p_ros.monitoring.link_arrivals import LINK_ARRIVAL_MODES
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, LINK_RTT_MODES
 
 
@@ -519,10 +519,10 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--link-buffer-ms", type=_positive_float, default=DEFAULT_LINK_BUFFER_MS,
                    help="with --link-rtt own-queue: how long a full uplink holds a frame until a deeper queue is "
                         "seen (default %(default)g)")
-    p.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default=DEFAULT_LINK_ARRIVALS,
+    p.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default="poisson",
                    help="with --link-rtt own-queue: how irregularly frames reach the uplink, as the partitioner's "
-                        "link_arrivals: poisson (default: M/D/1's wait) or measured (Kingman's G/D/1 wait with "
-                        "the offloaded frames' measured intervals)")
+                        "link_arrivals: poisson (default here: M/D/1's wait) or measured (the live default: "
+                        "Kingman's G/D/1 wait with the offloaded frames' measured intervals)")
     p.add_argument("--calibrate-edge", action="store_true",
                    help="fold how much longer the edge took than predicted into the load the policies see, as "
                         "the partitioner's calibrate_edge (the live default)")

@@ -208,15 +208,15 @@ def test_link_rtt_own_queue_charges_the_floor_and_the_queue_the_choice_fills(par
     assert decision.predicted_transfer_ms == pytest.approx(270.0 + sending_ms + 30.0, rel=1e-3)
 
 
-@pytest.mark.parametrize("partitioner", [{"policy": "fixed:cloud", "link_arrivals": "measured"},
-                                         {"policy": "fixed:cloud"}], indirect=True)
+@pytest.mark.parametrize("partitioner", [{"policy": "fixed:cloud"},  # the default: measured
+                                         {"policy": "fixed:cloud", "link_arrivals": "poisson"}], indirect=True)
 def test_the_offloaded_frames_send_stamps_measure_how_irregularly_they_reach_the_link(partitioner, request):
     """The image at half the link (its sending 50 ms of the camera's 100): M/D/1 charges it 25 ms of
     queue. The edge reports sending the decided frames 50 and 150 ms apart (l2p/detections): their
-    scv, 0.25, is published in the decisions; with link_arrivals measured it is charged (a quarter
-    of M/D/1's wait), with the default (poisson) not. Frames the edge ran itself are not counted."""
+    scv, 0.25, is published in the decisions; with link_arrivals measured (the default) it is
+    charged (a quarter of M/D/1's wait), with poisson not. Frames the edge ran itself are not counted."""
     node, nodes = partitioner
-    measured = request.node.callspec.params["partitioner"].get("link_arrivals") == "measured"
+    measured = request.node.callspec.params["partitioner"].get("link_arrivals", "measured") == "measured"
     network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
     detections_pub = node.create_publisher(DetectionArray, "l2p/detections", DETECTIONS_QOS)
     decide = _decider(node, nodes)

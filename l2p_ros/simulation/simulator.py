@@ -75,7 +75,7 @@ here are the simulator's as before, the live node's are ``own-queue`` and calibr
   back (the live node reads it from the detections), so a load the estimate lags or misses (the
   pipeline's ``edge_background_load``) is learned as the live node learns it;
 - ``link_arrivals``: with ``own-queue``, how irregularly frames reach the uplink, for the wait its
-  queue charges: ``poisson`` (M/D/1's) or ``measured``
+  queue charges: ``poisson`` (M/D/1's; the default here, the node's is ``measured``) or ``measured``
   (:class:`~l2p_ros.monitoring.link_arrivals.LinkArrivals` fed when each offloaded frame entered
   the link, known once its result is back, as the live node reads the edge's send stamps from the
   detections).
@@ -98,7 +98,7 @@ from l2p_ros.simulation.fleet_cloud import IDLE, FleetCloudState
 from l2p_ros.simulation.fleet_cloud import serve as fleet_serve
 from l2p_ros.measure.frame_costs import FrameCosts
 from l2p_ros.monitoring.edge_speed import EdgeSpeed, calibrated_edge_load
-from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES, LinkArrivals, charged_scv
+from l2p_ros.monitoring.link_arrivals import LINK_ARRIVAL_MODES, LinkArrivals, charged_scv
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, LINK_RTT_MODES, UplinkRtt
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import FramePayloads, VideoTable
@@ -129,7 +129,7 @@ class SimulationConfig:
     link_rtt: str = "smoothed"
     link_buffer_ms: float = DEFAULT_LINK_BUFFER_MS
     calibrate_edge: bool = False
-    link_arrivals: str = DEFAULT_LINK_ARRIVALS
+    link_arrivals: str = "poisson"  # the partitioner's default is measured (module docstring)
 
     def __post_init__(self) -> None:
         if self.link_rtt not in LINK_RTT_MODES:
