@@ -120,10 +120,13 @@ COMPACT = {
                                        edge_speed_factor=factor, simulation_options=options))
               for edge, factor in (("measured edge", 1.0), ("Jetson-class (0.25x)", 0.25))
               for view, options in (("smoothed", {}),
-                                    ("own-queue, calibrated", {"link_rtt": "own-queue", "calibrate_edge": True}))],
+                                    ("own-queue, calibrated", {"link_rtt": "own-queue", "calibrate_edge": True}),
+                                    ("own-queue, calibrated, measured arrivals",
+                                     {"link_rtt": "own-queue", "calibrate_edge": True, "link_arrivals": "measured"}))],
              COSTS_POLICIES,
              f"--scenario l2p-paper --minutes 10 --seed 0 --bottlenecks sample-scenes --policies "
-             f"{','.join(COSTS_POLICIES)} [--edge-speed-factor 0.25] [--link-rtt own-queue --calibrate-edge]"),
+             f"{','.join(COSTS_POLICIES)} [--edge-speed-factor 0.25] "
+             "[--link-rtt own-queue --calibrate-edge [--link-arrivals measured]]"),
 }
 
 

@@ -4,10 +4,9 @@ The own queue (:func:`~l2p_ros.policies.cost_model.own_link_queue_ms`) is Kingma
 ``rho / (1 - rho) * scv / 2 * sending``, where ``scv`` is the squared coefficient of variation
 (variance over squared mean) of the time between frames reaching the link. Frames that came at
 random (Poisson, ``scv = 1``) give M/D/1's wait, which was all the partitioner charged before; a
-camera's frames come far more regularly. Measured on the testbed (experiment 9, 1 Mbit/s), the
-bottleneck's frames at 64% of the link left no queue the monitor's probes could see, where M/D/1
-charges 57 ms; in the simulator the stream that the live edge schedules (the latest frame wins)
-enters the link with ``scv`` 0.1 on the bottleneck and 0.02 on the image (docs/testbed.md).
+camera's frames come far more regularly. On the testbed (docs/testbed.md) the bottleneck's frames
+at 64% of a 1 Mbit/s link left no queue the monitor's probes could see, where M/D/1 charges 57 ms
+(experiment 9), and their scv was 0.04-0.09, the image's 0.004-0.03 (experiment 10).
 
 The edge stamps when it sent each frame (StageTimings ``edge_sent``, back in the detections);
 :class:`LinkArrivals` keeps the recent stamps of offloaded frames and their intervals' ``scv``.
