@@ -214,7 +214,8 @@ def test_the_offloaded_frames_send_stamps_measure_how_irregularly_they_reach_the
     """The image at half the link (its sending 50 ms of the camera's 100): M/D/1 charges it 25 ms of
     queue. The edge reports sending the decided frames 50 and 150 ms apart (l2p/detections): their
     scv, 0.25, is published in the decisions; with link_arrivals measured (the default) it is
-    charged (a quarter of M/D/1's wait), with poisson not. Frames the edge ran itself are not counted."""
+    charged (a quarter of M/D/1's wait), with poisson not. Frames the edge ran itself, and stamps
+    left unset, are not counted."""
     node, nodes = partitioner
     measured = request.node.callspec.params["partitioner"].get("link_arrivals", "measured") == "measured"
     network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
@@ -230,12 +231,15 @@ def test_the_offloaded_frames_send_stamps_measure_how_irregularly_they_reach_the
     assert first.predicted_transfer_ms == pytest.approx(25.0 + 50.0 + 30.0, rel=1e-3)
     assert _spin_until(node, lambda: detections_pub.get_subscription_count() > 0, 10)
     sent_s, offloaded = time.time(), 0
-    for k in range(14):
+    for k in range(15):
         network_pub.publish(state)  # fresh: a state older than 3 s would be stale
         decision = decide()
         if k == 5:  # run on the edge after a timeout: it never crossed the link
             detections_pub.publish(DetectionArray(header=decision.header, executed_on="edge",
                                                   timings=StageTimings(edge_sent=Time(sec=int(sent_s) + 1))))
+            continue
+        if k == 8:  # offloaded, but its sender left the stamp unset: not a time to measure
+            detections_pub.publish(DetectionArray(header=decision.header, executed_on="cloud"))
             continue
         sent_s += 0.05 if offloaded % 2 else 0.15
         offloaded += 1

@@ -287,8 +287,9 @@ class PartitionerNode(Node):
             return
         partition_ms, edge_only_ms = predicted
         ran_all = msg.executed_on in (EXECUTED_ON_EDGE, EXECUTED_ON_EDGE_FALLBACK)
-        if not ran_all:  # it crossed the uplink (in three tiers the fog restamps what it forwards)
-            self.link_arrivals.add(from_time_msg(msg.timings.edge_sent))
+        sent = msg.timings.edge_sent
+        if not ran_all and (sent.sec or sent.nanosec):  # it crossed the uplink, stamped (in three tiers
+            self.link_arrivals.add(from_time_msg(sent))  # the fog restamps what it forwards)
         measured_ms = msg.timings.edge_ms + (0.0 if ran_all else msg.timings.encode_ms)
         self.edge_speed.add(measured_ms, edge_only_ms if ran_all else partition_ms)
 
