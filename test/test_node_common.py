@@ -29,7 +29,8 @@ def test_a_minimum_is_a_range_in_the_descriptor_and_a_named_error_below_it():
     rclpy.init()
     try:
         node = rclpy.create_node("declare_test", parameter_overrides=[
-            Parameter("depth", value=0), Parameter("wait_s", value=-2), Parameter("rate", value=-0.5)])
+            Parameter("depth", value=0), Parameter("wait_s", value=-2), Parameter("rate", value=-0.5),
+            Parameter("mode", value="median")])
         assert declare(node, "ok_s", 1.5, "fine", minimum=0) == 1.5
         [descriptor] = node.describe_parameters(["ok_s"])
         assert descriptor.floating_point_range[0].from_value == 0.0
@@ -41,6 +42,9 @@ def test_a_minimum_is_a_range_in_the_descriptor_and_a_named_error_below_it():
             declare(node, "wait_s", 0.1, "wait", minimum=0)
         with pytest.raises(ValueError, match="parameter 'rate'=-0.5 is invalid: must be >= 0"):
             declare(node, "rate", 1.0, "rate", minimum=0)
+        assert declare(node, "ok_mode", "floor", "a mode", choices=("smoothed", "floor")) == "floor"
+        with pytest.raises(ValueError, match="parameter 'mode'='median' is invalid: must be one of smoothed, floor"):
+            declare(node, "mode", "floor", "a mode", choices=("smoothed", "floor"))
         node.destroy_node()
     finally:
         rclpy.shutdown()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -60,12 +60,14 @@ STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Rel
 
 
 def declare(node: Node, name: str, default: Any, description: str, live: bool = False,
-            minimum: float | int | None = None, maximum: float | int | None = None) -> Any:
+            minimum: float | int | None = None, maximum: float | int | None = None,
+            choices: Sequence[str] | None = None) -> Any:
     """Declare a parameter with a description and return its value at start.
 
     ``minimum``/``maximum``: the values allowed, as a range in the descriptor (``ros2 param
     describe`` shows it, and rclpy refuses a ``ros2 param set`` outside it) and checked here too,
     with an error naming the parameter (a float parameter given an integer escapes rclpy's check).
+    ``choices``: the only values allowed (a mode's names), checked here with the same error.
 
     A parameter is read once, so it is declared read-only: ``ros2 param set`` on a running node is
     refused with the reason, instead of reporting success and changing nothing. ``live``: the node
@@ -102,6 +104,8 @@ def declare(node: Node, name: str, default: Any, description: str, live: bool = 
         raise parameter_error(node, name, value, str(error)) from None
     if not in_range(value, minimum, maximum):
         raise parameter_error(node, name, value, range_reason(minimum, maximum))
+    if choices is not None and value not in choices:
+        raise parameter_error(node, name, value, f"must be one of {', '.join(choices)}")
     return value
 
 

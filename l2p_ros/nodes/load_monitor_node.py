@@ -30,14 +30,12 @@ class LoadMonitorNode(Node):
         cpu_scope = declare(self, "cpu_scope", "host",
                             "'host': CPU percent of all cores; 'limit': of this process's CPU limit (a "
                             "container's or the testbed edge's cgroup quota) taken by work other than the "
-                            "edge node's, all cores where there is no limit (docs/testbed.md).")
+                            "edge node's, all cores where there is no limit (docs/testbed.md).", choices=CPU_SCOPES)
         jetson_stats = declare(self, "jetson_stats", "auto",
                                "read a Jetson's GPU load and board power through jetson-stats (jtop): 'auto' "
                                "(on a Jetson), 'on' or 'off'")
         if jetson_stats not in ("auto", "on", "off"):
             raise parameter_error(self, "jetson_stats", jetson_stats, "must be auto, on or off")
-        if cpu_scope not in CPU_SCOPES:
-            raise parameter_error(self, "cpu_scope", cpu_scope, f"must be one of {', '.join(CPU_SCOPES)}")
 
         use_jtop = jetson_stats == "on" or (jetson_stats == "auto" and is_jetson())
         self._sampler = LoadSampler(gpu_index, Path(rapl_zone), warn=self.get_logger().warning, cpu_scope=cpu_scope,

@@ -100,9 +100,7 @@ class PartitionerNode(Node):
         link_rtt = declare(self, "link_rtt", DEFAULT_LINK_RTT, "the uplink RTT the policies charge: 'own-queue' (the "
                            "lowest of the last 10 s, and each option the queue its own frames would leave on the "
                            "link once chosen), 'floor' (that lowest RTT alone) or 'smoothed' (the network "
-                           "monitor's, with the queue the current choice built)")
-        if link_rtt not in LINK_RTT_MODES:
-            raise parameter_error(self, "link_rtt", link_rtt, f"must be one of {', '.join(LINK_RTT_MODES)}")
+                           "monitor's, with the queue the current choice built)", choices=LINK_RTT_MODES)
         link_buffer_ms = declare(self, "link_buffer_ms", DEFAULT_LINK_BUFFER_MS, "with link_rtt own-queue: how long a full uplink "
                                  "queue holds a frame until the monitor's RTT has shown a deeper one, ms")
         if not (math.isfinite(link_buffer_ms) and link_buffer_ms > 0):
@@ -110,9 +108,7 @@ class PartitionerNode(Node):
         link_arrivals = declare(self, "link_arrivals", DEFAULT_LINK_ARRIVALS, "with link_rtt own-queue: how "
                                 "irregularly frames reach the uplink, for the wait its queue charges: 'poisson' "
                                 "(as if at random: M/D/1's wait) or 'measured' (the recent offloaded frames' "
-                                "send stamps in l2p/detections: Kingman's G/D/1 wait)")
-        if link_arrivals not in LINK_ARRIVAL_MODES:
-            raise parameter_error(self, "link_arrivals", link_arrivals, f"must be one of {', '.join(LINK_ARRIVAL_MODES)}")
+                                "send stamps in l2p/detections: Kingman's G/D/1 wait)", choices=LINK_ARRIVAL_MODES)
         calibrate_edge = declare(self, "calibrate_edge", DEFAULT_CALIBRATE_EDGE, "scale the predicted edge times by how much longer "
                                  "the edge's layers and encoding took on the recent frames (l2p/detections) than "
                                  "predicted (measured and published either way: edge_time_factor); false: the "
