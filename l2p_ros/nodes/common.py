@@ -37,8 +37,12 @@ def image_qos(reliability: str = "best_effort", depth: int = 1) -> QoSProfile:
 
 # Subscribers keep a few images: with depth 1, DDS silently overwrites a frame the callback has not
 # taken yet; with a short history every frame reaches the node, which drops stale ones itself and
-# counts them (invariant 4). Compatible with the depth-1 publisher.
-IMAGE_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+# counts them (invariant 4). Compatible with the depth-1 publisher. Deep enough to outlast a stall:
+# when a peer process dies, Fast DDS's shared-memory health check of its port (1 s by default)
+# stalls the processes that still send to it; the edge stood still for 1.27 s after the partitioner
+# was killed (test_faults), and with depth 5 one frame of the 7 that came meanwhile was lost
+# uncounted (CI, stop 35). 16 hold 3.2 s at that test's 5 frames/s, 1.6 s at the camera's 10.
+IMAGE_SUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=16,
                            reliability=ReliabilityPolicy.BEST_EFFORT,
                            durability=DurabilityPolicy.VOLATILE)
 # Feature maps, decisions, detections: every frame must be accounted for, so reliable, with a
