@@ -4,7 +4,7 @@ without a learned bottleneck, in the simulator.
     python bench/bench_bottleneck_region.py [--bandwidths 0.5,1,2,5,10,20,50] [--edge-speed-factors 0.25,1]
                                             [--minutes 5] [--bottleneck vtest-street[,sample-scenes+ctx,...]]
                                             [--policies greedy,oracle] [--link-rtt own-queue] [--calibrate-edge]
-                                            [--link-arrivals measured]
+                                            [--link-arrivals measured] [--link-backlog decided]
 
 The link is held constant (RTT 20 ms, no edge load) so each row answers one question: at this
 bandwidth, on this edge, which partitions do greedy and the oracle choose, and what does the
@@ -15,13 +15,14 @@ q75 for image offload and int8-channel+zstd for tensor cuts, the committed frame
 bottleneck's encoder and decoder included). Simulated (trace-driven). Several bottlenecks (comma
 separated; ``NAME+ctx``: its codes range-coded) are each run alone beside no bottleneck, then all
 together, the policies choosing among them. ``--link-rtt``, ``--calibrate-edge`` and
-``--link-arrivals`` give the policies the partitioner's view of the link and the edge of those
+``--link-arrivals`` and ``--link-backlog`` give the policies the partitioner's view of the link and the edge of those
 names (the live defaults are ``own-queue``, calibrated and measured arrivals; without them, the
 simulator's as every row in docs/ before stop 34);
 ``--live-edge`` plays the vehicle as the live edge node schedules frames (the latest frame wins)
 instead of a FIFO of up to three frames.
 Writes bench/results/bottleneck_region_yolov3-tiny.json (other ``--bottleneck``: ..._<names joined
-by _>.json; a view other than the simulator's default adds _<link-rtt>[_calibrated][_arrivals-measured],
+by _>.json; a view other than the simulator's default adds _<link-rtt>[_calibrated][_arrivals-measured]
+[_backlog-decided],
 and --live-edge _live-edge, --tag _TAG).
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import COMMITTED_EDGE_PROFILE, ROOT, interior_share, save, use_committed_video_table  # noqa: E402
 
 from l2p_ros.monitoring.link_arrivals import LINK_ARRIVAL_MODES  # noqa: E402
+from l2p_ros.monitoring.link_backlog import LINK_BACKLOG_MODES  # noqa: E402
 from l2p_ros.monitoring.uplink_rtt import LINK_RTT_MODES  # noqa: E402
 from l2p_ros.simulation.evaluation import evaluate  # noqa: E402
 from l2p_ros.simulation.scenarios import trace_scenario  # noqa: E402
@@ -67,13 +69,16 @@ def main() -> None:
     parser.add_argument("--link-arrivals", choices=LINK_ARRIVAL_MODES, default="poisson",
                         help="with --link-rtt own-queue: 'measured' (the live default) charges Kingman's wait with "
                              "the measured arrivals")
+    parser.add_argument("--link-backlog", choices=LINK_BACKLOG_MODES, default="off",
+                        help="with --link-rtt own-queue: 'decided' caps each option's own queue at the backlog the "
+                             "partitioner's decisions leave on the link now")
     parser.add_argument("--tag", default="", help="appended to the results' name (keeps another run's file)")
     parser.add_argument("--live-edge", action="store_true",
                         help="the vehicle as the live edge node schedules frames (latest frame wins), not a FIFO")
     args = parser.parse_args()
     policies = [name.strip() for name in args.policies.split(",") if name.strip()]
     view = {"link_rtt": args.link_rtt, "calibrate_edge": args.calibrate_edge, "live_edge": args.live_edge,
-            "link_arrivals": args.link_arrivals}
+            "link_arrivals": args.link_arrivals, "link_backlog": args.link_backlog}
     use_committed_video_table()
     traces = tempfile.TemporaryDirectory(prefix="l2p-region-")  # removed when the bench ends
     directory = Path(traces.name)
@@ -109,6 +114,7 @@ def main() -> None:
     if args.link_rtt != "smoothed" or args.calibrate_edge:
         suffix += f"_{args.link_rtt}" + ("_calibrated" if args.calibrate_edge else "")
     suffix += "_arrivals-measured" if args.link_arrivals == "measured" else ""
+    suffix += "_backlog-decided" if args.link_backlog == "decided" else ""
     suffix += ("_live-edge" if args.live_edge else "") + (f"_{args.tag}" if args.tag else "")
     save(f"bottleneck_region_yolov3-tiny{suffix}", {"command": " ".join(["python", *sys.argv]), "rows": rows,
                                            "simulated": True, "partitioner_view": view})

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from l2p_ros.monitoring.link_arrivals import LINK_ARRIVAL_MODES
+from l2p_ros.monitoring.link_backlog import LINK_BACKLOG_MODES
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, LINK_RTT_MODES
 
 
@@ -412,7 +413,7 @@ def cmd_evaluate(args) -> int:
                            CloudBatching.load(args.cloud_batching or H200_CURVES))
     more = {} if args.hindsight_s is None else {"hindsight_s": args.hindsight_s}
     view = {"link_rtt": args.link_rtt, "link_buffer_ms": args.link_buffer_ms, "calibrate_edge": args.calibrate_edge,
-            "link_arrivals": args.link_arrivals}
+            "link_arrivals": args.link_arrivals, "link_backlog": args.link_backlog}
     evaluation = evaluate(scenario, args.model, policies,
                           args.minutes, args.seed, edge_profile=args.edge_profile, cloud_profile=args.cloud_profile,
                           cloud_speed_factor=args.cloud_speed_factor, edge_speed_factor=args.edge_speed_factor,
@@ -523,6 +524,9 @@ def _add_evaluate_parser(sub) -> None:
                    help="with --link-rtt own-queue: how irregularly frames reach the uplink, as the partitioner's "
                         "link_arrivals: poisson (default here: M/D/1's wait) or measured (the live default: "
                         "Kingman's G/D/1 wait with the offloaded frames' measured intervals)")
+    p.add_argument("--link-backlog", choices=LINK_BACKLOG_MODES, default="off",
+                   help="with --link-rtt own-queue: off (default, here and live) or decided: each option's own "
+                        "queue capped at the backlog the partitioner's own decisions leave on the link now")
     p.add_argument("--calibrate-edge", action="store_true",
                    help="fold how much longer the edge took than predicted into the load the policies see, as "
                         "the partitioner's calibrate_edge (the live default)")

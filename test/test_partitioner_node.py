@@ -254,7 +254,43 @@ def test_the_offloaded_frames_send_stamps_measure_how_irregularly_they_reach_the
     assert later.predicted_transfer_ms == pytest.approx(queue_ms + 50.0 + 30.0, rel=1e-3)
 
 
+@pytest.mark.parametrize("partitioner", [{"policy": "fixed:cloud", "link_backlog": "decided"},
+                                         {"policy": "fixed:cloud"}], indirect=True)
+def test_with_link_backlog_decided_the_own_queue_is_capped_at_what_its_decisions_left_on_the_link(
+        partitioner, request):
+    """The image over a 1 Mbit/s link it fills (more than 100 ms of sending a frame): its own queue
+    is the full buffer (200 ms). With link_backlog decided every decision carries the backlog the
+    decisions before it left (frames a few ms apart, each adding its sending time) and is charged
+    the smaller of the two, less its own edge time; off (the default), the decisions carry NaN and
+    the full buffer."""
+    node, nodes = partitioner
+    decided = request.node.callspec.params["partitioner"].get("link_backlog") == "decided"
+    network_pub = node.create_publisher(NetworkState, "l2p/network_state", STATE_QOS)
+    decide = _decider(node, nodes)
+    state = NetworkState(bandwidth_mbps=1.0, rtt_ms=30.0, link_up=True)
+    network_pub.publish(state)
+    assert _spin_until(node, lambda: decide().bandwidth_mbps == pytest.approx(1.0), 10)
+    decisions = [decide() for _ in range(4)]
+    for decision in decisions:
+        sending_ms = decision.predicted_payload_bytes * 8 / 1e3
+        assert sending_ms > 100
+        if decided:
+            assert 0 <= decision.link_queue_now_ms <= len(decisions) * 2 * (sending_ms + decision.predicted_edge_ms)
+            # What is left of it when this frame's head is done.
+            queue_ms = min(200.0, max(decision.link_queue_now_ms - decision.predicted_edge_ms, 0.0))
+        else:
+            assert math.isnan(decision.link_queue_now_ms)
+            queue_ms = 200.0
+        assert decision.predicted_transfer_ms == pytest.approx(queue_ms + sending_ms + 30.0, rel=1e-3)
+    if decided:  # the backlog grows by about one frame's sending per decision
+        assert decisions[-1].link_queue_now_ms > decisions[0].link_queue_now_ms + 100.0
+        time.sleep(2.0 + decisions[-1].link_queue_now_ms / 1e3)  # the link drains in real time
+        network_pub.publish(state)
+        assert decide().link_queue_now_ms == pytest.approx(0.0)
+
+
 @pytest.mark.parametrize("partitioner", [
+    {"policy": "greedy", "link_backlog": "kept"},
     {"policy": "greedy", "link_arrivals": "kingman"},
     {"policy": "greedy", "link_rtt": "median"},
     {"policy": "greedy", "link_rtt": "own-queue", "link_buffer_ms": 0.0}], indirect=True)
@@ -264,6 +300,8 @@ def test_an_unknown_link_rtt_or_a_link_buffer_of_nothing_is_refused_at_start(par
     params = request.node.callspec.params["partitioner"]
     expected = ("parameter 'link_arrivals'='kingman' is invalid: must be one of poisson, measured"
                 if "link_arrivals" in params else
+                "parameter 'link_backlog'='kept' is invalid: must be one of off, decided"
+                if "link_backlog" in params else
                 "parameter 'link_rtt'='median' is invalid: must be one of smoothed, floor, own-queue"
                 if params["link_rtt"] == "median" else
                 "parameter 'link_buffer_ms'=0.0 is invalid: must be > 0")

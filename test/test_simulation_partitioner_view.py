@@ -94,6 +94,50 @@ def test_measured_arrivals_are_the_offloaded_frames_and_charged_only_when_asked(
     assert np.isnan(edge_log.link_arrival_scv).all() and all(state.link_arrival_scv == 1.0 for state in edge)
 
 
+def test_the_decided_backlog_is_what_the_decided_frames_leave_on_the_link():
+    """The camera-size image at 10 frames/s over 2 Mbit/s fills the link: with link_backlog decided
+    each state carries the backlog the frames decided before it leave as the partitioner predicts
+    them (none at the first frame, then growing by what the link cannot carry while the vehicle
+    takes every frame), the log the same; edge only leaves none; off caps nothing."""
+    def image(num_layers):
+        return Partition.image_offload("jpeg-full-q75")
+
+    view = {"link_rtt": "own-queue", "live_edge": True}
+    log, decided = _run(image, 2.0, link_backlog="decided", **view)
+    now_ms = np.array([state.link_queue_now_ms for state in decided])
+    assert now_ms[0] == 0.0 and np.all(np.diff(now_ms[:4]) > 50.0), now_ms[:4]
+    assert np.array_equal(log.link_queue_now_ms[log.processed], now_ms)
+    _, edge = _run(lambda n: Partition.edge_only(n), 2.0, link_backlog="decided", **view)
+    assert all(state.link_queue_now_ms == 0.0 for state in edge)
+    off_log, off = _run(image, 2.0, **view)
+    assert all(state.link_queue_now_ms is None for state in off) and np.isnan(off_log.link_queue_now_ms).all()
+
+
+def test_capped_at_the_decided_backlog_greedy_mixes_the_image_and_the_edge_where_together_they_win():
+    """A Jetson-class edge (a quarter of the committed profile's speed) at 1 Mbit/s, no bottleneck:
+    priced as if chosen for every frame, the image is charged a full buffer and greedy runs nearly
+    every frame on the edge, which cannot keep up; capped at the link's queue when it gets there,
+    it sends the image while the link has room and runs the edge while it has not."""
+    from l2p_ros.simulation.evaluation import evaluate
+    from l2p_ros.simulation.world import build_world
+    from test.simulation_fixtures import COMMITTED_EDGE_PROFILE
+
+    world = build_world("yolov3-tiny", edge_profile=COMMITTED_EDGE_PROFILE, edge_speed_factor=0.25,
+                        log=lambda *args: None)
+    runs = {}
+    for backlog in ("off", "decided"):
+        view = {"link_rtt": "own-queue", "calibrate_edge": True, "link_arrivals": "measured", "link_backlog": backlog}
+        evaluation = evaluate(constant_scenario(1.0), policies=["greedy"], minutes=0.5, world=world,
+                              simulation_options=view, hindsight_s=0, progress=False, log=lambda *args: None)
+        runs[backlog] = evaluation.runs["greedy"].summary
+    off, decided = runs["off"], runs["decided"]
+    assert off["cut_histogram"].get("cloud", 0) < 0.25 * off["processed_frames"]
+    assert decided["processed_frames"] >= off["processed_frames"]
+    shares = {cut: count / decided["processed_frames"] for cut, count in decided["cut_histogram"].items()}
+    assert shares.get("cloud", 0) > 0.3 and shares.get("edge", 0) > 0.3, shares
+    assert decided["latency_ms"]["mean"] < 0.75 * off["latency_ms"]["mean"], (decided, off)
+
+
 def test_a_wrong_view_is_refused_with_what_is_wrong():
     with pytest.raises(ValueError, match="link_rtt must be one of smoothed, floor, own-queue, got 'median'"):
         SimulationConfig(link_rtt="median")
@@ -101,6 +145,8 @@ def test_a_wrong_view_is_refused_with_what_is_wrong():
         SimulationConfig(link_rtt="own-queue", link_buffer_ms=0.0)
     with pytest.raises(ValueError, match="link_arrivals must be one of poisson, measured, got 'kingman'"):
         SimulationConfig(link_rtt="own-queue", link_arrivals="kingman")
+    with pytest.raises(ValueError, match="link_backlog must be one of off, decided, got 'kept'"):
+        SimulationConfig(link_rtt="own-queue", link_backlog="kept")
 
 
 def test_the_report_says_the_view_when_it_is_not_the_simulators_default():
@@ -115,9 +161,14 @@ def test_the_report_says_the_view_when_it_is_not_the_simulators_default():
     view, text = report()
     assert view == {"link_rtt": "smoothed", "calibrate_edge": False} and "partitioner's view" not in text
     view, text = report(link_rtt="own-queue", calibrate_edge=True)
-    assert view == {"link_rtt": "own-queue", "calibrate_edge": True, "link_buffer_ms": 200.0, "link_arrivals": "poisson"}
+    assert view == {"link_rtt": "own-queue", "calibrate_edge": True, "link_buffer_ms": 200.0, "link_arrivals": "poisson",
+                    "link_backlog": "off"}
     assert "- the partitioner's view: link_rtt own-queue, link buffer at least 200 ms, edge calibrated" in text
     view, text = report(link_rtt="own-queue", link_arrivals="measured")
     assert view["link_arrivals"] == "measured"
     assert "- the partitioner's view: link_rtt own-queue, link buffer at least 200 ms, arrivals measured, " \
         "edge uncalibrated" in text
+    view, text = report(link_rtt="own-queue", link_backlog="decided")
+    assert view["link_backlog"] == "decided"
+    assert "- the partitioner's view: link_rtt own-queue, link buffer at least 200 ms, own queue capped at the " \
+        "decided backlog, edge uncalibrated" in text

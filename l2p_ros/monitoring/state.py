@@ -59,7 +59,7 @@ def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport 
                  assumed: AssumedLinks, backhaul: LinkReport | None = None,
                  edge_time_factor: float = 1.0, rtt_floor_ms: float | None = None,
                  link_buffer_ms: float = 0.0, frame_interval_ms: float = 0.0,
-                 link_arrival_scv: float = 1.0) -> SystemState:
+                 link_arrival_scv: float = 1.0, link_queue_now_ms: float | None = None) -> SystemState:
     """The state for one frame: the links (reported or assumed), the edge load and queue, and the
     frame's complexity, clamped to 0..1. The load is the monitor's (:func:`monitor_load`) with
     ``edge_time_factor`` folded in (:func:`~l2p_ros.monitoring.edge_speed.calibrated_edge_load`:
@@ -69,7 +69,8 @@ def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport 
     period) has the cost model charge each option the queue its own frames would leave on the
     uplink (:class:`~l2p_ros.monitoring.link_buffer.LinkBuffer` says how deep a full one is, and
     ``link_arrival_scv``, :class:`~l2p_ros.monitoring.link_arrivals.LinkArrivals`, how irregularly
-    frames reach it)."""
+    frames reach it), capped by ``link_queue_now_ms`` (:class:`~l2p_ros.monitoring.link_backlog.
+    LinkBacklog`; None: no cap)."""
     bandwidth, rtt = link_estimate(uplink, assumed.bandwidth_mbps, assumed.rtt_ms)
     if uplink is not None and rtt_floor_ms is not None:
         rtt = min(rtt, rtt_floor_ms)
@@ -80,4 +81,4 @@ def system_state(complexity: float, uplink: LinkReport | None, load: LoadReport 
                        frame_complexity=min(max(complexity, 0.0), 1.0),
                        fog_cloud_bandwidth_mbps=fog_bandwidth, fog_cloud_rtt_ms=fog_rtt,
                        link_buffer_ms=link_buffer_ms, frame_interval_ms=frame_interval_ms,
-                       link_arrival_scv=link_arrival_scv)
+                       link_arrival_scv=link_arrival_scv, link_queue_now_ms=link_queue_now_ms)

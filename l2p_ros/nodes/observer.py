@@ -232,7 +232,7 @@ class PipelineObserver(Node):
                         "fog_cloud_bandwidth_mbps": d.fog_cloud_bandwidth_mbps,
                         "edge_cpu_percent": d.edge_cpu_percent, "predicted_total_ms": d.predicted_total_ms,
                         "predicted_edge_ms": d.predicted_edge_ms, "edge_time_factor": d.edge_time_factor,
-                        "link_arrival_scv": d.link_arrival_scv,
+                        "link_arrival_scv": d.link_arrival_scv, "link_queue_now_ms": d.link_queue_now_ms,
                         "stale_inputs": list(d.stale_inputs)}
                        for d in decisions), key=lambda row: row["stamp_s"])
 

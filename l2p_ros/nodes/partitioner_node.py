@@ -31,6 +31,7 @@ from l2p_ros.measure.profile import ProfileError
 from l2p_ros.monitoring.edge_speed import DEFAULT_CALIBRATE_EDGE, EdgeSpeed
 from l2p_ros.monitoring.freshness import Freshness
 from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES, LinkArrivals, charged_scv
+from l2p_ros.monitoring.link_backlog import DEFAULT_LINK_BACKLOG, LINK_BACKLOG_MODES, LinkBacklog
 from l2p_ros.monitoring.power import PowerCalibrator
 from l2p_ros.monitoring.state import AssumedLinks, monitor_load, system_state
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, DEFAULT_LINK_RTT, LINK_RTT_MODES, UplinkRtt
@@ -109,6 +110,10 @@ class PartitionerNode(Node):
                                 "irregularly frames reach the uplink, for the wait its queue charges: 'poisson' "
                                 "(as if at random: M/D/1's wait) or 'measured' (the recent offloaded frames' "
                                 "send stamps in l2p/detections: Kingman's G/D/1 wait)", choices=LINK_ARRIVAL_MODES)
+        link_backlog = declare(self, "link_backlog", DEFAULT_LINK_BACKLOG, "with link_rtt own-queue: 'decided' "
+                               "caps each option's own queue at the backlog this node's decisions leave on the link "
+                               "now (their predicted edge and sending times), so the image is cheap while the link "
+                               "is empty and dear while it is full; 'off' no cap", choices=LINK_BACKLOG_MODES)
         calibrate_edge = declare(self, "calibrate_edge", DEFAULT_CALIBRATE_EDGE, "scale the predicted edge times by how much longer "
                                  "the edge's layers and encoding took on the recent frames (l2p/detections) than "
                                  "predicted (measured and published either way: edge_time_factor); false: the "
@@ -202,6 +207,12 @@ class PartitionerNode(Node):
         self.edge_speed = EdgeSpeed()
         self.link_arrivals_mode = link_arrivals
         self.link_arrivals = LinkArrivals()  # measured whatever the mode (monitoring/link_arrivals.py)
+        if link_backlog == "decided" and not frame_interval_ms > 0:
+            raise parameter_error(self, "link_backlog", link_backlog, "needs frame_interval_ms > 0 (the camera's "
+                                  "period spaces the frames it models)")
+        # Kept only where it caps something: it models the edge as the latest-frame slot it is.
+        self.link_backlog = LinkBacklog(frame_interval_ms / 1e3) \
+            if link_backlog == "decided" and self.uplink_rtt.buffer_ms > 0 else None
         self._predicted_edge_ms: OrderedDict = OrderedDict()
         self.create_subscription(DetectionArray, "l2p/detections", self.on_detections, DETECTIONS_QOS)
         self.diagnostics = Diagnostics(self)
@@ -325,11 +336,13 @@ class PartitionerNode(Node):
         inputs = self.fresh_inputs(stale)
         edge_factor = self.edge_speed.factor
         arrival_scv = self.link_arrivals.scv
+        queue_now_ms = self.link_backlog.queue_ms if self.link_backlog is not None else None
         state = system_state(metrics.complexity, inputs["network"], inputs["load"], self.assumed_links,
                              inputs["backhaul"], edge_time_factor=edge_factor if self.calibrate_edge else 1.0,
                              rtt_floor_ms=self.uplink_rtt.floor_ms, link_buffer_ms=self.uplink_rtt.buffer_ms,
                              frame_interval_ms=self.frame_interval_ms,
-                             link_arrival_scv=charged_scv(arrival_scv, self.link_arrivals_mode))
+                             link_arrival_scv=charged_scv(arrival_scv, self.link_arrivals_mode),
+                             link_queue_now_ms=queue_now_ms)
         partition = self.policy.decide(state)
         try:
             self._remember_prediction(msg, partition, self.cost_model.edge_slowdown(monitor_load(inputs["load"])))
@@ -340,6 +353,8 @@ class PartitionerNode(Node):
         except ValueError as error:  # e.g. a fixed three-tier split without a fog profile to predict it
             prediction = None
             self.get_logger().warning(f"no prediction for {partition}: {error}", throttle_duration_sec=30.0)
+        if self.link_backlog is not None and prediction is not None:
+            self.link_backlog.decided(float(prediction.edge_ms), float(prediction.send_ms))
         decision_ms = (time.perf_counter() - start) * 1e3
 
         out = PartitionDecision(header=msg.header, frame_seq=self.decisions, policy=self.policy.name,
@@ -366,6 +381,7 @@ class PartitionerNode(Node):
         out.edge_gpu_percent = float(load.gpu_percent) if load else nan
         out.edge_time_factor = float(edge_factor)
         out.link_arrival_scv = float(arrival_scv) if arrival_scv is not None else nan
+        out.link_queue_now_ms = float(queue_now_ms) if queue_now_ms is not None else nan
         out.decision_ms = float(decision_ms)
         out.stale_inputs = stale
         self.decision_pub.publish(out)
@@ -379,7 +395,8 @@ class PartitionerNode(Node):
                                 decisions=self.decisions, last_cut=out.cut_after_layer,
                                 last_decision_ms=round(decision_ms, 3), policy=self.policy.name,
                                 edge_time_factor=round(edge_factor, 3),
-                                link_arrival_scv=round(arrival_scv, 3) if arrival_scv is not None else "not measured")
+                                link_arrival_scv=round(arrival_scv, 3) if arrival_scv is not None else "not measured",
+                                link_queue_now_ms=round(queue_now_ms, 1) if queue_now_ms is not None else "off")
 
 
 def main(args=None) -> None:

@@ -15,7 +15,9 @@ For a frame cut by a partition, with the monitors' state:
 - ``rtt_ms``: paid once per offloaded frame (payload out, detections back); it delays the frame
   but does not occupy the link, so it counts in latency and not in throughput.
 - ``link_queue_ms``: with ``state.link_buffer_ms > 0`` only, the wait in the uplink's queue that
-  the option's own frames would build once chosen (:func:`own_link_queue_ms`); the state's RTT is
+  the option's own frames would build once chosen (:func:`own_link_queue_ms`), capped where the
+  state knows the link's queue (``link_queue_now_ms``) at what of it is left when the option's
+  head is done (``link_queue_now_ms - edge_ms``); the state's RTT is
   then the link's without a queue. Otherwise 0, and whatever queue the current choice built is in
   the monitor's RTT, charged to every option alike.
 - ``cloud_ms``: cloud-profile medians of the remaining layers.
@@ -408,11 +410,20 @@ class CostModel:
 
     @staticmethod
     def link_queue_ms(sending_ms, edge_ms, state: SystemState):
-        """:func:`own_link_queue_ms` where the state asks for it (``link_buffer_ms > 0``), else 0."""
+        """:func:`own_link_queue_ms` where the state asks for it (``link_buffer_ms > 0``), at most
+        ``state.link_queue_now_ms``; else 0."""
         if state.link_buffer_ms <= 0:
             return 0.0 if np.ndim(sending_ms) == 0 else np.zeros(np.shape(sending_ms))
-        return own_link_queue_ms(sending_ms, edge_ms, state.frame_interval_ms, state.link_buffer_ms,
-                                 state.link_arrival_scv)
+        own_ms = own_link_queue_ms(sending_ms, edge_ms, state.frame_interval_ms, state.link_buffer_ms,
+                                   state.link_arrival_scv)
+        if state.link_queue_now_ms is None:
+            return own_ms
+        # No option waits longer than the link's queue when it gets there (the queue once the edge is
+        # free, less its own head): without this cap the image over a link it would fill is charged
+        # the full buffer even while the link is empty (monitoring/link_backlog.py).
+        now_ms = np.maximum(state.link_queue_now_ms - np.asarray(edge_ms, dtype=float), 0.0)
+        capped_ms = np.minimum(own_ms, now_ms)
+        return float(capped_ms) if np.ndim(capped_ms) == 0 else capped_ms
 
     def offload_energy_j(self, fog_ms, fog_send_ms, cloud_ms):
         """Joules the fog (computing, sending) and the cloud (computing) spend on a frame."""

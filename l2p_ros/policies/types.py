@@ -122,6 +122,10 @@ class SystemState:
     - ``frame_interval_ms``: the camera's period, with ``link_buffer_ms``: how often frames come.
     - ``link_arrival_scv``: with ``link_buffer_ms``: how irregularly frames reach the uplink (the
       squared coefficient of variation of their intervals; 1: as if at random, M/D/1's wait).
+    - ``link_queue_now_ms``: with ``link_buffer_ms``: what the uplink still has to send when the
+      edge is next free for this frame (:class:`~l2p_ros.monitoring.link_backlog.LinkBacklog`);
+      each option's own queue is capped at it less the option's edge time, what is left when its
+      frame reaches the link. None: not known, no cap.
     """
 
     bandwidth_mbps: float
@@ -135,12 +139,14 @@ class SystemState:
     link_buffer_ms: float = 0.0
     frame_interval_ms: float = 0.0
     link_arrival_scv: float = 1.0
+    link_queue_now_ms: float | None = None
 
     def __post_init__(self) -> None:
         if min(self.bandwidth_mbps, self.rtt_ms, self.edge_queue_length, self.fog_cloud_bandwidth_mbps,
-               self.fog_cloud_rtt_ms, self.link_buffer_ms, self.frame_interval_ms, self.link_arrival_scv) < 0:
-            raise ValueError(f"bandwidths, RTTs, queue length, link buffer, frame interval and arrival scv "
-                             f"must be >= 0: {self}")
+               self.fog_cloud_rtt_ms, self.link_buffer_ms, self.frame_interval_ms, self.link_arrival_scv,
+               0.0 if self.link_queue_now_ms is None else self.link_queue_now_ms) < 0:
+            raise ValueError(f"bandwidths, RTTs, queue length, link buffer, frame interval, queue now and "
+                             f"arrival scv must be >= 0: {self}")
         for name in ("edge_load", "frame_complexity"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in 0..1: {self}")

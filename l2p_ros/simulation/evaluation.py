@@ -208,7 +208,8 @@ def evaluate(scenario: Scenario | str | Path, model: str = "yolov3-tiny", polici
                      "estimator": vars(config.estimator), "nominal_state": vars(nominal),
                      "partitioner_view": {"link_rtt": config.link_rtt, "calibrate_edge": config.calibrate_edge,
                                           **({"link_buffer_ms": config.link_buffer_ms,
-                                              "link_arrivals": config.link_arrivals}
+                                              "link_arrivals": config.link_arrivals,
+                                              "link_backlog": config.link_backlog}
                                              if config.link_rtt == "own-queue" else {})}},
         "model": world.model_name,
         "sources": {**world.sources, "frame_costs": frame_costs_source(frame_costs, costs)},

@@ -65,6 +65,7 @@ def markdown_table(evaluation: Evaluation) -> str:
         *([f"- the partitioner's view: link_rtt {view['link_rtt']}"
            + (f", link buffer at least {view['link_buffer_ms']:g} ms" if "link_buffer_ms" in view else "")
            + (", arrivals measured" if view.get("link_arrivals") == "measured" else "")
+           + (", own queue capped at the decided backlog" if view.get("link_backlog") == "decided" else "")
            + (", edge calibrated" if view["calibrate_edge"] else ", edge uncalibrated")]
           if (view := scenario.get("partitioner_view")) and (view["link_rtt"] != "smoothed" or view["calibrate_edge"])
           else []),

@@ -78,7 +78,11 @@ here are the simulator's as before, the live node's are ``own-queue`` and calibr
   queue charges: ``poisson`` (M/D/1's; the default here, the node's is ``measured``) or ``measured``
   (:class:`~l2p_ros.monitoring.link_arrivals.LinkArrivals` fed when each offloaded frame entered
   the link, known once its result is back, as the live node reads the edge's send stamps from the
-  detections).
+  detections);
+- ``link_backlog``: with ``own-queue``, ``decided`` caps each option's own queue at the backlog
+  the partitioner's own decisions leave on the link now
+  (:class:`~l2p_ros.monitoring.link_backlog.LinkBacklog`, fed each decided frame's predicted edge
+  and sending times, as the live node does); ``off`` (the default here and live) no cap.
 """
 from __future__ import annotations
 
@@ -99,6 +103,7 @@ from l2p_ros.simulation.fleet_cloud import serve as fleet_serve
 from l2p_ros.measure.frame_costs import FrameCosts
 from l2p_ros.monitoring.edge_speed import EdgeSpeed, calibrated_edge_load
 from l2p_ros.monitoring.link_arrivals import LINK_ARRIVAL_MODES, LinkArrivals, charged_scv
+from l2p_ros.monitoring.link_backlog import LINK_BACKLOG_MODES, LinkBacklog
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, LINK_RTT_MODES, UplinkRtt
 from l2p_ros.simulation.traces import Trace
 from l2p_ros.simulation.video import FramePayloads, VideoTable
@@ -112,8 +117,8 @@ class SimulationConfig:
     only (the defaults are :class:`SystemState`'s nominal backhaul); ``fleet``: the cloud is shared
     with that many vehicles and batches their frames (:mod:`l2p_ros.simulation.fleet_cloud`; its
     ``frames_per_s`` must be ``fps``), None: the cloud is the simulated vehicle's alone;
-    ``link_rtt``, ``link_buffer_ms``, ``calibrate_edge``, ``link_arrivals``: the partitioner's
-    parameters of those names (the module's docstring)."""
+    ``link_rtt``, ``link_buffer_ms``, ``calibrate_edge``, ``link_arrivals``, ``link_backlog``: the
+    partitioner's parameters of those names (the module's docstring)."""
 
     fps: float = 10.0
     deadline_ms: float = 100.0
@@ -130,12 +135,15 @@ class SimulationConfig:
     link_buffer_ms: float = DEFAULT_LINK_BUFFER_MS
     calibrate_edge: bool = False
     link_arrivals: str = "poisson"  # the partitioner's default is measured (module docstring)
+    link_backlog: str = "off"
 
     def __post_init__(self) -> None:
         if self.link_rtt not in LINK_RTT_MODES:
             raise ValueError(f"link_rtt must be one of {', '.join(LINK_RTT_MODES)}, got {self.link_rtt!r}")
         if self.link_arrivals not in LINK_ARRIVAL_MODES:
             raise ValueError(f"link_arrivals must be one of {', '.join(LINK_ARRIVAL_MODES)}, got {self.link_arrivals!r}")
+        if self.link_backlog not in LINK_BACKLOG_MODES:
+            raise ValueError(f"link_backlog must be one of {', '.join(LINK_BACKLOG_MODES)}, got {self.link_backlog!r}")
         if not (math.isfinite(self.link_buffer_ms) and self.link_buffer_ms > 0):
             raise ValueError(f"link_buffer_ms must be > 0, got {self.link_buffer_ms}")
         if self.fleet is not None and (self.fleet.frames_per_s != self.fps or self.live_edge):
@@ -224,6 +232,7 @@ class SimulationLog:
     superseded: np.ndarray | None = None
     edge_time_factor: np.ndarray | None = None  # the calibration the frame's decision saw (1: none)
     link_arrival_scv: np.ndarray | None = None  # the arrivals' scv measured at its decision (NaN: none yet)
+    link_queue_now_ms: np.ndarray | None = None  # link_backlog decided: the backlog its decision saw (NaN: off)
 
     @classmethod
     def empty(cls, n: int, num_layers: int, deadline_ms: float) -> SimulationLog:
@@ -232,7 +241,7 @@ class SimulationLog:
         return cls(nan(), np.zeros(n, dtype=np.int64), nan(), nan(), nan(), nan(), nan(), nan(),
                    np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool), np.full(n, -1, dtype=np.int64),
                    nan(), nan(), nan(), nan(), nan(), nan(), nan(), np.zeros(n, dtype=bool), nan(), [],
-                   num_layers, deadline_ms, nan(), nan(), np.zeros(n, dtype=bool), nan(), nan())
+                   num_layers, deadline_ms, nan(), nan(), np.zeros(n, dtype=bool), nan(), nan(), nan())
 
     @property
     def processed(self) -> np.ndarray:
@@ -276,6 +285,7 @@ class Simulator:
             raise ValueError(f"video table is of a {table.model['num_layers']}-layer model, "
                              f"the cost model of a {model.num_layers}-layer one")
         self.config = config
+        self.model = model  # the partitioner's cost model, for its own backlog (link_backlog)
         self.table = table
         self.trace = trace
         self.rows = np.asarray(rows, dtype=np.int64)
@@ -309,6 +319,8 @@ class Simulator:
         self._edge_reports: list[tuple[float, float, float]] = []  # heap of (result back s, measured, predicted ms)
         self.link_arrivals = LinkArrivals(clock=lambda: self._clock_s)
         self._sent_reports: list[tuple[float, float]] = []  # heap of (result back s, entered the uplink s)
+        self.link_backlog = LinkBacklog(1.0 / config.fps, latest_frame_wins=config.live_edge,
+                                        clock=lambda: self._clock_s)
         self._monitor_load = 0.0  # the pending frame's estimated load, before calibration
         self.pending: FrameContext | None = None
         self._advance()
@@ -372,6 +384,8 @@ class Simulator:
             own_queue = {"link_buffer_ms": self.uplink_rtt.buffer_ms, "frame_interval_ms": 1e3 / fps,
                          "link_arrival_scv": charged_scv(arrival_scv, self.config.link_arrivals)} \
                 if self.uplink_rtt.buffer_ms > 0 else {}
+            if own_queue and self.config.link_backlog == "decided":
+                own_queue["link_queue_now_ms"] = log.link_queue_now_ms[n] = self.link_backlog.queue_ms
             self.pending = FrameContext(
                 n, t, row, self.true_state(n, reported_queue, backlog_ms),
                 SystemState(bandwidth_mbps=est_bandwidth, rtt_ms=state_rtt,
@@ -409,6 +423,10 @@ class Simulator:
          self._fog_link_free_s) = played.free_s
         self._fleet_cloud = played.fleet_cloud
         self._vehicle_done_s.append(played.vehicle_done_s)
+        if self.config.link_backlog == "decided":  # what the partitioner expects of its decision
+            predicted = self.model.predict(partition, frame.estimated_state)
+            self._clock_s = frame.time_s
+            self.link_backlog.decided(predicted.edge_ms, predicted.send_ms)
         if self.config.calibrate_edge and math.isfinite(played.latency_ms):  # its result reaches the partitioner
             predicted_ms = self.true_model.placement(partition).edge_ms * self.true_model.edge_slowdown(self._monitor_load)
             heapq.heappush(self._edge_reports, (frame.time_s + played.latency_ms / 1e3, played.edge_ms, predicted_ms))
