@@ -28,6 +28,7 @@ from testbed_prediction import calibrated_table, load_runs  # noqa: E402
 
 from l2p_ros.monitoring.edge_speed import DEFAULT_CALIBRATE_EDGE  # noqa: E402
 from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS, LINK_ARRIVAL_MODES  # noqa: E402
+from l2p_ros.monitoring.link_backlog import DEFAULT_LINK_BACKLOG, LINK_BACKLOG_MODES  # noqa: E402
 from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_RTT, LINK_RTT_MODES  # noqa: E402
 from l2p_ros.testbed.analysis import phases  # noqa: E402
 from l2p_ros.testbed.live_run import run_on_trace  # noqa: E402
@@ -59,6 +60,9 @@ def main() -> int:
                         help="the partitioner's link_arrivals (default measured, as the pipeline's): the own "
                              "queue's wait by Kingman with the offloaded frames' measured intervals; 'poisson' "
                              "charges M/D/1's (experiment 9 ran so)")
+    parser.add_argument("--link-backlog", choices=LINK_BACKLOG_MODES, default=DEFAULT_LINK_BACKLOG,
+                        help="the partitioner's link_backlog (default off, as the pipeline's): 'decided' caps each "
+                             "option's own queue at the backlog the partitioner's decisions leave on the link")
     parser.add_argument("--bottlenecks", default="",
                         help="learned bottlenecks the policies may choose (comma-separated models/bottleneck/ names)")
     args = parser.parse_args()
@@ -74,13 +78,15 @@ def main() -> int:
         tag += "".join(f"_bn-{name}" for name in bottlenecks) + ("_calibrated" if args.calibrate_edge else "")
         tag += {"smoothed": "", "floor": "_rtt-floor", "own-queue": "_own-queue"}[args.link_rtt]
         tag += "" if args.link_arrivals == "poisson" else f"_arrivals-{args.link_arrivals}"
+        tag += "" if args.link_backlog == "off" else f"_backlog-{args.link_backlog}"
         tag += f"_{args.tag}" if args.tag else ""
         results = run_on_trace(trace, policy, work / tag, edge_cpu_quota=args.edge_cpu_quota,
                                duration_s=3 * args.phase_s, prefix="l2ps", bottlenecks=bottlenecks,
                                overrides={("load_monitor_node", "cpu_scope"): args.cpu_scope,
                                           ("partitioner_node", "calibrate_edge"): args.calibrate_edge,
                                           ("partitioner_node", "link_rtt"): args.link_rtt,
-                                          ("partitioner_node", "link_arrivals"): args.link_arrivals})
+                                          ("partitioner_node", "link_arrivals"): args.link_arrivals,
+                                          ("partitioner_node", "link_backlog"): args.link_backlog})
         rows = phases(results)
         summary, simulated = results["summary"], results["simulated"]["summary"]
         plot_run(results, DOCS / f"testbed_step_{tag}.png",
@@ -94,7 +100,7 @@ def main() -> int:
               f"{simulated['latency_ms']['mean']:.1f} ms; unaccounted {summary['unaccounted']}, drops {summary['drops']}")
         table.append({"policy": policy, "bottlenecks": bottlenecks, "calibrate_edge": args.calibrate_edge,
                       "link_rtt": args.link_rtt, "link_arrivals": args.link_arrivals,
-                      "live_mean_ms": summary["latency_mean_ms"],
+                      "link_backlog": args.link_backlog, "live_mean_ms": summary["latency_mean_ms"],
                       "live_p95_ms": summary["latency_p95_ms"], "simulated_mean_ms": simulated["latency_ms"]["mean"],
                       "simulated_p95_ms": simulated["latency_ms"]["p95"], "detected": summary["frames_detected"],
                       "dropped": summary["frames_dropped"], "unaccounted": summary["unaccounted"],
@@ -104,7 +110,7 @@ def main() -> int:
         save(f"testbed_step_{tag}", {"command": " ".join(sys.argv), "edge_cpu_quota": args.edge_cpu_quota,
                                      "cpu_scope": args.cpu_scope, "bottlenecks": bottlenecks,
                                      "calibrate_edge": args.calibrate_edge, "link_rtt": args.link_rtt,
-                                     "link_arrivals": args.link_arrivals,
+                                     "link_arrivals": args.link_arrivals, "link_backlog": args.link_backlog,
                                         "phase_s": args.phase_s, "phases": rows, "summary": summary,
                                         "simulated_summary": simulated, "uplink_bytes": results["uplink_bytes"],
                                         "results_json": str(work / tag / "results.json")})

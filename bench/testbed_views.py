@@ -7,14 +7,16 @@ Each live run (a ``bench/testbed_step.py`` run's ``<work>/<run>/results.json``: 
 policy and bottlenecks) is simulated again as the live edge schedules frames (``live_edge``, with
 the pipeline's own costs calibrated on experiment 5's fixed-policy runs:
 bench/results/testbed_policies_prediction.json) under four views of the link and the edge,
-the partitioner's ``link_rtt``, ``calibrate_edge`` and ``link_arrivals``:
+the partitioner's ``link_rtt``, ``calibrate_edge``, ``link_arrivals`` and ``link_backlog``:
 
 - ``smoothed``: the monitor's RTT with the uplink's backlog in it, the profile's edge (the
   simulator's view before stop 34 and the live defaults before stop 33);
 - ``own-queue``: the RTT's floor and each option's own queue, the profile's edge;
 - ``own-queue+calibrated``: both, the live defaults since stop 33;
 - ``own-queue+calibrated+measured-arrivals``: and the own queue's wait by Kingman's G/D/1 with the
-  arrivals' measured variation in place of M/D/1's Poisson arrivals (stop 35).
+  arrivals' measured variation in place of M/D/1's Poisson arrivals (stop 35);
+- ``own-queue+calibrated+measured-arrivals+decided-backlog``: and each option's own queue capped at
+  the backlog the partitioner's decisions leave on the link (stop 36).
 
 For the slow phase (the trace's second rate), it sets the live run's frames, mean latency and cuts
 beside each view's (and, for runs that charged the monitor's RTT as it is, the median RTT their
@@ -41,10 +43,16 @@ from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS  # noqa: E402
 from l2p_ros.testbed.prediction import phase_bounds_s, second_phase, simulate_live_run  # noqa: E402
 
 VIEWS = {"smoothed": {"link_rtt": "smoothed", "calibrate_edge": False},
-         "own-queue": {"link_rtt": "own-queue", "calibrate_edge": False, "link_arrivals": "poisson"},
-         "own-queue+calibrated": {"link_rtt": "own-queue", "calibrate_edge": True, "link_arrivals": "poisson"},
+         "own-queue": {"link_rtt": "own-queue", "calibrate_edge": False, "link_arrivals": "poisson",
+                       "link_backlog": "off"},
+         "own-queue+calibrated": {"link_rtt": "own-queue", "calibrate_edge": True, "link_arrivals": "poisson",
+                                  "link_backlog": "off"},
          "own-queue+calibrated+measured-arrivals": {"link_rtt": "own-queue", "calibrate_edge": True,
-                                                    "link_arrivals": "measured"}}
+                                                    "link_arrivals": "measured", "link_backlog": "off"},
+         "own-queue+calibrated+measured-arrivals+decided-backlog": {
+             "link_rtt": "own-queue", "calibrate_edge": True, "link_arrivals": "measured", "link_backlog": "decided"}}
+# What a run recorded before a view's parameter existed ran with.
+BEFORE = {"link_arrivals": "poisson", "link_backlog": "off"}
 CALIBRATION = ROOT / "bench/results/testbed_policies_prediction.json"
 
 
@@ -73,7 +81,8 @@ def view_from_tag(name: str) -> dict:
     set them."""
     link_rtt = "own-queue" if "_own-queue" in name else "floor" if "_rtt-floor" in name else "smoothed"
     return {"link_rtt": link_rtt, "link_buffer_ms": DEFAULT_LINK_BUFFER_MS, "calibrate_edge": "_calibrated" in name,
-            "link_arrivals": "measured" if "_arrivals-measured" in name else "poisson"}
+            "link_arrivals": "measured" if "_arrivals-measured" in name else "poisson",
+            "link_backlog": "decided" if "_backlog-decided" in name else "off"}
 
 
 def archive(runs: dict[str, dict], out: Path) -> None:
@@ -122,8 +131,8 @@ def main() -> int:
     for name, results in runs.items():
         policy = results["summary"]["policy"]
         ran = results["testbed"]["partitioner_view"]
-        as_run = next(view for view, options in VIEWS.items()  # a run recorded before stop 35: Poisson arrivals
-                      if all(ran.get(key, "poisson") == value for key, value in options.items()))
+        as_run = next(view for view, options in VIEWS.items()
+                      if all(ran.get(key, BEFORE.get(key)) == value for key, value in options.items()))
         row = {"run": name, "policy": policy, "view": as_run, "live": second_phase(results["timeline"], results, "total_ms")}
         if as_run == "smoothed":  # the monitor's RTT as it was, at each decision (other views cap it at the floor)
             row["live"]["rtt_ms_median_by_cut"] = rtt_by_cut(results)

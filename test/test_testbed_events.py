@@ -107,7 +107,8 @@ def test_event_phases_settle_and_time_the_move_off_a_loaded_edge():
     # Edge only (23) until a hog starts at 10 s; the first decision for the image comes 0.7 s later.
     decisions = [{"trace_time_s": t / 10, "cut": 23 if t < 107 or t >= 205 else -1, "edge_cpu_percent": 30.0,
                   "edge_time_factor": 1.0 if t < 50 else 2.0,
-                  "link_arrival_scv": None if t < 110 else 0.1 if t < 210 else 0.3} for t in range(300)]
+                  "link_arrival_scv": None if t < 110 else 0.1 if t < 210 else 0.3,
+                  "link_queue_now_ms": None if t < 100 else float(t % 10) * 10} for t in range(300)]
     timeline = [_row(d["trace_time_s"], d["cut"], "edge" if d["cut"] == 23 else "cloud") for d in decisions[::5]]
     events = [{"trace_time_s": 10.0, "event": "edge hog started"}, {"trace_time_s": 20.0, "event": "edge hog stopped"}]
     rows = event_phases(_results(timeline, decisions, events))
@@ -117,6 +118,8 @@ def test_event_phases_settle_and_time_the_move_off_a_loaded_edge():
     assert [r["edge_time_factor_median"] for r in rows] == [1.5, 2.0, 2.0]  # 50 decisions at 1, 50 at 2 first
     # Not measured until 11 s (None: the edge ran every frame), then 0.1 and from 21 s 0.3.
     assert [r["link_arrival_scv_median"] for r in rows] == [None, 0.1, 0.3]
+    # The decided backlog: off (None) for the first 10 s, then 0..90 ms evenly.
+    assert [r["link_queue_now_ms_median"] for r in rows] == [None, 45.0, 45.0]
     assert [r["rate_mbit"] for r in phases(_results(timeline, decisions, events))] == [40.0]
 
 

@@ -72,6 +72,7 @@ def _phase_rows(results: dict, bounds: list[float], labels: list[dict]) -> list[
         loads = [row["edge_cpu_percent"] for row in phase_decisions if row.get("edge_cpu_percent") is not None]
         factors = [row["edge_time_factor"] for row in phase_decisions if row.get("edge_time_factor") is not None]
         scvs = [row["link_arrival_scv"] for row in phase_decisions if row.get("link_arrival_scv") is not None]
+        backlogs = [row["link_queue_now_ms"] for row in phase_decisions if row.get("link_queue_now_ms") is not None]
         as_decided = [row for row in rows if row.get("decided_cut") == row["cut"]]
         foreseen = [row["predicted_total_ms"] / row["total_ms"] for row in as_decided
                     if _finite(row.get("predicted_total_ms")) and row["total_ms"] > 0]
@@ -83,6 +84,7 @@ def _phase_rows(results: dict, bounds: list[float], labels: list[dict]) -> list[
                     "edge_cpu_percent_median": round(statistics.median(loads), 1) if loads else None,
                     "edge_time_factor_median": round(statistics.median(factors), 2) if factors else None,
                     "link_arrival_scv_median": round(statistics.median(scvs), 3) if scvs else None,
+                    "link_queue_now_ms_median": round(statistics.median(backlogs), 1) if backlogs else None,
                     "predicted_over_measured_median": round(statistics.median(foreseen), 2) if foreseen else None,
                     "decided_rtt_ms_median": round(statistics.median(rtts), 1) if rtts else None,
                     "latency_mean_ms": round(statistics.mean(totals), 1) if totals else None,

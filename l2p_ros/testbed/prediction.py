@@ -21,12 +21,14 @@ def partitioner_view(parameters: dict) -> dict:
     :class:`SimulationConfig` fields; where the parameters leave one out, the node's own default."""
     from l2p_ros.monitoring.edge_speed import DEFAULT_CALIBRATE_EDGE
     from l2p_ros.monitoring.link_arrivals import DEFAULT_LINK_ARRIVALS
+    from l2p_ros.monitoring.link_backlog import DEFAULT_LINK_BACKLOG
     from l2p_ros.monitoring.uplink_rtt import DEFAULT_LINK_BUFFER_MS, DEFAULT_LINK_RTT
 
     return {"link_rtt": str(parameters.get("link_rtt", DEFAULT_LINK_RTT)),
             "link_buffer_ms": float(parameters.get("link_buffer_ms", DEFAULT_LINK_BUFFER_MS)),
             "calibrate_edge": bool(parameters.get("calibrate_edge", DEFAULT_CALIBRATE_EDGE)),
-            "link_arrivals": str(parameters.get("link_arrivals", DEFAULT_LINK_ARRIVALS))}
+            "link_arrivals": str(parameters.get("link_arrivals", DEFAULT_LINK_ARRIVALS)),
+            "link_backlog": str(parameters.get("link_backlog", DEFAULT_LINK_BACKLOG))}
 
 
 def simulate_live_run(results: dict, policy: str, model: str = "yolov3-tiny", log=print,
