@@ -56,10 +56,24 @@ def test_a_frame_the_edge_cannot_start_before_the_next_arrives_is_never_sent():
     assert latest.queue_ms == pytest.approx(500.0)
 
 
+def test_a_frame_waits_at_most_the_links_buffer():
+    """Every frame sent at once, 300 ms each, over a link that holds 500 ms: the queue a frame
+    finds never passes the buffer, however much more was decided."""
+    clock = Clock()
+    backlog = LinkBacklog(0.1, clock=clock)
+    for k in range(20):
+        clock.now_s = 0.1 * k
+        backlog.decided(0.0, 300.0, max_queue_ms=500.0)
+        assert backlog.queue_ms <= 800.0 + 1e-9
+    assert backlog.queue_ms == pytest.approx(800.0)  # the last one: a full buffer ahead, then its own 300 ms
+    clock.now_s += 0.8
+    assert backlog.queue_ms == pytest.approx(0.0)
+
+
 def test_bad_settings_and_times_are_refused_with_what_is_wrong():
     with pytest.raises(ValueError, match="frame_interval_s must be > 0"):
         LinkBacklog(0.0)
-    with pytest.raises(ValueError, match="edge_ms and send_ms must be >= 0"):
+    with pytest.raises(ValueError, match="edge_ms, send_ms and max_queue_ms must be >= 0"):
         LinkBacklog(0.1).decided(-1.0, 10.0)
 
 

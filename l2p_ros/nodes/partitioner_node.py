@@ -354,7 +354,7 @@ class PartitionerNode(Node):
             prediction = None
             self.get_logger().warning(f"no prediction for {partition}: {error}", throttle_duration_sec=30.0)
         if self.link_backlog is not None and prediction is not None:
-            self.link_backlog.decided(float(prediction.edge_ms), float(prediction.send_ms))
+            self.link_backlog.decided(float(prediction.edge_ms), float(prediction.send_ms), self.uplink_rtt.buffer_ms)
         decision_ms = (time.perf_counter() - start) * 1e3
 
         out = PartitionDecision(header=msg.header, frame_seq=self.decisions, policy=self.policy.name,

@@ -426,7 +426,7 @@ class Simulator:
         if self.config.link_backlog == "decided":  # what the partitioner expects of its decision
             predicted = self.model.predict(partition, frame.estimated_state)
             self._clock_s = frame.time_s
-            self.link_backlog.decided(predicted.edge_ms, predicted.send_ms)
+            self.link_backlog.decided(predicted.edge_ms, predicted.send_ms, self.uplink_rtt.buffer_ms)
         if self.config.calibrate_edge and math.isfinite(played.latency_ms):  # its result reaches the partitioner
             predicted_ms = self.true_model.placement(partition).edge_ms * self.true_model.edge_slowdown(self._monitor_load)
             heapq.heappush(self._edge_reports, (frame.time_s + played.latency_ms / 1e3, played.edge_ms, predicted_ms))
