@@ -411,7 +411,7 @@ class CostModel:
     @staticmethod
     def link_queue_ms(sending_ms, edge_ms, state: SystemState):
         """:func:`own_link_queue_ms` where the state asks for it (``link_buffer_ms > 0``), at most
-        ``state.link_queue_now_ms``; else 0."""
+        what is left of ``state.link_queue_now_ms`` once the option's head is done; else 0."""
         if state.link_buffer_ms <= 0:
             return 0.0 if np.ndim(sending_ms) == 0 else np.zeros(np.shape(sending_ms))
         own_ms = own_link_queue_ms(sending_ms, edge_ms, state.frame_interval_ms, state.link_buffer_ms,
