@@ -14,9 +14,9 @@ the paper's alternating scenes of real frames (the committed video table), netwo
 q75 for image offload and int8-channel+zstd for tensor cuts, the committed frame costs (the
 bottleneck's encoder and decoder included). Simulated (trace-driven). Several bottlenecks (comma
 separated; ``NAME+ctx``: its codes range-coded) are each run alone beside no bottleneck, then all
-together, the policies choosing among them. ``--link-rtt``, ``--calibrate-edge`` and
-``--link-arrivals`` and ``--link-backlog`` give the policies the partitioner's view of the link and the edge of those
-names (the live defaults are ``own-queue``, calibrated and measured arrivals; without them, the
+together, the policies choosing among them. ``--link-rtt``, ``--calibrate-edge``, ``--link-arrivals``
+and ``--link-backlog`` give the policies the partitioner's view of the link and the edge of those
+names (the live defaults are ``own-queue``, calibrated, measured arrivals and no backlog; without them, the
 simulator's as every row in docs/ before stop 34);
 ``--live-edge`` plays the vehicle as the live edge node schedules frames (the latest frame wins)
 instead of a FIFO of up to three frames.

@@ -6,7 +6,7 @@
 Each live run (a ``bench/testbed_step.py`` run's ``<work>/<run>/results.json``: its trace, profiles,
 policy and bottlenecks) is simulated again as the live edge schedules frames (``live_edge``, with
 the pipeline's own costs calibrated on experiment 5's fixed-policy runs:
-bench/results/testbed_policies_prediction.json) under four views of the link and the edge,
+bench/results/testbed_policies_prediction.json) under five views of the link and the edge,
 the partitioner's ``link_rtt``, ``calibrate_edge``, ``link_arrivals`` and ``link_backlog``:
 
 - ``smoothed``: the monitor's RTT with the uplink's backlog in it, the profile's edge (the
