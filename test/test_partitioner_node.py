@@ -270,19 +270,22 @@ def test_with_link_backlog_decided_the_own_queue_is_capped_at_what_its_decisions
     state = NetworkState(bandwidth_mbps=1.0, rtt_ms=30.0, link_up=True)
     network_pub.publish(state)
     assert _spin_until(node, lambda: decide().bandwidth_mbps == pytest.approx(1.0), 10)
+    time.sleep(1.0)  # the frames decided so far leave the link (it holds at most 200 ms and one frame)
+    network_pub.publish(state)
     decisions = [decide() for _ in range(4)]
     for decision in decisions:
         sending_ms = decision.predicted_payload_bytes * 8 / 1e3
         assert sending_ms > 100
-        if decided:
-            assert 0 <= decision.link_queue_now_ms <= len(decisions) * 2 * (sending_ms + decision.predicted_edge_ms)
+        if decided:  # at most a full buffer ahead of the last frame's own sending
+            assert 0 <= decision.link_queue_now_ms <= 200.0 + sending_ms + 1e-6
             # What is left of it when this frame's head is done.
             queue_ms = min(200.0, max(decision.link_queue_now_ms - decision.predicted_edge_ms, 0.0))
         else:
             assert math.isnan(decision.link_queue_now_ms)
             queue_ms = 200.0
         assert decision.predicted_transfer_ms == pytest.approx(queue_ms + sending_ms + 30.0, rel=1e-3)
-    if decided:  # the backlog grows by about one frame's sending per decision
+    if decided:  # from an empty link the backlog grows by about one frame's sending per decision
+        assert decisions[0].link_queue_now_ms == pytest.approx(0.0)
         assert decisions[-1].link_queue_now_ms > decisions[0].link_queue_now_ms + 100.0
         time.sleep(2.0 + decisions[-1].link_queue_now_ms / 1e3)  # the link drains in real time
         network_pub.publish(state)
