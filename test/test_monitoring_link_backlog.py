@@ -11,7 +11,8 @@ from l2p_ros.policies.registry import make_policy
 from l2p_ros.policies.types import Partition
 from test.test_monitoring_edge_speed import EDGE_PROFILE, Link, Load
 from test.test_monitoring_link_arrivals import Clock
-from test.test_policies_fast_dads import random_states, with_complexity
+from test.test_policies_fast_dads import random_states
+from test.test_policies_own_queue import committed_options
 
 
 def test_decided_frames_queue_on_the_link_one_after_another_and_drain_in_real_time():
@@ -78,10 +79,7 @@ def test_bad_settings_and_times_are_refused_with_what_is_wrong():
 
 
 def test_the_own_queue_is_capped_at_the_queue_now_and_unknown_caps_nothing():
-    model = with_complexity("yolov3-tiny", costs="committed")
-    partitions = ([Partition.image_offload(), Partition.edge_only(model.num_layers)]
-                  + [Partition.chain(k, "int8-channel") for k in (4, 7, 12)])
-    table = model.table(partitions)
+    model, partitions, table = committed_options()
     for state in random_states(5, 10):
         own = replace(state, link_buffer_ms=300.0, frame_interval_ms=100.0)
         for now_ms in (0.0, 40.0, 1000.0):

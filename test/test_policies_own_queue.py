@@ -61,11 +61,16 @@ def test_the_queue_grows_with_the_load_and_never_passes_the_buffer():
     assert np.all(np.diff(waits) >= 0) and waits.max() == 250.0 and waits[0] == 0.0
 
 
-def test_the_cost_model_charges_it_only_when_the_state_asks():
+def committed_options():
+    """The committed yolov3-tiny cost model, image, edge and three chain cuts, and their table."""
     model = with_complexity("yolov3-tiny", costs="committed")
     partitions = ([Partition.image_offload(), Partition.edge_only(model.num_layers)]
                   + [Partition.chain(k, "int8-channel") for k in (4, 7, 12)])
-    table = model.table(partitions)
+    return model, partitions, model.table(partitions)
+
+
+def test_the_cost_model_charges_it_only_when_the_state_asks():
+    model, partitions, table = committed_options()
     for state in random_states(3, 20):
         asked = replace(state, link_buffer_ms=300.0, frame_interval_ms=100.0)
         as_table = table.predict(asked)

@@ -138,12 +138,10 @@ class SimulationConfig:
     link_backlog: str = "off"
 
     def __post_init__(self) -> None:
-        if self.link_rtt not in LINK_RTT_MODES:
-            raise ValueError(f"link_rtt must be one of {', '.join(LINK_RTT_MODES)}, got {self.link_rtt!r}")
-        if self.link_arrivals not in LINK_ARRIVAL_MODES:
-            raise ValueError(f"link_arrivals must be one of {', '.join(LINK_ARRIVAL_MODES)}, got {self.link_arrivals!r}")
-        if self.link_backlog not in LINK_BACKLOG_MODES:
-            raise ValueError(f"link_backlog must be one of {', '.join(LINK_BACKLOG_MODES)}, got {self.link_backlog!r}")
+        for name, choices in (("link_rtt", LINK_RTT_MODES), ("link_arrivals", LINK_ARRIVAL_MODES),
+                              ("link_backlog", LINK_BACKLOG_MODES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if not (math.isfinite(self.link_buffer_ms) and self.link_buffer_ms > 0):
             raise ValueError(f"link_buffer_ms must be > 0, got {self.link_buffer_ms}")
         if self.fleet is not None and (self.fleet.frames_per_s != self.fps or self.live_edge):
@@ -424,8 +422,7 @@ class Simulator:
         self._fleet_cloud = played.fleet_cloud
         self._vehicle_done_s.append(played.vehicle_done_s)
         if self.config.link_backlog == "decided":  # what the partitioner expects of its decision
-            predicted = self.model.predict(partition, frame.estimated_state)
-            self._clock_s = frame.time_s
+            predicted = self.model.predict(partition, frame.estimated_state)  # on the clock of its decision
             self.link_backlog.decided(predicted.edge_ms, predicted.send_ms, self.uplink_rtt.buffer_ms)
         if self.config.calibrate_edge and math.isfinite(played.latency_ms):  # its result reaches the partitioner
             predicted_ms = self.true_model.placement(partition).edge_ms * self.true_model.edge_slowdown(self._monitor_load)

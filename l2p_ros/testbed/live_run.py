@@ -242,7 +242,7 @@ def run_on_trace(trace_path: Path, policy: str, out_dir: Path, *, source: str | 
                   "predicted_edge_ms": _finite_or_none(row["predicted_edge_ms"]),
                   "edge_time_factor": row["edge_time_factor"],
                   "link_arrival_scv": _finite_or_none(row["link_arrival_scv"]),
-                  "link_queue_now_ms": _finite_or_none(row.get("link_queue_now_ms", float("nan")))}
+                  "link_queue_now_ms": _finite_or_none(row["link_queue_now_ms"])}
                  for row in summary.pop("decisions", [])]
     summary.pop("frame_stamps", None)
     results = {
